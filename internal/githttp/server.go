@@ -1,0 +1,136 @@
+package githttp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// ErrNoBackend means git's http-backend program could not be found; it ships with the
+// git package (Debian: /usr/lib/git-core/git-http-backend).
+var ErrNoBackend = errors.New("githttp: git http-backend not found (install git)")
+
+// Server serves every bare repository under Root at http://127.0.0.1:PORT/<name>.git.
+type Server struct {
+	Root string
+
+	// Username and Password, when set, are required as HTTP basic auth on every
+	// request, so clients' credential handling is exercised too.
+	Username, Password string
+
+	ln      net.Listener
+	srv     *http.Server
+	handler http.Handler
+	wg      sync.WaitGroup
+}
+
+// BackendPath returns the path of git-http-backend, as reported by git itself.
+func BackendPath() (string, error) {
+	out, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoBackend, err)
+	}
+	p := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoBackend, err)
+	}
+	return p, nil
+}
+
+// New returns a server for the bare repositories under root. Call Start to listen.
+func New(root string) (*Server, error) {
+	backend, err := BackendPath()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Root: abs}
+	cgiHandler := &cgi.Handler{
+		Path: backend,
+		Root: "/",
+		Env: []string{
+			"GIT_PROJECT_ROOT=" + abs,
+			"GIT_HTTP_EXPORT_ALL=1",
+			// Pushes are anonymous to git-http-backend (no REMOTE_USER when auth is off);
+			// receive-pack must be enabled explicitly for that.
+			"GIT_CONFIG_COUNT=1",
+			"GIT_CONFIG_KEY_0=http.receivepack",
+			"GIT_CONFIG_VALUE_0=true",
+		},
+	}
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Username != "" || s.Password != "" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != s.Username || p != s.Password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="fleet"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
+				return
+			}
+		}
+		cgiHandler.ServeHTTP(w, r)
+	})
+	return s, nil
+}
+
+// Handler returns the HTTP handler, for callers that run their own listener.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on a free loopback port.
+func (s *Server) Start() error {
+	return s.StartAt("127.0.0.1:0")
+}
+
+// StartAt listens on addr, which must be a loopback address.
+func (s *Server) StartAt(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.handler}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.srv.Serve(ln)
+	}()
+	return nil
+}
+
+// URL returns the base URL; a repository "fleet.git" under Root is at URL()+"/fleet.git".
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Close stops the server.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Close()
+	s.wg.Wait()
+	return err
+}
+
+// InitBare creates an empty bare repository named name (e.g. "fleet.git") under Root,
+// with main as its default branch, and returns its path.
+func (s *Server) InitBare(name string) (string, error) {
+	p := filepath.Join(s.Root, name)
+	cmd := exec.Command("git", "init", "--quiet", "--bare", "--initial-branch=main", p)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git init --bare %s: %v: %s", p, err, out)
+	}
+	return p, nil
+}

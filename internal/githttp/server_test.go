@@ -1,0 +1,80 @@
+package githttp
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestPushAndCloneOverHTTP(t *testing.T) {
+	srv, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.InitBare("fleet.git"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	url := srv.URL() + "/fleet.git"
+
+	work := t.TempDir()
+	git(t, work, "init", "-q", "-b", "main")
+	if err := os.WriteFile(filepath.Join(work, "a.txt"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, work, "add", ".")
+	git(t, work, "commit", "-q", "-m", "first")
+	git(t, work, "push", "-q", url, "main")
+	want := git(t, work, "rev-parse", "HEAD")
+
+	clone := filepath.Join(t.TempDir(), "c")
+	git(t, t.TempDir(), "clone", "-q", url, clone)
+	if got := git(t, clone, "rev-parse", "HEAD"); got != want {
+		t.Fatalf("cloned HEAD %s, pushed %s", got, want)
+	}
+}
+
+func TestBasicAuthRequired(t *testing.T) {
+	srv, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Username, srv.Password = "fleet", "s3cret"
+	if _, err := srv.InitBare("fleet.git"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	cmd := exec.Command("git", "ls-remote", srv.URL()+"/fleet.git")
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("ls-remote without credentials succeeded:\n%s", out)
+	}
+	authed := strings.Replace(srv.URL(), "http://", "http://fleet:s3cret@", 1) + "/fleet.git"
+	cmd = exec.Command("git", "ls-remote", authed)
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ls-remote with credentials: %v\n%s", err, out)
+	}
+}
