@@ -185,6 +185,11 @@ func (l *loader) walk(in *spec.Schema) *spec.Schema {
 	}
 	out := *in
 	out.Description = ""
+	if out.Format == "int-or-string" {
+		// The validator reads this format as a type of its own; the schema's oneOf [integer, string] is
+		// the actual rule.
+		out.Format = ""
+	}
 	if len(in.Properties) > 0 {
 		out.Properties = make(map[string]spec.Schema, len(in.Properties))
 		for k, p := range in.Properties {

@@ -138,3 +138,15 @@ func TestBrokenYAML(t *testing.T) {
 		t.Fatalf("missing apiVersion: %v", err)
 	}
 }
+
+func TestIntOrString(t *testing.T) {
+	v := mustDefault(t)
+	ok := "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - {port: 80, targetPort: http}\n  - {port: 81, targetPort: 8080}\n"
+	if err := v.Validate([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	bad := "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports:\n  - {port: 80, targetPort: [1]}\n"
+	if err := v.Validate([]byte(bad)); err == nil {
+		t.Fatal("a list accepted as int-or-string")
+	}
+}

@@ -106,56 +106,66 @@ func prepare(s store.Store, opts Options) (store.Store, engineSpec, error) {
 	return s, e, nil
 }
 
+// state is which of a store's lives render writes.
+type state int
+
+const (
+	live state = iota
+	retained
+	purgeStep1
+)
+
 // Store renders the full state of a live store: every file of its folder, kustomization.yaml included,
 // sorted by path.
-func Store(s store.Store, opts Options) ([]File, error) {
-	s, e, err := prepare(s, opts)
-	if err != nil {
-		return nil, err
-	}
-	r := newRenderer(s, e, opts)
-	hr, err := r.helmRelease()
-	if err != nil {
-		return nil, err
-	}
-	return r.folder(map[string][]any{
-		NamespaceFile:   {r.namespace(PruneDisabled)},
-		RBACFile:        r.rbac(),
-		PolicyFile:      r.policy(),
-		HelmReleaseFile: hr,
-	})
-}
+func Store(s store.Store, opts Options) ([]File, error) { return render(s, opts, live) }
 
 // Retained renders a deleted store whose data is kept (first phase of deletion): the HelmRelease is gone, so
 // helm-controller uninstalls the release (its PVCs carry helm.sh/resource-policy: keep and survive), while
 // the Namespace stays prune-disabled, the ServiceAccount and RoleBinding stay so the uninstall can run, and
 // the quota and policies stay around the data.
-func Retained(s store.Store, opts Options) ([]File, error) {
-	s, e, err := prepare(s, opts)
-	if err != nil {
-		return nil, err
-	}
-	r := newRenderer(s, e, opts)
-	return r.folder(map[string][]any{
-		NamespaceFile: {r.namespace(PruneDisabled)},
-		RBACFile:      r.rbac(),
-		PolicyFile:    r.policy(),
-	})
-}
+func Retained(s store.Store, opts Options) ([]File, error) { return render(s, opts, retained) }
 
 // PurgeStep1 renders the first commit of a purge: only the Namespace, now with pruning enabled. Once Flux
-// has applied it, removing the folder (step 2, the writer deletes StoreDir) makes kustomize-controller
+// has applied it, removing the folder (step 2: the writer deletes StoreDir) makes kustomize-controller
 // delete the namespace and everything in it, data included. The other objects are dropped here already;
 // Flux prunes them since they never carried the prune-disabled annotation.
-func PurgeStep1(s store.Store, opts Options) ([]File, error) {
-	s, e, err := prepare(s, opts)
+func PurgeStep1(s store.Store, opts Options) ([]File, error) { return render(s, opts, purgeStep1) }
+
+func render(s store.Store, opts Options, st state) ([]File, error) {
+	r, files, err := objects(s, opts, st)
 	if err != nil {
 		return nil, err
 	}
-	r := newRenderer(s, e, opts)
-	return r.folder(map[string][]any{
-		NamespaceFile: {r.namespace(PruneEnabled)},
-	})
+	return r.folder(files)
+}
+
+// objects builds the typed objects of each file of a store's folder.
+func objects(s store.Store, opts Options, st state) (*renderer, map[string][]any, error) {
+	s, e, err := prepare(s, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &renderer{s: s, e: e, opts: opts, ns: s.Namespace(), dir: StoreDir(s.Cluster, s.Name)}
+	switch st {
+	case purgeStep1:
+		return r, map[string][]any{NamespaceFile: {r.namespace(PruneEnabled)}}, nil
+	case retained:
+		return r, map[string][]any{
+			NamespaceFile: {r.namespace(PruneDisabled)},
+			RBACFile:      r.rbac(),
+			PolicyFile:    r.policy(),
+		}, nil
+	}
+	hr, err := r.helmRelease()
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, map[string][]any{
+		NamespaceFile:   {r.namespace(PruneDisabled)},
+		RBACFile:        r.rbac(),
+		PolicyFile:      r.policy(),
+		HelmReleaseFile: hr,
+	}, nil
 }
 
 type renderer struct {
@@ -164,10 +174,6 @@ type renderer struct {
 	opts Options
 	ns   string
 	dir  string
-}
-
-func newRenderer(s store.Store, e engineSpec, opts Options) *renderer {
-	return &renderer{s: s, e: e, opts: opts, ns: s.Namespace(), dir: StoreDir(s.Cluster, s.Name)}
 }
 
 // folder marshals each file's objects and adds the kustomization.yaml listing them. Files come out sorted
