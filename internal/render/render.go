@@ -91,6 +91,9 @@ func Shard(name string) string {
 
 // prepare applies defaults and validates, so every entry point renders only complete, valid stores.
 func prepare(s store.Store, opts Options) (store.Store, engineSpec, error) {
+	if err := opts.Validate(); err != nil {
+		return s, engineSpec{}, err
+	}
 	s = s.WithDefaults(opts.BaseDomain)
 	if err := s.Validate(); err != nil {
 		return s, engineSpec{}, err

@@ -196,3 +196,31 @@ func TestPSALevels(t *testing.T) {
 		t.Fatal("PSA levels changed: tell the charts engineer")
 	}
 }
+
+func TestOptionsValidate(t *testing.T) {
+	if err := LocalOptions().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := LocalOptions()
+	o.Chart = ChartSource{Kind: "GitRepository"}
+	o.Timeout = 0
+	o.PrivateCIDRs = []string{"10.0.0.1/8"}
+	o.DNSNamespace = ""
+	err := o.Validate()
+	if err == nil {
+		t.Fatal("broken options accepted")
+	}
+	for _, want := range []string{"GitRepository", "timeout", "10.0.0.1/8", "DNS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q not reported: %v", want, err)
+		}
+	}
+	if _, err := Store(shop(store.WooCommerce, store.Basic), o); err == nil {
+		t.Fatal("render ran with broken options")
+	}
+	o = LocalOptions()
+	o.Chart = ChartSource{Kind: SourceOCIRepository, URL: "https://example.com"}
+	if o.Validate() == nil {
+		t.Fatal("non-OCI URL accepted")
+	}
+}
