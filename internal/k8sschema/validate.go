@@ -12,7 +12,6 @@ import (
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/kube-openapi/pkg/validation/spec"
-	"k8s.io/kube-openapi/pkg/validation/strfmt"
 	"k8s.io/kube-openapi/pkg/validation/validate"
 	"sigs.k8s.io/yaml"
 )
@@ -162,7 +161,7 @@ func (v *Validator) validateDoc(i int, doc []byte) []Problem {
 		p.Message = "no schema for this apiVersion and kind"
 		return []Problem{p}
 	}
-	res := validate.NewSchemaValidator(s, nil, "", strfmt.Default).Validate(normalize(obj))
+	res := validate.NewSchemaValidator(s, nil, "", formats).Validate(normalize(obj))
 	var out []Problem
 	for _, e := range res.Errors {
 		q := p
