@@ -172,11 +172,18 @@ func (v *Validator) validateDoc(i int, doc []byte) []Problem {
 	return out
 }
 
-// normalize turns json.Numbers into int64 or float64, which the validator's type checks understand.
+// normalize turns json.Numbers into int64 or float64, which the validator's type checks understand, and
+// drops null fields: the API server decodes a null field as an absent one (`creationTimestamp: null`,
+// `nodeSelector: null` from an empty template value), so they are not errors; a required field that is
+// null is then reported as missing.
 func normalize(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, e := range t {
+			if e == nil {
+				delete(t, k)
+				continue
+			}
 			t[k] = normalize(e)
 		}
 	case []any:

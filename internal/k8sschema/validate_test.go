@@ -168,3 +168,15 @@ func TestQuantities(t *testing.T) {
 		}
 	}
 }
+
+func TestNullIsAbsent(t *testing.T) {
+	v := mustDefault(t)
+	ok := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, creationTimestamp: null, labels: null}\ndata: null\n"
+	if err := v.Validate([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	bad := "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb}\nroleRef: null\n"
+	if err := v.Validate([]byte(bad)); err == nil || !strings.Contains(err.Error(), "roleRef in body is required") {
+		t.Fatalf("null required field: %v", err)
+	}
+}
