@@ -224,3 +224,23 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatal("non-OCI URL accepted")
 	}
 }
+
+// TestFleetSeed keeps fleet/ in step with render: the README's example folder is StoreDir's, and the
+// local cluster's stores folder exists in the seed.
+func TestFleetSeed(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "fleet", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, []byte("`"+StoreDir("local", "shop")+"`")) {
+		t.Errorf("fleet/README.md does not show %s", StoreDir("local", "shop"))
+	}
+	for _, f := range []string{KustomizationFile, NamespaceFile, RBACFile, PolicyFile, HelmReleaseFile} {
+		if !bytes.Contains(readme, []byte(f)) {
+			t.Errorf("fleet/README.md does not describe %s", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("..", "..", "fleet", "stores", store.DefaultCluster)); err != nil {
+		t.Errorf("the seed lacks stores/%s: %v", store.DefaultCluster, err)
+	}
+}
