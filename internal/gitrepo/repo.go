@@ -40,9 +40,11 @@ type Repo struct {
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
 
-	// mu guards the object storage (go-git's memory storage is plain maps) and tip.
-	mu  sync.RWMutex
-	tip plumbing.Hash
+	// syncMu serializes fetches and tip moves; mu guards the object storage (go-git's
+	// memory storage is plain maps) and tip.
+	syncMu sync.Mutex
+	mu     sync.RWMutex
+	tip    plumbing.Hash
 
 	idx *requestIndex
 
@@ -194,40 +196,6 @@ func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
 		return pk, nil
 	}
 	return nil, nil
-}
-
-// fetch brings the tracking ref up to date and indexes the new commits' Request-Ids.
-func (r *Repo) fetch(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		Auth:       r.auth,
-		Tags:       git.NoTags,
-		Force:      true,
-	})
-	switch {
-	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
-	case errors.Is(err, transport.ErrEmptyRemoteRepository):
-		return nil
-	case strings.Contains(err.Error(), "couldn't find remote ref"):
-		// The remote has commits but not our branch yet: the first commit creates it.
-		return nil
-	default:
-		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
-	}
-	ref, err := r.st.Reference(r.trackRef)
-	if err != nil {
-		if errors.Is(err, plumbing.ErrReferenceNotFound) {
-			return nil
-		}
-		return err
-	}
-	if ref.Hash() != r.tip {
-		r.idx.walk(r.st, ref.Hash(), r.opts.IdempotencyDepth)
-		r.setTip(ref.Hash())
-	}
-	return nil
 }
 
 // setTip moves the tracking ref, and the clone's own branch and HEAD with it so plain

@@ -413,6 +413,8 @@ func (r *Repo) finish(live []*pending, commit plumbing.Hash, applied []*pending)
 
 // landed records a pushed commit locally: its objects, the tracking ref, the index.
 func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tip != commit {
