@@ -39,6 +39,7 @@ type Repo struct {
 	repo      *git.Repository
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
+	localPath string                 // bare repository written directly (file remotes)
 
 	// syncMu serializes fetches and tip moves; mu guards the object storage (go-git's
 	// memory storage is plain maps) and tip.
@@ -110,6 +111,9 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		queue:     make(chan []*pending, 1024),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	if ep.Protocol == "file" {
+		r.localPath = localRepoPath(ep.Path)
 	}
 	if err := r.initStorage(url); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/memory"
@@ -174,15 +175,11 @@ func (r *Repo) process(batch []*pending) {
 			r.finish(live, base, nil)
 			return
 		}
-		pack, err := encodePack(objs)
-		if err == nil {
-			var ok bool
-			ok, err = r.push(base, commit, pack)
-			if ok {
-				r.landed(commit, objs, applied)
-				r.finish(live, commit, applied)
-				return
-			}
+		ok, err := r.push(base, commit, objs)
+		if ok {
+			r.landed(commit, objs, applied)
+			r.finish(live, commit, applied)
+			return
 		}
 		lastErr = err
 		if attempt >= r.opts.Retries {
@@ -450,10 +447,17 @@ func encodePack(objs *objectSet) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// push sends pack and moves the remote branch from base to commit, compare-and-swap:
-// the receiving side refuses the update if the branch is no longer at base. It reports
-// false without error when the branch had moved.
-func (r *Repo) push(base, commit plumbing.Hash, pack []byte) (bool, error) {
+// push sends the new objects and moves the remote branch from base to commit,
+// compare-and-swap: the receiving side refuses the update if the branch is no longer at
+// base. It reports false without error when the branch had moved.
+func (r *Repo) push(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
+	if r.localPath != "" {
+		return pushLocal(r.localPath, r.branchRef, base, commit, objs)
+	}
+	pack, err := encodePack(objs)
+	if err != nil {
+		return false, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cli, err := client.NewClient(r.ep)
@@ -465,24 +469,32 @@ func (r *Repo) push(base, commit plumbing.Hash, pack []byte) (bool, error) {
 		return false, fmt.Errorf("gitrepo: push session: %w", err)
 	}
 	defer sess.Close()
-	ar, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return false, fmt.Errorf("gitrepo: push: %w", err)
-	}
-	cur := plumbing.ZeroHash
-	if ar != nil {
-		if h, ok := ar.References[r.branchRef.String()]; ok {
-			cur = h
-		}
-	}
-	if cur != base {
-		return false, nil
-	}
 	var req *packp.ReferenceUpdateRequest
-	if ar != nil {
-		req = packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
-	} else {
+	if r.ep.Protocol == "http" || r.ep.Protocol == "https" {
+		// Smart HTTP is stateless: the POST needs no advertisement first, and the old
+		// value in the command is the compare-and-swap. One round trip instead of two.
 		req = packp.NewReferenceUpdateRequest()
+		_ = req.Capabilities.Set(capability.ReportStatus)
+		_ = req.Capabilities.Set(capability.Agent, capability.DefaultAgent())
+	} else {
+		ar, err := sess.AdvertisedReferencesContext(ctx)
+		if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return false, fmt.Errorf("gitrepo: push: %w", err)
+		}
+		cur := plumbing.ZeroHash
+		if ar != nil {
+			if h, ok := ar.References[r.branchRef.String()]; ok {
+				cur = h
+			}
+		}
+		if cur != base {
+			return false, nil
+		}
+		if ar != nil {
+			req = packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+		} else {
+			req = packp.NewReferenceUpdateRequest()
+		}
 	}
 	req.Commands = []*packp.Command{{Name: r.branchRef, Old: base, New: commit}}
 	req.Packfile = io.NopCloser(bytes.NewReader(pack))
