@@ -157,55 +157,67 @@ func setupLatency(b *testing.B, n int, impl string) func(name string) {
 }
 
 // BenchmarkGroupThroughput: c clients submitting store creates at once into a
-// 10,000-store fleet over HTTP; stores/s through group commit.
+// 10,000-store fleet, over HTTP and to a local path; stores/s through group commit.
 func BenchmarkGroupThroughput(b *testing.B) {
-	for _, c := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("stores=10000/concurrency=%d", c), func(b *testing.B) {
-			url, bare := httpFleet(b, 10000)
-			ctx := context.Background()
-			r, err := Open(ctx, Options{URL: url})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
-			total := max(100, 20*c)
-			before := strings.TrimSpace(runGit(b, bare, "rev-list", "--count", "main"))
-			b.ResetTimer()
-			var n atomic.Int64
-			t0 := time.Now()
-			for i := 0; i < b.N; i++ {
-				var wg sync.WaitGroup
-				var next atomic.Int64
-				for g := 0; g < c; g++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							k := next.Add(1)
-							if k > int64(total) {
-								return
-							}
-							name := fmt.Sprintf("tp-%d-%05d", i, k)
-							if res := r.Submit(ctx, change("local", name, ActionCreate, 1, "req-"+name)); res.Err != nil {
-								b.Error(res.Err)
-								return
-							}
-							n.Add(1)
-						}
-					}()
-				}
-				wg.Wait()
-			}
-			el := time.Since(t0)
-			b.StopTimer()
-			after := strings.TrimSpace(runGit(b, bare, "rev-list", "--count", "main"))
-			bi, _ := strconv.Atoi(before)
-			ai, _ := strconv.Atoi(after)
-			b.ReportMetric(float64(n.Load())/el.Seconds(), "stores/s")
-			b.ReportMetric(float64(n.Load())/float64(max(1, ai-bi)), "stores/commit")
-			b.ReportMetric(float64(el.Nanoseconds())/float64(n.Load()), "ns/op")
-		})
+	for _, rem := range []string{"http", "path"} {
+		for _, c := range []int{1, 10, 100} {
+			benchThroughput(b, rem, c)
+		}
 	}
+}
+
+func benchThroughput(b *testing.B, rem string, c int) {
+	b.Run(fmt.Sprintf("stores=10000/remote=%s/concurrency=%d", rem, c), func(b *testing.B) {
+		var url, bare string
+		if rem == "http" {
+			url, bare = httpFleet(b, 10000)
+		} else {
+			bare = pathFleet(b, 10000)
+			url = bare
+		}
+		ctx := context.Background()
+		r, err := Open(ctx, Options{URL: url})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		total := max(100, 20*c)
+		before := strings.TrimSpace(runGit(b, bare, "rev-list", "--count", "main"))
+		b.ResetTimer()
+		var n atomic.Int64
+		t0 := time.Now()
+		for i := 0; i < b.N; i++ {
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			for g := 0; g < c; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						k := next.Add(1)
+						if k > int64(total) {
+							return
+						}
+						name := fmt.Sprintf("tp-%d-%05d", i, k)
+						if res := r.Submit(ctx, change("local", name, ActionCreate, 1, "req-"+name)); res.Err != nil {
+							b.Error(res.Err)
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		el := time.Since(t0)
+		b.StopTimer()
+		after := strings.TrimSpace(runGit(b, bare, "rev-list", "--count", "main"))
+		bi, _ := strconv.Atoi(before)
+		ai, _ := strconv.Atoi(after)
+		b.ReportMetric(float64(n.Load())/el.Seconds(), "stores/s")
+		b.ReportMetric(float64(n.Load())/float64(max(1, ai-bi)), "stores/commit")
+		b.ReportMetric(float64(el.Nanoseconds())/float64(n.Load()), "ns/op")
+	})
 }
 
 // BenchmarkFreshReplica: Open on a 10,000-store fleet over HTTP until it is ready to

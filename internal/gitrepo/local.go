@@ -2,21 +2,19 @@ package gitrepo
 
 import (
 	"bufio"
-	"bytes"
-	"compress/zlib"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
-// A remote that is a local bare repository is written directly: the new objects as
-// loose objects, then the branch moved with git's own lock-file protocol
+// A remote that is a local bare repository is written directly: the new objects as one
+// pack with its index (two files per commit; creating a file per object cost ~0.4 ms
+// each on this machine's filesystem), then the branch moved with git's own lock-file protocol
 // (refs/heads/<b>.lock created exclusively, old value checked, renamed into place), so
 // a concurrent git push or another writer is serialized exactly as git serializes
 // itself. This skips a git-receive-pack process per commit.
@@ -35,10 +33,17 @@ func localRepoPath(ep string) string {
 }
 
 func pushLocal(repo string, ref plumbing.ReferenceName, base, commit plumbing.Hash, objs *objectSet) (bool, error) {
-	for _, h := range objs.order {
-		if err := writeLoose(repo, objs.byHash[h]); err != nil {
-			return false, fmt.Errorf("gitrepo: write object %s: %w", h, err)
-		}
+	pp, err := encodePackIndexed(objs)
+	if err != nil {
+		return false, err
+	}
+	base0 := filepath.Join(repo, "objects", "pack", "pack-"+pp.sum.String())
+	// The index goes last: git ignores a pack without one.
+	if err := writeFileAtomic(base0+".pack", pp.raw); err != nil {
+		return false, fmt.Errorf("gitrepo: write pack: %w", err)
+	}
+	if err := writeFileAtomic(base0+".idx", pp.idxV2()); err != nil {
+		return false, fmt.Errorf("gitrepo: write pack index: %w", err)
 	}
 	refPath := filepath.Join(repo, filepath.FromSlash(ref.String()))
 	if err := os.MkdirAll(filepath.Dir(refPath), 0o755); err != nil {
@@ -116,45 +121,21 @@ func readLocalRef(repo string, ref plumbing.ReferenceName) (plumbing.Hash, error
 	return plumbing.ZeroHash, sc.Err()
 }
 
-func writeLoose(repo string, o plumbing.EncodedObject) error {
-	h := o.Hash().String()
-	dir := filepath.Join(repo, "objects", h[:2])
-	path := filepath.Join(dir, h[2:])
-	if _, err := os.Stat(path); err == nil {
-		return nil
+// gcEvery is how many commits the writer puts into a local remote between `git gc
+// --auto` runs: each commit adds a pack, and git's receive-pack would do the same
+// housekeeping after a push. gc --auto only repacks past gc.autoPackLimit (50) packs.
+const gcEvery = 50
+
+// maybeGC starts `git gc --auto` on the local remote in the background, one at a time.
+// Without the git binary the packs simply accumulate.
+func (r *Repo) maybeGC() {
+	if r.localCommits.Add(1)%gcEvery != 0 || !r.gcRunning.CompareAndSwap(false, true) {
+		return
 	}
-	rd, err := o.Reader()
-	if err != nil {
-		return err
-	}
-	defer rd.Close()
-	var buf bytes.Buffer
-	zw := zlib.NewWriter(&buf)
-	zw.Write([]byte(o.Type().String() + " " + strconv.FormatInt(o.Size(), 10) + "\x00"))
-	if _, err := io.Copy(zw, rd); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "tmp_obj_")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o444); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	go func() {
+		defer r.gcRunning.Store(false)
+		cmd := exec.Command("git", "gc", "--auto", "--quiet")
+		cmd.Dir = r.localPath
+		_ = cmd.Run()
+	}()
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -40,6 +41,9 @@ type Repo struct {
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
 	localPath string                 // bare repository written directly (file remotes)
+
+	localCommits atomic.Int64
+	gcRunning    atomic.Bool
 
 	// syncMu serializes fetches and tip moves; mu guards the object storage (go-git's
 	// memory storage is plain maps) and tip.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/adler32"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -460,6 +461,16 @@ func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending)
 // deflate (its Huffman tables) cost ~40 µs an object, more than the transfer saves on
 // any link the fleet repository sits behind.
 func encodePack(objs *objectSet) ([]byte, error) {
+	pp, err := encodePackIndexed(objs)
+	if err != nil {
+		return nil, err
+	}
+	return pp.raw, nil
+}
+
+// encodePackIndexed also records what an index of the pack needs (offsets, CRCs).
+func encodePackIndexed(objs *objectSet) (*parsedPack, error) {
+	pp := &parsedPack{objects: make([]*packObject, 0, len(objs.order))}
 	var buf bytes.Buffer
 	var hdr [12]byte
 	copy(hdr[:], "PACK")
@@ -472,6 +483,8 @@ func encodePack(objs *objectSet) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		po := &packObject{typ: o.Type(), hash: oh, offset: int64(buf.Len())}
+		pp.objects = append(pp.objects, po)
 		size := len(content)
 		b := byte(o.Type())<<4 | byte(size&0x0f)
 		size >>= 4
@@ -482,10 +495,12 @@ func encodePack(objs *objectSet) ([]byte, error) {
 		}
 		buf.WriteByte(b)
 		writeStoredZlib(&buf, content)
+		po.crc = crc32.ChecksumIEEE(buf.Bytes()[po.offset:])
 	}
 	sum := sha1.Sum(buf.Bytes())
 	buf.Write(sum[:])
-	return buf.Bytes(), nil
+	pp.raw, pp.sum = buf.Bytes(), plumbing.Hash(sum)
+	return pp, nil
 }
 
 func objectContent(o plumbing.EncodedObject) ([]byte, error) {
@@ -528,7 +543,11 @@ func writeStoredZlib(buf *bytes.Buffer, content []byte) {
 // base. It reports false without error when the branch had moved.
 func (r *Repo) push(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	if r.localPath != "" {
-		return pushLocal(r.localPath, r.branchRef, base, commit, objs)
+		ok, err := pushLocal(r.localPath, r.branchRef, base, commit, objs)
+		if ok {
+			r.maybeGC()
+		}
+		return ok, err
 	}
 	pack, err := encodePack(objs)
 	if err != nil {
