@@ -1,0 +1,618 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/pmezard/go-difflib/difflib"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Config configures a Service.
+type Config struct {
+	Repo       Repo
+	Renderer   Renderer
+	BaseDomain string // default store domains are <name>.<BaseDomain>
+	Cluster    string // default cluster for new stores
+	Log        *slog.Logger
+	// MaxTracked bounds the in-memory request table; older requests are still found
+	// through their Request-Id trailer in Git.
+	MaxTracked int
+}
+
+// Service is the store lifecycle. It is safe for concurrent use.
+type Service struct {
+	repo       Repo
+	render     Renderer
+	baseDomain string
+	cluster    string
+	log        *slog.Logger
+	maxTracked int
+
+	mu       sync.Mutex
+	index    map[string]*indexed // by store name; names are unique across clusters
+	pending  map[string]bool     // names with a create in flight
+	locks    map[string]*nameLock
+	requests map[string]*request
+	order    []string // request ids, oldest first, for eviction
+}
+
+type indexed struct {
+	store  store.Store
+	state  State
+	commit Commit // zero until known (filled from history on first Get)
+}
+
+type nameLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+type request struct {
+	fingerprint string
+	done        chan struct{}
+	outcome     Outcome
+	err         error
+}
+
+// Outcome is what happened to one request.
+type Outcome struct {
+	RequestID string  `json:"requestId"`
+	Store     string  `json:"store"`
+	Action    Action  `json:"action"`
+	State     string  `json:"state"` // committed | failed
+	Commit    *Commit `json:"commit,omitempty"`
+	Reason    string  `json:"reason,omitempty"`
+	Phase     string  `json:"phase,omitempty"`
+	DryRun    bool    `json:"dryRun,omitempty"`
+	Changes   []Diff  `json:"changes,omitempty"`
+}
+
+// Diff is one file a change adds, modifies or deletes.
+type Diff struct {
+	Path    string `json:"path"`
+	Op      string `json:"op"` // add | modify | delete
+	Content string `json:"content,omitempty"`
+	Diff    string `json:"diff"`
+}
+
+// Meta describes who asks and under which request id.
+type Meta struct {
+	Actor     string
+	RequestID string
+	// ClientKey is true when RequestID came from the client's Idempotency-Key: only
+	// then is Git searched for an earlier change with the same id.
+	ClientKey bool
+	// Fingerprint identifies the request's content; the same key with another
+	// content is refused rather than answered with the first outcome.
+	Fingerprint string
+	DryRun      bool
+}
+
+// New returns a Service and loads the store index from the repository's HEAD.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = store.DefaultCluster
+	}
+	if cfg.MaxTracked <= 0 {
+		cfg.MaxTracked = 100_000
+	}
+	s := &Service{
+		repo: cfg.Repo, render: cfg.Renderer, baseDomain: cfg.BaseDomain, cluster: cfg.Cluster,
+		log: cfg.Log, maxTracked: cfg.MaxTracked,
+		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
+		requests: map[string]*request{},
+	}
+	if err := s.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload rebuilds the store index from the repository's HEAD.
+func (s *Service) Reload(ctx context.Context) error {
+	dirs, err := s.repo.ListDirs(ctx)
+	if err != nil {
+		return fmt.Errorf("listing stores: %w", err)
+	}
+	idx := make(map[string]*indexed, len(dirs))
+	for _, d := range dirs {
+		files, err := s.repo.ReadDir(ctx, d)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", d, err)
+		}
+		st, state, err := s.render.Parse(files)
+		if err != nil {
+			// A folder someone edited by hand must not stop the API; it is skipped
+			// and logged so an operator can fix it.
+			s.log.Warn("skipping unreadable store folder", "dir", d, "err", err)
+			continue
+		}
+		idx[st.Name] = &indexed{store: st, state: state}
+	}
+	s.mu.Lock()
+	s.index = idx
+	s.mu.Unlock()
+	return nil
+}
+
+// Ready reports whether the service can take writes.
+func (s *Service) Ready(ctx context.Context) error { return s.repo.Ready(ctx) }
+
+// lockName serialises changes to one store so that a read-modify-write (patch,
+// delete) never loses a concurrent one.
+func (s *Service) lockName(name string) func() {
+	s.mu.Lock()
+	l := s.locks[name]
+	if l == nil {
+		l = &nameLock{}
+		s.locks[name] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.locks, name)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// once runs fn at most once per request id: a retry with the same id waits for and
+// returns the first outcome, also after a restart (the id is then found in Git).
+func (s *Service) once(ctx context.Context, m Meta, storeName string, action Action, fn func() (Outcome, error)) (Outcome, error) {
+	if m.DryRun {
+		return fn()
+	}
+	s.mu.Lock()
+	if r, ok := s.requests[m.RequestID]; ok {
+		s.mu.Unlock()
+		if m.Fingerprint != "" && r.fingerprint != "" && r.fingerprint != m.Fingerprint {
+			return Outcome{}, &store.Error{Code: store.EINVALID, Message: "Idempotency-Key was already used for a different request",
+				Fields: []store.FieldError{{Field: "Idempotency-Key", Rule: "reused", Message: "this key belongs to a different request; use a new key"}}}
+		}
+		select {
+		case <-r.done:
+			return r.outcome, r.err
+		case <-ctx.Done():
+			return Outcome{}, ctx.Err()
+		}
+	}
+	r := &request{fingerprint: m.Fingerprint, done: make(chan struct{})}
+	s.requests[m.RequestID] = r
+	s.order = append(s.order, m.RequestID)
+	s.evictLocked()
+	s.mu.Unlock()
+
+	out, err := s.runOnce(ctx, m, storeName, action, fn)
+	r.outcome, r.err = out, err
+	close(r.done)
+	if store.ErrorCode(err) == store.EINTERNAL || errors.Is(err, context.Canceled) {
+		// Not a decided outcome (the push failed, the client went away): forget it so
+		// that a retry really retries.
+		s.mu.Lock()
+		if s.requests[m.RequestID] == r {
+			delete(s.requests, m.RequestID)
+		}
+		s.mu.Unlock()
+	}
+	return out, err
+}
+
+func (s *Service) runOnce(ctx context.Context, m Meta, storeName string, action Action, fn func() (Outcome, error)) (Outcome, error) {
+	if m.ClientKey {
+		e, err := s.repo.FindRequest(ctx, m.RequestID)
+		if err == nil {
+			return outcomeOf(e), nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Outcome{}, err
+		}
+	}
+	out, err := fn()
+	if err != nil {
+		return Outcome{RequestID: m.RequestID, Store: storeName, Action: action, State: "failed", Reason: store.ErrorMessage(err)}, err
+	}
+	return out, nil
+}
+
+func (s *Service) evictLocked() {
+	for len(s.order) > s.maxTracked {
+		id := s.order[0]
+		s.order = s.order[1:]
+		if r, ok := s.requests[id]; ok {
+			select {
+			case <-r.done:
+				delete(s.requests, id)
+			default:
+				// Still running: keep it, it will be evicted on a later round.
+				s.order = append(s.order, id)
+				return
+			}
+		}
+	}
+}
+
+func outcomeOf(e Entry) Outcome {
+	c := e.Commit
+	return Outcome{RequestID: e.RequestID, Store: e.Store, Action: e.Action, State: "committed", Commit: &c}
+}
+
+// Create validates, renders and commits a new store.
+func (s *Service) Create(ctx context.Context, in store.Store, m Meta) (Outcome, error) {
+	return s.once(ctx, m, in.Name, ActionCreate, func() (Outcome, error) {
+		if in.Cluster == "" {
+			in.Cluster = s.cluster
+		}
+		st := in.WithDefaults(s.baseDomain)
+		if err := st.Validate(); err != nil {
+			return Outcome{}, err
+		}
+		s.mu.Lock()
+		if _, ok := s.index[st.Name]; ok {
+			s.mu.Unlock()
+			return Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists", st.Name)
+		}
+		if s.pending[st.Name] && !m.DryRun {
+			s.mu.Unlock()
+			return Outcome{}, store.Errorf(store.ECONFLICT, "a create for store %q is in progress", st.Name)
+		}
+		if !m.DryRun {
+			s.pending[st.Name] = true
+		}
+		s.mu.Unlock()
+		if !m.DryRun {
+			defer func() {
+				s.mu.Lock()
+				delete(s.pending, st.Name)
+				s.mu.Unlock()
+			}()
+		}
+		files, err := s.render.Render(st, StateActive)
+		if err != nil {
+			return Outcome{}, err
+		}
+		return s.commit(ctx, m, st, StateActive, ActionCreate, nil, files, true)
+	})
+}
+
+// Update applies change to the current store (a merge patch, in the HTTP layer) and
+// commits the result. change gets a copy of the current store.
+func (s *Service) Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m Meta) (Outcome, error) {
+	return s.once(ctx, m, name, ActionUpdate, func() (Outcome, error) {
+		unlock := s.lockName(name)
+		defer unlock()
+		cur, err := s.current(name)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if cur.state != StateActive {
+			return Outcome{}, store.Errorf(store.ECONFLICT, "store %q is %s; only an active store can be changed", name, cur.state)
+		}
+		next, err := change(cur.store)
+		if err != nil {
+			return Outcome{}, err
+		}
+		next = next.WithDefaults(s.baseDomain)
+		if err := next.Validate(); err != nil {
+			return Outcome{}, err
+		}
+		if err := store.ValidateUpdate(cur.store, next); err != nil {
+			return Outcome{}, err
+		}
+		return s.renderAndCommit(ctx, m, cur, next, StateActive, ActionUpdate)
+	})
+}
+
+// Delete removes the store's release and keeps its data (two-phase delete). With
+// purge set, a retained store's namespace is made prunable; a purge of a store that
+// is already purging removes its folder, and with it the namespace and the data.
+// The two purge steps are separate calls because Flux must apply the first (the
+// namespace losing its prune: disabled annotation) before the second can prune it.
+func (s *Service) Delete(ctx context.Context, name string, purge bool, m Meta) (Outcome, error) {
+	action := ActionDelete
+	if purge {
+		action = ActionPurge
+	}
+	return s.once(ctx, m, name, action, func() (Outcome, error) {
+		unlock := s.lockName(name)
+		defer unlock()
+		cur, err := s.current(name)
+		if err != nil {
+			return Outcome{}, err
+		}
+		switch {
+		case !purge && cur.state == StateActive:
+			return s.renderAndCommit(ctx, m, cur, cur.store, StateRetained, ActionDelete)
+		case !purge:
+			return Outcome{}, store.Errorf(store.ECONFLICT, "store %q is already deleted (%s); purge it with ?purge=true", name, cur.state)
+		case cur.state == StateActive:
+			return Outcome{}, store.Errorf(store.ECONFLICT, "store %q is active; delete it first, purge removes only a deleted store's data", name)
+		case cur.state == StateRetained:
+			return s.renderAndCommit(ctx, m, cur, cur.store, StatePurging, ActionPurge)
+		default: // purging: remove the folder
+			old, err := s.repo.ReadDir(ctx, s.render.Dir(cur.store))
+			if err != nil {
+				return Outcome{}, err
+			}
+			return s.commit(ctx, m, cur.store, "", ActionPurge, old, nil, false)
+		}
+	})
+}
+
+func (s *Service) renderAndCommit(ctx context.Context, m Meta, cur indexed, next store.Store, state State, action Action) (Outcome, error) {
+	files, err := s.render.Render(next, state)
+	if err != nil {
+		return Outcome{}, err
+	}
+	old, err := s.repo.ReadDir(ctx, s.render.Dir(cur.store))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Outcome{}, err
+	}
+	return s.commit(ctx, m, next, state, action, old, files, false)
+}
+
+// commit sends one change to the writer (or, for a dry run, only diffs it). An
+// empty state means the folder is removed.
+func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state State, action Action, old, files []File, create bool) (Outcome, error) {
+	dir := s.render.Dir(st)
+	out := Outcome{RequestID: m.RequestID, Store: st.Name, Action: action, Phase: string(phaseOf(state))}
+	if m.DryRun {
+		out.DryRun = true
+		out.State = "dryRun"
+		out.Changes = diffFiles(old, files)
+		return out, nil
+	}
+	c := Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
+		Dir: dir, Files: files, Remove: state == "", MustNotExist: create}
+	commit, err := s.repo.Submit(ctx, c)
+	switch {
+	case errors.Is(err, ErrDuplicate):
+		// Someone (this request, before a restart) already committed it.
+	case errors.Is(err, ErrExists):
+		return Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists in the fleet repository", st.Name)
+	case errors.Is(err, ErrConflict):
+		return Outcome{}, store.Errorf(store.ECONFLICT, "store %q was changed by someone else meanwhile; read it again and retry", st.Name)
+	case errors.Is(err, ErrNotFound):
+		return Outcome{}, store.Errorf(store.ENOTFOUND, "store %q not found", st.Name)
+	case err != nil:
+		return Outcome{}, fmt.Errorf("committing %s of %s: %w", action, st.Name, err)
+	}
+	s.mu.Lock()
+	if state == "" {
+		delete(s.index, st.Name)
+	} else {
+		s.index[st.Name] = &indexed{store: st, state: state, commit: commit}
+	}
+	s.mu.Unlock()
+	out.State = "committed"
+	out.Commit = &commit
+	return out, nil
+}
+
+func (s *Service) current(name string) (indexed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.index[name]
+	if !ok {
+		return indexed{}, store.Errorf(store.ENOTFOUND, "store %q not found", name)
+	}
+	return *cur, nil
+}
+
+// phaseOf is the phase known without a cluster: until the status watcher lands,
+// an active store is "committed".
+func phaseOf(st State) store.Phase {
+	switch st {
+	case StateActive:
+		return store.PhaseCommitted
+	case StateRetained:
+		return store.PhaseRetained
+	case StatePurging:
+		return store.PhasePurging
+	}
+	return "purged"
+}
+
+// View is a store as the API shows it.
+type View struct {
+	Store  store.Store
+	State  State
+	Phase  store.Phase
+	Commit *Commit
+}
+
+// Get returns one store with the commit that last changed it.
+func (s *Service) Get(ctx context.Context, name string) (View, error) {
+	cur, err := s.current(name)
+	if err != nil {
+		return View{}, err
+	}
+	v := View{Store: cur.store, State: cur.state, Phase: phaseOf(cur.state)}
+	if cur.commit.SHA == "" {
+		h, err := s.repo.History(ctx, s.render.Dir(cur.store))
+		if err != nil {
+			return View{}, err
+		}
+		if len(h) > 0 {
+			cur.commit = h[0].Commit
+			s.mu.Lock()
+			if e, ok := s.index[name]; ok && e.commit.SHA == "" {
+				e.commit = cur.commit
+			}
+			s.mu.Unlock()
+		}
+	}
+	if cur.commit.SHA != "" {
+		c := cur.commit
+		v.Commit = &c
+	}
+	return v, nil
+}
+
+// Filter selects stores in List; empty fields match everything.
+type Filter struct {
+	Engine, Plan, Cluster, Phase string
+}
+
+// List returns up to limit stores after the continue token, sorted by name, and the
+// token for the next page ("" on the last page). Commits are not filled in.
+func (s *Service) List(ctx context.Context, f Filter, limit int, cont string) ([]View, string, error) {
+	after := ""
+	if cont != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cont)
+		if err != nil || !strings.HasPrefix(string(b), "n:") {
+			return nil, "", &store.Error{Code: store.EINVALID, Message: "invalid continue token",
+				Fields: []store.FieldError{{Field: "continue", Rule: "token", Message: "not a token this API returned"}}}
+		}
+		after = string(b[2:])
+	}
+	s.mu.Lock()
+	var all []View
+	for _, e := range s.index {
+		ph := phaseOf(e.state)
+		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
+			f.Cluster != "" && e.store.Cluster != f.Cluster || f.Phase != "" && string(ph) != f.Phase || e.store.Name <= after {
+			continue
+		}
+		v := View{Store: e.store, State: e.state, Phase: ph}
+		if e.commit.SHA != "" {
+			c := e.commit
+			v.Commit = &c
+		}
+		all = append(all, v)
+	}
+	s.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].Store.Name < all[j].Store.Name })
+	next := ""
+	if len(all) > limit {
+		all = all[:limit]
+		next = base64.RawURLEncoding.EncodeToString([]byte("n:" + all[limit-1].Store.Name))
+	}
+	return all, next, nil
+}
+
+// History returns the store's audit log from Git, newest first. A purged store's
+// history is still there (the folder's history outlives the folder) when the caller
+// knows its cluster; for simplicity only stores in the index or in the default
+// cluster are looked up.
+func (s *Service) History(ctx context.Context, name string) ([]Entry, error) {
+	st := store.Store{Name: name, Cluster: s.cluster}
+	if cur, err := s.current(name); err == nil {
+		st = cur.store
+	}
+	h, err := s.repo.History(ctx, s.render.Dir(st))
+	if err != nil {
+		return nil, err
+	}
+	if len(h) == 0 {
+		return nil, store.Errorf(store.ENOTFOUND, "store %q has no history", name)
+	}
+	return h, nil
+}
+
+// Request returns one request's outcome: from memory while this process knows it,
+// else from its Request-Id trailer in Git.
+func (s *Service) Request(ctx context.Context, id string) (Outcome, error) {
+	s.mu.Lock()
+	r, ok := s.requests[id]
+	s.mu.Unlock()
+	if ok {
+		select {
+		case <-r.done:
+			return r.outcome, nil
+		default:
+			return Outcome{RequestID: id, State: "pending"}, nil
+		}
+	}
+	e, err := s.repo.FindRequest(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found", id)
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outcomeOf(e), nil
+}
+
+// Fingerprint hashes a request's method, path and body for idempotency checks.
+func Fingerprint(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func diffFiles(old, new []File) []Diff {
+	om := map[string][]byte{}
+	for _, f := range old {
+		om[f.Path] = f.Content
+	}
+	nm := map[string][]byte{}
+	for _, f := range new {
+		nm[f.Path] = f.Content
+	}
+	var paths []string
+	for p := range om {
+		paths = append(paths, p)
+	}
+	for p := range nm {
+		if _, ok := om[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var out []Diff
+	for _, p := range paths {
+		o, inOld := om[p]
+		n, inNew := nm[p]
+		d := Diff{Path: p}
+		switch {
+		case !inOld:
+			d.Op, d.Content = "add", string(n)
+		case !inNew:
+			d.Op = "delete"
+		case bytes.Equal(o, n):
+			continue
+		default:
+			d.Op, d.Content = "modify", string(n)
+		}
+		d.Diff = unified(p, o, n, inOld, inNew)
+		out = append(out, d)
+	}
+	return out
+}
+
+func unified(path string, o, n []byte, inOld, inNew bool) string {
+	from, to := "a/"+path, "b/"+path
+	if !inOld {
+		from = "/dev/null"
+	}
+	if !inNew {
+		to = "/dev/null"
+	}
+	text, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(string(o)), B: difflib.SplitLines(string(n)),
+		FromFile: from, ToFile: to, Context: 3,
+	})
+	return text
+}
