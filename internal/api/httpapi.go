@@ -190,6 +190,9 @@ func decodeError(err error) *FieldError {
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
 		f = strings.TrimSuffix(f, `"`)
+		if f == "" {
+			f = `""`
+		}
 		return &FieldError{Field: f, Rule: "unknown", Detail: fmt.Sprintf("unknown field %q", f)}
 	}
 	return &FieldError{Rule: "syntax", Detail: msg}
@@ -316,6 +319,10 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 }
 
 func join(prefix, k string) string {
+	if k == "" {
+		// An empty key must still be visible in the error.
+		k = `""`
+	}
 	if prefix == "" {
 		return k
 	}
