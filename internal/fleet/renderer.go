@@ -169,4 +169,3 @@ func (r FleetRenderer) Parse(files []File) (store.Store, State, error) {
 	}
 	return s, StateActive, nil
 }
-
