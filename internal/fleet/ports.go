@@ -60,9 +60,11 @@ type Change struct {
 	Dir    string
 	Files  []File
 	Remove bool
-	// MustNotExist makes the change fail with ErrExists if Dir already exists (a
-	// create racing with an outside push).
-	MustNotExist bool
+	// Base is the folder's tree hash the change was computed from (from ReadDir);
+	// if the folder is no longer at Base the change fails with ErrConflict, so an
+	// outside push is never overwritten. Empty for a create, which instead fails
+	// with ErrExists if the folder appeared meanwhile.
+	Base string
 }
 
 // Commit identifies the commit a change landed in.
@@ -85,16 +87,17 @@ type Entry struct {
 // Repo is the fleet repository: the writer (Submit returns once the change is
 // committed and pushed, which is what makes a 202 durable) and the read side.
 type Repo interface {
+	// Submit commits and pushes one change. A change whose Request-Id was already
+	// applied to the same store returns the earlier commit and no error: that is
+	// what makes an Idempotency-Key hold across restarts.
 	Submit(ctx context.Context, c Change) (Commit, error)
 	// ListDirs returns every store folder at HEAD.
 	ListDirs(ctx context.Context) ([]string, error)
-	// ReadDir returns the files of one store folder at HEAD (ErrNotFound if none).
-	ReadDir(ctx context.Context, dir string) ([]File, error)
-	// History returns the changes that touched dir, newest first.
+	// ReadDir returns the tree hash and files of one store folder at HEAD
+	// (ErrNotFound if none). Paths are relative to the repository root.
+	ReadDir(ctx context.Context, dir string) (string, []File, error)
+	// History returns the changes to the store in dir, newest first.
 	History(ctx context.Context, dir string) ([]Entry, error)
-	// FindRequest returns the change recorded with the given Request-Id trailer
-	// (ErrNotFound if none).
-	FindRequest(ctx context.Context, requestID string) (Entry, error)
 	// Ready reports whether the remote is reachable and the writer running.
 	Ready(ctx context.Context) error
 }
@@ -104,7 +107,4 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
 	ErrConflict = errors.New("changed concurrently by someone else")
-	// ErrDuplicate means the Request-Id was already committed; the Commit returned
-	// with it is the earlier one.
-	ErrDuplicate = errors.New("request already applied")
 )

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -25,9 +27,14 @@ type Config struct {
 	BaseDomain string // default store domains are <name>.<BaseDomain>
 	Cluster    string // default cluster for new stores
 	Log        *slog.Logger
-	// MaxTracked bounds the in-memory request table; older requests are still found
-	// through their Request-Id trailer in Git.
+	// MaxTracked bounds the request table; older requests are still recorded in
+	// their commit's Request-Id trailer.
 	MaxTracked int
+	// RequestLog, if set, is a file where every decided request is appended (one
+	// JSON line) and read back on start, so GET /api/v1/requests/{id} answers after
+	// a restart too. It is a lookup aid, not the durability mechanism: a change is
+	// durable because it is pushed before the 202.
+	RequestLog string
 }
 
 // Service is the store lifecycle. It is safe for concurrent use.
@@ -45,6 +52,9 @@ type Service struct {
 	locks    map[string]*nameLock
 	requests map[string]*request
 	order    []string // request ids, oldest first, for eviction
+
+	logMu sync.Mutex
+	logF  *os.File
 }
 
 type indexed struct {
@@ -76,6 +86,9 @@ type Outcome struct {
 	Phase     string  `json:"phase,omitempty"`
 	DryRun    bool    `json:"dryRun,omitempty"`
 	Changes   []Diff  `json:"changes,omitempty"`
+	// ErrCode is the domain error code of a failed request (store.EINVALID, …), so a
+	// retry after a restart gets the same answer.
+	ErrCode string `json:"errorCode,omitempty"`
 }
 
 // Diff is one file a change adds, modifies or deletes.
@@ -119,7 +132,77 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := s.Reload(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.RequestLog != "" {
+		if err := s.openRequestLog(cfg.RequestLog); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// Close closes the request log.
+func (s *Service) Close() error {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.logF == nil {
+		return nil
+	}
+	err := s.logF.Close()
+	s.logF = nil
+	return err
+}
+
+type logLine struct {
+	Fingerprint string `json:"fp,omitempty"`
+	Outcome
+}
+
+func (s *Service) openRequestLog(path string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		lines := bytes.Split(b, []byte("\n"))
+		if len(lines) > s.maxTracked {
+			lines = lines[len(lines)-s.maxTracked:]
+		}
+		for _, ln := range lines {
+			var l logLine
+			// A line cut short by a crash is skipped; the change it describes is in Git.
+			if len(ln) == 0 || json.Unmarshal(ln, &l) != nil || l.RequestID == "" {
+				continue
+			}
+			r := &request{fingerprint: l.Fingerprint, done: make(chan struct{}), outcome: l.Outcome}
+			if l.State == "failed" {
+				r.err = &store.Error{Code: l.ErrCode, Message: l.Reason}
+			}
+			close(r.done)
+			if _, ok := s.requests[l.RequestID]; !ok {
+				s.order = append(s.order, l.RequestID)
+			}
+			s.requests[l.RequestID] = r
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	s.logF = f
+	return nil
+}
+
+func (s *Service) logRequest(fp string, out Outcome) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.logF == nil {
+		return
+	}
+	b, err := json.Marshal(logLine{Fingerprint: fp, Outcome: out})
+	if err != nil {
+		return
+	}
+	if _, err := s.logF.Write(append(b, '\n')); err != nil {
+		s.log.Warn("request log write failed", "err", err)
+	}
 }
 
 // Reload rebuilds the store index from the repository's HEAD.
@@ -130,7 +213,7 @@ func (s *Service) Reload(ctx context.Context) error {
 	}
 	idx := make(map[string]*indexed, len(dirs))
 	for _, d := range dirs {
-		files, err := s.repo.ReadDir(ctx, d)
+		_, files, err := s.repo.ReadDir(ctx, d)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", d, err)
 		}
@@ -202,9 +285,14 @@ func (s *Service) once(ctx context.Context, m Meta, storeName string, action Act
 	s.mu.Unlock()
 
 	out, err := s.runOnce(ctx, m, storeName, action, fn)
+	if err != nil {
+		out.ErrCode = store.ErrorCode(err)
+	}
 	r.outcome, r.err = out, err
 	close(r.done)
-	if store.ErrorCode(err) == store.EINTERNAL || errors.Is(err, context.Canceled) {
+	if store.ErrorCode(err) != store.EINTERNAL {
+		s.logRequest(m.Fingerprint, out)
+	} else {
 		// Not a decided outcome (the push failed, the client went away): forget it so
 		// that a retry really retries.
 		s.mu.Lock()
@@ -217,15 +305,6 @@ func (s *Service) once(ctx context.Context, m Meta, storeName string, action Act
 }
 
 func (s *Service) runOnce(ctx context.Context, m Meta, storeName string, action Action, fn func() (Outcome, error)) (Outcome, error) {
-	if m.ClientKey {
-		e, err := s.repo.FindRequest(ctx, m.RequestID)
-		if err == nil {
-			return outcomeOf(e), nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return Outcome{}, err
-		}
-	}
 	out, err := fn()
 	if err != nil {
 		return Outcome{RequestID: m.RequestID, Store: storeName, Action: action, State: "failed", Reason: store.ErrorMessage(err)}, err
@@ -250,11 +329,6 @@ func (s *Service) evictLocked() {
 	}
 }
 
-func outcomeOf(e Entry) Outcome {
-	c := e.Commit
-	return Outcome{RequestID: e.RequestID, Store: e.Store, Action: e.Action, State: "committed", Commit: &c}
-}
-
 // Create validates, renders and commits a new store.
 func (s *Service) Create(ctx context.Context, in store.Store, m Meta) (Outcome, error) {
 	return s.once(ctx, m, in.Name, ActionCreate, func() (Outcome, error) {
@@ -266,7 +340,10 @@ func (s *Service) Create(ctx context.Context, in store.Store, m Meta) (Outcome, 
 			return Outcome{}, err
 		}
 		s.mu.Lock()
-		if _, ok := s.index[st.Name]; ok {
+		// With a client's Idempotency-Key the writer decides: it answers a retry of
+		// an applied create (also from before a restart) with the first commit, and
+		// any other create of an existing store with ErrExists.
+		if _, ok := s.index[st.Name]; ok && !m.ClientKey {
 			s.mu.Unlock()
 			return Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists", st.Name)
 		}
@@ -289,7 +366,7 @@ func (s *Service) Create(ctx context.Context, in store.Store, m Meta) (Outcome, 
 		if err != nil {
 			return Outcome{}, err
 		}
-		return s.commit(ctx, m, st, StateActive, ActionCreate, nil, files, true)
+		return s.commit(ctx, m, st, StateActive, ActionCreate, "", nil, files)
 	})
 }
 
@@ -348,11 +425,11 @@ func (s *Service) Delete(ctx context.Context, name string, purge bool, m Meta) (
 		case cur.state == StateRetained:
 			return s.renderAndCommit(ctx, m, cur, cur.store, StatePurging, ActionPurge)
 		default: // purging: remove the folder
-			old, err := s.repo.ReadDir(ctx, s.render.Dir(cur.store))
+			tree, old, err := s.repo.ReadDir(ctx, s.render.Dir(cur.store))
 			if err != nil {
 				return Outcome{}, err
 			}
-			return s.commit(ctx, m, cur.store, "", ActionPurge, old, nil, false)
+			return s.commit(ctx, m, cur.store, "", ActionPurge, tree, old, nil)
 		}
 	})
 }
@@ -362,16 +439,19 @@ func (s *Service) renderAndCommit(ctx context.Context, m Meta, cur indexed, next
 	if err != nil {
 		return Outcome{}, err
 	}
-	old, err := s.repo.ReadDir(ctx, s.render.Dir(cur.store))
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	tree, old, err := s.repo.ReadDir(ctx, s.render.Dir(cur.store))
+	if errors.Is(err, ErrNotFound) {
+		return Outcome{}, store.Errorf(store.ENOTFOUND, "store %q is no longer in the fleet repository", cur.store.Name)
+	}
+	if err != nil {
 		return Outcome{}, err
 	}
-	return s.commit(ctx, m, next, state, action, old, files, false)
+	return s.commit(ctx, m, next, state, action, tree, old, files)
 }
 
 // commit sends one change to the writer (or, for a dry run, only diffs it). An
 // empty state means the folder is removed.
-func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state State, action Action, old, files []File, create bool) (Outcome, error) {
+func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state State, action Action, base string, old, files []File) (Outcome, error) {
 	dir := s.render.Dir(st)
 	out := Outcome{RequestID: m.RequestID, Store: st.Name, Action: action, Phase: string(phaseOf(state))}
 	if m.DryRun {
@@ -381,11 +461,9 @@ func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state Stat
 		return out, nil
 	}
 	c := Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
-		Dir: dir, Files: files, Remove: state == "", MustNotExist: create}
+		Dir: dir, Files: files, Remove: state == "", Base: base}
 	commit, err := s.repo.Submit(ctx, c)
 	switch {
-	case errors.Is(err, ErrDuplicate):
-		// Someone (this request, before a restart) already committed it.
 	case errors.Is(err, ErrExists):
 		return Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists in the fleet repository", st.Name)
 	case errors.Is(err, ErrConflict):
@@ -542,14 +620,7 @@ func (s *Service) Request(ctx context.Context, id string) (Outcome, error) {
 			return Outcome{RequestID: id, State: "pending"}, nil
 		}
 	}
-	e, err := s.repo.FindRequest(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found", id)
-	}
-	if err != nil {
-		return Outcome{}, err
-	}
-	return outcomeOf(e), nil
+	return Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found (requests are kept for the last %d changes; the commit's Request-Id trailer records it for good)", id, s.maxTracked)
 }
 
 // Fingerprint hashes a request's method, path and body for idempotency checks.
