@@ -1,0 +1,21 @@
+// Package gitrepo owns the fleet Git repository: it is the only package that imports
+// go-git.
+//
+// It keeps one long-lived bare clone of the fleet branch (in memory or on disk, never a
+// worktree), applies store changes to it by writing blobs and only the trees on the path
+// to each changed store folder, and pushes a pack holding just the new objects with a
+// compare-and-swap on the branch. One writer goroutine per branch turns the changes queued
+// while a push is in flight into the next commit (group commit); each change still gets
+// its own Result, and a conflicting or invalid change never fails its neighbours.
+//
+// Git history is the audit log: every commit carries a readable summary and, per change,
+// the trailers Store, Action, Cluster, Actor and Request-Id, which `git log --grep` and
+// `git interpret-trailers --parse` read. A Request-Id already seen in recent history (or
+// by this process) is not applied twice, a change that leaves the folder as it is makes
+// no commit, and a commit removes only the folders of stores purged explicitly in it — a
+// batch purging more than Options.MaxPurges stores is refused unless each purge is forced.
+//
+// The package knows the fleet layout (stores/<cluster>/<shard>/<name>/, see
+// docs/design.md) only as far as it must to list stores and to guard deletions; it knows
+// nothing about what the files in a store folder mean.
+package gitrepo

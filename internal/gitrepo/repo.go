@@ -1,0 +1,483 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/go-git/go-billy/v5/osfs"
+)
+
+const remoteName = "origin"
+
+// Repo is a long-lived bare clone of one branch of the fleet repository, with its writer.
+// It is safe for concurrent use.
+type Repo struct {
+	opts      Options
+	ep        *transport.Endpoint
+	auth      transport.AuthMethod
+	st        storage.Storer
+	repo      *git.Repository
+	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
+	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
+
+	// mu guards the object storage (go-git's memory storage is plain maps) and tip.
+	mu  sync.RWMutex
+	tip plumbing.Hash
+
+	idx *requestIndex
+
+	qmu     sync.RWMutex
+	closed  bool
+	queue   chan []*pending
+	closing chan struct{}
+	done    chan struct{}
+}
+
+// Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
+// starts its writer. An empty remote is fine: the first commit creates the branch.
+func Open(ctx context.Context, opts Options) (*Repo, error) {
+	if opts.URL == "" {
+		return nil, errors.New("gitrepo: Options.URL is empty")
+	}
+	if opts.Branch == "" {
+		opts.Branch = "main"
+	}
+	if opts.Author.Name == "" {
+		opts.Author = Signature{Name: "Storefleet", Email: "storefleet@localhost"}
+	}
+	if opts.Committer.Name == "" {
+		opts.Committer = opts.Author
+	}
+	if opts.MaxPurges == 0 {
+		opts.MaxPurges = DefaultMaxPurges
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	if opts.Retries <= 0 {
+		opts.Retries = 10
+	}
+	if opts.IdempotencyDepth <= 0 {
+		opts.IdempotencyDepth = 2000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	url := opts.URL
+	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
+		// A local path: make it absolute so the file transport finds it from anywhere.
+		if abs, err := filepath.Abs(url); err == nil {
+			url = abs
+		}
+	}
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: remote URL: %w", err)
+	}
+	auth, err := opts.Auth.method(ep)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{
+		opts:      opts,
+		ep:        ep,
+		auth:      auth,
+		branchRef: plumbing.NewBranchReferenceName(opts.Branch),
+		trackRef:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+		idx:       newRequestIndex(100000),
+		queue:     make(chan []*pending, 1024),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if err := r.initStorage(url); err != nil {
+		return nil, err
+	}
+	if err := r.fetch(ctx); err != nil {
+		return nil, err
+	}
+	go r.run()
+	return r, nil
+}
+
+func (r *Repo) initStorage(url string) error {
+	var err error
+	if r.opts.Dir == "" {
+		r.st = memory.NewStorage()
+		r.repo, err = git.Init(r.st, nil)
+		if err != nil {
+			return fmt.Errorf("gitrepo: init in-memory clone: %w", err)
+		}
+	} else {
+		if _, statErr := os.Stat(filepath.Join(r.opts.Dir, "HEAD")); statErr == nil {
+			r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
+			r.repo, err = git.Open(r.st, nil)
+		} else {
+			if err := os.MkdirAll(r.opts.Dir, 0o755); err != nil {
+				return fmt.Errorf("gitrepo: clone dir: %w", err)
+			}
+			r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
+			r.repo, err = git.Init(r.st, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("gitrepo: clone dir %s: %w", r.opts.Dir, err)
+		}
+	}
+	if rem, err := r.repo.Remote(remoteName); err == nil {
+		if len(rem.Config().URLs) == 1 && rem.Config().URLs[0] == url {
+			return nil
+		}
+		if err := r.repo.DeleteRemote(remoteName); err != nil {
+			return err
+		}
+	}
+	_, err = r.repo.CreateRemote(&config.RemoteConfig{
+		Name:  remoteName,
+		URLs:  []string{url},
+		Fetch: []config.RefSpec{config.RefSpec("+" + r.branchRef.String() + ":" + r.trackRef.String())},
+	})
+	return err
+}
+
+func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
+	switch ep.Protocol {
+	case "http", "https":
+		if a.BearerToken != "" {
+			return &http.TokenAuth{Token: a.BearerToken}, nil
+		}
+		if a.Username != "" || a.Password != "" {
+			return &http.BasicAuth{Username: a.Username, Password: a.Password}, nil
+		}
+		return nil, nil // credentials in the URL, or none
+	case "ssh":
+		if len(a.SSHKey) == 0 {
+			return nil, errors.New("gitrepo: ssh remote needs Auth.SSHKey")
+		}
+		if len(a.KnownHosts) == 0 {
+			return nil, errors.New("gitrepo: ssh remote needs Auth.KnownHosts")
+		}
+		user := a.SSHUser
+		if user == "" {
+			user = ep.User
+		}
+		if user == "" {
+			user = "git"
+		}
+		pk, err := ssh.NewPublicKeys(user, a.SSHKey, a.SSHKeyPassphrase)
+		if err != nil {
+			return nil, fmt.Errorf("gitrepo: ssh key: %w", err)
+		}
+		cb, err := ssh.NewKnownHostsCallback(a.KnownHosts...)
+		if err != nil {
+			return nil, fmt.Errorf("gitrepo: known_hosts: %w", err)
+		}
+		pk.HostKeyCallback = cb
+		return pk, nil
+	}
+	return nil, nil
+}
+
+// fetch brings the tracking ref up to date and indexes the new commits' Request-Ids.
+func (r *Repo) fetch(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		Auth:       r.auth,
+		Tags:       git.NoTags,
+		Force:      true,
+	})
+	switch {
+	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return nil
+	case strings.Contains(err.Error(), "couldn't find remote ref"):
+		// The remote has commits but not our branch yet: the first commit creates it.
+		return nil
+	default:
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+	}
+	ref, err := r.st.Reference(r.trackRef)
+	if err != nil {
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return nil
+		}
+		return err
+	}
+	if ref.Hash() != r.tip {
+		r.idx.walk(r.st, ref.Hash(), r.opts.IdempotencyDepth)
+		r.setTip(ref.Hash())
+	}
+	return nil
+}
+
+// setTip moves the tracking ref, and the clone's own branch and HEAD with it so plain
+// git tools pointed at an on-disk clone see the fleet. Callers hold mu.
+func (r *Repo) setTip(h plumbing.Hash) {
+	_ = r.st.SetReference(plumbing.NewHashReference(r.trackRef, h))
+	_ = r.st.SetReference(plumbing.NewHashReference(r.branchRef, h))
+	if r.tip.IsZero() {
+		_ = r.st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branchRef))
+	}
+	r.tip = h
+}
+
+// Refresh fetches the branch now, so the read side sees commits others pushed.
+func (r *Repo) Refresh(ctx context.Context) error { return r.fetch(ctx) }
+
+// Head returns the commit the clone is at, or ErrEmpty.
+func (r *Repo) Head() (string, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.tip.IsZero() {
+		return "", ErrEmpty
+	}
+	return r.tip.String(), nil
+}
+
+// StoreRef names one store folder at the clone's head.
+type StoreRef struct {
+	Cluster, Name, Dir string
+	// Tree is the folder's tree hash: pass it back as ExpectTree to update safely.
+	Tree string
+}
+
+// ListStores lists every store folder at the head, ordered by cluster, shard and name.
+func (r *Repo) ListStores(ctx context.Context) ([]StoreRef, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.tip.IsZero() {
+		return nil, nil
+	}
+	c, err := object.GetCommit(r.st, r.tip)
+	if err != nil {
+		return nil, err
+	}
+	storesTree, err := lookupTree(r.st, c.TreeHash, "stores")
+	if err != nil || storesTree.IsZero() {
+		return nil, err
+	}
+	var out []StoreRef
+	clusters, err := object.GetTree(r.st, storesTree)
+	if err != nil {
+		return nil, err
+	}
+	for _, ce := range clusters.Entries {
+		if ce.Mode == filemode.Dir {
+			shards, err := object.GetTree(r.st, ce.Hash)
+			if err != nil {
+				return nil, err
+			}
+			for _, se := range shards.Entries {
+				if se.Mode != filemode.Dir {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				names, err := object.GetTree(r.st, se.Hash)
+				if err != nil {
+					return nil, err
+				}
+				for _, ne := range names.Entries {
+					if ne.Mode != filemode.Dir {
+						continue
+					}
+					out = append(out, StoreRef{
+						Cluster: ce.Name, Name: ne.Name,
+						Dir:  "stores/" + ce.Name + "/" + se.Name + "/" + ne.Name,
+						Tree: ne.Hash.String(),
+					})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Store reads one store folder at the head: its tree hash and files (sorted by path).
+// A missing folder is ErrNotFound.
+func (r *Repo) Store(ctx context.Context, dir string) (string, []File, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.tip.IsZero() {
+		return "", nil, fmt.Errorf("%w: %s", ErrNotFound, dir)
+	}
+	c, err := object.GetCommit(r.st, r.tip)
+	if err != nil {
+		return "", nil, err
+	}
+	h, err := lookupTree(r.st, c.TreeHash, dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if h.IsZero() {
+		return "", nil, fmt.Errorf("%w: %s", ErrNotFound, dir)
+	}
+	t, err := object.GetTree(r.st, h)
+	if err != nil {
+		return "", nil, err
+	}
+	var files []File
+	walker := object.NewTreeWalker(t, true, nil)
+	defer walker.Close()
+	for {
+		name, e, err := walker.Next()
+		if err != nil {
+			break
+		}
+		if !e.Mode.IsFile() {
+			continue
+		}
+		b, err := object.GetBlob(r.st, e.Hash)
+		if err != nil {
+			return "", nil, err
+		}
+		rd, err := b.Reader()
+		if err != nil {
+			return "", nil, err
+		}
+		content := make([]byte, b.Size)
+		_, err = io.ReadFull(rd, content)
+		rd.Close()
+		if err != nil {
+			return "", nil, err
+		}
+		files = append(files, File{Path: name, Content: content})
+	}
+	return h.String(), files, nil
+}
+
+// Commit is one commit of a store's history.
+type Commit struct {
+	Hash              string
+	Author, Committer Signature
+	AuthorTime, Time  time.Time
+	Subject, Message  string
+	Trailers          []Trailer
+	Changes           []ChangeRecord // the trailers grouped per change
+	Tree              string         // the folder's tree at this commit; empty if removed
+}
+
+// History lists the commits that changed folder dir, newest first, at most limit
+// (0 = 100). Merges are followed on every parent; a commit is listed when the folder
+// differs from all of its parents.
+func (r *Repo) History(ctx context.Context, dir string, limit int) ([]Commit, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.tip.IsZero() {
+		return nil, nil
+	}
+	type item struct {
+		c   *object.Commit
+		dir plumbing.Hash
+	}
+	folder := map[plumbing.Hash]plumbing.Hash{} // commit -> folder tree
+	folderAt := func(c *object.Commit) (plumbing.Hash, error) {
+		if h, ok := folder[c.Hash]; ok {
+			return h, nil
+		}
+		h, err := lookupTree(r.st, c.TreeHash, dir)
+		if err != nil {
+			return h, err
+		}
+		folder[c.Hash] = h
+		return h, nil
+	}
+	seen := map[plumbing.Hash]bool{r.tip: true}
+	start, err := object.GetCommit(r.st, r.tip)
+	if err != nil {
+		return nil, err
+	}
+	queue := []*object.Commit{start} // kept ordered by committer time, newest first
+	var out []Commit
+	for len(queue) > 0 && len(out) < limit {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		c := queue[0]
+		queue = queue[1:]
+		mine, err := folderAt(c)
+		if err != nil {
+			return nil, err
+		}
+		changed := true
+		for _, ph := range c.ParentHashes {
+			p, err := object.GetCommit(r.st, ph)
+			if err != nil {
+				if errors.Is(err, plumbing.ErrObjectNotFound) {
+					continue // shallow boundary
+				}
+				return nil, err
+			}
+			ptree, err := folderAt(p)
+			if err != nil {
+				return nil, err
+			}
+			if ptree == mine {
+				changed = false
+			}
+			if !seen[ph] {
+				seen[ph] = true
+				queue = insertByTime(queue, p)
+			}
+		}
+		if changed && !(len(c.ParentHashes) == 0 && mine.IsZero()) {
+			out = append(out, toCommit(c, mine))
+		}
+	}
+	return out, nil
+}
+
+func insertByTime(q []*object.Commit, c *object.Commit) []*object.Commit {
+	i := len(q)
+	for i > 0 && q[i-1].Committer.When.Before(c.Committer.When) {
+		i--
+	}
+	q = append(q, nil)
+	copy(q[i+1:], q[i:])
+	q[i] = c
+	return q
+}
+
+func toCommit(c *object.Commit, folder plumbing.Hash) Commit {
+	tr := parseTrailers(c.Message)
+	subject, _, _ := strings.Cut(c.Message, "\n")
+	out := Commit{
+		Hash:       c.Hash.String(),
+		Author:     Signature{Name: c.Author.Name, Email: c.Author.Email},
+		Committer:  Signature{Name: c.Committer.Name, Email: c.Committer.Email},
+		AuthorTime: c.Author.When,
+		Time:       c.Committer.When,
+		Subject:    subject,
+		Message:    c.Message,
+		Trailers:   tr,
+		Changes:    changeRecords(tr),
+	}
+	if !folder.IsZero() {
+		out.Tree = folder.String()
+	}
+	return out
+}

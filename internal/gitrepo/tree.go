@@ -1,0 +1,333 @@
+package gitrepo
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// objectSet collects the objects a commit creates, in creation order, so the pack sent
+// to the remote holds exactly them.
+type objectSet struct {
+	byHash map[plumbing.Hash]plumbing.EncodedObject
+	order  []plumbing.Hash
+}
+
+func newObjectSet() *objectSet {
+	return &objectSet{byHash: map[plumbing.Hash]plumbing.EncodedObject{}}
+}
+
+func (s *objectSet) add(o plumbing.EncodedObject) plumbing.Hash {
+	h := o.Hash()
+	if _, ok := s.byHash[h]; !ok {
+		s.byHash[h] = o
+		s.order = append(s.order, h)
+	}
+	return h
+}
+
+func blobObject(content []byte) *plumbing.MemoryObject {
+	o := &plumbing.MemoryObject{}
+	o.SetType(plumbing.BlobObject)
+	o.SetSize(int64(len(content)))
+	_, _ = o.Write(content)
+	return o
+}
+
+// gitLess orders tree entries the way git does: a tree's name compares as if it ended
+// in "/".
+func gitLess(a, b object.TreeEntry) bool {
+	an, bn := a.Name, b.Name
+	if a.Mode == filemode.Dir {
+		an += "/"
+	}
+	if b.Mode == filemode.Dir {
+		bn += "/"
+	}
+	return an < bn
+}
+
+func treeObject(entries []object.TreeEntry) (*plumbing.MemoryObject, error) {
+	sort.Slice(entries, func(i, j int) bool { return gitLess(entries[i], entries[j]) })
+	o := &plumbing.MemoryObject{}
+	t := object.Tree{Entries: entries}
+	if err := t.Encode(o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// buildFolder writes the blobs and trees of a store folder's files into objs and
+// returns the folder's tree hash. Files must be validated (clean, unique paths).
+func buildFolder(files []File, objs *objectSet) (plumbing.Hash, error) {
+	type dir struct {
+		entries []object.TreeEntry
+		subdirs map[string]*dir
+	}
+	newDir := func() *dir { return &dir{subdirs: map[string]*dir{}} }
+	root := newDir()
+	for _, f := range files {
+		d := root
+		parts := strings.Split(f.Path, "/")
+		for _, p := range parts[:len(parts)-1] {
+			sd, ok := d.subdirs[p]
+			if !ok {
+				sd = newDir()
+				d.subdirs[p] = sd
+			}
+			d = sd
+		}
+		h := objs.add(blobObject(f.Content))
+		d.entries = append(d.entries, object.TreeEntry{Name: parts[len(parts)-1], Mode: filemode.Regular, Hash: h})
+	}
+	var write func(d *dir) (plumbing.Hash, error)
+	write = func(d *dir) (plumbing.Hash, error) {
+		for name, sd := range d.subdirs {
+			h, err := write(sd)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			d.entries = append(d.entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h})
+		}
+		o, err := treeObject(d.entries)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		return objs.add(o), nil
+	}
+	return write(root)
+}
+
+// overlay is a copy-on-write view of a root tree: only the trees on the paths of
+// changed folders are loaded and rewritten; every other subtree keeps its hash.
+type overlay struct {
+	s     storer.EncodedObjectStorer
+	root  plumbing.Hash // zero for an empty branch
+	nodes map[string]*node
+	objs  *objectSet
+}
+
+type node struct {
+	entries map[string]object.TreeEntry
+	dirty   bool
+	orig    map[string]bool // folder names present in the base (for the deletion guard)
+}
+
+func newOverlay(s storer.EncodedObjectStorer, root plumbing.Hash, objs *objectSet) *overlay {
+	return &overlay{s: s, root: root, nodes: map[string]*node{}, objs: objs}
+}
+
+func (o *overlay) load(h plumbing.Hash) (*node, error) {
+	n := &node{entries: map[string]object.TreeEntry{}, orig: map[string]bool{}}
+	if h.IsZero() {
+		return n, nil
+	}
+	t, err := object.GetTree(o.s, h)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: read tree %s: %w", h, err)
+	}
+	for _, e := range t.Entries {
+		n.entries[e.Name] = e
+		if e.Mode == filemode.Dir {
+			n.orig[e.Name] = true
+		}
+	}
+	return n, nil
+}
+
+// node returns the (possibly new, empty) tree at dir ("" is the root).
+func (o *overlay) node(dir string) (*node, error) {
+	if n, ok := o.nodes[dir]; ok {
+		return n, nil
+	}
+	var h plumbing.Hash
+	if dir == "" {
+		h = o.root
+	} else {
+		parent, err := o.node(parentDir(dir))
+		if err != nil {
+			return nil, err
+		}
+		e, ok := parent.entries[path.Base(dir)]
+		if ok {
+			if e.Mode != filemode.Dir {
+				return nil, fmt.Errorf("%w: %s is a file in the fleet repository", ErrInvalid, dir)
+			}
+			h = e.Hash
+		}
+	}
+	n, err := o.load(h)
+	if err != nil {
+		return nil, err
+	}
+	o.nodes[dir] = n
+	return n, nil
+}
+
+func parentDir(dir string) string {
+	p := path.Dir(dir)
+	if p == "." {
+		return ""
+	}
+	return p
+}
+
+// get returns the tree hash of folder dir, zero if absent.
+func (o *overlay) get(dir string) (plumbing.Hash, error) {
+	parent, err := o.node(parentDir(dir))
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	e, ok := parent.entries[path.Base(dir)]
+	if !ok {
+		return plumbing.ZeroHash, nil
+	}
+	if e.Mode != filemode.Dir {
+		return plumbing.ZeroHash, fmt.Errorf("%w: %s is a file in the fleet repository", ErrInvalid, dir)
+	}
+	return e.Hash, nil
+}
+
+// set points folder dir at tree h, or removes it when h is zero.
+func (o *overlay) set(dir string, h plumbing.Hash) error {
+	parent, err := o.node(parentDir(dir))
+	if err != nil {
+		return err
+	}
+	name := path.Base(dir)
+	if h.IsZero() {
+		delete(parent.entries, name)
+	} else {
+		parent.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+	}
+	for d := parentDir(dir); ; d = parentDir(d) {
+		n, err := o.node(d)
+		if err != nil {
+			return err
+		}
+		n.dirty = true
+		if d == "" {
+			return nil
+		}
+	}
+}
+
+// write encodes every dirty tree bottom-up and returns the new root hash. A tree left
+// empty is dropped from its parent (git does not keep empty folders).
+func (o *overlay) write() (plumbing.Hash, error) {
+	dirs := make([]string, 0, len(o.nodes))
+	for d, n := range o.nodes {
+		if n.dirty {
+			dirs = append(dirs, d)
+		}
+	}
+	depth := func(d string) int {
+		if d == "" {
+			return 0
+		}
+		return strings.Count(d, "/") + 1
+	}
+	sort.Slice(dirs, func(i, j int) bool { return depth(dirs[i]) > depth(dirs[j]) })
+	var root plumbing.Hash
+	for _, d := range dirs {
+		n := o.nodes[d]
+		var h plumbing.Hash
+		if len(n.entries) > 0 {
+			entries := make([]object.TreeEntry, 0, len(n.entries))
+			for _, e := range n.entries {
+				entries = append(entries, e)
+			}
+			t, err := treeObject(entries)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			h = o.objs.add(t)
+		}
+		if d == "" {
+			root = h
+			continue
+		}
+		parent := o.nodes[parentDir(d)]
+		name := path.Base(d)
+		if h.IsZero() {
+			delete(parent.entries, name)
+		} else {
+			parent.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
+		}
+		parent.dirty = true
+	}
+	if root.IsZero() {
+		// An empty root tree is still a valid commit tree.
+		t, err := treeObject(nil)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		root = o.objs.add(t)
+	}
+	return root, nil
+}
+
+// removedFolders lists store folders (depth-4 paths under stores/) that existed in the
+// base and are gone now, for the deletion guard. Only loaded shard nodes can differ from
+// the base, so this looks at nothing else.
+func (o *overlay) removedFolders() []string {
+	var out []string
+	for d, n := range o.nodes {
+		if !n.dirty || strings.Count(d, "/") != 2 || !strings.HasPrefix(d, "stores/") {
+			continue
+		}
+		for name := range n.orig {
+			if e, ok := n.entries[name]; !ok || e.Mode != filemode.Dir {
+				out = append(out, d+"/"+name)
+			}
+		}
+	}
+	// Whole shards or clusters dropped: only possible when emptied, which the shard
+	// check above already covers; but check loaded ancestors too in case a caller path
+	// removed a subtree above the store level.
+	for d, n := range o.nodes {
+		if !n.dirty || strings.Count(d, "/") >= 2 || (d != "stores" && !strings.HasPrefix(d, "stores/")) {
+			continue
+		}
+		for name := range n.orig {
+			if _, ok := n.entries[name]; !ok {
+				child := d + "/" + name
+				if cn, ok := o.nodes[child]; !ok || len(cn.entries) != 0 {
+					out = append(out, child+"/")
+				}
+			}
+		}
+	}
+	return out
+}
+
+// lookupTree resolves dir ("" = root) under root, returning zero if absent.
+func lookupTree(s storer.EncodedObjectStorer, root plumbing.Hash, dir string) (plumbing.Hash, error) {
+	h := root
+	if dir == "" || h.IsZero() {
+		return h, nil
+	}
+	for _, el := range strings.Split(dir, "/") {
+		t, err := object.GetTree(s, h)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		found := false
+		for _, e := range t.Entries {
+			if e.Name == el && e.Mode == filemode.Dir {
+				h, found = e.Hash, true
+				break
+			}
+		}
+		if !found {
+			return plumbing.ZeroHash, nil
+		}
+	}
+	return h, nil
+}

@@ -1,0 +1,287 @@
+package gitrepo
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Results and functions wrap them; test with errors.Is.
+var (
+	// ErrConflict: the store folder is not what the change expected (someone else
+	// changed it since the caller, or the writer, last saw it). Nothing was written.
+	ErrConflict = errors.New("gitrepo: store changed meanwhile")
+	// ErrExists: a create found the store folder already present.
+	ErrExists = errors.New("gitrepo: store already exists")
+	// ErrNotFound: an update, delete or purge found no store folder.
+	ErrNotFound = errors.New("gitrepo: store not found")
+	// ErrTooManyDeletes: the batch purged more stores than Options.MaxPurges and the
+	// purge was not forced.
+	ErrTooManyDeletes = errors.New("gitrepo: batch purges too many stores")
+	// ErrInvalid: the change itself is malformed (bad path, action, trailer value).
+	ErrInvalid = errors.New("gitrepo: invalid change")
+	// ErrClosed: the Repo was closed before the change was applied.
+	ErrClosed = errors.New("gitrepo: repository closed")
+	// ErrEmpty: the branch has no commit yet (read side).
+	ErrEmpty = errors.New("gitrepo: branch has no commits")
+	// ErrGuard: a built commit would have removed a store folder nobody purged. This is
+	// a bug guard; it should never be seen.
+	ErrGuard = errors.New("gitrepo: commit would remove an unpurged store folder")
+)
+
+// Action is what a change does to a store folder.
+type Action string
+
+const (
+	// ActionCreate writes a new folder; it must not exist.
+	ActionCreate Action = "create"
+	// ActionUpdate replaces an existing folder's content.
+	ActionUpdate Action = "update"
+	// ActionDelete is phase one of deletion: the folder stays (with the content the
+	// caller renders for a retained store, e.g. without helmrelease.yaml).
+	ActionDelete Action = "delete"
+	// ActionPurge removes the folder (phase two). The only action that removes a folder.
+	ActionPurge Action = "purge"
+)
+
+// File is one file of a store folder. Path is relative to the folder, slash-separated.
+type File struct {
+	Path    string
+	Content []byte
+}
+
+// Expectation is what a change expects to find in the store folder before it applies.
+// The zero value means: absent for a create, anything for the other actions.
+type Expectation struct {
+	kind expectKind
+	tree string
+}
+
+type expectKind uint8
+
+const (
+	expectDefault expectKind = iota
+	expectAbsent
+	expectTree
+	expectAny
+)
+
+// ExpectAbsent requires that the folder does not exist.
+func ExpectAbsent() Expectation { return Expectation{kind: expectAbsent} }
+
+// ExpectTree requires the folder's tree hash to be tree (as returned by Store or
+// ListStores when the caller validated the request).
+func ExpectTree(tree string) Expectation { return Expectation{kind: expectTree, tree: tree} }
+
+// ExpectAny accepts whatever the writer finds when it first applies the change. If the
+// push then loses a race and the folder changed on the remote meanwhile, the change is
+// still reported as ErrConflict: the writer never overwrites a change it has not seen.
+func ExpectAny() Expectation { return Expectation{kind: expectAny} }
+
+func (e Expectation) String() string {
+	switch e.kind {
+	case expectAbsent:
+		return "absent"
+	case expectTree:
+		return "tree " + e.tree
+	case expectAny:
+		return "any"
+	}
+	return "default"
+}
+
+// Change is one request against one store folder.
+type Change struct {
+	Store   string // store name: the folder's last path element
+	Cluster string // cluster name: the folder's second path element
+	// Dir is the folder, stores/<cluster>/<shard>/<name>, decided by the caller.
+	Dir    string
+	Action Action
+	// Files is the folder's full new content; files not listed are removed. Nil for purge.
+	Files  []File
+	Expect Expectation
+	// Force lets a purge through the deletion guard.
+	Force            bool
+	Actor, RequestID string
+}
+
+// Result is the outcome of one change.
+type Result struct {
+	// Commit is the commit that holds the change; for a no-op or a duplicate, the
+	// commit the folder already had the content at (the branch tip, or the commit that
+	// applied the same Request-Id).
+	Commit string
+	// NoOp: the folder already had this content; no commit was made for it.
+	NoOp bool
+	// Duplicate: this Request-Id was applied to this store before; nothing was done.
+	Duplicate bool
+	// Tree is the folder's tree hash after the change (empty after purge).
+	Tree string
+	Err  error
+}
+
+// Signature names the author or committer of the writer's commits.
+type Signature struct {
+	Name, Email string
+}
+
+// Auth holds credentials for a remote. Only the fields for the remote's scheme are used.
+type Auth struct {
+	// HTTPS: basic auth. For a token, put it in Password (GitHub: Username
+	// "x-access-token"; GitLab: "oauth2").
+	Username, Password string
+	// HTTPS: a bearer token sent as "Authorization: Bearer".
+	BearerToken string
+	// SSH: user (default "git"), private key in PEM/OpenSSH form, optional passphrase,
+	// and known_hosts files to check the server key against (required: the writer never
+	// accepts an unknown host key).
+	SSHUser          string
+	SSHKey           []byte
+	SSHKeyPassphrase string
+	KnownHosts       []string
+}
+
+// Options configures Open.
+type Options struct {
+	// URL of the fleet repository: https://…, http://…, ssh://…, user@host:path,
+	// file://… or a local path to a bare repository.
+	URL  string
+	Auth Auth
+	// Branch written and read; default "main".
+	Branch string
+	// Dir, if set, keeps the clone on disk there (reused and fetched incrementally on
+	// the next Open); empty keeps it in memory.
+	Dir string
+	// Author and Committer of the writer's commits; Committer defaults to Author,
+	// Author to "Storefleet <storefleet@localhost>".
+	Author, Committer Signature
+	// MaxPurges is the most store folders one commit may purge without Force;
+	// 0 means DefaultMaxPurges, negative means none without Force.
+	MaxPurges int
+	// MaxBatch caps how many queued changes go into one commit; default 1000.
+	MaxBatch int
+	// Retries is how often a rejected push is retried on a fresh tip; default 10.
+	Retries int
+	// IdempotencyDepth is how many recent commits Open scans for Request-Id trailers;
+	// default 2000.
+	IdempotencyDepth int
+	// Now is the clock for commit times; default time.Now.
+	Now func() time.Time
+}
+
+// DefaultMaxPurges is the deletion guard's default.
+const DefaultMaxPurges = 10
+
+// Shard returns the shard folder of a store name: the first two hex characters of the
+// SHA-256 of the name (docs/design.md, fleet layout).
+func Shard(name string) string {
+	s := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(s[:1])
+}
+
+// StoreDir returns stores/<cluster>/<shard>/<name>.
+func StoreDir(cluster, name string) string {
+	return "stores/" + cluster + "/" + Shard(name) + "/" + name
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// validName accepts what may be a single path element in the fleet layout and a
+// trailer value: lower-case DNS-ish labels. The name rules proper belong to the
+// domain; this only keeps paths and trailers well formed.
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validTrailerValue(s string) bool {
+	if len(s) > 200 {
+		return false
+	}
+	return !strings.ContainsAny(s, "\r\n\x00")
+}
+
+func validFilePath(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") || path.Clean(p) != p || strings.Contains(p, "\\") {
+		return false
+	}
+	for _, el := range strings.Split(p, "/") {
+		if el == "" || el == "." || el == ".." || strings.EqualFold(el, ".git") || strings.ContainsAny(el, "\x00\n") {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Change) validate() error {
+	if !validName(c.Store) {
+		return invalid("store %q is not a valid name", c.Store)
+	}
+	if !validName(c.Cluster) {
+		return invalid("cluster %q is not a valid name", c.Cluster)
+	}
+	if want := StoreDir(c.Cluster, c.Store); c.Dir != want {
+		return invalid("dir %q: want %q", c.Dir, want)
+	}
+	if !validTrailerValue(c.Actor) || !validTrailerValue(c.RequestID) {
+		return invalid("actor and request id must be single-line and at most 200 bytes")
+	}
+	switch c.Action {
+	case ActionCreate, ActionUpdate, ActionDelete:
+		if len(c.Files) == 0 {
+			return invalid("%s needs the folder's files", c.Action)
+		}
+		seen := make(map[string]bool, len(c.Files))
+		for _, f := range c.Files {
+			if !validFilePath(f.Path) {
+				return invalid("file path %q", f.Path)
+			}
+			if seen[f.Path] {
+				return invalid("file %q listed twice", f.Path)
+			}
+			seen[f.Path] = true
+		}
+		// A file and a folder of the same name cannot both exist.
+		for p := range seen {
+			for d := path.Dir(p); d != "."; d = path.Dir(d) {
+				if seen[d] {
+					return invalid("%q is both a file and a folder", d)
+				}
+			}
+		}
+	case ActionPurge:
+		if len(c.Files) != 0 {
+			return invalid("purge takes no files")
+		}
+	default:
+		return invalid("action %q", c.Action)
+	}
+	if c.Action == ActionCreate && c.Expect.kind == expectTree {
+		return invalid("create cannot expect an existing tree")
+	}
+	if c.Expect.kind == expectTree && !isHex40(c.Expect.tree) {
+		return invalid("expected tree %q is not a hash", c.Expect.tree)
+	}
+	return nil
+}
+
+func isHex40(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

@@ -1,0 +1,504 @@
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// pending is one submitted change on its way through the writer.
+type pending struct {
+	ch   Change
+	ctx  context.Context
+	done chan Result
+	res  Result
+
+	final bool
+	noop  bool
+	dupOf *pending // same Request-Id and store earlier in the batch
+	// seen pins "any" expectations to what the writer saw first, so a retry on a newer
+	// tip cannot overwrite someone else's change.
+	seen    plumbing.Hash
+	seenSet bool
+}
+
+func (p *pending) fail(err error) {
+	p.final = true
+	p.res = Result{Err: err}
+}
+
+// Submit queues a change and waits for its outcome. Changes submitted while a push is in
+// flight go into the next commit together. If ctx ends before the change is taken into
+// a commit, it is dropped and ctx's error returned; once taken, it lands or fails
+// regardless of ctx, and Submit still reports ctx's error if ctx ended first.
+func (r *Repo) Submit(ctx context.Context, c Change) Result {
+	return r.SubmitAll(ctx, []Change{c})[0]
+}
+
+// SubmitAll queues changes that go into the same commit (with whatever else is queued),
+// and returns their outcomes in order. Each change still succeeds or fails on its own;
+// the deletion guard counts the purges of the whole commit.
+func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
+	out := make([]Result, len(changes))
+	group := make([]*pending, 0, len(changes))
+	idx := make([]int, 0, len(changes))
+	for i, c := range changes {
+		if err := c.validate(); err != nil {
+			out[i] = Result{Err: err}
+			continue
+		}
+		group = append(group, &pending{ch: c, ctx: ctx, done: make(chan Result, 1)})
+		idx = append(idx, i)
+	}
+	if len(group) == 0 {
+		return out
+	}
+	fill := func(err error) []Result {
+		for _, i := range idx {
+			out[i] = Result{Err: err}
+		}
+		return out
+	}
+	r.qmu.RLock()
+	if r.closed {
+		r.qmu.RUnlock()
+		return fill(ErrClosed)
+	}
+	select {
+	case r.queue <- group:
+		r.qmu.RUnlock()
+	case <-ctx.Done():
+		r.qmu.RUnlock()
+		return fill(ctx.Err())
+	}
+	for j, p := range group {
+		select {
+		case res := <-p.done:
+			out[idx[j]] = res
+		case <-ctx.Done():
+			out[idx[j]] = Result{Err: ctx.Err()}
+		}
+	}
+	return out
+}
+
+// Close stops the writer after the commit in flight; queued changes get ErrClosed.
+func (r *Repo) Close() error {
+	r.qmu.Lock()
+	if r.closed {
+		r.qmu.Unlock()
+		<-r.done
+		return nil
+	}
+	r.closed = true
+	r.qmu.Unlock()
+	close(r.closing)
+	<-r.done
+	return nil
+}
+
+func (r *Repo) run() {
+	defer close(r.done)
+	for {
+		var batch []*pending
+		select {
+		case g := <-r.queue:
+			batch = append(batch, g...)
+		case <-r.closing:
+			for {
+				select {
+				case g := <-r.queue:
+					for _, p := range g {
+						p.done <- Result{Err: ErrClosed}
+					}
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < r.opts.MaxBatch {
+			select {
+			case g := <-r.queue:
+				batch = append(batch, g...)
+			default:
+				break fill
+			}
+		}
+		r.process(batch)
+		for _, p := range batch {
+			p.done <- p.res
+		}
+	}
+}
+
+// process applies a batch as one commit, retrying on a fresh tip when the push loses a
+// race, until every change is final.
+func (r *Repo) process(batch []*pending) {
+	var live []*pending
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.fail(err)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	backoff := 5 * time.Millisecond
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		base, commit, applied, objs, err := r.build(live)
+		if err != nil {
+			for _, p := range live {
+				if !p.final {
+					p.fail(err)
+				}
+			}
+			return
+		}
+		if commit.IsZero() {
+			r.finish(live, base, nil)
+			return
+		}
+		pack, err := encodePack(objs)
+		if err == nil {
+			var ok bool
+			ok, err = r.push(base, commit, pack)
+			if ok {
+				r.landed(commit, objs, applied)
+				r.finish(live, commit, applied)
+				return
+			}
+		}
+		lastErr = err
+		if attempt >= r.opts.Retries {
+			if lastErr == nil {
+				lastErr = errors.New("the remote branch kept moving")
+			}
+			for _, p := range live {
+				if !p.final {
+					p.fail(fmt.Errorf("gitrepo: push failed after %d attempts: %w", attempt+1, lastErr))
+				}
+			}
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ferr := r.fetch(ctx)
+		cancel()
+		if ferr != nil && lastErr == nil {
+			lastErr = ferr
+		}
+		r.mu.RLock()
+		tip := r.tip
+		r.mu.RUnlock()
+		if tip == commit {
+			// The push landed although its answer was lost.
+			r.landed(commit, objs, applied)
+			r.finish(live, commit, applied)
+			return
+		}
+		if lastErr != nil || tip == base {
+			// Not a lost race: back off before trying again.
+			time.Sleep(backoff + time.Duration(rand.Int64N(int64(backoff))))
+			backoff *= 2
+		}
+		for _, p := range live {
+			p.noop = false // re-decided on the new tip
+		}
+	}
+}
+
+// build applies every non-final change to the current tip and returns the new commit
+// (zero if nothing changes) with the objects it created.
+func (r *Repo) build(live []*pending) (base, commit plumbing.Hash, applied []*pending, objs *objectSet, err error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	base = r.tip
+	var baseRoot plumbing.Hash
+	if !base.IsZero() {
+		c, err := object.GetCommit(r.st, base)
+		if err != nil {
+			return base, plumbing.ZeroHash, nil, nil, fmt.Errorf("gitrepo: read tip: %w", err)
+		}
+		baseRoot = c.TreeHash
+	}
+	objs = newObjectSet()
+	ov := newOverlay(r.st, baseRoot, objs)
+
+	purges := 0
+	for _, p := range live {
+		if !p.final && p.ch.Action == ActionPurge {
+			purges++
+		}
+	}
+	tooMany := purges > max(r.opts.MaxPurges, 0)
+	inBatch := map[string]*pending{}
+	purged := map[string]bool{}
+	for _, p := range live {
+		if p.final {
+			continue
+		}
+		c := &p.ch
+		if c.RequestID != "" {
+			k := requestKey(c.RequestID, c.Store)
+			if first, ok := inBatch[k]; ok {
+				p.dupOf = first
+				continue
+			}
+			inBatch[k] = p
+			if h, ok := r.idx.lookup(c.RequestID, c.Store); ok {
+				p.final = true
+				p.res = Result{Commit: h.String(), Duplicate: true}
+				continue
+			}
+		}
+		cur, err := ov.get(c.Dir)
+		if err != nil {
+			p.fail(err)
+			continue
+		}
+		if c.Action == ActionCreate {
+			if !cur.IsZero() {
+				p.fail(fmt.Errorf("%w: %s", ErrExists, c.Dir))
+				continue
+			}
+		} else {
+			if cur.IsZero() {
+				p.fail(fmt.Errorf("%w: %s", ErrNotFound, c.Dir))
+				continue
+			}
+			switch c.Expect.kind {
+			case expectTree:
+				if cur.String() != c.Expect.tree {
+					p.fail(fmt.Errorf("%w: %s is at tree %s, expected %s", ErrConflict, c.Dir, cur, c.Expect.tree))
+					continue
+				}
+			case expectAbsent:
+				p.fail(fmt.Errorf("%w: %s exists", ErrConflict, c.Dir))
+				continue
+			default:
+				if !p.seenSet {
+					p.seen, p.seenSet = cur, true
+				} else if p.seen != cur {
+					p.fail(fmt.Errorf("%w: %s changed on the remote while this change was being pushed", ErrConflict, c.Dir))
+					continue
+				}
+			}
+		}
+		var next plumbing.Hash
+		if c.Action == ActionPurge {
+			if tooMany && !c.Force {
+				p.fail(fmt.Errorf("%w: %d purges in one commit, limit %d (force to override)", ErrTooManyDeletes, purges, r.opts.MaxPurges))
+				continue
+			}
+		} else {
+			next, err = buildFolder(c.Files, objs)
+			if err != nil {
+				p.fail(err)
+				continue
+			}
+		}
+		if next == cur {
+			p.noop = true
+			p.res = Result{Tree: hashString(cur)}
+			continue
+		}
+		if err := ov.set(c.Dir, next); err != nil {
+			p.fail(err)
+			continue
+		}
+		if c.Action == ActionPurge {
+			purged[c.Dir] = true
+		}
+		p.res = Result{Tree: hashString(next)}
+		applied = append(applied, p)
+	}
+	// A later change to the same folder in the batch can make an earlier one moot; the
+	// commit still records both, which is what happened.
+	if len(applied) == 0 {
+		return base, plumbing.ZeroHash, nil, objs, nil
+	}
+	root, err := ov.write()
+	if err != nil {
+		return base, plumbing.ZeroHash, nil, nil, err
+	}
+	for _, gone := range ov.removedFolders() {
+		if !purged[gone] {
+			return base, plumbing.ZeroHash, nil, nil, fmt.Errorf("%w: %s", ErrGuard, gone)
+		}
+	}
+	if root == baseRoot {
+		// Changes that cancel out (create then purge in one batch) make no commit.
+		for _, p := range applied {
+			p.noop = true
+		}
+		return base, plumbing.ZeroHash, nil, objs, nil
+	}
+	changes := make([]*Change, len(applied))
+	for i, p := range applied {
+		changes[i] = &p.ch
+	}
+	now := r.opts.Now()
+	co := &object.Commit{
+		Author:    object.Signature{Name: r.opts.Author.Name, Email: r.opts.Author.Email, When: now},
+		Committer: object.Signature{Name: r.opts.Committer.Name, Email: r.opts.Committer.Email, When: now},
+		Message:   commitMessage(changes),
+		TreeHash:  root,
+	}
+	if !base.IsZero() {
+		co.ParentHashes = []plumbing.Hash{base}
+	}
+	obj := &plumbing.MemoryObject{}
+	if err := co.Encode(obj); err != nil {
+		return base, plumbing.ZeroHash, nil, nil, err
+	}
+	commit = objs.add(obj)
+	return base, commit, applied, objs, nil
+}
+
+func hashString(h plumbing.Hash) string {
+	if h.IsZero() {
+		return ""
+	}
+	return h.String()
+}
+
+// finish settles every change that is not final yet: applied ones with commit, no-ops
+// with the tip they were checked against, in-batch duplicates like their first.
+func (r *Repo) finish(live []*pending, commit plumbing.Hash, applied []*pending) {
+	isApplied := map[*pending]bool{}
+	for _, p := range applied {
+		isApplied[p] = true
+	}
+	for _, p := range live {
+		if p.final || p.dupOf != nil {
+			continue
+		}
+		p.final = true
+		switch {
+		case isApplied[p]:
+			p.res.Commit = commit.String()
+		case p.noop:
+			p.res.NoOp = true
+			p.res.Commit = hashString(commit)
+		}
+	}
+	for _, p := range live {
+		if p.dupOf == nil || p.final {
+			continue
+		}
+		p.final = true
+		first := p.dupOf.res
+		if first.Err != nil {
+			p.res = Result{Err: first.Err}
+		} else {
+			p.res = Result{Commit: first.Commit, Tree: first.Tree, Duplicate: true}
+		}
+	}
+}
+
+// landed records a pushed commit locally: its objects, the tracking ref, the index.
+func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tip != commit {
+		for _, h := range objs.order {
+			if _, err := r.st.SetEncodedObject(objs.byHash[h]); err != nil {
+				// The remote has the commit; a later fetch brings the objects back.
+				break
+			}
+		}
+		r.setTip(commit)
+	}
+	r.idx.mu.Lock()
+	r.idx.indexed[commit] = true
+	r.idx.mu.Unlock()
+	for _, p := range applied {
+		r.idx.add(p.ch.RequestID, p.ch.Store, commit)
+	}
+}
+
+// encodePack writes a pack of exactly the given objects (no deltas: they are new
+// content, and small).
+func encodePack(objs *objectSet) ([]byte, error) {
+	tmp := memory.NewStorage()
+	for _, h := range objs.order {
+		if _, err := tmp.SetEncodedObject(objs.byHash[h]); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := packfile.NewEncoder(&buf, tmp, false).Encode(objs.order, 0); err != nil {
+		return nil, fmt.Errorf("gitrepo: encode pack: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// push sends pack and moves the remote branch from base to commit, compare-and-swap:
+// the receiving side refuses the update if the branch is no longer at base. It reports
+// false without error when the branch had moved.
+func (r *Repo) push(base, commit plumbing.Hash, pack []byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := client.NewClient(r.ep)
+	if err != nil {
+		return false, err
+	}
+	sess, err := cli.NewReceivePackSession(r.ep, r.auth)
+	if err != nil {
+		return false, fmt.Errorf("gitrepo: push session: %w", err)
+	}
+	defer sess.Close()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return false, fmt.Errorf("gitrepo: push: %w", err)
+	}
+	cur := plumbing.ZeroHash
+	if ar != nil {
+		if h, ok := ar.References[r.branchRef.String()]; ok {
+			cur = h
+		}
+	}
+	if cur != base {
+		return false, nil
+	}
+	var req *packp.ReferenceUpdateRequest
+	if ar != nil {
+		req = packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	} else {
+		req = packp.NewReferenceUpdateRequest()
+	}
+	req.Commands = []*packp.Command{{Name: r.branchRef, Old: base, New: commit}}
+	req.Packfile = io.NopCloser(bytes.NewReader(pack))
+	rs, err := sess.ReceivePack(ctx, req)
+	if err != nil {
+		return false, fmt.Errorf("gitrepo: push: %w", err)
+	}
+	if rs != nil {
+		if rs.UnpackStatus != "ok" {
+			return false, fmt.Errorf("gitrepo: push: remote could not unpack: %s", rs.UnpackStatus)
+		}
+		for _, cs := range rs.CommandStatuses {
+			if cs.Status != "ok" {
+				// Refused ref update: the branch moved under us (or a hook said no;
+				// the retry loop tells them apart by fetching).
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
