@@ -70,7 +70,10 @@ func (s Store) Validate() error {
 		fe.add("cluster", "dns1123Label", "cluster must be lower-case letters, digits and '-', beginning and ending with a letter or digit")
 	}
 	validateDomain(&fe, s.Domain)
+	_, knownEngine := DefaultVersion[s.Engine]
 	switch {
+	case s.Version == "" && !knownEngine:
+		// The default comes from the engine; its error is reported already.
 	case s.Version == "":
 		fe.add("version", "required", "version is required")
 	case len(s.Version) > MaxVersionLength:
