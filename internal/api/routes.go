@@ -303,6 +303,10 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	views, next, err := a.svc.List(r.Context(), f, limit, cont)
+	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
+		WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))
+		return
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return

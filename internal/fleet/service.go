@@ -337,7 +337,7 @@ func (s *Service) Create(ctx context.Context, in store.Store, m Meta) (Outcome, 
 		}
 		st := in.WithDefaults(s.baseDomain)
 		if err := st.Validate(); err != nil {
-			return Outcome{}, err
+			return Outcome{}, dropDerived(err, in)
 		}
 		s.mu.Lock()
 		// With a client's Idempotency-Key the writer decides: it answers a retry of
@@ -686,4 +686,30 @@ func unified(path string, o, n []byte, inOld, inNew bool) string {
 		FromFile: from, ToFile: to, Context: 3,
 	})
 	return text
+}
+
+// dropDerived removes the error on a default derived from another invalid field (the
+// domain <name>.<base domain> of an invalid name): the client did not send it, and
+// the name's own error already says what to fix.
+func dropDerived(err error, in store.Store) error {
+	var e *store.Error
+	if in.Domain != "" || !errors.As(err, &e) {
+		return err
+	}
+	nameBad := false
+	for _, f := range e.Fields {
+		if f.Field == "name" {
+			nameBad = true
+		}
+	}
+	if !nameBad {
+		return err
+	}
+	out := &store.Error{Code: e.Code, Message: e.Message}
+	for _, f := range e.Fields {
+		if f.Field != "domain" {
+			out.Fields = append(out.Fields, f)
+		}
+	}
+	return out
 }
