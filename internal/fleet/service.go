@@ -515,6 +515,11 @@ func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state Stat
 	c := Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
 		Dir: dir, Files: files, Remove: state == "", Base: base}
 	commit, err := s.repo.Submit(ctx, c)
+	if errors.Is(err, ErrExists) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		// Someone else changed the fleet repository: learn the store's current state
+		// so the next request sees it.
+		s.refresh(ctx, st.Name, dir)
+	}
 	switch {
 	case errors.Is(err, ErrExists):
 		return Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists in the fleet repository", st.Name)
@@ -764,4 +769,22 @@ func dropDerived(err error, in store.Store) error {
 		}
 	}
 	return out
+}
+
+// refresh re-reads one store folder into the index after the writer reported that it
+// differs from what the index holds (an outside push).
+func (s *Service) refresh(ctx context.Context, name, dir string) {
+	_, files, err := s.repo.ReadDir(ctx, dir)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errors.Is(err, ErrNotFound) {
+		delete(s.index, name)
+		return
+	}
+	if err != nil {
+		return
+	}
+	if st, state, err := s.render.Parse(files); err == nil && st.Name == name {
+		s.index[name] = &indexed{store: st, state: state}
+	}
 }
