@@ -175,11 +175,10 @@ func BenchmarkHTTPCreate(b *testing.B) {
 	}
 }
 
-// benchDirect is the baseline: the same creates, rendered beforehand, submitted
-// straight to the writer with no HTTP, decoding, validation or service in between.
+// benchDirect is the baseline: the same creates rendered and submitted straight to
+// the writer, with no HTTP, JSON decoding, validation or service in between.
 func benchDirect(b *testing.B, f *benchFleet, conc int) {
-	changes := make([]gitrepo.Change, b.N)
-	for i := range changes {
+	change := func() gitrepo.Change {
 		s := store.Store{Name: fmt.Sprintf("direct-%d", benchSeq.Add(1)), Engine: store.WooCommerce, Plan: "basic",
 			Settings: store.Settings{AdminEmail: "a@example.com"}}
 		s = s.WithDefaults("")
@@ -192,7 +191,7 @@ func benchDirect(b *testing.B, f *benchFleet, conc int) {
 		for _, fl := range files {
 			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(fl.Path, dir+"/"), Content: fl.Content})
 		}
-		changes[i] = c
+		return c
 	}
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
@@ -209,7 +208,7 @@ func benchDirect(b *testing.B, f *benchFleet, conc int) {
 					return
 				}
 				s := time.Now()
-				if res := f.repo.Submit(context.Background(), changes[i]); res.Err != nil {
+				if res := f.repo.Submit(context.Background(), change()); res.Err != nil {
 					b.Error(res.Err)
 					return
 				}
