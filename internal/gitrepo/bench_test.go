@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 
 	"github.com/storefleet/storefleet/internal/githttp"
 )
@@ -83,7 +87,7 @@ const latencyRequests = 60
 // latency, this package against the git CLI in a worktree clone on the same server.
 func BenchmarkCommitPush(b *testing.B) {
 	for _, n := range benchSizes {
-		for _, impl := range []string{"gitrepo", "gitrepo-disk", "gitrepo-path", "gitcli"} {
+		for _, impl := range []string{"gitrepo", "gitrepo-disk", "gitrepo-path", "gitcli", "receive-pack-floor"} {
 			b.Run(fmt.Sprintf("stores=%d/%s", n, impl), func(b *testing.B) {
 				apply := setupLatency(b, n, impl)
 				b.ResetTimer()
@@ -150,6 +154,41 @@ func setupLatency(b *testing.B, n int, impl string) func(name string) {
 				b.Fatalf("git commit: %v %s", err, out)
 			}
 			runGit(b, work, "push", "-q", "origin", "HEAD:main")
+		}
+	case "receive-pack-floor":
+		// What the server alone spends per push: git receive-pack run directly on the
+		// bare repository with the request this package would send (no HTTP, no CGI).
+		// Every client pays at least this.
+		bare := pathFleet(b, n)
+		r, err := Open(ctx, Options{URL: bare})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { r.Close() })
+		return func(name string) {
+			p := &pending{ch: change("local", name, ActionCreate, 1, "req-"+name), ctx: ctx}
+			base, commit, applied, objs, err := r.build([]*pending{p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pack, err := encodePack(objs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := packp.NewReferenceUpdateRequest()
+			_ = req.Capabilities.Set(capability.ReportStatus)
+			req.Commands = []*packp.Command{{Name: r.branchRef, Old: base, New: commit}}
+			req.Packfile = io.NopCloser(bytes.NewReader(pack))
+			var body bytes.Buffer
+			if err := req.Encode(&body); err != nil {
+				b.Fatal(err)
+			}
+			cmd := gitExec(bare, "receive-pack", "--stateless-rpc", bare)
+			cmd.Stdin = &body
+			if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("ok refs/heads/main")) {
+				b.Fatalf("receive-pack: %v %q", err, out)
+			}
+			r.landed(commit, objs, applied)
 		}
 	}
 	b.Fatalf("impl %q", impl)

@@ -547,3 +547,43 @@ func TestCloneOfDeltifiedPack(t *testing.T) {
 		})
 	}
 }
+
+// A store changed by an outside git push after the writer last fetched: the writer's
+// push loses the race, it fetches, and the changes to that store are conflicts (with an
+// explicit tree and with "any") while a change to another store in the same commit lands.
+func TestOutsideChangeIsAConflict(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			rm := newRemote(t, kind)
+			r := open(t, rm)
+			ctx := context.Background()
+			mustOK(t, r.Submit(ctx, change("local", "shop", ActionCreate, 1, "")))
+			tree, _, err := r.Store(ctx, StoreDir("local", "shop"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			work := filepath.Join(t.TempDir(), "w")
+			runGit(t, filepath.Dir(work), "clone", "-q", rm.url, work)
+			dir := filepath.Join(work, StoreDir("local", "shop"))
+			runGit(t, work, "rm", "-q", filepath.Join(dir, "policy.yaml"))
+			runGit(t, work, "commit", "-q", "-m", "hand edit")
+			runGit(t, work, "push", "-q", "origin", "HEAD:main")
+			outside := runGit(t, work, "rev-parse", "HEAD")
+
+			explicit := change("local", "shop", ActionUpdate, 2, "")
+			explicit.Expect = ExpectTree(tree)
+			anyTree := change("local", "shop", ActionUpdate, 3, "")
+			anyTree.Expect = ExpectAny()
+			res := r.SubmitAll(ctx, []Change{explicit, change("local", "other", ActionCreate, 1, ""), anyTree})
+			wantErr(t, res[0], ErrConflict)
+			mustOK(t, res[1])
+			wantErr(t, res[2], ErrConflict)
+			if _, err := gitCmd(rm.bare, "merge-base", "--is-ancestor", outside, "main"); err != nil {
+				t.Fatalf("outside commit lost")
+			}
+			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:"+StoreDir("local", "shop")+"/policy.yaml"); err == nil {
+				t.Fatalf("outside edit overwritten: %s", out)
+			}
+		})
+	}
+}
