@@ -108,7 +108,11 @@ var benchSeq atomic.Int64
 // baseline) and a 10,000-store fleet, with 1 and 100 concurrent clients. Each
 // request returns only once its commit is pushed.
 func BenchmarkHTTPCreate(b *testing.B) {
-	for _, size := range []int{0, 10000} {
+	sizes := []int{0, 10000}
+	if testing.Short() {
+		sizes = sizes[:1] // -short: the empty fleet only, for quick profiling
+	}
+	for _, size := range sizes {
 		// Built once per size by the parent benchmark (its temp dirs live until it
 		// ends), shared by the sub-benchmarks; each create adds one store to it.
 		f := newBenchFleet(b, size)
