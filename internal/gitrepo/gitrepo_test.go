@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -586,4 +587,50 @@ func TestOutsideChangeIsAConflict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Concurrent submitters are grouped into fewer commits than changes, each change gets its
+// own result, and each commit's trailers name exactly the changes reported in it.
+func TestGroupCommit(t *testing.T) {
+	rm := newRemote(t, "http")
+	r := open(t, rm)
+	ctx := context.Background()
+	before := runGit(t, rm.bare, "rev-parse", "main")
+	const n = 40
+	results := make([]Result, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			action := ActionCreate
+			if i%10 == 9 {
+				action = ActionUpdate // no such store: fails alone
+			}
+			results[i] = r.Submit(ctx, change("local", fmt.Sprintf("g-%02d", i), action, 1, fmt.Sprintf("g-req-%d", i)))
+		}(i)
+	}
+	wg.Wait()
+	byCommit := map[string][]string{}
+	for i, res := range results {
+		if i%10 == 9 {
+			wantErr(t, res, ErrNotFound)
+			continue
+		}
+		mustOK(t, res)
+		byCommit[res.Commit] = append(byCommit[res.Commit], fmt.Sprintf("g-%02d", i))
+	}
+	commits := strings.Fields(runGit(t, rm.bare, "rev-list", before+"..main"))
+	if len(commits) != len(byCommit) || len(commits) >= n-4 {
+		t.Fatalf("%d commits for %d changes (%d distinct in results): no grouping", len(commits), n-4, len(byCommit))
+	}
+	for c, stores := range byCommit {
+		got := strings.Fields(runGit(t, rm.bare, "log", "-1", "--format=%(trailers:key=Store,valueonly)", c))
+		sort.Strings(got)
+		sort.Strings(stores)
+		if strings.Join(got, ",") != strings.Join(stores, ",") {
+			t.Errorf("commit %s: trailers name %v, results say %v", c, got, stores)
+		}
+	}
+	t.Logf("%d changes in %d commits", n-4, len(commits))
 }
