@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// ctxKey is unexported so no other package can collide with (or forge) the API's
+// context values.
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	actorKey
+)
+
+// HeaderRequestID carries the request id both ways: a client may send one (to
+// correlate its own logs), the server always answers with the one it used.
+const HeaderRequestID = "X-Request-Id"
+
+// RequestIDFrom returns the request id the middleware put in ctx.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// ActorFrom returns who made the request. Authentication is a later issue; until
+// then the actor is what the client says in X-Actor, or "anonymous".
+func ActorFrom(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey).(string)
+	if a == "" {
+		return "anonymous"
+	}
+	return a
+}
+
+// NewRequestID returns a random 128-bit id in hex.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether s may be used as a request id. Ids end up in commit
+// trailers and log lines, so only a conservative token alphabet is allowed: no
+// spaces, no newlines that could forge a second trailer.
+func ValidID(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validActor is ValidID plus '@' so that e-mail style actors pass.
+func validActor(s string) bool {
+	if len(s) < 1 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '@') {
+			return false
+		}
+	}
+	return true
+}
+
+// requestID accepts a well-formed X-Request-Id from the client or makes one, puts it
+// in the context and echoes it in the response.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderRequestID)
+		if !ValidID(id) {
+			id = NewRequestID()
+		}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		if a := r.Header.Get("X-Actor"); validActor(a) {
+			ctx = context.WithValue(ctx, actorKey, a)
+		}
+		w.Header().Set(HeaderRequestID, id)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// statusWriter records the status and size for the access log. It implements Unwrap
+// so http.ResponseController reaches the real connection (write deadlines, flush).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests writes one structured line per request and turns a panic into a 500
+// problem instead of a dropped connection.
+func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				if rec := recover(); rec != nil {
+					if rec == http.ErrAbortHandler {
+						panic(rec)
+					}
+					log.Error("panic", "request_id", RequestIDFrom(r.Context()), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+					if sw.status == 0 {
+						WriteProblem(sw, r, newProblem(http.StatusInternalServerError, "internal", "Internal error", ""))
+					}
+				}
+				level := slog.LevelInfo
+				if sw.status >= 500 {
+					level = slog.LevelError
+				}
+				log.LogAttrs(r.Context(), level, "http",
+					slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.Int("status", sw.status), slog.Int("bytes", sw.bytes),
+					slog.Duration("duration", time.Since(start)),
+					slog.String("request_id", RequestIDFrom(r.Context())),
+					slog.String("actor", ActorFrom(r.Context())))
+			}()
+			next.ServeHTTP(sw, r)
+		})
+	}
+}
+
+// writeDeadline sets a write deadline for one route group. The server itself has no
+// WriteTimeout: that would cut long-lived streams (the status issue's SSE routes),
+// which instead set no deadline or extend it as they write.
+func writeDeadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if d > 0 {
+				_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,474 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of every route.
+func OpenAPI() []byte { return openAPIDoc }
+
+// Service is what the handlers need from the store lifecycle (internal/fleet).
+type Service interface {
+	Create(ctx context.Context, s store.Store, m fleet.Meta) (fleet.Outcome, error)
+	Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error)
+	Delete(ctx context.Context, name string, purge bool, m fleet.Meta) (fleet.Outcome, error)
+	Get(ctx context.Context, name string) (fleet.View, error)
+	List(ctx context.Context, f fleet.Filter, limit int, cont string) ([]fleet.View, string, error)
+	History(ctx context.Context, name string) ([]fleet.Entry, error)
+	Request(ctx context.Context, id string) (fleet.Outcome, error)
+	Ready(ctx context.Context) error
+}
+
+// Options tune the handler; zero values are the defaults.
+type Options struct {
+	Log *slog.Logger
+	// WriteDeadline bounds ordinary routes (RouteWriteDeadline by default).
+	WriteDeadline time.Duration
+}
+
+// api holds the handlers' dependencies.
+type api struct {
+	svc Service
+	log *slog.Logger
+}
+
+// Handler returns the HTTP handler for svc.
+func Handler(svc Service, o Options) http.Handler {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.WriteDeadline == 0 {
+		o.WriteDeadline = RouteWriteDeadline
+	}
+	a := &api{svc: svc, log: o.Log}
+	r := chi.NewRouter()
+	r.Use(requestID, logRequests(o.Log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "no route for "+r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" is not allowed on "+r.URL.Path))
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(writeDeadline(5 * time.Second))
+		r.Get("/healthz", a.healthz)
+		r.Get("/readyz", a.readyz)
+		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ContentJSON)
+			_, _ = w.Write(openAPIDoc)
+		})
+	})
+	r.Route("/api/v1", func(r chi.Router) {
+		// Every route here answers within the deadline; the status issue's event
+		// streams get their own group without one.
+		r.Use(writeDeadline(o.WriteDeadline))
+		r.Post("/stores", a.createStore)
+		r.Get("/stores", a.listStores)
+		r.Get("/stores/{name}", a.getStore)
+		r.Patch("/stores/{name}", a.patchStore)
+		r.Delete("/stores/{name}", a.deleteStore)
+		r.Get("/stores/{name}/history", a.storeHistory)
+		r.Get("/requests/{id}", a.getRequest)
+	})
+	return r
+}
+
+func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
+	Write(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := a.svc.Ready(ctx); err != nil {
+		a.log.Warn("not ready", "err", err)
+		WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", err.Error()))
+		return
+	}
+	Write(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// StoreJSON is a store as the API shows it: the spec, the commit that last changed
+// it and its status. Status is an object so that it can grow (steps, conditions)
+// without breaking clients.
+type StoreJSON struct {
+	store.Store
+	Commit *fleet.Commit `json:"commit,omitempty"`
+	Status StatusJSON    `json:"status"`
+}
+
+// StatusJSON is where a store is. Phase is "committed" until the status watcher
+// reports more.
+type StatusJSON struct {
+	Phase   string     `json:"phase"`
+	Reason  string     `json:"reason,omitempty"`
+	Message string     `json:"message,omitempty"`
+	Steps   []StepJSON `json:"steps"`
+}
+
+// StepJSON is one step of a store's way to ready (committed, source fetched, …).
+type StepJSON struct {
+	Name   string     `json:"name"`
+	State  string     `json:"state"` // done | pending | failed
+	Time   *time.Time `json:"time,omitempty"`
+	Commit string     `json:"commit,omitempty"`
+}
+
+func storeJSON(v fleet.View) StoreJSON {
+	out := StoreJSON{Store: v.Store, Commit: v.Commit, Status: StatusJSON{Phase: string(v.Phase), Steps: []StepJSON{}}}
+	if v.Commit != nil {
+		t := v.Commit.Time
+		out.Status.Steps = append(out.Status.Steps, StepJSON{Name: "committed", State: "done", Time: &t, Commit: v.Commit.SHA})
+	}
+	switch v.State {
+	case fleet.StateRetained:
+		out.Status.Message = "release removed, namespace and data retained; DELETE with ?purge=true to remove the data"
+	case fleet.StatePurging:
+		out.Status.Message = "namespace made prunable; once Flux has applied it, DELETE with ?purge=true again removes the namespace and the data"
+	}
+	return out
+}
+
+// AcceptedJSON answers a change: the request id, the outcome and links.
+type AcceptedJSON struct {
+	fleet.Outcome
+	Links map[string]string `json:"links,omitempty"`
+}
+
+// meta builds the request's identity: an Idempotency-Key becomes the change's
+// Request-Id, so a retry with the same key is recognised, also after a restart.
+func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (fleet.Meta, bool) {
+	m := fleet.Meta{Actor: ActorFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
+	q, ok := queryFlags(w, r, "dryRun", "purge")
+	if !ok {
+		return m, false
+	}
+	m.DryRun = q["dryRun"]
+	if key, present := r.Header["Idempotency-Key"]; present {
+		if len(key) != 1 || !ValidID(key[0]) {
+			WriteProblem(w, r, newProblem(http.StatusBadRequest, "invalid-header", "Invalid header",
+				"Idempotency-Key must be 1 to 64 characters of A-Z a-z 0-9 - _ . :",
+				FieldError{Field: "Idempotency-Key", Rule: "format", Detail: "1 to 64 characters of A-Z a-z 0-9 - _ . :"}))
+			return m, false
+		}
+		m.RequestID, m.ClientKey = key[0], true
+	}
+	m.Fingerprint = fleet.Fingerprint([]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery), body)
+	return m, true
+}
+
+// queryFlags parses the boolean query parameters a mutating route accepts and
+// refuses any other parameter.
+func queryFlags(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]bool, bool) {
+	out := map[string]bool{}
+	q := r.URL.Query()
+	for k, vs := range q {
+		if !contains(allowed, k) {
+			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
+			return nil, false
+		}
+		b, err := strconv.ParseBool(vs[len(vs)-1])
+		if err != nil || len(vs) != 1 {
+			WriteProblem(w, r, badQuery(k, "boolean", "must be true or false, given once"))
+			return nil, false
+		}
+		out[k] = b
+	}
+	return out, true
+}
+
+func badQuery(field, rule, detail string) *Problem {
+	return newProblem(http.StatusBadRequest, "invalid-query", "Invalid query parameter", field+": "+detail,
+		FieldError{Field: field, Rule: rule, Detail: detail})
+}
+
+func (a *api) createStore(w http.ResponseWriter, r *http.Request) {
+	body, p := readRaw(w, r)
+	if p != nil {
+		WriteProblem(w, r, p)
+		return
+	}
+	var in store.Store
+	if fe := Decode(body, &in); fe != nil {
+		WriteProblem(w, r, badBody(*fe))
+		return
+	}
+	m, ok := a.meta(w, r, body)
+	if !ok {
+		return
+	}
+	if _, purge := r.URL.Query()["purge"]; purge {
+		WriteProblem(w, r, badQuery("purge", "unknown", "purge applies to DELETE only"))
+		return
+	}
+	out, err := a.svc.Create(r.Context(), in, m)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.accepted(w, out, true)
+}
+
+func (a *api) accepted(w http.ResponseWriter, out fleet.Outcome, location bool) {
+	if out.DryRun {
+		Write(w, http.StatusOK, AcceptedJSON{Outcome: out})
+		return
+	}
+	storeURL := "/api/v1/stores/" + url.PathEscape(out.Store)
+	links := map[string]string{"request": "/api/v1/requests/" + url.PathEscape(out.RequestID)}
+	if out.Phase != "purged" {
+		links["store"] = storeURL
+		if location {
+			w.Header().Set("Location", storeURL)
+		}
+	}
+	Write(w, http.StatusAccepted, AcceptedJSON{Outcome: out, Links: links})
+}
+
+func (a *api) getStore(w http.ResponseWriter, r *http.Request) {
+	v, err := a.svc.Get(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	Write(w, http.StatusOK, storeJSON(v))
+}
+
+// ListJSON is one page of stores.
+type ListJSON struct {
+	Items    []StoreJSON `json:"items"`
+	Continue string      `json:"continue,omitempty"`
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f fleet.Filter
+	limit, cont := defaultLimit, ""
+	for k, vs := range q {
+		if len(vs) != 1 {
+			WriteProblem(w, r, badQuery(k, "single", "give the parameter once"))
+			return
+		}
+		v := vs[0]
+		switch k {
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxLimit {
+				WriteProblem(w, r, badQuery(k, "range", "an integer from 1 to 1000"))
+				return
+			}
+			limit = n
+		case "continue":
+			cont = v
+		case "engine":
+			if !validEngine(v) {
+				WriteProblem(w, r, badQuery(k, "enum", "one of woocommerce, medusa"))
+				return
+			}
+			f.Engine = v
+		case "plan":
+			if _, ok := store.Plans[store.PlanName(v)]; !ok {
+				WriteProblem(w, r, badQuery(k, "enum", "one of basic, standard, premium"))
+				return
+			}
+			f.Plan = v
+		case "cluster":
+			f.Cluster = v
+		case "phase":
+			f.Phase = v
+		default:
+			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
+			return
+		}
+	}
+	views, next, err := a.svc.List(r.Context(), f, limit, cont)
+	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
+		WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))
+		return
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	out := ListJSON{Items: make([]StoreJSON, 0, len(views)), Continue: next}
+	for _, v := range views {
+		out.Items = append(out.Items, storeJSON(v))
+	}
+	Write(w, http.StatusOK, out)
+}
+
+func validEngine(v string) bool {
+	for _, e := range store.Engines {
+		if string(e) == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *api) patchStore(w http.ResponseWriter, r *http.Request) {
+	body, p := readRaw(w, r, ContentMergePatch, ContentJSON)
+	if p != nil {
+		WriteProblem(w, r, p)
+		return
+	}
+	var patch map[string]any
+	if fe := Decode(body, &patch); fe != nil {
+		if fe.Rule == "type" {
+			fe.Detail = "a merge patch must be a JSON object"
+		}
+		WriteProblem(w, r, badBody(*fe))
+		return
+	}
+	if patch == nil {
+		WriteProblem(w, r, badBody(FieldError{Rule: "type", Detail: "a merge patch must be a JSON object"}))
+		return
+	}
+	m, ok := a.meta(w, r, body)
+	if !ok {
+		return
+	}
+	if _, purge := r.URL.Query()["purge"]; purge {
+		WriteProblem(w, r, badQuery("purge", "unknown", "purge applies to DELETE only"))
+		return
+	}
+	out, err := a.svc.Update(r.Context(), chi.URLParam(r, "name"), func(cur store.Store) (store.Store, error) {
+		return applyPatch(cur, patch)
+	}, m)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.accepted(w, out, false)
+}
+
+// applyPatch merges patch into cur's JSON form and decodes the result strictly, so
+// an unknown or mistyped field in the patch is refused like in a create.
+func applyPatch(cur store.Store, patch map[string]any) (store.Store, error) {
+	raw, err := json.Marshal(cur)
+	if err != nil {
+		return store.Store{}, err
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return store.Store{}, err
+	}
+	merged, err := json.Marshal(MergePatch(doc, patch))
+	if err != nil {
+		return store.Store{}, err
+	}
+	var next store.Store
+	if fe := Decode(merged, &next); fe != nil {
+		return store.Store{}, badBody(*fe)
+	}
+	return next, nil
+}
+
+func (a *api) deleteStore(w http.ResponseWriter, r *http.Request) {
+	q, ok := queryFlags(w, r, "dryRun", "purge")
+	if !ok {
+		return
+	}
+	m, ok := a.meta(w, r, nil)
+	if !ok {
+		return
+	}
+	out, err := a.svc.Delete(r.Context(), chi.URLParam(r, "name"), q["purge"], m)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.accepted(w, out, false)
+}
+
+// HistoryJSON is a store's audit log, newest first.
+type HistoryJSON struct {
+	Store string        `json:"store"`
+	Items []fleet.Entry `json:"items"`
+}
+
+func (a *api) storeHistory(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	h, err := a.svc.History(r.Context(), name)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	Write(w, http.StatusOK, HistoryJSON{Store: name, Items: h})
+}
+
+func (a *api) getRequest(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if !ValidID(id) {
+		WriteProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "no such request",
+			FieldError{Field: "id", Rule: "format", Detail: "1 to 64 characters of A-Z a-z 0-9 - _ . :"}))
+		return
+	}
+	out, err := a.svc.Request(r.Context(), id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	Write(w, http.StatusOK, out)
+}
+
+// writeError turns a domain error into its HTTP status. This is the only place that
+// knows both.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var p *Problem
+	if errors.As(err, &p) {
+		WriteProblem(w, r, p)
+		return
+	}
+	fields := store.FieldErrors(err)
+	fe := make([]FieldError, 0, len(fields))
+	for _, f := range fields {
+		fe = append(fe, FieldError{Field: f.Field, Rule: f.Rule, Detail: f.Message})
+	}
+	msg := store.ErrorMessage(err)
+	switch store.ErrorCode(err) {
+	case store.EINVALID:
+		WriteProblem(w, r, newProblem(http.StatusUnprocessableEntity, "invalid", "Invalid store", msg, fe...))
+	case store.ECONFLICT:
+		if len(fe) > 0 {
+			// A change refused because of particular fields (a plan that would shrink
+			// storage, an immutable field): the request is understood but cannot be
+			// done, whatever the current state.
+			WriteProblem(w, r, newProblem(http.StatusUnprocessableEntity, "invalid-change", "Change not allowed", msg, fe...))
+			return
+		}
+		WriteProblem(w, r, newProblem(http.StatusConflict, "conflict", "Conflict", msg))
+	case store.ENOTFOUND:
+		WriteProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", msg))
+	default:
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			a.log.Warn("request not finished", "request_id", RequestIDFrom(r.Context()), "err", err)
+			WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+				"the change was not confirmed in time; GET the request to learn its outcome before retrying without an Idempotency-Key"))
+			return
+		}
+		a.log.Error("internal error", "request_id", RequestIDFrom(r.Context()), "err", err)
+		WriteProblem(w, r, newProblem(http.StatusInternalServerError, "internal", "Internal error", "the outcome is unknown: GET /api/v1/requests/{id} with this requestId before retrying"))
+	}
+}

@@ -1,0 +1,19 @@
+# API area: `make run` starts the API on 127.0.0.1:8080 with the embedded fleet repository
+# (.data/fleet.git, seeded from fleet/ on first start). Flags and env: bin/gitops-api serve --help.
+.PHONY: run bench-api
+
+RUN_FLAGS ?=
+
+run: build
+	$(BIN)/gitops-api serve $(RUN_FLAGS)
+
+## bench-api: only the HTTP API benchmark (make bench runs it with every other one).
+bench-api:
+	$(GO) test -run '^$$' -bench HTTPCreate -benchtime 200x -count 1 -timeout 60m ./internal/api/
+
+# The API's tests run a real Git server (git http-backend, shipped in Debian's git package).
+.PHONY: api-deps
+DEPS_TARGETS += api-deps
+api-deps:
+	@if [ -x "$$(git --exec-path 2>/dev/null)/git-http-backend" ]; then echo "git http-backend: present"; \
+	  else apt-get update && apt-get install -y --no-install-recommends git; fi
