@@ -26,6 +26,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// helm reads the charts in a subprocess, which go test's cache cannot see: reading
+	// every chart file here makes a chart edit invalidate cached results.
+	if err := filepath.WalkDir(filepath.Join(repoRoot, "charts"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			_, err = os.ReadFile(p)
+		}
+		return err
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	// A cold build of Helm takes minutes on 2 cores; later runs find it cached.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	helm, helmErr = FindHelm(ctx, repoRoot)
@@ -127,4 +138,13 @@ func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Un
 		}
 	}
 	return nil
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
