@@ -244,6 +244,19 @@ func checkStore(t *testing.T, engine, release string, values map[string]any, obj
 		if n, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); fmt.Sprint(n) != fmt.Sprint(values["replicas"]) {
 			t.Errorf("Deployment %s: replicas %v, want values.replicas %v", d.GetName(), n, values["replicas"])
 		}
+		// The uploads claim is ReadWriteOnce (render never sets storage.accessMode): pods
+		// must be replaced, not surged, and replicas must share the claim's node.
+		if st, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type"); st != "Recreate" {
+			t.Errorf("Deployment %s: strategy %q with a ReadWriteOnce uploads claim, want Recreate", d.GetName(), st)
+		}
+		terms, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+		if fmt.Sprint(values["replicas"]) != "1" {
+			if len(terms) != 1 || field(terms[0].(map[string]any), "topologyKey") != "kubernetes.io/hostname" {
+				t.Errorf("Deployment %s: %v replicas on a ReadWriteOnce claim without required pod affinity to one node: %v", d.GetName(), values["replicas"], terms)
+			}
+		} else if len(terms) != 0 {
+			t.Errorf("Deployment %s: pod affinity with one replica", d.GetName())
+		}
 	}
 	if got := len(byKind(objs, "Deployment")); got != len(layout.deployments) {
 		t.Errorf("%d Deployments, want %d", got, len(layout.deployments))
