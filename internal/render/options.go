@@ -1,0 +1,89 @@
+package render
+
+import (
+	"time"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Chart source kinds.
+const (
+	// SourceHelmRepository: the chart comes from a HelmRepository (an HTTP chart repository). The local test
+	// environment serves one on loopback.
+	SourceHelmRepository = "HelmRepository"
+	// SourceOCIRepository: each store gets an OCIRepository pinned to its chart version in its own namespace,
+	// referenced by the HelmRelease's chartRef (the production setup: charts pushed to an OCI registry).
+	SourceOCIRepository = "OCIRepository"
+)
+
+// ChartSource says where store charts come from. It is never a GitRepository: there the chart version is
+// ignored (so a version upgrade would do nothing) and every fleet commit would re-package every store's
+// chart.
+type ChartSource struct {
+	Kind string
+	// Name and Namespace of the HelmRepository (SourceHelmRepository).
+	Name      string
+	Namespace string
+	// URL is the OCI repository prefix (SourceOCIRepository); the engine's chart is URL + "/" + engine,
+	// e.g. oci://ghcr.io/storefleet/charts/woocommerce, tagged with the store's version.
+	URL string
+}
+
+// Image is a container image for the engines without an official one (medusa).
+type Image struct {
+	Repository string
+	Tag        string
+}
+
+// Options are what differs between clusters. Stores do not choose them.
+type Options struct {
+	// BaseDomain is the parent of default store domains (<name>.<BaseDomain>).
+	BaseDomain string
+	Chart      ChartSource
+	// DisableWait turns off Helm's waiting for resources and jobs on install and upgrade. Only for
+	// environments without a kubelet (our test environment runs a bare kube-apiserver, so Pods never become
+	// ready and every install would time out); real clusters must leave it false so a failed rollout is
+	// seen as a failed release.
+	DisableWait bool
+	// Interval is how often helm-controller reconciles each release; Timeout bounds one Helm action.
+	Interval time.Duration
+	Timeout  time.Duration
+	// RetryInterval is how long helm-controller waits before retrying a failed upgrade.
+	RetryInterval time.Duration
+
+	// Ingress settings handed to the chart (empty = cluster default / none).
+	IngressClassName string
+	ClusterIssuer    string
+	TLSSecretName    string
+	// IngressNamespace is the namespace of the ingress controller (or gateway); the NetworkPolicy admits
+	// traffic from it by its kubernetes.io/metadata.name label.
+	IngressNamespace string
+	// DNSNamespace is where the cluster DNS runs (egress on port 53 is allowed to it).
+	DNSNamespace string
+	// PrivateCIDRs are excluded from the store's internet egress besides the cloud metadata address:
+	// the cluster's pod and service CIDRs (so other stores are unreachable by IP) and the node networks.
+	PrivateCIDRs []string
+
+	// MedusaImage is the medusa image (there is no official one; each cluster names its build).
+	MedusaImage Image
+}
+
+// MetadataCIDR is the cloud metadata address; store egress never reaches it.
+const MetadataCIDR = "169.254.169.254/32"
+
+// LocalOptions are the options of the "local" cluster (the test environment and `gitops-api render`).
+func LocalOptions() Options {
+	return Options{
+		BaseDomain:       store.DefaultBaseDomain,
+		Chart:            ChartSource{Kind: SourceHelmRepository, Name: "storefleet-charts", Namespace: "flux-system"},
+		DisableWait:      true,
+		Interval:         10 * time.Minute,
+		Timeout:          10 * time.Minute,
+		RetryInterval:    5 * time.Minute,
+		IngressNamespace: "ingress-nginx",
+		DNSNamespace:     "kube-system",
+		// Every private and shared range: whatever pod/service CIDRs a local cluster picks, they are in here.
+		PrivateCIDRs: []string{"10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16"},
+		MedusaImage:  Image{Repository: "registry.localhost/storefleet/medusa", Tag: "2.8.0"},
+	}
+}

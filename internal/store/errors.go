@@ -1,0 +1,102 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error codes. They describe what went wrong in domain terms; the HTTP layer maps them to statuses
+// (EINVALID → 422/400, ENOTFOUND → 404, ECONFLICT → 409, …) so that nothing below it knows about HTTP.
+const (
+	ECONFLICT       = "conflict"
+	EINTERNAL       = "internal"
+	EINVALID        = "invalid"
+	ENOTFOUND       = "not_found"
+	ENOTIMPLEMENTED = "not_implemented"
+	EUNAUTHORIZED   = "unauthorized"
+	EFORBIDDEN      = "forbidden"
+)
+
+// Error is the error type of the domain. Fields is set for EINVALID (and for ECONFLICT when an update is
+// refused because of particular fields) and lists every problem at once, so a client can fix its request in
+// one round trip.
+type Error struct {
+	Code    string
+	Message string
+	Fields  []FieldError
+}
+
+// FieldError names one field (a JSON path such as "settings.currency") and the machine-readable rule it
+// broke (such as "iso4217"), with a message for humans.
+type FieldError struct {
+	Field   string `json:"field"`
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) String() string { return e.Field + ": " + e.Message + " (" + e.Rule + ")" }
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return fmt.Sprintf("storefleet error: code=%s message=%s", e.Code, e.Message)
+	}
+	var b strings.Builder
+	b.WriteString(e.Message)
+	for _, f := range e.Fields {
+		b.WriteString("\n  ")
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the human message of the first *Error in err's chain; other errors are internal and
+// their text is not shown to users.
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Internal error."
+}
+
+// FieldErrors returns the field errors carried by err, if any.
+func FieldErrors(err error) []FieldError {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Fields
+	}
+	return nil
+}
+
+// fieldErrors collects problems while validating; err returns nil when there are none.
+type fieldErrors []FieldError
+
+func (fe *fieldErrors) add(field, rule, format string, args ...any) {
+	*fe = append(*fe, FieldError{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)})
+}
+
+func (fe fieldErrors) err(msg string) error {
+	if len(fe) == 0 {
+		return nil
+	}
+	return &Error{Code: EINVALID, Message: msg, Fields: fe}
+}
