@@ -116,8 +116,8 @@ type TemplateOptions struct {
 	APIVersions []string
 }
 
-// Template renders a chart and returns its objects in output order.
-func (h Helm) Template(ctx context.Context, chartDir string, o TemplateOptions) ([]*unstructured.Unstructured, error) {
+// Render runs `helm template` and returns the manifest as Helm prints it.
+func (h Helm) Render(ctx context.Context, chartDir string, o TemplateOptions) ([]byte, error) {
 	args := []string{"template", o.Release, chartDir, "--namespace", o.Namespace}
 	for _, f := range o.ValuesFiles {
 		args = append(args, "--values", f)
@@ -128,7 +128,12 @@ func (h Helm) Template(ctx context.Context, chartDir string, o TemplateOptions) 
 	for _, a := range o.APIVersions {
 		args = append(args, "--api-versions", a)
 	}
-	out, err := h.Run(ctx, args...)
+	return h.Run(ctx, args...)
+}
+
+// Template renders a chart and returns its objects in output order.
+func (h Helm) Template(ctx context.Context, chartDir string, o TemplateOptions) ([]*unstructured.Unstructured, error) {
+	out, err := h.Render(ctx, chartDir, o)
 	if err != nil {
 		return nil, err
 	}
