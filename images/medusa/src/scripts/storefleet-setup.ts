@@ -59,7 +59,7 @@ export default async function storefleetSetup({ container }: ExecArgs) {
       const authModule = container.resolve(Modules.AUTH)
       const { authIdentity, error } = await authModule.register("emailpass", {
         body: { email, password: env("ADMIN_PASSWORD") },
-      } as any)
+      })
       if (error || !authIdentity) {
         throw new Error(`storefleet-setup: admin auth identity: ${error}`)
       }
