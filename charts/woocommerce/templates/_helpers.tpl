@@ -84,3 +84,20 @@ seccompProfile:
     define('WP_SITEURL', '{{ include "woocommerce.url" . }}');
     define('WP_AUTO_UPDATE_CORE', false);
 {{- end -}}
+
+{{/*
+Apache prefork workers sized to the app memory limit: about 80 MiB per PHP worker after
+64 MiB for Apache itself, at least 2. The image's default (150 workers) would be OOM-killed
+long before serving 150 WooCommerce requests in 512 MiB. Limits in Mi/Gi (what render
+writes); any other form gets the minimum.
+*/}}
+{{- define "woocommerce.maxRequestWorkers" -}}
+{{- $m := toString .Values.resources.app.limits.memory -}}
+{{- $mi := 0 -}}
+{{- if hasSuffix "Gi" $m -}}
+{{- $mi = mul (trimSuffix "Gi" $m | atoi) 1024 -}}
+{{- else if hasSuffix "Mi" $m -}}
+{{- $mi = trimSuffix "Mi" $m | atoi -}}
+{{- end -}}
+{{- max 2 (div (sub $mi 64) 80) -}}
+{{- end -}}
