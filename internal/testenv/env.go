@@ -529,6 +529,7 @@ type State struct {
 	ChartRepoURL     string         `json:"chartRepoURL"`
 	SourceStorageURL string         `json:"sourceStorageURL"`
 	LogDir           string         `json:"logDir"`
+	FluxCLI          string         `json:"fluxCLI,omitempty"`
 	PIDs             map[string]int `json:"pids"`
 }
 
@@ -537,6 +538,7 @@ func (e *Env) State() State {
 	return State{
 		Kubeconfig: e.Kubeconfig, APIServer: e.Config.Host, FleetURL: e.FleetURL,
 		ChartRepoURL: e.ChartRepoURL, SourceStorageURL: e.SourceStorageURL, LogDir: e.LogDir, PIDs: e.PIDs(),
+		FluxCLI: e.Tools.Flux,
 	}
 }
 
@@ -546,4 +548,40 @@ func (e *Env) writeState() error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(e.Dir, "env.json"), append(data, '\n'), 0o644)
+}
+
+// CheckAPIServer reports whether the kube-apiserver named in kubeconfig answers
+// /readyz, for callers that have only the file (the CLI's status command).
+func CheckAPIServer(ctx context.Context, kubeconfig string) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/readyz: %s", cfg.Host, resp.Status)
+	}
+	return nil
+}
+
+// ReadState reads the env.json Start wrote into dir.
+func ReadState(dir string) (State, error) {
+	var st State
+	data, err := os.ReadFile(filepath.Join(dir, "env.json"))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(data, &st)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,6 +40,10 @@ func Main(m *testing.M, opts Options, env **Env) int {
 	code := m.Run()
 	if err := e.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stop: %v\n", err)
+		code = 1
+	}
+	if left := e.Leftovers(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: processes left behind after Stop:\n  %s\n", strings.Join(left, "\n  "))
 		code = 1
 	}
 	if code != 0 {

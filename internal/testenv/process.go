@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -151,4 +152,54 @@ func portClash(p *process, err error) bool {
 		return false
 	}
 	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(p.tail(40), "address already in use")
+}
+
+// Leftovers lists processes still running whose command line mentions the
+// environment's directory (every component's does: data, PKI or kubeconfig paths),
+// as "pid: command". After Stop it must be empty.
+func (e *Env) Leftovers() []string {
+	var out []string
+	for _, p := range ProcessesMentioning(e.Dir) {
+		out = append(out, fmt.Sprintf("%d: %s", p.PID, p.Cmd))
+	}
+	return out
+}
+
+// ProcessInfo is a running process found by ProcessesMentioning.
+type ProcessInfo struct {
+	PID int
+	Cmd string
+}
+
+// ProcessesMentioning lists running processes (other than this one) whose command
+// line contains s.
+func ProcessesMentioning(s string) []ProcessInfo {
+	entries, _ := os.ReadDir("/proc")
+	var found []ProcessInfo
+	self := os.Getpid()
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err != nil || len(cmdline) == 0 {
+			continue // gone, or a kernel thread
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); err == nil && zombie(stat) {
+			continue
+		}
+		cmd := strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")
+		if strings.Contains(cmd, s) {
+			found = append(found, ProcessInfo{PID: pid, Cmd: cmd})
+		}
+	}
+	return found
+}
+
+// zombie reports whether /proc/PID/stat says the process has exited but was not
+// reaped (state Z); it holds no resources and runs nothing.
+func zombie(stat []byte) bool {
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
