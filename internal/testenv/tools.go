@@ -21,9 +21,9 @@ const (
 
 // Tools are the paths of the binaries the environment runs.
 type Tools struct {
-	KubeAPIServer, KubeControllerManager, Etcd       string
+	KubeAPIServer, KubeControllerManager, Etcd            string
 	SourceController, KustomizeController, HelmController string
-	Helm                                             string
+	Helm                                                  string
 	// Flux is the flux CLI, built only when asked for (Options.WithFluxCLI or ToolPath).
 	Flux string
 }
