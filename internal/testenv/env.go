@@ -89,6 +89,9 @@ type Env struct {
 
 	Tools *Tools
 
+	// Phases records when each start-up step finished, relative to the call.
+	Phases []Phase
+
 	opts     Options
 	root     string
 	procs    []*process // in start order
@@ -124,7 +127,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Tools, err = FindTools(ctx, e.root, opts.WithFluxCLI); err != nil {
 		return nil, err
 	}
-	e.logf("tools ready (%s)", since(t0))
+	e.phase("tools ready", t0)
 	p, err := newPKI(filepath.Join(e.Dir, "pki"))
 	if err != nil {
 		return nil, err
@@ -142,7 +145,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.startAPIServer(ctx, p, etcdURL); err != nil {
 		return nil, err
 	}
-	e.logf("kube-apiserver ready at %s (%s)", e.Config.Host, since(t0))
+	e.phase("kube-apiserver ready at "+e.Config.Host, t0)
 	crds := <-crdCh
 	if crds.err != nil {
 		return nil, crds.err
@@ -150,19 +153,31 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.prepareCluster(ctx, crds.dirs); err != nil {
 		return nil, err
 	}
-	e.logf("Flux CRDs installed (%s)", since(t0))
+	e.phase("Flux CRDs installed", t0)
 	if err := e.startControllers(ctx, p); err != nil {
 		return nil, err
 	}
-	e.logf("controllers ready (%s)", since(t0))
+	e.phase("controllers ready", t0)
 	if err := e.applyCluster(ctx); err != nil {
 		return nil, err
 	}
 	if err := e.writeState(); err != nil {
 		return nil, err
 	}
-	e.logf("environment up (%s); logs in %s", since(t0), e.LogDir)
+	e.phase("fleet applied", t0)
+	e.logf("environment up; logs in %s", e.LogDir)
 	return e, nil
+}
+
+// Phase is one start-up step and when it finished.
+type Phase struct {
+	Name  string
+	After time.Duration
+}
+
+func (e *Env) phase(name string, t0 time.Time) {
+	e.Phases = append(e.Phases, Phase{name, time.Since(t0)})
+	e.logf("%s (%s)", name, since(t0))
 }
 
 type crdResult struct {
