@@ -41,7 +41,8 @@ const (
 var kcmControllers = []string{
 	"namespace", "garbagecollector", "pvc-protection", "pv-protection", "resourcequota",
 	"deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "ttl-after-finished",
-	"disruption", "serviceaccount", "serviceaccount-token", "root-ca-certificate-publisher",
+	"disruption", "endpointslice", "serviceaccount", "serviceaccount-token", "root-ca-cert-publisher",
+	"clusterrole-aggregation", "podgc",
 }
 
 // Options configure Start. The zero value starts the environment for this checkout.
