@@ -396,6 +396,9 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 		})
 	}
 	storage := filepath.Join(e.Dir, "source-storage")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return err
+	}
 	go flux(1, "source-controller", e.Tools.SourceController, 3, func(ports []int) []string {
 		e.SourceStorageURL = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
 		return []string{
