@@ -172,7 +172,8 @@ type ProcessInfo struct {
 }
 
 // ProcessesMentioning lists running processes (other than this one) whose command
-// line contains s.
+// line or environment contains s (the Flux controllers get their kubeconfig from
+// $KUBECONFIG, not a flag).
 func ProcessesMentioning(s string) []ProcessInfo {
 	entries, _ := os.ReadDir("/proc")
 	var found []ProcessInfo
@@ -190,7 +191,8 @@ func ProcessesMentioning(s string) []ProcessInfo {
 			continue
 		}
 		cmd := strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")
-		if strings.Contains(cmd, s) {
+		env, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ"))
+		if strings.Contains(cmd, s) || strings.Contains(string(env), s) {
 			found = append(found, ProcessInfo{PID: pid, Cmd: cmd})
 		}
 	}
