@@ -1,9 +1,5 @@
-//go:build storefleet_testenv
-
 // Cluster tests of the charts on internal/testenv (real kube-apiserver, kube-controller-manager,
-// Flux controllers). internal/testenv is on branch testenv, not yet merged here: this file builds
-// only with -tags storefleet_testenv in a tree that has it. LEAD: after merging testenv, delete
-// the build constraint above so `make test` runs these.
+// Flux controllers).
 
 package charts
 
@@ -42,7 +38,6 @@ func TestStoreChartsOnCluster(t *testing.T) {
 	defer cancel()
 
 	opts := render.LocalOptions()
-	opts.Chart.Name = "storefleet" // the HelmRepository of clusters/local/chart-source.yaml
 	fleet := filepath.Join(t.TempDir(), "fleet")
 	if _, err := testenv.Git(ctx, filepath.Dir(fleet), "clone", "-q", e.FleetURL, fleet); err != nil {
 		t.Fatal(err)

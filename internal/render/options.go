@@ -79,7 +79,7 @@ const MetadataCIDR = "169.254.169.254/32"
 func LocalOptions() Options {
 	return Options{
 		BaseDomain:       store.DefaultBaseDomain,
-		Chart:            ChartSource{Kind: SourceHelmRepository, Name: "storefleet-charts", Namespace: "flux-system"},
+		Chart:            ChartSource{Kind: SourceHelmRepository, Name: "storefleet", Namespace: "flux-system"},
 		DisableWait:      true,
 		Interval:         10 * time.Minute,
 		Timeout:          10 * time.Minute,

@@ -154,7 +154,7 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, er
 	str(&c.seedDir, "seed-dir", "STOREFLEET_SEED_DIR", "fleet", "skeleton the embedded fleet repository is seeded with on first start")
 	str(&c.cluster, "cluster", "STOREFLEET_CLUSTER", store.DefaultCluster, "default cluster of new stores")
 	str(&c.baseDomain, "base-domain", "STOREFLEET_BASE_DOMAIN", store.DefaultBaseDomain, "stores get <name>.<base-domain> unless they ask for a domain")
-	str(&c.chartSource, "chart-source", "STOREFLEET_CHART_SOURCE", "helmrepository", "where store charts come from: helmrepository (flux-system/storefleet-charts) or oci")
+	str(&c.chartSource, "chart-source", "STOREFLEET_CHART_SOURCE", "helmrepository", "where store charts come from: helmrepository (flux-system/storefleet) or oci")
 	str(&c.chartURL, "chart-oci-url", "STOREFLEET_CHART_OCI_URL", "", "OCI prefix of the charts for --chart-source oci, e.g. oci://ghcr.io/acme/charts")
 	str(&c.medusaImage, "medusa-image", "STOREFLEET_MEDUSA_IMAGE", "", "medusa image repository:tag for this cluster")
 	str(&c.authorName, "author-name", "STOREFLEET_AUTHOR_NAME", "Storefleet", "author of fleet commits")
