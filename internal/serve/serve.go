@@ -53,11 +53,12 @@ Examples:
 
 // config is everything serve reads from flags and environment.
 type config struct {
-	listen, dataDir, seedDir, fleetURL, branch, cluster, baseDomain string
-	chartSource, chartURL, medusaImage, logFormat                   string
-	authorName, authorEmail                                         string
-	grace                                                           time.Duration
-	auth                                                            gitrepo.Auth
+	logLevel, ingressClass, clusterIssuer, tlsSecret, ingressNamespace string
+	listen, dataDir, seedDir, fleetURL, branch, cluster, baseDomain    string
+	chartSource, chartURL, medusaImage, logFormat                      string
+	authorName, authorEmail                                            string
+	grace                                                              time.Duration
+	auth                                                               gitrepo.Auth
 }
 
 // Run is `gitops-api serve`. It returns when ctx is done (after a graceful
@@ -70,7 +71,10 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.logFormat, stderr)
+	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+	if err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -102,6 +106,10 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 
 	opts := render.LocalOptions()
 	opts.BaseDomain = cfg.baseDomain
+	opts.IngressClassName, opts.ClusterIssuer, opts.TLSSecretName = cfg.ingressClass, cfg.clusterIssuer, cfg.tlsSecret
+	if cfg.ingressNamespace != "" {
+		opts.IngressNamespace = cfg.ingressNamespace
+	}
 	switch cfg.chartSource {
 	case "helmrepository":
 	case "oci":
@@ -157,6 +165,11 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, er
 	str(&c.chartSource, "chart-source", "STOREFLEET_CHART_SOURCE", "helmrepository", "where store charts come from: helmrepository (flux-system/storefleet) or oci")
 	str(&c.chartURL, "chart-oci-url", "STOREFLEET_CHART_OCI_URL", "", "OCI prefix of the charts for --chart-source oci, e.g. oci://ghcr.io/acme/charts")
 	str(&c.medusaImage, "medusa-image", "STOREFLEET_MEDUSA_IMAGE", "", "medusa image repository:tag for this cluster")
+	str(&c.logLevel, "log-level", "STOREFLEET_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	str(&c.ingressClass, "store-ingress-class", "STOREFLEET_STORE_INGRESS_CLASS", "", "IngressClass of store Ingresses; empty = the cluster default")
+	str(&c.clusterIssuer, "store-cluster-issuer", "STOREFLEET_STORE_CLUSTER_ISSUER", "", "cert-manager ClusterIssuer for store TLS; empty = none")
+	str(&c.tlsSecret, "store-tls-secret", "STOREFLEET_STORE_TLS_SECRET", "", "existing TLS Secret for store Ingresses (e.g. a wildcard); empty = none")
+	str(&c.ingressNamespace, "store-ingress-namespace", "STOREFLEET_STORE_INGRESS_NAMESPACE", "", "namespace of the ingress controller that store NetworkPolicies admit; empty = "+render.LocalOptions().IngressNamespace)
 	str(&c.authorName, "author-name", "STOREFLEET_AUTHOR_NAME", "Storefleet", "author of fleet commits")
 	str(&c.authorEmail, "author-email", "STOREFLEET_AUTHOR_EMAIL", "storefleet@localhost", "author e-mail of fleet commits")
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
@@ -198,11 +211,19 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, er
 	return c, nil
 }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
 // redact drops credentials embedded in a URL before it is logged.

@@ -1,0 +1,88 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/storefleet/storefleet/internal/charts"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// The platform chart (charts/storefleet) configures gitops-api through STOREFLEET_*
+// variables. A name serve does not read is a setting that silently does nothing in a
+// real cluster, so every name the chart sets must be one serve documents, and every
+// literal value it sets must parse.
+func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join("..", "..")
+	helm, err := charts.FindHelm(ctx, root)
+	if err != nil {
+		t.Fatalf("the platform chart contract needs helm: %v", err)
+	}
+
+	var help bytes.Buffer
+	if _, err := parse([]string{"-h"}, func(string) string { return "" }, &help); err == nil {
+		t.Fatal("parse -h returned no error")
+	}
+	known := map[string]bool{}
+	for _, n := range regexp.MustCompile(`STOREFLEET_[A-Z0-9_]+`).FindAllString(help.String(), -1) {
+		known[n] = true
+	}
+	if len(known) < 10 {
+		t.Fatalf("found only %d STOREFLEET_* names in serve --help:\n%s", len(known), help.String())
+	}
+
+	for _, values := range []string{"", "values-local.yaml", "values-prod.yaml"} {
+		t.Run("values="+values, func(t *testing.T) {
+			o := charts.TemplateOptions{Release: "storefleet", Namespace: "storefleet"}
+			if values != "" {
+				o.ValuesFiles = []string{filepath.Join(root, "charts", "storefleet", values)}
+			}
+			objs, err := helm.Template(ctx, filepath.Join(root, "charts", "storefleet"), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{}
+			seen := 0
+			for _, obj := range objs {
+				if obj.GetKind() != "Deployment" {
+					continue
+				}
+				containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+				for _, c := range containers {
+					vars, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+					for _, v := range vars {
+						m := v.(map[string]any)
+						name, _ := m["name"].(string)
+						if !strings.HasPrefix(name, "STOREFLEET_") {
+							continue
+						}
+						seen++
+						if !known[name] {
+							t.Errorf("the chart sets %s, which gitops-api serve does not read", name)
+						}
+						if val, ok := m["value"].(string); ok {
+							env[name] = val
+						}
+					}
+				}
+			}
+			if seen == 0 {
+				t.Fatal("no STOREFLEET_* variables in the chart's Deployment")
+			}
+			if _, err := parse(nil, func(k string) string { return env[k] }, &bytes.Buffer{}); err != nil {
+				t.Errorf("serve refuses the chart's settings: %v", err)
+			}
+			if _, err := newLogger(env["STOREFLEET_LOG_FORMAT"], env["STOREFLEET_LOG_LEVEL"], &bytes.Buffer{}); err != nil {
+				t.Errorf("serve refuses the chart's log settings: %v", err)
+			}
+			if img := env["STOREFLEET_MEDUSA_IMAGE"]; img != "" && !strings.Contains(img, ":") {
+				t.Errorf("STOREFLEET_MEDUSA_IMAGE %q is not repository:tag", img)
+			}
+		})
+	}
+}
