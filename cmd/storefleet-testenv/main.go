@@ -1,0 +1,20 @@
+// Command storefleet-testenv runs Storefleet's test environment (internal/testenv)
+// in the background for local work: `up`, `status`, `down`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "storefleet-testenv:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,22 @@
+// Package testenv runs Storefleet's real control plane on loopback, without Docker:
+// etcd, kube-apiserver and kube-controller-manager as processes, the Flux CRDs, and
+// Flux's source-, kustomize- and helm-controller out of cluster, plus the fleet Git
+// repository (served by internal/githttp) and the project's charts as a Helm chart
+// repository. Tests get it from TestMain (Main) or per test (StartT); people get it
+// from cmd/storefleet-testenv (`make testenv`).
+//
+// It owns the binaries' pins (hack/tools/<name>, built once per machine by
+// hack/tools/install.sh, which Start calls so a plain `go test` works), the PKI and
+// admin kubeconfig (<Dir>/kubeconfig), the component logs (<Dir>/logs/<name>.log),
+// and the process lifecycle: every component runs in its own process group with a
+// parent-death signal, and Stop takes them down in reverse order (controllers,
+// kube-controller-manager, kube-apiserver, etcd). Every port is a free loopback
+// port, so several environments run side by side.
+//
+// No scheduler or kubelet runs: Pods are created (so ResourceQuota, LimitRange and
+// Pod Security admission judge them) and stay Pending. HelmReleases here therefore
+// need Helm's wait off; see clusters/README.md.
+//
+// This is the only package besides the status package that imports client-go and
+// controller-runtime; product code must not import it.
+package testenv

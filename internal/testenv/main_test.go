@@ -1,0 +1,27 @@
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// env is the package's shared environment, started once by TestMain with the
+// fixture chart as its chart repository.
+var env *Env
+
+func TestMain(m *testing.M) {
+	os.Exit(Main(m, Options{ChartsDir: fixtureCharts(), WithFluxCLI: true}, &env))
+}
+
+// fixtureCharts copies testdata/charts to a temporary folder, so tests can bump the
+// fixture chart's version without touching the checkout.
+func fixtureCharts() string {
+	dir, err := os.MkdirTemp("", "storefleet-testenv-charts-")
+	if err != nil {
+		panic(err)
+	}
+	if err := os.CopyFS(dir, os.DirFS("testdata/charts")); err != nil {
+		panic(err)
+	}
+	return dir
+}
