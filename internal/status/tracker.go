@@ -112,10 +112,19 @@ func New(opts Options) *Tracker {
 	}
 	t.hub.init(opts.Buffer, opts.Now())
 	if opts.Requester != nil {
-		go t.requestLoop(t.kickSource, opts.Requester.RequestSourceReconcile, "source")
-		go t.requestLoop(t.kickApply, opts.Requester.RequestApplyReconcile, "kustomization")
+		t.UseRequester(opts.Requester)
 	}
 	return t
+}
+
+// UseRequester sets who performs reconcile requests (the kube Watcher, which itself
+// needs the Tracker first). Call it once, before any Committed.
+func (t *Tracker) UseRequester(r Requester) {
+	t.mu.Lock()
+	t.opts.Requester = r
+	t.mu.Unlock()
+	go t.requestLoop(t.kickSource, r.RequestSourceReconcile, "source")
+	go t.requestLoop(t.kickApply, r.RequestApplyReconcile, "kustomization")
 }
 
 // Close stops the reconcile-request goroutines and ends every subscription.
@@ -217,8 +226,9 @@ func (t *Tracker) Committed(name string, d Desired) {
 	e.commitTime = t.opts.Now()
 	t.pendingFor = d.Commit
 	t.recompute(e)
+	hasRequester := t.opts.Requester != nil
 	t.mu.Unlock()
-	if t.opts.Requester != nil {
+	if hasRequester {
 		kick(t.kickSource)
 	}
 }
