@@ -17,7 +17,7 @@ import (
 // apiserver-s and controllers-s metrics are when those phases finished.
 func BenchmarkStart(b *testing.B) {
 	var apiserver, controllers, stop time.Duration
-	for b.Loop() {
+	for range b.N {
 		dir, err := os.MkdirTemp("", "storefleet-testenv-bench-")
 		if err != nil {
 			b.Fatal(err)
@@ -54,7 +54,7 @@ func BenchmarkPushToApplied(b *testing.B) {
 	ctx := context.Background()
 	w := cloneFleet(b, env)
 	i := 0
-	for b.Loop() {
+	for range b.N {
 		i++
 		w.write("infrastructure/local/README.md", fmt.Sprintf("bench %d\n", i))
 		if _, err := env.Reconcile(ctx, w.push("bench")); err != nil {
@@ -79,7 +79,7 @@ func BenchmarkPushToReady(b *testing.B) {
 	}
 	gen := waitReadyGen(ctx, b, key, 0)
 	i := 0
-	for b.Loop() {
+	for range b.N {
 		i++
 		files["helmrelease.yaml"] = strings.Replace(storeFiles(name, "0.1.0", true, false)["helmrelease.yaml"],
 			"message: store bench", fmt.Sprintf("message: change %d", i), 1)
