@@ -70,3 +70,13 @@ func restHTTPClient(e *Env) (*http.Client, error) {
 	hc.Timeout = 5 * time.Second
 	return hc, nil
 }
+
+// StopComponent stops one component (e.g. "helm-controller", so objects a benchmark
+// creates stay as created); the others keep running. It stays stopped.
+func (e *Env) StopComponent(name string) error {
+	p := e.proc(name)
+	if p == nil {
+		return fmt.Errorf("no component %q", name)
+	}
+	return p.stop(15 * time.Second)
+}

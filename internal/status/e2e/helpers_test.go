@@ -34,7 +34,7 @@ var (
 // startAPI starts one gitops-api for the package, pointed at the environment's
 // fleet repository and cluster. It is never restarted: the API-server restart test
 // relies on that.
-func startAPI(t *testing.T) *gitopsAPI {
+func startAPI(t testing.TB) *gitopsAPI {
 	t.Helper()
 	apiOnce.Do(func() {
 		dataDir, err := os.MkdirTemp("", "storefleet-status-api-")
@@ -78,7 +78,7 @@ func startAPI(t *testing.T) *gitopsAPI {
 	return api
 }
 
-func (a *gitopsAPI) do(t *testing.T, method, path string, body any, want int) []byte {
+func (a *gitopsAPI) do(t testing.TB, method, path string, body any, want int) []byte {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -127,7 +127,7 @@ type storeView struct {
 	} `json:"status"`
 }
 
-func (a *gitopsAPI) get(t *testing.T, name string) storeView {
+func (a *gitopsAPI) get(t testing.TB, name string) storeView {
 	t.Helper()
 	var v storeView
 	if err := json.Unmarshal(a.do(t, http.MethodGet, "/api/v1/stores/"+name, nil, http.StatusOK), &v); err != nil {
@@ -142,7 +142,7 @@ type sseEvent struct {
 	Data     []byte
 }
 
-func (e sseEvent) status(t *testing.T) status.Status {
+func (e sseEvent) status(t testing.TB) status.Status {
 	t.Helper()
 	var s status.Status
 	if err := json.Unmarshal(e.Data, &s); err != nil {
@@ -160,7 +160,7 @@ type stream struct {
 	Err    error
 }
 
-func (a *gitopsAPI) events(t *testing.T, path, lastID string) *stream {
+func (a *gitopsAPI) events(t testing.TB, path, lastID string) *stream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL+path, nil)
@@ -213,7 +213,7 @@ func (s *stream) Close() { s.cancel() }
 // phases reads status events until the stream ends or timeout, returning the
 // distinct phases in the order they came (repeats of the same phase folded) and
 // the last status.
-func (s *stream) phases(t *testing.T, timeout time.Duration, stopAt ...store.Phase) ([]store.Phase, status.Status, []status.KubeEvent) {
+func (s *stream) phases(t testing.TB, timeout time.Duration, stopAt ...store.Phase) ([]store.Phase, status.Status, []status.KubeEvent) {
 	t.Helper()
 	var seen []store.Phase
 	var last status.Status
