@@ -54,7 +54,7 @@ func (s Service) Delete(ctx context.Context, name string, purge bool, m fleet.Me
 }
 
 func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
-	if err != nil || out.DryRun || out.Commit == nil || out.Store == "" {
+	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
 		return
 	}
 	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase)}

@@ -224,13 +224,22 @@ func (t *Tracker) Committed(name string, d Desired) {
 	}
 	e.desired, e.requested = d, false
 	e.commitTime = t.opts.Now()
-	t.pendingFor = d.Commit
 	t.recompute(e)
 	hasRequester := t.opts.Requester != nil
-	t.mu.Unlock()
-	if hasRequester {
-		kick(t.kickSource)
+	fetched := t.fetched.has(d.Commit)
+	if !fetched {
+		t.pendingFor = d.Commit
 	}
+	t.mu.Unlock()
+	if !hasRequester {
+		return
+	}
+	if fetched {
+		// The source got the commit on its own (its interval, or a later push).
+		kick(t.kickApply)
+		return
+	}
+	kick(t.kickSource)
 }
 
 func (t *Tracker) entry(name string) *entry {
