@@ -23,7 +23,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	apipkg "github.com/storefleet/storefleet/internal/api"
+	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/status"
 	"github.com/storefleet/storefleet/internal/store"
 	"github.com/storefleet/storefleet/internal/testenv"
@@ -43,18 +46,72 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // ready, through gitops-api, the fleet repository, Flux and helm-controller. The
 // baseline in the same run is the same request → the HelmRelease Ready at its
 // generation as the cluster itself shows it (polled every 20 ms): the difference is
-// what status adds. Stores are created one after another with an empty fleet
-// otherwise (the "0 stores" figure).
+// what status adds. Stores are created one after another, first with no other store
+// in the fleet, then with 1,000 more (retained stores: namespace, RBAC and policies,
+// which the one stores Kustomization re-applies on every commit).
 func BenchmarkRequestToReady(b *testing.B) {
+	b.Run("fleet=0", func(b *testing.B) { requestToReady(b, 10) })
+	t0 := time.Now()
+	seedFleet(b, 1000)
+	b.Logf("1,000 stores pushed and applied by Flux in %v", time.Since(t0))
+	b.Run("fleet=1000", func(b *testing.B) { requestToReady(b, 5) })
+}
+
+// seedFleet commits n retained stores to the fleet in one commit and waits until
+// Flux applied it.
+func seedFleet(b *testing.B, n int) {
+	ctx := context.Background()
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer repo.Close()
+	opts := render.LocalOptions()
+	opts.Chart.Name = "storefleet"
+	rnd := fleet.FleetRenderer{Options: opts}
+	var changes []gitrepo.Change
+	for i := range n {
+		st := store.Store{Name: fmt.Sprintf("fleet-%04d", i), Engine: store.WooCommerce, Plan: "basic",
+			Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults("")
+		files, err := rnd.Render(st, fleet.StateRetained)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir := rnd.Dir(st)
+		c := gitrepo.Change{Store: st.Name, Cluster: st.Cluster, Dir: dir, Action: gitrepo.ActionCreate,
+			Actor: "bench", RequestID: "bench-" + st.Name}
+		for _, f := range files {
+			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})
+		}
+		changes = append(changes, c)
+	}
+	var commit string
+	for _, r := range repo.SubmitAll(ctx, changes) {
+		if r.Err != nil {
+			b.Fatal(r.Err)
+		}
+		commit = r.Commit
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	if _, err := env.Reconcile(rctx, commit); err != nil {
+		b.Fatal(err)
+	}
+}
+
+var benchSeq int
+
+func requestToReady(b *testing.B, n int) {
 	a := startAPI(b)
-	n := 10
+	n *= b.N
 	var viaSSE, inCluster []time.Duration
 	dyn, err := dynamic.NewForConfig(env.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range n {
-		name := fmt.Sprintf("bench-%d-%d", time.Now().Unix()%100000, i)
+		benchSeq++
+		name := fmt.Sprintf("bench-%d", benchSeq)
 		clusterReady := make(chan time.Duration, 1)
 		start := time.Now()
 		go func() {
