@@ -109,7 +109,7 @@ func requestToReady(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for i := range n {
+	for range n {
 		benchSeq++
 		name := fmt.Sprintf("bench-%d", benchSeq)
 		clusterReady := make(chan time.Duration, 1)
