@@ -101,7 +101,7 @@ func TestStoreLifecycle(t *testing.T) {
 
 	// The all-stores stream saw all of it, and Kubernetes Events from the namespace.
 	seen, _, kube := all.phases(t, 5*time.Second, store.PhaseDeleted)
-	for _, p := range []store.Phase{store.PhaseReady, store.PhaseUpgrading, store.PhaseRetained, store.PhaseDeleted} {
+	for _, p := range []store.Phase{store.PhaseRequested, store.PhaseCommitted, store.PhaseReady, store.PhaseUpgrading, store.PhaseRetained, store.PhaseDeleted} {
 		if !hasPhase(seen, p) {
 			t.Errorf("all-stores stream lacks %s: %v", p, seen)
 		}
