@@ -209,6 +209,10 @@ func active(r Result, d Desired, hr *Release) Result {
 	switch {
 	case hr.Stalled.is("True"):
 		r.Phase, r.Reason, r.Message = store.PhaseFailed, hr.Stalled.Reason, hr.Stalled.Message
+		// Stalled says that it gave up (RetriesExceeded); Ready says why.
+		if hr.Ready.is("False") && hr.Ready.Message != "" && hr.Ready.Message != r.Message {
+			r.Message += "; last failure: " + hr.Ready.Reason + ": " + hr.Ready.Message
+		}
 	case current && hr.Ready.is("True") && (d.Version == "" || hr.LatestChartVersion == "" || hr.LatestChartVersion == d.Version):
 		r.Phase, r.Done = store.PhaseReady, len(r.Steps)
 		r.Reason, r.Message = hr.Ready.Reason, hr.Ready.Message

@@ -99,6 +99,17 @@ func TestCompute(t *testing.T) {
 	}
 }
 
+func TestStalledCarriesTheCause(t *testing.T) {
+	hr := &Release{Generation: 1, ObservedGeneration: 1, InstallFailures: 4, InstallRetries: 3,
+		Ready:   cond("False", "InstallFailed", "ConfigMap x is invalid"),
+		Stalled: cond("True", "RetriesExceeded", "Failed to install after 4 attempt(s)")}
+	r := Compute(Desired{Lifecycle: Active}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr})
+	if r.Phase != store.PhaseFailed || r.Reason != "RetriesExceeded" ||
+		r.Message != "Failed to install after 4 attempt(s); last failure: InstallFailed: ConfigMap x is invalid" {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestComputeDrift(t *testing.T) {
 	hr := &Release{Generation: 1, ObservedGeneration: 1, Installed: true, Ready: cond("True", "x", ""),
 		Drifted: cond("True", "DriftDetected", "Deployment shop-app changed")}
