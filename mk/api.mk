@@ -10,3 +10,10 @@ run: build
 ## bench-api: only the HTTP API benchmark (make bench runs it with every other one).
 bench-api:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./internal/api/
+
+# The API's tests run a real Git server (git http-backend, shipped in Debian's git package).
+.PHONY: api-deps
+DEPS_TARGETS += api-deps
+api-deps:
+	@if [ -x "$$(git --exec-path 2>/dev/null)/git-http-backend" ]; then echo "git http-backend: present"; \
+	  else apt-get update && apt-get install -y --no-install-recommends git; fi

@@ -112,6 +112,11 @@ func (r FleetRenderer) Parse(files []File) (store.Store, State, error) {
 				s.Cluster = parts[1]
 			}
 		}
+		// Only the Namespace and the HelmRelease (with its OCIRepository) carry the
+		// spec; the policy and RBAC files, the largest, are not parsed at all.
+		if b := path.Base(f.Path); b != render.NamespaceFile && b != render.HelmReleaseFile {
+			continue
+		}
 		for _, doc := range bytes.Split(f.Content, []byte("\n---\n")) {
 			if len(bytes.TrimSpace(doc)) == 0 {
 				continue

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -218,20 +219,64 @@ func (s *Service) Reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing stores: %w", err)
 	}
+	// Reading and parsing 10,000 folders is CPU-bound: spread it over the cores.
+	type parsed struct {
+		dir   string
+		st    store.Store
+		state State
+		err   error
+	}
+	work := make(chan string)
+	results := make(chan parsed)
+	workers := max(2, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				p := parsed{dir: d}
+				var files []File
+				_, files, p.err = s.repo.ReadDir(ctx, d)
+				if p.err == nil {
+					p.st, p.state, p.err = s.render.Parse(files)
+					if p.err != nil {
+						// A folder someone edited by hand must not stop the API; it is
+						// skipped and logged so an operator can fix it.
+						s.log.Warn("skipping unreadable store folder", "dir", d, "err", p.err)
+						p.err, p.st.Name = nil, ""
+					}
+				}
+				results <- p
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, d := range dirs {
+			select {
+			case work <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
 	idx := make(map[string]*indexed, len(dirs))
-	for _, d := range dirs {
-		_, files, err := s.repo.ReadDir(ctx, d)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", d, err)
+	var firstErr error
+	for p := range results {
+		switch {
+		case p.err != nil && firstErr == nil:
+			firstErr = fmt.Errorf("reading %s: %w", p.dir, p.err)
+		case p.err == nil && p.st.Name != "":
+			idx[p.st.Name] = &indexed{store: p.st, state: p.state}
 		}
-		st, state, err := s.render.Parse(files)
-		if err != nil {
-			// A folder someone edited by hand must not stop the API; it is skipped
-			// and logged so an operator can fix it.
-			s.log.Warn("skipping unreadable store folder", "dir", d, "err", err)
-			continue
-		}
-		idx[st.Name] = &indexed{store: st, state: state}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.index = idx
@@ -470,6 +515,11 @@ func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state Stat
 	c := Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
 		Dir: dir, Files: files, Remove: state == "", Base: base}
 	commit, err := s.repo.Submit(ctx, c)
+	if errors.Is(err, ErrExists) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		// Someone else changed the fleet repository: learn the store's current state
+		// so the next request sees it.
+		s.refresh(ctx, st.Name, dir)
+	}
 	switch {
 	case errors.Is(err, ErrExists):
 		return Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists in the fleet repository", st.Name)
@@ -719,4 +769,22 @@ func dropDerived(err error, in store.Store) error {
 		}
 	}
 	return out
+}
+
+// refresh re-reads one store folder into the index after the writer reported that it
+// differs from what the index holds (an outside push).
+func (s *Service) refresh(ctx context.Context, name, dir string) {
+	_, files, err := s.repo.ReadDir(ctx, dir)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errors.Is(err, ErrNotFound) {
+		delete(s.index, name)
+		return
+	}
+	if err != nil {
+		return
+	}
+	if st, state, err := s.render.Parse(files); err == nil && st.Name == name {
+		s.index[name] = &indexed{store: st, state: state}
+	}
 }

@@ -491,3 +491,59 @@ func TestRace(t *testing.T) {
 		})
 	}
 }
+
+// A clone of a repacked (deltified) fleet reads back exactly what git stores, in memory
+// and on disk (where the pack index is written by this package and checked by fsck).
+func TestCloneOfDeltifiedPack(t *testing.T) {
+	bare := fleetFixture(t, 300)
+	packs, _ := filepath.Glob(filepath.Join(bare, "objects", "pack", "*.idx"))
+	if len(packs) != 1 {
+		t.Fatalf("fixture has %d packs, want 1", len(packs))
+	}
+	if out := runGit(t, bare, "verify-pack", "-v", packs[0]); !strings.Contains(out, "chain length = 2") {
+		t.Fatalf("fixture pack has no delta chains; the test would not exercise delta resolution:\n%.500s", out)
+	}
+	for _, mode := range []string{"memory", "disk"} {
+		t.Run(mode, func(t *testing.T) {
+			srv, err := githttp.New(filepath.Dir(bare))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			dir := ""
+			if mode == "disk" {
+				dir = filepath.Join(t.TempDir(), "clone")
+			}
+			r := open(t, remote{url: srv.URL() + "/" + filepath.Base(bare)}, func(o *Options) { o.Dir = dir })
+			ctx := context.Background()
+			list, err := r.ListStores(ctx)
+			if err != nil || len(list) != 300 {
+				t.Fatalf("ListStores: %d %v", len(list), err)
+			}
+			for i, s := range list {
+				if i%37 != 0 {
+					continue
+				}
+				_, files, err := r.Store(ctx, s.Dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range files {
+					if got := runGit(t, bare, "show", "main:"+s.Dir+"/"+f.Path); got != strings.TrimSpace(string(f.Content)) {
+						t.Fatalf("%s/%s differs from git's", s.Dir, f.Path)
+					}
+				}
+			}
+			hist, err := r.History(ctx, list[0].Dir, 0)
+			if err != nil || len(hist) != 1 || hist[0].Changes[0].Action != "create" {
+				t.Fatalf("History: %+v %v", hist, err)
+			}
+			if dir != "" {
+				fsck(t, dir)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -39,10 +40,16 @@ type Repo struct {
 	repo      *git.Repository
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
+	localPath string                 // bare repository written directly (file remotes)
 
-	// mu guards the object storage (go-git's memory storage is plain maps) and tip.
-	mu  sync.RWMutex
-	tip plumbing.Hash
+	localCommits atomic.Int64
+	gcRunning    atomic.Bool
+
+	// syncMu serializes fetches and tip moves; mu guards the object storage (go-git's
+	// memory storage is plain maps) and tip.
+	syncMu sync.Mutex
+	mu     sync.RWMutex
+	tip    plumbing.Hash
 
 	idx *requestIndex
 
@@ -108,6 +115,9 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		queue:     make(chan []*pending, 1024),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	if ep.Protocol == "file" {
+		r.localPath = localRepoPath(ep.Path)
 	}
 	if err := r.initStorage(url); err != nil {
 		return nil, err
@@ -194,40 +204,6 @@ func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
 		return pk, nil
 	}
 	return nil, nil
-}
-
-// fetch brings the tracking ref up to date and indexes the new commits' Request-Ids.
-func (r *Repo) fetch(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		Auth:       r.auth,
-		Tags:       git.NoTags,
-		Force:      true,
-	})
-	switch {
-	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
-	case errors.Is(err, transport.ErrEmptyRemoteRepository):
-		return nil
-	case strings.Contains(err.Error(), "couldn't find remote ref"):
-		// The remote has commits but not our branch yet: the first commit creates it.
-		return nil
-	default:
-		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
-	}
-	ref, err := r.st.Reference(r.trackRef)
-	if err != nil {
-		if errors.Is(err, plumbing.ErrReferenceNotFound) {
-			return nil
-		}
-		return err
-	}
-	if ref.Hash() != r.tip {
-		r.idx.walk(r.st, ref.Hash(), r.opts.IdempotencyDepth)
-		r.setTip(ref.Hash())
-	}
-	return nil
 }
 
 // setTip moves the tracking ref, and the clone's own branch and HEAD with it so plain

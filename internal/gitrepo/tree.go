@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -32,12 +33,9 @@ func (s *objectSet) add(o plumbing.EncodedObject) plumbing.Hash {
 	return h
 }
 
-func blobObject(content []byte) *plumbing.MemoryObject {
-	o := &plumbing.MemoryObject{}
-	o.SetType(plumbing.BlobObject)
-	o.SetSize(int64(len(content)))
-	_, _ = o.Write(content)
-	return o
+// blobObject wraps content without copying it; callers hand over their buffers.
+func blobObject(content []byte) *memObject {
+	return &memObject{typ: plumbing.BlobObject, hash: objectHash(plumbing.BlobObject, content), content: content}
 }
 
 // gitLess orders tree entries the way git does: a tree's name compares as if it ended
@@ -53,14 +51,30 @@ func gitLess(a, b object.TreeEntry) bool {
 	return an < bn
 }
 
-func treeObject(entries []object.TreeEntry) (*plumbing.MemoryObject, error) {
+// treeObject encodes a tree in git's canonical form (entries sorted git's way, modes
+// without leading zeros).
+func treeObject(entries []object.TreeEntry) (*memObject, error) {
 	sort.Slice(entries, func(i, j int) bool { return gitLess(entries[i], entries[j]) })
-	o := &plumbing.MemoryObject{}
-	t := object.Tree{Entries: entries}
-	if err := t.Encode(o); err != nil {
-		return nil, err
+	n := 0
+	for _, e := range entries {
+		n += len(e.Name) + 28
 	}
-	return o, nil
+	b := make([]byte, 0, n)
+	for _, e := range entries {
+		switch e.Mode {
+		case filemode.Dir:
+			b = append(b, "40000 "...)
+		case filemode.Regular:
+			b = append(b, "100644 "...)
+		default:
+			b = strconv.AppendUint(b, uint64(e.Mode), 8)
+			b = append(b, ' ')
+		}
+		b = append(b, e.Name...)
+		b = append(b, 0)
+		b = append(b, e.Hash[:]...)
+	}
+	return &memObject{typ: plumbing.TreeObject, hash: objectHash(plumbing.TreeObject, b), content: b}, nil
 }
 
 // buildFolder writes the blobs and trees of a store folder's files into objs and

@@ -171,6 +171,13 @@ func (l *loader) expand(name string) *spec.Schema {
 	l.inFlight[name] = true
 	s := l.walk(raw)
 	delete(l.inFlight, name)
+	if name == quantityDef {
+		for i := range s.OneOf {
+			if s.OneOf[i].Type.Contains("string") {
+				s.OneOf[i].Format = "quantity"
+			}
+		}
+	}
 	l.expanded[name] = s
 	return s
 }
@@ -216,6 +223,11 @@ func (l *loader) walk(in *spec.Schema) *spec.Schema {
 	out.AllOf = l.walkAll(in.AllOf)
 	out.AnyOf = l.walkAll(in.AnyOf)
 	out.OneOf = l.walkAll(in.OneOf)
+	if len(out.Type) == 0 {
+		// Quantity and IntOrString are oneOf/anyOf of plain types with no type of their own; the validator
+		// then lets a list through unchecked. The union of the branches' types is the type.
+		out.Type = unionType(out.OneOf, out.AnyOf)
+	}
 	if in.Not != nil {
 		out.Not = l.walk(in.Not)
 	}
@@ -231,4 +243,20 @@ func (l *loader) walkAll(in []spec.Schema) []spec.Schema {
 		out[i] = *l.walk(&in[i])
 	}
 	return out
+}
+
+// unionType returns the types of schema branches that each are nothing but a type, or nil.
+func unionType(lists ...[]spec.Schema) spec.StringOrArray {
+	var types spec.StringOrArray
+	for _, list := range lists {
+		for _, b := range list {
+			if len(b.Type) != 1 || len(b.Properties) > 0 || b.Items != nil || len(b.OneOf)+len(b.AnyOf)+len(b.AllOf) > 0 {
+				return nil
+			}
+			if !types.Contains(b.Type[0]) {
+				types = append(types, b.Type[0])
+			}
+		}
+	}
+	return types
 }

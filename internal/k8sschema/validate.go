@@ -12,7 +12,6 @@ import (
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/kube-openapi/pkg/validation/spec"
-	"k8s.io/kube-openapi/pkg/validation/strfmt"
 	"k8s.io/kube-openapi/pkg/validation/validate"
 	"sigs.k8s.io/yaml"
 )
@@ -162,7 +161,7 @@ func (v *Validator) validateDoc(i int, doc []byte) []Problem {
 		p.Message = "no schema for this apiVersion and kind"
 		return []Problem{p}
 	}
-	res := validate.NewSchemaValidator(s, nil, "", strfmt.Default).Validate(normalize(obj))
+	res := validate.NewSchemaValidator(s, nil, "", formats).Validate(normalize(obj))
 	var out []Problem
 	for _, e := range res.Errors {
 		q := p
@@ -173,11 +172,18 @@ func (v *Validator) validateDoc(i int, doc []byte) []Problem {
 	return out
 }
 
-// normalize turns json.Numbers into int64 or float64, which the validator's type checks understand.
+// normalize turns json.Numbers into int64 or float64, which the validator's type checks understand, and
+// drops null fields: the API server decodes a null field as an absent one (`creationTimestamp: null`,
+// `nodeSelector: null` from an empty template value), so they are not errors; a required field that is
+// null is then reported as missing.
 func normalize(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, e := range t {
+			if e == nil {
+				delete(t, k)
+				continue
+			}
 			t[k] = normalize(e)
 		}
 	case []any:

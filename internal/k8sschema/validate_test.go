@@ -150,3 +150,33 @@ func TestIntOrString(t *testing.T) {
 		t.Fatal("a list accepted as int-or-string")
 	}
 }
+
+func TestQuantities(t *testing.T) {
+	v := mustDefault(t)
+	doc := func(q string) []byte {
+		return []byte("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard: {requests.cpu: " + q + "}\n")
+	}
+	for _, ok := range []string{`"500m"`, `"1"`, `2`, `"1.5Gi"`, `0.5`} {
+		if err := v.Validate(doc(ok)); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{`"512MB"`, `"1 core"`, `"abc"`, `[1]`} {
+		err := v.Validate(doc(bad))
+		if err == nil || !strings.Contains(err.Error(), "spec.hard.requests.cpu") {
+			t.Errorf("%s accepted or not located: %v", bad, err)
+		}
+	}
+}
+
+func TestNullIsAbsent(t *testing.T) {
+	v := mustDefault(t)
+	ok := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, creationTimestamp: null, labels: null}\ndata: null\n"
+	if err := v.Validate([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	bad := "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb}\nroleRef: null\n"
+	if err := v.Validate([]byte(bad)); err == nil || !strings.Contains(err.Error(), "roleRef in body is required") {
+		t.Fatalf("null required field: %v", err)
+	}
+}

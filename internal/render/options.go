@@ -1,6 +1,10 @@
 package render
 
 import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/storefleet/storefleet/internal/store"
@@ -86,4 +90,41 @@ func LocalOptions() Options {
 		PrivateCIDRs: []string{"10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16"},
 		MedusaImage:  Image{Repository: "registry.localhost/storefleet/medusa", Tag: "2.8.0"},
 	}
+}
+
+// Validate checks the options themselves (they come from cluster configuration, not from users); render
+// refuses to run with broken options rather than write manifests Flux would reject.
+func (o Options) Validate() error {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	switch o.Chart.Kind {
+	case SourceHelmRepository:
+		if o.Chart.Name == "" || o.Chart.Namespace == "" {
+			bad("chart source: HelmRepository needs a name and a namespace")
+		}
+	case SourceOCIRepository:
+		if !strings.HasPrefix(o.Chart.URL, "oci://") || strings.HasSuffix(o.Chart.URL, "/") {
+			bad("chart source: OCIRepository URL %q must begin with oci:// and not end with /", o.Chart.URL)
+		}
+	default:
+		bad("chart source: kind %q is neither %s nor %s", o.Chart.Kind, SourceHelmRepository, SourceOCIRepository)
+	}
+	for name, d := range map[string]time.Duration{"interval": o.Interval, "timeout": o.Timeout, "retry interval": o.RetryInterval} {
+		if d <= 0 {
+			bad("%s must be positive", name)
+		}
+	}
+	if o.IngressNamespace == "" || o.DNSNamespace == "" {
+		bad("ingress and DNS namespaces are required for the NetworkPolicies")
+	}
+	for _, c := range o.PrivateCIDRs {
+		if _, n, err := net.ParseCIDR(c); err != nil || n.IP.To4() == nil || n.String() != c {
+			bad("private CIDR %q is not a canonical IPv4 CIDR", c)
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	return store.Errorf(store.EINTERNAL, "render options: %s", strings.Join(problems, "; "))
 }

@@ -1,7 +1,6 @@
 package render
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -92,6 +91,9 @@ func Shard(name string) string {
 
 // prepare applies defaults and validates, so every entry point renders only complete, valid stores.
 func prepare(s store.Store, opts Options) (store.Store, engineSpec, error) {
+	if err := opts.Validate(); err != nil {
+		return s, engineSpec{}, err
+	}
 	s = s.WithDefaults(opts.BaseDomain)
 	if err := s.Validate(); err != nil {
 		return s, engineSpec{}, err
@@ -189,24 +191,17 @@ func (r *renderer) folder(files map[string][]any) ([]File, error) {
 		Resources: names,
 	}
 	out := make([]File, 0, len(names)+1)
-	kb, err := marshal(&k)
+	kb, err := encode(&k)
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, File{Path: path.Join(r.dir, KustomizationFile), Content: kb})
 	for _, n := range names {
-		var buf bytes.Buffer
-		for i, o := range files[n] {
-			if i > 0 {
-				buf.WriteString("---\n")
-			}
-			b, err := marshal(o)
-			if err != nil {
-				return nil, err
-			}
-			buf.Write(b)
+		b, err := encode(files[n]...)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, File{Path: path.Join(r.dir, n), Content: buf.Bytes()})
+		out = append(out, File{Path: path.Join(r.dir, n), Content: b})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil

@@ -196,3 +196,51 @@ func TestPSALevels(t *testing.T) {
 		t.Fatal("PSA levels changed: tell the charts engineer")
 	}
 }
+
+func TestOptionsValidate(t *testing.T) {
+	if err := LocalOptions().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := LocalOptions()
+	o.Chart = ChartSource{Kind: "GitRepository"}
+	o.Timeout = 0
+	o.PrivateCIDRs = []string{"10.0.0.1/8"}
+	o.DNSNamespace = ""
+	err := o.Validate()
+	if err == nil {
+		t.Fatal("broken options accepted")
+	}
+	for _, want := range []string{"GitRepository", "timeout", "10.0.0.1/8", "DNS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q not reported: %v", want, err)
+		}
+	}
+	if _, err := Store(shop(store.WooCommerce, store.Basic), o); err == nil {
+		t.Fatal("render ran with broken options")
+	}
+	o = LocalOptions()
+	o.Chart = ChartSource{Kind: SourceOCIRepository, URL: "https://example.com"}
+	if o.Validate() == nil {
+		t.Fatal("non-OCI URL accepted")
+	}
+}
+
+// TestFleetSeed keeps fleet/ in step with render: the README's example folder is StoreDir's, and the
+// local cluster's stores folder exists in the seed.
+func TestFleetSeed(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "fleet", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, []byte("`"+StoreDir("local", "shop")+"`")) {
+		t.Errorf("fleet/README.md does not show %s", StoreDir("local", "shop"))
+	}
+	for _, f := range []string{KustomizationFile, NamespaceFile, RBACFile, PolicyFile, HelmReleaseFile} {
+		if !bytes.Contains(readme, []byte(f)) {
+			t.Errorf("fleet/README.md does not describe %s", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("..", "..", "fleet", "stores", store.DefaultCluster)); err != nil {
+		t.Errorf("the seed lacks stores/%s: %v", store.DefaultCluster, err)
+	}
+}

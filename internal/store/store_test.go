@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -280,6 +281,15 @@ func TestBytes(t *testing.T) {
 	for q, want := range map[string]int64{"250m": 250, "2": 2000, "x": -1} {
 		if got := MilliCPU(q); got != want {
 			t.Errorf("MilliCPU(%q) = %d", q, got)
+		}
+	}
+}
+
+func TestDNS1123LabelMatchesPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	for _, s := range []string{"", "a", "-", "a-", "-a", "a-b", "a--b", "A", "a.b", "0", "0-0", "ab_c", "é", "a\n", "shop-1"} {
+		if got, want := dns1123Label.MatchString(s), re.MatchString(s); got != want {
+			t.Errorf("%q: %v, pattern says %v", s, got, want)
 		}
 	}
 }

@@ -23,8 +23,28 @@ const (
 	MaxVersionLength    = 64
 )
 
+// dns1123Label is the pattern [a-z0-9]([-a-z0-9]*[a-z0-9])? (without the length limit), as a loop: it is
+// checked for every label of every rendered store.
+type dns1123 struct{}
+
+func (dns1123) MatchString(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-' && i > 0 && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+var dns1123Label dns1123
+
 var (
-	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	// semver 2.0.0, as Helm accepts chart versions (no leading "v").
 	semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
 		`(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?` +

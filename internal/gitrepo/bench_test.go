@@ -1,0 +1,327 @@
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/githttp"
+)
+
+// Benchmarks run under `make bench` only (go test runs no benchmarks by default). Every
+// remote is the githttp server (git http-backend over loopback) unless the name says
+// path, holding a copy of a fleet fixture.
+
+var benchSizes = []int{0, 1000, 10000}
+
+// httpFleet serves a fresh copy of the n-store fixture and returns its URL and path.
+func httpFleet(b *testing.B, n int) (string, string) {
+	b.Helper()
+	fleetFixture(b, n) // builds under fixtureRoot
+	root, err := os.MkdirTemp(fixtureRoot, "srv-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := filepath.Join(root, "fleet.git")
+	copyFixture(b, n, bare)
+	srv, err := githttp.New(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	return srv.URL() + "/fleet.git", bare
+}
+
+func pathFleet(b *testing.B, n int) string {
+	b.Helper()
+	fleetFixture(b, n)
+	root, err := os.MkdirTemp(fixtureRoot, "path-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := filepath.Join(root, "fleet.git")
+	copyFixture(b, n, bare)
+	return bare
+}
+
+func percentile(s []time.Duration, p float64) time.Duration {
+	c := append([]time.Duration(nil), s...)
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	i := int(p*float64(len(c))+0.5) - 1
+	return c[max(0, min(i, len(c)-1))]
+}
+
+func reportLatency(b *testing.B, s []time.Duration) {
+	var sum time.Duration
+	for _, d := range s {
+		sum += d
+	}
+	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(s)), "ns/op")
+	b.ReportMetric(float64(percentile(s, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(s, 0.95).Microseconds())/1000, "p95-ms")
+	b.ReportMetric(float64(len(s)), "requests")
+}
+
+// latencyRequests is how many sequential single-store requests one run measures; each
+// is a create of a new store folder with five files.
+const latencyRequests = 60
+
+// BenchmarkCommitPush: one request at a time (so one store per commit), commit + push
+// latency, this package against the git CLI in a worktree clone on the same server.
+func BenchmarkCommitPush(b *testing.B) {
+	for _, n := range benchSizes {
+		for _, impl := range []string{"gitrepo", "gitrepo-disk", "gitrepo-path", "gitcli"} {
+			b.Run(fmt.Sprintf("stores=%d/%s", n, impl), func(b *testing.B) {
+				apply := setupLatency(b, n, impl)
+				b.ResetTimer()
+				var samples []time.Duration
+				seq := 0
+				for i := 0; i < b.N; i++ {
+					for j := 0; j < latencyRequests; j++ {
+						name := fmt.Sprintf("bench-%d-%05d", i, seq)
+						seq++
+						t0 := time.Now()
+						apply(name)
+						samples = append(samples, time.Since(t0))
+					}
+				}
+				b.StopTimer()
+				reportLatency(b, samples)
+			})
+		}
+	}
+}
+
+func setupLatency(b *testing.B, n int, impl string) func(name string) {
+	ctx := context.Background()
+	switch impl {
+	case "gitrepo", "gitrepo-disk", "gitrepo-path":
+		o := Options{}
+		if impl == "gitrepo-path" {
+			o.URL = pathFleet(b, n)
+		} else {
+			o.URL, _ = httpFleet(b, n)
+		}
+		if impl == "gitrepo-disk" {
+			o.Dir = filepath.Join(b.TempDir(), "clone")
+		}
+		r, err := Open(ctx, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { r.Close() })
+		return func(name string) {
+			if res := r.Submit(ctx, change("local", name, ActionCreate, 1, "req-"+name)); res.Err != nil {
+				b.Fatal(res.Err)
+			}
+		}
+	case "gitcli":
+		url, _ := httpFleet(b, n)
+		work := filepath.Join(b.TempDir(), "w")
+		runGit(b, filepath.Dir(work), "clone", "-q", url, work)
+		return func(name string) {
+			c := change("local", name, ActionCreate, 1, "req-"+name)
+			dir := filepath.Join(work, c.Dir)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			for _, f := range c.Files {
+				if err := os.WriteFile(filepath.Join(dir, f.Path), f.Content, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runGit(b, work, "add", "--", c.Dir)
+			cmd := gitExec(work, "commit", "-q", "-F", "-")
+			cmd.Stdin = strings.NewReader(commitMessage([]*Change{&c}))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("git commit: %v %s", err, out)
+			}
+			runGit(b, work, "push", "-q", "origin", "HEAD:main")
+		}
+	}
+	b.Fatalf("impl %q", impl)
+	return nil
+}
+
+// BenchmarkGroupThroughput: c clients submitting store creates at once into a
+// 10,000-store fleet, over HTTP and to a local path; stores/s through group commit.
+func BenchmarkGroupThroughput(b *testing.B) {
+	for _, rem := range []string{"http", "path"} {
+		for _, c := range []int{1, 10, 100} {
+			benchThroughput(b, rem, c)
+		}
+	}
+}
+
+func benchThroughput(b *testing.B, rem string, c int) {
+	b.Run(fmt.Sprintf("stores=10000/remote=%s/concurrency=%d", rem, c), func(b *testing.B) {
+		var url, bare string
+		if rem == "http" {
+			url, bare = httpFleet(b, 10000)
+		} else {
+			bare = pathFleet(b, 10000)
+			url = bare
+		}
+		ctx := context.Background()
+		r, err := Open(ctx, Options{URL: url})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		total := max(100, 20*c)
+		before := strings.TrimSpace(runGit(b, bare, "rev-list", "--count", "main"))
+		b.ResetTimer()
+		var n atomic.Int64
+		t0 := time.Now()
+		for i := 0; i < b.N; i++ {
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			for g := 0; g < c; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						k := next.Add(1)
+						if k > int64(total) {
+							return
+						}
+						name := fmt.Sprintf("tp-%d-%05d", i, k)
+						if res := r.Submit(ctx, change("local", name, ActionCreate, 1, "req-"+name)); res.Err != nil {
+							b.Error(res.Err)
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		el := time.Since(t0)
+		b.StopTimer()
+		after := strings.TrimSpace(runGit(b, bare, "rev-list", "--count", "main"))
+		bi, _ := strconv.Atoi(before)
+		ai, _ := strconv.Atoi(after)
+		b.ReportMetric(float64(n.Load())/el.Seconds(), "stores/s")
+		b.ReportMetric(float64(n.Load())/float64(max(1, ai-bi)), "stores/commit")
+		b.ReportMetric(float64(el.Nanoseconds())/float64(n.Load()), "ns/op")
+	})
+}
+
+// BenchmarkFreshReplica: Open on a 10,000-store fleet over HTTP until it is ready to
+// write (cloned, tip known, Request-Id index built), in memory and on disk.
+func BenchmarkFreshReplica(b *testing.B) {
+	for _, mode := range []string{"memory", "disk"} {
+		b.Run("stores=10000/"+mode, func(b *testing.B) {
+			url, _ := httpFleet(b, 10000)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				o := Options{URL: url}
+				if mode == "disk" {
+					b.StopTimer()
+					o.Dir = filepath.Join(b.TempDir(), fmt.Sprintf("clone-%d", i))
+					b.StartTimer()
+				}
+				r, err := Open(ctx, o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				r.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/ready")
+		})
+	}
+}
+
+// BenchmarkPeakRSS runs a child process (this test binary, see TestMain) that opens a
+// 10,000-store fleet, writes 1,000 stores from 100 clients, lists and reads history,
+// and reports its peak resident set (VmHWM).
+func BenchmarkPeakRSS(b *testing.B) {
+	for _, mode := range []string{"memory", "disk"} {
+		b.Run("stores=10000/"+mode, func(b *testing.B) {
+			url, _ := httpFleet(b, 10000)
+			var kb int
+			for i := 0; i < b.N; i++ {
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				dir := ""
+				if mode == "disk" {
+					dir = filepath.Join(b.TempDir(), "clone")
+				}
+				cmd.Env = append(os.Environ(), "GITREPO_RSS_CHILD="+url, "GITREPO_RSS_DIR="+dir)
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Run(); err != nil {
+					b.Fatalf("child: %v\n%s", err, out.String())
+				}
+				_, after, ok := strings.Cut(out.String(), "VmHWM-kB=")
+				if !ok {
+					b.Fatalf("child printed no VmHWM:\n%s", out.String())
+				}
+				kb, _ = strconv.Atoi(strings.Fields(after)[0])
+			}
+			b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
+		})
+	}
+}
+
+func rssChild(url string) int {
+	ctx := context.Background()
+	r, err := Open(ctx, Options{URL: url, Dir: os.Getenv("GITREPO_RSS_DIR")})
+	if err != nil {
+		fmt.Println("open:", err)
+		return 1
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := 0; g < 100; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				name := fmt.Sprintf("rss-%03d-%02d", g, i)
+				if res := r.Submit(ctx, change("local", name, ActionCreate, 1, "req-"+name)); res.Err != nil {
+					failed.Add(1)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	list, err := r.ListStores(ctx)
+	if err != nil || len(list) != 11000 || failed.Load() != 0 {
+		fmt.Println("list:", len(list), err, "failed:", failed.Load())
+		return 1
+	}
+	if _, err := r.History(ctx, list[0].Dir, 10); err != nil {
+		fmt.Println("history:", err)
+		return 1
+	}
+	r.Close()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			fmt.Println("VmHWM-kB=" + strings.Fields(line)[1])
+			return 0
+		}
+	}
+	fmt.Println("no VmHWM in /proc/self/status")
+	return 1
+}

@@ -1,0 +1,141 @@
+package gitrepo
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// A remote that is a local bare repository is written directly: the new objects as one
+// pack with its index (two files per commit; creating a file per object cost ~0.4 ms
+// each on this machine's filesystem), then the branch moved with git's own lock-file protocol
+// (refs/heads/<b>.lock created exclusively, old value checked, renamed into place), so
+// a concurrent git push or another writer is serialized exactly as git serializes
+// itself. This skips a git-receive-pack process per commit.
+
+// localRepoPath returns the bare repository directory of a file remote, or "" when the
+// path is not a bare repository this process can write (then the transport is used).
+func localRepoPath(ep string) string {
+	p := strings.TrimPrefix(ep, "file://")
+	if _, err := os.Stat(filepath.Join(p, "objects")); err != nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(p, "refs")); err != nil {
+		return ""
+	}
+	return p
+}
+
+func pushLocal(repo string, ref plumbing.ReferenceName, base, commit plumbing.Hash, objs *objectSet) (bool, error) {
+	pp, err := encodePackIndexed(objs)
+	if err != nil {
+		return false, err
+	}
+	base0 := filepath.Join(repo, "objects", "pack", "pack-"+pp.sum.String())
+	// The index goes last: git ignores a pack without one.
+	if err := writeFileAtomic(base0+".pack", pp.raw); err != nil {
+		return false, fmt.Errorf("gitrepo: write pack: %w", err)
+	}
+	if err := writeFileAtomic(base0+".idx", pp.idxV2()); err != nil {
+		return false, fmt.Errorf("gitrepo: write pack index: %w", err)
+	}
+	refPath := filepath.Join(repo, filepath.FromSlash(ref.String()))
+	if err := os.MkdirAll(filepath.Dir(refPath), 0o755); err != nil {
+		return false, err
+	}
+	lock, err := os.OpenFile(refPath+".lock", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return false, nil // someone is updating the branch right now: a lost race
+	}
+	if err != nil {
+		return false, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			lock.Close()
+			os.Remove(refPath + ".lock")
+		}
+	}()
+	cur, err := readLocalRef(repo, ref)
+	if err != nil {
+		return false, err
+	}
+	if cur != base {
+		return false, nil
+	}
+	if _, err := lock.WriteString(commit.String() + "\n"); err != nil {
+		return false, err
+	}
+	if err := lock.Sync(); err != nil {
+		return false, err
+	}
+	if err := lock.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Rename(refPath+".lock", refPath); err != nil {
+		return false, err
+	}
+	committed = true
+	return true, nil
+}
+
+// readLocalRef reads a branch from its loose ref file or, failing that, packed-refs.
+func readLocalRef(repo string, ref plumbing.ReferenceName) (plumbing.Hash, error) {
+	b, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(ref.String())))
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if !isHex40(s) {
+			return plumbing.ZeroHash, fmt.Errorf("gitrepo: %s is not a plain ref: %q", ref, s)
+		}
+		return plumbing.NewHash(s), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return plumbing.ZeroHash, err
+	}
+	f, err := os.Open(filepath.Join(repo, "packed-refs"))
+	if errors.Is(err, os.ErrNotExist) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || strings.HasPrefix(line, "^") {
+			continue
+		}
+		h, name, ok := strings.Cut(line, " ")
+		if ok && name == ref.String() && isHex40(h) {
+			return plumbing.NewHash(h), nil
+		}
+	}
+	return plumbing.ZeroHash, sc.Err()
+}
+
+// gcEvery is how many commits the writer puts into a local remote between `git gc
+// --auto` runs: each commit adds a pack, and git's receive-pack would do the same
+// housekeeping after a push. gc --auto only repacks past gc.autoPackLimit (50) packs.
+const gcEvery = 50
+
+// maybeGC starts `git gc --auto` on the local remote in the background, one at a time.
+// Without the git binary the packs simply accumulate.
+func (r *Repo) maybeGC() {
+	if r.localCommits.Add(1)%gcEvery != 0 || !r.gcRunning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.gcRunning.Store(false)
+		cmd := exec.Command("git", "gc", "--auto", "--quiet")
+		cmd.Dir = r.localPath
+		_ = cmd.Run()
+	}()
+}
