@@ -41,7 +41,8 @@ const (
 var kcmControllers = []string{
 	"namespace", "garbagecollector", "pvc-protection", "pv-protection", "resourcequota",
 	"deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "ttl-after-finished",
-	"disruption", "serviceaccount", "serviceaccount-token", "root-ca-certificate-publisher",
+	"disruption", "endpointslice", "serviceaccount", "serviceaccount-token", "root-ca-cert-publisher",
+	"clusterrole-aggregation", "podgc",
 }
 
 // Options configure Start. The zero value starts the environment for this checkout.
@@ -395,6 +396,9 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 		})
 	}
 	storage := filepath.Join(e.Dir, "source-storage")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return err
+	}
 	go flux(1, "source-controller", e.Tools.SourceController, 3, func(ports []int) []string {
 		e.SourceStorageURL = fmt.Sprintf("http://127.0.0.1:%d", ports[2])
 		return []string{

@@ -159,7 +159,7 @@ func portClash(p *process, err error) bool {
 // as "pid: command". After Stop it must be empty.
 func (e *Env) Leftovers() []string {
 	var out []string
-	for _, p := range ProcessesMentioning(e.Dir) {
+	for _, p := range ProcessesMentioning(e.Dir + "/") {
 		out = append(out, fmt.Sprintf("%d: %s", p.PID, p.Cmd))
 	}
 	return out
