@@ -74,7 +74,8 @@ func trimRelease(o any) (any, error) {
 	pick(out, u.Object, "spec", "chart", "spec", "version")
 	pick(out, u.Object, "spec", "install", "remediation", "retries")
 	pick(out, u.Object, "spec", "upgrade", "remediation", "retries")
-	for _, f := range []string{"observedGeneration", "installFailures", "upgradeFailures", "failures"} {
+	for _, f := range []string{"observedGeneration", "installFailures", "upgradeFailures", "failures",
+		"lastAttemptedReleaseAction", "lastAttemptedGeneration"} {
 		pick(out, u.Object, "status", f)
 	}
 	trimConditions(out, u.Object)
@@ -133,6 +134,8 @@ func ToRelease(u *unstructured.Unstructured) *status.Release {
 	r.UpgradeRetries, _, _ = unstructured.NestedInt64(u.Object, "spec", "upgrade", "remediation", "retries")
 	r.InstallFailures, _, _ = unstructured.NestedInt64(u.Object, "status", "installFailures")
 	r.UpgradeFailures, _, _ = unstructured.NestedInt64(u.Object, "status", "upgradeFailures")
+	r.LastAction, _, _ = unstructured.NestedString(u.Object, "status", "lastAttemptedReleaseAction")
+	r.LastAttemptedGeneration, _, _ = unstructured.NestedInt64(u.Object, "status", "lastAttemptedGeneration")
 	hist, _, _ := unstructured.NestedSlice(u.Object, "status", "history")
 	for i, h := range hist {
 		m, _ := h.(map[string]any)

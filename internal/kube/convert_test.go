@@ -29,6 +29,8 @@ status:
   observedGeneration: 2
   installFailures: 1
   upgradeFailures: 2
+  lastAttemptedReleaseAction: upgrade
+  lastAttemptedGeneration: 3
   conditions:
   - {type: Ready, status: "False", reason: UpgradeFailed, message: "boom", lastTransitionTime: "2026-01-01T00:00:00Z", observedGeneration: 2}
   - {type: Stalled, status: "True", reason: RetriesExceeded, message: "gave up"}
@@ -64,7 +66,7 @@ func TestTrimRelease(t *testing.T) {
 	r := ToRelease(tr)
 	if r.Generation != 3 || r.ObservedGeneration != 2 || r.ChartVersion != "0.1.1" || !r.Installed ||
 		r.LatestChartVersion != "0.1.1" || r.InstallRetries != 3 || r.UpgradeRetries != -1 ||
-		r.InstallFailures != 1 || r.UpgradeFailures != 2 {
+		r.InstallFailures != 1 || r.UpgradeFailures != 2 || r.LastAction != "upgrade" || r.LastAttemptedGeneration != 3 {
 		t.Fatalf("release %+v", r)
 	}
 	if r.Ready == nil || r.Ready.Reason != "UpgradeFailed" || r.Stalled == nil || r.Stalled.Status != "True" ||

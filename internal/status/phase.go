@@ -44,9 +44,12 @@ type Release struct {
 	ObservedGeneration int64
 	// ChartVersion is spec.chart.spec.version: what the HelmRelease asks for.
 	ChartVersion string
-	// Installed: the history holds a release that was deployed at some point, so
-	// the next change is an upgrade, not an install.
+	// Installed: the history holds a release that was deployed at some point.
 	Installed bool
+	// LastAction is status.lastAttemptedReleaseAction (install | upgrade) and
+	// LastAttemptedGeneration the generation it was for.
+	LastAction              string
+	LastAttemptedGeneration int64
 	// LatestChartVersion is the chart version of the newest release in history.
 	LatestChartVersion string
 
@@ -145,8 +148,7 @@ func (r Result) Current() string {
 // Compute is the phase rule. It needs a configured cluster: without one the
 // fleet's own phase (committed, retained, purging) stands.
 func Compute(d Desired, c Cluster) Result {
-	installed := c.Release != nil && c.Release.Installed
-	r := Result{Steps: Steps(d.Lifecycle, installed)}
+	r := Result{Steps: Steps(d.Lifecycle, c.Release != nil && c.Release.upgrade())}
 	if c.Release != nil {
 		r.Generation = c.Release.Generation
 		if c.Release.Drifted.is("True") {
@@ -202,7 +204,7 @@ func active(r Result, d Desired, hr *Release) Result {
 		return r
 	}
 	working := store.PhaseInstalling
-	if hr.Installed {
+	if hr.upgrade() {
 		working = store.PhaseUpgrading
 	}
 	current := hr.ObservedGeneration == hr.Generation
@@ -229,10 +231,21 @@ func active(r Result, d Desired, hr *Release) Result {
 	return r
 }
 
+// upgrade tells an upgrade from an install: what helm-controller last attempted
+// for this generation, or, for a generation not attempted yet, whether a release
+// was deployed before. (History alone is not enough: a first install shows a
+// deployed release in history before Ready says so.)
+func (hr *Release) upgrade() bool {
+	if hr.LastAction != "" && hr.LastAttemptedGeneration == hr.Generation {
+		return hr.LastAction == "upgrade"
+	}
+	return hr.Installed
+}
+
 // exhausted is helm-controller's RetriesExhausted for the action that failed:
 // install until something was deployed, upgrade afterwards.
 func exhausted(hr *Release) bool {
-	if hr.Installed {
+	if hr.upgrade() {
 		return hr.UpgradeRetries >= 0 && hr.UpgradeFailures > hr.UpgradeRetries
 	}
 	return hr.InstallRetries >= 0 && hr.InstallFailures > hr.InstallRetries

@@ -43,6 +43,14 @@ func TestCompute(t *testing.T) {
 	readyOldChart.LatestChartVersion = "0.1.0"
 	deletingHR := *readyHR
 	deletingHR.Deleting = true
+	// helm-controller records the deployed release in history before Ready says so.
+	installMidway := *fresh
+	installMidway.Installed, installMidway.LastAction, installMidway.LastAttemptedGeneration = true, "install", 1
+	installMidway.LatestChartVersion = "0.1.0"
+	upgradeAttempted := staleReady
+	upgradeAttempted.LastAction, upgradeAttempted.LastAttemptedGeneration = "upgrade", 2
+	upgradeNotYet := staleReady // the last attempt (install) was for generation 1
+	upgradeNotYet.LastAction, upgradeNotYet.LastAttemptedGeneration = "install", 1
 
 	tests := []struct {
 		name   string
@@ -61,6 +69,7 @@ func TestCompute(t *testing.T) {
 		{"applied, HelmRelease being deleted", active, with(applied, &deletingHR), store.PhaseApplied, 3, ""},
 		{"HelmRelease not reconciled yet", active, with(applied, fresh), store.PhaseInstalling, 3, ""},
 		{"installing, retrying a failure", active, with(applied, &installFailing), store.PhaseInstalling, 3, "InstallFailed"},
+		{"install midway, history already shows it deployed", active, with(applied, &installMidway), store.PhaseInstalling, 3, ""},
 		{"install retries exhausted", active, with(applied, &installExhausted), store.PhaseFailed, 3, "InstallFailed"},
 		{"unlimited retries never exhaust", active, with(applied, &unlimited), store.PhaseInstalling, 3, "InstallFailed"},
 		{"stalled", active, with(applied, &stalled), store.PhaseFailed, 3, "RetriesExceeded"},
@@ -68,6 +77,8 @@ func TestCompute(t *testing.T) {
 		{"ready with drift", active, with(applied, &drifted), store.PhaseReady, 5, "InstallSucceeded"},
 		{"upgrade: HelmRelease still at the old spec", upgrade, with(applied, readyHR), store.PhaseApplied, 3, ""},
 		{"upgrade: Ready from the previous generation", upgrade, with(applied, &staleReady), store.PhaseUpgrading, 3, ""},
+		{"upgrade: attempted at this generation", upgrade, with(applied, &upgradeAttempted), store.PhaseUpgrading, 3, ""},
+		{"upgrade: new generation, last attempt was the install", upgrade, with(applied, &upgradeNotYet), store.PhaseUpgrading, 3, ""},
 		{"upgrade: retrying", upgrade, with(applied, &upgradeFailing), store.PhaseUpgrading, 3, "UpgradeFailed"},
 		{"upgrade: retries exhausted", upgrade, with(applied, &upgradeExhausted), store.PhaseFailed, 3, "UpgradeFailed"},
 		{"upgrade: ready at the new generation", upgrade, with(applied, &upgraded), store.PhaseReady, 5, "UpgradeSucceeded"},
