@@ -231,13 +231,20 @@ func active(r Result, d Desired, hr *Release) Result {
 	return r
 }
 
-// upgrade tells an upgrade from an install: what helm-controller last attempted
-// for this generation, or, for a generation not attempted yet, whether a release
-// was deployed before. (History alone is not enough: a first install shows a
-// deployed release in history before Ready says so.)
+// upgrade tells an upgrade from an install. History alone is not enough (a first
+// install shows a deployed release in history before Ready says so), and neither is
+// status.lastAttemptedReleaseAction (it still says install while the upgrade of a
+// new generation runs).
 func (hr *Release) upgrade() bool {
-	if hr.LastAction != "" && hr.LastAttemptedGeneration == hr.Generation {
-		return hr.LastAction == "upgrade"
+	switch {
+	case hr.LastAction == "upgrade" && hr.LastAttemptedGeneration == hr.Generation:
+		return true
+	case hr.Installed && hr.ObservedGeneration > 0 && hr.ObservedGeneration < hr.Generation:
+		return true // released at an earlier generation; this one is pending or running
+	case hr.ObservedGeneration == 0:
+		return false // nothing finished yet: the first install
+	case hr.LastAction == "install" && hr.LastAttemptedGeneration == hr.Generation:
+		return false
 	}
 	return hr.Installed
 }

@@ -51,6 +51,9 @@ func TestCompute(t *testing.T) {
 	upgradeAttempted.LastAction, upgradeAttempted.LastAttemptedGeneration = "upgrade", 2
 	upgradeNotYet := staleReady // the last attempt (install) was for generation 1
 	upgradeNotYet.LastAction, upgradeNotYet.LastAttemptedGeneration = "install", 1
+	upgradeRunning := upgradeNotYet // seen here: the attempt is recorded before its action
+	upgradeRunning.LastAttemptedGeneration = 2
+	upgradeRunning.Ready = cond("Unknown", "Progressing", "Running 'upgrade' action")
 
 	tests := []struct {
 		name   string
@@ -79,6 +82,7 @@ func TestCompute(t *testing.T) {
 		{"upgrade: Ready from the previous generation", upgrade, with(applied, &staleReady), store.PhaseUpgrading, 3, ""},
 		{"upgrade: attempted at this generation", upgrade, with(applied, &upgradeAttempted), store.PhaseUpgrading, 3, ""},
 		{"upgrade: new generation, last attempt was the install", upgrade, with(applied, &upgradeNotYet), store.PhaseUpgrading, 3, ""},
+		{"upgrade: running, action not recorded yet", upgrade, with(applied, &upgradeRunning), store.PhaseUpgrading, 3, "Progressing"},
 		{"upgrade: retrying", upgrade, with(applied, &upgradeFailing), store.PhaseUpgrading, 3, "UpgradeFailed"},
 		{"upgrade: retries exhausted", upgrade, with(applied, &upgradeExhausted), store.PhaseFailed, 3, "UpgradeFailed"},
 		{"upgrade: ready at the new generation", upgrade, with(applied, &upgraded), store.PhaseReady, 5, "UpgradeSucceeded"},
