@@ -245,6 +245,8 @@ func BenchmarkWatcher10k(b *testing.B) {
 		defer srv.Close()
 		a := &gitopsAPI{URL: srv.URL}
 		s := a.events(b, "/api/v1/events", "")
+		// Ends the stream before srv.Close (deferred above) waits for it.
+		defer s.Close()
 		// Skip the current state of every store.
 		for range count {
 			<-s.C
