@@ -324,14 +324,15 @@ func createRelease(ctx context.Context, dyn dynamic.Interface, i int) error {
 }
 
 // setReady flips the release's Ready condition (True on even k, False on odd),
-// as helm-controller would.
+// as helm-controller would, with a message never used before: a release patched in
+// an earlier measurement must still change.
 func setReady(ctx context.Context, dyn dynamic.Interface, i, k int) error {
 	st, reason := "True", "InstallSucceeded"
 	if k%2 == 1 {
 		st, reason = "False", "InstallFailed"
 	}
 	patch := fmt.Sprintf(`{"status":{"observedGeneration":1,"installFailures":%d,"conditions":[{"type":"Ready","status":%q,"reason":%q,"message":"bench %d","lastTransitionTime":%q}]}}`,
-		k%2*9, st, reason, k, time.Now().UTC().Format(time.RFC3339))
+		k%2*9, st, reason, time.Now().UnixNano(), time.Now().UTC().Format(time.RFC3339))
 	_, err := dyn.Resource(kube.HelmReleases).Namespace("store-"+benchName(i)).Patch(ctx, benchName(i), types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
 	return err
 }
