@@ -26,7 +26,8 @@ type gitopsAPI struct {
 }
 
 var (
-	apiOnce sync.Once
+	apiDataDir string // removed by TestMain
+	apiOnce    sync.Once
 	api     *gitopsAPI
 	apiErr  error
 )
@@ -37,7 +38,8 @@ var (
 func startAPI(t testing.TB) *gitopsAPI {
 	t.Helper()
 	apiOnce.Do(func() {
-		dataDir, err := os.MkdirTemp("", "storefleet-status-api-")
+		var err error
+		apiDataDir, err = os.MkdirTemp("", "storefleet-status-api-")
 		if err != nil {
 			apiErr = err
 			return
@@ -50,7 +52,7 @@ func startAPI(t testing.TB) *gitopsAPI {
 		}
 		pr, pw := io.Pipe()
 		args := []string{
-			"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--fleet-url", env.FleetURL,
+			"--listen", "127.0.0.1:0", "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
 			"--kubeconfig", env.Kubeconfig,
 			// clusters/local names the chart HelmRepository "storefleet".
 			"--chart-repository", "storefleet",

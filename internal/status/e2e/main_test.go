@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	}
 	code := testenv.Main(m, testenv.Options{ChartsDir: dir}, &env)
 	_ = os.RemoveAll(dir)
+	if apiDataDir != "" {
+		_ = os.RemoveAll(apiDataDir)
+	}
 	os.Exit(code)
 }
 
