@@ -28,8 +28,8 @@ type gitopsAPI struct {
 var (
 	apiDataDir string // removed by TestMain
 	apiOnce    sync.Once
-	api     *gitopsAPI
-	apiErr  error
+	api        *gitopsAPI
+	apiErr     error
 )
 
 // startAPI starts one gitops-api for the package, pointed at the environment's
