@@ -9,7 +9,7 @@ run: build
 
 ## bench-api: only the HTTP API benchmark (make bench runs it with every other one).
 bench-api:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./internal/api/
+	$(GO) test -run '^$$' -bench HTTPCreate -benchtime 200x -count 1 -timeout 60m ./internal/api/
 
 # The API's tests run a real Git server (git http-backend, shipped in Debian's git package).
 .PHONY: api-deps

@@ -127,7 +127,7 @@ func up(ctx context.Context, dir string, stdout io.Writer) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, "serve", "--dir", dir)
-	cmd.Env = append(os.Environ(), selfEnv+"=1")
+	cmd.Env = append(os.Environ(), selfEnv+"=1", testenv.MarkerEnv+"="+dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -233,7 +233,7 @@ func down(dir string, stdout io.Writer) error {
 	}
 	var killed []string
 	for range 50 {
-		left := testenv.ProcessesMentioning(dir)
+		left := testenv.ProcessesOf(dir)
 		if len(left) == 0 {
 			break
 		}
@@ -249,7 +249,7 @@ func down(dir string, stdout io.Writer) error {
 	if len(killed) > 0 {
 		return fmt.Errorf("stopped, but had to kill processes left behind:\n  %s", strings.Join(killed, "\n  "))
 	}
-	if left := testenv.ProcessesMentioning(dir); len(left) > 0 {
+	if left := testenv.ProcessesOf(dir); len(left) > 0 {
 		return fmt.Errorf("processes still running from %s: %v", dir, left)
 	}
 	fmt.Fprintf(stdout, "down (%s)\n", dir)

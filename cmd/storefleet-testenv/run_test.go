@@ -42,7 +42,7 @@ func TestUpStatusDown(t *testing.T) {
 		return out.String()
 	}
 	t.Cleanup(func() {
-		if len(testenv.ProcessesMentioning(dir)) > 0 {
+		if len(testenv.ProcessesOf(dir)) > 0 {
 			_ = Run(context.Background(), []string{"down", "--dir", dir}, os.Stderr, os.Stderr)
 		}
 	})
@@ -61,11 +61,11 @@ func TestUpStatusDown(t *testing.T) {
 	if got := run("up"); !strings.Contains(got, "already up") {
 		t.Fatalf("second up:\n%s", got)
 	}
-	if len(testenv.ProcessesMentioning(dir)) < 7 {
-		t.Fatalf("expected the supervisor and six components running, found %v", testenv.ProcessesMentioning(dir))
+	if len(testenv.ProcessesOf(dir)) < 7 {
+		t.Fatalf("expected the supervisor and six components running, found %v", testenv.ProcessesOf(dir))
 	}
 	run("down")
-	if left := testenv.ProcessesMentioning(dir); len(left) > 0 {
+	if left := testenv.ProcessesOf(dir); len(left) > 0 {
 		t.Fatalf("processes left after down: %v", left)
 	}
 	if got := run("status"); !strings.HasPrefix(got, "down") {

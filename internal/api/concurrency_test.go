@@ -110,3 +110,28 @@ func TestListPagesAndFilters(t *testing.T) {
 		t.Fatalf("engine filter: %v", none)
 	}
 }
+
+// After a restart the index comes from Git: names at once, specs on first use.
+func TestRestartReadsStoresFromGit(t *testing.T) {
+	e := newEnv(t)
+	e.expect(e.do("POST", "/api/v1/stores", shop("r-a")), http.StatusAccepted)
+	e.expect(e.do("POST", "/api/v1/stores", with(shop("r-b"), "plan", "premium", "settings.title", "Bé: {x}")), http.StatusAccepted)
+	e.expect(e.do("POST", "/api/v1/stores", shop("r-c")), http.StatusAccepted)
+	e.expect(e.do("DELETE", "/api/v1/stores/r-c", nil), http.StatusAccepted)
+	e.start()
+	got := e.expect(e.do("GET", "/api/v1/stores/r-b", nil), http.StatusOK)
+	if got["plan"] != "premium" || got["settings"].(map[string]any)["title"] != "Bé: {x}" || got["commit"] == nil {
+		t.Fatalf("after restart: %v", got)
+	}
+	prem := e.expect(e.do("GET", "/api/v1/stores?plan=premium", nil), http.StatusOK)
+	if items := prem["items"].([]any); len(items) != 1 || items[0].(map[string]any)["name"] != "r-b" {
+		t.Fatalf("filter after restart: %v", prem)
+	}
+	ret := e.expect(e.do("GET", "/api/v1/stores?phase=retained", nil), http.StatusOK)
+	if items := ret["items"].([]any); len(items) != 1 || items[0].(map[string]any)["name"] != "r-c" {
+		t.Fatalf("retained after restart: %v", ret)
+	}
+	e.expect(e.do("POST", "/api/v1/stores", shop("r-a")), http.StatusConflict)
+	e.expect(e.do("PATCH", "/api/v1/stores/r-a", `{"plan":"standard"}`), http.StatusAccepted)
+	e.expect(e.do("DELETE", "/api/v1/stores/r-c?purge=true", nil), http.StatusAccepted)
+}

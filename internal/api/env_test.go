@@ -57,6 +57,18 @@ func newEnv(t *testing.T) *env {
 	runGit(t, seed, "commit", "-q", "-m", "seed")
 	runGit(t, seed, "push", "-q", e.remote, "main")
 
+	e.start()
+	return e
+}
+
+// start (re)starts the API process's parts on the same remote: a new clone, a new
+// service reading the index from Git, a new HTTP server.
+func (e *env) start() {
+	t := e.t
+	t.Helper()
+	if e.api != nil {
+		e.api.Close()
+	}
 	ctx := context.Background()
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: e.remote})
 	if err != nil {
@@ -75,9 +87,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	e.api = httptest.NewServer(api.Handler(svc, api.Options{Log: log}))
-	t.Cleanup(e.api.Close)
-	return e
+	srv := httptest.NewServer(api.Handler(svc, api.Options{Log: log}))
+	t.Cleanup(srv.Close)
+	e.api = srv
 }
 
 func runGit(t *testing.T, dir string, args ...string) string {

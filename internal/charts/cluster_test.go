@@ -229,13 +229,23 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	patch := func(body string) error {
 		return api.Patch(ctx, repo.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(body)))
 	}
-	// The policy may take a moment to be loaded by the API server's admission plugin.
-	err = testenv.Poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-		err := patch(`{"spec":{"interval":"7m"}}`)
-		return err != nil && strings.Contains(err.Error(), "may not change the spec"), fmt.Sprint(err), nil
-	})
-	if err != nil {
-		t.Fatalf("a spec patch by gitops-api was not denied by the admission policy: %v", err)
+	// The policy takes a moment to be loaded by the API server's admission plugin; until then
+	// a spec patch goes through, so each try sets a new value.
+	pctx, pcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer pcancel()
+	var last error
+	for i := 0; ; i++ {
+		last = patch(fmt.Sprintf(`{"spec":{"interval":"%dm"}}`, 20+i))
+		if last != nil && strings.Contains(last.Error(), "may not change the spec") {
+			break
+		}
+		if pctx.Err() != nil {
+			vap := &unstructured.Unstructured{}
+			vap.SetGroupVersionKind(schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicy"})
+			_ = e.Client.Get(ctx, client.ObjectKey{Name: "storefleet-gitops-api-reconcile-only"}, vap)
+			t.Fatalf("a spec patch by gitops-api was not denied by the admission policy; last result: %v\npolicy status: %v", last, vap.Object["status"])
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	if err := patch(fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))); err != nil {
 		t.Errorf("requesting a reconcile was refused: %v", err)

@@ -44,3 +44,30 @@ func TestParseRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A deleted store read back from Git lacks its settings; rendering its retained and
+// purge states from that must give exactly the files rendered from the full store.
+func TestRetainedRendersFromParsedStore(t *testing.T) {
+	r := FleetRenderer{Options: render.LocalOptions()}
+	for _, e := range store.Engines {
+		full := store.Store{Name: "gone", Engine: e, Plan: "standard", Cluster: "eu-1",
+			Settings: store.Settings{Title: "T", AdminEmail: "real@example.com"}}.WithDefaults("")
+		for _, st := range []State{StateRetained, StatePurging} {
+			want, err := r.Render(full, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, _, err := r.Parse(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Render(parsed, st)
+			if err != nil {
+				t.Fatalf("%s %s from the parsed store: %v", e, st, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %s: files differ when rendered from the parsed store", e, st)
+			}
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
 
@@ -56,12 +57,19 @@ type Service struct {
 
 	logMu sync.Mutex
 	logF  *os.File
+
+	stopWarm func()
+	warmDone chan struct{}
 }
 
 type indexed struct {
 	store  store.Store
 	state  State
 	commit Commit // zero until known (filled from history on first Get)
+	// loaded is false while only the folder's name is known (from the tree walk at
+	// start); the spec is read on first use or by the background warm-up.
+	loaded bool
+	dir    string
 }
 
 type nameLock struct {
@@ -133,6 +141,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := s.Reload(ctx); err != nil {
 		return nil, err
 	}
+	wctx, cancel := context.WithCancel(context.Background())
+	s.stopWarm = cancel
+	s.warmDone = make(chan struct{})
+	go func() {
+		defer close(s.warmDone)
+		s.warm(wctx)
+	}()
 	if cfg.RequestLog != "" {
 		if err := s.openRequestLog(cfg.RequestLog); err != nil {
 			return nil, err
@@ -141,8 +156,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Close closes the request log.
+// WaitLoaded waits until every store's spec has been read (for tests and benchmarks).
+func (s *Service) WaitLoaded() { <-s.warmDone }
+
+// Close stops the warm-up and closes the request log.
 func (s *Service) Close() error {
+	s.stopWarm()
+	<-s.warmDone
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	if s.logF == nil {
@@ -213,75 +233,113 @@ func (s *Service) logRequest(fp string, out Outcome) {
 	}
 }
 
-// Reload rebuilds the store index from the repository's HEAD.
+// Reload rebuilds the store index from the repository's HEAD. Only the folder names
+// are read here (a tree walk: fast at any fleet size, so the API is up at once);
+// each store's spec is read on first use, and a background warm-up reads the rest
+// so that filtered listing does not have to.
 func (s *Service) Reload(ctx context.Context) error {
 	dirs, err := s.repo.ListDirs(ctx)
 	if err != nil {
 		return fmt.Errorf("listing stores: %w", err)
 	}
-	// Reading and parsing 10,000 folders is CPU-bound: spread it over the cores.
-	type parsed struct {
-		dir   string
-		st    store.Store
-		state State
-		err   error
-	}
-	work := make(chan string)
-	results := make(chan parsed)
-	workers := max(2, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range work {
-				p := parsed{dir: d}
-				var files []File
-				_, files, p.err = s.repo.ReadDir(ctx, d)
-				if p.err == nil {
-					p.st, p.state, p.err = s.render.Parse(files)
-					if p.err != nil {
-						// A folder someone edited by hand must not stop the API; it is
-						// skipped and logged so an operator can fix it.
-						s.log.Warn("skipping unreadable store folder", "dir", d, "err", p.err)
-						p.err, p.st.Name = nil, ""
-					}
-				}
-				results <- p
-			}
-		}()
-	}
-	go func() {
-		defer close(work)
-		for _, d := range dirs {
-			select {
-			case work <- d:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(results) }()
 	idx := make(map[string]*indexed, len(dirs))
-	var firstErr error
-	for p := range results {
-		switch {
-		case p.err != nil && firstErr == nil:
-			firstErr = fmt.Errorf("reading %s: %w", p.dir, p.err)
-		case p.err == nil && p.st.Name != "":
-			idx[p.st.Name] = &indexed{store: p.st, state: p.state}
+	for _, d := range dirs {
+		// stores/<cluster>/<shard>/<name>
+		parts := strings.Split(d, "/")
+		if len(parts) != 4 {
+			continue
 		}
-	}
-	if firstErr != nil {
-		return firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return err
+		idx[parts[3]] = &indexed{store: store.Store{Name: parts[3], Cluster: parts[1]}, dir: d}
 	}
 	s.mu.Lock()
 	s.index = idx
 	s.mu.Unlock()
 	return nil
+}
+
+// warm reads every store not read yet, a few at a time, until done or stopped.
+func (s *Service) warm(ctx context.Context) {
+	start := time.Now()
+	s.mu.Lock()
+	var names []string
+	for n, e := range s.index {
+		if !e.loaded {
+			names = append(names, n)
+		}
+	}
+	s.mu.Unlock()
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				_, _ = s.load(ctx, n)
+			}
+		}()
+	}
+	for _, n := range names {
+		select {
+		case work <- n:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() == nil {
+		s.log.Info("store index loaded", "stores", len(names), "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// errUnreadable marks a store folder whose files do not parse as render wrote them.
+var errUnreadable = errors.New("store folder is unreadable")
+
+// load returns the index entry of name, reading its folder first if needed.
+func (s *Service) load(ctx context.Context, name string) (indexed, error) {
+	s.mu.Lock()
+	e, ok := s.index[name]
+	if !ok {
+		s.mu.Unlock()
+		return indexed{}, store.Errorf(store.ENOTFOUND, "store %q not found", name)
+	}
+	if e.loaded {
+		cur := *e
+		s.mu.Unlock()
+		return cur, nil
+	}
+	dir := e.dir
+	s.mu.Unlock()
+	_, files, err := s.repo.ReadDir(ctx, dir)
+	if errors.Is(err, ErrNotFound) {
+		s.mu.Lock()
+		if s.index[name] == e {
+			delete(s.index, name)
+		}
+		s.mu.Unlock()
+		return indexed{}, store.Errorf(store.ENOTFOUND, "store %q not found", name)
+	}
+	if err != nil {
+		return indexed{}, err
+	}
+	st, state, err := s.render.Parse(files)
+	if err != nil {
+		// A folder someone edited by hand must not stop the API; it is reported as
+		// unreadable and logged so an operator can fix it.
+		s.log.Warn("unreadable store folder", "dir", dir, "err", err)
+		return indexed{}, fmt.Errorf("%w: %s: %v", errUnreadable, dir, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.index[name]; ok && cur != e {
+		// A commit replaced the entry meanwhile; it is newer than what was read.
+		return *cur, nil
+	}
+	e.store, e.state, e.loaded = st, state, true
+	return *e, nil
 }
 
 // Ready reports whether the service can take writes.
@@ -428,7 +486,7 @@ func (s *Service) Update(ctx context.Context, name string, change func(store.Sto
 	return s.once(ctx, m, name, ActionUpdate, func() (Outcome, error) {
 		unlock := s.lockName(name)
 		defer unlock()
-		cur, err := s.current(name)
+		cur, err := s.current(ctx, name)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -463,7 +521,7 @@ func (s *Service) Delete(ctx context.Context, name string, purge bool, m Meta) (
 	return s.once(ctx, m, name, action, func() (Outcome, error) {
 		unlock := s.lockName(name)
 		defer unlock()
-		cur, err := s.current(name)
+		cur, err := s.current(ctx, name)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -534,7 +592,7 @@ func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state Stat
 	if state == "" {
 		delete(s.index, st.Name)
 	} else {
-		s.index[st.Name] = &indexed{store: st, state: state, commit: commit}
+		s.index[st.Name] = &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir}
 	}
 	s.mu.Unlock()
 	out.State = "committed"
@@ -542,14 +600,8 @@ func (s *Service) commit(ctx context.Context, m Meta, st store.Store, state Stat
 	return out, nil
 }
 
-func (s *Service) current(name string) (indexed, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, ok := s.index[name]
-	if !ok {
-		return indexed{}, store.Errorf(store.ENOTFOUND, "store %q not found", name)
-	}
-	return *cur, nil
+func (s *Service) current(ctx context.Context, name string) (indexed, error) {
+	return s.load(ctx, name)
 }
 
 // phaseOf is the phase known without a cluster: until the status watcher lands,
@@ -576,7 +628,7 @@ type View struct {
 
 // Get returns one store with the commit that last changed it.
 func (s *Service) Get(ctx context.Context, name string) (View, error) {
-	cur, err := s.current(name)
+	cur, err := s.current(ctx, name)
 	if err != nil {
 		return View{}, err
 	}
@@ -620,12 +672,33 @@ func (s *Service) List(ctx context.Context, f Filter, limit int, cont string) ([
 		after = string(b[2:])
 	}
 	s.mu.Lock()
+	names := make([]string, 0, len(s.index))
+	for n, e := range s.index {
+		if n > after && (f.Cluster == "" || e.store.Cluster == f.Cluster) {
+			names = append(names, n)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(names)
 	var all []View
-	for _, e := range s.index {
+	next := ""
+	for _, n := range names {
+		// Walk in name order, reading specs only as far as the page needs.
+		e, err := s.load(ctx, n)
+		if store.ErrorCode(err) == store.ENOTFOUND || errors.Is(err, errUnreadable) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
 		ph := phaseOf(e.state)
 		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
-			f.Cluster != "" && e.store.Cluster != f.Cluster || f.Phase != "" && string(ph) != f.Phase || e.store.Name <= after {
+			f.Phase != "" && string(ph) != f.Phase {
 			continue
+		}
+		if len(all) == limit {
+			next = base64.RawURLEncoding.EncodeToString([]byte("n:" + all[limit-1].Store.Name))
+			break
 		}
 		v := View{Store: e.store, State: e.state, Phase: ph}
 		if e.commit.SHA != "" {
@@ -633,13 +706,6 @@ func (s *Service) List(ctx context.Context, f Filter, limit int, cont string) ([
 			v.Commit = &c
 		}
 		all = append(all, v)
-	}
-	s.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].Store.Name < all[j].Store.Name })
-	next := ""
-	if len(all) > limit {
-		all = all[:limit]
-		next = base64.RawURLEncoding.EncodeToString([]byte("n:" + all[limit-1].Store.Name))
 	}
 	return all, next, nil
 }
@@ -650,7 +716,7 @@ func (s *Service) List(ctx context.Context, f Filter, limit int, cont string) ([
 // cluster are looked up.
 func (s *Service) History(ctx context.Context, name string) ([]Entry, error) {
 	st := store.Store{Name: name, Cluster: s.cluster}
-	if cur, err := s.current(name); err == nil {
+	if cur, err := s.current(ctx, name); err == nil {
 		st = cur.store
 	}
 	h, err := s.repo.History(ctx, s.render.Dir(st))
@@ -785,6 +851,6 @@ func (s *Service) refresh(ctx context.Context, name, dir string) {
 		return
 	}
 	if st, state, err := s.render.Parse(files); err == nil && st.Name == name {
-		s.index[name] = &indexed{store: st, state: state}
+		s.index[name] = &indexed{store: st, state: state, loaded: true, dir: dir}
 	}
 }

@@ -15,6 +15,13 @@
 // no commit, and a commit removes only the folders of stores purged explicitly in it — a
 // batch purging more than Options.MaxPurges stores is refused unless each purge is forced.
 //
+// Transport: any remote go-git speaks (HTTPS with basic or bearer auth, SSH with a key
+// checked against known_hosts, a local path). Over smart HTTP a push is one POST whose
+// old value is the compare-and-swap; a local bare repository is written directly (one
+// pack + index per commit, then git's own ref lock-file protocol). Fetches negotiate
+// upload-pack directly and read the pack in one pass (go-git's parser inflated every
+// object twice). Seed creates the embedded default repository from the fleet/ skeleton.
+//
 // The package knows the fleet layout (stores/<cluster>/<shard>/<name>/, see
 // docs/design.md) only as far as it must to list stores and to guard deletions; it knows
 // nothing about what the files in a store folder mean.

@@ -55,6 +55,10 @@ func (r *Repo) fetch(ctx context.Context) error {
 	}
 	if !haveWant {
 		req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
+		if r.opts.Dir != "" {
+			// The pack is kept as received; it must hold its own delta bases.
+			req.Capabilities.Delete(capability.ThinPack)
+		}
 		if ar.Capabilities.Supports(capability.NoProgress) {
 			_ = req.Capabilities.Set(capability.NoProgress)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -546,4 +547,90 @@ func TestCloneOfDeltifiedPack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A store changed by an outside git push after the writer last fetched: the writer's
+// push loses the race, it fetches, and the changes to that store are conflicts (with an
+// explicit tree and with "any") while a change to another store in the same commit lands.
+func TestOutsideChangeIsAConflict(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			rm := newRemote(t, kind)
+			r := open(t, rm)
+			ctx := context.Background()
+			mustOK(t, r.Submit(ctx, change("local", "shop", ActionCreate, 1, "")))
+			tree, _, err := r.Store(ctx, StoreDir("local", "shop"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			work := filepath.Join(t.TempDir(), "w")
+			runGit(t, filepath.Dir(work), "clone", "-q", rm.url, work)
+			dir := filepath.Join(work, StoreDir("local", "shop"))
+			runGit(t, work, "rm", "-q", filepath.Join(dir, "policy.yaml"))
+			runGit(t, work, "commit", "-q", "-m", "hand edit")
+			runGit(t, work, "push", "-q", "origin", "HEAD:main")
+			outside := runGit(t, work, "rev-parse", "HEAD")
+
+			explicit := change("local", "shop", ActionUpdate, 2, "")
+			explicit.Expect = ExpectTree(tree)
+			anyTree := change("local", "shop", ActionUpdate, 3, "")
+			anyTree.Expect = ExpectAny()
+			res := r.SubmitAll(ctx, []Change{explicit, change("local", "other", ActionCreate, 1, ""), anyTree})
+			wantErr(t, res[0], ErrConflict)
+			mustOK(t, res[1])
+			wantErr(t, res[2], ErrConflict)
+			if _, err := gitCmd(rm.bare, "merge-base", "--is-ancestor", outside, "main"); err != nil {
+				t.Fatalf("outside commit lost")
+			}
+			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:"+StoreDir("local", "shop")+"/policy.yaml"); err == nil {
+				t.Fatalf("outside edit overwritten: %s", out)
+			}
+		})
+	}
+}
+
+// Concurrent submitters are grouped into fewer commits than changes, each change gets its
+// own result, and each commit's trailers name exactly the changes reported in it.
+func TestGroupCommit(t *testing.T) {
+	rm := newRemote(t, "http")
+	r := open(t, rm)
+	ctx := context.Background()
+	before := runGit(t, rm.bare, "rev-parse", "main")
+	const n = 40
+	results := make([]Result, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			action := ActionCreate
+			if i%10 == 9 {
+				action = ActionUpdate // no such store: fails alone
+			}
+			results[i] = r.Submit(ctx, change("local", fmt.Sprintf("g-%02d", i), action, 1, fmt.Sprintf("g-req-%d", i)))
+		}(i)
+	}
+	wg.Wait()
+	byCommit := map[string][]string{}
+	for i, res := range results {
+		if i%10 == 9 {
+			wantErr(t, res, ErrNotFound)
+			continue
+		}
+		mustOK(t, res)
+		byCommit[res.Commit] = append(byCommit[res.Commit], fmt.Sprintf("g-%02d", i))
+	}
+	commits := strings.Fields(runGit(t, rm.bare, "rev-list", before+"..main"))
+	if len(commits) != len(byCommit) || len(commits) >= n-4 {
+		t.Fatalf("%d commits for %d changes (%d distinct in results): no grouping", len(commits), n-4, len(byCommit))
+	}
+	for c, stores := range byCommit {
+		got := strings.Fields(runGit(t, rm.bare, "log", "-1", "--format=%(trailers:key=Store,valueonly)", c))
+		sort.Strings(got)
+		sort.Strings(stores)
+		if strings.Join(got, ",") != strings.Join(stores, ",") {
+			t.Errorf("commit %s: trailers name %v, results say %v", c, got, stores)
+		}
+	}
+	t.Logf("%d changes in %d commits", n-4, len(commits))
 }

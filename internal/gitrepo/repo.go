@@ -152,6 +152,11 @@ func (r *Repo) initStorage(url string) error {
 			return fmt.Errorf("gitrepo: clone dir %s: %w", r.opts.Dir, err)
 		}
 	}
+	// A clone kept on disk starts from where it was, so the first fetch is incremental.
+	if ref, err := r.st.Reference(r.trackRef); err == nil {
+		r.tip = ref.Hash()
+		r.idx.walk(r.st, r.tip, r.opts.IdempotencyDepth)
+	}
 	if rem, err := r.repo.Remote(remoteName); err == nil {
 		if len(rem.Config().URLs) == 1 && rem.Config().URLs[0] == url {
 			return nil

@@ -56,7 +56,7 @@ func BenchmarkPushToApplied(b *testing.B) {
 	i := 0
 	for range b.N {
 		i++
-		w.write("infrastructure/local/README.md", fmt.Sprintf("bench %d\n", i))
+		w.write("infrastructure/local/README.md", fmt.Sprintf("bench %d %d\n", i, time.Now().UnixNano()))
 		if _, err := env.Reconcile(ctx, w.push("bench")); err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func BenchmarkPushToReady(b *testing.B) {
 	for range b.N {
 		i++
 		files["helmrelease.yaml"] = strings.Replace(storeFiles(name, "0.1.0", true, false)["helmrelease.yaml"],
-			"message: store bench", fmt.Sprintf("message: change %d", i), 1)
+			"message: store bench", fmt.Sprintf("message: change %d-%d", i, time.Now().UnixNano()), 1)
 		w.writeStore(name, files)
 		if _, err := env.Reconcile(ctx, w.push("bench change")); err != nil {
 			b.Fatal(err)

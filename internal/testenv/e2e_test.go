@@ -317,7 +317,8 @@ func TestStoreLifecycle(t *testing.T) {
 			t.Logf("flux %s:\n%s", strings.Join(args, " "), out)
 			want := []string{ns, name, "True", "0.1.0"}
 			if args[1] == "kustomizations" {
-				want = []string{"flux-system", "stores", "infrastructure", "True", commit}
+				// flux shortens hashes to 8 hex digits: main@sha1:0123abcd.
+				want = []string{"flux-system", "stores", "infrastructure", "True", "main@sha1:" + commit[:8]}
 			}
 			for _, s := range want {
 				if !strings.Contains(string(out), s) {

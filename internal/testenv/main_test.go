@@ -10,7 +10,10 @@ import (
 var env *Env
 
 func TestMain(m *testing.M) {
-	os.Exit(Main(m, Options{ChartsDir: fixtureCharts(), WithFluxCLI: true}, &env))
+	charts := fixtureCharts()
+	code := Main(m, Options{ChartsDir: charts, WithFluxCLI: true}, &env)
+	os.RemoveAll(charts)
+	os.Exit(code)
 }
 
 // fixtureCharts copies testdata/charts to a temporary folder, so tests can bump the

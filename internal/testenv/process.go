@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ type process struct {
 // Stop can signal the whole group, and Pdeathsig so a test binary killed by a
 // timeout or SIGKILL does not leave the control plane running.
 func startProcess(name, bin string, args, env []string, logDir string) (*process, error) {
+	env = append(env, MarkerEnv+"="+filepath.Dir(logDir))
 	logPath := filepath.Join(logDir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -154,26 +156,31 @@ func portClash(p *process, err error) bool {
 	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(p.tail(40), "address already in use")
 }
 
-// Leftovers lists processes still running whose command line mentions the
-// environment's directory (every component's does: data, PKI or kubeconfig paths),
-// as "pid: command". After Stop it must be empty.
+// MarkerEnv is set in the environment of every component (and of the CLI's
+// supervisor) to the environment's directory. It is how leftovers are found: a
+// marker no user shell carries, unlike $KUBECONFIG or a path on a command line.
+const MarkerEnv = "STOREFLEET_TESTENV_DIR"
+
+// Leftovers lists processes still running that belong to this environment, as
+// "pid: command". After Stop it must be empty.
 func (e *Env) Leftovers() []string {
 	var out []string
-	for _, p := range ProcessesMentioning(e.Dir + "/") {
+	for _, p := range ProcessesOf(e.Dir) {
 		out = append(out, fmt.Sprintf("%d: %s", p.PID, p.Cmd))
 	}
 	return out
 }
 
-// ProcessInfo is a running process found by ProcessesMentioning.
+// ProcessInfo is a running process found by ProcessesOf.
 type ProcessInfo struct {
 	PID int
 	Cmd string
 }
 
-// ProcessesMentioning lists running processes (other than this one) whose command
-// line contains s.
-func ProcessesMentioning(s string) []ProcessInfo {
+// ProcessesOf lists running processes (other than this one) whose environment has
+// MarkerEnv=dir.
+func ProcessesOf(dir string) []ProcessInfo {
+	marker := []byte(MarkerEnv + "=" + dir + "\x00")
 	entries, _ := os.ReadDir("/proc")
 	var found []ProcessInfo
 	self := os.Getpid()
@@ -182,17 +189,16 @@ func ProcessesMentioning(s string) []ProcessInfo {
 		if err != nil || pid == self {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err != nil || len(cmdline) == 0 {
-			continue // gone, or a kernel thread
+		env, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ"))
+		if err != nil || !bytes.Contains(env, marker) {
+			continue
 		}
 		if stat, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); err == nil && zombie(stat) {
 			continue
 		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
 		cmd := strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")
-		if strings.Contains(cmd, s) {
-			found = append(found, ProcessInfo{PID: pid, Cmd: cmd})
-		}
+		found = append(found, ProcessInfo{PID: pid, Cmd: cmd})
 	}
 	return found
 }
