@@ -40,12 +40,18 @@ type Options struct {
 	Log *slog.Logger
 	// WriteDeadline bounds ordinary routes (RouteWriteDeadline by default).
 	WriteDeadline time.Duration
+	// Status is the live status from the cluster; nil when none is configured.
+	Status StatusSource
+	// Cluster reports the cluster connection for /readyz; nil when none is configured.
+	Cluster func() error
 }
 
 // api holds the handlers' dependencies.
 type api struct {
-	svc Service
-	log *slog.Logger
+	svc     Service
+	log     *slog.Logger
+	status  StatusSource
+	cluster func() error
 }
 
 // Handler returns the HTTP handler for svc.
@@ -56,7 +62,7 @@ func Handler(svc Service, o Options) http.Handler {
 	if o.WriteDeadline == 0 {
 		o.WriteDeadline = RouteWriteDeadline
 	}
-	a := &api{svc: svc, log: o.Log}
+	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster}
 	r := chi.NewRouter()
 	r.Use(requestID, logRequests(o.Log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -75,16 +81,20 @@ func Handler(svc Service, o Options) http.Handler {
 		})
 	})
 	r.Route("/api/v1", func(r chi.Router) {
-		// Every route here answers within the deadline; the status issue's event
-		// streams get their own group without one.
-		r.Use(writeDeadline(o.WriteDeadline))
-		r.Post("/stores", a.createStore)
-		r.Get("/stores", a.listStores)
-		r.Get("/stores/{name}", a.getStore)
-		r.Patch("/stores/{name}", a.patchStore)
-		r.Delete("/stores/{name}", a.deleteStore)
-		r.Get("/stores/{name}/history", a.storeHistory)
-		r.Get("/requests/{id}", a.getRequest)
+		r.Group(func(r chi.Router) {
+			// Every route here answers within the deadline; the event streams below
+			// set a deadline per event instead.
+			r.Use(writeDeadline(o.WriteDeadline))
+			r.Post("/stores", a.createStore)
+			r.Get("/stores", a.listStores)
+			r.Get("/stores/{name}", a.getStore)
+			r.Patch("/stores/{name}", a.patchStore)
+			r.Delete("/stores/{name}", a.deleteStore)
+			r.Get("/stores/{name}/history", a.storeHistory)
+			r.Get("/requests/{id}", a.getRequest)
+		})
+		r.Get("/stores/{name}/events", a.storeEvents)
+		r.Get("/events", a.allEvents)
 	})
 	return r
 }
@@ -101,7 +111,16 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", err.Error()))
 		return
 	}
-	Write(w, http.StatusOK, map[string]string{"status": "ready"})
+	out := map[string]string{"status": "ready"}
+	if a.cluster != nil {
+		// The API keeps serving without the cluster (stores show unknown), so a lost
+		// cluster is reported here, not turned into a 503.
+		out["cluster"] = "connected"
+		if err := a.cluster(); err != nil {
+			out["cluster"] = "not connected: " + err.Error()
+		}
+	}
+	Write(w, http.StatusOK, out)
 }
 
 // StoreJSON is a store as the API shows it: the spec, the commit that last changed
@@ -116,16 +135,25 @@ type StoreJSON struct {
 // StatusJSON is where a store is. Phase is "committed" until the status watcher
 // reports more.
 type StatusJSON struct {
-	Phase   string     `json:"phase"`
-	Reason  string     `json:"reason,omitempty"`
-	Message string     `json:"message,omitempty"`
-	Steps   []StepJSON `json:"steps"`
+	Phase        string     `json:"phase"`
+	Reason       string     `json:"reason,omitempty"`
+	Message      string     `json:"message,omitempty"`
+	Percent      int        `json:"percent"`
+	CurrentStep  string     `json:"currentStep,omitempty"`
+	Steps        []StepJSON `json:"steps"`
+	Drifted      bool       `json:"drifted,omitempty"`
+	DriftMessage string     `json:"driftMessage,omitempty"`
+	// Generation is the HelmRelease's metadata.generation.
+	Generation int64 `json:"generation,omitempty"`
+	// ClusterConnected is false when no cluster is configured or it cannot be reached.
+	ClusterConnected bool       `json:"clusterConnected"`
+	UpdatedAt        *time.Time `json:"updatedAt,omitempty"`
 }
 
 // StepJSON is one step of a store's way to ready (committed, source fetched, …).
 type StepJSON struct {
 	Name   string     `json:"name"`
-	State  string     `json:"state"` // done | pending | failed
+	State  string     `json:"state"` // done | current | pending | failed
 	Time   *time.Time `json:"time,omitempty"`
 	Commit string     `json:"commit,omitempty"`
 }
@@ -247,7 +275,7 @@ func (a *api) getStore(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	Write(w, http.StatusOK, storeJSON(v))
+	Write(w, http.StatusOK, a.withStatus(storeJSON(v)))
 }
 
 // ListJSON is one page of stores.
@@ -302,6 +330,10 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if a.status != nil && f.Phase != "" {
+		a.listByPhase(w, r, f, limit, cont)
+		return
+	}
 	views, next, err := a.svc.List(r.Context(), f, limit, cont)
 	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
 		WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))
@@ -313,7 +345,7 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 	}
 	out := ListJSON{Items: make([]StoreJSON, 0, len(views)), Continue: next}
 	for _, v := range views {
-		out.Items = append(out.Items, storeJSON(v))
+		out.Items = append(out.Items, a.withStatus(storeJSON(v)))
 	}
 	Write(w, http.StatusOK, out)
 }

@@ -57,6 +57,8 @@ type config struct {
 	listen, dataDir, seedDir, fleetURL, branch, cluster, baseDomain    string
 	chartSource, chartURL, medusaImage, logFormat                      string
 	authorName, authorEmail                                            string
+	chartRepository                                                    string
+	kube                                                               kubeFlags
 	grace                                                              time.Duration
 	auth                                                               gitrepo.Auth
 }
@@ -124,6 +126,9 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 		}
 		opts.MedusaImage = render.Image{Repository: repoName, Tag: tag}
 	}
+	if cfg.chartRepository != "" {
+		opts.Chart.Name = cfg.chartRepository
+	}
 	svc, err := fleet.New(ctx, fleet.Config{
 		Repo: fleet.GitRepo{R: repo}, Renderer: fleet.FleetRenderer{Options: opts},
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
@@ -134,6 +139,12 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	defer svc.Close()
 
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, log)
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
+
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
@@ -142,7 +153,7 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 	fmt.Fprintf(stdout, "gitops-api listening on http://%s\n", ln.Addr())
 	// Shutdown order: stop taking requests and let in-flight ones finish (each
 	// waits for its push), then close the writer (deferred above).
-	return api.Serve(ctx, ln, api.Handler(svc, api.Options{Log: log}), cfg.grace, log)
+	return api.Serve(ctx, ln, api.Handler(handlerSvc, apiOpts), cfg.grace, log)
 }
 
 func parse(args []string, env func(string) string, stderr io.Writer) (config, error) {
@@ -173,6 +184,8 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, er
 	str(&c.authorName, "author-name", "STOREFLEET_AUTHOR_NAME", "Storefleet", "author of fleet commits")
 	str(&c.authorEmail, "author-email", "STOREFLEET_AUTHOR_EMAIL", "storefleet@localhost", "author e-mail of fleet commits")
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
+	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
+	kubeFlagSet(fs, &c.kube, env)
 	grace := "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		grace = v

@@ -1,0 +1,392 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/storefleet/storefleet/internal/status"
+)
+
+// Resources watched.
+var (
+	HelmReleases   = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+	GitRepos       = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
+	Kustomizations = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+	Namespaces     = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	Events         = schema.GroupVersionResource{Version: "v1", Resource: "events"}
+)
+
+// ReconcileAnnotation is what `flux reconcile` sets to make a controller act now.
+const ReconcileAnnotation = "reconcile.fluxcd.io/requestedAt"
+
+// Config says which cluster and which Flux objects.
+type Config struct {
+	// Kubeconfig is a kubeconfig file; empty means in-cluster (the ServiceAccount).
+	Kubeconfig string
+	// Rest, when set, is used instead of Kubeconfig (tests).
+	Rest *rest.Config
+	// FluxNamespace holds the fleet GitRepository and the Kustomization (flux-system).
+	FluxNamespace string
+	// Source and Kustomization name the fleet GitRepository and the Kustomization
+	// that applies the stores (fleet, stores).
+	Source, Kustomization string
+	// ReceiverURL, when set, is a notification-controller Receiver webhook: reconcile
+	// requests POST to it instead of annotating.
+	ReceiverURL string
+	// StoreSelector selects store HelmReleases and Namespaces.
+	StoreSelector string
+	// NamespacePrefix begins every store namespace (store-).
+	NamespacePrefix string
+	// ProbeInterval is how often /readyz is asked (1 s by default).
+	ProbeInterval time.Duration
+	Log           *slog.Logger
+}
+
+// Sink receives observations (*status.Tracker).
+type Sink interface {
+	SetConnected(ok bool)
+	SetSource(revision string, ready *status.Condition)
+	SetApply(lastApplied string, ready *status.Condition)
+	SetRelease(name string, r *status.Release)
+	SetNamespace(name string, exists bool)
+	KubeEvent(name string, ev status.KubeEvent)
+}
+
+// Watcher watches the cluster for status.
+type Watcher struct {
+	cfg       Config
+	rest      *rest.Config
+	dyn       dynamic.Interface
+	sink      Sink
+	log       *slog.Logger
+	informers []cache.SharedIndexInformer
+	probe     *http.Client
+
+	mu       sync.Mutex
+	probeOK  bool
+	synced   bool
+	lastErr  error
+	started  bool
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     sync.WaitGroup
+}
+
+// RestConfig loads a kubeconfig file, or the in-cluster configuration when path is empty.
+func RestConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// New prepares a Watcher; Start runs it.
+func New(cfg Config, sink Sink) (*Watcher, error) {
+	if cfg.FluxNamespace == "" {
+		cfg.FluxNamespace = "flux-system"
+	}
+	if cfg.Source == "" {
+		cfg.Source = "fleet"
+	}
+	if cfg.Kustomization == "" {
+		cfg.Kustomization = "stores"
+	}
+	if cfg.StoreSelector == "" {
+		cfg.StoreSelector = "app.kubernetes.io/managed-by=storefleet"
+	}
+	if cfg.NamespacePrefix == "" {
+		cfg.NamespacePrefix = "store-"
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	rc := cfg.Rest
+	if rc == nil {
+		var err error
+		if rc, err = RestConfig(cfg.Kubeconfig); err != nil {
+			return nil, err
+		}
+	}
+	rc = rest.CopyConfig(rc)
+	if rc.QPS == 0 {
+		rc.QPS, rc.Burst = 50, 100
+	}
+	rc.UserAgent = "storefleet-gitops-api"
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, err
+	}
+	hc.Timeout = 2 * time.Second
+	return &Watcher{cfg: cfg, rest: rc, dyn: dyn, sink: sink, log: cfg.Log, probe: hc, stop: make(chan struct{})}, nil
+}
+
+// Start starts the informers and the probe in the background and returns at once.
+func (w *Watcher) Start() {
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return
+	}
+	w.started = true
+	w.mu.Unlock()
+
+	byLabel := func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.StoreSelector }
+	byName := func(name string) dynamicinformer.TweakListOptionsFunc {
+		return func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}
+	}
+	w.add(HelmReleases, "", byLabel, trimRelease, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.release(o, false) },
+		UpdateFunc: func(_, o any) { w.release(o, false) },
+		DeleteFunc: func(o any) { w.release(o, true) },
+	})
+	w.add(Namespaces, "", byLabel, trimMeta, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.namespace(o, false) },
+		UpdateFunc: func(_, o any) { w.namespace(o, false) },
+		DeleteFunc: func(o any) { w.namespace(o, true) },
+	})
+	w.add(GitRepos, w.cfg.FluxNamespace, byName(w.cfg.Source), trimFlux, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.source(o) },
+		UpdateFunc: func(_, o any) { w.source(o) },
+	})
+	w.add(Kustomizations, w.cfg.FluxNamespace, byName(w.cfg.Kustomization), trimFlux, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.kustomization(o) },
+		UpdateFunc: func(_, o any) { w.kustomization(o) },
+	})
+	w.add(Events, "", nil, w.trimEvent, cache.ResourceEventHandlerDetailedFuncs{
+		// Events listed at start are history, not news.
+		AddFunc:    func(o any, initial bool) { w.event(o, initial) },
+		UpdateFunc: func(_, o any) { w.event(o, false) },
+	})
+	for _, inf := range w.informers {
+		w.done.Add(1)
+		go func() { defer w.done.Done(); inf.Run(w.stop) }()
+	}
+	w.done.Add(1)
+	go func() { defer w.done.Done(); w.probeLoop() }()
+}
+
+// Stop stops the informers and the probe.
+func (w *Watcher) Stop() {
+	w.stopOnce.Do(func() { close(w.stop) })
+	w.done.Wait()
+}
+
+func (w *Watcher) add(gvr schema.GroupVersionResource, ns string, tweak dynamicinformer.TweakListOptionsFunc,
+	transform cache.TransformFunc, h cache.ResourceEventHandler) {
+	inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, ns, 0, cache.Indexers{}, tweak).Informer()
+	_ = inf.SetTransform(transform)
+	_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
+		w.log.Debug("watch failed; the reflector retries", "resource", gvr.Resource, "err", err)
+	})
+	_, _ = inf.AddEventHandler(h)
+	w.informers = append(w.informers, inf)
+}
+
+// probeLoop asks /readyz every ProbeInterval: status is "connected" while it answers
+// and every informer has listed once (before that the caches would show stores
+// without their objects).
+func (w *Watcher) probeLoop() {
+	t := time.NewTicker(w.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		err := w.ping()
+		synced := true
+		for _, inf := range w.informers {
+			if !inf.HasSynced() {
+				synced = false
+			}
+		}
+		w.mu.Lock()
+		changed := w.probeOK != (err == nil) || w.synced != synced
+		w.probeOK, w.synced, w.lastErr = err == nil, synced, err
+		ok := w.probeOK && w.synced
+		w.mu.Unlock()
+		if changed {
+			if err != nil {
+				w.log.Warn("cluster not reachable; stores show unknown", "err", err)
+			} else if ok {
+				w.log.Info("cluster connected", "host", w.rest.Host)
+			}
+			w.sink.SetConnected(ok)
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Watcher) ping() error {
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(w.rest.Host, "/")+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := w.probe.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/readyz: %s", w.rest.Host, resp.Status)
+	}
+	return nil
+}
+
+// Check reports the cluster connection, for /readyz: nil when connected.
+func (w *Watcher) Check() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.lastErr != nil:
+		return w.lastErr
+	case !w.probeOK:
+		return errors.New("cluster not probed yet")
+	case !w.synced:
+		return errors.New("cluster answers; watches still listing")
+	}
+	return nil
+}
+
+// RequestSourceReconcile asks source-controller to fetch the fleet now.
+func (w *Watcher) RequestSourceReconcile(ctx context.Context) error {
+	if w.cfg.ReceiverURL != "" {
+		return w.callReceiver(ctx)
+	}
+	return w.annotate(ctx, GitRepos, w.cfg.Source)
+}
+
+// RequestApplyReconcile asks kustomize-controller to apply the fetched artifact now.
+// With a Receiver, the Receiver's resources (the GitRepository) are reconciled and
+// Flux's own source-to-Kustomization notification does the rest.
+func (w *Watcher) RequestApplyReconcile(ctx context.Context) error {
+	if w.cfg.ReceiverURL != "" {
+		return nil
+	}
+	return w.annotate(ctx, Kustomizations, w.cfg.Kustomization)
+}
+
+func (w *Watcher) annotate(ctx context.Context, gvr schema.GroupVersionResource, name string) error {
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, ReconcileAnnotation, time.Now().Format(time.RFC3339Nano))
+	_, err := w.dyn.Resource(gvr).Namespace(w.cfg.FluxNamespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("request reconcile of %s %s/%s: %w", gvr.Resource, w.cfg.FluxNamespace, name, err)
+	}
+	return nil
+}
+
+func (w *Watcher) callReceiver(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.ReceiverURL, strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("receiver %s: %s", w.cfg.ReceiverURL, resp.Status)
+	}
+	return nil
+}
+
+func (w *Watcher) storeOf(ns string) (string, bool) {
+	return strings.CutPrefix(ns, w.cfg.NamespacePrefix)
+}
+
+func asUnstructured(o any) (*unstructured.Unstructured, bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	u, ok := o.(*unstructured.Unstructured)
+	return u, ok
+}
+
+func (w *Watcher) release(o any, deleted bool) {
+	u, ok := asUnstructured(o)
+	if !ok {
+		return
+	}
+	name, ok := w.storeOf(u.GetNamespace())
+	// A store's HelmRelease is named after the store (docs/design.md).
+	if !ok || u.GetName() != name {
+		return
+	}
+	if deleted {
+		w.sink.SetRelease(name, nil)
+		return
+	}
+	w.sink.SetRelease(name, ToRelease(u))
+}
+
+func (w *Watcher) namespace(o any, deleted bool) {
+	u, ok := asUnstructured(o)
+	if !ok {
+		return
+	}
+	if name, ok := w.storeOf(u.GetName()); ok {
+		w.sink.SetNamespace(name, !deleted)
+	}
+}
+
+func (w *Watcher) source(o any) {
+	if u, ok := asUnstructured(o); ok {
+		rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
+		w.sink.SetSource(rev, readyCondition(u))
+	}
+}
+
+func (w *Watcher) kustomization(o any) {
+	if u, ok := asUnstructured(o); ok {
+		rev, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
+		w.sink.SetApply(rev, readyCondition(u))
+	}
+}
+
+func (w *Watcher) event(o any, initial bool) {
+	u, ok := asUnstructured(o)
+	if !ok || initial {
+		return
+	}
+	name, ok := w.storeOf(u.GetNamespace())
+	if !ok {
+		return
+	}
+	w.sink.KubeEvent(name, ToKubeEvent(name, u))
+}

@@ -1,0 +1,112 @@
+package status
+
+import (
+	"context"
+
+	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Stores is the store lifecycle the API drives (internal/fleet's Service).
+type Stores interface {
+	Create(ctx context.Context, s store.Store, m fleet.Meta) (fleet.Outcome, error)
+	Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error)
+	Delete(ctx context.Context, name string, purge bool, m fleet.Meta) (fleet.Outcome, error)
+	Get(ctx context.Context, name string) (fleet.View, error)
+	List(ctx context.Context, f fleet.Filter, limit int, cont string) ([]fleet.View, string, error)
+	History(ctx context.Context, name string) ([]fleet.Entry, error)
+	Request(ctx context.Context, id string) (fleet.Outcome, error)
+	Ready(ctx context.Context) error
+}
+
+// Service is the lifecycle with status attached: every committed change becomes the
+// store's desired state in the Tracker (which then asks Flux to reconcile).
+type Service struct {
+	Stores
+	T *Tracker
+}
+
+// Create commits a new store; meanwhile its phase is requested.
+func (s Service) Create(ctx context.Context, in store.Store, m fleet.Meta) (fleet.Outcome, error) {
+	if !m.DryRun && in.Name != "" {
+		s.T.Requested(in.Name)
+	}
+	out, err := s.Stores.Create(ctx, in, m)
+	if err != nil && !m.DryRun {
+		s.T.Forget(in.Name)
+	}
+	s.committed(ctx, out, err)
+	return out, err
+}
+
+// Update commits a change to a store.
+func (s Service) Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error) {
+	out, err := s.Stores.Update(ctx, name, change, m)
+	s.committed(ctx, out, err)
+	return out, err
+}
+
+// Delete commits a delete or purge step.
+func (s Service) Delete(ctx context.Context, name string, purge bool, m fleet.Meta) (fleet.Outcome, error) {
+	out, err := s.Stores.Delete(ctx, name, purge, m)
+	s.committed(ctx, out, err)
+	return out, err
+}
+
+func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
+	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
+		return
+	}
+	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase)}
+	if d.Lifecycle == "" {
+		return
+	}
+	if d.Lifecycle == Active {
+		if v, err := s.Stores.Get(ctx, out.Store); err == nil {
+			d.Version = v.Store.Version
+		}
+	}
+	s.T.Committed(out.Store, d)
+}
+
+func lifecycleOf(phase string) Lifecycle {
+	switch store.Phase(phase) {
+	case store.PhaseCommitted:
+		return Active
+	case store.PhaseRetained:
+		return Retained
+	case store.PhasePurging:
+		return Purging
+	case "purged":
+		return Purged
+	}
+	return ""
+}
+
+// Load gives the Tracker every store in the fleet at start-up. head is the fleet
+// commit they were read at: each store's last commit is head or one of its
+// ancestors, so a source that includes head includes every store's commit (the
+// per-store commit would cost a history walk per store).
+func (s Service) Load(ctx context.Context, head string) (int, error) {
+	n, cont := 0, ""
+	for {
+		views, next, err := s.Stores.List(ctx, fleet.Filter{}, 1000, cont)
+		if err != nil {
+			return n, err
+		}
+		for _, v := range views {
+			d := Desired{Lifecycle: lifecycleOf(string(v.Phase)), Commit: head, Version: v.Store.Version}
+			if v.Commit != nil {
+				d.Commit = v.Commit.SHA
+			}
+			if d.Lifecycle != "" {
+				s.T.Load(v.Store.Name, d)
+				n++
+			}
+		}
+		if next == "" {
+			return n, nil
+		}
+		cont = next
+	}
+}
