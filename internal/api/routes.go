@@ -24,16 +24,7 @@ var openAPIDoc []byte
 func OpenAPI() []byte { return openAPIDoc }
 
 // Service is what the handlers need from the store lifecycle (internal/fleet).
-type Service interface {
-	Create(ctx context.Context, s store.Store, m fleet.Meta) (fleet.Outcome, error)
-	Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error)
-	Delete(ctx context.Context, name string, purge bool, m fleet.Meta) (fleet.Outcome, error)
-	Get(ctx context.Context, name string) (fleet.View, error)
-	List(ctx context.Context, f fleet.Filter, limit int, cont string) ([]fleet.View, string, error)
-	History(ctx context.Context, name string) ([]fleet.Entry, error)
-	Request(ctx context.Context, id string) (fleet.Outcome, error)
-	Ready(ctx context.Context) error
-}
+type Service = fleet.Lifecycle
 
 // Options tune the handler; zero values are the defaults.
 type Options struct {

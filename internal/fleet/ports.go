@@ -84,6 +84,22 @@ type Entry struct {
 	Subject   string `json:"subject"`
 }
 
+// Lifecycle is what this package's Service offers its callers: the HTTP handlers
+// (internal/api) and the status layer that wraps it (internal/status). Declared once
+// here so the two cannot drift apart.
+type Lifecycle interface {
+	Create(ctx context.Context, s store.Store, m Meta) (Outcome, error)
+	Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m Meta) (Outcome, error)
+	Delete(ctx context.Context, name string, purge bool, m Meta) (Outcome, error)
+	Get(ctx context.Context, name string) (View, error)
+	List(ctx context.Context, f Filter, limit int, cont string) ([]View, string, error)
+	History(ctx context.Context, name string) ([]Entry, error)
+	Request(ctx context.Context, id string) (Outcome, error)
+	Ready(ctx context.Context) error
+}
+
+var _ Lifecycle = (*Service)(nil)
+
 // Repo is the fleet repository: the writer (Submit returns once the change is
 // committed and pushed, which is what makes a 202 durable) and the read side.
 type Repo interface {

@@ -8,16 +8,7 @@ import (
 )
 
 // Stores is the store lifecycle the API drives (internal/fleet's Service).
-type Stores interface {
-	Create(ctx context.Context, s store.Store, m fleet.Meta) (fleet.Outcome, error)
-	Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error)
-	Delete(ctx context.Context, name string, purge bool, m fleet.Meta) (fleet.Outcome, error)
-	Get(ctx context.Context, name string) (fleet.View, error)
-	List(ctx context.Context, f fleet.Filter, limit int, cont string) ([]fleet.View, string, error)
-	History(ctx context.Context, name string) ([]fleet.Entry, error)
-	Request(ctx context.Context, id string) (fleet.Outcome, error)
-	Ready(ctx context.Context) error
-}
+type Stores = fleet.Lifecycle
 
 // Service is the lifecycle with status attached: every committed change becomes the
 // store's desired state in the Tracker (which then asks Flux to reconcile).
