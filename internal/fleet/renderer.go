@@ -68,28 +68,12 @@ type object struct {
 				Version string `json:"version"`
 			} `json:"spec"`
 		} `json:"chart"`
-		Values *chartValues `json:"values"`
+		Values *render.ChartValues `json:"values"`
 		// OCIRepository
 		Ref *struct {
 			Tag string `json:"tag"`
 		} `json:"ref"`
 	} `json:"spec"`
-}
-
-// chartValues is the part of the chart values (docs/design.md) that carries the
-// store's spec.
-type chartValues struct {
-	Store struct {
-		Name       string `json:"name"`
-		Domain     string `json:"domain"`
-		Title      string `json:"title"`
-		AdminEmail string `json:"adminEmail"`
-		Currency   string `json:"currency"`
-		Country    string `json:"country"`
-		Language   string `json:"language"`
-		RegionName string `json:"regionName"`
-	} `json:"store"`
-	Plan string `json:"plan"`
 }
 
 // Parse recovers a store from its folder. A live store's spec comes whole from its

@@ -109,7 +109,7 @@ func compare(t *testing.T, r *renderer, want, got any) {
 	t.Helper()
 	if wh, ok := want.(*helmv2.HelmRelease); ok {
 		gh := got.(*helmv2.HelmRelease)
-		var wv, gv chartValues
+		var wv, gv ChartValues
 		if err := json.Unmarshal(wh.Spec.Values.Raw, &wv); err != nil {
 			t.Fatal(err)
 		}

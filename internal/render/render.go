@@ -331,10 +331,11 @@ func (r *renderer) networkPolicies() []any {
 	}
 }
 
-// chartValues are exactly the chart values of docs/design.md ("Chart values that render writes"). Fields
-// tagged omitempty appear for one engine only.
-type chartValues struct {
-	Store     storeValues    `json:"store"`
+// ChartValues are exactly the chart values of docs/design.md ("Chart values that render writes"). Fields
+// tagged omitempty appear for one engine only. Exported so that reading a store back from its HelmRelease
+// (internal/fleet) decodes the very type render writes.
+type ChartValues struct {
+	Store     StoreValues    `json:"store"`
 	Plan      string         `json:"plan"`
 	Replicas  int            `json:"replicas"`
 	Resources resourceValues `json:"resources"`
@@ -343,7 +344,8 @@ type chartValues struct {
 	Image     *imageValues   `json:"image,omitempty"`
 }
 
-type storeValues struct {
+// StoreValues is the store part of ChartValues.
+type StoreValues struct {
 	Name       string `json:"name"`
 	Domain     string `json:"domain"`
 	Title      string `json:"title"`
@@ -371,10 +373,10 @@ type imageValues struct {
 	Tag        string `json:"tag"`
 }
 
-func (r *renderer) values() chartValues {
+func (r *renderer) values() ChartValues {
 	p := store.Plans[r.s.Plan]
-	v := chartValues{
-		Store: storeValues{
+	v := ChartValues{
+		Store: StoreValues{
 			Name: r.s.Name, Domain: r.s.Domain, Title: r.s.Settings.Title, AdminEmail: r.s.Settings.AdminEmail,
 			Currency: r.s.Settings.Currency, Country: r.s.Settings.Country,
 		},
