@@ -74,13 +74,8 @@ func (a *api) listByPhase(w http.ResponseWriter, r *http.Request, f fleet.Filter
 	f.Phase = ""
 	out := ListJSON{Items: []StoreJSON{}}
 	for {
-		views, next, err := a.svc.List(r.Context(), f, maxLimit, cont)
-		if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
-			WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))
-			return
-		}
-		if err != nil {
-			a.writeError(w, r, err)
+		views, next, ok := a.listPage(w, r, f, maxLimit, cont)
+		if !ok {
 			return
 		}
 		for _, v := range views {

@@ -325,13 +325,8 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 		a.listByPhase(w, r, f, limit, cont)
 		return
 	}
-	views, next, err := a.svc.List(r.Context(), f, limit, cont)
-	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
-		WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))
-		return
-	}
-	if err != nil {
-		a.writeError(w, r, err)
+	views, next, ok := a.listPage(w, r, f, limit, cont)
+	if !ok {
 		return
 	}
 	out := ListJSON{Items: make([]StoreJSON, 0, len(views)), Continue: next}
@@ -494,4 +489,20 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("internal error", "request_id", RequestIDFrom(r.Context()), "err", err)
 		WriteProblem(w, r, newProblem(http.StatusInternalServerError, "internal", "Internal error", "the outcome is unknown: GET /api/v1/requests/{id} with this requestId before retrying"))
 	}
+}
+
+// listPage reads one page of the fleet's list. A bad continue token is the caller's
+// query parameter, so it is a 400 naming it; any other error goes through writeError.
+// It reports false once it has written the error response.
+func (a *api) listPage(w http.ResponseWriter, r *http.Request, f fleet.Filter, limit int, cont string) ([]fleet.View, string, bool) {
+	views, next, err := a.svc.List(r.Context(), f, limit, cont)
+	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
+		WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))
+		return nil, "", false
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return nil, "", false
+	}
+	return views, next, true
 }
