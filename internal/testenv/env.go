@@ -386,9 +386,19 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 	}
 	flux := func(i int, name, bin string, nports int, extra func(ports []int) []string) {
 		defer wg.Done()
+		// Each controller gets a TMPDIR of its own: kustomize-controller removes
+		// every /tmp/kustomization-* directory when it starts, taking them for
+		// leftovers of its previous run, so with a shared /tmp a second environment
+		// starting deleted the first one's build directories mid-build ("lstat
+		// …/stores/local/<shard>: no such file or directory").
+		tmp := filepath.Join(e.Dir, "tmp", name)
+		if errs[i] = os.MkdirAll(tmp, 0o755); errs[i] != nil {
+			return
+		}
+		env := append(append([]string(nil), fluxEnv...), "TMPDIR="+tmp)
 		_, _, errs[i] = e.startWithRetry(ctx, name, nports, func(ports []int) (*process, error) {
 			args := append(common(ports), extra(ports)...)
-			return startProcess(name, bin, args, fluxEnv, e.LogDir)
+			return startProcess(name, bin, args, env, e.LogDir)
 		}, func(proc *process, ports []int) error {
 			rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
