@@ -27,6 +27,12 @@ type Desired struct {
 	Commit string
 	// Version is the chart version the store asks for (active stores).
 	Version string
+	// Shard is the store's shard (two hex digits): ExternalArtifact and
+	// Kustomization stores-<shard> carry it to the cluster.
+	Shard string
+	// Revision is the shard artifact revision published for this change
+	// ("main@sha1:<commit>"); empty when publishing failed or there is no cluster.
+	Revision string
 }
 
 // Condition is one Kubernetes status condition, as much as status needs.
@@ -65,12 +71,12 @@ type Release struct {
 // Cluster is the cluster's side of one store.
 type Cluster struct {
 	Connected bool
-	// SourceFetched: the fleet source's artifact includes Desired.Commit.
+	// SourceFetched: the store's shard artifact includes Desired.Commit.
 	SourceFetched bool
-	// Applied: the Kustomization's lastAppliedRevision includes Desired.Commit.
+	// Applied: the shard Kustomization's lastAppliedRevision includes Desired.Commit.
 	Applied bool
-	// Source and Apply are the fleet GitRepository's and the Kustomization's Ready
-	// conditions, for the message while a store waits on them.
+	// Source and Apply are the Ready conditions of the shard's ExternalArtifact and
+	// Kustomization, for the message while a store waits on them.
 	Source, Apply *Condition
 	// Release is nil when the store has no HelmRelease.
 	Release *Release
@@ -164,11 +170,11 @@ func Compute(d Desired, c Cluster) Result {
 	case !c.SourceFetched:
 		r.Done = 1
 		r.Phase = store.PhaseCommitted
-		r.setWaiting("waiting for the fleet source to fetch the commit", c.Source)
+		r.setWaiting("waiting for ExternalArtifact "+shardObject(d.Shard)+" to include the commit", c.Source)
 	case !c.Applied:
 		r.Done = 2
 		r.Phase = store.PhaseSourceFetched
-		r.setWaiting("waiting for the Kustomization to apply the commit", c.Apply)
+		r.setWaiting("waiting for Kustomization "+shardObject(d.Shard)+" to apply it", c.Apply)
 	default:
 		r.Done = 3
 	}
@@ -183,6 +189,9 @@ func Compute(d Desired, c Cluster) Result {
 	}
 	return active(r, d, c.Release)
 }
+
+// shardObject names the ExternalArtifact and Kustomization of a shard.
+func shardObject(shard string) string { return "stores-" + shard }
 
 func (r *Result) setWaiting(msg string, cond *Condition) {
 	r.Message = msg

@@ -11,10 +11,20 @@ import (
 type Stores = fleet.Lifecycle
 
 // Service is the lifecycle with status attached: every committed change becomes the
-// store's desired state in the Tracker (which then asks Flux to reconcile).
+// store's desired state in the Tracker.
 type Service struct {
 	Stores
 	T *Tracker
+	// ShardOf is the shard of a store name (render.Shard; status does not know the
+	// fleet layout). Nil puts every store in shard "".
+	ShardOf func(name string) string
+}
+
+func (s Service) shardOf(name string) string {
+	if s.ShardOf == nil {
+		return ""
+	}
+	return s.ShardOf(name)
 }
 
 // Create commits a new store; meanwhile its phase is requested.
@@ -48,7 +58,8 @@ func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
 	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
 		return
 	}
-	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase)}
+	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase),
+		Shard: s.shardOf(out.Store), Revision: out.ShardRevision}
 	if d.Lifecycle == "" {
 		return
 	}
@@ -74,11 +85,10 @@ func lifecycleOf(phase string) Lifecycle {
 	return ""
 }
 
-// Load gives the Tracker every store in the fleet at start-up. head is the fleet
-// commit they were read at: each store's last commit is head or one of its
-// ancestors, so a source that includes head includes every store's commit (the
-// per-store commit would cost a history walk per store).
-func (s Service) Load(ctx context.Context, head string) (int, error) {
+// Load gives the Tracker every store in the fleet at start-up. Call it after the
+// shard publisher's initial sync has reported (Tracker.Published) what it adopted
+// or built: each store then waits for its shard's latest publish.
+func (s Service) Load(ctx context.Context) (int, error) {
 	n, cont := 0, ""
 	for {
 		views, next, err := s.Stores.List(ctx, fleet.Filter{}, 1000, cont)
@@ -86,7 +96,7 @@ func (s Service) Load(ctx context.Context, head string) (int, error) {
 			return n, err
 		}
 		for _, v := range views {
-			d := Desired{Lifecycle: lifecycleOf(string(v.Phase)), Commit: head, Version: v.Store.Version}
+			d := Desired{Lifecycle: lifecycleOf(string(v.Phase)), Version: v.Store.Version, Shard: s.shardOf(v.Store.Name)}
 			if v.Commit != nil {
 				d.Commit = v.Commit.SHA
 			}

@@ -1,7 +1,6 @@
 package status
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -9,19 +8,6 @@ import (
 
 	"github.com/storefleet/storefleet/internal/store"
 )
-
-// Ancestry tells which commits a revision includes (internal/gitrepo's Repo).
-type Ancestry interface {
-	NewReachable(ctx context.Context, tip string, known func(sha string) bool) ([]string, error)
-}
-
-// Requester asks Flux to reconcile now rather than at its interval (internal/kube).
-type Requester interface {
-	// RequestSourceReconcile makes the fleet source fetch (annotation or Receiver).
-	RequestSourceReconcile(ctx context.Context) error
-	// RequestApplyReconcile makes the stores' Kustomization apply the fetched artifact.
-	RequestApplyReconcile(ctx context.Context) error
-}
 
 // Status is where one store is, as the API shows it.
 type Status struct {
@@ -49,18 +35,20 @@ type Step struct {
 
 // Options configure a Tracker.
 type Options struct {
-	Ancestry  Ancestry
-	Requester Requester
-	Log       *slog.Logger
+	Log *slog.Logger
 	// Buffer is how many recent events are kept for Last-Event-ID resumption.
 	Buffer int
+	// ShardRevisions is how many published revisions are remembered per shard (256
+	// by default); an older revision counts as never published.
+	ShardRevisions int
 	// Now is the clock (tests).
 	Now func() time.Time
 }
 
 // Tracker holds every store's status and the cluster observations behind it. It is
 // safe for concurrent use; observations come from internal/kube's informer handlers,
-// desired states from the store lifecycle after each commit.
+// desired states from the store lifecycle after each commit, publishes from the
+// shard publisher.
 type Tracker struct {
 	opts Options
 	log  *slog.Logger
@@ -68,24 +56,52 @@ type Tracker struct {
 	mu         sync.Mutex
 	connected  bool
 	stores     map[string]*entry
-	fetched    reach
-	applied    reach
-	source     *Condition
-	apply      *Condition
+	shards     map[string]*shard
 	releases   map[string]*Release
 	namespaces map[string]bool
-	pendingFor string // a commit whose apply must be requested once fetched
 	hub        hub
+	recomputes uint64 // stores recomputed so far (tests check the fan-out)
 
-	kickSource, kickApply chan struct{}
-	stop                  chan struct{}
-	stopOnce              sync.Once
+	closeOnce sync.Once
+}
+
+// shard is what the Tracker knows of one shard's artifact and Kustomization.
+//
+// Whether an observed revision includes a store's commit is decided by order, not
+// ancestry: the publisher builds a shard only from the newest fleet head and
+// publishes it in order, so the n-th publish includes every commit an earlier
+// publish included and every commit pushed before it was built. A store expects
+// the publish that carried its change (or, when none did, the next one); the
+// artifact or the Kustomization has it once it shows that publish or a later one.
+type shard struct {
+	name string
+	seq  uint64            // publishes the Tracker was told of
+	revs map[string]uint64 // published revision (commit) → its seq; bounded
+	ring []string          // revs' keys in publish order, for the bound
+	next int               // ring write position once full
+
+	// Observed revisions and the seq they had when observed (or when published
+	// later: the watch may deliver before the publisher reports).
+	source, applied         string
+	sourceSeq, appliedSeq   uint64
+	sourceReady, applyReady *Condition
+
+	stores map[string]*entry
+}
+
+func (s *shard) seqOf(revision string) uint64 {
+	if revision == "" {
+		return 0
+	}
+	return s.revs[revisionCommit(revision)]
 }
 
 type entry struct {
 	name       string
 	desired    Desired
-	requested  bool // a change is being committed; no desired state yet
+	shard      *shard // the shard desired.Shard names, once desired is set
+	expect     uint64 // the shard publish that includes desired.Commit
+	requested  bool   // a change is being committed; no desired state yet
 	commitTime time.Time
 	result     Result
 	times      map[string]time.Time
@@ -104,61 +120,25 @@ func New(opts Options) *Tracker {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 10000
 	}
+	if opts.ShardRevisions <= 0 {
+		opts.ShardRevisions = 256
+	}
 	t := &Tracker{
 		opts: opts, log: opts.Log,
-		stores: map[string]*entry{}, releases: map[string]*Release{}, namespaces: map[string]bool{},
-		fetched: newReach(), applied: newReach(),
-		kickSource: make(chan struct{}, 1), kickApply: make(chan struct{}, 1), stop: make(chan struct{}),
+		stores: map[string]*entry{}, shards: map[string]*shard{},
+		releases: map[string]*Release{}, namespaces: map[string]bool{},
 	}
 	t.hub.init(opts.Buffer, opts.Now())
-	if opts.Requester != nil {
-		t.UseRequester(opts.Requester)
-	}
 	return t
 }
 
-// UseRequester sets who performs reconcile requests (the kube Watcher, which itself
-// needs the Tracker first). Call it once, before any Committed.
-func (t *Tracker) UseRequester(r Requester) {
-	t.mu.Lock()
-	t.opts.Requester = r
-	t.mu.Unlock()
-	go t.requestLoop(t.kickSource, r.RequestSourceReconcile, "source")
-	go t.requestLoop(t.kickApply, r.RequestApplyReconcile, "kustomization")
-}
-
-// Close stops the reconcile-request goroutines and ends every subscription.
+// Close ends every subscription.
 func (t *Tracker) Close() {
-	t.stopOnce.Do(func() {
-		close(t.stop)
+	t.closeOnce.Do(func() {
 		t.mu.Lock()
 		t.hub.closeAll()
 		t.mu.Unlock()
 	})
-}
-
-// requestLoop performs reconcile requests one at a time; requests made meanwhile
-// coalesce into the next one (one annotation covers every commit pushed before it).
-func (t *Tracker) requestLoop(kick chan struct{}, do func(context.Context) error, what string) {
-	for {
-		select {
-		case <-t.stop:
-			return
-		case <-kick:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := do(ctx); err != nil {
-			t.log.Warn("reconcile request failed; Flux will still reconcile at its interval", "object", what, "err", err)
-		}
-		cancel()
-	}
-}
-
-func kick(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
 }
 
 // Connected reports whether the cluster answers.
@@ -180,13 +160,55 @@ func (t *Tracker) SetConnected(ok bool) {
 	t.recomputeAll()
 }
 
-// Load sets a store's desired state without requesting a reconcile (start-up).
+// Published records that the shard publisher wrote revision ("main@sha1:<commit>")
+// to the shard's ExternalArtifact. The publisher calls it in publish order, before
+// Committed for the stores the publish carries; a revision already known changes
+// nothing.
+func (t *Tracker) Published(shardName, revision string) {
+	key := revisionCommit(revision)
+	if key == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sh := t.shard(shardName)
+	if _, ok := sh.revs[key]; ok {
+		return
+	}
+	sh.seq++
+	if len(sh.ring) < t.opts.ShardRevisions {
+		sh.ring = append(sh.ring, key)
+	} else {
+		delete(sh.revs, sh.ring[sh.next])
+		sh.ring[sh.next] = key
+		sh.next = (sh.next + 1) % len(sh.ring)
+	}
+	sh.revs[key] = sh.seq
+	// The watch may have shown the revision before the publisher reported it.
+	changed := false
+	if sh.source != "" && revisionCommit(sh.source) == key {
+		sh.sourceSeq, changed = sh.seq, true
+	}
+	if sh.applied != "" && revisionCommit(sh.applied) == key {
+		sh.appliedSeq, changed = sh.seq, true
+	}
+	if changed {
+		t.recomputeShard(sh)
+	}
+}
+
+// Load sets a store's desired state at start-up, after the publisher's initial sync
+// reported (Published) the shards it adopted or built: those include every commit
+// in the fleet, so the store waits for its shard's latest publish (or the first,
+// if none was reported). d.Revision is not used.
 func (t *Tracker) Load(name string, d Desired) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(name)
 	e.desired, e.requested = d, false
 	e.commitTime = time.Time{}
+	sh := t.index(e)
+	e.expect = max(1, sh.seq)
 	t.recompute(e)
 }
 
@@ -214,32 +236,26 @@ func (t *Tracker) Forget(name string) {
 	}
 }
 
-// Committed records that a change to the store landed in the fleet repository and
-// asks Flux to reconcile now.
+// Committed records that a change to the store landed in the fleet repository.
+// The store waits for the publish of d.Revision; when none was reported (the
+// publish failed, d.Revision is empty) it waits for the shard's next publish,
+// which is built from a newer fleet head and so includes the commit.
 func (t *Tracker) Committed(name string, d Desired) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	e := t.entry(name)
 	if e.desired.Commit != d.Commit {
 		e.times = map[string]time.Time{}
 	}
 	e.desired, e.requested = d, false
 	e.commitTime = t.opts.Now()
+	sh := t.index(e)
+	if s := sh.seqOf(d.Revision); s > 0 {
+		e.expect = s
+	} else {
+		e.expect = sh.seq + 1
+	}
 	t.recompute(e)
-	hasRequester := t.opts.Requester != nil
-	fetched := t.fetched.has(d.Commit)
-	if !fetched {
-		t.pendingFor = d.Commit
-	}
-	t.mu.Unlock()
-	if !hasRequester {
-		return
-	}
-	if fetched {
-		// The source got the commit on its own (its interval, or a later push).
-		kick(t.kickApply)
-		return
-	}
-	kick(t.kickSource)
 }
 
 func (t *Tracker) entry(name string) *entry {
@@ -251,28 +267,66 @@ func (t *Tracker) entry(name string) *entry {
 	return e
 }
 
-// SetSource records the fleet source's artifact revision ("main@sha1:<sha>") and
-// Ready condition.
-func (t *Tracker) SetSource(revision string, ready *Condition) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.source = ready
-	if t.fetched.advance(t.opts.Ancestry, revisionCommit(revision), t.log) || ready != nil {
-		if t.pendingFor != "" && t.fetched.has(t.pendingFor) && t.opts.Requester != nil {
-			t.pendingFor = ""
-			kick(t.kickApply)
-		}
-		t.recomputeAll()
+func (t *Tracker) shard(name string) *shard {
+	sh, ok := t.shards[name]
+	if !ok {
+		sh = &shard{name: name, revs: map[string]uint64{}, stores: map[string]*entry{}}
+		t.shards[name] = sh
 	}
+	return sh
 }
 
-// SetApply records the stores Kustomization's lastAppliedRevision and Ready condition.
-func (t *Tracker) SetApply(lastApplied string, ready *Condition) {
+// index files e under its desired shard, so a shard's observation recomputes only
+// that shard's stores.
+func (t *Tracker) index(e *entry) *shard {
+	sh := t.shard(e.desired.Shard)
+	if e.shard != nil && e.shard != sh {
+		delete(e.shard.stores, e.name)
+	}
+	e.shard = sh
+	sh.stores[e.name] = e
+	return sh
+}
+
+// SetShardSource records ExternalArtifact stores-<shard>: its artifact revision
+// ("main@sha1:<commit>") and Ready condition. A revision the publisher has not
+// reported (yet) tells nothing about order and leaves the shard's progress as it
+// was; Published picks it up.
+func (t *Tracker) SetShardSource(shardName, revision string, ready *Condition) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.apply = ready
-	t.applied.advance(t.opts.Ancestry, revisionCommit(lastApplied), t.log)
-	t.recomputeAll()
+	sh := t.shard(shardName)
+	if sh.source == revision && sameCondition(sh.sourceReady, ready) {
+		return
+	}
+	sh.source, sh.sourceReady = revision, ready
+	if s := sh.seqOf(revision); s > 0 {
+		sh.sourceSeq = s
+	}
+	t.recomputeShard(sh)
+}
+
+// SetShardApply records Kustomization stores-<shard>: its lastAppliedRevision and
+// Ready condition (Unknown while the controller has not observed the generation).
+func (t *Tracker) SetShardApply(shardName, lastApplied string, ready *Condition) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sh := t.shard(shardName)
+	if sh.applied == lastApplied && sameCondition(sh.applyReady, ready) {
+		return
+	}
+	sh.applied, sh.applyReady = lastApplied, ready
+	if s := sh.seqOf(lastApplied); s > 0 {
+		sh.appliedSeq = s
+	}
+	t.recomputeShard(sh)
+}
+
+func sameCondition(a, b *Condition) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // SetRelease records a store's HelmRelease; nil means it is gone.
@@ -334,6 +388,12 @@ func (t *Tracker) Phase(name string) store.Phase {
 	return ""
 }
 
+func (t *Tracker) recomputeShard(sh *shard) {
+	for _, e := range sh.stores {
+		t.recompute(e)
+	}
+}
+
 func (t *Tracker) recomputeAll() {
 	for _, e := range t.stores {
 		t.recompute(e)
@@ -341,6 +401,7 @@ func (t *Tracker) recomputeAll() {
 }
 
 func (t *Tracker) recompute(e *entry) {
+	t.recomputes++
 	if e.desired.Lifecycle == "" {
 		if !e.requested {
 			return
@@ -348,12 +409,14 @@ func (t *Tracker) recompute(e *entry) {
 		t.publishIfChanged(e, e.result)
 		return
 	}
+	sh := e.shard
 	c := Cluster{
-		Connected:       t.connected,
-		SourceFetched:   t.fetched.has(e.desired.Commit),
-		Applied:         t.applied.has(e.desired.Commit),
-		Source:          t.source,
-		Apply:           t.apply,
+		Connected: t.connected,
+		// An applied revision was fetched, whatever the artifact shows meanwhile.
+		SourceFetched:   max(sh.sourceSeq, sh.appliedSeq) >= e.expect,
+		Applied:         sh.appliedSeq >= e.expect,
+		Source:          sh.sourceReady,
+		Apply:           sh.applyReady,
 		Release:         t.releases[e.name],
 		NamespaceExists: t.namespaces[e.name],
 	}
@@ -414,45 +477,4 @@ func revisionCommit(rev string) string {
 		return rev[i+1:]
 	}
 	return rev
-}
-
-// reach is the set of commits a Flux revision includes, grown as the revision
-// moves on.
-type reach struct {
-	tip string
-	set map[string]struct{}
-}
-
-func newReach() reach { return reach{set: map[string]struct{}{}} }
-
-func (r *reach) has(commit string) bool {
-	if commit == "" {
-		return false
-	}
-	_, ok := r.set[commit]
-	return ok
-}
-
-// advance moves the revision to tip; it reports whether it changed.
-func (r *reach) advance(a Ancestry, tip string, log *slog.Logger) bool {
-	if tip == "" || tip == r.tip {
-		return false
-	}
-	r.tip = tip
-	if a == nil {
-		r.set[tip] = struct{}{}
-		return true
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	commits, err := a.NewReachable(ctx, tip, r.has)
-	if err != nil {
-		log.Warn("cannot tell which commits a Flux revision includes", "revision", tip, "err", err)
-		r.set[tip] = struct{}{}
-		return true
-	}
-	for _, c := range commits {
-		r.set[c] = struct{}{}
-	}
-	return true
 }

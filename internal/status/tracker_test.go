@@ -1,32 +1,13 @@
 package status
 
 import (
-	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
-
-// linear is a fleet history c0 <- c1 <- c2 … for the tracker's ancestry questions.
-type linear []string
-
-func (l linear) NewReachable(_ context.Context, tip string, known func(string) bool) ([]string, error) {
-	var out []string
-	for i := len(l) - 1; i >= 0; i-- {
-		if l[i] == tip {
-			for j := i; j >= 0 && !known(l[j]); j-- {
-				out = append(out, l[j])
-			}
-		}
-	}
-	return out, nil
-}
-
-type requests struct{ source, apply chan struct{} }
-
-func (r requests) RequestSourceReconcile(context.Context) error { r.source <- struct{}{}; return nil }
-func (r requests) RequestApplyReconcile(context.Context) error  { r.apply <- struct{}{}; return nil }
 
 func next(t *testing.T, s *Subscription) Event {
 	t.Helper()
@@ -43,12 +24,12 @@ func next(t *testing.T, s *Subscription) Event {
 }
 
 func TestTrackerLifecycle(t *testing.T) {
-	req := requests{make(chan struct{}, 10), make(chan struct{}, 10)}
-	tr := New(Options{Ancestry: linear{"c0", "c1", "c2"}, Requester: req})
+	tr := New(Options{})
 	defer tr.Close()
 	tr.SetConnected(true)
-	tr.SetSource("main@sha1:c0", &Condition{Status: "True"})
-	tr.SetApply("main@sha1:c0", &Condition{Status: "True"})
+	tr.Published("3f", "main@sha1:c0")
+	tr.SetShardSource("3f", "main@sha1:c0", &Condition{Status: "True"})
+	tr.SetShardApply("3f", "main@sha1:c0", &Condition{Status: "True"})
 
 	tr.Requested("shop")
 	if st, _ := tr.Get("shop"); st.Phase != store.PhaseRequested {
@@ -58,8 +39,8 @@ func TestTrackerLifecycle(t *testing.T) {
 	if err != nil || len(first) != 1 || first[0].Status.Phase != store.PhaseRequested {
 		t.Fatalf("first events %+v %v", first, err)
 	}
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Version: "0.1.0"})
-	<-req.source
+	tr.Published("3f", "main@sha1:c1")
+	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Version: "0.1.0", Shard: "3f", Revision: "main@sha1:c1"})
 	want := func(p store.Phase) Event {
 		t.Helper()
 		ev := next(t, sub)
@@ -69,10 +50,10 @@ func TestTrackerLifecycle(t *testing.T) {
 		return ev
 	}
 	want(store.PhaseCommitted)
-	tr.SetSource("main@sha1:c2", &Condition{Status: "True"}) // a later commit includes c1
-	<-req.apply
+	tr.Published("3f", "main@sha1:c2")
+	tr.SetShardSource("3f", "main@sha1:c2", &Condition{Status: "True"}) // a later publish includes c1
 	want(store.PhaseSourceFetched)
-	tr.SetApply("main@sha1:c1", &Condition{Status: "True"})
+	tr.SetShardApply("3f", "main@sha1:c1", &Condition{Status: "True"})
 	want(store.PhaseApplied)
 	hr := &Release{Generation: 1, ChartVersion: "0.1.0", InstallRetries: 3}
 	tr.SetRelease("shop", hr)
@@ -152,5 +133,299 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	}
 	if !sub.Lagged || n != 2 {
 		t.Fatalf("lagged=%v after %d events", sub.Lagged, n)
+	}
+}
+
+func rev(c string) string { return "main@sha1:" + c }
+
+// phaseOf fails the test unless name is in phase p, and returns its status.
+func phaseOf(t *testing.T, tr *Tracker, name string, p store.Phase) Status {
+	t.Helper()
+	st, ok := tr.Get(name)
+	if !ok {
+		t.Fatalf("%s not tracked", name)
+	}
+	if st.Phase != p {
+		t.Fatalf("%s: phase %s (%s: %s), want %s", name, st.Phase, st.Reason, st.Message, p)
+	}
+	return st
+}
+
+func TestShardOrder(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c0"))
+	tr.SetShardSource("3f", rev("c0"), cond("True", "Succeeded", ""))
+	tr.SetShardApply("3f", rev("c0"), cond("True", "ReconciliationSucceeded", ""))
+
+	tr.Published("3f", rev("c1"))
+	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	st := phaseOf(t, tr, "shop", store.PhaseCommitted)
+	if st.Message != "waiting for ExternalArtifact stores-3f to include the commit" {
+		t.Fatalf("message %q", st.Message)
+	}
+	// The artifact still at the older publish does not include the commit.
+	tr.SetShardSource("3f", rev("c0"), cond("True", "Succeeded", "other"))
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	tr.SetShardSource("3f", rev("c1"), cond("True", "Succeeded", ""))
+	st = phaseOf(t, tr, "shop", store.PhaseSourceFetched)
+	if st.Message != "waiting for Kustomization stores-3f to apply it" {
+		t.Fatalf("message %q", st.Message)
+	}
+	tr.SetShardApply("3f", rev("c0"), cond("Unknown", "Progressing", "Reconciliation in progress"))
+	phaseOf(t, tr, "shop", store.PhaseSourceFetched)
+	tr.SetShardApply("3f", rev("c1"), cond("True", "ReconciliationSucceeded", ""))
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+
+	// A later publish (another store's change) keeps it applied.
+	tr.Published("3f", rev("c2"))
+	tr.Committed("cafe", Desired{Lifecycle: Active, Commit: "c2", Shard: "3f", Revision: rev("c2")})
+	phaseOf(t, tr, "cafe", store.PhaseCommitted)
+	tr.SetShardSource("3f", rev("c2"), nil)
+	tr.SetShardApply("3f", rev("c2"), nil)
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+	phaseOf(t, tr, "cafe", store.PhaseApplied)
+
+	// A known older revision observed again is reported as it is.
+	tr.SetShardApply("3f", rev("c1"), nil)
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+	phaseOf(t, tr, "cafe", store.PhaseSourceFetched)
+}
+
+func TestPublishedIsIdempotent(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c1"))
+	tr.Published("3f", rev("c1"))
+	// Without the repeat counting, c1 is publish 1 and a store expecting it is
+	// fetched once c1 shows.
+	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.SetShardSource("3f", rev("c1"), nil)
+	phaseOf(t, tr, "shop", store.PhaseSourceFetched)
+	if sh := tr.shards["3f"]; sh.seq != 1 || len(sh.revs) != 1 {
+		t.Fatalf("seq %d, %d revisions after publishing c1 twice", sh.seq, len(sh.revs))
+	}
+}
+
+func TestPublishFailureWaitsForTheNextPublish(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c1"))
+	tr.SetShardSource("3f", rev("c1"), nil)
+	tr.SetShardApply("3f", rev("c1"), nil)
+	// c2 was committed but its shard could not be published.
+	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c2", Shard: "3f"})
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	tr.SetShardSource("3f", rev("c1"), cond("True", "Succeeded", "again"))
+	tr.SetShardApply("3f", rev("c1"), cond("True", "ReconciliationSucceeded", "again"))
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+
+	// The next publish (the periodic sync) is built from a newer head.
+	tr.Published("3f", rev("c3"))
+	phaseOf(t, tr, "shop", store.PhaseCommitted) // published, not yet seen in the cluster
+	tr.SetShardSource("3f", rev("c3"), nil)
+	phaseOf(t, tr, "shop", store.PhaseSourceFetched)
+	tr.SetShardApply("3f", rev("c3"), nil)
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+}
+
+func TestLoadAfterPublished(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	// The initial sync adopted the artifacts it found: a1 was 3f's before a2.
+	tr.Published("3f", rev("a1"))
+	tr.Published("3f", rev("a2"))
+	tr.Load("shop", Desired{Lifecycle: Active, Commit: "x", Shard: "3f"})
+	// A shard nobody published yet waits for its first publish.
+	tr.Load("cafe", Desired{Lifecycle: Retained, Shard: "07"})
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	phaseOf(t, tr, "cafe", store.PhaseDeleting)
+
+	tr.SetShardSource("3f", rev("a1"), nil)
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	tr.SetShardSource("3f", rev("a2"), nil)
+	tr.SetShardApply("3f", rev("a2"), nil)
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+
+	// 07's artifact is seen before the publisher reports it (the watch was
+	// faster): it tells nothing until Published, which then counts it.
+	tr.SetShardSource("07", rev("b1"), nil)
+	tr.SetShardApply("07", rev("b1"), nil)
+	phaseOf(t, tr, "cafe", store.PhaseDeleting)
+	tr.Published("07", rev("b1"))
+	phaseOf(t, tr, "cafe", store.PhaseRetained)
+}
+
+// An applied store does not go back when its shard's artifact moves to a revision
+// the publisher has not reported yet.
+func TestUnreportedRevisionDoesNotRegress(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c1"))
+	tr.Committed("shop", Desired{Lifecycle: Retained, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.SetShardSource("3f", rev("c1"), nil)
+	tr.SetShardApply("3f", rev("c1"), nil)
+	phaseOf(t, tr, "shop", store.PhaseRetained)
+	sub, _, _ := tr.Subscribe("shop", "", 16)
+	tr.SetShardSource("3f", rev("c2"), nil) // written by the publisher, reported next
+	tr.SetShardSource("3f", "", nil)        // or the artifact is gone for a moment
+	tr.Published("3f", rev("c2"))
+	phaseOf(t, tr, "shop", store.PhaseRetained)
+	select {
+	case ev := <-sub.C:
+		t.Fatalf("event %+v", ev.Status)
+	default:
+	}
+}
+
+func TestOtherShardsAreNotRecomputed(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	for _, sh := range []string{"3f", "a0"} {
+		tr.Published(sh, rev(sh+"-1"))
+		for i := 0; i < 3; i++ {
+			tr.Committed(fmt.Sprintf("s%s-%d", sh, i), Desired{Lifecycle: Active, Commit: sh + "-1", Shard: sh, Revision: rev(sh + "-1")})
+		}
+	}
+	sub, _, _ := tr.Subscribe("", "", 64)
+	before := tr.recomputes
+	tr.SetShardSource("a0", rev("a0-1"), nil)
+	tr.SetShardApply("a0", rev("a0-1"), cond("False", "BuildFailed", "boom"))
+	tr.Published("a0", rev("a0-2"))
+	tr.SetShardApply("a0", rev("a0-2"), nil)
+	if n := tr.recomputes - before; n != 3*3 {
+		t.Fatalf("%d stores recomputed for three changes of shard a0 (3 stores)", n)
+	}
+	// Nothing observed for a0 changed without a reported revision of it.
+	tr.SetShardApply("a0", rev("a0-2"), nil)
+	if n := tr.recomputes - before; n != 3*3 {
+		t.Fatalf("an unchanged observation recomputed %d stores", n-9)
+	}
+	for i := 0; i < 3; i++ {
+		phaseOf(t, tr, fmt.Sprintf("s3f-%d", i), store.PhaseCommitted)
+		phaseOf(t, tr, fmt.Sprintf("sa0-%d", i), store.PhaseApplied)
+	}
+	for {
+		select {
+		case ev := <-sub.C:
+			if !strings.HasPrefix(ev.Store, "sa0-") {
+				t.Fatalf("event for %s on a change of shard a0", ev.Store)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
+func TestShardFailureSurfaces(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c1"))
+	tr.Committed("old", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.SetShardSource("3f", rev("c1"), nil)
+	tr.SetShardApply("3f", rev("c1"), nil)
+	tr.Published("3f", rev("c2"))
+	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c2", Shard: "3f", Revision: rev("c2")})
+	tr.Committed("elsewhere", Desired{Lifecycle: Retained, Commit: "c2", Shard: "07"})
+
+	// The artifact cannot be served: the stores that wait for it say why.
+	tr.SetShardSource("3f", rev("c1"), cond("False", "StorageOperationFailed", "artifact not found"))
+	st := phaseOf(t, tr, "shop", store.PhaseCommitted)
+	if st.Reason != "StorageOperationFailed" || st.Message != "waiting for ExternalArtifact stores-3f to include the commit: artifact not found" {
+		t.Fatalf("source failure: %q %q", st.Reason, st.Message)
+	}
+
+	tr.SetShardSource("3f", rev("c2"), cond("True", "Succeeded", ""))
+	tr.SetShardApply("3f", rev("c1"), cond("False", "BuildFailed", "kustomize build failed: shop/helmrelease.yaml: invalid"))
+	st = phaseOf(t, tr, "shop", store.PhaseSourceFetched)
+	if st.Reason != "BuildFailed" || st.Message != "waiting for Kustomization stores-3f to apply it: kustomize build failed: shop/helmrelease.yaml: invalid" {
+		t.Fatalf("apply failure: %q %q", st.Reason, st.Message)
+	}
+	if st.CurrentStep != StepApplied || st.Steps[2].State != "current" {
+		t.Fatalf("a failing apply is waited on, as before: %+v", st.Steps)
+	}
+	// A store the Kustomization already applied, and a store of another shard, are
+	// not touched by it.
+	if st := phaseOf(t, tr, "old", store.PhaseApplied); st.Reason != "" {
+		t.Fatalf("applied store got reason %q", st.Reason)
+	}
+	if st := phaseOf(t, tr, "elsewhere", store.PhaseDeleting); st.Reason != "" || strings.Contains(st.Message, "stores-3f") {
+		t.Fatalf("store of shard 07: %q %q", st.Reason, st.Message)
+	}
+	// Fixed by a later publish: the failure goes away with the apply.
+	tr.Published("3f", rev("c3"))
+	tr.SetShardSource("3f", rev("c3"), nil)
+	tr.SetShardApply("3f", rev("c3"), cond("True", "ReconciliationSucceeded", "Applied revision: main@sha1:c3"))
+	if st := phaseOf(t, tr, "shop", store.PhaseApplied); st.Reason != "" {
+		t.Fatalf("reason %q after the fix", st.Reason)
+	}
+}
+
+func TestShardRevisionBound(t *testing.T) {
+	tr := New(Options{ShardRevisions: 4})
+	defer tr.Close()
+	tr.SetConnected(true)
+	for i := 1; i <= 6; i++ {
+		tr.Published("3f", rev(fmt.Sprint("c", i)))
+	}
+	sh := tr.shards["3f"]
+	if sh.seq != 6 || len(sh.revs) != 4 || sh.seqOf(rev("c2")) != 0 || sh.seqOf(rev("c3")) != 3 || sh.seqOf(rev("c6")) != 6 {
+		t.Fatalf("seq %d, revisions %v", sh.seq, sh.revs)
+	}
+	// A forgotten revision counts as never published: the store waits for the
+	// next publish, and seeing c1 again does not count as having it.
+	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.SetShardSource("3f", rev("c1"), nil)
+	tr.SetShardSource("3f", rev("c6"), nil)
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	tr.Published("3f", rev("c7"))
+	tr.SetShardSource("3f", rev("c7"), nil)
+	phaseOf(t, tr, "shop", store.PhaseSourceFetched)
+	// The observed revision's place outlives the map: forgetting it later does not
+	// move the store back.
+	tr.SetShardApply("3f", rev("c7"), nil)
+	for i := 8; i <= 12; i++ {
+		tr.Published("3f", rev(fmt.Sprint("c", i)))
+	}
+	tr.SetConnected(false)
+	tr.SetConnected(true)
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+
+	def := New(Options{})
+	defer def.Close()
+	for i := 0; i < 300; i++ {
+		def.Published("00", rev(fmt.Sprint("r", i)))
+	}
+	if n := len(def.shards["00"].revs); n != 256 {
+		t.Fatalf("default bound: %d revisions kept", n)
+	}
+}
+
+// BenchmarkShardApply is a shard's Kustomization reporting a new revision with
+// 10,000 stores tracked (about 40 in the shard), against the same with 100 stores.
+func BenchmarkShardApply(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprint("stores=", n), func(b *testing.B) {
+			tr := New(Options{Buffer: 1024})
+			defer tr.Close()
+			tr.SetConnected(true)
+			for i := 0; i < n; i++ {
+				sh := fmt.Sprintf("%02x", i%256)
+				tr.Load(fmt.Sprint("s", i), Desired{Lifecycle: Retained, Shard: sh})
+			}
+			for i := 0; b.Loop(); i++ {
+				r := rev(fmt.Sprint(i))
+				tr.Published("3f", r)
+				tr.SetShardApply("3f", r, nil)
+			}
+		})
 	}
 }
