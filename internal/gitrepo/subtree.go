@@ -20,8 +20,8 @@ import (
 
 // The shard publisher (docs/design.md, "How Flux applies the stores") reads the fleet
 // through these two methods: Subtrees tells it which shard trees changed, Archive turns
-// one shard tree into the tarball Flux applies. Both read a commit that is already in
-// the clone; neither writes anything.
+// one shard tree into the tarball Flux applies. Neither writes to the repository; a
+// commit the clone does not have yet is fetched once, as NewReachable does.
 
 var (
 	// ErrNotDir: a path component of the folder asked about is a file.
@@ -107,7 +107,8 @@ type archiveEntry struct {
 // which the caller must discard.
 //
 // Output is streamed: one blob is held at a time, and the storage lock is held only
-// while an object is looked up, so a slow w does not hold up commits.
+// while objects are looked up, never while w is written, so a slow w does not hold up
+// commits.
 func (r *Repo) Archive(ctx context.Context, commit, dir string, w io.Writer) error {
 	if err := checkDir(dir); err != nil {
 		return err
@@ -121,7 +122,10 @@ func (r *Repo) Archive(ctx context.Context, commit, dir string, w io.Writer) err
 		return err
 	}
 	zw := gzipPool.Get().(*gzip.Writer)
-	defer gzipPool.Put(zw)
+	defer func() {
+		zw.Reset(io.Discard) // the pool must not keep the caller's writer alive
+		gzipPool.Put(zw)
+	}()
 	zw.Reset(w)
 	tw := tar.NewWriter(zw)
 	for _, e := range entries {
