@@ -434,3 +434,74 @@ func names(es []tarEntry) []string {
 	}
 	return out
 }
+
+// TestArchiveWhileWriting reads while the writer commits and fetches: every archive
+// taken at a commit mid-stream equals the one taken at that commit afterwards. Run
+// with -race to check the storage locking.
+func TestArchiveWhileWriting(t *testing.T) {
+	for _, clone := range []string{"memory", "disk"} {
+		t.Run(clone, func(t *testing.T) {
+			rm := newRemote(t, "path")
+			r := open(t, rm, func(o *Options) {
+				if clone == "disk" {
+					o.Dir = filepath.Join(t.TempDir(), "clone")
+				}
+			})
+			ctx := context.Background()
+			busy, shard := namesInShard("busy", 1)
+			dir := "stores/local/" + shard
+			mustOK(t, r.Submit(ctx, change("local", busy[0], ActionCreate, 1, "w0")))
+
+			done := make(chan error, 1)
+			go func() {
+				defer close(done)
+				for i := 1; i <= 15; i++ {
+					c := change("local", busy[0], ActionUpdate, i+1, fmt.Sprintf("w%d", i))
+					if i%3 == 0 {
+						c = change("local", fmt.Sprintf("busy-new-%d", i), ActionCreate, 1, fmt.Sprintf("w%d", i))
+					}
+					if res := r.Submit(ctx, c); res.Err != nil {
+						done <- res.Err
+						return
+					}
+					if err := r.Refresh(ctx); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			taken := map[string][]byte{}
+			for running := true; running; {
+				select {
+				case err, ok := <-done:
+					if ok && err != nil {
+						t.Fatal(err)
+					}
+					running = false
+				default:
+				}
+				head, err := r.Head()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.Subtrees(ctx, "", "stores/local"); err != nil {
+					t.Fatal(err)
+				}
+				var buf bytes.Buffer
+				if err := r.Archive(ctx, head, dir, &buf); err != nil {
+					t.Fatal(err)
+				}
+				taken[head] = buf.Bytes()
+			}
+			t.Logf("%d distinct heads archived while writing", len(taken))
+			for commit, b := range taken {
+				if !bytes.Equal(b, archive(t, r, commit, dir)) {
+					t.Fatalf("archive at %s taken while writing differs from one taken after", commit)
+				}
+				if g, w := readArchive(t, b), gitArchive(t, rm.bare, commit, dir); !reflect.DeepEqual(names(g), names(w)) {
+					t.Fatalf("archive at %s: %v, git archive %v", commit, names(g), names(w))
+				}
+			}
+		})
+	}
+}
