@@ -22,6 +22,10 @@
 // upload-pack directly and read the pack in one pass (go-git's parser inflated every
 // object twice). Seed creates the embedded default repository from the fleet/ skeleton.
 //
+// For the shard publisher it reads without writing: Subtrees lists a folder's child
+// trees at a commit (which shards changed), Archive writes a folder as a deterministic
+// gzipped tar (the artifact Flux applies for a shard; same tree, same bytes).
+//
 // The package knows the fleet layout (stores/<cluster>/<shard>/<name>/, see
 // docs/design.md) only as far as it must to list stores and to guard deletions; it knows
 // nothing about what the files in a store folder mean.
