@@ -186,7 +186,7 @@ func (w *Watcher) PublishedArtifact(ctx context.Context, shard string) (*Artifac
 	if sa == nil {
 		return nil, nil
 	}
-	a := &Artifact{URL: sa.URL, Path: sa.Path, Revision: sa.Revision, Digest: sa.Digest, LastUpdateTime: sa.LastUpdateTime.Time}
+	a := &Artifact{URL: sa.URL, Path: sa.Path, Revision: sa.Revision, Digest: sa.Digest, LastUpdateTime: sa.LastUpdateTime.UTC()}
 	if sa.Size != nil {
 		a.Size = *sa.Size
 	}
