@@ -27,7 +27,11 @@ import (
 var apiConfig *rest.Config
 
 // Pinned as internal/testenv pins them (the versions of go.mod's Flux APIs).
-var crdModules = []string{"github.com/fluxcd/source-controller@v1.9.6", "github.com/fluxcd/kustomize-controller@v1.9.6"}
+var crdModules = []string{
+	"github.com/fluxcd/source-controller@v1.9.6",
+	"github.com/fluxcd/kustomize-controller@v1.9.6",
+	"github.com/fluxcd/helm-controller@v1.6.4", // the watcher also lists HelmReleases
+}
 
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 
