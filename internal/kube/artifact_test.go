@@ -166,6 +166,45 @@ func TestPublishedArtifactWithoutStatus(t *testing.T) {
 	}
 }
 
+func TestPublishedArtifacts(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "published-all")
+	w := newTestWatcher(t, ns, nopSink{})
+	want := map[string]Artifact{
+		"00": testArtifact("1111111111111111111111111111111111111111"),
+		"ff": testArtifact("2222222222222222222222222222222222222222"),
+	}
+	for shard, a := range want {
+		if err := w.PublishArtifact(ctx, shard, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Neither is a published shard: no artifact; a label that is no shard.
+	ri := dynClient(t).Resource(ExternalArtifacts).Namespace(ns)
+	for name, shard := range map[string]string{"stores-cd": "cd", "stores-zz": "zz"} {
+		ea := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
+			"metadata": map[string]any{"name": name, "labels": map[string]any{ShardLabel: shard}},
+			"spec":     map[string]any{},
+		}}
+		if _, err := ri.Create(ctx, ea, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := w.PublishedArtifacts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("PublishedArtifacts = %+v; want shards 00 and ff", got)
+	}
+	for shard, a := range want {
+		if g, ok := got[shard]; !ok || !sameArtifact(g, a) {
+			t.Errorf("shard %s: %+v; want %+v", shard, g, a)
+		}
+	}
+}
+
 func TestPublishArtifactRestoresLabel(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t, "publish-label")
