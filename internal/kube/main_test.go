@@ -24,7 +24,10 @@ import (
 // Flux's controllers rewriting the statuses they write themselves, so they run
 // etcd and kube-apiserver only (the binaries internal/testenv builds, started by
 // controller-runtime's envtest) instead of the whole testenv.
-var apiConfig *rest.Config
+var (
+	apiConfig *rest.Config
+	apiEnv    *envtest.Environment
+)
 
 // Pinned as internal/testenv pins them (the versions of go.mod's Flux APIs).
 var crdModules = []string{
@@ -43,7 +46,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: kube-apiserver with the Flux CRDs did not start:", err)
 		return 1
 	}
-	apiConfig = te.Config
+	apiConfig, apiEnv = te.Config, te
 	code := m.Run()
 	if err := te.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: stopping kube-apiserver/etcd:", err)

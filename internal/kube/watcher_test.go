@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/storefleet/storefleet/internal/status"
 )
@@ -285,4 +289,74 @@ func TestTrimShard(t *testing.T) {
 	if rev != "main@sha1:aaaa" || ready == nil || ready.Status != "True" || ready.Message != "ok" {
 		t.Fatalf("ToShardApply = %q, %+v", rev, ready)
 	}
+}
+
+// The watcher connects only once the shard informers have listed too: as a user
+// who may not list ExternalArtifacts, it stays "still listing" after every other
+// informer has listed, and connects once the permission is granted.
+func TestConnectWaitsForShardInformers(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "connect")
+	user, err := apiEnv.ControlPlane.AddUser(envtest.User{Name: "kube-watcher-test"}, &rest.Config{QPS: 100, Burst: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbac := func(resource, name string, obj map[string]any) {
+		t.Helper()
+		obj["apiVersion"], obj["metadata"] = "rbac.authorization.k8s.io/v1", map[string]any{"name": name}
+		gvr := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: resource}
+		if _, err := dynClient(t).Resource(gvr).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create %s %s: %v", resource, name, err)
+		}
+	}
+	grant := func(name string, rules ...map[string]any) {
+		t.Helper()
+		r := make([]any, len(rules))
+		for i, x := range rules {
+			x["verbs"] = []any{"get", "list", "watch"}
+			r[i] = x
+		}
+		rbac("clusterroles", name, map[string]any{"kind": "ClusterRole", "rules": r})
+		rbac("clusterrolebindings", name, map[string]any{"kind": "ClusterRoleBinding",
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+			"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kube-watcher-test"}},
+		})
+	}
+	grant("kube-watcher-test-all-but-artifacts",
+		map[string]any{"apiGroups": []any{""}, "resources": []any{"namespaces", "events"}},
+		map[string]any{"apiGroups": []any{"helm.toolkit.fluxcd.io"}, "resources": []any{"helmreleases"}},
+		map[string]any{"apiGroups": []any{"kustomize.toolkit.fluxcd.io"}, "resources": []any{"kustomizations"}},
+	)
+	sink := newRecordingSink()
+	w, err := New(Config{Rest: user.Config(), FluxNamespace: ns, ProbeInterval: 50 * time.Millisecond}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start()
+	t.Cleanup(w.Stop)
+	artifacts := w.informers[2] // Start's order: HelmReleases, Namespaces, ExternalArtifacts, …
+	waitFor(t, "every informer but the ExternalArtifacts' to list", func() (bool, string) {
+		for i, inf := range w.informers {
+			if inf != artifacts && !inf.HasSynced() {
+				return false, fmt.Sprintf("informer %d not synced", i)
+			}
+		}
+		return !artifacts.HasSynced(), fmt.Sprintf("ExternalArtifacts synced=%v", artifacts.HasSynced())
+	})
+	// Ten probe rounds: time for a probe that ignored the shard informers to connect.
+	time.Sleep(10 * w.cfg.ProbeInterval)
+	if err := w.Check(); err == nil || !strings.Contains(err.Error(), "still listing") {
+		t.Fatalf("Check() = %v while ExternalArtifacts cannot be listed; want still listing", err)
+	}
+	sink.mu.Lock()
+	connected := sink.connected
+	sink.mu.Unlock()
+	if connected {
+		t.Fatal("the Sink was told connected while ExternalArtifacts cannot be listed")
+	}
+	grant("kube-watcher-test-artifacts", map[string]any{"apiGroups": []any{"source.toolkit.fluxcd.io"}, "resources": []any{"externalartifacts"}})
+	waitFor(t, "the watcher to connect once ExternalArtifacts may be listed", func() (bool, string) {
+		err := w.Check()
+		return err == nil, fmt.Sprintf("Check()=%v", err)
+	})
 }
