@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -52,12 +53,15 @@ func trimConditions(dst, src map[string]any) {
 	_ = unstructured.SetNestedSlice(dst, out, "status", "conditions")
 }
 
-func trimFlux(o any) (any, error) {
+// trimShard keeps, of a shard's ExternalArtifact or Kustomization, its shard label
+// and the status fields SetShardSource and SetShardApply report.
+func trimShard(o any) (any, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
 		return o, nil
 	}
 	out := meta(u)
+	pick(out, u.Object, "metadata", "labels", ShardLabel)
 	pick(out, u.Object, "status", "artifact", "revision")
 	pick(out, u.Object, "status", "lastAppliedRevision")
 	pick(out, u.Object, "status", "observedGeneration")
@@ -124,6 +128,27 @@ func condition(u *unstructured.Unstructured, typ string) *status.Condition {
 }
 
 func readyCondition(u *unstructured.Unstructured) *status.Condition { return condition(u, "Ready") }
+
+// ToShardSource reads a (trimmed) shard ExternalArtifact: its artifact's revision
+// and its Ready condition.
+func ToShardSource(u *unstructured.Unstructured) (revision string, ready *status.Condition) {
+	revision, _, _ = unstructured.NestedString(u.Object, "status", "artifact", "revision")
+	return revision, readyCondition(u)
+}
+
+// ToShardApply reads a (trimmed) shard Kustomization: the revision it last applied
+// and its Ready condition. A Ready condition written for an older generation says
+// nothing about the current spec, so until kustomize-controller has observed the
+// current generation Ready is Unknown/Progressing.
+func ToShardApply(u *unstructured.Unstructured) (lastApplied string, ready *status.Condition) {
+	lastApplied, _, _ = unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
+	observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	if gen := u.GetGeneration(); observed != gen {
+		return lastApplied, &status.Condition{Status: "Unknown", Reason: "Progressing",
+			Message: fmt.Sprintf("kustomize-controller has not observed generation %d yet (observed %d)", gen, observed)}
+	}
+	return lastApplied, readyCondition(u)
+}
 
 // ToRelease reads a (trimmed) HelmRelease.
 func ToRelease(u *unstructured.Unstructured) *status.Release {

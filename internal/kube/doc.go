@@ -1,18 +1,21 @@
 // Package kube is Storefleet's only client-go user in product code. It watches, for
 // every store at once, the store HelmReleases and Namespaces (by the
-// app.kubernetes.io/managed-by=storefleet label render puts on them), the fleet's
-// GitRepository and the stores' Kustomization (by name), and the Events in store
-// namespaces, through shared informers whose transforms keep only what status needs
-// (no managedFields, no HelmRelease values, only the newest release of the history).
-// It turns them into internal/status observations.
+// app.kubernetes.io/managed-by=storefleet label render puts on them), the 256 shards'
+// ExternalArtifacts and Kustomizations in the Flux namespace (by the
+// storefleet.io/shard label), and the Events in store namespaces, through shared
+// informers whose transforms keep only what status needs (no managedFields, no spec
+// beyond what status reads, no HelmRelease values, only the newest release of the
+// history). It turns them into internal/status observations.
 //
 // It never blocks the API: informers start in the background, a /readyz probe tells
 // status whether the cluster answers (every store is then "unknown" until it does
 // again), and the informers' reflectors re-list and re-watch by themselves once the
 // API server is back.
 //
-// It also performs the reconcile requests status asks for after a push: the
-// reconcile.fluxcd.io/requestedAt annotation `flux reconcile` sets, on the fleet
-// GitRepository and then on the Kustomization, or a POST to a notification-controller
-// Receiver where one is configured.
+// It also publishes the shards' artifacts (PublishArtifact writes an
+// ExternalArtifact's status.artifact, which is what makes kustomize-controller apply
+// the shard; PublishedArtifact reads it back), and performs the reconcile request of
+// the fleet GitRepository (the infrastructure's source): the
+// reconcile.fluxcd.io/requestedAt annotation `flux reconcile` sets, or a POST to a
+// notification-controller Receiver where one is configured.
 package kube

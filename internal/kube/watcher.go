@@ -12,7 +12,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -26,11 +25,12 @@ import (
 
 // Resources watched.
 var (
-	HelmReleases   = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
-	GitRepos       = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
-	Kustomizations = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
-	Namespaces     = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	Events         = schema.GroupVersionResource{Version: "v1", Resource: "events"}
+	HelmReleases      = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+	GitRepos          = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
+	ExternalArtifacts = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "externalartifacts"}
+	Kustomizations    = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+	Namespaces        = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	Events            = schema.GroupVersionResource{Version: "v1", Resource: "events"}
 )
 
 // ReconcileAnnotation is what `flux reconcile` sets to make a controller act now.
@@ -42,11 +42,12 @@ type Config struct {
 	Kubeconfig string
 	// Rest, when set, is used instead of Kubeconfig (tests).
 	Rest *rest.Config
-	// FluxNamespace holds the fleet GitRepository and the Kustomization (flux-system).
+	// FluxNamespace holds the fleet GitRepository and the shards' ExternalArtifacts
+	// and Kustomizations (flux-system).
 	FluxNamespace string
-	// Source and Kustomization name the fleet GitRepository and the Kustomization
-	// that applies the stores (fleet, stores).
-	Source, Kustomization string
+	// Source names the fleet GitRepository (fleet), which the infrastructure still
+	// comes from: RequestSourceReconcile annotates it.
+	Source string
 	// ReceiverURL, when set, is a notification-controller Receiver webhook: reconcile
 	// requests POST to it instead of annotating.
 	ReceiverURL string
@@ -62,8 +63,14 @@ type Config struct {
 // Sink receives observations (*status.Tracker).
 type Sink interface {
 	SetConnected(ok bool)
-	SetSource(revision string, ready *status.Condition)
-	SetApply(lastApplied string, ready *status.Condition)
+	// SetShardSource reports a shard's ExternalArtifact: the revision of its
+	// artifact and its Ready condition; ("", nil) once it is gone.
+	SetShardSource(shard, revision string, ready *status.Condition)
+	// SetShardApply reports a shard's Kustomization: status.lastAppliedRevision
+	// and its Ready condition, which is Unknown/Progressing while
+	// kustomize-controller has not observed the current generation; ("", nil) once
+	// it is gone.
+	SetShardApply(shard, lastApplied string, ready *status.Condition)
 	SetRelease(name string, r *status.Release)
 	SetNamespace(name string, exists bool)
 	KubeEvent(name string, ev status.KubeEvent)
@@ -113,9 +120,6 @@ func New(cfg Config, sink Sink) (*Watcher, error) {
 	if cfg.Source == "" {
 		cfg.Source = "fleet"
 	}
-	if cfg.Kustomization == "" {
-		cfg.Kustomization = "stores"
-	}
 	if cfg.StoreSelector == "" {
 		cfg.StoreSelector = "app.kubernetes.io/managed-by=storefleet"
 	}
@@ -163,11 +167,8 @@ func (w *Watcher) Start() {
 	w.mu.Unlock()
 
 	byLabel := func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.StoreSelector }
-	byName := func(name string) dynamicinformer.TweakListOptionsFunc {
-		return func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-		}
-	}
+	// Only objects that carry the label at all; its value is checked per object.
+	byShard := func(o *metav1.ListOptions) { o.LabelSelector = ShardLabel }
 	w.add(HelmReleases, "", byLabel, trimRelease, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.release(o, false) },
 		UpdateFunc: func(_, o any) { w.release(o, false) },
@@ -178,13 +179,15 @@ func (w *Watcher) Start() {
 		UpdateFunc: func(_, o any) { w.namespace(o, false) },
 		DeleteFunc: func(o any) { w.namespace(o, true) },
 	})
-	w.add(GitRepos, w.cfg.FluxNamespace, byName(w.cfg.Source), trimFlux, cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { w.source(o) },
-		UpdateFunc: func(_, o any) { w.source(o) },
+	w.add(ExternalArtifacts, w.cfg.FluxNamespace, byShard, trimShard, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.shardSource(o, false) },
+		UpdateFunc: func(_, o any) { w.shardSource(o, false) },
+		DeleteFunc: func(o any) { w.shardSource(o, true) },
 	})
-	w.add(Kustomizations, w.cfg.FluxNamespace, byName(w.cfg.Kustomization), trimFlux, cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { w.kustomization(o) },
-		UpdateFunc: func(_, o any) { w.kustomization(o) },
+	w.add(Kustomizations, w.cfg.FluxNamespace, byShard, trimShard, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { w.shardApply(o, false) },
+		UpdateFunc: func(_, o any) { w.shardApply(o, false) },
+		DeleteFunc: func(o any) { w.shardApply(o, true) },
 	})
 	w.add(Events, "", nil, w.trimEvent, cache.ResourceEventHandlerDetailedFuncs{
 		// Events listed at start are history, not news.
@@ -282,22 +285,14 @@ func (w *Watcher) Check() error {
 	return nil
 }
 
-// RequestSourceReconcile asks source-controller to fetch the fleet now.
+// RequestSourceReconcile asks source-controller to fetch the fleet GitRepository
+// now (the infrastructure and clusters/ come from it). The stores need no such
+// request: publishing a shard's artifact is what makes kustomize-controller apply it.
 func (w *Watcher) RequestSourceReconcile(ctx context.Context) error {
 	if w.cfg.ReceiverURL != "" {
 		return w.callReceiver(ctx)
 	}
 	return w.annotate(ctx, GitRepos, w.cfg.Source)
-}
-
-// RequestApplyReconcile asks kustomize-controller to apply the fetched artifact now.
-// With a Receiver, the Receiver's resources (the GitRepository) are reconciled and
-// Flux's own source-to-Kustomization notification does the rest.
-func (w *Watcher) RequestApplyReconcile(ctx context.Context) error {
-	if w.cfg.ReceiverURL != "" {
-		return nil
-	}
-	return w.annotate(ctx, Kustomizations, w.cfg.Kustomization)
 }
 
 func (w *Watcher) annotate(ctx context.Context, gvr schema.GroupVersionResource, name string) error {
@@ -365,18 +360,45 @@ func (w *Watcher) namespace(o any, deleted bool) {
 	}
 }
 
-func (w *Watcher) source(o any) {
-	if u, ok := asUnstructured(o); ok {
-		rev, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "revision")
-		w.sink.SetSource(rev, readyCondition(u))
-	}
+// shardOf is the shard an ExternalArtifact or Kustomization belongs to, from its
+// label; objects with another value are not the fleet's.
+func shardOf(u *unstructured.Unstructured) (string, bool) {
+	s := u.GetLabels()[ShardLabel]
+	return s, ValidShard(s)
 }
 
-func (w *Watcher) kustomization(o any) {
-	if u, ok := asUnstructured(o); ok {
-		rev, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
-		w.sink.SetApply(rev, readyCondition(u))
+func (w *Watcher) shardSource(o any, deleted bool) {
+	u, ok := asUnstructured(o)
+	if !ok {
+		return
 	}
+	shard, ok := shardOf(u)
+	if !ok {
+		return
+	}
+	if deleted {
+		w.sink.SetShardSource(shard, "", nil)
+		return
+	}
+	rev, ready := ToShardSource(u)
+	w.sink.SetShardSource(shard, rev, ready)
+}
+
+func (w *Watcher) shardApply(o any, deleted bool) {
+	u, ok := asUnstructured(o)
+	if !ok {
+		return
+	}
+	shard, ok := shardOf(u)
+	if !ok {
+		return
+	}
+	if deleted {
+		w.sink.SetShardApply(shard, "", nil)
+		return
+	}
+	rev, ready := ToShardApply(u)
+	w.sink.SetShardApply(shard, rev, ready)
 }
 
 func (w *Watcher) event(o any, initial bool) {

@@ -1,0 +1,243 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	fluxmeta "github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
+)
+
+// ShardLabel marks a shard's ExternalArtifact and Kustomization; its value is the
+// shard (docs/design.md).
+const ShardLabel = "storefleet.io/shard"
+
+// ShardObjectName is the name of a shard's ExternalArtifact and Kustomization.
+func ShardObjectName(shard string) string { return "stores-" + shard }
+
+// ValidShard reports whether s is a shard: two lowercase hex characters.
+func ValidShard(s string) bool {
+	if len(s) != 2 {
+		return false
+	}
+	for i := range 2 {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Artifact is what a shard's ExternalArtifact points kustomize-controller at: the
+// fields of Flux's status.artifact the publisher sets.
+type Artifact struct {
+	// URL is where kustomize-controller downloads the tarball.
+	URL string
+	// Path is the tarball's path in the publisher's storage.
+	Path string
+	// Revision is main@sha1:<commit>.
+	Revision string
+	// Digest is sha256:<hex> of the tarball bytes.
+	Digest string
+	// Size is the tarball's length in bytes.
+	Size int64
+	// LastUpdateTime is when the artifact was built; the API stores it to the
+	// second. Zero means now.
+	LastUpdateTime time.Time
+}
+
+func (a Artifact) validate() error {
+	for _, f := range []struct{ name, v string }{{"url", a.URL}, {"path", a.Path}, {"revision", a.Revision}, {"digest", a.Digest}} {
+		if f.v == "" {
+			return fmt.Errorf("artifact %s is empty (the ExternalArtifact schema requires it)", f.name)
+		}
+	}
+	if a.Size < 0 {
+		return fmt.Errorf("artifact size %d is negative", a.Size)
+	}
+	return nil
+}
+
+// PublishArtifact makes ExternalArtifact <FluxNamespace>/stores-<shard> point at a:
+// it creates the object (labelled with its shard) when it is missing, then writes
+// status.artifact and a Ready=True condition through the status subresource, which
+// is what kustomize-controller watches. It needs no informer (it works before
+// Start) and retries a bounded number of times when the object changed under it.
+func (w *Watcher) PublishArtifact(ctx context.Context, shard string, a Artifact) error {
+	if !ValidShard(shard) {
+		return fmt.Errorf("publish artifact: shard %q is not two lowercase hex characters", shard)
+	}
+	if err := a.validate(); err != nil {
+		return fmt.Errorf("publish artifact of shard %s: %w", shard, err)
+	}
+	if a.LastUpdateTime.IsZero() {
+		a.LastUpdateTime = time.Now()
+	}
+	name := ShardObjectName(shard)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ea, err := w.ensureArtifactObject(ctx, shard)
+		if err != nil {
+			return err
+		}
+		size := a.Size
+		ea.Status.Artifact = &fluxmeta.Artifact{
+			URL: a.URL, Path: a.Path, Revision: a.Revision, Digest: a.Digest, Size: &size,
+			LastUpdateTime: metav1.NewTime(a.LastUpdateTime),
+		}
+		// SetStatusCondition keeps lastTransitionTime while the status stays the same.
+		apimeta.SetStatusCondition(&ea.Status.Conditions, metav1.Condition{
+			Type: fluxmeta.ReadyCondition, Status: metav1.ConditionTrue, Reason: fluxmeta.SucceededReason,
+			Message:            fmt.Sprintf("stored artifact for revision '%s'", a.Revision),
+			ObservedGeneration: ea.Generation,
+		})
+		u, err := toUnstructured(ea)
+		if err != nil {
+			return err
+		}
+		_, err = w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("publish artifact %s/%s: %w", w.cfg.FluxNamespace, name, err)
+	}
+	return nil
+}
+
+// ensureArtifactObject reads the shard's ExternalArtifact, creating it (or putting
+// its shard label back) as needed.
+func (w *Watcher) ensureArtifactObject(ctx context.Context, shard string) (*sourcev1.ExternalArtifact, error) {
+	ri := w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace)
+	name := ShardObjectName(shard)
+	ea, err := w.getArtifactObject(ctx, name)
+	switch {
+	case apierrors.IsNotFound(err):
+		ea = &sourcev1.ExternalArtifact{
+			TypeMeta:   metav1.TypeMeta{APIVersion: sourcev1.GroupVersion.String(), Kind: sourcev1.ExternalArtifactKind},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.cfg.FluxNamespace, Labels: map[string]string{ShardLabel: shard}},
+		}
+		u, err := toUnstructured(ea)
+		if err != nil {
+			return nil, err
+		}
+		created, err := ri.Create(ctx, u, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			// Created meanwhile: a conflict, so RetryOnConflict reads it again.
+			return nil, apierrors.NewConflict(ExternalArtifacts.GroupResource(), name, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return fromUnstructured(created)
+	case err != nil:
+		return nil, err
+	}
+	if ea.Labels[ShardLabel] == shard {
+		return ea, nil
+	}
+	// Without its label the watcher would not see the shard.
+	if ea.Labels == nil {
+		ea.Labels = map[string]string{}
+	}
+	ea.Labels[ShardLabel] = shard
+	u, err := toUnstructured(ea)
+	if err != nil {
+		return nil, err
+	}
+	updated, err := ri.Update(ctx, u, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return fromUnstructured(updated)
+}
+
+func (w *Watcher) getArtifactObject(ctx context.Context, name string) (*sourcev1.ExternalArtifact, error) {
+	u, err := w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return fromUnstructured(u)
+}
+
+// PublishedArtifact reads back what a shard's ExternalArtifact points at, so that
+// a restarted publisher can adopt an artifact it would build again instead of
+// republishing it. It returns (nil, nil) when the object or its artifact does not
+// exist.
+func (w *Watcher) PublishedArtifact(ctx context.Context, shard string) (*Artifact, error) {
+	if !ValidShard(shard) {
+		return nil, fmt.Errorf("published artifact: shard %q is not two lowercase hex characters", shard)
+	}
+	ea, err := w.getArtifactObject(ctx, ShardObjectName(shard))
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read artifact %s/%s: %w", w.cfg.FluxNamespace, ShardObjectName(shard), err)
+	}
+	return artifactOf(ea), nil
+}
+
+// PublishedArtifacts reads every shard's published artifact in one list request
+// (256 reads one by one would take seconds at the client's rate limit), keyed by
+// shard; shards without an object or an artifact are absent.
+func (w *Watcher) PublishedArtifacts(ctx context.Context) (map[string]Artifact, error) {
+	list, err := w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace).List(ctx, metav1.ListOptions{LabelSelector: ShardLabel})
+	if err != nil {
+		return nil, fmt.Errorf("list artifacts in %s: %w", w.cfg.FluxNamespace, err)
+	}
+	out := map[string]Artifact{}
+	for i := range list.Items {
+		u := &list.Items[i]
+		shard, ok := shardOf(u)
+		if !ok || u.GetName() != ShardObjectName(shard) {
+			continue
+		}
+		ea, err := fromUnstructured(u)
+		if err != nil {
+			return nil, err
+		}
+		if a := artifactOf(ea); a != nil {
+			out[shard] = *a
+		}
+	}
+	return out, nil
+}
+
+func artifactOf(ea *sourcev1.ExternalArtifact) *Artifact {
+	sa := ea.Status.Artifact
+	if sa == nil {
+		return nil
+	}
+	a := &Artifact{URL: sa.URL, Path: sa.Path, Revision: sa.Revision, Digest: sa.Digest, LastUpdateTime: sa.LastUpdateTime.UTC()}
+	if sa.Size != nil {
+		a.Size = *sa.Size
+	}
+	return a
+}
+
+func toUnstructured(ea *sourcev1.ExternalArtifact) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ea)
+	if err != nil {
+		return nil, fmt.Errorf("encode ExternalArtifact %s: %w", ea.Name, err)
+	}
+	return &unstructured.Unstructured{Object: m}, nil
+}
+
+func fromUnstructured(u *unstructured.Unstructured) (*sourcev1.ExternalArtifact, error) {
+	if u == nil {
+		return nil, errors.New("no ExternalArtifact")
+	}
+	ea := &sourcev1.ExternalArtifact{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ea); err != nil {
+		return nil, fmt.Errorf("decode ExternalArtifact %s: %w", u.GetName(), err)
+	}
+	return ea, nil
+}
