@@ -14,6 +14,7 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -182,8 +183,39 @@ func events(ctx context.Context, t *testing.T, e *testenv.Env, ns string) string
 	return b.String()
 }
 
-// The platform chart's RBAC and ValidatingAdmissionPolicy on a real API server: the API's
-// ServiceAccount can request a reconcile and nothing else.
+var (
+	gitRepositoryGVK    = schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
+	externalArtifactGVK = schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "ExternalArtifact"}
+	kustomizationGVK    = schema.GroupVersionKind{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Kind: "Kustomization"}
+)
+
+const platformPolicy = "storefleet-gitops-api-flux-writes"
+
+func object(gvk schema.GroupVersionKind, namespace, name string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	u.SetNamespace(namespace)
+	u.SetName(name)
+	return u
+}
+
+// policyDenied reports whether err is the platform admission policy's denial with message want.
+func policyDenied(err error, want string) bool {
+	return err != nil && apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy '"+platformPolicy+"'") &&
+		strings.Contains(err.Error(), want)
+}
+
+// rbacDenied reports whether err is RBAC's refusal of verb (not the policy's).
+func rbacDenied(err error, verb string) bool {
+	return err != nil && apierrors.IsForbidden(err) && strings.Contains(err.Error(), "cannot "+verb+" resource") &&
+		!strings.Contains(err.Error(), "ValidatingAdmissionPolicy")
+}
+
+// The platform chart's RBAC and ValidatingAdmissionPolicy on a real API server, impersonating
+// the API's ServiceAccount: it can request a fetch of the fleet GitRepository, create a
+// shard's ExternalArtifact exactly as the publisher does and write its status, and nothing
+// else. Where RBAC already refuses something, a second pass grants it through an extra Role
+// to show the policy refuses it on its own.
 func TestPlatformPolicyOnCluster(t *testing.T) {
 	e := testenv.StartT(t, testenv.Options{Root: repoRoot})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -209,20 +241,28 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
 	}
+	// A Kustomization to try to patch (suspended: kustomize-controller leaves it alone).
+	ks := object(kustomizationGVK, "flux-system", "policy-probe")
+	ks.Object["spec"] = map[string]any{"interval": "10m", "path": "./", "prune": false, "suspend": true,
+		"sourceRef": map[string]any{"kind": "GitRepository", "name": "fleet"}}
+	if err := e.Client.Create(ctx, ks); err != nil {
+		t.Fatal(err)
+	}
 
+	sa := "system:serviceaccount:storefleet:storefleet-gitops-api"
 	cfg := rest.CopyConfig(e.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:storefleet:storefleet-gitops-api",
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa,
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:storefleet", "system:authenticated"}}
 	api, err := client.New(cfg, client.Options{Scheme: e.Client.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := &unstructured.Unstructured{}
-	repo.SetGroupVersionKind(schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"})
-	repo.SetNamespace("flux-system")
-	repo.SetName("fleet")
-	patch := func(body string) error {
-		return api.Patch(ctx, repo.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(body)))
+	repo := object(gitRepositoryGVK, "flux-system", "fleet")
+	patch := func(u *unstructured.Unstructured, body string) error {
+		return api.Patch(ctx, u.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(body)))
+	}
+	requestedAt := func() string {
+		return fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))
 	}
 	// The policy takes a moment to be loaded by the API server's admission plugin; until then
 	// a spec patch goes through, so each try sets a new value.
@@ -230,45 +270,222 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	defer pcancel()
 	var last error
 	for i := 0; ; i++ {
-		last = patch(fmt.Sprintf(`{"spec":{"interval":"%dm"}}`, 20+i))
-		if last != nil && strings.Contains(last.Error(), "may not change the spec") {
+		last = patch(repo, fmt.Sprintf(`{"spec":{"interval":"%dm"}}`, 20+i))
+		if policyDenied(last, "may not change the spec") {
 			break
 		}
 		if pctx.Err() != nil {
 			vap := &unstructured.Unstructured{}
 			vap.SetGroupVersionKind(schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicy"})
-			_ = e.Client.Get(ctx, client.ObjectKey{Name: "storefleet-gitops-api-reconcile-only"}, vap)
+			_ = e.Client.Get(ctx, client.ObjectKey{Name: platformPolicy}, vap)
 			t.Fatalf("a spec patch by gitops-api was not denied by the admission policy; last result: %v\npolicy status: %v", last, vap.Object["status"])
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if err := patch(fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))); err != nil {
-		t.Errorf("requesting a reconcile was refused: %v", err)
+
+	// The fleet GitRepository: a reconcile request, and nothing else.
+	if err := patch(repo, requestedAt()); err != nil {
+		t.Errorf("requesting a fetch of the fleet GitRepository was refused: %v", err)
 	}
-	for name, body := range map[string]string{
-		"another annotation": `{"metadata":{"annotations":{"example.com/x":"y"}}}`,
-		"a label":            `{"metadata":{"labels":{"x":"y"}}}`,
-		"a finalizer":        `{"metadata":{"finalizers":["example.com/x"]}}`,
+	for name, c := range map[string]struct{ body, msg string }{
+		"another annotation": {`{"metadata":{"annotations":{"example.com/x":"y"}}}`, "no annotation but"},
+		"a label":            {`{"metadata":{"labels":{"x":"y"}}}`, "may not change labels"},
+		"a finalizer":        {`{"metadata":{"finalizers":["example.com/x"]}}`, "may not change labels, finalizers"},
 	} {
-		if err := patch(body); err == nil || !strings.Contains(err.Error(), "gitops-api may") {
-			t.Errorf("patching %s: want the policy's denial, got %v", name, err)
+		if err := patch(repo, c.body); !policyDenied(err, c.msg) {
+			t.Errorf("patching %s on the GitRepository: want the policy's denial %q, got %v", name, c.msg, err)
 		}
 	}
-	// RBAC: no create, delete, or anything outside Flux reads.
-	if err := api.Delete(ctx, repo.DeepCopy()); err == nil || !apierrors.IsForbidden(err) {
-		t.Errorf("delete GitRepository: want Forbidden, got %v", err)
+	// Kustomizations come from Git now: not even a reconcile request.
+	if err := patch(ks, requestedAt()); !rbacDenied(err, "patch") {
+		t.Errorf("patching a Kustomization: want RBAC's Forbidden, got %v", err)
+	}
+
+	// ExternalArtifacts: creates other than the publisher's are refused by the policy.
+	artifact := func(ns, name string, labels map[string]string) *unstructured.Unstructured {
+		u := object(externalArtifactGVK, ns, name)
+		u.SetLabels(labels)
+		return u
+	}
+	shard := map[string]string{"storefleet.io/shard": "3f"}
+	withSourceRef := artifact("flux-system", "stores-3f", shard)
+	withSourceRef.Object["spec"] = map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": "fleet"}}
+	withAnnotation := artifact("flux-system", "stores-3f", shard)
+	withAnnotation.SetAnnotations(map[string]string{"example.com/x": "y"})
+	withFinalizer := artifact("flux-system", "stores-3f", shard)
+	withFinalizer.SetFinalizers([]string{"example.com/x"})
+	withOwner := artifact("flux-system", "stores-3f", shard)
+	withOwner.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "x",
+		UID: types.UID("00000000-0000-0000-0000-000000000001")}})
+	for _, c := range []struct {
+		name string
+		obj  *unstructured.Unstructured
+		msg  string
+	}{
+		{"stores-zz", artifact("flux-system", "stores-zz", map[string]string{"storefleet.io/shard": "zz"}), "named stores-<shard>"},
+		{"stores-3f0", artifact("flux-system", "stores-3f0", map[string]string{"storefleet.io/shard": "3f0"}), "named stores-<shard>"},
+		{"fleet-3f", artifact("flux-system", "fleet-3f", shard), "named stores-<shard>"},
+		{"wrong shard label", artifact("flux-system", "stores-3f", map[string]string{"storefleet.io/shard": "3e"}), "single label"},
+		{"extra label", artifact("flux-system", "stores-3f", map[string]string{"storefleet.io/shard": "3f", "x": "y"}), "single label"},
+		{"no label", artifact("flux-system", "stores-3f", nil), "single label"},
+		{"annotation", withAnnotation, "without annotations"},
+		{"finalizer", withFinalizer, "finalizers"},
+		{"owner reference", withOwner, "owner references"},
+		{"spec.sourceRef", withSourceRef, "empty spec"},
+	} {
+		err := api.Create(ctx, c.obj.DeepCopy())
+		if !policyDenied(err, c.msg) {
+			t.Errorf("creating ExternalArtifact %s (%s): want the policy's denial %q, got %v", c.obj.GetName(), c.name, c.msg, err)
+		}
+		if err == nil { // keep the next cases independent of this failure
+			if err := e.Client.Delete(ctx, c.obj.DeepCopy()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Only in the Flux namespace (a Role, not a ClusterRole).
+	if err := api.Create(ctx, artifact("storefleet", "stores-3f", shard)); !rbacDenied(err, "create") {
+		t.Errorf("creating ExternalArtifact storefleet/stores-3f outside the Flux namespace: want RBAC's Forbidden, got %v", err)
+	}
+
+	// What the publisher does: create stores-3f with its shard label, then write its status.
+	if err := api.Create(ctx, artifact("flux-system", "stores-3f", shard)); err != nil {
+		t.Fatalf("creating ExternalArtifact stores-3f as the shard publisher does was refused: %v", err)
+	}
+	ea := object(externalArtifactGVK, "flux-system", "stores-3f")
+	if err := api.Get(ctx, client.ObjectKeyFromObject(ea), ea); err != nil {
+		t.Fatalf("get stores-3f: %v", err)
+	}
+	revision := "main@sha1:0123456789abcdef0123456789abcdef01234567"
+	now := time.Now().UTC().Format(time.RFC3339)
+	ea.Object["status"] = map[string]any{
+		"artifact": map[string]any{
+			"url":            "http://storefleet-gitops-api.storefleet.svc.cluster.local:80/artifacts/prod/3f/abc.tar.gz",
+			"path":           "prod/3f/abc.tar.gz",
+			"revision":       revision,
+			"digest":         "sha256:" + strings.Repeat("ab", 32),
+			"lastUpdateTime": now,
+		},
+		"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Succeeded",
+			"message": "stored artifact for revision '" + revision + "'", "lastTransitionTime": now}},
+	}
+	if err := api.Status().Update(ctx, ea); err != nil {
+		t.Fatalf("updating the status of stores-3f as the shard publisher does was refused: %v", err)
+	}
+	if err := api.Status().Patch(ctx, object(externalArtifactGVK, "flux-system", "stores-3f"),
+		client.RawPatch(types.MergePatchType, []byte(`{"status":{"artifact":{"size":42}}}`))); err != nil {
+		t.Errorf("patching the status of stores-3f was refused: %v", err)
+	}
+	stored := object(externalArtifactGVK, "flux-system", "stores-3f")
+	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(stored), stored); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedString(stored.Object, "status", "artifact", "revision"); got != revision {
+		t.Errorf("stored artifact revision %q, want %q", got, revision)
+	}
+	if got, _, _ := unstructured.NestedInt64(stored.Object, "status", "artifact", "size"); got != 42 {
+		t.Errorf("stored artifact size %d, want 42 (the status patch)", got)
+	}
+	// A status update cannot carry label or spec changes: the API server keeps the stored
+	// ones (and the policy would refuse a change if it did not).
+	sneaky := stored.DeepCopy()
+	sneaky.SetLabels(map[string]string{"storefleet.io/shard": "3f", "x": "y"})
+	sneaky.Object["spec"] = map[string]any{"sourceRef": map[string]any{"kind": "GitRepository", "name": "fleet"}}
+	if err := api.Status().Update(ctx, sneaky); err != nil && !policyDenied(err, "may not change") {
+		t.Errorf("status update carrying label and spec changes: %v", err)
+	}
+	after := object(externalArtifactGVK, "flux-system", "stores-3f")
+	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(after), after); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after.GetLabels()) != fmt.Sprint(shard) {
+		t.Errorf("labels after a status update carrying a change: %v, want %v", after.GetLabels(), shard)
+	}
+	if _, has, _ := unstructured.NestedMap(after.Object, "spec", "sourceRef"); has {
+		t.Errorf("spec after a status update carrying a sourceRef: %v", after.Object["spec"])
+	}
+
+	// The object itself: no update, patch or delete (RBAC).
+	relabelled := after.DeepCopy()
+	relabelled.SetLabels(map[string]string{"storefleet.io/shard": "40"})
+	if err := api.Update(ctx, relabelled); !rbacDenied(err, "update") {
+		t.Errorf("updating the labels of stores-3f: want RBAC's Forbidden, got %v", err)
+	}
+	if err := patch(after, `{"spec":{"sourceRef":{"kind":"GitRepository","name":"fleet"}}}`); !rbacDenied(err, "patch") {
+		t.Errorf("patching the spec of stores-3f: want RBAC's Forbidden, got %v", err)
+	}
+	if err := api.Delete(ctx, after.DeepCopy()); !rbacDenied(err, "delete") {
+		t.Errorf("deleting stores-3f: want RBAC's Forbidden, got %v", err)
+	}
+
+	// Defence in depth: grant what RBAC refused above (as a careless extra Role would) and
+	// the policy still refuses it.
+	extra := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe-extra", Namespace: "flux-system"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"externalartifacts"}, Verbs: []string{"update", "patch", "delete"}},
+			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories/status"}, Verbs: []string{"patch"}},
+		}}
+	extraBinding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe-extra", Namespace: "flux-system"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: extra.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "storefleet-gitops-api", Namespace: "storefleet"}}}
+	for _, o := range []client.Object{extra, extraBinding} {
+		if err := e.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The authorizer sees the new Role after a moment; until then RBAC answers.
+	relabel := `{"metadata":{"labels":{"storefleet.io/shard":"40"}}}`
+	err = testenv.Poll(ctx, 100*time.Millisecond, func() (bool, string, error) {
+		err := patch(after, relabel)
+		switch {
+		case err == nil:
+			return false, "", fmt.Errorf("gitops-api relabelled ExternalArtifact stores-3f: the policy did not refuse it")
+		case policyDenied(err, "may not change labels"):
+			return true, "", nil
+		case rbacDenied(err, "patch"):
+			return false, err.Error(), nil
+		}
+		return false, "", fmt.Errorf("patching the labels of stores-3f with the extra Role: want the policy's denial, got %v", err)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if err := patch(after, `{"spec":{"sourceRef":{"kind":"GitRepository","name":"fleet"}}}`); !policyDenied(err, "may not change the spec") {
+		t.Errorf("patching the spec of stores-3f with the extra Role: want the policy's denial, got %v", err)
+	}
+	other := object(gitRepositoryGVK, "flux-system", "stores-3e")
+	other.Object["spec"] = map[string]any{"url": "http://127.0.0.1:1/x.git", "interval": "10m"}
+	if err := api.Create(ctx, other); !policyDenied(err, "may only request reconciles") {
+		t.Errorf("creating a GitRepository with the extra Role: want the policy's denial, got %v", err)
+	}
+	if err := api.Status().Patch(ctx, repo.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"observedGeneration":-1}}`))); !policyDenied(err, "no other subresource") {
+		t.Errorf("patching the status of the GitRepository with the extra Role: want the policy's denial, got %v", err)
+	}
+	if err := api.Delete(ctx, after.DeepCopy()); !policyDenied(err, "no delete") {
+		t.Errorf("deleting stores-3f with the extra Role: want the policy's denial, got %v", err)
+	}
+
+	// RBAC: nothing outside Flux reads, no delete of Flux sources.
+	if err := api.Delete(ctx, repo.DeepCopy()); !rbacDenied(err, "delete") {
+		t.Errorf("delete GitRepository: want RBAC's Forbidden, got %v", err)
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "storefleet"}}
-	if err := api.Create(ctx, cm); err == nil || !apierrors.IsForbidden(err) {
-		t.Errorf("create ConfigMap: want Forbidden, got %v", err)
+	if err := api.Create(ctx, cm); !rbacDenied(err, "create") {
+		t.Errorf("create ConfigMap: want RBAC's Forbidden, got %v", err)
 	}
 	var secrets corev1.SecretList
-	if err := api.List(ctx, &secrets, client.InNamespace("flux-system")); err == nil || !apierrors.IsForbidden(err) {
-		t.Errorf("list Secrets: want Forbidden, got %v", err)
+	if err := api.List(ctx, &secrets, client.InNamespace("flux-system")); !rbacDenied(err, "list") {
+		t.Errorf("list Secrets: want RBAC's Forbidden, got %v", err)
 	}
 	hrs := &unstructured.UnstructuredList{}
 	hrs.SetGroupVersionKind(helmv2.GroupVersion.WithKind("HelmReleaseList"))
 	if err := api.List(ctx, hrs); err != nil {
 		t.Errorf("list HelmReleases (status needs it): %v", err)
+	}
+	eas := &unstructured.UnstructuredList{}
+	eas.SetGroupVersionKind(externalArtifactGVK.GroupVersion().WithKind("ExternalArtifactList"))
+	if err := api.List(ctx, eas, client.InNamespace("flux-system"), client.HasLabels{"storefleet.io/shard"}); err != nil || len(eas.Items) != 1 {
+		t.Errorf("list shard ExternalArtifacts in flux-system (the watcher needs it): %d items, %v", len(eas.Items), err)
 	}
 }

@@ -8,24 +8,27 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// The platform chart's RBAC is least privilege: read Flux objects, events and namespaces;
-// patch only Flux sources and Kustomizations (to request a reconcile); nothing else.
+// The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events
+// and namespaces cluster-wide; patch only GitRepositories (to request a fetch); in the Flux
+// namespace only, create ExternalArtifacts and write their status (the shard publisher).
+// Nothing else: no delete, no update of objects, no other patch, no other namespace.
 func TestPlatformRBAC(t *testing.T) {
-	readable := map[string]bool{
-		"helm.toolkit.fluxcd.io/helmreleases":        true,
-		"kustomize.toolkit.fluxcd.io/kustomizations": true,
-		"source.toolkit.fluxcd.io/gitrepositories":   true,
-		"source.toolkit.fluxcd.io/helmrepositories":  true,
-		"source.toolkit.fluxcd.io/ocirepositories":   true,
-		"/events":              true,
-		"events.k8s.io/events": true,
-		"/namespaces":          true,
-	}
-	patchable := map[string]bool{
-		"kustomize.toolkit.fluxcd.io/kustomizations": true,
-		"source.toolkit.fluxcd.io/gitrepositories":   true,
-		"source.toolkit.fluxcd.io/helmrepositories":  true,
-		"source.toolkit.fluxcd.io/ocirepositories":   true,
+	read := []string{"get", "list", "watch"}
+	want := map[string]map[string][]string{ // namespace ("" = cluster) -> group/resource -> verbs
+		"": {
+			"helm.toolkit.fluxcd.io/helmreleases":        read,
+			"kustomize.toolkit.fluxcd.io/kustomizations": read,
+			"source.toolkit.fluxcd.io/gitrepositories":   {"get", "list", "watch", "patch"},
+			"source.toolkit.fluxcd.io/helmrepositories":  read,
+			"source.toolkit.fluxcd.io/ocirepositories":   read,
+			"/events":              read,
+			"events.k8s.io/events": read,
+			"/namespaces":          read,
+		},
+		"flux-system": {
+			"source.toolkit.fluxcd.io/externalartifacts":        {"get", "list", "watch", "create"},
+			"source.toolkit.fluxcd.io/externalartifacts/status": {"get", "update", "patch"},
+		},
 	}
 	for _, vf := range []string{"", "values-local.yaml", "values-prod.yaml"} {
 		t.Run("values="+vf, func(t *testing.T) {
@@ -46,7 +49,7 @@ func TestPlatformRBAC(t *testing.T) {
 				t.Errorf("Deployment runs as ServiceAccount %q, want %s", got, sa)
 			}
 
-			granted := map[string]map[string]bool{} // group/resource -> verbs
+			granted := map[string]map[string]map[string]bool{} // namespace -> group/resource -> verbs
 			roles := append(byKind(objs, "ClusterRole"), byKind(objs, "Role")...)
 			if len(roles) == 0 {
 				t.Fatal("no ClusterRole or Role")
@@ -54,6 +57,10 @@ func TestPlatformRBAC(t *testing.T) {
 			for _, r := range roles {
 				if _, ok := r.Object["aggregationRule"]; ok {
 					t.Errorf("%s %s: aggregation rules grant what other roles hold", r.GetKind(), r.GetName())
+				}
+				ns := r.GetNamespace()
+				if r.GetKind() == "Role" && ns == "" {
+					t.Errorf("Role %s has no namespace: it would land in the release namespace", r.GetName())
 				}
 				rules, _, _ := unstructured.NestedSlice(r.Object, "rules")
 				for _, raw := range rules {
@@ -75,41 +82,36 @@ func TestPlatformRBAC(t *testing.T) {
 					for _, g := range groups {
 						for _, res := range resources {
 							key := g + "/" + res
-							if strings.Contains(res, "/") {
-								t.Errorf("%s: subresource %s", id, res)
-							}
-							if !readable[key] {
-								t.Errorf("%s: grants %s, which the API has no reason to touch", id, key)
+							if want[ns][key] == nil {
+								t.Errorf("%s: grants %s in %q, which the API has no reason to touch there", id, key, ns)
 							}
 							for _, v := range verbs {
-								switch v {
-								case "get", "list", "watch":
-								case "patch":
-									if !patchable[key] {
-										t.Errorf("%s: patch on %s (only Flux sources and Kustomizations)", id, key)
-									}
-								default:
-									t.Errorf("%s: verb %q on %s (only get, list, watch, patch)", id, v, key)
+								if granted[ns] == nil {
+									granted[ns] = map[string]map[string]bool{}
 								}
-								if granted[key] == nil {
-									granted[key] = map[string]bool{}
+								if granted[ns][key] == nil {
+									granted[ns][key] = map[string]bool{}
 								}
-								granted[key][v] = true
+								granted[ns][key][v] = true
 							}
 						}
 					}
 				}
 			}
-			for key := range readable {
-				for _, v := range []string{"get", "list", "watch"} {
-					if !granted[key][v] {
-						t.Errorf("%s not granted on %s (status needs it)", v, key)
+			for ns, resources := range want {
+				for key, verbs := range resources {
+					wantVerbs := map[string]bool{}
+					for _, v := range verbs {
+						wantVerbs[v] = true
+						if !granted[ns][key][v] {
+							t.Errorf("%s not granted on %s in %q (the API needs it)", v, key, ns)
+						}
 					}
-				}
-			}
-			for key := range patchable {
-				if !granted[key]["patch"] {
-					t.Errorf("patch not granted on %s (reconcile requests need it)", key)
+					for v := range granted[ns][key] {
+						if !wantVerbs[v] {
+							t.Errorf("%s granted on %s in %q: more than the API needs (%v)", v, key, ns, verbs)
+						}
+					}
 				}
 			}
 			// Bound to the API's ServiceAccount only.
@@ -121,8 +123,13 @@ func TestPlatformRBAC(t *testing.T) {
 						t.Errorf("%s %s: subject %v, want only ServiceAccount storefleet/%s", b.GetKind(), b.GetName(), m, sa)
 					}
 				}
-				if ref, _, _ := unstructured.NestedString(b.Object, "roleRef", "name"); find(objs, "ClusterRole", ref) == nil && find(objs, "Role", ref) == nil {
-					t.Errorf("%s %s binds role %q that the chart does not define (e.g. a built-in one)", b.GetKind(), b.GetName(), ref)
+				ref, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+				refKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
+				role := find(objs, refKind, ref)
+				if role == nil || (refKind != "ClusterRole" && refKind != "Role") {
+					t.Errorf("%s %s binds %s %q that the chart does not define (e.g. a built-in one)", b.GetKind(), b.GetName(), refKind, ref)
+				} else if refKind == "Role" && role.GetNamespace() != b.GetNamespace() {
+					t.Errorf("RoleBinding %s in %q binds Role %s of namespace %q", b.GetName(), b.GetNamespace(), ref, role.GetNamespace())
 				}
 			}
 			checkAdmissionPolicy(t, objs, "system:serviceaccount:storefleet:"+sa)
@@ -130,7 +137,8 @@ func TestPlatformRBAC(t *testing.T) {
 	}
 }
 
-// RBAC cannot narrow a patch; the ValidatingAdmissionPolicy must, for the API's user.
+// RBAC cannot narrow a patch or a create; the ValidatingAdmissionPolicy must, for the API's
+// user. (TestPlatformPolicyOnCluster proves on a real API server that it does.)
 func checkAdmissionPolicy(t *testing.T, objs []*unstructured.Unstructured, user string) {
 	t.Helper()
 	policies := byKind(objs, "ValidatingAdmissionPolicy")
@@ -153,8 +161,11 @@ func checkAdmissionPolicy(t *testing.T, objs []*unstructured.Unstructured, user 
 		for _, g := range groups {
 			covered[g] = true
 		}
-		if !strings.Contains(strings.Join(ops, ","), "UPDATE") {
-			t.Errorf("resource rule %v does not match UPDATE (patches arrive as UPDATE)", r)
+		// Patches arrive as UPDATE; CREATE and DELETE must be judged to be denied.
+		for _, op := range []string{"CREATE", "UPDATE", "DELETE"} {
+			if !strings.Contains(strings.Join(ops, ","), op) {
+				t.Errorf("resource rule %v does not match %s", r, op)
+			}
 		}
 	}
 	for _, g := range []string{"source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"} {
@@ -163,8 +174,10 @@ func checkAdmissionPolicy(t *testing.T, objs []*unstructured.Unstructured, user 
 		}
 	}
 	validations, _, _ := unstructured.NestedSlice(p.Object, "spec", "validations")
-	all := fmt.Sprint(validations)
-	for _, want := range []string{"reconcile.fluxcd.io/requestedAt", "object.spec == oldObject.spec", `request.operation == "UPDATE"`} {
+	variables, _, _ := unstructured.NestedSlice(p.Object, "spec", "variables")
+	all := fmt.Sprint(variables, validations)
+	for _, want := range []string{"reconcile.fluxcd.io/requestedAt", "object.spec == oldObject.spec", `request.operation == "UPDATE"`,
+		`request.operation == "CREATE"`, `"^stores-[0-9a-f]{2}$"`, `"storefleet.io/shard"`, `"externalartifacts"`, `subresource == "status"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("validations do not check %s", want)
 		}
