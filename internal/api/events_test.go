@@ -48,7 +48,8 @@ func TestStoreEventStream(t *testing.T) {
 	tr := status.New(status.Options{})
 	defer tr.Close()
 	tr.SetConnected(true)
-	tr.Load("shop", status.Desired{Lifecycle: status.Active, Commit: "c1", Version: "0.1.0"})
+	tr.Published("x", "main@sha1:c1")
+	tr.Load("shop", status.Desired{Lifecycle: status.Active, Commit: "c1", Version: "0.1.0", Shard: "x"})
 	srv := httptest.NewServer(Handler(nil, Options{Status: tr}))
 	defer srv.Close()
 
@@ -64,8 +65,8 @@ func TestStoreEventStream(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		tr.SetSource("main@sha1:c1", nil)
-		tr.SetApply("main@sha1:c1", nil)
+		tr.SetShardSource("x", "main@sha1:c1", nil)
+		tr.SetShardApply("x", "main@sha1:c1", nil)
 		tr.SetRelease("shop", &status.Release{Generation: 1, ChartVersion: "0.1.0"})
 		tr.KubeEvent("shop", status.KubeEvent{Store: "shop", Reason: "ScalingReplicaSet"})
 		tr.SetRelease("shop", &status.Release{Generation: 1, ObservedGeneration: 1, ChartVersion: "0.1.0", Installed: true,

@@ -212,8 +212,7 @@ func rbacDenied(err error, verb string) bool {
 }
 
 // The platform chart's RBAC and ValidatingAdmissionPolicy on a real API server, impersonating
-// the API's ServiceAccount: it can request a fetch of the fleet GitRepository, create a
-// shard's ExternalArtifact exactly as the publisher does and write its status, and nothing
+// the API's ServiceAccount: it can create a shard's ExternalArtifact exactly as the publisher does and write its status, and nothing
 // else. Where RBAC already refuses something, a second pass grants it through an extra Role
 // to show the policy refuses it on its own.
 func TestPlatformPolicyOnCluster(t *testing.T) {
@@ -265,38 +264,35 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		return fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))
 	}
 	// The policy takes a moment to be loaded by the API server's admission plugin; until then
-	// a spec patch goes through, so each try sets a new value.
+	// a create RBAC allows but the policy refuses (a misnamed artifact) goes through, so each
+	// try uses a new name and removes what got through.
 	pctx, pcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer pcancel()
 	var last error
 	for i := 0; ; i++ {
-		last = patch(repo, fmt.Sprintf(`{"spec":{"interval":"%dm"}}`, 20+i))
-		if policyDenied(last, "may not change the spec") {
+		probe := object(externalArtifactGVK, "flux-system", fmt.Sprintf("probe-%d", i))
+		probe.SetLabels(map[string]string{"storefleet.io/shard": "3f"})
+		last = api.Create(ctx, probe)
+		if policyDenied(last, "named stores-<shard>") {
 			break
+		}
+		if last == nil {
+			_ = e.Client.Delete(ctx, probe)
 		}
 		if pctx.Err() != nil {
 			vap := &unstructured.Unstructured{}
 			vap.SetGroupVersionKind(schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicy"})
 			_ = e.Client.Get(ctx, client.ObjectKey{Name: platformPolicy}, vap)
-			t.Fatalf("a spec patch by gitops-api was not denied by the admission policy; last result: %v\npolicy status: %v", last, vap.Object["status"])
+			t.Fatalf("a misnamed ExternalArtifact by gitops-api was not denied by the admission policy; last result: %v\npolicy status: %v", last, vap.Object["status"])
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	// The fleet GitRepository: a reconcile request, and nothing else.
-	if err := patch(repo, requestedAt()); err != nil {
-		t.Errorf("requesting a fetch of the fleet GitRepository was refused: %v", err)
+	// Flux sources and Kustomizations: gitops-api patches nothing, not even a reconcile
+	// request (a shard's new artifact is what makes kustomize-controller apply it).
+	if err := patch(repo, requestedAt()); !rbacDenied(err, "patch") {
+		t.Errorf("patching the fleet GitRepository: want RBAC's Forbidden, got %v", err)
 	}
-	for name, c := range map[string]struct{ body, msg string }{
-		"another annotation": {`{"metadata":{"annotations":{"example.com/x":"y"}}}`, "no annotation but"},
-		"a label":            {`{"metadata":{"labels":{"x":"y"}}}`, "may not change labels"},
-		"a finalizer":        {`{"metadata":{"finalizers":["example.com/x"]}}`, "may not change labels, finalizers"},
-	} {
-		if err := patch(repo, c.body); !policyDenied(err, c.msg) {
-			t.Errorf("patching %s on the GitRepository: want the policy's denial %q, got %v", name, c.msg, err)
-		}
-	}
-	// Kustomizations come from Git now: not even a reconcile request.
 	if err := patch(ks, requestedAt()); !rbacDenied(err, "patch") {
 		t.Errorf("patching a Kustomization: want RBAC's Forbidden, got %v", err)
 	}
@@ -423,7 +419,7 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	extra := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe-extra", Namespace: "flux-system"},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"externalartifacts"}, Verbs: []string{"update", "patch", "delete"}},
-			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"create", "patch"}},
 			{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories/status"}, Verbs: []string{"patch"}},
 		}}
 	extraBinding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe-extra", Namespace: "flux-system"},
@@ -453,6 +449,20 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	}
 	if err := patch(after, `{"spec":{"sourceRef":{"kind":"GitRepository","name":"fleet"}}}`); !policyDenied(err, "may not change the spec") {
 		t.Errorf("patching the spec of stores-3f with the extra Role: want the policy's denial, got %v", err)
+	}
+	// With patch granted on GitRepositories, only a reconcile request would pass.
+	if err := patch(repo, requestedAt()); err != nil {
+		t.Errorf("a reconcile request on the GitRepository with the extra Role was refused: %v", err)
+	}
+	for name, c := range map[string]struct{ body, msg string }{
+		"the spec":           {`{"spec":{"interval":"42m"}}`, "may not change the spec"},
+		"another annotation": {`{"metadata":{"annotations":{"example.com/x":"y"}}}`, "no annotation but"},
+		"a label":            {`{"metadata":{"labels":{"x":"y"}}}`, "may not change labels"},
+		"a finalizer":        {`{"metadata":{"finalizers":["example.com/x"]}}`, "may not change labels, finalizers"},
+	} {
+		if err := patch(repo, c.body); !policyDenied(err, c.msg) {
+			t.Errorf("patching %s on the GitRepository with the extra Role: want the policy's denial %q, got %v", name, c.msg, err)
+		}
 	}
 	other := object(gitRepositoryGVK, "flux-system", "stores-3e")
 	other.Object["spec"] = map[string]any{"url": "http://127.0.0.1:1/x.git", "interval": "10m"}

@@ -9,7 +9,7 @@ import (
 )
 
 // The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events
-// and namespaces cluster-wide; patch only GitRepositories (to request a fetch); in the Flux
+// and namespaces cluster-wide; patch nothing; in the Flux
 // namespace only, create ExternalArtifacts and write their status (the shard publisher).
 // Nothing else: no delete, no update of objects, no other patch, no other namespace.
 func TestPlatformRBAC(t *testing.T) {
@@ -18,7 +18,7 @@ func TestPlatformRBAC(t *testing.T) {
 		"": {
 			"helm.toolkit.fluxcd.io/helmreleases":        read,
 			"kustomize.toolkit.fluxcd.io/kustomizations": read,
-			"source.toolkit.fluxcd.io/gitrepositories":   {"get", "list", "watch", "patch"},
+			"source.toolkit.fluxcd.io/gitrepositories":   read,
 			"source.toolkit.fluxcd.io/helmrepositories":  read,
 			"source.toolkit.fluxcd.io/ocirepositories":   read,
 			"/events":              read,

@@ -98,10 +98,6 @@ type Outcome struct {
 	// ErrCode is the domain error code of a failed request (store.EINVALID, …), so a
 	// retry after a restart gets the same answer.
 	ErrCode string `json:"errorCode,omitempty"`
-
-	// ShardRevision is the revision of the store's shard artifact published after
-	// this commit, empty when none was published.
-	ShardRevision string `json:"shardRevision,omitempty"`
 }
 
 // Diff is one file a change adds, modifies or deletes.

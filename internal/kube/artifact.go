@@ -143,20 +143,11 @@ func (w *Watcher) ensureArtifactObject(ctx context.Context, shard string) (*sour
 	if ea.Labels[ShardLabel] == shard {
 		return ea, nil
 	}
-	// Without its label the watcher would not see the shard.
-	if ea.Labels == nil {
-		ea.Labels = map[string]string{}
-	}
-	ea.Labels[ShardLabel] = shard
-	u, err := toUnstructured(ea)
-	if err != nil {
-		return nil, err
-	}
-	updated, err := ri.Update(ctx, u, metav1.UpdateOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return fromUnstructured(updated)
+	// Without its label the watcher would not see the shard. gitops-api may not
+	// change labels of Flux objects (the platform chart's admission policy), so an
+	// object someone else made or relabelled is an operator's to fix.
+	return nil, fmt.Errorf("ExternalArtifact %s/%s exists without label %s=%s: delete it and gitops-api recreates it",
+		w.cfg.FluxNamespace, name, ShardLabel, shard)
 }
 
 func (w *Watcher) getArtifactObject(ctx context.Context, name string) (*sourcev1.ExternalArtifact, error) {

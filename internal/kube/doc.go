@@ -14,8 +14,7 @@
 //
 // It also publishes the shards' artifacts (PublishArtifact writes an
 // ExternalArtifact's status.artifact, which is what makes kustomize-controller apply
-// the shard; PublishedArtifact reads it back), and performs the reconcile request of
-// the fleet GitRepository (the infrastructure's source): the
-// reconcile.fluxcd.io/requestedAt annotation `flux reconcile` sets, or a POST to a
-// notification-controller Receiver where one is configured.
+// the shard; PublishedArtifact(s) read it back). It asks Flux for nothing else: the
+// fleet GitRepository (infrastructure, rarely changed) reconciles at its interval or
+// through a Receiver on the Git host's webhook.
 package kube

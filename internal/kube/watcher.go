@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
@@ -26,15 +24,11 @@ import (
 // Resources watched.
 var (
 	HelmReleases      = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
-	GitRepos          = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
 	ExternalArtifacts = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "externalartifacts"}
 	Kustomizations    = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
 	Namespaces        = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	Events            = schema.GroupVersionResource{Version: "v1", Resource: "events"}
 )
-
-// ReconcileAnnotation is what `flux reconcile` sets to make a controller act now.
-const ReconcileAnnotation = "reconcile.fluxcd.io/requestedAt"
 
 // Config says which cluster and which Flux objects.
 type Config struct {
@@ -42,15 +36,10 @@ type Config struct {
 	Kubeconfig string
 	// Rest, when set, is used instead of Kubeconfig (tests).
 	Rest *rest.Config
-	// FluxNamespace holds the fleet GitRepository and the shards' ExternalArtifacts
-	// and Kustomizations (flux-system).
+	// FluxNamespace holds the shards' ExternalArtifacts and Kustomizations
+	// (flux-system). Publishing an artifact is what makes kustomize-controller apply
+	// a shard, so no reconcile request (annotation, Receiver) is needed.
 	FluxNamespace string
-	// Source names the fleet GitRepository (fleet), which the infrastructure still
-	// comes from: RequestSourceReconcile annotates it.
-	Source string
-	// ReceiverURL, when set, is a notification-controller Receiver webhook: reconcile
-	// requests POST to it instead of annotating.
-	ReceiverURL string
 	// StoreSelector selects store HelmReleases and Namespaces.
 	StoreSelector string
 	// NamespacePrefix begins every store namespace (store-).
@@ -116,9 +105,6 @@ func RestConfig(path string) (*rest.Config, error) {
 func New(cfg Config, sink Sink) (*Watcher, error) {
 	if cfg.FluxNamespace == "" {
 		cfg.FluxNamespace = "flux-system"
-	}
-	if cfg.Source == "" {
-		cfg.Source = "fleet"
 	}
 	if cfg.StoreSelector == "" {
 		cfg.StoreSelector = "app.kubernetes.io/managed-by=storefleet"
@@ -281,42 +267,6 @@ func (w *Watcher) Check() error {
 		return errors.New("cluster not probed yet")
 	case !w.synced:
 		return errors.New("cluster answers; watches still listing")
-	}
-	return nil
-}
-
-// RequestSourceReconcile asks source-controller to fetch the fleet GitRepository
-// now (the infrastructure and clusters/ come from it). The stores need no such
-// request: publishing a shard's artifact is what makes kustomize-controller apply it.
-func (w *Watcher) RequestSourceReconcile(ctx context.Context) error {
-	if w.cfg.ReceiverURL != "" {
-		return w.callReceiver(ctx)
-	}
-	return w.annotate(ctx, GitRepos, w.cfg.Source)
-}
-
-func (w *Watcher) annotate(ctx context.Context, gvr schema.GroupVersionResource, name string) error {
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, ReconcileAnnotation, time.Now().Format(time.RFC3339Nano))
-	_, err := w.dyn.Resource(gvr).Namespace(w.cfg.FluxNamespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil {
-		return fmt.Errorf("request reconcile of %s %s/%s: %w", gvr.Resource, w.cfg.FluxNamespace, name, err)
-	}
-	return nil
-}
-
-func (w *Watcher) callReceiver(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.ReceiverURL, strings.NewReader("{}"))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("receiver: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("receiver %s: %s", w.cfg.ReceiverURL, resp.Status)
 	}
 	return nil
 }

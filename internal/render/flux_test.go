@@ -81,35 +81,47 @@ func TestFluxBuild(t *testing.T) {
 		t.Fatalf("test stores landed in %d shard(s); the build must cross shards", len(shards))
 	}
 
-	ks := kustomizev1.Kustomization{
-		TypeMeta: metav1TypeMeta(),
-		Spec:     kustomizev1.KustomizationSpec{Path: "./stores/local", Prune: true},
-	}
-	ks.Name, ks.Namespace = "stores", "flux-system"
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "stores", "local")
-	gen := kustomize.NewGenerator(root, unstructured.Unstructured{Object: u})
-	action, err := gen.WriteFile(dir)
-	if err != nil {
-		t.Fatalf("generator: %v", err)
-	}
-	if action != kustomize.CreatedAction {
-		t.Fatalf("generator action %q: stores/<cluster> must have no kustomization.yaml of its own", action)
-	}
-	rm, err := kustomize.SecureBuild(root, dir, false)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
+	// Each shard is built as its Kustomization stores-<shard> builds it: the
+	// ExternalArtifact holds stores/local/<shard>/ with path ./ and no
+	// kustomization.yaml at its root, so kustomize-controller generates one.
 	got := map[string]bool{}
-	for _, r := range rm.Resources() {
-		k := r.GetKind() + "/" + r.GetNamespace() + "/" + r.GetName()
-		if got[k] {
-			t.Errorf("duplicate %s", k)
+	for _, shardDir := range shards {
+		shard := filepath.Base(shardDir)
+		ks := kustomizev1.Kustomization{
+			TypeMeta: metav1TypeMeta(),
+			Spec:     kustomizev1.KustomizationSpec{Path: "./", Prune: true},
 		}
-		got[k] = true
+		ks.Name, ks.Namespace = ShardObjectName(shard), "flux-system"
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen := kustomize.NewGenerator(shardDir, unstructured.Unstructured{Object: u})
+		action, err := gen.WriteFile(shardDir)
+		if err != nil {
+			t.Fatalf("generator: %v", err)
+		}
+		if action != kustomize.CreatedAction {
+			t.Fatalf("generator action %q: a shard folder must have no kustomization.yaml of its own", action)
+		}
+		rm, err := kustomize.SecureBuild(shardDir, shardDir, false)
+		if err != nil {
+			t.Fatalf("build of shard %s: %v", shard, err)
+		}
+		for _, r := range rm.Resources() {
+			k := r.GetKind() + "/" + r.GetNamespace() + "/" + r.GetName()
+			if got[k] {
+				t.Errorf("duplicate %s", k)
+			}
+			got[k] = true
+		}
+		out, err := rm.AsYaml()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k8sschema.Validate(out); err != nil {
+			t.Fatalf("objects built from shard %s: %v", shard, err)
+		}
 	}
 	var missing, extra []string
 	for k := range want {
@@ -136,13 +148,6 @@ func TestFluxBuild(t *testing.T) {
 	}
 	if hrs != n {
 		t.Fatalf("%d HelmReleases built, want %d", hrs, n)
-	}
-	out, err := rm.AsYaml()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k8sschema.Validate(out); err != nil {
-		t.Fatalf("built objects: %v", err)
 	}
 }
 

@@ -139,16 +139,18 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	defer svc.Close()
 
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, log)
-	if err != nil {
-		return err
-	}
-	defer stopStatus()
-
+	// Listening first: the shard artifacts' URLs name the address.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, cfg.cluster, cfg.dataDir, ln.Addr().String(), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopStatus()
+
 	log.Info("ready", "fleet", redact(url), "cluster", cfg.cluster, "startup", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "gitops-api listening on http://%s\n", ln.Addr())
 	// Shutdown order: stop taking requests and let in-flight ones finish (each

@@ -4,19 +4,24 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/publish"
+	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/status"
 )
 
 // kubeFlags say which cluster status watches.
 type kubeFlags struct {
-	kubeconfig, fluxNamespace, source, kustomization, receiverURL string
-	inCluster                                                     bool
+	kubeconfig, fluxNamespace, artifactURL string
+	inCluster                              bool
+	publishInterval                        time.Duration
 }
 
 func (k kubeFlags) configured() bool { return k.kubeconfig != "" || k.inCluster }
@@ -31,16 +36,20 @@ func kubeFlagSet(fs *flag.FlagSet, k *kubeFlags, env func(string) string) {
 	str(&k.kubeconfig, "kubeconfig", "STOREFLEET_KUBECONFIG", "", "kubeconfig of the cluster whose Flux applies the fleet: stores then report their real phase (sourceFetched … ready) and /api/v1/stores/{name}/events streams it; empty (and no --in-cluster) = no cluster, stores show committed")
 	inCluster, _ := strconv.ParseBool(env("STOREFLEET_IN_CLUSTER"))
 	fs.BoolVar(&k.inCluster, "in-cluster", inCluster, "watch the cluster gitops-api runs in, with its ServiceAccount [STOREFLEET_IN_CLUSTER]")
-	str(&k.fluxNamespace, "flux-namespace", "STOREFLEET_FLUX_NAMESPACE", "flux-system", "namespace of the fleet GitRepository and Kustomization")
-	str(&k.source, "fleet-source", "STOREFLEET_FLEET_SOURCE", "fleet", "name of the Flux GitRepository that fetches the fleet repository")
-	str(&k.kustomization, "fleet-kustomization", "STOREFLEET_FLEET_KUSTOMIZATION", "stores", "name of the Flux Kustomization that applies the stores")
-	str(&k.receiverURL, "receiver-url", "STOREFLEET_RECEIVER_URL", "", "notification-controller Receiver webhook URL to call after each push; empty = annotate the GitRepository and Kustomization as `flux reconcile` does")
+	str(&k.fluxNamespace, "flux-namespace", "STOREFLEET_FLUX_NAMESPACE", "flux-system", "namespace of the shard Kustomizations and the ExternalArtifacts gitops-api publishes")
+	str(&k.artifactURL, "artifact-url", "STOREFLEET_ARTIFACT_URL", "", "base URL kustomize-controller fetches the shard artifacts from (this server as the cluster reaches it, e.g. http://storefleet-api.storefleet.svc:8080); empty = http://<listen address>")
+	interval := 30 * time.Second
+	if v, err := time.ParseDuration(env("STOREFLEET_PUBLISH_INTERVAL")); err == nil {
+		interval = v
+	}
+	fs.DurationVar(&k.publishInterval, "publish-interval", interval, "how often the fleet is fetched and every shard compared with its artifact, for pushes made outside gitops-api [STOREFLEET_PUBLISH_INTERVAL]")
 }
 
 // attachStatus connects the API to the cluster when one is configured: a Tracker
-// fed by the kube Watcher, stores loaded from the fleet, and the status-aware
+// fed by the kube Watcher, the shard publisher that turns the fleet into the
+// ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
 // service. Without a cluster the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger) (api.Service, api.Options, func(), error) {
+func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, dataDir, listenAddr string, log *slog.Logger) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
 	if !k.configured() {
 		return svc, opts, func() {}, nil
@@ -49,22 +58,41 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 	if k.inCluster {
 		kubeconfig = ""
 	}
-	tr := status.New(status.Options{Ancestry: repo, Log: log})
+	tr := status.New(status.Options{Log: log})
 	w, err := kube.New(kube.Config{
-		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Source: k.source,
-		Kustomization: k.kustomization, ReceiverURL: k.receiverURL, Log: log,
+		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log,
 	}, tr)
 	if err != nil {
 		return nil, opts, nil, err
 	}
-	tr.UseRequester(w)
-	ss := status.Service{Stores: svc, T: tr}
-	head, _ := repo.Head()
-	n, err := ss.Load(ctx, head)
+	artifactURL := k.artifactURL
+	if artifactURL == "" {
+		artifactURL = "http://" + listenAddr
+	}
+	pub, err := publish.New(publish.Config{
+		Source: repo, Cluster: kubeArtifacts{w}, FleetCluster: fleetCluster,
+		Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
+		OnPublish: tr.Published, Log: log,
+	})
 	if err != nil {
 		return nil, opts, nil, err
 	}
-	log.Info("status: watching the cluster", "stores", n, "source", k.fluxNamespace+"/"+k.source, "kustomization", k.fluxNamespace+"/"+k.kustomization)
+	// A cluster that does not answer yet is not fatal: the API serves (stores show
+	// unknown) and the publisher's background pass retries.
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	t0 := time.Now()
+	if err := pub.Start(sctx); err != nil {
+		log.Warn("shard publisher: first pass incomplete; retrying in the background", "err", err)
+	}
+	cancel()
+	log.Info("shard publisher: started", "took", time.Since(t0).Round(time.Millisecond), "artifacts", artifactURL+publish.ArtifactsPath)
+	ss := status.Service{Stores: svc, T: tr, ShardOf: render.Shard, Publish: pub.Publish}
+	n, err := ss.Load(ctx)
+	if err != nil {
+		pub.Stop()
+		return nil, opts, nil, err
+	}
+	log.Info("status: watching the cluster", "stores", n, "flux-namespace", k.fluxNamespace)
 	w.Start()
 	// Event streams end when the server shuts down, so graceful shutdown does not
 	// wait on them.
@@ -76,6 +104,26 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		case <-stopped:
 		}
 	}()
-	opts.Status, opts.Cluster = tr, w.Check
-	return ss, opts, func() { close(stopped); w.Stop(); tr.Close() }, nil
+	opts.Status, opts.Cluster, opts.Artifacts = tr, w.Check, pub.Handler()
+	return ss, opts, func() { close(stopped); pub.Stop(); w.Stop(); tr.Close() }, nil
+}
+
+// kubeArtifacts adapts the kube Watcher to the publisher's Cluster port (the two
+// Artifact types have the same fields).
+type kubeArtifacts struct{ w *kube.Watcher }
+
+func (k kubeArtifacts) PublishArtifact(ctx context.Context, shard string, a publish.Artifact) error {
+	return k.w.PublishArtifact(ctx, shard, kube.Artifact(a))
+}
+
+func (k kubeArtifacts) PublishedArtifacts(ctx context.Context) (map[string]publish.Artifact, error) {
+	all, err := k.w.PublishedArtifacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]publish.Artifact, len(all))
+	for shard, a := range all {
+		out[shard] = publish.Artifact(a)
+	}
+	return out, nil
 }

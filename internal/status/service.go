@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/store"
@@ -18,7 +19,16 @@ type Service struct {
 	// ShardOf is the shard of a store name (render.Shard; status does not know the
 	// fleet layout). Nil puts every store in shard "".
 	ShardOf func(name string) string
+	// Publish brings the shard's artifact up to date with the fleet after a commit
+	// and returns its revision (internal/publish; it calls Tracker.Published
+	// itself). Nil when nothing publishes (no cluster).
+	Publish func(ctx context.Context, shard string) (string, error)
 }
+
+// publishTimeout bounds the publish a request waits for before its 202: a cluster
+// that does not answer must not hold the API; the publisher's background pass
+// publishes the shard later, and the store waits for that (Desired.Revision "").
+const publishTimeout = 5 * time.Second
 
 func (s Service) shardOf(name string) string {
 	if s.ShardOf == nil {
@@ -58,8 +68,7 @@ func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
 	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
 		return
 	}
-	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase),
-		Shard: s.shardOf(out.Store), Revision: out.ShardRevision}
+	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase), Shard: s.shardOf(out.Store)}
 	if d.Lifecycle == "" {
 		return
 	}
@@ -68,6 +77,23 @@ func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
 			d.Version = v.Store.Version
 		}
 	}
+	// The commit is in Git: the store is committed, waiting for a publish of its shard.
+	s.T.Committed(out.Store, d)
+	if s.Publish == nil {
+		return
+	}
+	// Publish the shard now rather than at the publisher's next pass. The revision it
+	// returns includes the commit (it is built from a head at or after it), so the
+	// store waits for exactly that one, even when another request's publish got there
+	// first and this one found nothing left to publish.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	rev, err := s.Publish(pctx, d.Shard)
+	cancel()
+	if err != nil {
+		s.T.log.Warn("shard not published after the commit; the publisher's next pass will", "store", out.Store, "shard", d.Shard, "err", err)
+		return
+	}
+	d.Revision = rev
 	s.T.Committed(out.Store, d)
 }
 

@@ -2,6 +2,8 @@ package status_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,30 +18,24 @@ import (
 	"github.com/storefleet/storefleet/internal/store"
 )
 
-// publishing stands in for gitops-api's shard publisher, which wraps the fleet
-// service the same way: after a commit it publishes the store's shard, tells the
-// Tracker (Published) and reports the revision in the outcome. fail makes the
-// publish fail (no revision).
-type publishing struct {
-	fleet.Lifecycle
+// publisher stands in for gitops-api's shard publisher (internal/publish, which has
+// its own tests against the cluster): it publishes a new revision of the shard and
+// tells the Tracker, or fails when fail is set.
+type publisher struct {
 	t    *status.Tracker
 	fail bool
+	n    int
+	last string
 }
 
-func (p *publishing) published(out fleet.Outcome, err error) (fleet.Outcome, error) {
-	if err == nil && !p.fail && out.Commit != nil && !out.DryRun {
-		out.ShardRevision = "main@sha1:" + out.Commit.SHA
-		p.t.Published(render.Shard(out.Store), out.ShardRevision)
+func (p *publisher) publish(_ context.Context, shard string) (string, error) {
+	if p.fail {
+		return "", errors.New("cluster unreachable")
 	}
-	return out, err
-}
-
-func (p *publishing) Create(ctx context.Context, s store.Store, m fleet.Meta) (fleet.Outcome, error) {
-	return p.published(p.Lifecycle.Create(ctx, s, m))
-}
-
-func (p *publishing) Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error) {
-	return p.published(p.Lifecycle.Update(ctx, name, change, m))
+	p.n++
+	p.last = fmt.Sprintf("main@sha1:%040x", p.n)
+	p.t.Published(shard, p.last)
+	return p.last, nil
 }
 
 // newFleet is the fleet service over a real Git repository served by git
@@ -104,8 +100,8 @@ func TestServiceShards(t *testing.T) {
 	tr := status.New(status.Options{})
 	defer tr.Close()
 	tr.SetConnected(true)
-	pub := &publishing{Lifecycle: svc, t: tr}
-	ss := status.Service{Stores: pub, T: tr, ShardOf: render.Shard}
+	pub := &publisher{t: tr}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: render.Shard, Publish: pub.publish}
 	shard := render.Shard("shop")
 
 	out, err := ss.Create(ctx, store.Store{Name: "shop", Engine: store.WooCommerce, Plan: "basic",
@@ -117,26 +113,24 @@ func TestServiceShards(t *testing.T) {
 	if want := "waiting for ExternalArtifact stores-" + shard + " to include the commit"; st.Message != want || st.Commit != out.Commit.SHA {
 		t.Fatalf("committed: %q at %s, want %q at %s", st.Message, st.Commit, want, out.Commit.SHA)
 	}
-	tr.SetShardSource(shard, out.ShardRevision, nil)
-	tr.SetShardApply(shard, out.ShardRevision, nil)
+	first := pub.last
+	tr.SetShardSource(shard, first, nil)
+	tr.SetShardApply(shard, first, nil)
 	phase(t, tr, "shop", store.PhaseApplied)
 
 	// The update's publish fails: what the cluster has does not include it.
 	pub.fail = true
-	up, err := ss.Update(ctx, "shop", func(s store.Store) (store.Store, error) {
+	_, err = ss.Update(ctx, "shop", func(s store.Store) (store.Store, error) {
 		s.Settings.Title = "Shop two"
 		return s, nil
 	}, fleet.Meta{Actor: "t", RequestID: "r2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if up.ShardRevision != "" {
-		t.Fatalf("failed publish reported %q", up.ShardRevision)
-	}
 	phase(t, tr, "shop", store.PhaseCommitted)
 	// The periodic sync publishes the shard at the newest head.
-	latest := "main@sha1:" + up.Commit.SHA
-	tr.Published(shard, latest)
+	pub.fail = false
+	latest, _ := pub.publish(ctx, shard)
 	tr.SetShardSource(shard, latest, nil)
 	phase(t, tr, "shop", store.PhaseSourceFetched)
 

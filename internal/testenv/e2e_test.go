@@ -318,7 +318,7 @@ func TestStoreLifecycle(t *testing.T) {
 			want := []string{ns, name, "True", "0.1.0"}
 			if args[1] == "kustomizations" {
 				// flux shortens hashes to 8 hex digits: main@sha1:0123abcd.
-				want = []string{"flux-system", "stores", "infrastructure", "True", "main@sha1:" + commit[:8]}
+				want = []string{"flux-system", "stores-" + filepath.Base(filepath.Dir(storeDir(name))), "infrastructure", "True", "main@sha1:" + commit[:8]}
 			}
 			for _, s := range want {
 				if !strings.Contains(string(out), s) {

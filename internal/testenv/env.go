@@ -101,6 +101,12 @@ type Env struct {
 	chartDir string
 	helmEnv  []string
 
+	artifacts   *http.Server
+	artifactDir string
+	artifactURL string
+	shardMu     sync.Mutex
+	shardTrees  map[string]string // shard → tree hash last published
+
 	stopOnce sync.Once
 	stopErr  error
 	mu       sync.Mutex
@@ -159,6 +165,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 	e.phase("controllers ready", t0)
+	if err := e.startArtifacts(); err != nil {
+		return nil, err
+	}
 	if err := e.applyCluster(ctx); err != nil {
 		return nil, err
 	}
@@ -420,8 +429,10 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 	// A dependency that is not ready yet is retried after --requeue-dependency
 	// (30 s by default); 1 s keeps a triggered reconcile of infrastructure and
 	// stores close to the cost of the apply itself.
+	// ExternalArtifact: the stores' shard Kustomizations apply the artifacts
+	// gitops-api publishes (docs/design.md, "How Flux applies the stores").
 	go flux(2, "kustomize-controller", e.Tools.KustomizeController, 2, func([]int) []string {
-		return []string{"--requeue-dependency=1s"}
+		return []string{"--requeue-dependency=1s", "--feature-gates=ExternalArtifact=true"}
 	})
 	go flux(3, "helm-controller", e.Tools.HelmController, 2, func([]int) []string {
 		return []string{"--requeue-dependency=1s"}
@@ -508,6 +519,9 @@ func (e *Env) Stop() error {
 		}
 		if e.charts != nil {
 			errs = append(errs, e.charts.Close())
+		}
+		if e.artifacts != nil {
+			errs = append(errs, e.artifacts.Close())
 		}
 		e.stopErr = errors.Join(errs...)
 	})

@@ -30,14 +30,18 @@ func GitEnv() []string {
 
 // Git runs git in dir with GitEnv and returns its trimmed output.
 func Git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = GitEnv()
-	out, err := cmd.CombinedOutput()
+	out, err := gitCommand(ctx, dir, args...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+func gitCommand(ctx context.Context, dir string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = GitEnv()
+	return cmd
 }
 
 // startGit serves <Dir>/git/fleet.git with the project's githttp server and pushes

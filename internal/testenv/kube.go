@@ -226,8 +226,10 @@ func (e *Env) RequestReconcile(ctx context.Context, gvk schema.GroupVersionKind,
 // Reconcile makes Flux apply the fleet repository at commit now, instead of at the
 // next interval: it asks source-controller to fetch the GitRepository "fleet",
 // waits until its artifact is that commit, then asks kustomize-controller to
-// reconcile every Kustomization built from it and waits until each has applied
-// that revision and is Ready. It returns the artifact revision (main@sha1:<commit>).
+// reconcile every Kustomization built from it (infrastructure) and waits until each
+// has applied that revision and is Ready; then it publishes the store shards that
+// changed (publishShards) and waits until their Kustomizations applied them. It
+// returns the revision (main@sha1:<commit>).
 func (e *Env) Reconcile(ctx context.Context, commit string) (string, error) {
 	repo := client.ObjectKey{Namespace: fluxNamespace, Name: "fleet"}
 	if _, err := e.RequestReconcile(ctx, gitRepositoryGVK, repo); err != nil {
@@ -250,6 +252,13 @@ func (e *Env) Reconcile(ctx context.Context, commit string) (string, error) {
 		return "", fmt.Errorf("GitRepository fleet did not fetch %s: %w", commit, err)
 	}
 	if err := e.reconcileKustomizations(ctx, revision); err != nil {
+		return "", err
+	}
+	published, err := e.publishShards(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	if err := e.waitShardsApplied(ctx, published); err != nil {
 		return "", err
 	}
 	return revision, nil

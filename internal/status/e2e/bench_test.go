@@ -43,30 +43,36 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 // BenchmarkRequestToReady is POST /api/v1/stores → the store's event stream says
-// ready, through gitops-api, the fleet repository, Flux and helm-controller. The
-// baseline in the same run is the same request → the HelmRelease Ready at its
-// generation as the cluster itself shows it (polled every 20 ms): the difference is
-// what status adds. Stores are created one after another, first with no other store
-// in the fleet, then with 1,000 more (retained stores: namespace, RBAC and policies,
-// which the one stores Kustomization re-applies on every commit).
+// ready, through gitops-api, the fleet repository, the shard publisher, Flux and
+// helm-controller. The baseline in the same run is the same request → the
+// HelmRelease Ready at its generation as the cluster itself shows it (polled every
+// 20 ms): the difference is what status adds. Stores are created one after another,
+// first with no other store in the fleet, then with 1,000 and 10,000 more (retained
+// stores: namespace, RBAC and policies, ~7 objects each, all applied by Flux). The
+// 10,000 step takes several minutes to seed; STOREFLEET_BENCH_FLEET_MAX=1000 stops
+// before it.
 func BenchmarkRequestToReady(b *testing.B) {
 	b.Run("fleet=0", func(b *testing.B) { requestToReady(b, 10) })
-	// With 1,000 stores in one commit, kustomize-controller v1.9.6 failed here on every
-	// try ("lstat …/stores/local/<shard>/<store>: no such file or directory", a different
-	// store folder each time); until that is understood the 1,000-store figure is opt-in.
-	if os.Getenv("STOREFLEET_BENCH_FLEET_1000") == "" {
-		b.Log("fleet=1000 not run: set STOREFLEET_BENCH_FLEET_1000=1 (see docs/benchmarks.md, Status)")
-		return
+	seeded := 0
+	for _, n := range []int{1000, 10000} {
+		if max, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_FLEET_MAX")); err == nil && n > max {
+			b.Logf("fleet=%d not run: STOREFLEET_BENCH_FLEET_MAX=%d", n, max)
+			return
+		}
+		t0 := time.Now()
+		seedFleet(b, seeded, n)
+		b.Logf("%d more stores pushed, published and applied by Flux in %v", n-seeded, time.Since(t0))
+		seeded = n
+		b.Run(fmt.Sprintf("fleet=%d", n), func(b *testing.B) { requestToReady(b, 10) })
 	}
-	t0 := time.Now()
-	seedFleet(b, 1000)
-	b.Logf("1,000 stores pushed and applied by Flux in %v", time.Since(t0))
-	b.Run("fleet=1000", func(b *testing.B) { requestToReady(b, 5) })
 }
 
-// seedFleet commits n retained stores to the fleet in one commit and waits until
-// Flux applied it.
-func seedFleet(b *testing.B, n int) {
+// seedFleet commits retained stores fleet-<from>…fleet-<to-1> to the fleet in one
+// commit, outside gitops-api (as a bulk import would), and waits until gitops-api's
+// shard publisher (its background pass) published every shard at that commit and
+// each shard's Kustomization applied it.
+func seedFleet(b *testing.B, from, to int) {
+	startAPI(b)
 	ctx := context.Background()
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL})
 	if err != nil {
@@ -77,14 +83,16 @@ func seedFleet(b *testing.B, n int) {
 	opts.Chart.Name = "storefleet"
 	rnd := fleet.FleetRenderer{Options: opts}
 	var changes []gitrepo.Change
-	for i := range n {
-		st := store.Store{Name: fmt.Sprintf("fleet-%04d", i), Engine: store.WooCommerce, Plan: "basic",
+	shards := map[string]bool{}
+	for i := from; i < to; i++ {
+		st := store.Store{Name: fmt.Sprintf("fleet-%05d", i), Engine: store.WooCommerce, Plan: "basic",
 			Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults("")
 		files, err := rnd.Render(st, fleet.StateRetained)
 		if err != nil {
 			b.Fatal(err)
 		}
 		dir := rnd.Dir(st)
+		shards[render.Shard(st.Name)] = true
 		c := gitrepo.Change{Store: st.Name, Cluster: st.Cluster, Dir: dir, Action: gitrepo.ActionCreate,
 			Actor: "bench", RequestID: "bench-" + st.Name}
 		for _, f := range files {
@@ -99,10 +107,28 @@ func seedFleet(b *testing.B, n int) {
 		}
 		commit = r.Commit
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	if _, err := env.Reconcile(rctx, commit); err != nil {
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
 		b.Fatal(err)
+	}
+	want := "main@sha1:" + commit
+	deadline := time.Now().Add(30 * time.Minute)
+	for shard := range shards {
+		for {
+			if time.Now().After(deadline) {
+				b.Fatalf("shard %s: not applied at %s after 30 minutes", shard, want)
+			}
+			ea, err1 := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Get(ctx, "stores-"+shard, metav1.GetOptions{})
+			ks, err2 := dyn.Resource(kube.Kustomizations).Namespace("flux-system").Get(ctx, "stores-"+shard, metav1.GetOptions{})
+			if err1 == nil && err2 == nil {
+				rev, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "revision")
+				applied, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
+				if rev == want && applied == want {
+					break
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 }
 
@@ -220,11 +246,16 @@ func BenchmarkWatcher10k(b *testing.B) {
 	measure := func(count, samples int) (p50, p99, sync time.Duration, heap, rss uint64) {
 		tr := status.New(status.Options{})
 		defer tr.Close()
-		// The stores were "committed" at head and Flux has it: only the releases vary.
-		tr.SetSource("main@sha1:"+head, nil)
-		tr.SetApply("main@sha1:"+head, nil)
+		// The stores were "committed" at head and Flux has applied every shard at it:
+		// only the releases vary.
+		rev := "main@sha1:" + head
+		for _, shard := range render.Shards() {
+			tr.Published(shard, rev)
+			tr.SetShardSource(shard, rev, nil)
+			tr.SetShardApply(shard, rev, nil)
+		}
 		for i := range count {
-			tr.Load(benchName(i), status.Desired{Lifecycle: status.Active, Commit: head, Version: "0.1.0"})
+			tr.Load(benchName(i), status.Desired{Lifecycle: status.Active, Commit: head, Version: "0.1.0", Shard: render.Shard(benchName(i))})
 		}
 		w, err := kube.New(kube.Config{Rest: env.Config, ProbeInterval: 200 * time.Millisecond}, tr)
 		if err != nil {

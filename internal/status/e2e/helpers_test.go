@@ -56,6 +56,9 @@ func startAPI(t testing.TB) *gitopsAPI {
 			"--kubeconfig", env.Kubeconfig,
 			// clusters/local names the chart HelmRepository "storefleet".
 			"--chart-repository", "storefleet",
+			// Pushes made outside gitops-api (the benchmark's bulk seeding) are
+			// published within seconds rather than the default 30 s.
+			"--publish-interval", "2s",
 		}
 		go func() {
 			err := serve.Run(context.Background(), args, func(string) string { return "" }, pw, logF)

@@ -1,0 +1,314 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Source is the fleet repository's read side (internal/gitrepo's Repo).
+type Source interface {
+	// Head is the newest fleet commit this process knows.
+	Head() (string, error)
+	// Refresh fetches the remote, learning pushes made elsewhere.
+	Refresh(ctx context.Context) error
+	// Subtrees maps each subfolder of dir at commit to its tree hash.
+	Subtrees(ctx context.Context, commit, dir string) (map[string]string, error)
+	// Archive writes a deterministic gzipped tar of dir at commit.
+	Archive(ctx context.Context, commit, dir string, w io.Writer) error
+}
+
+// Artifact is a published tarball as Flux's ExternalArtifact status describes it.
+type Artifact struct {
+	URL, Path, Revision, Digest string
+	Size                        int64
+	LastUpdateTime              time.Time
+}
+
+// Cluster is where artifacts are published (internal/kube's Watcher).
+type Cluster interface {
+	// PublishArtifact creates ExternalArtifact stores-<shard> if needed and sets its
+	// status to a.
+	PublishArtifact(ctx context.Context, shard string, a Artifact) error
+	// PublishedArtifacts reads back every shard's artifact, by shard.
+	PublishedArtifacts(ctx context.Context) (map[string]Artifact, error)
+}
+
+// Config configures a Publisher.
+type Config struct {
+	Source  Source
+	Cluster Cluster
+	// FleetCluster is the cluster folder the shards are read from: stores/<FleetCluster>/.
+	FleetCluster string
+	// Dir keeps the tarballs (the current and the previous one of each shard).
+	Dir string
+	// URL is the base URL kustomize-controller fetches tarballs from: the address
+	// of this process' HTTP server as the cluster sees it. Handler serves
+	// <URL>/artifacts/<cluster>/<shard>/<sha256>.tar.gz.
+	URL string
+	// Interval is how often the remote is fetched and every shard compared with
+	// what was published, for pushes made outside this process (default 30 s).
+	Interval time.Duration
+	// OnPublish is told of every revision a shard gets (internal/status' Tracker).
+	OnPublish func(shard, revision string)
+	Log       *slog.Logger
+}
+
+// Publisher publishes shard artifacts. It is safe for concurrent use; publishing is
+// serialized, always from the newest fleet commit, so a shard's artifact never goes
+// back to an older tree.
+type Publisher struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	shards map[string]*shardState
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type shardState struct {
+	tree     string // tree hash published ("" = the shard is empty)
+	revision string
+	file     string // current tarball, relative to Dir
+	previous string // the one before: a fetch may still be reading it
+}
+
+// ArtifactsPath is the URL path prefix Handler serves.
+const ArtifactsPath = "/artifacts/"
+
+// New returns a Publisher; Start publishes.
+func New(cfg Config) (*Publisher, error) {
+	if cfg.Source == nil || cfg.Cluster == nil || cfg.FleetCluster == "" || cfg.Dir == "" || cfg.URL == "" {
+		return nil, errors.New("publish: Source, Cluster, FleetCluster, Dir and URL are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnPublish == nil {
+		cfg.OnPublish = func(string, string) {}
+	}
+	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Publisher{cfg: cfg, log: cfg.Log, shards: map[string]*shardState{}, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Start brings every shard's artifact up to date with the fleet's head (adopting
+// those already published with the same content), then keeps checking in the
+// background every Interval. It returns once the first pass is done; a shard that
+// failed is retried by the background pass.
+func (p *Publisher) Start(ctx context.Context) error {
+	err := p.sync(ctx, true)
+	go p.loop()
+	return err
+}
+
+// Stop ends the background pass.
+func (p *Publisher) Stop() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+}
+
+func (p *Publisher) loop() {
+	defer close(p.done)
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Interval)
+		if err := p.cfg.Source.Refresh(ctx); err != nil {
+			p.log.Warn("shard publisher: fetching the fleet failed", "err", err)
+		}
+		if err := p.sync(ctx, false); err != nil {
+			p.log.Warn("shard publisher: a pass failed; retrying at the next", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Publish brings one shard's artifact up to date with the fleet's head and returns
+// its revision: call it after a push that touched the shard. It returns the current
+// revision without publishing when the shard's tree did not change.
+func (p *Publisher) Publish(ctx context.Context, shard string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	head, trees, err := p.head(ctx)
+	if err != nil {
+		return "", err
+	}
+	return p.publishLocked(ctx, head, shard, trees[shard], nil)
+}
+
+// sync compares every shard with what was published. At start (adopt) it also
+// reads what the cluster already has, so a restart republishes nothing unchanged.
+func (p *Publisher) sync(ctx context.Context, adopt bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	head, trees, err := p.head(ctx)
+	if err != nil {
+		return err
+	}
+	var existing map[string]Artifact
+	if adopt {
+		// One list, not a read per shard: at start every shard is looked at.
+		if existing, err = p.cfg.Cluster.PublishedArtifacts(ctx); err != nil {
+			return fmt.Errorf("publish: reading the published artifacts: %w", err)
+		}
+	}
+	names := map[string]bool{}
+	for s := range trees {
+		names[s] = true
+	}
+	for s := range existing {
+		names[s] = true // a shard emptied while this process was not running
+	}
+	for s := range p.shards {
+		names[s] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for s := range names {
+		sorted = append(sorted, s)
+	}
+	sort.Strings(sorted)
+	var errs []error
+	published := 0
+	for _, shard := range sorted {
+		before := p.shards[shard]
+		var found *Artifact
+		if a, ok := existing[shard]; ok {
+			found = &a
+		}
+		if _, err := p.publishLocked(ctx, head, shard, trees[shard], found); err != nil {
+			errs = append(errs, err)
+		} else if after := p.shards[shard]; before == nil || after.revision != before.revision {
+			published++
+		}
+	}
+	if published > 0 {
+		p.log.Info("shard publisher: shards up to date", "head", head, "shards", len(sorted), "changed", published)
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Publisher) head(ctx context.Context) (string, map[string]string, error) {
+	head, err := p.cfg.Source.Head()
+	if err != nil {
+		return "", nil, fmt.Errorf("publish: fleet head: %w", err)
+	}
+	trees, err := p.cfg.Source.Subtrees(ctx, head, p.storesDir())
+	if err != nil {
+		return "", nil, fmt.Errorf("publish: shards at %s: %w", head, err)
+	}
+	return head, trees, nil
+}
+
+func (p *Publisher) storesDir() string { return path.Join("stores", p.cfg.FleetCluster) }
+
+// publishLocked publishes shard at head unless its tree is what was published;
+// existing is what the cluster has (at start), adopted when it is the same tarball
+// at the same URL. A shard that never held a store is not published (its
+// Kustomization reports the artifact as not found); one that held stores and is now
+// empty gets an empty tarball, so Flux prunes what it applied.
+func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string, existing *Artifact) (string, error) {
+	st := p.shards[shard]
+	if st != nil && st.tree == tree {
+		return st.revision, nil
+	}
+	if st == nil && tree == "" && existing == nil {
+		return "", nil
+	}
+	// A shard that is gone archives as an empty tarball.
+	var buf bytes.Buffer
+	if err := p.cfg.Source.Archive(ctx, head, path.Join(p.storesDir(), shard), &buf); err != nil {
+		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	digest := hex.EncodeToString(sum[:])
+	rel := path.Join(p.cfg.FleetCluster, shard, digest+".tar.gz")
+	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, filepath.FromSlash(rel)), buf.Bytes()); err != nil {
+		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+	}
+	a := Artifact{
+		URL: p.cfg.URL + ArtifactsPath + rel, Path: rel, Revision: "main@sha1:" + head,
+		Digest: "sha256:" + digest, Size: int64(buf.Len()), LastUpdateTime: time.Now().UTC().Truncate(time.Second),
+	}
+	if existing != nil && existing.Digest == a.Digest && existing.URL == a.URL {
+		a = *existing // the cluster has this very tarball: keep its revision, no reconcile
+	} else if err := p.cfg.Cluster.PublishArtifact(ctx, shard, a); err != nil {
+		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+	}
+	next := &shardState{tree: tree, revision: a.Revision, file: rel}
+	if st != nil && st.file != rel {
+		next.previous = st.file
+		if st.previous != "" && st.previous != rel {
+			_ = os.Remove(filepath.Join(p.cfg.Dir, filepath.FromSlash(st.previous)))
+		}
+	}
+	p.shards[shard] = next
+	p.cfg.OnPublish(shard, a.Revision)
+	return a.Revision, nil
+}
+
+// Handler serves the tarballs under ArtifactsPath. They are content-addressed
+// (the name is their SHA-256), so they can be cached for ever.
+func (p *Publisher) Handler() http.Handler {
+	fs := http.StripPrefix(strings.TrimSuffix(ArtifactsPath, "/"), http.FileServer(http.Dir(p.cfg.Dir)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		fs.ServeHTTP(w, r)
+	})
+}
+
+func writeFileAtomic(name string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat(name); err == nil {
+		return nil // content-addressed: same name, same bytes
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}

@@ -1,0 +1,340 @@
+package publish_test
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/gitrepo"
+	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/publish"
+	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
+	"github.com/storefleet/storefleet/internal/testenv"
+)
+
+// cluster adapts the kube Watcher to the publisher's port, as internal/serve does.
+type cluster struct{ w *kube.Watcher }
+
+func (c cluster) PublishArtifact(ctx context.Context, shard string, a publish.Artifact) error {
+	return c.w.PublishArtifact(ctx, shard, kube.Artifact(a))
+}
+
+func (c cluster) PublishedArtifacts(ctx context.Context) (map[string]publish.Artifact, error) {
+	all, err := c.w.PublishedArtifacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]publish.Artifact, len(all))
+	for shard, a := range all {
+		out[shard] = publish.Artifact(a)
+	}
+	return out, nil
+}
+
+type nopSink struct{}
+
+func (nopSink) SetConnected(bool)                                {}
+func (nopSink) SetShardSource(string, string, *status.Condition) {}
+func (nopSink) SetShardApply(string, string, *status.Condition)  {}
+func (nopSink) SetRelease(string, *status.Release)               {}
+func (nopSink) SetNamespace(string, bool)                        {}
+func (nopSink) KubeEvent(string, status.KubeEvent)               {}
+
+// recorder collects OnPublish calls.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string][]string
+}
+
+func (r *recorder) on(shard, rev string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string][]string{}
+	}
+	r.seen[shard] = append(r.seen[shard], rev)
+}
+
+func (r *recorder) last(shard string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.seen[shard]
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
+}
+
+// sameShard returns a store name other than name in name's shard.
+func sameShard(name string) string {
+	for i := 0; ; i++ {
+		if n := fmt.Sprintf("%s-%d", name, i); render.Shard(n) == render.Shard(name) {
+			return n
+		}
+	}
+}
+
+// otherShard returns a store name in another shard than name.
+func otherShard(name string) string {
+	for i := 0; ; i++ {
+		if n := fmt.Sprintf("other-%d", i); render.Shard(n) != render.Shard(name) {
+			return n
+		}
+	}
+}
+
+func change(t *testing.T, name string, remove bool) gitrepo.Change {
+	t.Helper()
+	rnd := fleet.FleetRenderer{Options: render.LocalOptions()}
+	st := store.Store{Name: name, Engine: store.WooCommerce, Plan: "basic",
+		Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults("")
+	dir := rnd.Dir(st)
+	c := gitrepo.Change{Store: name, Cluster: st.Cluster, Dir: dir, Action: gitrepo.ActionCreate, Actor: "test", RequestID: "t-" + name}
+	if remove {
+		c.Action, c.Force, c.RequestID = gitrepo.ActionPurge, true, "rm-"+name
+		return c
+	}
+	files, err := rnd.Render(st, fleet.StateRetained)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})
+	}
+	return c
+}
+
+func submit(t *testing.T, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
+	t.Helper()
+	var commit string
+	for _, r := range repo.SubmitAll(context.Background(), cs) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		commit = r.Commit
+	}
+	return commit
+}
+
+// TestPublisher runs the publisher against the real fleet repository (git
+// http-backend), the real API server and the real kustomize-controller: what it
+// publishes is applied shard by shard, an unchanged shard is not written again, a
+// restart adopts what the cluster has, a push made elsewhere is published by the
+// background pass, and a shard whose last store left gets an empty tarball.
+func TestPublisher(t *testing.T) {
+	env := testenv.StartT(t, testenv.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/clone.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system"}, nopSink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(kind, shard string) *unstructured.Unstructured {
+		gvr := kube.ExternalArtifacts
+		if kind == "Kustomization" {
+			gvr = kube.Kustomizations
+		}
+		u, err := dyn.Resource(gvr).Namespace("flux-system").Get(ctx, render.ShardObjectName(shard), metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s %s: %v", kind, shard, err)
+		}
+		return u
+	}
+	applied := func(shard, rev string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			u := get("Kustomization", shard)
+			got, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
+			if got == rev {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Kustomization stores-%s: lastAppliedRevision %q, want %q; status %v", shard, got, rev, u.Object["status"])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	srv := httptest.NewUnstartedServer(nil)
+	mux := http.NewServeMux()
+	srv.Config.Handler = mux
+	srv.Start()
+	defer srv.Close()
+	dir := t.TempDir()
+	newPublisher := func(rec *recorder, interval time.Duration) *publish.Publisher {
+		p, err := publish.New(publish.Config{Source: repo, Cluster: cluster{w}, FleetCluster: store.DefaultCluster,
+			Dir: dir, URL: srv.URL, Interval: interval, OnPublish: rec.on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	a, b := "alpha", otherShard("alpha")
+	sa, sb := render.Shard(a), render.Shard(b)
+	head := submit(t, repo, change(t, a, false), change(t, b, false))
+	rev := "main@sha1:" + head
+
+	rec := &recorder{}
+	pub := newPublisher(rec, time.Hour)
+	mux.Handle(publish.ArtifactsPath, pub.Handler())
+	if err := pub.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec.last(sa) != rev || rec.last(sb) != rev || len(rec.seen) != 2 {
+		t.Fatalf("published %v, want shards %s and %s at %s", rec.seen, sa, sb, rev)
+	}
+	applied(sa, rev)
+	applied(sb, rev)
+	if _, err := dyn.Resource(kube.Namespaces).Get(ctx, "store-"+a, metav1.GetOptions{}); err != nil {
+		t.Fatalf("store %s not applied: %v", a, err)
+	}
+
+	// The tarball is what the status says, and holds the shard's stores.
+	ea := get("ExternalArtifact", sa)
+	url, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "url")
+	digest, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "digest")
+	names := fetch(t, url, digest)
+	if !names[a+"/kustomization.yaml"] || !names[a+"/namespace.yaml"] {
+		t.Fatalf("shard %s tarball: %v", sa, names)
+	}
+
+	// A second store in shard A: only A is republished.
+	rvB := get("ExternalArtifact", sb).GetResourceVersion()
+	c := sameShard(a)
+	head2 := submit(t, repo, change(t, c, false))
+	rev2, err := pub.Publish(ctx, sa)
+	if err != nil || rev2 != "main@sha1:"+head2 {
+		t.Fatalf("Publish(%s) = %q, %v; want main@sha1:%s", sa, rev2, err, head2)
+	}
+	if again, err := pub.Publish(ctx, sb); err != nil || again != rev {
+		t.Fatalf("Publish(%s) of an unchanged shard = %q, %v; want %s", sb, again, err, rev)
+	}
+	if got := get("ExternalArtifact", sb).GetResourceVersion(); got != rvB {
+		t.Fatalf("unchanged shard %s was written (resourceVersion %s → %s)", sb, rvB, got)
+	}
+	applied(sa, rev2)
+
+	// A restart adopts both artifacts: nothing is written, the revisions are reported.
+	rvA := get("ExternalArtifact", sa).GetResourceVersion()
+	rec2 := &recorder{}
+	pub2 := newPublisher(rec2, 200*time.Millisecond)
+	mux = http.NewServeMux()
+	mux.Handle(publish.ArtifactsPath, pub2.Handler())
+	srv.Config.Handler = mux
+	if err := pub2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer pub2.Stop()
+	if rec2.last(sa) != rev2 || rec2.last(sb) != rev {
+		t.Fatalf("after restart: %v, want %s at %s and %s at %s", rec2.seen, sa, rev2, sb, rev)
+	}
+	if get("ExternalArtifact", sa).GetResourceVersion() != rvA || get("ExternalArtifact", sb).GetResourceVersion() != rvB {
+		t.Fatal("a restart rewrote artifacts it should have adopted")
+	}
+
+	// A push made elsewhere (another clone) removes shard B's only store: the
+	// background pass fetches it and publishes B as an empty tarball.
+	other, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/other.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	head3 := submit(t, other, change(t, b, true))
+	rev3 := "main@sha1:" + head3
+	deadline := time.Now().Add(time.Minute)
+	for rec2.last(sb) != rev3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the outside push %s was not published for shard %s: %v", head3, sb, rec2.seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ea = get("ExternalArtifact", sb)
+	url, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "url")
+	digest, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "digest")
+	if names := fetch(t, url, digest); len(names) != 0 {
+		t.Fatalf("emptied shard %s: tarball holds %v", sb, names)
+	}
+	applied(sb, rev3)
+	if rec2.last(sa) != rev2 {
+		t.Fatalf("shard %s republished by a push that did not touch it: %v", sa, rec2.seen[sa])
+	}
+
+	// No listings, nothing outside the artifact folder.
+	for _, p := range []string{publish.ArtifactsPath, publish.ArtifactsPath + "local/", publish.ArtifactsPath + "../publish_test.go"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("GET %s: 200", p)
+		}
+	}
+}
+
+// fetch downloads a tarball, checks its digest and returns the regular files in it.
+func fetch(t *testing.T, url, digest string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
+		t.Fatalf("GET %s: digest %s, status says %s", url, got, digest)
+	}
+	zr, err := gzip.NewReader(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	names := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			names[h.Name] = true
+		}
+	}
+}
