@@ -84,9 +84,13 @@ type Publisher struct {
 type shardState struct {
 	tree     string // tree hash published ("" = the shard is empty)
 	revision string
+	digest   string
 	file     string // current tarball, relative to Dir
 	previous string // the one before: a fetch may still be reading it
 }
+
+// passTimeout bounds one background pass.
+const passTimeout = 10 * time.Minute
 
 // ArtifactsPath is the URL path prefix Handler serves.
 const ArtifactsPath = "/artifacts/"
@@ -142,7 +146,9 @@ func (p *Publisher) loop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Interval)
+		// A pass may publish every shard (a bulk import): it is bounded by what that
+		// costs, not by the interval; ticks that come meanwhile are dropped.
+		ctx, cancel := context.WithTimeout(context.Background(), passTimeout)
 		if err := p.cfg.Source.Refresh(ctx); err != nil {
 			p.log.Warn("shard publisher: fetching the fleet failed", "err", err)
 		}
@@ -175,12 +181,12 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) error {
 	if err != nil {
 		return err
 	}
-	var existing map[string]Artifact
-	if adopt {
-		// One list, not a read per shard: at start every shard is looked at.
-		if existing, err = p.cfg.Cluster.PublishedArtifacts(ctx); err != nil {
-			return fmt.Errorf("publish: reading the published artifacts: %w", err)
-		}
+	// Every pass reads what the cluster has (one list): at start to adopt what is
+	// already there, later to put back an artifact that is missing or differs (deleted
+	// by hand, or a write that did not land), as a controller would.
+	existing, err := p.cfg.Cluster.PublishedArtifacts(ctx)
+	if err != nil {
+		return fmt.Errorf("publish: reading the published artifacts: %w", err)
 	}
 	names := map[string]bool{}
 	for s := range trees {
@@ -197,7 +203,8 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) error {
 		sorted = append(sorted, s)
 	}
 	sort.Strings(sorted)
-	var errs []error
+	var failed []string
+	var firstErr error
 	published := 0
 	for _, shard := range sorted {
 		before := p.shards[shard]
@@ -205,8 +212,18 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) error {
 		if a, ok := existing[shard]; ok {
 			found = &a
 		}
+		if st := p.shards[shard]; st != nil && (found == nil || found.Digest != st.digest || found.Revision != st.revision) {
+			p.log.Warn("shard publisher: the cluster lost a shard's artifact; publishing it again", "shard", shard)
+			delete(p.shards, shard)
+		}
+		if !adopt {
+			found = nil // only adopted at start: this process' own state is the reference after
+		}
 		if _, err := p.publishLocked(ctx, head, shard, trees[shard], found); err != nil {
-			errs = append(errs, err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			failed = append(failed, shard)
 		} else if after := p.shards[shard]; before == nil || after.revision != before.revision {
 			published++
 		}
@@ -214,7 +231,10 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) error {
 	if published > 0 {
 		p.log.Info("shard publisher: shards up to date", "head", head, "shards", len(sorted), "changed", published)
 	}
-	return errors.Join(errs...)
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d shards not published (%s): %w", len(failed), len(sorted), strings.Join(failed, " "), firstErr)
+	}
+	return nil
 }
 
 func (p *Publisher) head(ctx context.Context) (string, map[string]string, error) {
@@ -264,7 +284,7 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	} else if err := p.cfg.Cluster.PublishArtifact(ctx, shard, a); err != nil {
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
 	}
-	next := &shardState{tree: tree, revision: a.Revision, file: rel}
+	next := &shardState{tree: tree, revision: a.Revision, digest: a.Digest, file: rel}
 	if st != nil && st.file != rel {
 		next.previous = st.file
 		if st.previous != "" && st.previous != rel {

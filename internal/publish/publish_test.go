@@ -287,6 +287,25 @@ func TestPublisher(t *testing.T) {
 		t.Fatalf("shard %s republished by a push that did not touch it: %v", sa, rec2.seen[sa])
 	}
 
+	// An artifact deleted by hand (or a write that did not land) is put back by the
+	// next background pass.
+	if err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Delete(ctx, render.ShardObjectName(sa), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		u, err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Get(ctx, render.ShardObjectName(sa), metav1.GetOptions{})
+		if err == nil {
+			if d, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "digest"); d != "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted artifact of shard %s was not published again", sa)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// No listings, nothing outside the artifact folder.
 	for _, p := range []string{publish.ArtifactsPath, publish.ArtifactsPath + "local/", publish.ArtifactsPath + "../publish_test.go"} {
 		resp, err := http.Get(srv.URL + p)
