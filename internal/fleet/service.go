@@ -257,6 +257,41 @@ func (s *Service) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Resync re-reads which stores are in the folder prefix (a shard,
+// stores/<cluster>/<shard>) at the fleet's head, after a push made outside this
+// process (an operator's commit, a merged pull request) added, changed or removed
+// some: their entries are replaced and their specs read again on first use. It
+// returns the names of the stores found there before or after, sorted.
+func (s *Service) Resync(ctx context.Context, prefix string) ([]string, error) {
+	dirs, err := s.repo.ListDirs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing stores: %w", err)
+	}
+	prefix = strings.TrimSuffix(prefix, "/") + "/"
+	now := map[string]*indexed{}
+	for _, d := range dirs {
+		parts := strings.Split(d, "/") // stores/<cluster>/<shard>/<name>
+		if len(parts) == 4 && strings.HasPrefix(d, prefix) {
+			now[parts[3]] = &indexed{store: store.Store{Name: parts[3], Cluster: parts[1]}, dir: d}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for n, e := range s.index {
+		if _, ok := now[n]; !ok && strings.HasPrefix(e.dir, prefix) {
+			delete(s.index, n)
+			names = append(names, n)
+		}
+	}
+	for n, e := range now {
+		s.index[n] = e
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
 // warm reads every store not read yet, a few at a time, until done or stopped.
 func (s *Service) warm(ctx context.Context) {
 	start := time.Now()

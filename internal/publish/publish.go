@@ -64,7 +64,12 @@ type Config struct {
 	Interval time.Duration
 	// OnPublish is told of every revision a shard gets (internal/status' Tracker).
 	OnPublish func(shard, revision string)
-	Log       *slog.Logger
+	// OnChange is told, after a background pass, of the shards it published: their
+	// change came from a push made elsewhere (or a publish after a commit failed),
+	// so the store index and status re-read them. It runs outside the publisher's
+	// lock.
+	OnChange func(ctx context.Context, shards []string)
+	Log      *slog.Logger
 }
 
 // Publisher publishes shard artifacts. It is safe for concurrent use; publishing is
@@ -121,7 +126,7 @@ func New(cfg Config) (*Publisher, error) {
 // background every Interval. It returns once the first pass is done; a shard that
 // failed is retried by the background pass.
 func (p *Publisher) Start(ctx context.Context) error {
-	err := p.sync(ctx, true)
+	_, err := p.sync(ctx, true)
 	go p.loop()
 	return err
 }
@@ -152,8 +157,12 @@ func (p *Publisher) loop() {
 		if err := p.cfg.Source.Refresh(ctx); err != nil {
 			p.log.Warn("shard publisher: fetching the fleet failed", "err", err)
 		}
-		if err := p.sync(ctx, false); err != nil {
+		changed, err := p.sync(ctx, false)
+		if err != nil {
 			p.log.Warn("shard publisher: a pass failed; retrying at the next", "err", err)
+		}
+		if len(changed) > 0 && p.cfg.OnChange != nil {
+			p.cfg.OnChange(ctx, changed)
 		}
 		cancel()
 	}
@@ -174,19 +183,19 @@ func (p *Publisher) Publish(ctx context.Context, shard string) (string, error) {
 
 // sync compares every shard with what was published. At start (adopt) it also
 // reads what the cluster already has, so a restart republishes nothing unchanged.
-func (p *Publisher) sync(ctx context.Context, adopt bool) error {
+func (p *Publisher) sync(ctx context.Context, adopt bool) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	head, trees, err := p.head(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Every pass reads what the cluster has (one list): at start to adopt what is
 	// already there, later to put back an artifact that is missing or differs (deleted
 	// by hand, or a write that did not land), as a controller would.
 	existing, err := p.cfg.Cluster.PublishedArtifacts(ctx)
 	if err != nil {
-		return fmt.Errorf("publish: reading the published artifacts: %w", err)
+		return nil, fmt.Errorf("publish: reading the published artifacts: %w", err)
 	}
 	names := map[string]bool{}
 	for s := range trees {
@@ -203,9 +212,8 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) error {
 		sorted = append(sorted, s)
 	}
 	sort.Strings(sorted)
-	var failed []string
+	var failed, changed []string
 	var firstErr error
-	published := 0
 	for _, shard := range sorted {
 		before := p.shards[shard]
 		var found *Artifact
@@ -224,17 +232,17 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) error {
 				firstErr = err
 			}
 			failed = append(failed, shard)
-		} else if after := p.shards[shard]; before == nil || after.revision != before.revision {
-			published++
+		} else if after := p.shards[shard]; after != nil && (before == nil || after.revision != before.revision) {
+			changed = append(changed, shard)
 		}
 	}
-	if published > 0 {
-		p.log.Info("shard publisher: shards up to date", "head", head, "shards", len(sorted), "changed", published)
+	if len(changed) > 0 {
+		p.log.Info("shard publisher: shards up to date", "head", head, "shards", len(sorted), "changed", len(changed))
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d shards not published (%s): %w", len(failed), len(sorted), strings.Join(failed, " "), firstErr)
+		return changed, fmt.Errorf("%d of %d shards not published (%s): %w", len(failed), len(sorted), strings.Join(failed, " "), firstErr)
 	}
-	return nil
+	return changed, nil
 }
 
 func (p *Publisher) head(ctx context.Context) (string, map[string]string, error) {

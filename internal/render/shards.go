@@ -26,10 +26,17 @@ func Shards() []string {
 	return out
 }
 
+// DependencyAppliedOnce is the readiness a shard asks of its dependencies: applied
+// at least once. Flux's default (Ready now) would hold every shard back while the
+// dependency reconciles, which it does on every new fleet commit: with 1,000 stores
+// that put a store's request → ready from 3.6 s to 7.7 s (p50), see docs/benchmarks.md.
+const DependencyAppliedOnce = "has(dep.status.lastAppliedRevision) && dep.status.lastAppliedRevision != ''"
+
 // ShardLayout is what differs between clusters in the shard Kustomizations.
 type ShardLayout struct {
 	Interval, RetryInterval, Timeout metav1.Duration
-	// DependsOn names Kustomizations (flux-system) every shard waits for.
+	// DependsOn names Kustomizations (flux-system) every shard waits for until they
+	// have been applied once (DependencyAppliedOnce).
 	DependsOn []string
 	// DecryptionSecret, when set, decrypts SOPS-encrypted files with the age key in
 	// that Secret (flux-system).
@@ -62,7 +69,7 @@ func ShardKustomizations(l ShardLayout) ([]byte, error) {
 			},
 		}
 		for _, d := range l.DependsOn {
-			k.Spec.DependsOn = append(k.Spec.DependsOn, kustomizev1.DependencyReference{Name: d})
+			k.Spec.DependsOn = append(k.Spec.DependsOn, kustomizev1.DependencyReference{Name: d, ReadyExpr: DependencyAppliedOnce})
 		}
 		if l.DecryptionSecret != "" {
 			k.Spec.Decryption = &kustomizev1.Decryption{Provider: "sops", SecretRef: &meta.LocalObjectReference{Name: l.DecryptionSecret}}

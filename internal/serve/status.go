@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"path"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -69,10 +70,23 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 	if artifactURL == "" {
 		artifactURL = "http://" + listenAddr
 	}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: render.Shard}
+	// A shard a background pass published changed outside gitops-api: the store
+	// index and the Tracker read its stores again.
+	resync := func(ctx context.Context, shards []string) {
+		for _, shard := range shards {
+			names, err := svc.Resync(ctx, path.Join("stores", fleetCluster, shard))
+			if err != nil {
+				log.Warn("store index not refreshed after an outside push", "shard", shard, "err", err)
+				continue
+			}
+			ss.Resync(ctx, names)
+		}
+	}
 	pub, err := publish.New(publish.Config{
 		Source: repo, Cluster: kubeArtifacts{w}, FleetCluster: fleetCluster,
 		Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
-		OnPublish: tr.Published, Log: log,
+		OnPublish: tr.Published, OnChange: resync, Log: log,
 	})
 	if err != nil {
 		return nil, opts, nil, err
@@ -86,7 +100,7 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 	}
 	cancel()
 	log.Info("shard publisher: started", "took", time.Since(t0).Round(time.Millisecond), "artifacts", artifactURL+publish.ArtifactsPath)
-	ss := status.Service{Stores: svc, T: tr, ShardOf: render.Shard, Publish: pub.Publish}
+	ss.Publish = pub.Publish
 	n, err := ss.Load(ctx)
 	if err != nil {
 		pub.Stop()

@@ -97,6 +97,32 @@ func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
 	s.T.Committed(out.Store, d)
 }
 
+// Resync gives the Tracker the fleet's current state of the named stores after a
+// push made outside gitops-api changed their shard (the shard publisher has already
+// published it, so each store waits for that shard revision at the latest). A store
+// no longer in the fleet was purged.
+func (s Service) Resync(ctx context.Context, names []string) {
+	for _, name := range names {
+		d := Desired{Shard: s.shardOf(name)}
+		v, err := s.Stores.Get(ctx, name)
+		switch {
+		case err == nil:
+			d.Lifecycle, d.Version = lifecycleOf(string(v.Phase)), v.Store.Version
+			if v.Commit != nil {
+				d.Commit = v.Commit.SHA
+			}
+		case store.ErrorCode(err) == store.ENOTFOUND:
+			d.Lifecycle = Purged
+		default:
+			s.T.log.Warn("store not re-read after an outside push", "store", name, "err", err)
+			continue
+		}
+		if d.Lifecycle != "" {
+			s.T.Load(name, d)
+		}
+	}
+}
+
 func lifecycleOf(phase string) Lifecycle {
 	switch store.Phase(phase) {
 	case store.PhaseCommitted:

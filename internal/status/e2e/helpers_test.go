@@ -115,9 +115,12 @@ func (a *gitopsAPI) do(t testing.TB, method, path string, body any, want int) []
 
 // storeView is the part of GET /api/v1/stores/{name} these tests read.
 type storeView struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Status  struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Settings struct {
+		Title string `json:"title"`
+	} `json:"settings"`
+	Status struct {
 		Phase            string `json:"phase"`
 		Reason           string `json:"reason"`
 		Message          string `json:"message"`
