@@ -21,7 +21,7 @@ import (
 // The shard publisher (docs/design.md, "How Flux applies the stores") reads the fleet
 // through these two methods: Subtrees tells it which shard trees changed, Archive turns
 // one shard tree into the tarball Flux applies. Neither writes to the repository; a
-// commit the clone does not have yet is fetched once, as NewReachable does.
+// commit the clone does not have yet is fetched once, as the writer does for a tip it has not seen.
 
 var (
 	// ErrNotDir: a path component of the folder asked about is a file.
