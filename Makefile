@@ -25,7 +25,7 @@ test: lint $(TEST_PREREQS)
 
 ## bench: every benchmark; figures go to docs/benchmarks.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 150m ./...
 
 ## lint: go vet and gofmt.
 lint:
