@@ -3,6 +3,7 @@ package githttp
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -24,6 +25,11 @@ type Server struct {
 	// Username and Password, when set, are required as HTTP basic auth on every
 	// request, so clients' credential handling is exercised too.
 	Username, Password string
+
+	// Log receives git's stderr; nil discards it. It is never handed to git as a
+	// file: a git process that outlived its request would otherwise hold the
+	// caller's stderr open (go test then waits for it, "Test I/O incomplete").
+	Log io.Writer
 
 	ln      net.Listener
 	srv     *http.Server
@@ -63,10 +69,15 @@ func New(root string) (*Server, error) {
 			"GIT_HTTP_EXPORT_ALL=1",
 			// Pushes are anonymous to git-http-backend (no REMOTE_USER when auth is off);
 			// receive-pack must be enabled explicitly for that.
-			"GIT_CONFIG_COUNT=1",
+			"GIT_CONFIG_COUNT=2",
 			"GIT_CONFIG_KEY_0=http.receivepack",
 			"GIT_CONFIG_VALUE_0=true",
+			// receive-pack's automatic gc runs inside the request instead of as a
+			// daemon that outlives it (and the server).
+			"GIT_CONFIG_KEY_1=gc.autoDetach",
+			"GIT_CONFIG_VALUE_1=false",
 		},
+		Stderr: logWriter{s},
 	}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.Username != "" || s.Password != "" {
@@ -80,6 +91,16 @@ func New(root string) (*Server, error) {
 		cgiHandler.ServeHTTP(w, r)
 	})
 	return s, nil
+}
+
+// logWriter forwards to Server.Log. Being no *os.File, it makes exec give git a pipe.
+type logWriter struct{ s *Server }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	if w.s.Log == nil {
+		return len(p), nil
+	}
+	return w.s.Log.Write(p)
 }
 
 // Handler returns the HTTP handler, for callers that run their own listener.

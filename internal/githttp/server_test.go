@@ -1,10 +1,12 @@
 package githttp
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -77,4 +79,47 @@ func TestBasicAuthRequired(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ls-remote with credentials: %v\n%s", err, out)
 	}
+}
+
+// git's stderr goes to Server.Log through a pipe: a git process that outlives its
+// request must not hold the server process's own stderr (go test waits on it).
+func TestGitStderrGoesToLog(t *testing.T) {
+	srv, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	srv.Log = &log
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	res, err := http.Get(srv.URL() + "/missing.git/info/refs?service=git-upload-pack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d for a missing repository, want 404", res.StatusCode)
+	}
+	if !strings.Contains(log.String(), "missing.git") {
+		t.Fatalf("git's complaint about missing.git did not reach Log: %q", log.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -54,6 +54,10 @@ func TestCompute(t *testing.T) {
 	upgradeRunning := upgradeNotYet // seen here: the attempt is recorded before its action
 	upgradeRunning.LastAttemptedGeneration = 2
 	upgradeRunning.Ready = cond("Unknown", "Progressing", "Running 'upgrade' action")
+	// helm-controller read a stale HelmChart, found the release in sync and marked
+	// generation 2 observed; the upgrade to 0.1.1 runs afterwards (seen in CI).
+	upgradeAfterNoop := upgradeRunning
+	upgradeAfterNoop.ObservedGeneration = 2
 
 	tests := []struct {
 		name   string
@@ -83,6 +87,7 @@ func TestCompute(t *testing.T) {
 		{"upgrade: attempted at this generation", upgrade, with(applied, &upgradeAttempted), store.PhaseUpgrading, 3, ""},
 		{"upgrade: new generation, last attempt was the install", upgrade, with(applied, &upgradeNotYet), store.PhaseUpgrading, 3, ""},
 		{"upgrade: running, action not recorded yet", upgrade, with(applied, &upgradeRunning), store.PhaseUpgrading, 3, "Progressing"},
+		{"upgrade: running after a no-op pass observed the generation", upgrade, with(applied, &upgradeAfterNoop), store.PhaseUpgrading, 3, "Progressing"},
 		{"upgrade: retrying", upgrade, with(applied, &upgradeFailing), store.PhaseUpgrading, 3, "UpgradeFailed"},
 		{"upgrade: retries exhausted", upgrade, with(applied, &upgradeExhausted), store.PhaseFailed, 3, "UpgradeFailed"},
 		{"upgrade: ready at the new generation", upgrade, with(applied, &upgraded), store.PhaseReady, 5, "UpgradeSucceeded"},

@@ -97,6 +97,7 @@ type Env struct {
 	root     string
 	procs    []*process // in start order
 	git      *githttp.Server
+	gitLog   *os.File
 	charts   *http.Server
 	chartDir string
 	helmEnv  []string
@@ -516,6 +517,9 @@ func (e *Env) Stop() error {
 		}
 		if e.git != nil {
 			errs = append(errs, e.git.Close())
+		}
+		if e.gitLog != nil {
+			errs = append(errs, e.gitLog.Close())
 		}
 		if e.charts != nil {
 			errs = append(errs, e.charts.Close())

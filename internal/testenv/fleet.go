@@ -55,6 +55,12 @@ func (e *Env) startGit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// git's complaints (a refused push, a missing object) next to the controllers' logs.
+	gitLog, err := os.OpenFile(filepath.Join(e.LogDir, "git-http-backend.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	e.gitLog, srv.Log = gitLog, gitLog
 	path, err := srv.InitBare("fleet.git")
 	if err != nil {
 		return err
