@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/storefleet/storefleet/internal/publish"
 )
 
 // ShardLabel marks a shard's ExternalArtifact and Kustomization; its value is the
@@ -37,25 +39,10 @@ func ValidShard(s string) bool {
 	return true
 }
 
-// Artifact is what a shard's ExternalArtifact points kustomize-controller at: the
-// fields of Flux's status.artifact the publisher sets.
-type Artifact struct {
-	// URL is where kustomize-controller downloads the tarball.
-	URL string
-	// Path is the tarball's path in the publisher's storage.
-	Path string
-	// Revision is main@sha1:<commit>.
-	Revision string
-	// Digest is sha256:<hex> of the tarball bytes.
-	Digest string
-	// Size is the tarball's length in bytes.
-	Size int64
-	// LastUpdateTime is when the artifact was built; the API stores it to the
-	// second. Zero means now.
-	LastUpdateTime time.Time
-}
+// Artifact is the publisher's Artifact: the Watcher is its Cluster port as it is.
+type Artifact = publish.Artifact
 
-func (a Artifact) validate() error {
+func validateArtifact(a Artifact) error {
 	for _, f := range []struct{ name, v string }{{"url", a.URL}, {"path", a.Path}, {"revision", a.Revision}, {"digest", a.Digest}} {
 		if f.v == "" {
 			return fmt.Errorf("artifact %s is empty (the ExternalArtifact schema requires it)", f.name)
@@ -76,7 +63,7 @@ func (w *Watcher) PublishArtifact(ctx context.Context, shard string, a Artifact)
 	if !ValidShard(shard) {
 		return fmt.Errorf("publish artifact: shard %q is not two lowercase hex characters", shard)
 	}
-	if err := a.validate(); err != nil {
+	if err := validateArtifact(a); err != nil {
 		return fmt.Errorf("publish artifact of shard %s: %w", shard, err)
 	}
 	if a.LastUpdateTime.IsZero() {

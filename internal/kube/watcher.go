@@ -318,23 +318,17 @@ func shardOf(u *unstructured.Unstructured) (string, bool) {
 }
 
 func (w *Watcher) shardSource(o any, deleted bool) {
-	u, ok := asUnstructured(o)
-	if !ok {
-		return
-	}
-	shard, ok := shardOf(u)
-	if !ok {
-		return
-	}
-	if deleted {
-		w.sink.SetShardSource(shard, "", nil)
-		return
-	}
-	rev, ready := ToShardSource(u)
-	w.sink.SetShardSource(shard, rev, ready)
+	shardStatus(o, deleted, ToShardSource, w.sink.SetShardSource)
 }
 
 func (w *Watcher) shardApply(o any, deleted bool) {
+	shardStatus(o, deleted, ToShardApply, w.sink.SetShardApply)
+}
+
+// shardStatus hands a shard object's revision and Ready condition to set; a
+// deleted object reports neither.
+func shardStatus(o any, deleted bool, read func(*unstructured.Unstructured) (string, *status.Condition),
+	set func(shard, revision string, ready *status.Condition)) {
 	u, ok := asUnstructured(o)
 	if !ok {
 		return
@@ -344,11 +338,11 @@ func (w *Watcher) shardApply(o any, deleted bool) {
 		return
 	}
 	if deleted {
-		w.sink.SetShardApply(shard, "", nil)
+		set(shard, "", nil)
 		return
 	}
-	rev, ready := ToShardApply(u)
-	w.sink.SetShardApply(shard, rev, ready)
+	rev, ready := read(u)
+	set(shard, rev, ready)
 }
 
 func (w *Watcher) event(o any, initial bool) {

@@ -31,14 +31,25 @@ type Source interface {
 	Archive(ctx context.Context, commit, dir string, w io.Writer) error
 }
 
-// Artifact is a published tarball as Flux's ExternalArtifact status describes it.
+// Artifact is what a shard's ExternalArtifact points kustomize-controller at: the
+// fields of Flux's status.artifact the publisher sets.
 type Artifact struct {
-	URL, Path, Revision, Digest string
-	Size                        int64
-	LastUpdateTime              time.Time
+	// URL is where kustomize-controller downloads the tarball.
+	URL string
+	// Path is the tarball's path in the publisher's storage.
+	Path string
+	// Revision is main@sha1:<commit>.
+	Revision string
+	// Digest is sha256:<hex> of the tarball bytes.
+	Digest string
+	// Size is the tarball's length in bytes.
+	Size int64
+	// LastUpdateTime is when the artifact was built; the API stores it to the
+	// second. Zero means now.
+	LastUpdateTime time.Time
 }
 
-// Cluster is where artifacts are published (internal/kube's Watcher).
+// Cluster is where artifacts are published: internal/kube's Watcher implements it.
 type Cluster interface {
 	// PublishArtifact creates ExternalArtifact stores-<shard> if needed and sets its
 	// status to a.

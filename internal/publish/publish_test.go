@@ -29,25 +29,6 @@ import (
 	"github.com/storefleet/storefleet/internal/testenv"
 )
 
-// cluster adapts the kube Watcher to the publisher's port, as internal/serve does.
-type cluster struct{ w *kube.Watcher }
-
-func (c cluster) PublishArtifact(ctx context.Context, shard string, a publish.Artifact) error {
-	return c.w.PublishArtifact(ctx, shard, kube.Artifact(a))
-}
-
-func (c cluster) PublishedArtifacts(ctx context.Context) (map[string]publish.Artifact, error) {
-	all, err := c.w.PublishedArtifacts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]publish.Artifact, len(all))
-	for shard, a := range all {
-		out[shard] = publish.Artifact(a)
-	}
-	return out, nil
-}
-
 type nopSink struct{}
 
 func (nopSink) SetConnected(bool)                                {}
@@ -189,7 +170,7 @@ func TestPublisher(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	newPublisher := func(rec *recorder, interval time.Duration) *publish.Publisher {
-		p, err := publish.New(publish.Config{Source: repo, Cluster: cluster{w}, FleetCluster: store.DefaultCluster,
+		p, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: store.DefaultCluster,
 			Dir: dir, URL: srv.URL, Interval: interval, OnPublish: rec.on})
 		if err != nil {
 			t.Fatal(err)

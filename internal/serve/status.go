@@ -84,7 +84,7 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		}
 	}
 	pub, err := publish.New(publish.Config{
-		Source: repo, Cluster: kubeArtifacts{w}, FleetCluster: fleetCluster,
+		Source: repo, Cluster: w, FleetCluster: fleetCluster,
 		Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
 		OnPublish: tr.Published, OnChange: resync, Log: log,
 	})
@@ -120,24 +120,4 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 	}()
 	opts.Status, opts.Cluster, opts.Artifacts = tr, w.Check, pub.Handler()
 	return ss, opts, func() { close(stopped); pub.Stop(); w.Stop(); tr.Close() }, nil
-}
-
-// kubeArtifacts adapts the kube Watcher to the publisher's Cluster port (the two
-// Artifact types have the same fields).
-type kubeArtifacts struct{ w *kube.Watcher }
-
-func (k kubeArtifacts) PublishArtifact(ctx context.Context, shard string, a publish.Artifact) error {
-	return k.w.PublishArtifact(ctx, shard, kube.Artifact(a))
-}
-
-func (k kubeArtifacts) PublishedArtifacts(ctx context.Context) (map[string]publish.Artifact, error) {
-	all, err := k.w.PublishedArtifacts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]publish.Artifact, len(all))
-	for shard, a := range all {
-		out[shard] = publish.Artifact(a)
-	}
-	return out, nil
 }
