@@ -6,12 +6,15 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/storefleet/storefleet/internal/render"
 )
 
 // The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events
-// and namespaces cluster-wide; patch nothing; in the Flux
-// namespace only, create ExternalArtifacts and write their status (the shard publisher).
-// Nothing else: no delete, no update of objects, no other patch, no other namespace.
+// and namespaces cluster-wide; patch no source; in the Flux namespace only, for the shard
+// publisher, create ExternalArtifacts and write their status, and create, patch (server-side
+// apply) and update Kustomizations. Nothing else: no delete, no update of ExternalArtifacts,
+// no other patch, no other namespace.
 func TestPlatformRBAC(t *testing.T) {
 	read := []string{"get", "list", "watch"}
 	want := map[string]map[string][]string{ // namespace ("" = cluster) -> group/resource -> verbs
@@ -28,6 +31,7 @@ func TestPlatformRBAC(t *testing.T) {
 		"flux-system": {
 			"source.toolkit.fluxcd.io/externalartifacts":        {"get", "list", "watch", "create"},
 			"source.toolkit.fluxcd.io/externalartifacts/status": {"get", "update", "patch"},
+			"kustomize.toolkit.fluxcd.io/kustomizations":        {"create", "patch", "update"},
 		},
 	}
 	for _, vf := range []string{"", "values-local.yaml", "values-prod.yaml"} {
@@ -177,10 +181,15 @@ func checkAdmissionPolicy(t *testing.T, objs []*unstructured.Unstructured, user 
 	variables, _, _ := unstructured.NestedSlice(p.Object, "spec", "variables")
 	all := fmt.Sprint(variables, validations)
 	for _, want := range []string{"reconcile.fluxcd.io/requestedAt", "object.spec == oldObject.spec", `request.operation == "UPDATE"`,
-		`request.operation == "CREATE"`, `"^stores-[0-9a-f]{2}$"`, `"storefleet.io/shard"`, `"externalartifacts"`, `subresource == "status"`} {
+		`request.operation == "CREATE"`, `"^stores-[0-9a-f]{3}$"`, `"storefleet.io/shard"`, `"externalartifacts"`, `subresource == "status"`,
+		`"kustomizations"`, `object.spec.sourceRef.kind == "ExternalArtifact"`, `object.spec.sourceRef.name == object.metadata.name`,
+		"object.spec.sourceRef.namespace", `object.spec.path == "./"`, "!has(object.spec.kubeConfig)", "!has(object.spec.serviceAccountName)"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("validations do not check %s", want)
 		}
+	}
+	if strings.Contains(all, "[0-9a-f]{2}") {
+		t.Errorf("validations still accept two-hex shard names (a shard is %d hex characters)", render.ShardDigits)
 	}
 	bindings := byKind(objs, "ValidatingAdmissionPolicyBinding")
 	if len(bindings) != 1 {

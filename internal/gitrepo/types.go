@@ -176,11 +176,11 @@ type Options struct {
 // DefaultMaxPurges is the deletion guard's default.
 const DefaultMaxPurges = 10
 
-// Shard returns the shard folder of a store name: the first two hex characters of the
-// SHA-256 of the name (docs/design.md, fleet layout).
+// Shard returns the shard folder of a store name: the first three hex characters of the
+// SHA-256 of the name (docs/design.md, fleet layout; render.Shard is the same function).
 func Shard(name string) string {
 	s := sha256.Sum256([]byte(name))
-	return hex.EncodeToString(s[:1])
+	return hex.EncodeToString(s[:2])[:3]
 }
 
 // StoreDir returns stores/<cluster>/<shard>/<name>.

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/storefleet/storefleet/internal/publish"
@@ -25,12 +27,16 @@ const ShardLabel = "storefleet.io/shard"
 // ShardObjectName is the name of a shard's ExternalArtifact and Kustomization.
 func ShardObjectName(shard string) string { return "stores-" + shard }
 
-// ValidShard reports whether s is a shard: two lowercase hex characters.
+// ShardDigits is a shard name's length (render.ShardDigits; kube does not import
+// render, a test keeps the two equal).
+const ShardDigits = 3
+
+// ValidShard reports whether s is a shard: ShardDigits lowercase hex characters.
 func ValidShard(s string) bool {
-	if len(s) != 2 {
+	if len(s) != ShardDigits {
 		return false
 	}
-	for i := range 2 {
+	for i := range ShardDigits {
 		c := s[i]
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
@@ -59,9 +65,12 @@ func validateArtifact(a Artifact) error {
 // status.artifact and a Ready=True condition through the status subresource, which
 // is what kustomize-controller watches. It needs no informer (it works before
 // Start) and retries a bounded number of times when the object changed under it.
+// Then, once per process and shard, it applies the shard's Kustomization
+// (Config.ShardKustomization) after the artifact, so the Kustomization finds it at
+// its first reconcile instead of waiting a retry interval.
 func (w *Watcher) PublishArtifact(ctx context.Context, shard string, a Artifact) error {
 	if !ValidShard(shard) {
-		return fmt.Errorf("publish artifact: shard %q is not two lowercase hex characters", shard)
+		return fmt.Errorf("publish artifact: shard %q is not three lowercase hex characters", shard)
 	}
 	if err := validateArtifact(a); err != nil {
 		return fmt.Errorf("publish artifact of shard %s: %w", shard, err)
@@ -96,6 +105,55 @@ func (w *Watcher) PublishArtifact(ctx context.Context, shard string, a Artifact)
 	if err != nil {
 		return fmt.Errorf("publish artifact %s/%s: %w", w.cfg.FluxNamespace, name, err)
 	}
+	return w.ensureShardKustomization(ctx, shard)
+}
+
+// FieldManager is the server-side apply field manager of the shard Kustomizations.
+const FieldManager = "storefleet-publisher"
+
+// ensureShardKustomization server-side applies the shard's Kustomization the first
+// time this process publishes the shard: it creates a missing one and, after a
+// restart with another layout, brings it to the new layout. Later publishes skip
+// it; the artifact's new revision is what makes Flux apply the shard.
+func (w *Watcher) ensureShardKustomization(ctx context.Context, shard string) error {
+	if w.cfg.ShardKustomization == nil {
+		return nil
+	}
+	w.ksMu.Lock()
+	done := w.ksDone[shard]
+	w.ksMu.Unlock()
+	if done {
+		return nil
+	}
+	k, err := w.cfg.ShardKustomization(shard)
+	if err != nil {
+		return fmt.Errorf("shard %s: %w", shard, err)
+	}
+	name := ShardObjectName(shard)
+	if k.Name != name || k.Namespace != w.cfg.FluxNamespace || k.Labels[ShardLabel] != shard {
+		return fmt.Errorf("shard %s: Kustomization %s/%s labelled %q is not %s/%s labelled %s", shard,
+			k.Namespace, k.Name, k.Labels[ShardLabel], w.cfg.FluxNamespace, name, shard)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(k)
+	if err != nil {
+		return fmt.Errorf("encode Kustomization %s: %w", name, err)
+	}
+	// An apply owns every field it sends: leave the server's fields alone.
+	unstructured.RemoveNestedField(m, "status")
+	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode Kustomization %s: %w", name, err)
+	}
+	force := true
+	_, err = w.dyn.Resource(Kustomizations).Namespace(w.cfg.FluxNamespace).Patch(ctx, name, types.ApplyPatchType, body,
+		metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	if err != nil {
+		return fmt.Errorf("apply Kustomization %s/%s: %w", w.cfg.FluxNamespace, name, err)
+	}
+	w.ksMu.Lock()
+	w.ksDone[shard] = true
+	w.ksMu.Unlock()
 	return nil
 }
 
@@ -151,7 +209,7 @@ func (w *Watcher) getArtifactObject(ctx context.Context, name string) (*sourcev1
 // exist.
 func (w *Watcher) PublishedArtifact(ctx context.Context, shard string) (*Artifact, error) {
 	if !ValidShard(shard) {
-		return nil, fmt.Errorf("published artifact: shard %q is not two lowercase hex characters", shard)
+		return nil, fmt.Errorf("published artifact: shard %q is not three lowercase hex characters", shard)
 	}
 	ea, err := w.getArtifactObject(ctx, ShardObjectName(shard))
 	if apierrors.IsNotFound(err) {

@@ -84,16 +84,16 @@ func TestPublishArtifact(t *testing.T) {
 	w := newTestWatcher(t, ns, nopSink{})
 
 	// Nothing published yet.
-	if a, err := w.PublishedArtifact(ctx, "ab"); err != nil || a != nil {
+	if a, err := w.PublishedArtifact(ctx, "ab7"); err != nil || a != nil {
 		t.Fatalf("PublishedArtifact of a missing object = %+v, %v; want nil, nil", a, err)
 	}
 
 	a1 := testArtifact("1111111111111111111111111111111111111111")
-	if err := w.PublishArtifact(ctx, "ab", a1); err != nil {
+	if err := w.PublishArtifact(ctx, "ab7", a1); err != nil {
 		t.Fatal(err)
 	}
-	ea := getArtifact(t, ns, "stores-ab")
-	if ea.Labels[ShardLabel] != "ab" {
+	ea := getArtifact(t, ns, "stores-ab7")
+	if ea.Labels[ShardLabel] != "ab7" {
 		t.Fatalf("labels %v; want %s=ab", ea.Labels, ShardLabel)
 	}
 	sa := ea.Status.Artifact
@@ -107,7 +107,7 @@ func TestPublishArtifact(t *testing.T) {
 		ready.LastTransitionTime.IsZero() {
 		t.Fatalf("Ready = %+v (generation %d)", ready, ea.Generation)
 	}
-	got, err := w.PublishedArtifact(ctx, "ab")
+	got, err := w.PublishedArtifact(ctx, "ab7")
 	if err != nil || got == nil || !sameArtifact(*got, a1) {
 		t.Fatalf("PublishedArtifact = %+v, %v; want %+v", got, err, a1)
 	}
@@ -120,10 +120,10 @@ func TestPublishArtifact(t *testing.T) {
 	a2 := testArtifact("2222222222222222222222222222222222222222")
 	a2.Size = 99
 	a2.LastUpdateTime = a1.LastUpdateTime.Add(time.Minute)
-	if err := w.PublishArtifact(ctx, "ab", a2); err != nil {
+	if err := w.PublishArtifact(ctx, "ab7", a2); err != nil {
 		t.Fatal(err)
 	}
-	ea2 := getArtifact(t, ns, "stores-ab")
+	ea2 := getArtifact(t, ns, "stores-ab7")
 	if ea2.Status.Artifact == nil || ea2.Status.Artifact.Revision != a2.Revision || ea2.Status.Artifact.Digest != a2.Digest {
 		t.Fatalf("second publish: status.artifact = %+v; want revision %s", ea2.Status.Artifact, a2.Revision)
 	}
@@ -132,17 +132,17 @@ func TestPublishArtifact(t *testing.T) {
 		!strings.Contains(ready2.Message, a2.Revision) {
 		t.Fatalf("second publish: Ready = %+v; want True, message naming %s, lastTransitionTime kept at %v", ready2, a2.Revision, old)
 	}
-	if got, err := w.PublishedArtifact(ctx, "ab"); err != nil || got == nil || !sameArtifact(*got, a2) {
+	if got, err := w.PublishedArtifact(ctx, "ab7"); err != nil || got == nil || !sameArtifact(*got, a2) {
 		t.Fatalf("PublishedArtifact after second publish = %+v, %v; want %+v", got, err, a2)
 	}
 
 	// Ready was False (someone else's write): becoming True is a transition.
 	ready2.Status, ready2.Reason, ready2.LastTransitionTime = metav1.ConditionFalse, "Failed", old
 	writeArtifactStatus(t, ea2)
-	if err := w.PublishArtifact(ctx, "ab", a2); err != nil {
+	if err := w.PublishArtifact(ctx, "ab7", a2); err != nil {
 		t.Fatal(err)
 	}
-	ready3 := apimeta.FindStatusCondition(getArtifact(t, ns, "stores-ab").Status.Conditions, "Ready")
+	ready3 := apimeta.FindStatusCondition(getArtifact(t, ns, "stores-ab7").Status.Conditions, "Ready")
 	if ready3 == nil || ready3.Status != metav1.ConditionTrue || ready3.Reason != "Succeeded" || ready3.LastTransitionTime.Equal(&old) {
 		t.Fatalf("Ready after False = %+v; want True with a new lastTransitionTime", ready3)
 	}
@@ -155,13 +155,13 @@ func TestPublishedArtifactWithoutStatus(t *testing.T) {
 	// An ExternalArtifact someone created but nobody published to.
 	ea := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
-		"metadata": map[string]any{"name": "stores-cd", "labels": map[string]any{ShardLabel: "cd"}},
+		"metadata": map[string]any{"name": "stores-cd7", "labels": map[string]any{ShardLabel: "cd7"}},
 		"spec":     map[string]any{},
 	}}
 	if _, err := dynClient(t).Resource(ExternalArtifacts).Namespace(ns).Create(ctx, ea, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if a, err := w.PublishedArtifact(ctx, "cd"); err != nil || a != nil {
+	if a, err := w.PublishedArtifact(ctx, "cd7"); err != nil || a != nil {
 		t.Fatalf("PublishedArtifact without status.artifact = %+v, %v; want nil, nil", a, err)
 	}
 }
@@ -171,8 +171,8 @@ func TestPublishedArtifacts(t *testing.T) {
 	ns := namespace(t, "published-all")
 	w := newTestWatcher(t, ns, nopSink{})
 	want := map[string]Artifact{
-		"00": testArtifact("1111111111111111111111111111111111111111"),
-		"ff": testArtifact("2222222222222222222222222222222222222222"),
+		"007": testArtifact("1111111111111111111111111111111111111111"),
+		"ff7": testArtifact("2222222222222222222222222222222222222222"),
 	}
 	for shard, a := range want {
 		if err := w.PublishArtifact(ctx, shard, a); err != nil {
@@ -181,7 +181,7 @@ func TestPublishedArtifacts(t *testing.T) {
 	}
 	// Neither is a published shard: no artifact; a label that is no shard.
 	ri := dynClient(t).Resource(ExternalArtifacts).Namespace(ns)
-	for name, shard := range map[string]string{"stores-cd": "cd", "stores-zz": "zz"} {
+	for name, shard := range map[string]string{"stores-cd7": "cd7", "stores-zzz": "zzz"} {
 		ea := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
 			"metadata": map[string]any{"name": name, "labels": map[string]any{ShardLabel: shard}},
@@ -214,17 +214,17 @@ func TestPublishArtifactRefusesUnlabelled(t *testing.T) {
 	w := newTestWatcher(t, ns, nopSink{})
 	ea := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
-		"metadata": map[string]any{"name": "stores-ef", "labels": map[string]any{"team": "platform"}},
+		"metadata": map[string]any{"name": "stores-ef7", "labels": map[string]any{"team": "platform"}},
 		"spec":     map[string]any{},
 	}}
 	if _, err := dynClient(t).Resource(ExternalArtifacts).Namespace(ns).Create(ctx, ea, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err := w.PublishArtifact(ctx, "ef", testArtifact("3333333333333333333333333333333333333333"))
+	err := w.PublishArtifact(ctx, "ef7", testArtifact("3333333333333333333333333333333333333333"))
 	if err == nil || !strings.Contains(err.Error(), "without label") {
 		t.Fatalf("PublishArtifact over an unlabelled object: %v, want a refusal naming the label", err)
 	}
-	got := getArtifact(t, ns, "stores-ef")
+	got := getArtifact(t, ns, "stores-ef7")
 	if got.Labels[ShardLabel] != "" || got.Status.Artifact != nil {
 		t.Fatalf("the unlabelled object was changed: labels %v, artifact %+v", got.Labels, got.Status.Artifact)
 	}
@@ -242,10 +242,11 @@ func TestPublishArtifactRefusesBadInput(t *testing.T) {
 		a     Artifact
 		want  string
 	}{
-		{"AB", good, "two lowercase hex"},
-		{"abc", good, "two lowercase hex"},
-		{"g0", good, "two lowercase hex"},
-		{"12", noDigest, "digest is empty"},
+		{"ABC", good, "three lowercase hex"},
+		{"ab", good, "three lowercase hex"},
+		{"abcd", good, "three lowercase hex"},
+		{"g00", good, "three lowercase hex"},
+		{"123", noDigest, "digest is empty"},
 	} {
 		err := w.PublishArtifact(ctx, c.shard, c.a)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -281,7 +282,7 @@ func TestPublishArtifactConcurrent(t *testing.T) {
 	for i, rev := range revs {
 		w := newTestWatcher(t, ns, nopSink{})
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = w.PublishArtifact(ctx, "99", testArtifact(rev)) }()
+		go func() { defer wg.Done(); errs[i] = w.PublishArtifact(ctx, "997", testArtifact(rev)) }()
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -289,7 +290,7 @@ func TestPublishArtifactConcurrent(t *testing.T) {
 			t.Errorf("publisher %d: %v", i, err)
 		}
 	}
-	got := getArtifact(t, ns, "stores-99").Status.Artifact
+	got := getArtifact(t, ns, "stores-997").Status.Artifact
 	if got == nil {
 		t.Fatal("no status.artifact after the race")
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -44,6 +45,11 @@ type Config struct {
 	StoreSelector string
 	// NamespacePrefix begins every store namespace (store-).
 	NamespacePrefix string
+	// ShardKustomization, when set, gives the Kustomization that applies a shard's
+	// artifact (render.ShardKustomization with the cluster's layout): PublishArtifact
+	// applies it the first time it publishes the shard. Nil leaves Kustomizations to
+	// someone else.
+	ShardKustomization func(shard string) (*kustomizev1.Kustomization, error)
 	// ProbeInterval is how often /readyz is asked (1 s by default).
 	ProbeInterval time.Duration
 	Log           *slog.Logger
@@ -83,6 +89,9 @@ type Watcher struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	done     sync.WaitGroup
+
+	ksMu   sync.Mutex
+	ksDone map[string]bool // shards whose Kustomization this process applied
 }
 
 // RestConfig loads a kubeconfig file, or the in-cluster configuration when path is empty.
@@ -139,7 +148,7 @@ func New(cfg Config, sink Sink) (*Watcher, error) {
 		return nil, err
 	}
 	hc.Timeout = 2 * time.Second
-	return &Watcher{cfg: cfg, rest: rc, dyn: dyn, sink: sink, log: cfg.Log, probe: hc, stop: make(chan struct{})}, nil
+	return &Watcher{cfg: cfg, rest: rc, dyn: dyn, sink: sink, log: cfg.Log, probe: hc, stop: make(chan struct{}), ksDone: map[string]bool{}}, nil
 }
 
 // Start starts the informers and the probe in the background and returns at once.

@@ -135,44 +135,44 @@ func TestWatchShardSources(t *testing.T) {
 	ri := dynClient(t).Resource(ExternalArtifacts).Namespace(ns)
 
 	a := testArtifact("1111111111111111111111111111111111111111")
-	if err := w.PublishArtifact(ctx, "0a", a); err != nil {
+	if err := w.PublishArtifact(ctx, "0a7", a); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitSource(t, "0a", func(s shardState) bool {
+	sink.waitSource(t, "0a7", func(s shardState) bool {
 		return s.Revision == a.Revision && s.Ready != nil && s.Ready.Status == "True" && s.Ready.Reason == "Succeeded"
 	}, "the published revision, Ready=True")
 
 	// Not the fleet's: no label, a value that is no shard. A publish after them, seen
 	// through the same informer, shows they have been handled.
 	for name, labels := range map[string]map[string]any{
-		"unlabelled": nil,
-		"stores-zz":  {ShardLabel: "ZZ"},
-		"stores-abc": {ShardLabel: "abc"},
-		"stores-g1":  {ShardLabel: "g1"},
+		"unlabelled":  nil,
+		"stores-zz":   {ShardLabel: "ZZ"},
+		"stores-abcd": {ShardLabel: "abcd"},
+		"stores-g1":   {ShardLabel: "g1"},
 	} {
 		if _, err := ri.Create(ctx, externalArtifact(name, labels), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b := testArtifact("2222222222222222222222222222222222222222")
-	if err := w.PublishArtifact(ctx, "0b", b); err != nil {
+	if err := w.PublishArtifact(ctx, "0b7", b); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitSource(t, "0b", func(s shardState) bool { return s.Revision == b.Revision }, "the published revision")
-	if got := sink.shards(); !slices.Equal(got, []string{"0a", "0b"}) {
+	sink.waitSource(t, "0b7", func(s shardState) bool { return s.Revision == b.Revision }, "the published revision")
+	if got := sink.shards(); !slices.Equal(got, []string{"0a7", "0b7"}) {
 		t.Fatalf("shards reported %v; want [0a 0b]", got)
 	}
 
 	// A new revision, then deletion.
 	a2 := testArtifact("3333333333333333333333333333333333333333")
-	if err := w.PublishArtifact(ctx, "0a", a2); err != nil {
+	if err := w.PublishArtifact(ctx, "0a7", a2); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitSource(t, "0a", func(s shardState) bool { return s.Revision == a2.Revision }, "the second revision")
-	if err := ri.Delete(ctx, "stores-0a", metav1.DeleteOptions{}); err != nil {
+	sink.waitSource(t, "0a7", func(s shardState) bool { return s.Revision == a2.Revision }, "the second revision")
+	if err := ri.Delete(ctx, "stores-0a7", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitSource(t, "0a", func(s shardState) bool { return s.Revision == "" && s.Ready == nil }, `("", nil) after deletion`)
+	sink.waitSource(t, "0a7", func(s shardState) bool { return s.Revision == "" && s.Ready == nil }, `("", nil) after deletion`)
 }
 
 func kustomization(name string, labels map[string]any) *unstructured.Unstructured {
@@ -208,31 +208,31 @@ func TestWatchShardApplies(t *testing.T) {
 	_, sink := startWatcher(t, ns)
 	ri := dynClient(t).Resource(Kustomizations).Namespace(ns)
 
-	k, err := ri.Create(ctx, kustomization("stores-1f", map[string]any{ShardLabel: "1f"}), metav1.CreateOptions{})
+	k, err := ri.Create(ctx, kustomization("stores-1f7", map[string]any{ShardLabel: "1f7"}), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Created, never reconciled: no status, so generation 1 is not observed.
-	sink.waitApply(t, "1f", func(s shardState) bool {
+	sink.waitApply(t, "1f7", func(s shardState) bool {
 		return s.Revision == "" && s.Ready != nil && s.Ready.Status == "Unknown" && s.Ready.Reason == "Progressing"
 	}, "Unknown/Progressing before any reconcile")
 
 	gen := k.GetGeneration()
-	setKustomizationStatus(t, ns, "stores-1f", gen, "main@sha1:aaaa", "True", "ReconciliationSucceeded")
-	sink.waitApply(t, "1f", func(s shardState) bool {
+	setKustomizationStatus(t, ns, "stores-1f7", gen, "main@sha1:aaaa", "True", "ReconciliationSucceeded")
+	sink.waitApply(t, "1f7", func(s shardState) bool {
 		return s.Revision == "main@sha1:aaaa" && s.Ready != nil && s.Ready.Status == "True" &&
 			s.Ready.Reason == "ReconciliationSucceeded" && s.Ready.Message == "Applied revision: main@sha1:aaaa"
 	}, "the applied revision, Ready=True")
 
 	// A spec change the controller has not seen yet: its Ready=True is stale.
-	if _, err := ri.Patch(ctx, "stores-1f", types.MergePatchType, []byte(`{"spec":{"interval":"5m"}}`), metav1.PatchOptions{}); err != nil {
+	if _, err := ri.Patch(ctx, "stores-1f7", types.MergePatchType, []byte(`{"spec":{"interval":"5m"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitApply(t, "1f", func(s shardState) bool {
+	sink.waitApply(t, "1f7", func(s shardState) bool {
 		return s.Revision == "main@sha1:aaaa" && s.Ready != nil && s.Ready.Status == "Unknown" && s.Ready.Reason == "Progressing"
 	}, "Unknown/Progressing with the last applied revision kept while the new generation is unobserved")
-	setKustomizationStatus(t, ns, "stores-1f", gen+1, "main@sha1:bbbb", "False", "BuildFailed")
-	sink.waitApply(t, "1f", func(s shardState) bool {
+	setKustomizationStatus(t, ns, "stores-1f7", gen+1, "main@sha1:bbbb", "False", "BuildFailed")
+	sink.waitApply(t, "1f7", func(s shardState) bool {
 		return s.Revision == "main@sha1:bbbb" && s.Ready != nil && s.Ready.Status == "False" && s.Ready.Reason == "BuildFailed"
 	}, "Ready=False once the new generation is observed")
 
@@ -240,31 +240,31 @@ func TestWatchShardApplies(t *testing.T) {
 	for name, labels := range map[string]map[string]any{
 		"infrastructure": nil,
 		"stores-x1":      {ShardLabel: "x1"},
-		"stores-2a2":     {ShardLabel: "2a2"},
+		"stores-2a":      {ShardLabel: "2a"},
 		"stores-upper":   {ShardLabel: "AA"},
 	} {
 		if _, err := ri.Create(ctx, kustomization(name, labels), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ri.Create(ctx, kustomization("stores-e0", map[string]any{ShardLabel: "e0"}), metav1.CreateOptions{}); err != nil {
+	if _, err := ri.Create(ctx, kustomization("stores-e07", map[string]any{ShardLabel: "e07"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitApply(t, "e0", func(s shardState) bool { return s.Ready != nil }, "a report")
-	if got := sink.shards(); !slices.Equal(got, []string{"1f", "e0"}) {
+	sink.waitApply(t, "e07", func(s shardState) bool { return s.Ready != nil }, "a report")
+	if got := sink.shards(); !slices.Equal(got, []string{"1f7", "e07"}) {
 		t.Fatalf("shards reported %v; want [1f e0]", got)
 	}
 
-	if err := ri.Delete(ctx, "stores-1f", metav1.DeleteOptions{}); err != nil {
+	if err := ri.Delete(ctx, "stores-1f7", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sink.waitApply(t, "1f", func(s shardState) bool { return s.Revision == "" && s.Ready == nil }, `("", nil) after deletion`)
+	sink.waitApply(t, "1f7", func(s shardState) bool { return s.Revision == "" && s.Ready == nil }, `("", nil) after deletion`)
 }
 
 // The trimmed objects the informers cache keep only the shard label and what the
 // reports read.
 func TestTrimShard(t *testing.T) {
-	u := kustomization("stores-1f", map[string]any{ShardLabel: "1f", "other": "x"})
+	u := kustomization("stores-1f7", map[string]any{ShardLabel: "1f7", "other": "x"})
 	u.Object["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{"manager": "kustomize-controller"}}
 	u.Object["metadata"].(map[string]any)["generation"] = int64(2)
 	u.Object["status"] = map[string]any{
@@ -277,7 +277,7 @@ func TestTrimShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := o.(*unstructured.Unstructured)
-	if tr.GetLabels()[ShardLabel] != "1f" || len(tr.GetLabels()) != 1 {
+	if tr.GetLabels()[ShardLabel] != "1f7" || len(tr.GetLabels()) != 1 {
 		t.Fatalf("labels %v; want only %s=1f", tr.GetLabels(), ShardLabel)
 	}
 	for _, p := range [][]string{{"spec"}, {"metadata", "managedFields"}, {"status", "inventory"}, {"status", "lastAttemptedRevision"}} {

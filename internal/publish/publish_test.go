@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
@@ -128,7 +129,9 @@ func TestPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system"}, nopSink{})
+	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system", ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
+		return render.ShardKustomization(render.DefaultShardLayout(), shard)
+	}}, nopSink{})
 	if err != nil {
 		t.Fatal(err)
 	}

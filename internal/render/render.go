@@ -77,8 +77,9 @@ var engines = map[store.Engine]engineSpec{
 func PSALevel(e store.Engine) string { return engines[e].psa }
 
 // StoreDir is the store's folder in the fleet repository: stores/<cluster>/<shard>/<name>, where shard is the
-// first two hex characters of the SHA-256 of the name. Sharding keeps every Git tree small (256 folders of
-// ~40 stores at 10,000 stores instead of one folder of 10,000).
+// first three hex characters of the SHA-256 of the name. A shard is also what Flux applies as one unit
+// (ShardKustomization), so its size is what a commit costs: at 10,000 stores a shard holds ~2.4 stores
+// (4,096 shards), where two characters (256 shards) made it ~39 and a commit cost seconds of apply.
 func StoreDir(cluster, name string) string {
 	return path.Join("stores", cluster, Shard(name), name)
 }
@@ -86,7 +87,7 @@ func StoreDir(cluster, name string) string {
 // Shard is the shard folder of a store name.
 func Shard(name string) string {
 	sum := sha256.Sum256([]byte(name))
-	return hex.EncodeToString(sum[:1])
+	return hex.EncodeToString(sum[:2])[:ShardDigits]
 }
 
 // prepare applies defaults and validates, so every entry point renders only complete, valid stores.

@@ -160,16 +160,16 @@ func TestStates(t *testing.T) {
 }
 
 func TestStoreDir(t *testing.T) {
-	// sha256("shop") begins 8d…; the shard is those two hex characters.
-	if got := StoreDir("local", "shop"); got != "stores/local/8d/shop" {
+	// sha256("shop") begins 8d9…; the shard is those three hex characters.
+	if got := StoreDir("local", "shop"); got != "stores/local/8d9/shop" {
 		t.Fatalf("StoreDir = %s", got)
 	}
 	seen := map[string]bool{}
-	for i := 0; i < 5000; i++ {
+	for i := 0; i < 50000; i++ {
 		seen[Shard(fmt.Sprintf("store-%d", i))] = true
 	}
-	if len(seen) != 256 {
-		t.Fatalf("5000 names fill %d of 256 shards", len(seen))
+	if len(seen) != 4096 {
+		t.Fatalf("50000 names fill %d of 4096 shards", len(seen))
 	}
 }
 

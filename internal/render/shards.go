@@ -1,7 +1,9 @@
 package render
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	meta "github.com/fluxcd/pkg/apis/meta"
@@ -13,17 +15,24 @@ import (
 // stores-<shard>); its value is the shard.
 const ShardLabel = "storefleet.io/shard"
 
+// ShardDigits is the length of a shard name: that many lowercase hex characters.
+const ShardDigits = 3
+
 // ShardObjectName is the name of a shard's Kustomization and of the ExternalArtifact it
-// applies, both in flux-system.
+// applies, both in the Flux namespace.
 func ShardObjectName(shard string) string { return "stores-" + shard }
 
-// Shards lists every shard folder name, in order: "00" … "ff".
-func Shards() []string {
-	out := make([]string, 256)
-	for i := range out {
-		out[i] = fmt.Sprintf("%02x", i)
+// ValidShard reports whether s is a shard name: ShardDigits lowercase hex characters.
+func ValidShard(s string) bool {
+	if len(s) != ShardDigits {
+		return false
 	}
-	return out
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // DependencyAppliedOnce is the readiness a shard asks of its dependencies: applied
@@ -32,49 +41,111 @@ func Shards() []string {
 // that put a store's request → ready from 3.6 s to 7.7 s (p50), see docs/benchmarks.md.
 const DependencyAppliedOnce = "has(dep.status.lastAppliedRevision) && dep.status.lastAppliedRevision != ''"
 
-// ShardLayout is what differs between clusters in the shard Kustomizations.
+// ShardLayout is what a cluster chooses about its shard Kustomizations; gitops-api
+// takes it from its flags (the platform chart's values).
 type ShardLayout struct {
-	Interval, RetryInterval, Timeout metav1.Duration
-	// DependsOn names Kustomizations (flux-system) every shard waits for until they
+	// Namespace holds the shard Kustomizations and ExternalArtifacts (flux-system).
+	Namespace string
+	// Interval is how often Flux re-applies an unchanged shard to undo drift. A
+	// commit does not wait for it (a new artifact triggers the apply), so it is
+	// long: a full pass costs the whole fleet's objects, ~20 minutes of
+	// kustomize-controller's 4 workers at 10,000 stores on 2 cores, and a pass that
+	// does not finish within the interval starves every commit (docs/design.md).
+	Interval metav1.Duration
+	// RetryInterval is how soon a failed apply is retried.
+	RetryInterval metav1.Duration
+	// Timeout bounds one apply.
+	Timeout metav1.Duration
+	// DependsOn names Kustomizations (in Namespace) every shard waits for until they
 	// have been applied once (DependencyAppliedOnce).
 	DependsOn []string
 	// DecryptionSecret, when set, decrypts SOPS-encrypted files with the age key in
-	// that Secret (flux-system).
+	// that Secret (in Namespace).
 	DecryptionSecret string
 }
 
-// ShardKustomizations renders one Flux Kustomization per shard (docs/design.md, "How
-// Flux applies the stores"): each applies its ExternalArtifact stores-<shard>, a
-// tarball of stores/<cluster>/<shard>/, so a commit re-applies only the shards it
-// touched. prune removes what left Git (store Namespaces opt out, so data stays);
-// wait is off because a store's readiness is its own HelmRelease's, and one slow
-// store must not hold back the other stores of its shard.
-func ShardKustomizations(l ShardLayout) ([]byte, error) {
-	objs := make([]any, 0, 256)
-	for _, shard := range Shards() {
-		k := &kustomizev1.Kustomization{
-			TypeMeta: metav1.TypeMeta{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind},
-			ObjectMeta: metav1.ObjectMeta{
-				Name: ShardObjectName(shard), Namespace: "flux-system",
-				Labels: map[string]string{ShardLabel: shard},
-			},
-			Spec: kustomizev1.KustomizationSpec{
-				Interval:      l.Interval,
-				RetryInterval: &l.RetryInterval,
-				Timeout:       &l.Timeout,
-				Prune:         true,
-				Wait:          false,
-				SourceRef:     kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.ExternalArtifactKind, Name: ShardObjectName(shard)},
-				Path:          "./",
-			},
-		}
-		for _, d := range l.DependsOn {
-			k.Spec.DependsOn = append(k.Spec.DependsOn, kustomizev1.DependencyReference{Name: d, ReadyExpr: DependencyAppliedOnce})
-		}
-		if l.DecryptionSecret != "" {
-			k.Spec.Decryption = &kustomizev1.Decryption{Provider: "sops", SecretRef: &meta.LocalObjectReference{Name: l.DecryptionSecret}}
-		}
-		objs = append(objs, k)
+// DefaultShardLayout is the layout of a cluster that chose nothing else: the test
+// environment's and `make dev`'s.
+func DefaultShardLayout() ShardLayout {
+	return ShardLayout{
+		Namespace:     "flux-system",
+		Interval:      metav1.Duration{Duration: time.Hour},
+		RetryInterval: metav1.Duration{Duration: 30 * time.Second},
+		Timeout:       metav1.Duration{Duration: 2 * time.Minute},
+		DependsOn:     []string{"infrastructure"},
 	}
-	return encode(objs...)
+}
+
+// Validate reports a layout Flux would refuse or that would defeat sharding.
+func (l ShardLayout) Validate() error {
+	var errs []error
+	if l.Namespace == "" {
+		errs = append(errs, errors.New("shard layout: namespace is empty"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"interval", l.Interval.Duration}, {"retry interval", l.RetryInterval.Duration}, {"timeout", l.Timeout.Duration}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("shard layout: %s must be positive, not %s", d.name, d.v))
+		}
+	}
+	for _, d := range l.DependsOn {
+		if d == "" {
+			errs = append(errs, errors.New("shard layout: an empty dependsOn name"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ShardKustomization is the Flux Kustomization of one shard (docs/design.md, "How
+// Flux applies the stores"): it applies ExternalArtifact stores-<shard>, a tarball of
+// stores/<cluster>/<shard>/ that gitops-api's shard publisher builds and republishes
+// only when that tree changed, so a commit re-applies its shard's few stores, never
+// the fleet. The publisher creates it next to the artifact, the first time the shard
+// holds a store: 4,096 objects that mostly wait for an artifact would cost Flux and
+// the API server more than the stores. prune removes what left Git (store Namespaces
+// opt out, so data stays); wait is off because a store's readiness is its own
+// HelmRelease's, and one slow store must not hold back the others of its shard.
+func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization, error) {
+	if !ValidShard(shard) {
+		return nil, fmt.Errorf("shard %q is not %d lowercase hex characters", shard, ShardDigits)
+	}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	retry, timeout := l.RetryInterval, l.Timeout
+	k := &kustomizev1.Kustomization{
+		TypeMeta: metav1.TypeMeta{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ShardObjectName(shard), Namespace: l.Namespace,
+			Labels: map[string]string{ShardLabel: shard},
+		},
+		Spec: kustomizev1.KustomizationSpec{
+			Interval:      l.Interval,
+			RetryInterval: &retry,
+			Timeout:       &timeout,
+			Prune:         true,
+			Wait:          false,
+			SourceRef:     kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.ExternalArtifactKind, Name: ShardObjectName(shard)},
+			Path:          "./",
+		},
+	}
+	for _, d := range l.DependsOn {
+		k.Spec.DependsOn = append(k.Spec.DependsOn, kustomizev1.DependencyReference{Name: d, ReadyExpr: DependencyAppliedOnce})
+	}
+	if l.DecryptionSecret != "" {
+		k.Spec.Decryption = &kustomizev1.Decryption{Provider: "sops", SecretRef: &meta.LocalObjectReference{Name: l.DecryptionSecret}}
+	}
+	return k, nil
+}
+
+// ShardKustomizationYAML is ShardKustomization as a manifest (for a reader of the
+// layout, e.g. docs and `gitops-api` tests).
+func ShardKustomizationYAML(l ShardLayout, shard string) ([]byte, error) {
+	k, err := ShardKustomization(l, shard)
+	if err != nil {
+		return nil, err
+	}
+	return encode(k)
 }

@@ -1,9 +1,7 @@
 package render
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,88 +11,75 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The shard Kustomizations of each cluster in clusters/<name>/stores.yaml are this
-// function's output; the test fails when they drift apart (go test ./internal/render
-// -update rewrites the files).
-var clusterShardLayouts = map[string]ShardLayout{
-	"local": {
-		Interval: metav1.Duration{Duration: 10 * time.Minute}, RetryInterval: metav1.Duration{Duration: 30 * time.Second},
-		Timeout: metav1.Duration{Duration: 2 * time.Minute}, DependsOn: []string{"infrastructure"},
-	},
-	"production": {
-		Interval: metav1.Duration{Duration: time.Hour}, RetryInterval: metav1.Duration{Duration: 2 * time.Minute},
-		Timeout: metav1.Duration{Duration: 5 * time.Minute}, DependsOn: []string{"infrastructure"},
-		DecryptionSecret: "sops-age",
-	},
-}
-
-const shardFileHeader = `# Every store of this cluster, applied shard by shard (docs/design.md, "How Flux
-# applies the stores"): Kustomization stores-<shard> applies ExternalArtifact
-# stores-<shard>, which gitops-api's shard publisher builds from the fleet tree
-# stores/<cluster>/<shard>/ and republishes only when that tree changed, so a
-# commit re-applies one shard (~40 stores at 10,000), not the whole fleet.
-# kustomize-controller needs --feature-gates=ExternalArtifact=true.
-#
-# prune: a store whose files leave Git is removed from the cluster; its Namespace
-# (and so its volumes) carries kustomize.toolkit.fluxcd.io/prune: disabled and
-# stays until purged. wait: false: a store's readiness is its HelmRelease's.
-#
-# Generated: go test ./internal/render -run TestClusterShardFiles -update
-`
-
-func TestClusterShardFiles(t *testing.T) {
-	for cluster, l := range clusterShardLayouts {
-		body, err := ShardKustomizations(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := append([]byte(shardFileHeader), body...)
-		file := filepath.Join("..", "..", "clusters", cluster, "stores.yaml")
-		if *update {
-			if err := os.WriteFile(file, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from ShardKustomizations (go test ./internal/render -run TestClusterShardFiles -update)", file)
-		}
-	}
-}
-
-func TestShardKustomizations(t *testing.T) {
-	body, err := ShardKustomizations(clusterShardLayouts["production"])
+func TestShardKustomization(t *testing.T) {
+	l := DefaultShardLayout()
+	l.DecryptionSecret = "sops-age"
+	body, err := ShardKustomizationYAML(l, "0a7")
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := strings.Split(string(body), "---\n")
-	if len(docs) != 256 {
-		t.Fatalf("%d documents, want 256", len(docs))
+	if strings.Contains(string(body), "creationTimestamp") || strings.Contains(string(body), "status:") {
+		t.Errorf("manifest carries server fields:\n%s", body)
 	}
-	seen := map[string]bool{}
-	for i, d := range docs {
-		var k kustomizev1.Kustomization
-		if err := yaml.UnmarshalStrict([]byte(d), &k); err != nil {
-			t.Fatalf("document %d: %v", i, err)
-		}
-		shard := k.Labels[ShardLabel]
-		if len(shard) != 2 || seen[shard] || k.Name != "stores-"+shard || k.Spec.SourceRef.Name != k.Name ||
-			k.Spec.SourceRef.Kind != "ExternalArtifact" || !k.Spec.Prune || k.Spec.Wait || k.Spec.Path != "./" {
-			t.Fatalf("document %d: %+v", i, k)
-		}
-		if k.Spec.Decryption == nil || k.Spec.Decryption.SecretRef.Name != "sops-age" || len(k.Spec.DependsOn) != 1 {
-			t.Fatalf("document %d: decryption %+v dependsOn %+v", i, k.Spec.Decryption, k.Spec.DependsOn)
-		}
-		seen[shard] = true
+	var k kustomizev1.Kustomization
+	if err := yaml.UnmarshalStrict(body, &k); err != nil {
+		t.Fatal(err)
 	}
-	// Every store lands in a shard that has a Kustomization.
-	for _, name := range []string{"shop", "a", "store-with-a-long-name-0123456789"} {
-		if !seen[Shard(name)] {
-			t.Errorf("store %s: shard %s has no Kustomization", name, Shard(name))
+	if k.Name != "stores-0a7" || k.Namespace != "flux-system" || k.Labels[ShardLabel] != "0a7" ||
+		k.Spec.SourceRef.Kind != "ExternalArtifact" || k.Spec.SourceRef.Name != k.Name ||
+		!k.Spec.Prune || k.Spec.Wait || k.Spec.Path != "./" || k.Spec.Interval.Duration != time.Hour {
+		t.Fatalf("%+v", k)
+	}
+	if k.Spec.Decryption == nil || k.Spec.Decryption.SecretRef.Name != "sops-age" {
+		t.Errorf("decryption %+v", k.Spec.Decryption)
+	}
+	if len(k.Spec.DependsOn) != 1 || k.Spec.DependsOn[0].Name != "infrastructure" || k.Spec.DependsOn[0].ReadyExpr != DependencyAppliedOnce {
+		t.Errorf("dependsOn %+v", k.Spec.DependsOn)
+	}
+	again, _ := ShardKustomizationYAML(l, "0a7")
+	if string(again) != string(body) {
+		t.Error("same layout and shard, different bytes")
+	}
+}
+
+func TestShardKustomizationRefuses(t *testing.T) {
+	for _, shard := range []string{"", "0a", "0a7f", "0A7", "0g7", "../"} {
+		if _, err := ShardKustomization(DefaultShardLayout(), shard); err == nil {
+			t.Errorf("shard %q accepted", shard)
 		}
+	}
+	bad := DefaultShardLayout()
+	bad.Interval = metav1.Duration{}
+	bad.Namespace = ""
+	bad.DependsOn = []string{""}
+	_, err := ShardKustomization(bad, "000")
+	for _, want := range []string{"namespace", "interval", "dependsOn"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+// Every store name maps to a valid shard, and the shards spread names evenly enough
+// that a commit's unit of apply stays a few stores.
+func TestShardSpread(t *testing.T) {
+	const stores = 10000
+	count := map[string]int{}
+	for i := range stores {
+		name := "store-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i)
+		s := Shard(name)
+		if !ValidShard(s) {
+			t.Fatalf("Shard(%q) = %q", name, s)
+		}
+		count[s]++
+	}
+	most := 0
+	for _, n := range count {
+		most = max(most, n)
+	}
+	// 10,000 names in 4,096 shards: ~2.4 on average; a shard of 12 would be a
+	// broken hash, not bad luck.
+	if len(count) < 3500 || most > 12 {
+		t.Errorf("%d shards used, the largest holds %d stores", len(count), most)
 	}
 }

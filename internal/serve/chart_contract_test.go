@@ -86,3 +86,50 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 		})
 	}
 }
+
+// The shard layout comes from flags and variables; the flag wins, "none" empties the
+// dependency list, and a duration that does not parse or is not positive stops
+// serve before it creates any Kustomization.
+func TestShardLayoutSettings(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.kube.shards; got.Interval.Duration.String() != "1h0m0s" || len(got.DependsOn) != 1 || got.DependsOn[0] != "infrastructure" || got.DecryptionSecret != "" {
+		t.Errorf("defaults: %+v", got)
+	}
+	c, err = parse([]string{"--shard-interval", "2h", "--shard-depends-on", "infra, crds"}, env(map[string]string{
+		"STOREFLEET_SHARD_INTERVAL": "3h", "STOREFLEET_SHARD_RETRY_INTERVAL": "2m", "STOREFLEET_SHARD_TIMEOUT": "5m",
+		"STOREFLEET_SHARD_DECRYPTION_SECRET": "sops-age",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.kube.shards
+	if got.Interval.Duration.String() != "2h0m0s" || got.RetryInterval.Duration.String() != "2m0s" || got.Timeout.Duration.String() != "5m0s" ||
+		strings.Join(got.DependsOn, "|") != "infra|crds" || got.DecryptionSecret != "sops-age" {
+		t.Errorf("flags and variables: %+v", got)
+	}
+	c, err = parse(nil, env(map[string]string{"STOREFLEET_SHARD_DEPENDS_ON": "none"}), &bytes.Buffer{})
+	if err != nil || len(c.kube.shards.DependsOn) != 0 {
+		t.Errorf("none: %v %+v", err, c.kube.shards.DependsOn)
+	}
+	for _, bad := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{"STOREFLEET_SHARD_INTERVAL": "an hour"}, "STOREFLEET_SHARD_INTERVAL"},
+		{[]string{"--shard-timeout", "0s"}, nil, "timeout must be positive"},
+		{nil, map[string]string{"STOREFLEET_SHARD_RETRY_INTERVAL": "-1m"}, "retry interval must be positive"},
+	} {
+		if _, err := parse(bad.args, env(bad.env), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v %v: %v, want an error saying %q", bad.args, bad.env, err, bad.want)
+		}
+	}
+	// A flag overrides a variable that does not parse.
+	if _, err := parse([]string{"--shard-interval", "1h"}, env(map[string]string{"STOREFLEET_SHARD_INTERVAL": "an hour"}), &bytes.Buffer{}); err != nil {
+		t.Errorf("flag over a bad variable: %v", err)
+	}
+}

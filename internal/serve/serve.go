@@ -204,6 +204,9 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, er
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
+	if err := c.kube.validate(fs); err != nil {
+		return c, err
+	}
 	d, err := time.ParseDuration(grace)
 	if err != nil {
 		return c, fmt.Errorf("--shutdown-grace: %w", err)

@@ -2,12 +2,17 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/fleet"
@@ -23,6 +28,29 @@ type kubeFlags struct {
 	kubeconfig, fluxNamespace, artifactURL string
 	inCluster                              bool
 	publishInterval                        time.Duration
+	// shards is the cluster's choice for the shard Kustomizations the publisher
+	// creates (render.ShardKustomization); its namespace is fluxNamespace.
+	shards render.ShardLayout
+	// envErrs are variables that did not parse: reported by validate, after the
+	// flags, so a flag can still override a bad variable.
+	envErrs map[string]error
+}
+
+// validate reports unparseable variables not overridden by a flag, and a shard
+// layout Flux would refuse.
+func (k kubeFlags) validate(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	for name, err := range k.envErrs {
+		if !set[name] {
+			errs = append(errs, err)
+		}
+	}
+	l := k.shards
+	l.Namespace = k.fluxNamespace
+	errs = append(errs, l.Validate())
+	return errors.Join(errs...)
 }
 
 func (k kubeFlags) configured() bool { return k.kubeconfig != "" || k.inCluster }
@@ -44,6 +72,48 @@ func kubeFlagSet(fs *flag.FlagSet, k *kubeFlags, env func(string) string) {
 		interval = v
 	}
 	fs.DurationVar(&k.publishInterval, "publish-interval", interval, "how often the fleet is fetched and every shard compared with its artifact, for pushes made outside gitops-api [STOREFLEET_PUBLISH_INTERVAL]")
+
+	def := render.DefaultShardLayout()
+	k.shards = def
+	k.envErrs = map[string]error{}
+	dur := func(p *time.Duration, name, envName string, v time.Duration, help string) {
+		if e := env(envName); e != "" {
+			d, err := time.ParseDuration(e)
+			if err != nil {
+				k.envErrs[name] = fmt.Errorf("%s: %w", envName, err)
+			}
+			v = d
+		}
+		fs.DurationVar(p, name, v, help+" ["+envName+"]")
+	}
+	dur(&k.shards.Interval.Duration, "shard-interval", "STOREFLEET_SHARD_INTERVAL", def.Interval.Duration, "how often Flux re-applies an unchanged shard to undo drift (a commit never waits for it); keep it well above a full pass over the fleet, see docs/design.md")
+	dur(&k.shards.RetryInterval.Duration, "shard-retry-interval", "STOREFLEET_SHARD_RETRY_INTERVAL", def.RetryInterval.Duration, "how soon Flux retries a shard whose apply failed")
+	dur(&k.shards.Timeout.Duration, "shard-timeout", "STOREFLEET_SHARD_TIMEOUT", def.Timeout.Duration, "how long one shard apply may take")
+	dependsOn := strings.Join(def.DependsOn, ",")
+	if v := env("STOREFLEET_SHARD_DEPENDS_ON"); v != "" {
+		dependsOn = v
+	}
+	k.shards.DependsOn = splitList(dependsOn)
+	fs.Func("shard-depends-on", "comma-separated Kustomizations (in the Flux namespace) every shard waits for until they have been applied once; none = no dependency (default \""+dependsOn+"\") [STOREFLEET_SHARD_DEPENDS_ON]", func(v string) error {
+		k.shards.DependsOn = splitList(v)
+		return nil
+	})
+	str(&k.shards.DecryptionSecret, "shard-decryption-secret", "STOREFLEET_SHARD_DECRYPTION_SECRET", "", "Secret (in the Flux namespace) with the age key Flux decrypts SOPS-encrypted store files with; empty = no decryption")
+}
+
+// splitList reads a comma-separated list; "none" is the empty list (an empty
+// variable means the default, as for every other setting).
+func splitList(v string) []string {
+	if strings.TrimSpace(v) == "none" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // attachStatus connects the API to the cluster when one is configured: a Tracker
@@ -59,9 +129,17 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 	if k.inCluster {
 		kubeconfig = ""
 	}
+	layout := k.shards
+	layout.Namespace = k.fluxNamespace
+	if err := layout.Validate(); err != nil {
+		return nil, opts, nil, err
+	}
 	tr := status.New(status.Options{Log: log})
 	w, err := kube.New(kube.Config{
 		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log,
+		ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
+			return render.ShardKustomization(layout, shard)
+		},
 	}, tr)
 	if err != nil {
 		return nil, opts, nil, err

@@ -27,7 +27,7 @@ type Desired struct {
 	Commit string
 	// Version is the chart version the store asks for (active stores).
 	Version string
-	// Shard is the store's shard (two hex digits): ExternalArtifact and
+	// Shard is the store's shard (three hex digits): ExternalArtifact and
 	// Kustomization stores-<shard> carry it to the cluster.
 	Shard string
 	// Revision is the shard artifact revision published for this change

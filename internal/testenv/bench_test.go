@@ -48,8 +48,9 @@ func BenchmarkStart(b *testing.B) {
 }
 
 // BenchmarkPushToApplied is the baseline for BenchmarkPushToReady: git push of a
-// commit that changes no object → GitRepository artifact → both Kustomizations
-// applied, with triggered reconciles.
+// commit that changes no object → GitRepository artifact → Kustomization
+// infrastructure applied, with triggered reconciles (no shard changed, so none is
+// published or applied).
 func BenchmarkPushToApplied(b *testing.B) {
 	ctx := context.Background()
 	w := cloneFleet(b, env)

@@ -13,6 +13,15 @@
 // kube-controller-manager, kube-apiserver, etcd). Every port is a free loopback
 // port, so several environments run side by side.
 //
+// Flux applies the stores shard by shard (docs/design.md, "How Flux applies the
+// stores"), from ExternalArtifacts and Kustomizations stores-<shard> that are not in
+// Git: gitops-api's shard publisher creates them. Without a gitops-api, Reconcile
+// does its work with the git CLI (publishShards): it publishes each shard of
+// stores/local/<shard>/ (three hex characters, render.Shard) whose tree changed and,
+// the first time a shard holds a store, applies its Kustomization
+// (render.ShardKustomization, render.DefaultShardLayout) as the publisher does. A
+// shard that never held a store has neither object.
+//
 // No scheduler or kubelet runs: Pods are created (so ResourceQuota, LimitRange and
 // Pod Security admission judge them) and stay Pending. HelmReleases here therefore
 // need Helm's wait off; see clusters/README.md.

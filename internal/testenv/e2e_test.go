@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/internal/render"
 )
 
 // fleetWork is a clone of the fleet repository that tests commit to and push from
@@ -72,10 +72,10 @@ func (w *fleetWork) push(msg string) string {
 	return sha
 }
 
-// storeDir is the store's folder per docs/design.md: stores/<cluster>/<shard>/<name>.
+// storeDir is the store's folder per docs/design.md: stores/<cluster>/<shard>/<name>
+// (render.StoreDir).
 func storeDir(name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return filepath.Join("stores", "local", hex.EncodeToString(sum[:])[:2], name)
+	return filepath.FromSlash(render.StoreDir(FleetCluster, name))
 }
 
 // storeFiles are store-like files in the shape render produces (namespace with
@@ -282,6 +282,8 @@ func TestStoreLifecycle(t *testing.T) {
 	if !strings.HasSuffix(rev, commit) {
 		t.Fatalf("artifact revision %s, pushed %s", rev, commit)
 	}
+	// The environment created the shard's Kustomization, as gitops-api's publisher does.
+	checkShardKustomization(ctx, t, env, render.Shard(name))
 	hr := waitHelmRelease(ctx, t, env, hrKey, 0)
 	if got := hr.Status.History.Latest(); got == nil || got.ChartVersion != "0.1.0" {
 		t.Fatalf("installed release history %+v, want chart 0.1.0", hr.Status.History)
@@ -318,7 +320,7 @@ func TestStoreLifecycle(t *testing.T) {
 			want := []string{ns, name, "True", "0.1.0"}
 			if args[1] == "kustomizations" {
 				// flux shortens hashes to 8 hex digits: main@sha1:0123abcd.
-				want = []string{"flux-system", "stores-" + filepath.Base(filepath.Dir(storeDir(name))), "infrastructure", "True", "main@sha1:" + commit[:8]}
+				want = []string{"flux-system", render.ShardObjectName(render.Shard(name)), "infrastructure", "True", "main@sha1:" + commit[:8]}
 			}
 			for _, s := range want {
 				if !strings.Contains(string(out), s) {
@@ -379,6 +381,9 @@ func TestStoreLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(ctx, t, env, &corev1.Namespace{ObjectMeta: objMeta("", ns)})
+	// The emptied shard keeps its Kustomization (it applied the empty artifact that
+	// pruned the store), as with gitops-api.
+	checkShardKustomization(ctx, t, env, render.Shard(name))
 }
 
 func objMeta(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }

@@ -107,6 +107,8 @@ type Env struct {
 	artifactURL string
 	shardMu     sync.Mutex
 	shardTrees  map[string]string // shard → tree hash last published
+	// shardKustomizations are the shards whose Kustomization this Env applied.
+	shardKustomizations map[string]bool
 
 	stopOnce sync.Once
 	stopErr  error

@@ -79,8 +79,14 @@ func (e *Env) Apply(ctx context.Context, data []byte) error {
 	if err != nil {
 		return err
 	}
+	return e.applyAs(ctx, objs, fieldOwner)
+}
+
+// applyAs server-side applies objs with field manager owner, taking over fields
+// other managers own (force).
+func (e *Env) applyAs(ctx context.Context, objs []*unstructured.Unstructured, owner client.FieldOwner) error {
 	for _, o := range objs {
-		if err := e.Client.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		if err := e.Client.Patch(ctx, o, client.Apply, owner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}

@@ -20,15 +20,20 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/storefleet/storefleet/internal/render"
 )
 
 // FleetCluster is the cluster name the environment's stores live under in the fleet
 // repository (stores/local/<shard>/<name>/), matching clusters/local.
 const FleetCluster = "local"
 
-// ShardLabel marks the per-shard Kustomizations and ExternalArtifacts
-// (docs/design.md, "How Flux applies the stores").
-const ShardLabel = "storefleet.io/shard"
+// publisherFieldManager is the server-side apply field manager gitops-api's shard
+// publisher applies the shard Kustomizations with (kube.FieldManager; testenv cannot
+// import internal/kube, whose own tests import testenv: TestPublisherFieldManager
+// keeps the two equal). The environment applies them as the publisher would, so a
+// gitops-api started against it later takes them over without a conflict.
+const publisherFieldManager = client.FieldOwner("storefleet-publisher")
 
 var externalArtifactGVK = schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "ExternalArtifact"}
 
@@ -50,12 +55,18 @@ func (e *Env) startArtifacts() error {
 }
 
 // publishShards does, with the git CLI, what gitops-api's shard publisher does
-// (internal/fleet): for every shard of stores/local/ whose tree at commit differs
-// from what the environment last published, it writes a tarball of that tree and
-// publishes it as ExternalArtifact stores-<shard>. It lets the environment apply a
-// fleet without gitops-api (its own tests, `make testenv` with pushes by hand).
-// Shards that never held a store are not published; their Kustomizations report the
-// artifact as not found. It returns the published revision of each changed shard.
+// (internal/publish, internal/kube): for every shard of stores/local/ whose tree at
+// commit differs from what the environment last published, it writes a tarball of
+// that tree and publishes it as ExternalArtifact stores-<shard>, then, the first
+// time this Env publishes the shard, server-side applies the shard's Kustomization
+// stores-<shard> (render.ShardKustomization with render.DefaultShardLayout; field
+// manager storefleet-publisher, forced). The shard Kustomizations are not in Git:
+// a shard that never held a store has neither an artifact nor a Kustomization. It
+// lets the environment apply a fleet without gitops-api (its own tests, `make
+// testenv` with pushes by hand). A folder in stores/local/ that is not a shard
+// (render.ValidShard: three lowercase hex characters) is an error, as it is for
+// gitops-api, and nothing is published then. It returns the published revision of
+// each changed shard.
 //
 // Do not run it while a gitops-api publishes to the same environment: both would
 // write the same ExternalArtifacts.
@@ -71,7 +82,12 @@ func (e *Env) publishShards(ctx context.Context, commit string) (map[string]stri
 		// <mode> SP tree SP <hash> TAB <path>
 		meta, path, ok := strings.Cut(line, "\t")
 		if f := strings.Fields(meta); ok && len(f) == 3 && f[1] == "tree" {
-			trees[filepath.Base(path)] = f[2]
+			shard := filepath.Base(path)
+			if !render.ValidShard(shard) {
+				return nil, fmt.Errorf("fleet commit %s: stores/%s/%s is not a shard folder (%d lowercase hex characters)",
+					commit, FleetCluster, shard, render.ShardDigits)
+			}
+			trees[shard] = f[2]
 		}
 	}
 	if e.shardTrees == nil {
@@ -115,6 +131,11 @@ func (e *Env) publishShards(ctx context.Context, commit string) (map[string]stri
 		}); err != nil {
 			return nil, err
 		}
+		// After the artifact, so the Kustomization finds it at its first reconcile;
+		// before recording the tree, so a failed apply is retried at the next call.
+		if err := e.ensureShardKustomization(ctx, shard); err != nil {
+			return nil, err
+		}
 		e.shardTrees[shard] = trees[shard]
 		published[shard] = revision
 	}
@@ -147,7 +168,7 @@ func shardTarball(ctx context.Context, repo, commit string, exists bool, shard s
 // writeExternalArtifact creates ExternalArtifact stores-<shard> if needed and sets
 // its status: the artifact and Ready=True, as a source controller does.
 func (e *Env) writeExternalArtifact(ctx context.Context, shard string, artifact map[string]any) error {
-	key := client.ObjectKey{Namespace: fluxNamespace, Name: "stores-" + shard}
+	key := client.ObjectKey{Namespace: fluxNamespace, Name: render.ShardObjectName(shard)}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(externalArtifactGVK)
 	if err := e.Client.Get(ctx, key, u); apierrors.IsNotFound(err) {
@@ -155,16 +176,17 @@ func (e *Env) writeExternalArtifact(ctx context.Context, shard string, artifact 
 		u.SetGroupVersionKind(externalArtifactGVK)
 		u.SetNamespace(key.Namespace)
 		u.SetName(key.Name)
-		u.SetLabels(map[string]string{ShardLabel: shard})
+		u.SetLabels(map[string]string{render.ShardLabel: shard})
 		if err := e.Client.Create(ctx, u); err != nil {
 			return fmt.Errorf("create ExternalArtifact %s: %w", key, err)
 		}
 	} else if err != nil {
 		return err
 	}
+	// ExternalArtifactStatus has no observedGeneration of its own (the API server
+	// would drop it with a warning); the condition carries it.
 	u.Object["status"] = map[string]any{
-		"observedGeneration": u.GetGeneration(),
-		"artifact":           artifact,
+		"artifact": artifact,
 		"conditions": []any{map[string]any{
 			"type": "Ready", "status": "True", "reason": "Succeeded",
 			"message":            fmt.Sprintf("stored artifact for revision '%s'", artifact["revision"]),
@@ -178,8 +200,42 @@ func (e *Env) writeExternalArtifact(ctx context.Context, shard string, artifact 
 	return nil
 }
 
+// ensureShardKustomization server-side applies Kustomization stores-<shard> as
+// gitops-api's publisher does, once per shard and Env: later publishes of the shard
+// leave it alone (a new artifact revision is what makes Flux apply the shard), so a
+// change made to it by hand stays until the next Env, as it stays until gitops-api
+// restarts. The caller holds shardMu.
+func (e *Env) ensureShardKustomization(ctx context.Context, shard string) error {
+	if e.shardKustomizations[shard] {
+		return nil
+	}
+	data, err := render.ShardKustomizationYAML(render.DefaultShardLayout(), shard)
+	if err != nil {
+		return fmt.Errorf("shard %s: %w", shard, err)
+	}
+	objs, err := DecodeYAML(data)
+	if err != nil {
+		return fmt.Errorf("shard %s: %w", shard, err)
+	}
+	name := render.ShardObjectName(shard)
+	if len(objs) != 1 || objs[0].GroupVersionKind() != kustomizationGVK || objs[0].GetName() != name ||
+		objs[0].GetNamespace() != fluxNamespace || objs[0].GetLabels()[render.ShardLabel] != shard {
+		return fmt.Errorf("shard %s: render.ShardKustomizationYAML is not one Kustomization %s/%s labelled %s=%s:\n%s",
+			shard, fluxNamespace, name, render.ShardLabel, shard, data)
+	}
+	if err := e.applyAs(ctx, objs, publisherFieldManager); err != nil {
+		return err
+	}
+	if e.shardKustomizations == nil {
+		e.shardKustomizations = map[string]bool{}
+	}
+	e.shardKustomizations[shard] = true
+	return nil
+}
+
 // waitShardsApplied waits until each shard's Kustomization is Ready with the given
-// revision applied.
+// revision applied. A missing Kustomization fails at once: publishShards applied it,
+// and as with gitops-api nothing applies it again while the Env runs.
 func (e *Env) waitShardsApplied(ctx context.Context, revisions map[string]string) error {
 	shards := make([]string, 0, len(revisions))
 	for s := range revisions {
@@ -187,9 +243,12 @@ func (e *Env) waitShardsApplied(ctx context.Context, revisions map[string]string
 	}
 	sort.Strings(shards)
 	for _, shard := range shards {
-		key := client.ObjectKey{Namespace: fluxNamespace, Name: "stores-" + shard}
+		key := client.ObjectKey{Namespace: fluxNamespace, Name: render.ShardObjectName(shard)}
 		err := Poll(ctx, 50*time.Millisecond, func() (bool, string, error) {
 			u, err := e.get(ctx, kustomizationGVK, key)
+			if apierrors.IsNotFound(err) {
+				return false, "", fmt.Errorf("Kustomization %s does not exist: the environment applies it once, when it first publishes the shard; deleted since? %w", key, err)
+			}
 			if err != nil {
 				return false, err.Error(), nil
 			}

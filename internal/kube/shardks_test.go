@@ -1,0 +1,121 @@
+package kube
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/storefleet/storefleet/internal/render"
+)
+
+func TestShardDigitsMatchRender(t *testing.T) {
+	if ShardDigits != render.ShardDigits || ShardLabel != render.ShardLabel || ShardObjectName("abc") != render.ShardObjectName("abc") {
+		t.Fatal("kube and render disagree on what a shard is called")
+	}
+	for _, s := range []string{"abc", "0a", "0a7f", "ABC", "g00", ""} {
+		if ValidShard(s) != render.ValidShard(s) {
+			t.Errorf("ValidShard(%q): kube %v, render %v", s, ValidShard(s), render.ValidShard(s))
+		}
+	}
+}
+
+func getKustomization(t *testing.T, ns, name string) (*kustomizev1.Kustomization, map[string]any) {
+	t.Helper()
+	u, err := dynClient(t).Resource(Kustomizations).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get Kustomization %s/%s: %v", ns, name, err)
+	}
+	k := &kustomizev1.Kustomization{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, k); err != nil {
+		t.Fatal(err)
+	}
+	return k, u.Object
+}
+
+// The publisher's first publish of a shard creates its Kustomization, after the
+// artifact; a restarted process with another layout brings it to that layout.
+func TestPublishArtifactAppliesShardKustomization(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "shardks")
+	layout := render.DefaultShardLayout()
+	layout.Namespace = ns
+	calls := 0
+	cfg := Config{Rest: apiConfig, FluxNamespace: ns, ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
+		calls++
+		return render.ShardKustomization(layout, shard)
+	}}
+	w, err := New(cfg, nopSink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.PublishArtifact(ctx, "5e1", testArtifact("4444444444444444444444444444444444444444")); err != nil {
+		t.Fatal(err)
+	}
+	k, obj := getKustomization(t, ns, "stores-5e1")
+	if k.Labels[ShardLabel] != "5e1" || k.Spec.SourceRef.Kind != "ExternalArtifact" || k.Spec.SourceRef.Name != "stores-5e1" ||
+		k.Spec.Interval.Duration != time.Hour || !k.Spec.Prune || len(k.Spec.DependsOn) != 1 {
+		t.Fatalf("applied Kustomization: %+v", k)
+	}
+	managers := []string{}
+	for _, f := range k.ManagedFields {
+		managers = append(managers, f.Manager+"/"+string(f.Operation))
+	}
+	if strings.Join(managers, ",") != FieldManager+"/Apply" {
+		t.Errorf("managed by %v, want only %s by server-side apply", managers, FieldManager)
+	}
+	// The CRD defaults observedGeneration; anything else would be the publisher's.
+	if st, _ := obj["status"].(map[string]any); len(st) > 1 || (len(st) == 1 && st["observedGeneration"] == nil) {
+		t.Errorf("the publisher wrote status: %v", st)
+	}
+	// Later publishes of the shard leave the Kustomization alone.
+	if err := w.PublishArtifact(ctx, "5e1", testArtifact("5555555555555555555555555555555555555555")); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("ShardKustomization called %d times for two publishes of one shard", calls)
+	}
+	again, _ := getKustomization(t, ns, "stores-5e1")
+	if again.Generation != k.Generation {
+		t.Errorf("generation %d → %d on a republish", k.Generation, again.Generation)
+	}
+
+	// A new process with another drift interval and a decryption secret.
+	layout.Interval = metav1.Duration{Duration: 2 * time.Hour}
+	layout.DecryptionSecret = "sops-age"
+	w2, err := New(cfg, nopSink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.PublishArtifact(ctx, "5e1", testArtifact("6666666666666666666666666666666666666666")); err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := getKustomization(t, ns, "stores-5e1")
+	if k2.Spec.Interval.Duration != 2*time.Hour || k2.Spec.Decryption == nil || k2.Spec.Decryption.SecretRef.Name != "sops-age" {
+		t.Errorf("after a restart with another layout: interval %v decryption %+v", k2.Spec.Interval, k2.Spec.Decryption)
+	}
+}
+
+// A template that names another object is refused before anything is written.
+func TestPublishArtifactRefusesForeignKustomization(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "shardksbad")
+	w, err := New(Config{Rest: apiConfig, FluxNamespace: ns, ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
+		return render.ShardKustomization(render.DefaultShardLayout(), shard) // flux-system, not ns
+	}}, nopSink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.PublishArtifact(ctx, "5e2", testArtifact("7777777777777777777777777777777777777777"))
+	if err == nil || !strings.Contains(err.Error(), "flux-system/stores-5e2") {
+		t.Fatalf("PublishArtifact = %v, want a refusal naming the foreign namespace", err)
+	}
+	list, err := dynClient(t).Resource(Kustomizations).Namespace("flux-system").List(ctx, metav1.ListOptions{})
+	if err == nil && len(list.Items) > 0 {
+		t.Errorf("a Kustomization was written to flux-system: %d", len(list.Items))
+	}
+}
