@@ -327,6 +327,9 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	withAnnotation.SetAnnotations(map[string]string{"example.com/x": "y"})
 	withFinalizer := artifact("flux-system", "stores-3f0", shard)
 	withFinalizer.SetFinalizers([]string{"example.com/x"})
+	// Flux's finalizer is allowed on a shard Kustomization only.
+	withFluxFinalizer := artifact("flux-system", "stores-3f0", shard)
+	withFluxFinalizer.SetFinalizers([]string{"finalizers.fluxcd.io"})
 	withOwner := artifact("flux-system", "stores-3f0", shard)
 	withOwner.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "x",
 		UID: types.UID("00000000-0000-0000-0000-000000000001")}})
@@ -345,6 +348,7 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		{"no label", artifact("flux-system", "stores-3f0", nil), "single label"},
 		{"annotation", withAnnotation, "without annotations"},
 		{"finalizer", withFinalizer, "finalizers"},
+		{"Flux's finalizer", withFluxFinalizer, "finalizers"},
 		{"owner reference", withOwner, "owner references"},
 		{"spec.sourceRef", withSourceRef, "empty spec"},
 	} {
@@ -585,6 +589,9 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		{"no label", func(u *unstructured.Unstructured) { u.SetLabels(nil) }, "single label"},
 		{"annotation", func(u *unstructured.Unstructured) { u.SetAnnotations(map[string]string{"example.com/x": "y"}) }, "without annotations"},
 		{"finalizer", func(u *unstructured.Unstructured) { u.SetFinalizers([]string{"example.com/x"}) }, "finalizers"},
+		{"Flux's finalizer and another", func(u *unstructured.Unstructured) {
+			u.SetFinalizers([]string{"finalizers.fluxcd.io", "example.com/x"})
+		}, "finalizers"},
 		{"a GitRepository source", gitSource, "spec.sourceRef"},
 		{"another shard's artifact", func(u *unstructured.Unstructured) {
 			_ = unstructured.SetNestedField(u.Object, "stores-c04", "spec", "sourceRef", "name")

@@ -120,6 +120,10 @@ func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization
 		ObjectMeta: metav1.ObjectMeta{
 			Name: ShardObjectName(shard), Namespace: l.Namespace,
 			Labels: map[string]string{ShardLabel: shard},
+			// kustomize-controller's first reconcile of a Kustomization without its
+			// finalizer only adds it and requeues, which Flux's rate limiter delays by
+			// 750 ms: a shard's first store waited that long before its apply.
+			Finalizers: []string{kustomizev1.KustomizationFinalizer},
 		},
 		Spec: kustomizev1.KustomizationSpec{
 			Interval:      l.Interval,

@@ -30,6 +30,9 @@ func TestShardKustomization(t *testing.T) {
 		!k.Spec.Prune || k.Spec.Wait || k.Spec.Path != "./" || k.Spec.Interval.Duration != time.Hour {
 		t.Fatalf("%+v", k)
 	}
+	if len(k.Finalizers) != 1 || k.Finalizers[0] != kustomizev1.KustomizationFinalizer {
+		t.Errorf("finalizers %v: kustomize-controller's own, set up front, spare a requeue", k.Finalizers)
+	}
 	if k.Spec.Decryption == nil || k.Spec.Decryption.SecretRef.Name != "sops-age" {
 		t.Errorf("decryption %+v", k.Spec.Decryption)
 	}
