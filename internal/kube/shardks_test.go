@@ -2,7 +2,9 @@ package kube
 
 import (
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,4 +120,44 @@ func TestPublishArtifactRefusesForeignKustomization(t *testing.T) {
 	if err == nil && len(list.Items) > 0 {
 		t.Errorf("a Kustomization was written to flux-system: %d", len(list.Items))
 	}
+}
+
+// API server warnings reach the Watcher's log (debug), not the process' stderr.
+func TestWarningsGoToTheLog(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "shardkswarn")
+	layout := render.DefaultShardLayout()
+	layout.Namespace = ns
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w, err := New(Config{Rest: apiConfig, FluxNamespace: ns, Log: log, ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
+		return render.ShardKustomization(layout, shard)
+	}}, nopSink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.PublishArtifact(ctx, "5e3", testArtifact("8888888888888888888888888888888888888888")); err != nil {
+		t.Fatal(err)
+	}
+	// The API server warns that finalizers.fluxcd.io is not domain-qualified with a path.
+	if got := buf.String(); !strings.Contains(got, "kube-apiserver warning") || !strings.Contains(got, "finalizers.fluxcd.io") {
+		t.Errorf("no warning about Flux's finalizer in the log:\n%s", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

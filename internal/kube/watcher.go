@@ -94,6 +94,13 @@ type Watcher struct {
 	ksDone map[string]bool // shards whose Kustomization this process applied
 }
 
+// warningLog logs API server warnings at debug level.
+type warningLog struct{ log *slog.Logger }
+
+func (w warningLog) HandleWarningHeader(code int, agent, text string) {
+	w.log.Debug("kube-apiserver warning", "code", code, "agent", agent, "text", text)
+}
+
 // RestConfig loads a kubeconfig file, or the in-cluster configuration when path is empty.
 func RestConfig(path string) (*rest.Config, error) {
 	if path == "" {
@@ -139,6 +146,10 @@ func New(cfg Config, sink Sink) (*Watcher, error) {
 		rc.QPS, rc.Burst = 50, 100
 	}
 	rc.UserAgent = "storefleet-gitops-api"
+	// API warnings go to our log, not klog's stderr: the API server warns about
+	// Flux's finalizer name on every shard Kustomization applied (4,096 lines for a
+	// bulk import), which is Flux's choice and nothing an operator can act on.
+	rc.WarningHandler = warningLog{cfg.Log}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return nil, err
