@@ -25,7 +25,7 @@ test: lint $(TEST_PREREQS)
 
 ## bench: every benchmark; figures go to docs/benchmarks.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 150m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 180m ./...
 
 ## lint: go vet and gofmt.
 lint:

@@ -23,7 +23,9 @@ func git(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func TestPushAndCloneOverHTTP(t *testing.T) {
+// startFleet serves a new bare fleet.git until the test ends.
+func startFleet(t *testing.T) *Server {
+	t.Helper()
 	srv, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +36,12 @@ func TestPushAndCloneOverHTTP(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func TestPushAndCloneOverHTTP(t *testing.T) {
+	srv := startFleet(t)
 	url := srv.URL() + "/fleet.git"
 
 	work := t.TempDir()

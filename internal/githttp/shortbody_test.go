@@ -47,17 +47,7 @@ func TestShortBodyStartsNoGit(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Fatalf("this test reads child processes from /proc: %v", err)
 	}
-	srv, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := srv.InitBare("fleet.git"); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := startFleet(t)
 	// Without the fix git spins until killed: never leave it behind, pass or fail.
 	t.Cleanup(func() { killAll(gitChildren(t)) })
 
