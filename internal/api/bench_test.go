@@ -27,7 +27,7 @@ import (
 type benchFleet struct {
 	api     *httptest.Server
 	repo    *gitrepo.Repo
-	render  fleet.FleetRenderer
+	render  render.Renderer
 	startup time.Duration // gitrepo.Open + the store names: the API can serve
 	loaded  time.Duration // until every store's spec is read (background warm-up)
 	close   func()
@@ -47,7 +47,7 @@ func newBenchFleet(b *testing.B, size int) *benchFleet {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	r := fleet.FleetRenderer{Options: render.LocalOptions()}
+	r := render.Renderer{Options: render.LocalOptions()}
 	if size > 0 {
 		// Fill the fleet through the writer on the bare repository's path, 1,000 stores
 		// a commit: the fixture is built the same way the API writes.
@@ -61,11 +61,11 @@ func newBenchFleet(b *testing.B, size int) *benchFleet {
 				s := store.Store{Name: fmt.Sprintf("fixture-%05d", i), Engine: store.WooCommerce, Plan: "basic",
 					Settings: store.Settings{AdminEmail: "a@example.com"}}
 				s = s.WithDefaults("")
-				files, err := r.Render(s, fleet.StateActive)
+				files, err := r.Render(s, store.StateActive)
 				if err != nil {
 					b.Fatal(err)
 				}
-				dir := r.Dir(s)
+				dir := store.Dir(s.Cluster, s.Name)
 				c := gitrepo.Change{Store: s.Name, Cluster: s.Cluster, Dir: dir, Action: gitrepo.ActionCreate, Actor: "fixture"}
 				for _, f := range files {
 					c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})
@@ -85,7 +85,7 @@ func newBenchFleet(b *testing.B, size int) *benchFleet {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := fleet.New(ctx, fleet.Config{Repo: fleet.GitRepo{R: repo}, Renderer: r})
+	svc, err := fleet.New(ctx, fleet.Config{Repo: gitrepo.Fleet{R: repo}, Renderer: r})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,11 +190,11 @@ func benchDirect(b *testing.B, f *benchFleet, conc int) {
 		s := store.Store{Name: fmt.Sprintf("direct-%d", benchSeq.Add(1)), Engine: store.WooCommerce, Plan: "basic",
 			Settings: store.Settings{AdminEmail: "a@example.com"}}
 		s = s.WithDefaults("")
-		files, err := f.render.Render(s, fleet.StateActive)
+		files, err := f.render.Render(s, store.StateActive)
 		if err != nil {
 			b.Fatal(err)
 		}
-		dir := f.render.Dir(s)
+		dir := store.Dir(s.Cluster, s.Name)
 		c := gitrepo.Change{Store: s.Name, Cluster: s.Cluster, Dir: dir, Action: gitrepo.ActionCreate, Actor: "bench", RequestID: s.Name}
 		for _, fl := range files {
 			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(fl.Path, dir+"/"), Content: fl.Content})

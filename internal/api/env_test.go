@@ -20,6 +20,7 @@ import (
 	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // env is the API over real HTTP on loopback, writing to a fleet repository served
@@ -80,7 +81,7 @@ func (e *env) start() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	svc, err := fleet.New(ctx, fleet.Config{
-		Repo: fleet.GitRepo{R: repo}, Renderer: fleet.FleetRenderer{Options: render.LocalOptions()},
+		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: render.LocalOptions()},
 		Log: log, RequestLog: filepath.Join(t.TempDir(), "requests.jsonl"),
 	})
 	if err != nil {
@@ -206,4 +207,4 @@ func shop(name string) map[string]any {
 	}
 }
 
-func storeDir(name string) string { return render.StoreDir("local", name) }
+func storeDir(name string) string { return store.Dir("local", name) }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/status"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -43,33 +42,13 @@ func (a *api) withStatus(out StoreJSON) StoreJSON {
 	if !ok {
 		return out
 	}
-	return mergeStatus(out, st)
-}
-
-func mergeStatus(out StoreJSON, st status.Status) StoreJSON {
-	js := StatusJSON{
-		Phase: string(st.Phase), Reason: st.Reason, Message: st.Message, Percent: st.Percent,
-		CurrentStep: st.CurrentStep, Drifted: st.Drifted, DriftMessage: st.DriftMessage,
-		Generation: st.Generation, ClusterConnected: st.ClusterConnected, Steps: make([]StepJSON, 0, len(st.Steps)),
-	}
-	for _, s := range st.Steps {
-		sj := StepJSON{Name: s.Name, State: s.State, Time: s.Time}
-		if s.Name == status.StepCommitted {
-			sj.Commit = st.Commit
-		}
-		js.Steps = append(js.Steps, sj)
-	}
-	if !st.UpdatedAt.IsZero() {
-		t := st.UpdatedAt
-		js.UpdatedAt = &t
-	}
-	out.Status = js
+	out.Status = st
 	return out
 }
 
 // listByPhase filters by the live phase: the fleet knows only its own phases, so
 // pages of the fleet's list are filtered here until one page is full.
-func (a *api) listByPhase(w http.ResponseWriter, r *http.Request, f fleet.Filter, limit int, cont string) {
+func (a *api) listByPhase(w http.ResponseWriter, r *http.Request, f store.Filter, limit int, cont string) {
 	phase := f.Phase
 	f.Phase = ""
 	out := ListJSON{Items: []StoreJSON{}}
@@ -80,11 +59,11 @@ func (a *api) listByPhase(w http.ResponseWriter, r *http.Request, f fleet.Filter
 		}
 		for _, v := range views {
 			sj := a.withStatus(storeJSON(v))
-			if sj.Status.Phase != phase {
+			if string(sj.Status.Phase) != phase {
 				continue
 			}
 			if len(out.Items) == limit {
-				// The fleet's continue token is the last name returned (see fleet.List).
+				// The fleet's continue token is the last name returned (see store.Service.List).
 				out.Continue = base64.RawURLEncoding.EncodeToString([]byte("n:" + out.Items[limit-1].Name))
 				Write(w, http.StatusOK, out)
 				return

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // readEvents reads one SSE response until it ends, returning "event:phase" or
@@ -49,7 +50,7 @@ func TestStoreEventStream(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	tr.Published("x", "main@sha1:c1")
-	tr.Load("shop", status.Desired{Lifecycle: status.Active, Commit: "c1", Version: "0.1.0", Shard: "x"})
+	tr.Load("shop", status.Desired{State: store.StateActive, Commit: "c1", Version: "0.1.0", Shard: "x"})
 	srv := httptest.NewServer(Handler(nil, Options{Status: tr}))
 	defer srv.Close()
 

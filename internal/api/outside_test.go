@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
@@ -22,13 +21,13 @@ func TestOutsidePushIsNotOverwritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	r := fleet.FleetRenderer{Options: render.LocalOptions()}
+	r := render.Renderer{Options: render.LocalOptions()}
 	s := store.Store{Name: "outside", Engine: store.Medusa, Plan: "premium", Settings: store.Settings{AdminEmail: "o@example.com"}}.WithDefaults("")
-	files, err := r.Render(s, fleet.StateActive)
+	files, err := r.Render(s, store.StateActive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := r.Dir(s)
+	dir := store.Dir(s.Cluster, s.Name)
 	c := gitrepo.Change{Store: s.Name, Cluster: s.Cluster, Dir: dir, Action: gitrepo.ActionCreate, Actor: "someone-else", RequestID: "outside-1"}
 	for _, f := range files {
 		c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})

@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -24,7 +23,7 @@ var openAPIDoc []byte
 func OpenAPI() []byte { return openAPIDoc }
 
 // Service is what the handlers need from the store lifecycle (internal/fleet).
-type Service = fleet.Lifecycle
+type Service = store.Service
 
 // Options tune the handler; zero values are the defaults.
 type Options struct {
@@ -122,50 +121,28 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // StoreJSON is a store as the API shows it: the spec, the commit that last changed
-// it and its status. Status is an object so that it can grow (steps, conditions)
-// without breaking clients.
+// it and its status, in the domain's one status shape (the event streams send the
+// same). Status is an object so that it can grow without breaking clients.
 type StoreJSON struct {
 	store.Store
-	Commit *fleet.Commit `json:"commit,omitempty"`
-	Status StatusJSON    `json:"status"`
+	Commit *store.Commit `json:"commit,omitempty"`
+	Status store.Status  `json:"status"`
 }
 
-// StatusJSON is where a store is. Phase is "committed" until the status watcher
-// reports more.
-type StatusJSON struct {
-	Phase        string     `json:"phase"`
-	Reason       string     `json:"reason,omitempty"`
-	Message      string     `json:"message,omitempty"`
-	Percent      int        `json:"percent"`
-	CurrentStep  string     `json:"currentStep,omitempty"`
-	Steps        []StepJSON `json:"steps"`
-	Drifted      bool       `json:"drifted,omitempty"`
-	DriftMessage string     `json:"driftMessage,omitempty"`
-	// Generation is the HelmRelease's metadata.generation.
-	Generation int64 `json:"generation,omitempty"`
-	// ClusterConnected is false when no cluster is configured or it cannot be reached.
-	ClusterConnected bool       `json:"clusterConnected"`
-	UpdatedAt        *time.Time `json:"updatedAt,omitempty"`
-}
-
-// StepJSON is one step of a store's way to ready (committed, source fetched, …).
-type StepJSON struct {
-	Name   string     `json:"name"`
-	State  string     `json:"state"` // done | current | pending | failed
-	Time   *time.Time `json:"time,omitempty"`
-	Commit string     `json:"commit,omitempty"`
-}
-
-func storeJSON(v fleet.View) StoreJSON {
-	out := StoreJSON{Store: v.Store, Commit: v.Commit, Status: StatusJSON{Phase: string(v.Phase), Steps: []StepJSON{}}}
+// storeJSON is a store as the fleet repository alone tells it: the phase its state
+// implies and the commit step. withStatus puts the live status over it.
+func storeJSON(v store.View) StoreJSON {
+	out := StoreJSON{Store: v.Store, Commit: v.Commit,
+		Status: store.Status{Store: v.Store.Name, Phase: v.State.Phase(), Steps: []store.Step{}}}
 	if v.Commit != nil {
 		t := v.Commit.Time
-		out.Status.Steps = append(out.Status.Steps, StepJSON{Name: "committed", State: "done", Time: &t, Commit: v.Commit.SHA})
+		out.Status.Commit = v.Commit.SHA
+		out.Status.Steps = append(out.Status.Steps, store.Step{Name: "committed", State: "done", Time: &t, Commit: v.Commit.SHA})
 	}
 	switch v.State {
-	case fleet.StateRetained:
+	case store.StateRetained:
 		out.Status.Message = "release removed, namespace and data retained; DELETE with ?purge=true to remove the data"
-	case fleet.StatePurging:
+	case store.StatePurging:
 		out.Status.Message = "namespace made prunable; once Flux has applied it, DELETE with ?purge=true again removes the namespace and the data"
 	}
 	return out
@@ -173,14 +150,14 @@ func storeJSON(v fleet.View) StoreJSON {
 
 // AcceptedJSON answers a change: the request id, the outcome and links.
 type AcceptedJSON struct {
-	fleet.Outcome
+	store.Outcome
 	Links map[string]string `json:"links,omitempty"`
 }
 
 // meta builds the request's identity: an Idempotency-Key becomes the change's
 // Request-Id, so a retry with the same key is recognised, also after a restart.
-func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (fleet.Meta, bool) {
-	m := fleet.Meta{Actor: ActorFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
+func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (store.Meta, bool) {
+	m := store.Meta{Actor: ActorFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
 	q, ok := queryFlags(w, r, "dryRun", "purge")
 	if !ok {
 		return m, false
@@ -195,7 +172,7 @@ func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (fleet.M
 		}
 		m.RequestID, m.ClientKey = key[0], true
 	}
-	m.Fingerprint = fleet.Fingerprint([]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery), body)
+	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery), body)
 	return m, true
 }
 
@@ -251,7 +228,7 @@ func (a *api) createStore(w http.ResponseWriter, r *http.Request) {
 	a.accepted(w, out, true)
 }
 
-func (a *api) accepted(w http.ResponseWriter, out fleet.Outcome, location bool) {
+func (a *api) accepted(w http.ResponseWriter, out store.Outcome, location bool) {
 	if out.DryRun {
 		Write(w, http.StatusOK, AcceptedJSON{Outcome: out})
 		return
@@ -289,7 +266,7 @@ const (
 
 func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var f fleet.Filter
+	var f store.Filter
 	limit, cont := defaultLimit, ""
 	for k, vs := range q {
 		if len(vs) != 1 {
@@ -430,7 +407,7 @@ func (a *api) deleteStore(w http.ResponseWriter, r *http.Request) {
 // HistoryJSON is a store's audit log, newest first.
 type HistoryJSON struct {
 	Store string        `json:"store"`
-	Items []fleet.Entry `json:"items"`
+	Items []store.Entry `json:"items"`
 }
 
 func (a *api) storeHistory(w http.ResponseWriter, r *http.Request) {
@@ -501,7 +478,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // listPage reads one page of the fleet's list. A bad continue token is the caller's
 // query parameter, so it is a 400 naming it; any other error goes through writeError.
 // It reports false once it has written the error response.
-func (a *api) listPage(w http.ResponseWriter, r *http.Request, f fleet.Filter, limit int, cont string) ([]fleet.View, string, bool) {
+func (a *api) listPage(w http.ResponseWriter, r *http.Request, f store.Filter, limit int, cont string) ([]store.View, string, bool) {
 	views, next, err := a.svc.List(r.Context(), f, limit, cont)
 	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "continue" {
 		WriteProblem(w, r, badQuery("continue", fe[0].Rule, fe[0].Message))

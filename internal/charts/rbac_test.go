@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storefleet/storefleet/internal/store"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/storefleet/storefleet/internal/render"
 )
 
 // The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events
@@ -189,7 +188,7 @@ func checkAdmissionPolicy(t *testing.T, objs []*unstructured.Unstructured, user 
 		}
 	}
 	if strings.Contains(all, "[0-9a-f]{2}") {
-		t.Errorf("validations still accept two-hex shard names (a shard is %d hex characters)", render.ShardDigits)
+		t.Errorf("validations still accept two-hex shard names (a shard is %d hex characters)", store.ShardDigits)
 	}
 	bindings := byKind(objs, "ValidatingAdmissionPolicyBinding")
 	if len(bindings) != 1 {

@@ -1,11 +1,12 @@
-// Package fleet orchestrates store operations: validate (internal/store), render the
-// store's files (internal/render), and commit them to the fleet repository
-// (internal/gitrepo). It owns what no single part owns: idempotency of client
-// retries, refusing a second create while the first is still being committed,
-// request tracking, dry runs, the two-phase delete/purge sequence, and the store
-// index behind listing.
+// Package fleet is the store lifecycle: the use cases behind store.Service. It
+// validates a request (internal/store), renders the store's files through the
+// domain's Renderer port and commits them through its Repository port. It owns what
+// no single part owns: idempotency of client retries, refusing a second create while
+// the first is still being committed, the request log, dry runs and their diffs,
+// the two-phase delete/purge sequence, and the store index behind listing.
 //
-// It depends on its peers only through the small Renderer and Repo interfaces
-// below, so the HTTP layer and its tests run against the real implementations
-// while each part can change on its own.
+// It imports internal/store and no package that wraps an SDK: the Git writer
+// (internal/gitrepo) and the renderer (internal/render) are adapters that serve
+// wires in, so the HTTP layer and status link neither go-git nor client-go
+// (TestDependencies, docs/design.md).
 package fleet

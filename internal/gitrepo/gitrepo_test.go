@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/storefleet/storefleet/internal/githttp"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 var kinds = []string{"http", "path"}
@@ -27,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 			if created.Commit != remoteHead(t, rm) {
 				t.Fatalf("create commit %s, remote head %s", created.Commit, remoteHead(t, rm))
 			}
-			dir := StoreDir("local", "shop")
+			dir := store.Dir("local", "shop")
 			tree, files, err := r.Store(ctx, dir)
 			if err != nil {
 				t.Fatal(err)
@@ -75,7 +76,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("folder still there after purge: %s", out)
 			}
 			// The now-empty shard folder is gone too, the skeleton's stores/local stays.
-			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:stores/local/"+Shard("shop")); err == nil {
+			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:stores/local/"+store.Shard("shop")); err == nil {
 				t.Fatalf("empty shard left behind: %s", out)
 			}
 			runGit(t, rm.bare, "cat-file", "-e", "main:stores/local/.keep")
@@ -161,7 +162,7 @@ func TestListStoresAndFreshReplica(t *testing.T) {
 			t.Fatalf("ListStores: %d stores", len(list))
 		}
 		for _, s := range list {
-			if s.Dir != StoreDir(s.Cluster, s.Name) {
+			if s.Dir != store.Dir(s.Cluster, s.Name) {
 				t.Fatalf("store %+v: dir", s)
 			}
 			if got := runGit(t, rm.bare, "rev-parse", "main:"+s.Dir); got != s.Tree {
@@ -221,7 +222,7 @@ func TestDeletionGuard(t *testing.T) {
 		wantErr(t, res[i], ErrTooManyDeletes)
 	}
 	mustOK(t, res[3])
-	if got := runGit(t, rm.bare, "diff", "--name-only", head, "main"); got != StoreDir("local", "shop-5")+"/helmrelease.yaml" {
+	if got := runGit(t, rm.bare, "diff", "--name-only", head, "main"); got != store.Dir("local", "shop-5")+"/helmrelease.yaml" {
 		t.Fatalf("commit beside refused purges changed: %q", got)
 	}
 	// Two are within the limit; forced ones pass any limit.
@@ -377,7 +378,7 @@ func TestRace(t *testing.T) {
 			if err := b.Refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
-			tree, _, err := b.Store(ctx, StoreDir("local", "contested"))
+			tree, _, err := b.Store(ctx, store.Dir("local", "contested"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -478,7 +479,7 @@ func TestRace(t *testing.T) {
 			}
 			head := remoteHead(t, rm)
 			for n := range names {
-				runGit(t, rm.bare, "cat-file", "-e", head+":"+StoreDir("local", n)+"/helmrelease.yaml")
+				runGit(t, rm.bare, "cat-file", "-e", head+":"+store.Dir("local", n)+"/helmrelease.yaml")
 			}
 			if len(outside) == 0 {
 				t.Error("the outside pusher never pushed")
@@ -559,13 +560,13 @@ func TestOutsideChangeIsAConflict(t *testing.T) {
 			r := open(t, rm)
 			ctx := context.Background()
 			mustOK(t, r.Submit(ctx, change("local", "shop", ActionCreate, 1, "")))
-			tree, _, err := r.Store(ctx, StoreDir("local", "shop"))
+			tree, _, err := r.Store(ctx, store.Dir("local", "shop"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			work := filepath.Join(t.TempDir(), "w")
 			runGit(t, filepath.Dir(work), "clone", "-q", rm.url, work)
-			dir := filepath.Join(work, StoreDir("local", "shop"))
+			dir := filepath.Join(work, store.Dir("local", "shop"))
 			runGit(t, work, "rm", "-q", filepath.Join(dir, "policy.yaml"))
 			runGit(t, work, "commit", "-q", "-m", "hand edit")
 			runGit(t, work, "push", "-q", "origin", "HEAD:main")
@@ -582,7 +583,7 @@ func TestOutsideChangeIsAConflict(t *testing.T) {
 			if _, err := gitCmd(rm.bare, "merge-base", "--is-ancestor", outside, "main"); err != nil {
 				t.Fatalf("outside commit lost")
 			}
-			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:"+StoreDir("local", "shop")+"/policy.yaml"); err == nil {
+			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:"+store.Dir("local", "shop")+"/policy.yaml"); err == nil {
 				t.Fatalf("outside edit overwritten: %s", out)
 			}
 		})

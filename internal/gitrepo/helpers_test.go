@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/storefleet/storefleet/internal/githttp"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // skeleton stands in for the fleet/ directory: something outside stores/ that every
@@ -127,7 +128,7 @@ func storeFiles(name string, rev int, withRelease bool) []File {
 }
 
 func change(cluster, name string, action Action, rev int, reqID string) Change {
-	c := Change{Store: name, Cluster: cluster, Dir: StoreDir(cluster, name), Action: action,
+	c := Change{Store: name, Cluster: cluster, Dir: store.Dir(cluster, name), Action: action,
 		Actor: "alice@example.com", RequestID: reqID}
 	switch action {
 	case ActionCreate, ActionUpdate:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // namesInShard returns n store names that share one shard, and that shard.
@@ -26,9 +27,9 @@ func namesInShard(prefix string, n int) ([]string, string) {
 	for i := 0; len(names) < n; i++ {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		if shard == "" {
-			shard = Shard(name)
+			shard = store.Shard(name)
 		}
-		if Shard(name) == shard {
+		if store.Shard(name) == shard {
 			names = append(names, name)
 		}
 	}
@@ -41,7 +42,7 @@ func nameOutside(prefix string, shards ...string) string {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		ok := true
 		for _, s := range shards {
-			ok = ok && Shard(name) != s
+			ok = ok && store.Shard(name) != s
 		}
 		if ok {
 			return name
@@ -76,7 +77,7 @@ func TestSubtrees(t *testing.T) {
 
 	same, shardA := namesInShard("same", 2)
 	other := nameOutside("other", shardA)
-	shardB := Shard(other)
+	shardB := store.Shard(other)
 	res := r.SubmitAll(ctx, []Change{
 		change("local", same[0], ActionCreate, 1, "s1"),
 		change("local", same[1], ActionCreate, 1, "s2"),
@@ -103,7 +104,7 @@ func TestSubtrees(t *testing.T) {
 	}
 	// One level down works the same: store folders of a shard.
 	stores, err := r.Subtrees(ctx, c1, "stores/local/"+shardA)
-	if err != nil || len(stores) != 2 || stores[same[0]] != runGit(t, rm.bare, "rev-parse", c1+":"+StoreDir("local", same[0])) {
+	if err != nil || len(stores) != 2 || stores[same[0]] != runGit(t, rm.bare, "rev-parse", c1+":"+store.Dir("local", same[0])) {
 		t.Fatalf("Subtrees of shard %s = %v, %v", shardA, stores, err)
 	}
 
@@ -136,7 +137,7 @@ func TestSubtrees(t *testing.T) {
 		}
 	}
 	// A file on the path is an error, not "missing".
-	for _, dir := range []string{"README.md", "README.md/x", "stores/local/.keep", StoreDir("local", other) + "/namespace.yaml"} {
+	for _, dir := range []string{"README.md", "README.md/x", "stores/local/.keep", store.Dir("local", other) + "/namespace.yaml"} {
 		if _, err := r.Subtrees(ctx, c2, dir); !errors.Is(err, ErrNotDir) {
 			t.Fatalf("Subtrees(%s) = %v, want ErrNotDir", dir, err)
 		}
@@ -265,7 +266,7 @@ func TestArchive(t *testing.T) {
 
 			same, shardA := namesInShard("arch", 3)
 			other := nameOutside("elsewhere", shardA)
-			shardB := Shard(other)
+			shardB := store.Shard(other)
 			nested := change("local", same[2], ActionCreate, 1, "a3")
 			nested.Files = append(nested.Files, File{Path: "extra/notes.txt", Content: []byte("nested\n")},
 				File{Path: "extra/deeper/z.txt", Content: []byte("z\n")}, File{Path: "a.txt", Content: []byte("")})
@@ -323,7 +324,7 @@ func TestArchive(t *testing.T) {
 				byName[e.Name] = e.Content
 			}
 			for _, name := range same {
-				_, fs, err := r.Store(ctx, StoreDir("local", name))
+				_, fs, err := r.Store(ctx, store.Dir("local", name))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -375,15 +376,15 @@ func TestArchive(t *testing.T) {
 			// submodule is refused before anything is written.
 			work := filepath.Join(t.TempDir(), "w")
 			runGit(t, filepath.Dir(work), "clone", "-q", rm.url, work)
-			script := filepath.Join(work, StoreDir("local", same[0]), "run.sh")
+			script := filepath.Join(work, store.Dir("local", same[0]), "run.sh")
 			if err := os.WriteFile(script, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			runGit(t, work, "add", "-A")
-			runGit(t, work, "update-index", "--chmod=+x", StoreDir("local", same[0])+"/run.sh")
+			runGit(t, work, "update-index", "--chmod=+x", store.Dir("local", same[0])+"/run.sh")
 			runGit(t, work, "commit", "-qm", "outside: a script")
 			linkStore := nameOutside("linked", shardA, shardB)
-			linkDir := filepath.Join(work, StoreDir("local", linkStore))
+			linkDir := filepath.Join(work, store.Dir("local", linkStore))
 			if err := os.MkdirAll(linkDir, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -392,9 +393,9 @@ func TestArchive(t *testing.T) {
 			}
 			runGit(t, work, "add", "-A")
 			runGit(t, work, "commit", "-qm", "outside: a symlink")
-			subStore := nameOutside("sub", shardA, shardB, Shard(linkStore))
+			subStore := nameOutside("sub", shardA, shardB, store.Shard(linkStore))
 			runGit(t, work, "update-index", "--add", "--cacheinfo",
-				"160000,"+c1+","+StoreDir("local", subStore)+"/module")
+				"160000,"+c1+","+store.Dir("local", subStore)+"/module")
 			runGit(t, work, "commit", "-qm", "outside: a submodule")
 			runGit(t, work, "push", "-q", "origin", "main")
 			c3 := runGit(t, work, "rev-parse", "HEAD")
@@ -412,7 +413,7 @@ func TestArchive(t *testing.T) {
 			if !found {
 				t.Fatalf("run.sh missing from %v", names(a3))
 			}
-			for _, s := range []string{Shard(linkStore), Shard(subStore)} {
+			for _, s := range []string{store.Shard(linkStore), store.Shard(subStore)} {
 				buf.Reset()
 				err := r.Archive(ctx, c3, "stores/local/"+s, &buf)
 				if !errors.Is(err, ErrUnsupportedEntry) || buf.Len() != 0 {

@@ -1,13 +1,14 @@
 package gitrepo
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // Sentinel errors. Results and functions wrap them; test with errors.Is.
@@ -176,18 +177,6 @@ type Options struct {
 // DefaultMaxPurges is the deletion guard's default.
 const DefaultMaxPurges = 10
 
-// Shard returns the shard folder of a store name: the first three hex characters of the
-// SHA-256 of the name (docs/design.md, fleet layout; render.Shard is the same function).
-func Shard(name string) string {
-	s := sha256.Sum256([]byte(name))
-	return hex.EncodeToString(s[:2])[:3]
-}
-
-// StoreDir returns stores/<cluster>/<shard>/<name>.
-func StoreDir(cluster, name string) string {
-	return "stores/" + cluster + "/" + Shard(name) + "/" + name
-}
-
 func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
@@ -233,7 +222,7 @@ func (c *Change) validate() error {
 	if !validName(c.Cluster) {
 		return invalid("cluster %q is not a valid name", c.Cluster)
 	}
-	if want := StoreDir(c.Cluster, c.Store); c.Dir != want {
+	if want := store.Dir(c.Cluster, c.Store); c.Dir != want {
 		return invalid("dir %q: want %q", c.Dir, want)
 	}
 	if !validTrailerValue(c.Actor) || !validTrailerValue(c.RequestID) {

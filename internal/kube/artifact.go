@@ -18,32 +18,8 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/storefleet/storefleet/internal/publish"
+	"github.com/storefleet/storefleet/internal/store"
 )
-
-// ShardLabel marks a shard's ExternalArtifact and Kustomization; its value is the
-// shard (docs/design.md).
-const ShardLabel = "storefleet.io/shard"
-
-// ShardObjectName is the name of a shard's ExternalArtifact and Kustomization.
-func ShardObjectName(shard string) string { return "stores-" + shard }
-
-// ShardDigits is a shard name's length (render.ShardDigits; kube does not import
-// render, a test keeps the two equal).
-const ShardDigits = 3
-
-// ValidShard reports whether s is a shard: ShardDigits lowercase hex characters.
-func ValidShard(s string) bool {
-	if len(s) != ShardDigits {
-		return false
-	}
-	for i := range ShardDigits {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // Artifact is the publisher's Artifact: the Watcher is its Cluster port as it is.
 type Artifact = publish.Artifact
@@ -69,7 +45,7 @@ func validateArtifact(a Artifact) error {
 // (Config.ShardKustomization) after the artifact, so the Kustomization finds it at
 // its first reconcile instead of waiting a retry interval.
 func (w *Watcher) PublishArtifact(ctx context.Context, shard string, a Artifact) error {
-	if !ValidShard(shard) {
+	if !store.ValidShard(shard) {
 		return fmt.Errorf("publish artifact: shard %q is not three lowercase hex characters", shard)
 	}
 	if err := validateArtifact(a); err != nil {
@@ -78,7 +54,7 @@ func (w *Watcher) PublishArtifact(ctx context.Context, shard string, a Artifact)
 	if a.LastUpdateTime.IsZero() {
 		a.LastUpdateTime = time.Now()
 	}
-	name := ShardObjectName(shard)
+	name := store.ShardObjectName(shard)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		ea, err := w.ensureArtifactObject(ctx, shard)
 		if err != nil {
@@ -129,10 +105,10 @@ func (w *Watcher) ensureShardKustomization(ctx context.Context, shard string) er
 	if err != nil {
 		return fmt.Errorf("shard %s: %w", shard, err)
 	}
-	name := ShardObjectName(shard)
-	if k.Name != name || k.Namespace != w.cfg.FluxNamespace || k.Labels[ShardLabel] != shard {
+	name := store.ShardObjectName(shard)
+	if k.Name != name || k.Namespace != w.cfg.FluxNamespace || k.Labels[store.ShardLabel] != shard {
 		return fmt.Errorf("shard %s: Kustomization %s/%s labelled %q is not %s/%s labelled %s", shard,
-			k.Namespace, k.Name, k.Labels[ShardLabel], w.cfg.FluxNamespace, name, shard)
+			k.Namespace, k.Name, k.Labels[store.ShardLabel], w.cfg.FluxNamespace, name, shard)
 	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(k)
 	if err != nil {
@@ -161,13 +137,13 @@ func (w *Watcher) ensureShardKustomization(ctx context.Context, shard string) er
 // its shard label back) as needed.
 func (w *Watcher) ensureArtifactObject(ctx context.Context, shard string) (*sourcev1.ExternalArtifact, error) {
 	ri := w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace)
-	name := ShardObjectName(shard)
+	name := store.ShardObjectName(shard)
 	ea, err := w.getArtifactObject(ctx, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		ea = &sourcev1.ExternalArtifact{
 			TypeMeta:   metav1.TypeMeta{APIVersion: sourcev1.GroupVersion.String(), Kind: sourcev1.ExternalArtifactKind},
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.cfg.FluxNamespace, Labels: map[string]string{ShardLabel: shard}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.cfg.FluxNamespace, Labels: map[string]string{store.ShardLabel: shard}},
 		}
 		u, err := toUnstructured(ea)
 		if err != nil {
@@ -185,14 +161,14 @@ func (w *Watcher) ensureArtifactObject(ctx context.Context, shard string) (*sour
 	case err != nil:
 		return nil, err
 	}
-	if ea.Labels[ShardLabel] == shard {
+	if ea.Labels[store.ShardLabel] == shard {
 		return ea, nil
 	}
 	// Without its label the watcher would not see the shard. gitops-api may not
 	// change labels of Flux objects (the platform chart's admission policy), so an
 	// object someone else made or relabelled is an operator's to fix.
 	return nil, fmt.Errorf("ExternalArtifact %s/%s exists without label %s=%s: delete it and gitops-api recreates it",
-		w.cfg.FluxNamespace, name, ShardLabel, shard)
+		w.cfg.FluxNamespace, name, store.ShardLabel, shard)
 }
 
 func (w *Watcher) getArtifactObject(ctx context.Context, name string) (*sourcev1.ExternalArtifact, error) {
@@ -208,15 +184,15 @@ func (w *Watcher) getArtifactObject(ctx context.Context, name string) (*sourcev1
 // republishing it. It returns (nil, nil) when the object or its artifact does not
 // exist.
 func (w *Watcher) PublishedArtifact(ctx context.Context, shard string) (*Artifact, error) {
-	if !ValidShard(shard) {
+	if !store.ValidShard(shard) {
 		return nil, fmt.Errorf("published artifact: shard %q is not three lowercase hex characters", shard)
 	}
-	ea, err := w.getArtifactObject(ctx, ShardObjectName(shard))
+	ea, err := w.getArtifactObject(ctx, store.ShardObjectName(shard))
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read artifact %s/%s: %w", w.cfg.FluxNamespace, ShardObjectName(shard), err)
+		return nil, fmt.Errorf("read artifact %s/%s: %w", w.cfg.FluxNamespace, store.ShardObjectName(shard), err)
 	}
 	return artifactOf(ea), nil
 }
@@ -225,7 +201,7 @@ func (w *Watcher) PublishedArtifact(ctx context.Context, shard string) (*Artifac
 // (256 reads one by one would take seconds at the client's rate limit), keyed by
 // shard; shards without an object or an artifact are absent.
 func (w *Watcher) PublishedArtifacts(ctx context.Context) (map[string]Artifact, error) {
-	list, err := w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace).List(ctx, metav1.ListOptions{LabelSelector: ShardLabel})
+	list, err := w.dyn.Resource(ExternalArtifacts).Namespace(w.cfg.FluxNamespace).List(ctx, metav1.ListOptions{LabelSelector: store.ShardLabel})
 	if err != nil {
 		return nil, fmt.Errorf("list artifacts in %s: %w", w.cfg.FluxNamespace, err)
 	}
@@ -233,7 +209,7 @@ func (w *Watcher) PublishedArtifacts(ctx context.Context) (map[string]Artifact, 
 	for i := range list.Items {
 		u := &list.Items[i]
 		shard, ok := shardOf(u)
-		if !ok || u.GetName() != ShardObjectName(shard) {
+		if !ok || u.GetName() != store.ShardObjectName(shard) {
 			continue
 		}
 		ea, err := fromUnstructured(u)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // nopSink is for Watchers that are never started.
@@ -93,8 +94,8 @@ func TestPublishArtifact(t *testing.T) {
 		t.Fatal(err)
 	}
 	ea := getArtifact(t, ns, "stores-ab7")
-	if ea.Labels[ShardLabel] != "ab7" {
-		t.Fatalf("labels %v; want %s=ab", ea.Labels, ShardLabel)
+	if ea.Labels[store.ShardLabel] != "ab7" {
+		t.Fatalf("labels %v; want %s=ab", ea.Labels, store.ShardLabel)
 	}
 	sa := ea.Status.Artifact
 	if sa == nil || sa.URL != a1.URL || sa.Path != a1.Path || sa.Revision != a1.Revision || sa.Digest != a1.Digest ||
@@ -155,7 +156,7 @@ func TestPublishedArtifactWithoutStatus(t *testing.T) {
 	// An ExternalArtifact someone created but nobody published to.
 	ea := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
-		"metadata": map[string]any{"name": "stores-cd7", "labels": map[string]any{ShardLabel: "cd7"}},
+		"metadata": map[string]any{"name": "stores-cd7", "labels": map[string]any{store.ShardLabel: "cd7"}},
 		"spec":     map[string]any{},
 	}}
 	if _, err := dynClient(t).Resource(ExternalArtifacts).Namespace(ns).Create(ctx, ea, metav1.CreateOptions{}); err != nil {
@@ -184,7 +185,7 @@ func TestPublishedArtifacts(t *testing.T) {
 	for name, shard := range map[string]string{"stores-cd7": "cd7", "stores-zzz": "zzz"} {
 		ea := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
-			"metadata": map[string]any{"name": name, "labels": map[string]any{ShardLabel: shard}},
+			"metadata": map[string]any{"name": name, "labels": map[string]any{store.ShardLabel: shard}},
 			"spec":     map[string]any{},
 		}}
 		if _, err := ri.Create(ctx, ea, metav1.CreateOptions{}); err != nil {
@@ -225,7 +226,7 @@ func TestPublishArtifactRefusesUnlabelled(t *testing.T) {
 		t.Fatalf("PublishArtifact over an unlabelled object: %v, want a refusal naming the label", err)
 	}
 	got := getArtifact(t, ns, "stores-ef7")
-	if got.Labels[ShardLabel] != "" || got.Status.Artifact != nil {
+	if got.Labels[store.ShardLabel] != "" || got.Status.Artifact != nil {
 		t.Fatalf("the unlabelled object was changed: labels %v, artifact %+v", got.Labels, got.Status.Artifact)
 	}
 }

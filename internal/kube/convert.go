@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // The transforms keep only the fields status reads, so that 10,000 HelmReleases
@@ -61,7 +62,7 @@ func trimShard(o any) (any, error) {
 		return o, nil
 	}
 	out := meta(u)
-	pick(out, u.Object, "metadata", "labels", ShardLabel)
+	pick(out, u.Object, "metadata", "labels", store.ShardLabel)
 	pick(out, u.Object, "status", "artifact", "revision")
 	pick(out, u.Object, "status", "lastAppliedRevision")
 	pick(out, u.Object, "status", "observedGeneration")

@@ -13,18 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/store"
 )
-
-func TestShardDigitsMatchRender(t *testing.T) {
-	if ShardDigits != render.ShardDigits || ShardLabel != render.ShardLabel || ShardObjectName("abc") != render.ShardObjectName("abc") {
-		t.Fatal("kube and render disagree on what a shard is called")
-	}
-	for _, s := range []string{"abc", "0a", "0a7f", "ABC", "g00", ""} {
-		if ValidShard(s) != render.ValidShard(s) {
-			t.Errorf("ValidShard(%q): kube %v, render %v", s, ValidShard(s), render.ValidShard(s))
-		}
-	}
-}
 
 func getKustomization(t *testing.T, ns, name string) (*kustomizev1.Kustomization, map[string]any) {
 	t.Helper()
@@ -59,7 +49,7 @@ func TestPublishArtifactAppliesShardKustomization(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, obj := getKustomization(t, ns, "stores-5e1")
-	if k.Labels[ShardLabel] != "5e1" || k.Spec.SourceRef.Kind != "ExternalArtifact" || k.Spec.SourceRef.Name != "stores-5e1" ||
+	if k.Labels[store.ShardLabel] != "5e1" || k.Spec.SourceRef.Kind != "ExternalArtifact" || k.Spec.SourceRef.Name != "stores-5e1" ||
 		k.Spec.Interval.Duration != time.Hour || !k.Spec.Prune || len(k.Spec.DependsOn) != 1 {
 		t.Fatalf("applied Kustomization: %+v", k)
 	}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // Resources watched.
@@ -174,7 +175,7 @@ func (w *Watcher) Start() {
 
 	byLabel := func(o *metav1.ListOptions) { o.LabelSelector = w.cfg.StoreSelector }
 	// Only objects that carry the label at all; its value is checked per object.
-	byShard := func(o *metav1.ListOptions) { o.LabelSelector = ShardLabel }
+	byShard := func(o *metav1.ListOptions) { o.LabelSelector = store.ShardLabel }
 	w.add(HelmReleases, "", byLabel, trimRelease, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.release(o, false) },
 		UpdateFunc: func(_, o any) { w.release(o, false) },
@@ -333,8 +334,8 @@ func (w *Watcher) namespace(o any, deleted bool) {
 // shardOf is the shard an ExternalArtifact or Kustomization belongs to, from its
 // label; objects with another value are not the fleet's.
 func shardOf(u *unstructured.Unstructured) (string, bool) {
-	s := u.GetLabels()[ShardLabel]
-	return s, ValidShard(s)
+	s := u.GetLabels()[store.ShardLabel]
+	return s, store.ValidShard(s)
 }
 
 func (w *Watcher) shardSource(o any, deleted bool) {

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // shardState is what a Sink last heard about a shard's source or apply.
@@ -146,9 +147,9 @@ func TestWatchShardSources(t *testing.T) {
 	// through the same informer, shows they have been handled.
 	for name, labels := range map[string]map[string]any{
 		"unlabelled":  nil,
-		"stores-zz":   {ShardLabel: "ZZ"},
-		"stores-abcd": {ShardLabel: "abcd"},
-		"stores-g1":   {ShardLabel: "g1"},
+		"stores-zz":   {store.ShardLabel: "ZZ"},
+		"stores-abcd": {store.ShardLabel: "abcd"},
+		"stores-g1":   {store.ShardLabel: "g1"},
 	} {
 		if _, err := ri.Create(ctx, externalArtifact(name, labels), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -208,7 +209,7 @@ func TestWatchShardApplies(t *testing.T) {
 	_, sink := startWatcher(t, ns)
 	ri := dynClient(t).Resource(Kustomizations).Namespace(ns)
 
-	k, err := ri.Create(ctx, kustomization("stores-1f7", map[string]any{ShardLabel: "1f7"}), metav1.CreateOptions{})
+	k, err := ri.Create(ctx, kustomization("stores-1f7", map[string]any{store.ShardLabel: "1f7"}), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,15 +240,15 @@ func TestWatchShardApplies(t *testing.T) {
 	// Not the fleet's, then one that is, through the same informer.
 	for name, labels := range map[string]map[string]any{
 		"infrastructure": nil,
-		"stores-x1":      {ShardLabel: "x1"},
-		"stores-2a":      {ShardLabel: "2a"},
-		"stores-upper":   {ShardLabel: "AA"},
+		"stores-x1":      {store.ShardLabel: "x1"},
+		"stores-2a":      {store.ShardLabel: "2a"},
+		"stores-upper":   {store.ShardLabel: "AA"},
 	} {
 		if _, err := ri.Create(ctx, kustomization(name, labels), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ri.Create(ctx, kustomization("stores-e07", map[string]any{ShardLabel: "e07"}), metav1.CreateOptions{}); err != nil {
+	if _, err := ri.Create(ctx, kustomization("stores-e07", map[string]any{store.ShardLabel: "e07"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sink.waitApply(t, "e07", func(s shardState) bool { return s.Ready != nil }, "a report")
@@ -264,7 +265,7 @@ func TestWatchShardApplies(t *testing.T) {
 // The trimmed objects the informers cache keep only the shard label and what the
 // reports read.
 func TestTrimShard(t *testing.T) {
-	u := kustomization("stores-1f7", map[string]any{ShardLabel: "1f7", "other": "x"})
+	u := kustomization("stores-1f7", map[string]any{store.ShardLabel: "1f7", "other": "x"})
 	u.Object["metadata"].(map[string]any)["managedFields"] = []any{map[string]any{"manager": "kustomize-controller"}}
 	u.Object["metadata"].(map[string]any)["generation"] = int64(2)
 	u.Object["status"] = map[string]any{
@@ -277,8 +278,8 @@ func TestTrimShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := o.(*unstructured.Unstructured)
-	if tr.GetLabels()[ShardLabel] != "1f7" || len(tr.GetLabels()) != 1 {
-		t.Fatalf("labels %v; want only %s=1f", tr.GetLabels(), ShardLabel)
+	if tr.GetLabels()[store.ShardLabel] != "1f7" || len(tr.GetLabels()) != 1 {
+		t.Fatalf("labels %v; want only %s=1f", tr.GetLabels(), store.ShardLabel)
 	}
 	for _, p := range [][]string{{"spec"}, {"metadata", "managedFields"}, {"status", "inventory"}, {"status", "lastAttemptedRevision"}} {
 		if _, ok, _ := unstructured.NestedFieldNoCopy(tr.Object, p...); ok {

@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/publish"
@@ -67,7 +66,7 @@ func (r *recorder) last(shard string) string {
 // sameShard returns a store name other than name in name's shard.
 func sameShard(name string) string {
 	for i := 0; ; i++ {
-		if n := fmt.Sprintf("%s-%d", name, i); render.Shard(n) == render.Shard(name) {
+		if n := fmt.Sprintf("%s-%d", name, i); store.Shard(n) == store.Shard(name) {
 			return n
 		}
 	}
@@ -76,7 +75,7 @@ func sameShard(name string) string {
 // otherShard returns a store name in another shard than name.
 func otherShard(name string) string {
 	for i := 0; ; i++ {
-		if n := fmt.Sprintf("other-%d", i); render.Shard(n) != render.Shard(name) {
+		if n := fmt.Sprintf("other-%d", i); store.Shard(n) != store.Shard(name) {
 			return n
 		}
 	}
@@ -84,16 +83,16 @@ func otherShard(name string) string {
 
 func change(t *testing.T, name string, remove bool) gitrepo.Change {
 	t.Helper()
-	rnd := fleet.FleetRenderer{Options: render.LocalOptions()}
+	rnd := render.Renderer{Options: render.LocalOptions()}
 	st := store.Store{Name: name, Engine: store.WooCommerce, Plan: "basic",
 		Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults("")
-	dir := rnd.Dir(st)
+	dir := store.Dir(st.Cluster, st.Name)
 	c := gitrepo.Change{Store: name, Cluster: st.Cluster, Dir: dir, Action: gitrepo.ActionCreate, Actor: "test", RequestID: "t-" + name}
 	if remove {
 		c.Action, c.Force, c.RequestID = gitrepo.ActionPurge, true, "rm-"+name
 		return c
 	}
-	files, err := rnd.Render(st, fleet.StateRetained)
+	files, err := rnd.Render(st, store.StateRetained)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +143,7 @@ func TestPublisher(t *testing.T) {
 		if kind == "Kustomization" {
 			gvr = kube.Kustomizations
 		}
-		u, err := dyn.Resource(gvr).Namespace("flux-system").Get(ctx, render.ShardObjectName(shard), metav1.GetOptions{})
+		u, err := dyn.Resource(gvr).Namespace("flux-system").Get(ctx, store.ShardObjectName(shard), metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("%s %s: %v", kind, shard, err)
 		}
@@ -182,7 +181,7 @@ func TestPublisher(t *testing.T) {
 	}
 
 	a, b := "alpha", otherShard("alpha")
-	sa, sb := render.Shard(a), render.Shard(b)
+	sa, sb := store.Shard(a), store.Shard(b)
 	head := submit(t, repo, change(t, a, false), change(t, b, false))
 	rev := "main@sha1:" + head
 
@@ -273,12 +272,12 @@ func TestPublisher(t *testing.T) {
 
 	// An artifact deleted by hand (or a write that did not land) is put back by the
 	// next background pass.
-	if err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Delete(ctx, render.ShardObjectName(sa), metav1.DeleteOptions{}); err != nil {
+	if err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Delete(ctx, store.ShardObjectName(sa), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(time.Minute)
 	for {
-		u, err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Get(ctx, render.ShardObjectName(sa), metav1.GetOptions{})
+		u, err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").Get(ctx, store.ShardObjectName(sa), metav1.GetOptions{})
 		if err == nil {
 			if d, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "digest"); d != "" {
 				break

@@ -81,7 +81,7 @@ func BenchmarkRenderPlainSigsYAML(b *testing.B) {
 	i := 0
 	c0 := cpuTime()
 	for b.Loop() {
-		_, objs, err := objects(stores[i%len(stores)], opts, live)
+		_, objs, err := objects(stores[i%len(stores)], opts, store.StateActive)
 		if err != nil {
 			b.Fatal(err)
 		}

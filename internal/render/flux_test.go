@@ -91,7 +91,7 @@ func TestFluxBuild(t *testing.T) {
 			TypeMeta: metav1TypeMeta(),
 			Spec:     kustomizev1.KustomizationSpec{Path: "./", Prune: true},
 		}
-		ks.Name, ks.Namespace = ShardObjectName(shard), "flux-system"
+		ks.Name, ks.Namespace = store.ShardObjectName(shard), "flux-system"
 		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ks)
 		if err != nil {
 			t.Fatal(err)

@@ -37,7 +37,7 @@ func FuzzRender(f *testing.F) {
 		s := store.Store{Name: name, Engine: store.Engine(engine), Plan: store.PlanName(plan), Cluster: cluster,
 			Domain: domain, Version: version, Settings: store.Settings{Title: title, AdminEmail: email,
 				Currency: currency, Country: country, Language: language, RegionName: region}}
-		r, objs, err := objects(s, opts, live)
+		r, objs, err := objects(s, opts, store.StateActive)
 		if err != nil {
 			fes := store.FieldErrors(err)
 			if store.ErrorCode(err) != store.EINVALID || len(fes) == 0 {
@@ -54,7 +54,7 @@ func FuzzRender(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := StoreDir(r.s.Cluster, r.s.Name)
+		dir := store.Dir(r.s.Cluster, r.s.Name)
 		if strings.Count(dir, "/") != 3 || path.Clean(dir) != dir || strings.Contains(dir, "..") {
 			t.Fatalf("store folder %q", dir)
 		}

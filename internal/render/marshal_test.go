@@ -14,7 +14,7 @@ import (
 func TestMarshalMatchesSigsYAML(t *testing.T) {
 	for _, e := range store.Engines {
 		for _, p := range store.PlanNames {
-			for _, st := range []state{live, retained, purgeStep1} {
+			for _, st := range []store.State{store.StateActive, store.StateRetained, store.StatePurging} {
 				s := shop(e, p)
 				s.Settings.Title = "1e3"
 				_, objs, err := objects(s, LocalOptions(), st)

@@ -1,8 +1,6 @@
 package render
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -23,10 +21,7 @@ import (
 )
 
 // File is one rendered file, Path relative to the fleet repository root.
-type File struct {
-	Path    string
-	Content []byte
-}
+type File = store.File
 
 // File names inside a store folder (docs/design.md, "Fleet repository layout").
 const (
@@ -76,20 +71,6 @@ var engines = map[store.Engine]engineSpec{
 // PSALevel returns the Pod Security Admission level enforced in namespaces of engine e.
 func PSALevel(e store.Engine) string { return engines[e].psa }
 
-// StoreDir is the store's folder in the fleet repository: stores/<cluster>/<shard>/<name>, where shard is the
-// first three hex characters of the SHA-256 of the name. A shard is also what Flux applies as one unit
-// (ShardKustomization), so its size is what a commit costs: at 10,000 stores a shard holds ~2.4 stores
-// (4,096 shards), where two characters (256 shards) made it ~39 and a commit cost seconds of apply.
-func StoreDir(cluster, name string) string {
-	return path.Join("stores", cluster, Shard(name), name)
-}
-
-// Shard is the shard folder of a store name.
-func Shard(name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return hex.EncodeToString(sum[:2])[:ShardDigits]
-}
-
 // prepare applies defaults and validates, so every entry point renders only complete, valid stores.
 func prepare(s store.Store, opts Options) (store.Store, engineSpec, error) {
 	if err := opts.Validate(); err != nil {
@@ -109,32 +90,27 @@ func prepare(s store.Store, opts Options) (store.Store, engineSpec, error) {
 	return s, e, nil
 }
 
-// state is which of a store's lives render writes.
-type state int
-
-const (
-	live state = iota
-	retained
-	purgeStep1
-)
-
 // Store renders the full state of a live store: every file of its folder, kustomization.yaml included,
 // sorted by path.
-func Store(s store.Store, opts Options) ([]File, error) { return render(s, opts, live) }
+func Store(s store.Store, opts Options) ([]File, error) { return render(s, opts, store.StateActive) }
 
 // Retained renders a deleted store whose data is kept (first phase of deletion): the HelmRelease is gone, so
 // helm-controller uninstalls the release (its PVCs carry helm.sh/resource-policy: keep and survive), while
 // the Namespace stays prune-disabled, the ServiceAccount and RoleBinding stay so the uninstall can run, and
 // the quota and policies stay around the data.
-func Retained(s store.Store, opts Options) ([]File, error) { return render(s, opts, retained) }
+func Retained(s store.Store, opts Options) ([]File, error) {
+	return render(s, opts, store.StateRetained)
+}
 
 // PurgeStep1 renders the first commit of a purge: only the Namespace, now with pruning enabled. Once Flux
-// has applied it, removing the folder (step 2: the writer deletes StoreDir) makes kustomize-controller
+// has applied it, removing the folder (step 2: the writer deletes the store's folder) makes kustomize-controller
 // delete the namespace and everything in it, data included. The other objects are dropped here already;
 // Flux prunes them since they never carried the prune-disabled annotation.
-func PurgeStep1(s store.Store, opts Options) ([]File, error) { return render(s, opts, purgeStep1) }
+func PurgeStep1(s store.Store, opts Options) ([]File, error) {
+	return render(s, opts, store.StatePurging)
+}
 
-func render(s store.Store, opts Options, st state) ([]File, error) {
+func render(s store.Store, opts Options, st store.State) ([]File, error) {
 	r, files, err := objects(s, opts, st)
 	if err != nil {
 		return nil, err
@@ -143,16 +119,16 @@ func render(s store.Store, opts Options, st state) ([]File, error) {
 }
 
 // objects builds the typed objects of each file of a store's folder.
-func objects(s store.Store, opts Options, st state) (*renderer, map[string][]any, error) {
+func objects(s store.Store, opts Options, st store.State) (*renderer, map[string][]any, error) {
 	s, e, err := prepare(s, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &renderer{s: s, e: e, opts: opts, ns: s.Namespace(), dir: StoreDir(s.Cluster, s.Name)}
+	r := &renderer{s: s, e: e, opts: opts, ns: s.Namespace(), dir: store.Dir(s.Cluster, s.Name)}
 	switch st {
-	case purgeStep1:
+	case store.StatePurging:
 		return r, map[string][]any{NamespaceFile: {r.namespace(PruneEnabled)}}, nil
-	case retained:
+	case store.StateRetained:
 		return r, map[string][]any{
 			NamespaceFile: {r.namespace(PruneDisabled)},
 			RBACFile:      r.rbac(),

@@ -125,7 +125,7 @@ func TestDeterministic(t *testing.T) {
 
 func TestStates(t *testing.T) {
 	s := shop(store.WooCommerce, store.Basic)
-	dir := StoreDir("local", "shop")
+	dir := store.Dir("local", "shop")
 	names := func(files []File) string {
 		var n []string
 		for _, f := range files {
@@ -161,12 +161,12 @@ func TestStates(t *testing.T) {
 
 func TestStoreDir(t *testing.T) {
 	// sha256("shop") begins 8d9…; the shard is those three hex characters.
-	if got := StoreDir("local", "shop"); got != "stores/local/8d9/shop" {
+	if got := store.Dir("local", "shop"); got != "stores/local/8d9/shop" {
 		t.Fatalf("StoreDir = %s", got)
 	}
 	seen := map[string]bool{}
 	for i := 0; i < 50000; i++ {
-		seen[Shard(fmt.Sprintf("store-%d", i))] = true
+		seen[store.Shard(fmt.Sprintf("store-%d", i))] = true
 	}
 	if len(seen) != 4096 {
 		t.Fatalf("50000 names fill %d of 4096 shards", len(seen))
@@ -232,8 +232,8 @@ func TestFleetSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(readme, []byte("`"+StoreDir("local", "shop")+"`")) {
-		t.Errorf("fleet/README.md does not show %s", StoreDir("local", "shop"))
+	if !bytes.Contains(readme, []byte("`"+store.Dir("local", "shop")+"`")) {
+		t.Errorf("fleet/README.md does not show %s", store.Dir("local", "shop"))
 	}
 	for _, f := range []string{KustomizationFile, NamespaceFile, RBACFile, PolicyFile, HelmReleaseFile} {
 		if !bytes.Contains(readme, []byte(f)) {

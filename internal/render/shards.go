@@ -8,32 +8,9 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	meta "github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/storefleet/storefleet/internal/store"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// ShardLabel marks the per-shard Flux objects (Kustomization and ExternalArtifact
-// stores-<shard>); its value is the shard.
-const ShardLabel = "storefleet.io/shard"
-
-// ShardDigits is the length of a shard name: that many lowercase hex characters.
-const ShardDigits = 3
-
-// ShardObjectName is the name of a shard's Kustomization and of the ExternalArtifact it
-// applies, both in the Flux namespace.
-func ShardObjectName(shard string) string { return "stores-" + shard }
-
-// ValidShard reports whether s is a shard name: ShardDigits lowercase hex characters.
-func ValidShard(s string) bool {
-	if len(s) != ShardDigits {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
 
 // DependencyAppliedOnce is the readiness a shard asks of its dependencies: applied
 // at least once. Flux's default (Ready now) would hold every shard back while the
@@ -108,8 +85,8 @@ func (l ShardLayout) Validate() error {
 // opt out, so data stays); wait is off because a store's readiness is its own
 // HelmRelease's, and one slow store must not hold back the others of its shard.
 func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization, error) {
-	if !ValidShard(shard) {
-		return nil, fmt.Errorf("shard %q is not %d lowercase hex characters", shard, ShardDigits)
+	if !store.ValidShard(shard) {
+		return nil, fmt.Errorf("shard %q is not %d lowercase hex characters", shard, store.ShardDigits)
 	}
 	if err := l.Validate(); err != nil {
 		return nil, err
@@ -118,8 +95,8 @@ func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization
 	k := &kustomizev1.Kustomization{
 		TypeMeta: metav1.TypeMeta{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: ShardObjectName(shard), Namespace: l.Namespace,
-			Labels: map[string]string{ShardLabel: shard},
+			Name: store.ShardObjectName(shard), Namespace: l.Namespace,
+			Labels: map[string]string{store.ShardLabel: shard},
 			// kustomize-controller's first reconcile of a Kustomization without its
 			// finalizer only adds it and requeues, which Flux's rate limiter delays by
 			// 750 ms: a shard's first store waited that long before its apply.
@@ -131,7 +108,7 @@ func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization
 			Timeout:       &timeout,
 			Prune:         true,
 			Wait:          false,
-			SourceRef:     kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.ExternalArtifactKind, Name: ShardObjectName(shard)},
+			SourceRef:     kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.ExternalArtifactKind, Name: store.ShardObjectName(shard)},
 			Path:          "./",
 		},
 	}

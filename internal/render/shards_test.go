@@ -7,6 +7,7 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/storefleet/storefleet/internal/store"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -25,7 +26,7 @@ func TestShardKustomization(t *testing.T) {
 	if err := yaml.UnmarshalStrict(body, &k); err != nil {
 		t.Fatal(err)
 	}
-	if k.Name != "stores-0a7" || k.Namespace != "flux-system" || k.Labels[ShardLabel] != "0a7" ||
+	if k.Name != "stores-0a7" || k.Namespace != "flux-system" || k.Labels[store.ShardLabel] != "0a7" ||
 		k.Spec.SourceRef.Kind != "ExternalArtifact" || k.Spec.SourceRef.Name != k.Name ||
 		!k.Spec.Prune || k.Spec.Wait || k.Spec.Path != "./" || k.Spec.Interval.Duration != time.Hour {
 		t.Fatalf("%+v", k)
@@ -70,9 +71,9 @@ func TestShardSpread(t *testing.T) {
 	count := map[string]int{}
 	for i := range stores {
 		name := "store-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i)
-		s := Shard(name)
-		if !ValidShard(s) {
-			t.Fatalf("Shard(%q) = %q", name, s)
+		s := store.Shard(name)
+		if !store.ValidShard(s) {
+			t.Fatalf("store.Shard(%q) = %q", name, s)
 		}
 		count[s]++
 	}

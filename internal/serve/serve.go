@@ -130,7 +130,7 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 		opts.Chart.Name = cfg.chartRepository
 	}
 	svc, err := fleet.New(ctx, fleet.Config{
-		Repo: fleet.GitRepo{R: repo}, Renderer: fleet.FleetRenderer{Options: opts},
+		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: opts},
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/storefleet/storefleet/internal/publish"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/status"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // kubeFlags say which cluster status watches.
@@ -148,7 +149,7 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 	if artifactURL == "" {
 		artifactURL = "http://" + listenAddr
 	}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: render.Shard}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard}
 	// A shard a background pass published changed outside gitops-api: the store
 	// index and the Tracker read its stores again.
 	resync := func(ctx context.Context, shards []string) {

@@ -6,23 +6,9 @@ import (
 	"github.com/storefleet/storefleet/internal/store"
 )
 
-// Lifecycle is what the fleet repository says a store should be.
-type Lifecycle string
-
-const (
-	// Active: the store's folder holds its HelmRelease.
-	Active Lifecycle = "active"
-	// Retained: the HelmRelease was removed from Git; namespace and data stay.
-	Retained Lifecycle = "retained"
-	// Purging: the namespace was made prunable (purge step 1).
-	Purging Lifecycle = "purging"
-	// Purged: the store's folder was removed (purge step 2).
-	Purged Lifecycle = "purged"
-)
-
 // Desired is the fleet repository's side of a store.
 type Desired struct {
-	Lifecycle Lifecycle
+	State store.State
 	// Commit is the fleet commit that last changed the store.
 	Commit string
 	// Version is the chart version the store asks for (active stores).
@@ -114,11 +100,11 @@ const (
 )
 
 // Steps is the way a store in lifecycle l goes.
-func Steps(l Lifecycle, installed bool) []string {
+func Steps(l store.State, installed bool) []string {
 	switch l {
-	case Retained:
+	case store.StateRetained:
 		return []string{StepCommitted, StepSourceFetched, StepApplied, StepReleaseGone, StepRetained}
-	case Purging, Purged:
+	case store.StatePurging, store.StatePurged:
 		return []string{StepCommitted, StepSourceFetched, StepApplied, StepNamespaceGone, StepDeleted}
 	}
 	if installed {
@@ -154,7 +140,7 @@ func (r Result) Current() string {
 // Compute is the phase rule. It needs a configured cluster: without one the
 // fleet's own phase (committed, retained, purging) stands.
 func Compute(d Desired, c Cluster) Result {
-	r := Result{Steps: Steps(d.Lifecycle, c.Release != nil && c.Release.upgrade())}
+	r := Result{Steps: Steps(d.State, c.Release != nil && c.Release.upgrade())}
 	if c.Release != nil {
 		r.Generation = c.Release.Generation
 		if c.Release.Drifted.is("True") {
@@ -178,10 +164,10 @@ func Compute(d Desired, c Cluster) Result {
 	default:
 		r.Done = 3
 	}
-	switch d.Lifecycle {
-	case Retained:
+	switch d.State {
+	case store.StateRetained:
 		return retained(r, c)
-	case Purging, Purged:
+	case store.StatePurging, store.StatePurged:
 		return purging(r, d, c)
 	}
 	if r.Done < 3 {
@@ -295,13 +281,13 @@ func retained(r Result, c Cluster) Result {
 }
 
 func purging(r Result, d Desired, c Cluster) Result {
-	if d.Lifecycle == Purged && r.Done == 3 && !c.NamespaceExists {
+	if d.State == store.StatePurged && r.Done == 3 && !c.NamespaceExists {
 		r.Phase, r.Done, r.Message = store.PhaseDeleted, len(r.Steps), "namespace and data removed"
 		return r
 	}
 	r.Phase = store.PhasePurging
 	if r.Done == 3 {
-		if d.Lifecycle == Purging {
+		if d.State == store.StatePurging {
 			r.Message = "namespace made prunable; DELETE with ?purge=true again removes the namespace and the data"
 		} else {
 			r.Message = "waiting for the namespace to be deleted"

@@ -11,8 +11,8 @@ func cond(status, reason, msg string) *Condition {
 }
 
 func TestCompute(t *testing.T) {
-	active := Desired{Lifecycle: Active, Commit: "c1", Version: "0.1.0"}
-	upgrade := Desired{Lifecycle: Active, Commit: "c2", Version: "0.1.1"}
+	active := Desired{State: store.StateActive, Commit: "c1", Version: "0.1.0"}
+	upgrade := Desired{State: store.StateActive, Commit: "c2", Version: "0.1.1"}
 	applied := Cluster{Connected: true, SourceFetched: true, Applied: true, NamespaceExists: true}
 	with := func(c Cluster, hr *Release) Cluster { c.Release = hr; return c }
 	fresh := &Release{Generation: 1, ChartVersion: "0.1.0", InstallRetries: 3, UpgradeRetries: 3}
@@ -93,15 +93,15 @@ func TestCompute(t *testing.T) {
 		{"upgrade: ready at the new generation", upgrade, with(applied, &upgraded), store.PhaseReady, 5, "UpgradeSucceeded"},
 		{"upgrade: ready but history shows the old chart", upgrade, with(applied, &readyOldChart), store.PhaseUpgrading, 3, ""},
 		{"upgrade: not fetched yet", upgrade, Cluster{Connected: true, Release: readyHR}, store.PhaseCommitted, 1, ""},
-		{"delete: committed", Desired{Lifecycle: Retained, Commit: "c3"}, Cluster{Connected: true, Release: readyHR}, store.PhaseDeleting, 1, ""},
-		{"delete: applied, release still there", Desired{Lifecycle: Retained}, with(applied, readyHR), store.PhaseDeleting, 3, "InstallSucceeded"},
-		{"delete: release gone", Desired{Lifecycle: Retained}, applied, store.PhaseRetained, 5, ""},
-		{"purge step 1 not applied", Desired{Lifecycle: Purging}, Cluster{Connected: true, SourceFetched: true, NamespaceExists: true}, store.PhasePurging, 2, ""},
-		{"purge step 1 applied", Desired{Lifecycle: Purging}, applied, store.PhasePurging, 3, ""},
-		{"purge step 2 applied, namespace terminating", Desired{Lifecycle: Purged}, applied, store.PhasePurging, 3, ""},
-		{"purge step 1 applied, namespace gone anyway", Desired{Lifecycle: Purging}, Cluster{Connected: true, SourceFetched: true, Applied: true}, store.PhasePurging, 3, ""},
-		{"purged", Desired{Lifecycle: Purged}, Cluster{Connected: true, SourceFetched: true, Applied: true}, store.PhaseDeleted, 5, ""},
-		{"purged but unreachable", Desired{Lifecycle: Purged}, Cluster{}, store.PhaseUnknown, 0, "ClusterUnreachable"},
+		{"delete: committed", Desired{State: store.StateRetained, Commit: "c3"}, Cluster{Connected: true, Release: readyHR}, store.PhaseDeleting, 1, ""},
+		{"delete: applied, release still there", Desired{State: store.StateRetained}, with(applied, readyHR), store.PhaseDeleting, 3, "InstallSucceeded"},
+		{"delete: release gone", Desired{State: store.StateRetained}, applied, store.PhaseRetained, 5, ""},
+		{"purge step 1 not applied", Desired{State: store.StatePurging}, Cluster{Connected: true, SourceFetched: true, NamespaceExists: true}, store.PhasePurging, 2, ""},
+		{"purge step 1 applied", Desired{State: store.StatePurging}, applied, store.PhasePurging, 3, ""},
+		{"purge step 2 applied, namespace terminating", Desired{State: store.StatePurged}, applied, store.PhasePurging, 3, ""},
+		{"purge step 1 applied, namespace gone anyway", Desired{State: store.StatePurging}, Cluster{Connected: true, SourceFetched: true, Applied: true}, store.PhasePurging, 3, ""},
+		{"purged", Desired{State: store.StatePurged}, Cluster{Connected: true, SourceFetched: true, Applied: true}, store.PhaseDeleted, 5, ""},
+		{"purged but unreachable", Desired{State: store.StatePurged}, Cluster{}, store.PhaseUnknown, 0, "ClusterUnreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestStalledCarriesTheCause(t *testing.T) {
 	hr := &Release{Generation: 1, ObservedGeneration: 1, InstallFailures: 4, InstallRetries: 3,
 		Ready:   cond("False", "InstallFailed", "ConfigMap x is invalid"),
 		Stalled: cond("True", "RetriesExceeded", "Failed to install after 4 attempt(s)")}
-	r := Compute(Desired{Lifecycle: Active}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr})
+	r := Compute(Desired{State: store.StateActive}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr})
 	if r.Phase != store.PhaseFailed || r.Reason != "RetriesExceeded" ||
 		r.Message != "Failed to install after 4 attempt(s); last failure: InstallFailed: ConfigMap x is invalid" {
 		t.Fatalf("%+v", r)
@@ -133,12 +133,12 @@ func TestStalledCarriesTheCause(t *testing.T) {
 func TestComputeDrift(t *testing.T) {
 	hr := &Release{Generation: 1, ObservedGeneration: 1, Installed: true, Ready: cond("True", "x", ""),
 		Drifted: cond("True", "DriftDetected", "Deployment shop-app changed")}
-	r := Compute(Desired{Lifecycle: Active}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr})
+	r := Compute(Desired{State: store.StateActive}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr})
 	if !r.Drifted || r.DriftMessage == "" || r.Phase != store.PhaseReady {
 		t.Fatalf("drift not reported: %+v", r)
 	}
 	hr.Drifted = cond("False", "NoDriftDetected", "")
-	if r := Compute(Desired{Lifecycle: Active}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr}); r.Drifted {
+	if r := Compute(Desired{State: store.StateActive}, Cluster{Connected: true, SourceFetched: true, Applied: true, Release: hr}); r.Drifted {
 		t.Fatalf("Drifted=False reported as drift")
 	}
 }
@@ -149,11 +149,11 @@ func TestPercentAndCurrent(t *testing.T) {
 		percent int
 		current string
 	}{
-		{Result{Phase: store.PhaseCommitted, Steps: Steps(Active, false), Done: 1}, 20, StepSourceFetched},
-		{Result{Phase: store.PhaseInstalling, Steps: Steps(Active, false), Done: 3}, 70, StepInstalling},
-		{Result{Phase: store.PhaseUpgrading, Steps: Steps(Active, true), Done: 3}, 70, StepUpgrading},
-		{Result{Phase: store.PhaseReady, Steps: Steps(Active, true), Done: 5}, 100, ""},
-		{Result{Phase: store.PhaseDeleted, Steps: Steps(Purged, false), Done: 5}, 100, ""},
+		{Result{Phase: store.PhaseCommitted, Steps: Steps(store.StateActive, false), Done: 1}, 20, StepSourceFetched},
+		{Result{Phase: store.PhaseInstalling, Steps: Steps(store.StateActive, false), Done: 3}, 70, StepInstalling},
+		{Result{Phase: store.PhaseUpgrading, Steps: Steps(store.StateActive, true), Done: 3}, 70, StepUpgrading},
+		{Result{Phase: store.PhaseReady, Steps: Steps(store.StateActive, true), Done: 5}, 100, ""},
+		{Result{Phase: store.PhaseDeleted, Steps: Steps(store.StatePurged, false), Done: 5}, 100, ""},
 		{Result{}, 0, ""},
 	}
 	for _, tt := range tests {

@@ -4,20 +4,19 @@ import (
 	"context"
 	"time"
 
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
 // Stores is the store lifecycle the API drives (internal/fleet's Service).
-type Stores = fleet.Lifecycle
+type Stores = store.Service
 
 // Service is the lifecycle with status attached: every committed change becomes the
 // store's desired state in the Tracker.
 type Service struct {
 	Stores
 	T *Tracker
-	// ShardOf is the shard of a store name (render.Shard; status does not know the
-	// fleet layout). Nil puts every store in shard "".
+	// ShardOf is the shard of a store name (store.Shard in production). Nil puts
+	// every store in shard "", which tests of one shard use.
 	ShardOf func(name string) string
 	// Publish brings the shard's artifact up to date with the fleet after a commit
 	// and returns its revision (internal/publish; it calls Tracker.Published
@@ -38,7 +37,7 @@ func (s Service) shardOf(name string) string {
 }
 
 // Create commits a new store; meanwhile its phase is requested.
-func (s Service) Create(ctx context.Context, in store.Store, m fleet.Meta) (fleet.Outcome, error) {
+func (s Service) Create(ctx context.Context, in store.Store, m store.Meta) (store.Outcome, error) {
 	if !m.DryRun && in.Name != "" {
 		s.T.Requested(in.Name)
 	}
@@ -51,28 +50,29 @@ func (s Service) Create(ctx context.Context, in store.Store, m fleet.Meta) (flee
 }
 
 // Update commits a change to a store.
-func (s Service) Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m fleet.Meta) (fleet.Outcome, error) {
+func (s Service) Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m store.Meta) (store.Outcome, error) {
 	out, err := s.Stores.Update(ctx, name, change, m)
 	s.committed(ctx, out, err)
 	return out, err
 }
 
 // Delete commits a delete or purge step.
-func (s Service) Delete(ctx context.Context, name string, purge bool, m fleet.Meta) (fleet.Outcome, error) {
+func (s Service) Delete(ctx context.Context, name string, purge bool, m store.Meta) (store.Outcome, error) {
 	out, err := s.Stores.Delete(ctx, name, purge, m)
 	s.committed(ctx, out, err)
 	return out, err
 }
 
-func (s Service) committed(ctx context.Context, out fleet.Outcome, err error) {
+func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
 	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
 		return
 	}
-	d := Desired{Commit: out.Commit.SHA, Lifecycle: lifecycleOf(out.Phase), Shard: s.shardOf(out.Store)}
-	if d.Lifecycle == "" {
+	st, ok := store.StateOf(out.Phase)
+	if !ok {
 		return
 	}
-	if d.Lifecycle == Active {
+	d := Desired{Commit: out.Commit.SHA, State: st, Shard: s.shardOf(out.Store)}
+	if d.State == store.StateActive {
 		if v, err := s.Stores.Get(ctx, out.Store); err == nil {
 			d.Version = v.Store.Version
 		}
@@ -107,34 +107,20 @@ func (s Service) Resync(ctx context.Context, names []string) {
 		v, err := s.Stores.Get(ctx, name)
 		switch {
 		case err == nil:
-			d.Lifecycle, d.Version = lifecycleOf(string(v.Phase)), v.Store.Version
+			d.State, d.Version = v.State, v.Store.Version
 			if v.Commit != nil {
 				d.Commit = v.Commit.SHA
 			}
 		case store.ErrorCode(err) == store.ENOTFOUND:
-			d.Lifecycle = Purged
+			d.State = store.StatePurged
 		default:
 			s.T.log.Warn("store not re-read after an outside push", "store", name, "err", err)
 			continue
 		}
-		if d.Lifecycle != "" {
+		if d.State != "" {
 			s.T.Load(name, d)
 		}
 	}
-}
-
-func lifecycleOf(phase string) Lifecycle {
-	switch store.Phase(phase) {
-	case store.PhaseCommitted:
-		return Active
-	case store.PhaseRetained:
-		return Retained
-	case store.PhasePurging:
-		return Purging
-	case "purged":
-		return Purged
-	}
-	return ""
 }
 
 // Load gives the Tracker every store in the fleet at start-up. Call it after the
@@ -143,16 +129,16 @@ func lifecycleOf(phase string) Lifecycle {
 func (s Service) Load(ctx context.Context) (int, error) {
 	n, cont := 0, ""
 	for {
-		views, next, err := s.Stores.List(ctx, fleet.Filter{}, 1000, cont)
+		views, next, err := s.Stores.List(ctx, store.Filter{}, 1000, cont)
 		if err != nil {
 			return n, err
 		}
 		for _, v := range views {
-			d := Desired{Lifecycle: lifecycleOf(string(v.Phase)), Version: v.Store.Version, Shard: s.shardOf(v.Store.Name)}
+			d := Desired{State: v.State, Version: v.Store.Version, Shard: s.shardOf(v.Store.Name)}
 			if v.Commit != nil {
 				d.Commit = v.Commit.SHA
 			}
-			if d.Lifecycle != "" {
+			if d.State != "" {
 				s.T.Load(v.Store.Name, d)
 				n++
 			}

@@ -74,7 +74,7 @@ func newFleet(t *testing.T) *fleet.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { repo.Close() })
-	svc, err := fleet.New(ctx, fleet.Config{Repo: fleet.GitRepo{R: repo}, Renderer: fleet.FleetRenderer{Options: render.LocalOptions()}})
+	svc, err := fleet.New(ctx, fleet.Config{Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: render.LocalOptions()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +101,11 @@ func TestServiceShards(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	pub := &publisher{t: tr}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: render.Shard, Publish: pub.publish}
-	shard := render.Shard("shop")
+	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Publish: pub.publish}
+	shard := store.Shard("shop")
 
 	out, err := ss.Create(ctx, store.Store{Name: "shop", Engine: store.WooCommerce, Plan: "basic",
-		Settings: store.Settings{AdminEmail: "o@example.com"}}, fleet.Meta{Actor: "t", RequestID: "r1"})
+		Settings: store.Settings{AdminEmail: "o@example.com"}}, store.Meta{Actor: "t", RequestID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestServiceShards(t *testing.T) {
 	_, err = ss.Update(ctx, "shop", func(s store.Store) (store.Store, error) {
 		s.Settings.Title = "Shop two"
 		return s, nil
-	}, fleet.Meta{Actor: "t", RequestID: "r2"})
+	}, store.Meta{Actor: "t", RequestID: "r2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestServiceShards(t *testing.T) {
 	defer tr2.Close()
 	tr2.SetConnected(true)
 	tr2.Published(shard, latest)
-	n, err := status.Service{Stores: svc, T: tr2, ShardOf: render.Shard}.Load(ctx)
+	n, err := status.Service{Stores: svc, T: tr2, ShardOf: store.Shard}.Load(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("Load: %d stores, %v", n, err)
 	}

@@ -9,29 +9,11 @@ import (
 	"github.com/storefleet/storefleet/internal/store"
 )
 
-// Status is where one store is, as the API shows it.
-type Status struct {
-	Store            string      `json:"store"`
-	Phase            store.Phase `json:"phase"`
-	Reason           string      `json:"reason,omitempty"`
-	Message          string      `json:"message,omitempty"`
-	Percent          int         `json:"percent"`
-	CurrentStep      string      `json:"currentStep,omitempty"`
-	Steps            []Step      `json:"steps"`
-	Drifted          bool        `json:"drifted,omitempty"`
-	DriftMessage     string      `json:"driftMessage,omitempty"`
-	Generation       int64       `json:"generation,omitempty"`
-	Commit           string      `json:"commit,omitempty"`
-	ClusterConnected bool        `json:"clusterConnected"`
-	UpdatedAt        time.Time   `json:"updatedAt"`
-}
-
-// Step is one step of a store's way and when it completed.
-type Step struct {
-	Name  string     `json:"name"`
-	State string     `json:"state"` // done | current | failed | pending
-	Time  *time.Time `json:"time,omitempty"`
-}
+// Status and Step are the domain's: the one shape the API shows a store's status in.
+type (
+	Status = store.Status
+	Step   = store.Step
+)
 
 // Options configure a Tracker.
 type Options struct {
@@ -218,7 +200,7 @@ func (t *Tracker) Requested(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.stores[name]
-	if ok && e.desired.Lifecycle != "" {
+	if ok && e.desired.State != "" {
 		return // an existing store keeps its phase until the change is committed
 	}
 	e = t.entry(name)
@@ -231,7 +213,7 @@ func (t *Tracker) Requested(name string) {
 func (t *Tracker) Forget(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.stores[name]; ok && e.requested && e.desired.Lifecycle == "" {
+	if e, ok := t.stores[name]; ok && e.requested && e.desired.State == "" {
 		delete(t.stores, name)
 	}
 }
@@ -402,7 +384,7 @@ func (t *Tracker) recomputeAll() {
 
 func (t *Tracker) recompute(e *entry) {
 	t.recomputes++
-	if e.desired.Lifecycle == "" {
+	if e.desired.State == "" {
 		if !e.requested {
 			return
 		}
@@ -445,10 +427,11 @@ func (t *Tracker) publishIfChanged(e *entry, r Result) {
 
 func (t *Tracker) publish(e *entry) {
 	r := e.result
+	now := t.opts.Now().UTC()
 	s := Status{
 		Store: e.name, Phase: r.Phase, Reason: r.Reason, Message: r.Message, Percent: r.Percent(),
 		CurrentStep: r.Current(), Drifted: r.Drifted, DriftMessage: r.DriftMessage, Generation: r.Generation,
-		Commit: e.desired.Commit, ClusterConnected: t.connected, UpdatedAt: t.opts.Now().UTC(),
+		Commit: e.desired.Commit, ClusterConnected: t.connected, UpdatedAt: &now,
 		Steps: make([]Step, 0, len(r.Steps)),
 	}
 	for i, name := range r.Steps {
@@ -464,6 +447,9 @@ func (t *Tracker) publish(e *entry) {
 		if ts, ok := e.times[name]; ok && i < r.Done {
 			ts := ts.UTC()
 			st.Time = &ts
+		}
+		if name == StepCommitted {
+			st.Commit = e.desired.Commit
 		}
 		s.Steps = append(s.Steps, st)
 	}

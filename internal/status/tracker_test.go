@@ -40,7 +40,7 @@ func TestTrackerLifecycle(t *testing.T) {
 		t.Fatalf("first events %+v %v", first, err)
 	}
 	tr.Published("3f", "main@sha1:c1")
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Version: "0.1.0", Shard: "3f", Revision: "main@sha1:c1"})
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c1", Version: "0.1.0", Shard: "3f", Revision: "main@sha1:c1"})
 	want := func(p store.Phase) Event {
 		t.Helper()
 		ev := next(t, sub)
@@ -125,7 +125,7 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	tr.SetConnected(true)
 	sub, _, _ := tr.Subscribe("", "", 2)
 	for i := 0; i < 5; i++ {
-		tr.Committed("s", Desired{Lifecycle: Active, Commit: string(rune('a' + i))})
+		tr.Committed("s", Desired{State: store.StateActive, Commit: string(rune('a' + i))})
 	}
 	n := 0
 	for range sub.C {
@@ -160,7 +160,7 @@ func TestShardOrder(t *testing.T) {
 	tr.SetShardApply("3f", rev("c0"), cond("True", "ReconciliationSucceeded", ""))
 
 	tr.Published("3f", rev("c1"))
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c1", Shard: "3f", Revision: rev("c1")})
 	st := phaseOf(t, tr, "shop", store.PhaseCommitted)
 	if st.Message != "waiting for ExternalArtifact stores-3f to include the commit" {
 		t.Fatalf("message %q", st.Message)
@@ -180,7 +180,7 @@ func TestShardOrder(t *testing.T) {
 
 	// A later publish (another store's change) keeps it applied.
 	tr.Published("3f", rev("c2"))
-	tr.Committed("cafe", Desired{Lifecycle: Active, Commit: "c2", Shard: "3f", Revision: rev("c2")})
+	tr.Committed("cafe", Desired{State: store.StateActive, Commit: "c2", Shard: "3f", Revision: rev("c2")})
 	phaseOf(t, tr, "cafe", store.PhaseCommitted)
 	tr.SetShardSource("3f", rev("c2"), nil)
 	tr.SetShardApply("3f", rev("c2"), nil)
@@ -201,7 +201,7 @@ func TestPublishedIsIdempotent(t *testing.T) {
 	tr.Published("3f", rev("c1"))
 	// Without the repeat counting, c1 is publish 1 and a store expecting it is
 	// fetched once c1 shows.
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c1", Shard: "3f", Revision: rev("c1")})
 	tr.SetShardSource("3f", rev("c1"), nil)
 	phaseOf(t, tr, "shop", store.PhaseSourceFetched)
 	if sh := tr.shards["3f"]; sh.seq != 1 || len(sh.revs) != 1 {
@@ -217,7 +217,7 @@ func TestPublishFailureWaitsForTheNextPublish(t *testing.T) {
 	tr.SetShardSource("3f", rev("c1"), nil)
 	tr.SetShardApply("3f", rev("c1"), nil)
 	// c2 was committed but its shard could not be published.
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c2", Shard: "3f"})
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c2", Shard: "3f"})
 	phaseOf(t, tr, "shop", store.PhaseCommitted)
 	tr.SetShardSource("3f", rev("c1"), cond("True", "Succeeded", "again"))
 	tr.SetShardApply("3f", rev("c1"), cond("True", "ReconciliationSucceeded", "again"))
@@ -239,9 +239,9 @@ func TestLoadAfterPublished(t *testing.T) {
 	// The initial sync adopted the artifacts it found: a1 was 3f's before a2.
 	tr.Published("3f", rev("a1"))
 	tr.Published("3f", rev("a2"))
-	tr.Load("shop", Desired{Lifecycle: Active, Commit: "x", Shard: "3f"})
+	tr.Load("shop", Desired{State: store.StateActive, Commit: "x", Shard: "3f"})
 	// A shard nobody published yet waits for its first publish.
-	tr.Load("cafe", Desired{Lifecycle: Retained, Shard: "07"})
+	tr.Load("cafe", Desired{State: store.StateRetained, Shard: "07"})
 	phaseOf(t, tr, "shop", store.PhaseCommitted)
 	phaseOf(t, tr, "cafe", store.PhaseDeleting)
 
@@ -267,7 +267,7 @@ func TestUnreportedRevisionDoesNotRegress(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	tr.Published("3f", rev("c1"))
-	tr.Committed("shop", Desired{Lifecycle: Retained, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.Committed("shop", Desired{State: store.StateRetained, Commit: "c1", Shard: "3f", Revision: rev("c1")})
 	tr.SetShardSource("3f", rev("c1"), nil)
 	tr.SetShardApply("3f", rev("c1"), nil)
 	phaseOf(t, tr, "shop", store.PhaseRetained)
@@ -290,7 +290,7 @@ func TestOtherShardsAreNotRecomputed(t *testing.T) {
 	for _, sh := range []string{"3f", "a0"} {
 		tr.Published(sh, rev(sh+"-1"))
 		for i := 0; i < 3; i++ {
-			tr.Committed(fmt.Sprintf("s%s-%d", sh, i), Desired{Lifecycle: Active, Commit: sh + "-1", Shard: sh, Revision: rev(sh + "-1")})
+			tr.Committed(fmt.Sprintf("s%s-%d", sh, i), Desired{State: store.StateActive, Commit: sh + "-1", Shard: sh, Revision: rev(sh + "-1")})
 		}
 	}
 	sub, _, _ := tr.Subscribe("", "", 64)
@@ -329,12 +329,12 @@ func TestShardFailureSurfaces(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	tr.Published("3f", rev("c1"))
-	tr.Committed("old", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.Committed("old", Desired{State: store.StateActive, Commit: "c1", Shard: "3f", Revision: rev("c1")})
 	tr.SetShardSource("3f", rev("c1"), nil)
 	tr.SetShardApply("3f", rev("c1"), nil)
 	tr.Published("3f", rev("c2"))
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c2", Shard: "3f", Revision: rev("c2")})
-	tr.Committed("elsewhere", Desired{Lifecycle: Retained, Commit: "c2", Shard: "07"})
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c2", Shard: "3f", Revision: rev("c2")})
+	tr.Committed("elsewhere", Desired{State: store.StateRetained, Commit: "c2", Shard: "07"})
 
 	// The artifact cannot be served: the stores that wait for it say why.
 	tr.SetShardSource("3f", rev("c1"), cond("False", "StorageOperationFailed", "artifact not found"))
@@ -382,7 +382,7 @@ func TestShardRevisionBound(t *testing.T) {
 	}
 	// A forgotten revision counts as never published: the store waits for the
 	// next publish, and seeing c1 again does not count as having it.
-	tr.Committed("shop", Desired{Lifecycle: Active, Commit: "c1", Shard: "3f", Revision: rev("c1")})
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c1", Shard: "3f", Revision: rev("c1")})
 	tr.SetShardSource("3f", rev("c1"), nil)
 	tr.SetShardSource("3f", rev("c6"), nil)
 	phaseOf(t, tr, "shop", store.PhaseCommitted)
@@ -428,7 +428,7 @@ func BenchmarkShardApply(b *testing.B) {
 				if sh == "3f0" {
 					in++
 				}
-				tr.Load(fmt.Sprint("s", i), Desired{Lifecycle: Retained, Shard: sh})
+				tr.Load(fmt.Sprint("s", i), Desired{State: store.StateRetained, Shard: sh})
 			}
 			for i := 0; b.Loop(); i++ {
 				r := rev(fmt.Sprint(i))

@@ -7,15 +7,18 @@ import (
 )
 
 // Error codes. They describe what went wrong in domain terms; the HTTP layer maps them to statuses
-// (EINVALID → 422/400, ENOTFOUND → 404, ECONFLICT → 409, …) so that nothing below it knows about HTTP.
+// (EINVALID → 422/400, ENOTFOUND → 404, ECONFLICT → 409, EUNAVAILABLE → 503, …) so that nothing below it
+// knows about HTTP.
 const (
-	ECONFLICT       = "conflict"
-	EINTERNAL       = "internal"
-	EINVALID        = "invalid"
-	ENOTFOUND       = "not_found"
-	ENOTIMPLEMENTED = "not_implemented"
-	EUNAUTHORIZED   = "unauthorized"
-	EFORBIDDEN      = "forbidden"
+	ECONFLICT     = "conflict"
+	EINTERNAL     = "internal"
+	EINVALID      = "invalid"
+	ENOTFOUND     = "not_found"
+	EUNAUTHORIZED = "unauthorized"
+	EFORBIDDEN    = "forbidden"
+	// EUNAVAILABLE: nothing was changed and the request can be retried later (a
+	// remote that does not answer, a full disk); the HTTP layer adds Retry-After.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is the error type of the domain. Fields is set for EINVALID (and for ECONFLICT when an update is

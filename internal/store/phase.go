@@ -1,5 +1,21 @@
 package store
 
+// Phase is where a store is in its life, as status reports it (committed → source fetched → applied →
+// installing → ready/failed; then deleting → retained → purging on the way out).
+type Phase string
+
+const (
+	PhaseCommitted     Phase = "committed"
+	PhaseSourceFetched Phase = "sourceFetched"
+	PhaseApplied       Phase = "applied"
+	PhaseInstalling    Phase = "installing"
+	PhaseReady         Phase = "ready"
+	PhaseFailed        Phase = "failed"
+	PhaseDeleting      Phase = "deleting"
+	PhaseRetained      Phase = "retained"
+	PhasePurging       Phase = "purging"
+)
+
 // The phases status adds to those the fleet knows without a cluster (see Phase).
 const (
 	// PhaseRequested: a change was received and is being committed.

@@ -95,28 +95,3 @@ func (s Store) Namespace() string { return NamespacePrefix + s.Name }
 
 // NamespacePrefix begins every store namespace; store names may not begin with it themselves.
 const NamespacePrefix = "store-"
-
-// Phase is where a store is in its life, as status reports it (committed → source fetched → applied →
-// installing → ready/failed; then deleting → retained → purging on the way out).
-type Phase string
-
-const (
-	PhaseCommitted     Phase = "committed"
-	PhaseSourceFetched Phase = "sourceFetched"
-	PhaseApplied       Phase = "applied"
-	PhaseInstalling    Phase = "installing"
-	PhaseReady         Phase = "ready"
-	PhaseFailed        Phase = "failed"
-	PhaseDeleting      Phase = "deleting"
-	PhaseRetained      Phase = "retained"
-	PhasePurging       Phase = "purging"
-)
-
-// Status is what the platform knows about a store beyond its spec. Status fills it in; it is here so the
-// API and status share one type.
-type Status struct {
-	Phase   Phase  `json:"phase"`
-	Message string `json:"message,omitempty"`
-	// Revision is the fleet commit that last changed the store.
-	Revision string `json:"revision,omitempty"`
-}

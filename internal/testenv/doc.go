@@ -17,7 +17,7 @@
 // stores"), from ExternalArtifacts and Kustomizations stores-<shard> that are not in
 // Git: gitops-api's shard publisher creates them. Without a gitops-api, Reconcile
 // does its work with the git CLI (publishShards): it publishes each shard of
-// stores/local/<shard>/ (three hex characters, render.Shard) whose tree changed and,
+// stores/local/<shard>/ (three hex characters, store.Shard) whose tree changed and,
 // the first time a shard holds a store, applies its Kustomization
 // (render.ShardKustomization, render.DefaultShardLayout) as the publisher does. A
 // shard that never held a store has neither object.

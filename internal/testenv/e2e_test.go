@@ -11,14 +11,13 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/storefleet/storefleet/internal/store"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/storefleet/storefleet/internal/render"
 )
 
 // fleetWork is a clone of the fleet repository that tests commit to and push from
@@ -75,7 +74,7 @@ func (w *fleetWork) push(msg string) string {
 // storeDir is the store's folder per docs/design.md: stores/<cluster>/<shard>/<name>
 // (render.StoreDir).
 func storeDir(name string) string {
-	return filepath.FromSlash(render.StoreDir(FleetCluster, name))
+	return filepath.FromSlash(store.Dir(FleetCluster, name))
 }
 
 // storeFiles are store-like files in the shape render produces (namespace with
@@ -283,7 +282,7 @@ func TestStoreLifecycle(t *testing.T) {
 		t.Fatalf("artifact revision %s, pushed %s", rev, commit)
 	}
 	// The environment created the shard's Kustomization, as gitops-api's publisher does.
-	checkShardKustomization(ctx, t, env, render.Shard(name))
+	checkShardKustomization(ctx, t, env, store.Shard(name))
 	hr := waitHelmRelease(ctx, t, env, hrKey, 0)
 	if got := hr.Status.History.Latest(); got == nil || got.ChartVersion != "0.1.0" {
 		t.Fatalf("installed release history %+v, want chart 0.1.0", hr.Status.History)
@@ -320,7 +319,7 @@ func TestStoreLifecycle(t *testing.T) {
 			want := []string{ns, name, "True", "0.1.0"}
 			if args[1] == "kustomizations" {
 				// flux shortens hashes to 8 hex digits: main@sha1:0123abcd.
-				want = []string{"flux-system", render.ShardObjectName(render.Shard(name)), "infrastructure", "True", "main@sha1:" + commit[:8]}
+				want = []string{"flux-system", store.ShardObjectName(store.Shard(name)), "infrastructure", "True", "main@sha1:" + commit[:8]}
 			}
 			for _, s := range want {
 				if !strings.Contains(string(out), s) {
@@ -383,7 +382,7 @@ func TestStoreLifecycle(t *testing.T) {
 	waitGone(ctx, t, env, &corev1.Namespace{ObjectMeta: objMeta("", ns)})
 	// The emptied shard keeps its Kustomization (it applied the empty artifact that
 	// pruned the store), as with gitops-api.
-	checkShardKustomization(ctx, t, env, render.Shard(name))
+	checkShardKustomization(ctx, t, env, store.Shard(name))
 }
 
 func objMeta(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }

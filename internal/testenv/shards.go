@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // FleetCluster is the cluster name the environment's stores live under in the fleet
@@ -83,9 +84,9 @@ func (e *Env) publishShards(ctx context.Context, commit string) (map[string]stri
 		meta, path, ok := strings.Cut(line, "\t")
 		if f := strings.Fields(meta); ok && len(f) == 3 && f[1] == "tree" {
 			shard := filepath.Base(path)
-			if !render.ValidShard(shard) {
+			if !store.ValidShard(shard) {
 				return nil, fmt.Errorf("fleet commit %s: stores/%s/%s is not a shard folder (%d lowercase hex characters)",
-					commit, FleetCluster, shard, render.ShardDigits)
+					commit, FleetCluster, shard, store.ShardDigits)
 			}
 			trees[shard] = f[2]
 		}
@@ -168,7 +169,7 @@ func shardTarball(ctx context.Context, repo, commit string, exists bool, shard s
 // writeExternalArtifact creates ExternalArtifact stores-<shard> if needed and sets
 // its status: the artifact and Ready=True, as a source controller does.
 func (e *Env) writeExternalArtifact(ctx context.Context, shard string, artifact map[string]any) error {
-	key := client.ObjectKey{Namespace: fluxNamespace, Name: render.ShardObjectName(shard)}
+	key := client.ObjectKey{Namespace: fluxNamespace, Name: store.ShardObjectName(shard)}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(externalArtifactGVK)
 	if err := e.Client.Get(ctx, key, u); apierrors.IsNotFound(err) {
@@ -176,7 +177,7 @@ func (e *Env) writeExternalArtifact(ctx context.Context, shard string, artifact 
 		u.SetGroupVersionKind(externalArtifactGVK)
 		u.SetNamespace(key.Namespace)
 		u.SetName(key.Name)
-		u.SetLabels(map[string]string{render.ShardLabel: shard})
+		u.SetLabels(map[string]string{store.ShardLabel: shard})
 		if err := e.Client.Create(ctx, u); err != nil {
 			return fmt.Errorf("create ExternalArtifact %s: %w", key, err)
 		}
@@ -217,11 +218,11 @@ func (e *Env) ensureShardKustomization(ctx context.Context, shard string) error 
 	if err != nil {
 		return fmt.Errorf("shard %s: %w", shard, err)
 	}
-	name := render.ShardObjectName(shard)
+	name := store.ShardObjectName(shard)
 	if len(objs) != 1 || objs[0].GroupVersionKind() != kustomizationGVK || objs[0].GetName() != name ||
-		objs[0].GetNamespace() != fluxNamespace || objs[0].GetLabels()[render.ShardLabel] != shard {
+		objs[0].GetNamespace() != fluxNamespace || objs[0].GetLabels()[store.ShardLabel] != shard {
 		return fmt.Errorf("shard %s: render.ShardKustomizationYAML is not one Kustomization %s/%s labelled %s=%s:\n%s",
-			shard, fluxNamespace, name, render.ShardLabel, shard, data)
+			shard, fluxNamespace, name, store.ShardLabel, shard, data)
 	}
 	if err := e.applyAs(ctx, objs, publisherFieldManager); err != nil {
 		return err
@@ -243,7 +244,7 @@ func (e *Env) waitShardsApplied(ctx context.Context, revisions map[string]string
 	}
 	sort.Strings(shards)
 	for _, shard := range shards {
-		key := client.ObjectKey{Namespace: fluxNamespace, Name: render.ShardObjectName(shard)}
+		key := client.ObjectKey{Namespace: fluxNamespace, Name: store.ShardObjectName(shard)}
 		err := Poll(ctx, 50*time.Millisecond, func() (bool, string, error) {
 			u, err := e.get(ctx, kustomizationGVK, key)
 			if apierrors.IsNotFound(err) {

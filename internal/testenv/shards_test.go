@@ -20,6 +20,7 @@ import (
 
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // TestPublisherFieldManager keeps the environment's field manager for the shard
@@ -57,7 +58,7 @@ func TestClusterConfiguration(t *testing.T) {
 		if o.GetNamespace() == fluxNamespace {
 			kustomizations[o.GetName()] = true
 		}
-		if _, labelled := o.GetLabels()[render.ShardLabel]; labelled || strings.HasPrefix(o.GetName(), "stores-") {
+		if _, labelled := o.GetLabels()[store.ShardLabel]; labelled || strings.HasPrefix(o.GetName(), "stores-") {
 			static = append(static, o.GetNamespace()+"/"+o.GetName())
 		}
 	}
@@ -83,8 +84,8 @@ func TestShardKustomizationCreatedOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	name := unusedShardStore(t)
-	shard := render.Shard(name)
-	key := client.ObjectKey{Namespace: fluxNamespace, Name: render.ShardObjectName(shard)}
+	shard := store.Shard(name)
+	key := client.ObjectKey{Namespace: fluxNamespace, Name: store.ShardObjectName(shard)}
 	if err := env.Client.Get(ctx, key, &kustomizev1.Kustomization{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("Kustomization %s of a shard that never held a store: want NotFound, got %v", key, err)
 	}
@@ -166,7 +167,7 @@ func unusedShardStore(t *testing.T) string {
 	defer env.shardMu.Unlock()
 	for i := range 10000 {
 		name := fmt.Sprintf("shard-test-%d", i)
-		if _, used := env.shardTrees[render.Shard(name)]; !used && !env.shardKustomizations[render.Shard(name)] {
+		if _, used := env.shardTrees[store.Shard(name)]; !used && !env.shardKustomizations[store.Shard(name)] {
 			return name
 		}
 	}
@@ -185,8 +186,8 @@ func checkShardKustomization(ctx context.Context, t *testing.T, e *Env, shard st
 	}
 	var got kustomizev1.Kustomization
 	mustExist(ctx, t, e, &got, client.ObjectKeyFromObject(want))
-	if got.Labels[render.ShardLabel] != shard {
-		t.Errorf("Kustomization %s labels %v, want %s=%s", got.Name, got.Labels, render.ShardLabel, shard)
+	if got.Labels[store.ShardLabel] != shard {
+		t.Errorf("Kustomization %s labels %v, want %s=%s", got.Name, got.Labels, store.ShardLabel, shard)
 	}
 	g, w := got.Spec, want.Spec
 	for _, c := range []struct {
@@ -243,13 +244,13 @@ func checkOnlyPublishedShards(ctx context.Context, t *testing.T) {
 	var stray []string
 	n := 0
 	for _, k := range list.Items {
-		shard, labelled := k.Labels[render.ShardLabel]
+		shard, labelled := k.Labels[store.ShardLabel]
 		if !labelled && !strings.HasPrefix(k.Name, "stores-") {
 			continue
 		}
 		n++
-		if !render.ValidShard(shard) || k.Name != render.ShardObjectName(shard) || !env.shardKustomizations[shard] {
-			stray = append(stray, fmt.Sprintf("%s (%s=%q)", k.Name, render.ShardLabel, shard))
+		if !store.ValidShard(shard) || k.Name != store.ShardObjectName(shard) || !env.shardKustomizations[shard] {
+			stray = append(stray, fmt.Sprintf("%s (%s=%q)", k.Name, store.ShardLabel, shard))
 		}
 	}
 	if n != len(env.shardKustomizations) || len(stray) > 0 {

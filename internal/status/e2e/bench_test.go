@@ -24,7 +24,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	apipkg "github.com/storefleet/storefleet/internal/api"
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/render"
@@ -201,18 +200,18 @@ func seedFleet(b *testing.B, from, to int) {
 	defer repo.Close()
 	opts := render.LocalOptions()
 	opts.Chart.Name = "storefleet"
-	rnd := fleet.FleetRenderer{Options: opts}
+	rnd := render.Renderer{Options: opts}
 	var changes []gitrepo.Change
 	shards := map[string]bool{}
 	for i := from; i < to; i++ {
 		st := store.Store{Name: fmt.Sprintf("fleet-%05d", i), Engine: store.WooCommerce, Plan: "basic",
 			Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults("")
-		files, err := rnd.Render(st, fleet.StateRetained)
+		files, err := rnd.Render(st, store.StateRetained)
 		if err != nil {
 			b.Fatal(err)
 		}
-		dir := rnd.Dir(st)
-		shards[render.Shard(st.Name)] = true
+		dir := store.Dir(st.Cluster, st.Name)
+		shards[store.Shard(st.Name)] = true
 		c := gitrepo.Change{Store: st.Name, Cluster: st.Cluster, Dir: dir, Action: gitrepo.ActionCreate,
 			Actor: "bench", RequestID: "bench-" + st.Name}
 		for _, f := range files {
@@ -373,7 +372,7 @@ func BenchmarkWatcher10k(b *testing.B) {
 		rev := "main@sha1:" + head
 		shards := map[string]bool{}
 		for i := range count {
-			shards[render.Shard(benchName(i))] = true
+			shards[store.Shard(benchName(i))] = true
 		}
 		for shard := range shards {
 			tr.Published(shard, rev)
@@ -381,7 +380,7 @@ func BenchmarkWatcher10k(b *testing.B) {
 			tr.SetShardApply(shard, rev, nil)
 		}
 		for i := range count {
-			tr.Load(benchName(i), status.Desired{Lifecycle: status.Active, Commit: head, Version: "0.1.0", Shard: render.Shard(benchName(i))})
+			tr.Load(benchName(i), status.Desired{State: store.StateActive, Commit: head, Version: "0.1.0", Shard: store.Shard(benchName(i))})
 		}
 		// The shard Kustomizations of this environment fail (nothing publishes their
 		// artifacts here) and would report that on every store; this benchmark is about

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
@@ -27,14 +26,14 @@ func TestOutsidePush(t *testing.T) {
 	defer repo.Close()
 	opts := render.LocalOptions()
 	opts.Chart.Name = "storefleet"
-	rnd := fleet.FleetRenderer{Options: opts}
+	rnd := render.Renderer{Options: opts}
 	push := func(st store.Store, action gitrepo.Action, id string) {
 		t.Helper()
-		files, err := rnd.Render(st, fleet.StateActive)
+		files, err := rnd.Render(st, store.StateActive)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := rnd.Dir(st)
+		dir := store.Dir(st.Cluster, st.Name)
 		c := gitrepo.Change{Store: st.Name, Cluster: st.Cluster, Dir: dir, Action: action, Actor: "operator", RequestID: id}
 		for _, f := range files {
 			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})

@@ -1,26 +1,25 @@
-package fleet
+package render
 
 import (
 	"reflect"
 	"testing"
 
-	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
 // The fleet repository is the only place a store's spec lives, so parsing what
 // render wrote must give back the store exactly.
 func TestParseRoundTrip(t *testing.T) {
-	oci := render.LocalOptions()
-	oci.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: "oci://registry.example.com/charts"}
-	for _, opts := range []render.Options{render.LocalOptions(), oci} {
-		r := FleetRenderer{Options: opts}
+	oci := LocalOptions()
+	oci.Chart = ChartSource{Kind: SourceOCIRepository, URL: "oci://registry.example.com/charts"}
+	for _, opts := range []Options{LocalOptions(), oci} {
+		r := Renderer{Options: opts}
 		for _, e := range store.Engines {
 			for p := range store.Plans {
 				in := store.Store{Name: "shop-1", Engine: e, Plan: p, Cluster: "eu-1", Version: "1.2.3",
 					Settings: store.Settings{Title: "Ünï \"shop\" --- kind: Secret {{ x }}", AdminEmail: "a@example.com", Currency: "EUR", Country: "DE"}}
 				in = in.WithDefaults(opts.BaseDomain)
-				for _, st := range []State{StateActive, StateRetained, StatePurging} {
+				for _, st := range []store.State{store.StateActive, store.StateRetained, store.StatePurging} {
 					files, err := r.Render(in, st)
 					if err != nil {
 						t.Fatal(err)
@@ -33,7 +32,7 @@ func TestParseRoundTrip(t *testing.T) {
 						t.Fatalf("%s %s: state %s, want %s", e, p, gotState, st)
 					}
 					want := in
-					if st != StateActive {
+					if st != store.StateActive {
 						want = store.Store{Name: in.Name, Engine: in.Engine, Plan: in.Plan, Cluster: in.Cluster}
 					}
 					if !reflect.DeepEqual(got, want) {
@@ -48,11 +47,11 @@ func TestParseRoundTrip(t *testing.T) {
 // A deleted store read back from Git lacks its settings; rendering its retained and
 // purge states from that must give exactly the files rendered from the full store.
 func TestRetainedRendersFromParsedStore(t *testing.T) {
-	r := FleetRenderer{Options: render.LocalOptions()}
+	r := Renderer{Options: LocalOptions()}
 	for _, e := range store.Engines {
 		full := store.Store{Name: "gone", Engine: e, Plan: "standard", Cluster: "eu-1",
 			Settings: store.Settings{Title: "T", AdminEmail: "real@example.com"}}.WithDefaults("")
-		for _, st := range []State{StateRetained, StatePurging} {
+		for _, st := range []store.State{store.StateRetained, store.StatePurging} {
 			want, err := r.Render(full, st)
 			if err != nil {
 				t.Fatal(err)

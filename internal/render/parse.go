@@ -1,4 +1,4 @@
-package fleet
+package render
 
 import (
 	"bytes"
@@ -8,48 +8,28 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
-// FleetRenderer is the Renderer backed by internal/render with one cluster's options.
-type FleetRenderer struct {
-	Options render.Options
+// Renderer is the domain's store.Renderer: it renders with one cluster's options and
+// reads a store back from the files it wrote.
+type Renderer struct {
+	Options Options
 }
+
+var _ store.Renderer = Renderer{}
 
 // Render renders s in state st.
-func (r FleetRenderer) Render(s store.Store, st State) ([]File, error) {
-	var (
-		files []render.File
-		err   error
-	)
+func (r Renderer) Render(s store.Store, st store.State) ([]File, error) {
 	switch st {
-	case StateActive:
-		files, err = render.Store(s, r.Options)
-	case StateRetained:
-		files, err = render.Retained(withPlaceholders(s), r.Options)
-	case StatePurging:
-		files, err = render.PurgeStep1(withPlaceholders(s), r.Options)
-	default:
-		return nil, fmt.Errorf("render: unknown state %q", st)
+	case store.StateActive:
+		return Store(s, r.Options)
+	case store.StateRetained:
+		return Retained(withPlaceholders(s), r.Options)
+	case store.StatePurging:
+		return PurgeStep1(withPlaceholders(s), r.Options)
 	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]File, len(files))
-	for i, f := range files {
-		out[i] = File{Path: f.Path, Content: f.Content}
-	}
-	return out, nil
-}
-
-// Dir is the store's folder.
-func (r FleetRenderer) Dir(s store.Store) string {
-	c := s.Cluster
-	if c == "" {
-		c = store.DefaultCluster
-	}
-	return render.StoreDir(c, s.Name)
+	return nil, fmt.Errorf("render: a store in state %q has no files", st)
 }
 
 // object is the part of a rendered Kubernetes object Parse reads.
@@ -68,7 +48,7 @@ type object struct {
 				Version string `json:"version"`
 			} `json:"spec"`
 		} `json:"chart"`
-		Values *render.ChartValues `json:"values"`
+		Values *ChartValues `json:"values"`
 		// OCIRepository
 		Ref *struct {
 			Tag string `json:"tag"`
@@ -79,7 +59,7 @@ type object struct {
 // Parse recovers a store from its folder. A live store's spec comes whole from its
 // HelmRelease values; a deleted store keeps only what its Namespace labels say
 // (name, engine, plan), since its settings went with the HelmRelease.
-func (r FleetRenderer) Parse(files []File) (store.Store, State, error) {
+func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 	var (
 		s        store.Store
 		ns       *object
@@ -89,16 +69,12 @@ func (r FleetRenderer) Parse(files []File) (store.Store, State, error) {
 	)
 	for _, f := range files {
 		haveFile[path.Base(f.Path)] = true
-		if s.Cluster == "" {
-			// stores/<cluster>/<shard>/<name>/<file>
-			parts := strings.Split(f.Path, "/")
-			if len(parts) == 5 && parts[0] == "stores" {
-				s.Cluster = parts[1]
-			}
+		if ref, rel, ok := store.ParseFile(f.Path); ok && s.Cluster == "" && !strings.Contains(rel, "/") {
+			s.Cluster = ref.Cluster
 		}
 		// Only the Namespace and the HelmRelease (with its OCIRepository) carry the
 		// spec; the policy and RBAC files, the largest, are not parsed at all.
-		if b := path.Base(f.Path); b != render.NamespaceFile && b != render.HelmReleaseFile {
+		if b := path.Base(f.Path); b != NamespaceFile && b != HelmReleaseFile {
 			continue
 		}
 		for _, doc := range bytes.Split(f.Content, []byte("\n---\n")) {
@@ -128,15 +104,15 @@ func (r FleetRenderer) Parse(files []File) (store.Store, State, error) {
 	}
 	s.Name = ns.Metadata.Labels["app.kubernetes.io/instance"]
 	s.Engine = store.Engine(ns.Metadata.Labels["app.kubernetes.io/name"])
-	s.Plan = store.PlanName(ns.Metadata.Labels[render.LabelPlan])
+	s.Plan = store.PlanName(ns.Metadata.Labels[LabelPlan])
 	if s.Name == "" || s.Cluster == "" {
 		return s, "", fmt.Errorf("namespace %s lacks the store labels", ns.Metadata.Name)
 	}
 	if hr == nil {
-		if ns.Metadata.Annotations[render.AnnotationPrune] == render.PruneEnabled {
-			return s, StatePurging, nil
+		if ns.Metadata.Annotations[AnnotationPrune] == PruneEnabled {
+			return s, store.StatePurging, nil
 		}
-		return s, StateRetained, nil
+		return s, store.StateRetained, nil
 	}
 	if hr.Spec.Values == nil {
 		return s, "", fmt.Errorf("helmrelease %s has no values", hr.Metadata.Name)
@@ -156,7 +132,7 @@ func (r FleetRenderer) Parse(files []File) (store.Store, State, error) {
 	case ociTag != "":
 		s.Version = ociTag
 	}
-	return s, StateActive, nil
+	return s, store.StateActive, nil
 }
 
 // withPlaceholders completes a deleted store read back from Git, which has only its

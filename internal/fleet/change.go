@@ -1,0 +1,199 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Create validates, renders and commits a new store.
+func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (store.Outcome, error) {
+	return s.once(ctx, m, in.Name, store.ActionCreate, func() (store.Outcome, error) {
+		if in.Cluster == "" {
+			in.Cluster = s.cluster
+		}
+		st := in.WithDefaults(s.baseDomain)
+		if err := st.Validate(); err != nil {
+			return store.Outcome{}, dropDerived(err, in)
+		}
+		s.mu.Lock()
+		// With a client's Idempotency-Key the writer decides: it answers a retry of
+		// an applied create (also from before a restart) with the first commit, and
+		// any other create of an existing store with store.ErrExists.
+		if _, ok := s.index[st.Name]; ok && !m.ClientKey {
+			s.mu.Unlock()
+			return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists", st.Name)
+		}
+		if s.pending[st.Name] && !m.DryRun {
+			s.mu.Unlock()
+			return store.Outcome{}, store.Errorf(store.ECONFLICT, "a create for store %q is in progress", st.Name)
+		}
+		if !m.DryRun {
+			s.pending[st.Name] = true
+		}
+		s.mu.Unlock()
+		if !m.DryRun {
+			defer func() {
+				s.mu.Lock()
+				delete(s.pending, st.Name)
+				s.mu.Unlock()
+			}()
+		}
+		files, err := s.render.Render(st, store.StateActive)
+		if err != nil {
+			return store.Outcome{}, err
+		}
+		return s.commit(ctx, m, st, store.StateActive, store.ActionCreate, "", nil, files)
+	})
+}
+
+// Update applies change to the current store (a merge patch, in the HTTP layer) and
+// commits the result. change gets a copy of the current store.
+func (s *Service) Update(ctx context.Context, name string, change func(store.Store) (store.Store, error), m store.Meta) (store.Outcome, error) {
+	return s.once(ctx, m, name, store.ActionUpdate, func() (store.Outcome, error) {
+		unlock := s.lockName(name)
+		defer unlock()
+		cur, err := s.load(ctx, name)
+		if err != nil {
+			return store.Outcome{}, err
+		}
+		if cur.state != store.StateActive {
+			return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q is %s; only an active store can be changed", name, cur.state)
+		}
+		next, err := change(cur.store)
+		if err != nil {
+			return store.Outcome{}, err
+		}
+		next = next.WithDefaults(s.baseDomain)
+		if err := next.Validate(); err != nil {
+			return store.Outcome{}, err
+		}
+		if err := store.ValidateUpdate(cur.store, next); err != nil {
+			return store.Outcome{}, err
+		}
+		return s.renderAndCommit(ctx, m, cur, next, store.StateActive, store.ActionUpdate)
+	})
+}
+
+// Delete removes the store's release and keeps its data (two-phase delete). With
+// purge set, a retained store's namespace is made prunable; a purge of a store that
+// is already purging removes its folder, and with it the namespace and the data.
+// The two purge steps are separate calls because Flux must apply the first (the
+// namespace losing its prune: disabled annotation) before the second can prune it.
+func (s *Service) Delete(ctx context.Context, name string, purge bool, m store.Meta) (store.Outcome, error) {
+	action := store.ActionDelete
+	if purge {
+		action = store.ActionPurge
+	}
+	return s.once(ctx, m, name, action, func() (store.Outcome, error) {
+		unlock := s.lockName(name)
+		defer unlock()
+		cur, err := s.load(ctx, name)
+		if err != nil {
+			return store.Outcome{}, err
+		}
+		switch {
+		case !purge && cur.state == store.StateActive:
+			return s.renderAndCommit(ctx, m, cur, cur.store, store.StateRetained, store.ActionDelete)
+		case !purge:
+			return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q is already deleted (%s); purge it with ?purge=true", name, cur.state)
+		case cur.state == store.StateActive:
+			return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q is active; delete it first, purge removes only a deleted store's data", name)
+		case cur.state == store.StateRetained:
+			return s.renderAndCommit(ctx, m, cur, cur.store, store.StatePurging, store.ActionPurge)
+		default: // purging: remove the folder
+			tree, old, err := s.repo.ReadDir(ctx, dirOf(cur.store))
+			if err != nil {
+				return store.Outcome{}, err
+			}
+			return s.commit(ctx, m, cur.store, store.StatePurged, store.ActionPurge, tree, old, nil)
+		}
+	})
+}
+
+func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed, next store.Store, state store.State, action store.Action) (store.Outcome, error) {
+	files, err := s.render.Render(next, state)
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	tree, old, err := s.repo.ReadDir(ctx, dirOf(cur.store))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Outcome{}, store.Errorf(store.ENOTFOUND, "store %q is no longer in the fleet repository", cur.store.Name)
+	}
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	return s.commit(ctx, m, next, state, action, tree, old, files)
+}
+
+// commit sends one change to the writer (or, for a dry run, only diffs it). The
+// purged state removes the folder.
+func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, state store.State, action store.Action, base string, old, files []store.File) (store.Outcome, error) {
+	dir := dirOf(st)
+	out := store.Outcome{RequestID: m.RequestID, Store: st.Name, Action: action, Phase: state.Phase()}
+	if m.DryRun {
+		out.DryRun = true
+		out.State = store.RequestDryRun
+		out.Changes = diffFiles(old, files)
+		return out, nil
+	}
+	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
+		Dir: dir, Files: files, Remove: state == store.StatePurged, Base: base}
+	commit, err := s.repo.Submit(ctx, c)
+	if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		// Someone else changed the fleet repository: learn the store's current state
+		// so the next request sees it.
+		s.refresh(ctx, st.Name, dir)
+	}
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q already exists in the fleet repository", st.Name)
+	case errors.Is(err, store.ErrConflict):
+		return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q was changed by someone else meanwhile; read it again and retry", st.Name)
+	case errors.Is(err, store.ErrNotFound):
+		return store.Outcome{}, store.Errorf(store.ENOTFOUND, "store %q not found", st.Name)
+	case err != nil:
+		return store.Outcome{}, fmt.Errorf("committing %s of %s: %w", action, st.Name, err)
+	}
+	s.mu.Lock()
+	if state == store.StatePurged {
+		delete(s.index, st.Name)
+	} else {
+		s.index[st.Name] = &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir}
+	}
+	s.mu.Unlock()
+	out.State = store.RequestCommitted
+	out.Commit = &commit
+	return out, nil
+}
+
+// dropDerived removes the error on a default derived from another invalid field (the
+// domain <name>.<base domain> of an invalid name): the client did not send it, and
+// the name's own error already says what to fix.
+func dropDerived(err error, in store.Store) error {
+	var e *store.Error
+	if in.Domain != "" || !errors.As(err, &e) {
+		return err
+	}
+	nameBad := false
+	for _, f := range e.Fields {
+		if f.Field == "name" {
+			nameBad = true
+		}
+	}
+	if !nameBad {
+		return err
+	}
+	out := &store.Error{Code: e.Code, Message: e.Message}
+	for _, f := range e.Fields {
+		if f.Field != "domain" {
+			out.Fields = append(out.Fields, f)
+		}
+	}
+	return out
+}
+
+// dirOf is the store's folder in the fleet repository.
+func dirOf(st store.Store) string { return store.Dir(st.Cluster, st.Name) }

@@ -1,0 +1,109 @@
+package fleet
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"sort"
+	"strings"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Get returns one store with the commit that last changed it.
+func (s *Service) Get(ctx context.Context, name string) (store.View, error) {
+	cur, err := s.load(ctx, name)
+	if err != nil {
+		return store.View{}, err
+	}
+	v := store.View{Store: cur.store, State: cur.state}
+	if cur.commit.SHA == "" {
+		h, err := s.repo.History(ctx, dirOf(cur.store))
+		if err != nil {
+			return store.View{}, err
+		}
+		if len(h) > 0 {
+			cur.commit = h[0].Commit
+			s.mu.Lock()
+			if e, ok := s.index[name]; ok && e.commit.SHA == "" {
+				e.commit = cur.commit
+			}
+			s.mu.Unlock()
+		}
+	}
+	if cur.commit.SHA != "" {
+		c := cur.commit
+		v.Commit = &c
+	}
+	return v, nil
+}
+
+// List returns up to limit stores after the continue token, sorted by name, and the
+// token for the next page ("" on the last page). Commits are not filled in.
+func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont string) ([]store.View, string, error) {
+	after := ""
+	if cont != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cont)
+		if err != nil || !strings.HasPrefix(string(b), "n:") {
+			return nil, "", &store.Error{Code: store.EINVALID, Message: "invalid continue token",
+				Fields: []store.FieldError{{Field: "continue", Rule: "token", Message: "not a token this API returned"}}}
+		}
+		after = string(b[2:])
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.index))
+	for n, e := range s.index {
+		if n > after && (f.Cluster == "" || e.store.Cluster == f.Cluster) {
+			names = append(names, n)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(names)
+	var all []store.View
+	next := ""
+	for _, n := range names {
+		// Walk in name order, reading specs only as far as the page needs.
+		e, err := s.load(ctx, n)
+		if store.ErrorCode(err) == store.ENOTFOUND || errors.Is(err, errUnreadable) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		ph := e.state.Phase()
+		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
+			f.Phase != "" && string(ph) != f.Phase {
+			continue
+		}
+		if len(all) == limit {
+			next = base64.RawURLEncoding.EncodeToString([]byte("n:" + all[limit-1].Store.Name))
+			break
+		}
+		v := store.View{Store: e.store, State: e.state}
+		if e.commit.SHA != "" {
+			c := e.commit
+			v.Commit = &c
+		}
+		all = append(all, v)
+	}
+	return all, next, nil
+}
+
+// History returns the store's audit log from Git, newest first. A purged store's
+// history is still there (the folder's history outlives the folder) when the caller
+// knows its cluster; for simplicity only stores in the index or in the default
+// cluster are looked up.
+func (s *Service) History(ctx context.Context, name string) ([]store.Entry, error) {
+	st := store.Store{Name: name, Cluster: s.cluster}
+	if cur, err := s.load(ctx, name); err == nil {
+		st = cur.store
+	}
+	h, err := s.repo.History(ctx, dirOf(st))
+	if err != nil {
+		return nil, err
+	}
+	if len(h) == 0 {
+		return nil, store.Errorf(store.ENOTFOUND, "store %q has no history", name)
+	}
+	return h, nil
+}

@@ -1,0 +1,159 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+type logLine struct {
+	Fingerprint string `json:"fp,omitempty"`
+	store.Outcome
+}
+
+func (s *Service) openRequestLog(path string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		lines := bytes.Split(b, []byte("\n"))
+		if len(lines) > s.maxTracked {
+			lines = lines[len(lines)-s.maxTracked:]
+		}
+		for _, ln := range lines {
+			var l logLine
+			// A line cut short by a crash is skipped; the change it describes is in Git.
+			if len(ln) == 0 || json.Unmarshal(ln, &l) != nil || l.RequestID == "" {
+				continue
+			}
+			r := &request{fingerprint: l.Fingerprint, done: make(chan struct{}), outcome: l.Outcome}
+			if l.State == store.RequestFailed {
+				r.err = &store.Error{Code: l.ErrCode, Message: l.Reason}
+			}
+			close(r.done)
+			if _, ok := s.requests[l.RequestID]; !ok {
+				s.order = append(s.order, l.RequestID)
+			}
+			s.requests[l.RequestID] = r
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	// A line cut short by a crash must not swallow the next one.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			_, _ = f.Write([]byte{'\n'})
+		}
+	}
+	s.logF = f
+	return nil
+}
+
+func (s *Service) logRequest(fp string, out store.Outcome) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.logF == nil {
+		return
+	}
+	b, err := json.Marshal(logLine{Fingerprint: fp, Outcome: out})
+	if err != nil {
+		return
+	}
+	if _, err := s.logF.Write(append(b, '\n')); err != nil {
+		s.log.Warn("request log write failed", "err", err)
+	}
+}
+
+// once runs fn at most once per request id: a retry with the same id waits for and
+// returns the first outcome, also after a restart (the id is then found in Git).
+func (s *Service) once(ctx context.Context, m store.Meta, storeName string, action store.Action, fn func() (store.Outcome, error)) (store.Outcome, error) {
+	if m.DryRun {
+		return fn()
+	}
+	s.mu.Lock()
+	if r, ok := s.requests[m.RequestID]; ok {
+		s.mu.Unlock()
+		if m.Fingerprint != "" && r.fingerprint != "" && r.fingerprint != m.Fingerprint {
+			return store.Outcome{}, &store.Error{Code: store.EINVALID, Message: "Idempotency-Key was already used for a different request",
+				Fields: []store.FieldError{{Field: "Idempotency-Key", Rule: "reused", Message: "this key belongs to a different request; use a new key"}}}
+		}
+		select {
+		case <-r.done:
+			return r.outcome, r.err
+		case <-ctx.Done():
+			return store.Outcome{}, ctx.Err()
+		}
+	}
+	r := &request{fingerprint: m.Fingerprint, done: make(chan struct{})}
+	s.requests[m.RequestID] = r
+	s.order = append(s.order, m.RequestID)
+	s.evictLocked()
+	s.mu.Unlock()
+
+	out, err := s.runOnce(ctx, m, storeName, action, fn)
+	if err != nil {
+		out.ErrCode = store.ErrorCode(err)
+	}
+	r.outcome, r.err = out, err
+	close(r.done)
+	if store.ErrorCode(err) != store.EINTERNAL {
+		s.logRequest(m.Fingerprint, out)
+	} else {
+		// Not a decided outcome (the push failed, the client went away): forget it so
+		// that a retry really retries.
+		s.mu.Lock()
+		if s.requests[m.RequestID] == r {
+			delete(s.requests, m.RequestID)
+		}
+		s.mu.Unlock()
+	}
+	return out, err
+}
+
+func (s *Service) runOnce(ctx context.Context, m store.Meta, storeName string, action store.Action, fn func() (store.Outcome, error)) (store.Outcome, error) {
+	out, err := fn()
+	if err != nil {
+		return store.Outcome{RequestID: m.RequestID, Store: storeName, Action: action, State: store.RequestFailed, Reason: store.ErrorMessage(err)}, err
+	}
+	return out, nil
+}
+
+func (s *Service) evictLocked() {
+	for len(s.order) > s.maxTracked {
+		id := s.order[0]
+		s.order = s.order[1:]
+		if r, ok := s.requests[id]; ok {
+			select {
+			case <-r.done:
+				delete(s.requests, id)
+			default:
+				// Still running: keep it, it will be evicted on a later round.
+				s.order = append(s.order, id)
+				return
+			}
+		}
+	}
+}
+
+// Request returns one request's outcome: from memory while this process knows it,
+// else from its Request-Id trailer in Git.
+func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error) {
+	s.mu.Lock()
+	r, ok := s.requests[id]
+	s.mu.Unlock()
+	if ok {
+		select {
+		case <-r.done:
+			return r.outcome, nil
+		default:
+			return store.Outcome{RequestID: id, State: store.RequestPending}, nil
+		}
+	}
+	return store.Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found (requests are kept for the last %d changes; the commit's Request-Id trailer records it for good)", id, s.maxTracked)
+}

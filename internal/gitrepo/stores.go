@@ -1,0 +1,131 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Fleet is the domain's store.Repository over a Repo: it speaks the domain's values
+// and sentinel errors, so the lifecycle never links go-git.
+type Fleet struct {
+	R *Repo
+	// HistoryLimit is how many commits History returns at most (default 100).
+	HistoryLimit int
+}
+
+var _ store.Repository = Fleet{}
+
+// Submit commits and pushes one change and waits for it.
+//
+// Purge step 1 (a namespace made prunable) changes files, so it goes to the writer
+// as a "delete" (phase one of deletion, folder kept); only the folder's removal is
+// the writer's "purge".
+func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
+	gc := Change{
+		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
+		Actor: c.Actor, RequestID: c.RequestID,
+	}
+	switch {
+	case c.Remove:
+		gc.Action = ActionPurge
+	case c.Action == store.ActionPurge:
+		gc.Action = ActionDelete
+	}
+	if !c.Remove {
+		gc.Files = make([]File, 0, len(c.Files))
+		for _, f := range c.Files {
+			rel, ok := strings.CutPrefix(f.Path, c.Dir+"/")
+			if !ok {
+				return store.Commit{}, fmt.Errorf("file %s is outside the store folder %s", f.Path, c.Dir)
+			}
+			gc.Files = append(gc.Files, File{Path: rel, Content: f.Content})
+		}
+	}
+	if c.Base != "" {
+		gc.Expect = ExpectTree(c.Base)
+	}
+	res := g.R.Submit(ctx, gc)
+	if res.Err != nil {
+		switch {
+		case errors.Is(res.Err, ErrExists):
+			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrExists, res.Err)
+		case errors.Is(res.Err, ErrConflict):
+			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrConflict, res.Err)
+		case errors.Is(res.Err, ErrNotFound):
+			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrNotFound, res.Err)
+		case errors.Is(res.Err, ErrTooManyDeletes):
+			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrTooManyPurges, res.Err)
+		}
+		return store.Commit{}, res.Err
+	}
+	// The writer reports the commit, not its time; it was made moments ago.
+	return store.Commit{SHA: res.Commit, Time: time.Now().UTC().Truncate(time.Second)}, nil
+}
+
+// ListDirs lists every store folder at the head.
+func (g Fleet) ListDirs(ctx context.Context) ([]string, error) {
+	refs, err := g.R.ListStores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.Dir
+	}
+	return out, nil
+}
+
+// ReadDir reads one store folder at the head.
+func (g Fleet) ReadDir(ctx context.Context, dir string) (string, []store.File, error) {
+	tree, files, err := g.R.Store(ctx, dir)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil, fmt.Errorf("%w: %s", store.ErrNotFound, dir)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	out := make([]store.File, len(files))
+	for i, f := range files {
+		out[i] = store.File{Path: path.Join(dir, f.Path), Content: f.Content}
+	}
+	return tree, out, nil
+}
+
+// History lists the changes to the store in dir, newest first, from the commits'
+// trailers.
+func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
+	commits, err := g.R.History(ctx, dir, g.HistoryLimit)
+	if err != nil {
+		return nil, err
+	}
+	ref, ok := store.ParseDir(dir)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a store folder", dir)
+	}
+	name, cluster := ref.Name, ref.Cluster
+	var out []store.Entry
+	for _, c := range commits {
+		for _, ch := range c.Changes {
+			if ch.Store != name || cluster != "" && ch.Cluster != cluster {
+				continue
+			}
+			out = append(out, store.Entry{
+				Commit: store.Commit{SHA: c.Hash, Time: c.Time.UTC()},
+				Store:  ch.Store, Cluster: ch.Cluster, Action: store.Action(ch.Action),
+				Actor: ch.Actor, RequestID: ch.RequestID, Subject: c.Subject,
+			})
+		}
+	}
+	return out, nil
+}
+
+// Ready fetches from the remote: it answers only if the remote is reachable.
+func (g Fleet) Ready(ctx context.Context) error {
+	return g.R.Refresh(ctx)
+}

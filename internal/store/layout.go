@@ -1,0 +1,108 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// The fleet repository layout (docs/design.md, "Fleet repository layout"). Every
+// part that writes, reads or applies the fleet — render, the Git writer, the shard
+// publisher, the cluster watcher — takes its paths and shard names from here, so
+// the layout is defined once.
+//
+//	stores/<cluster>/<shard>/<name>/   one store's files
+//
+// A shard is the first ShardDigits hex characters of the SHA-256 of the store's
+// name. It is also the unit Flux applies (one Kustomization stores-<shard> a
+// shard), so its size is what a commit costs to apply: at 10,000 stores a shard
+// holds ~2.4 stores with 4,096 shards, where 256 made it ~39 and a commit cost
+// seconds of apply (docs/benchmarks.md).
+const (
+	// StoresRoot is the top folder of every store folder.
+	StoresRoot = "stores"
+	// ShardDigits is the length of a shard name: that many lowercase hex characters.
+	ShardDigits = 3
+	// ShardLabel marks the per-shard Flux objects (Kustomization and ExternalArtifact
+	// stores-<shard>); its value is the shard.
+	ShardLabel = "storefleet.io/shard"
+	// shardObjectPrefix begins the name of a shard's Kustomization and ExternalArtifact.
+	shardObjectPrefix = "stores-"
+)
+
+// Shard is the shard of a store name.
+func Shard(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:2])[:ShardDigits]
+}
+
+// ValidShard reports whether s is a shard name: ShardDigits lowercase hex characters.
+func ValidShard(s string) bool {
+	if len(s) != ShardDigits {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ShardObjectName is the name of a shard's Kustomization and of the ExternalArtifact
+// it applies, both in the Flux namespace.
+func ShardObjectName(shard string) string { return shardObjectPrefix + shard }
+
+// ShardOfObject is the inverse of ShardObjectName.
+func ShardOfObject(name string) (string, bool) {
+	s, ok := strings.CutPrefix(name, shardObjectPrefix)
+	return s, ok && ValidShard(s)
+}
+
+// ClusterDir is the folder holding every store of a cluster: stores/<cluster>.
+func ClusterDir(cluster string) string { return StoresRoot + "/" + cluster }
+
+// ShardDir is one shard's folder in a cluster: stores/<cluster>/<shard>.
+func ShardDir(cluster, shard string) string { return ClusterDir(cluster) + "/" + shard }
+
+// Dir is a store's folder: stores/<cluster>/<shard>/<name>.
+func Dir(cluster, name string) string { return ShardDir(cluster, Shard(name)) + "/" + name }
+
+// Ref names a store folder by its parts.
+type Ref struct {
+	Cluster, Shard, Name string
+}
+
+// Dir is the folder the Ref names.
+func (r Ref) Dir() string { return ShardDir(r.Cluster, r.Shard) + "/" + r.Name }
+
+// ParseDir splits a store folder (stores/<cluster>/<shard>/<name>) into its parts.
+// It reports false for any other path. It does not check that the shard is the
+// name's: a folder pushed by hand to another shard is still read as a store.
+func ParseDir(dir string) (Ref, bool) {
+	rest, ok := strings.CutPrefix(dir, StoresRoot+"/")
+	if !ok {
+		return Ref{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return Ref{}, false
+	}
+	return Ref{Cluster: parts[0], Shard: parts[1], Name: parts[2]}, true
+}
+
+// ParseFile splits the path of a file in a store folder
+// (stores/<cluster>/<shard>/<name>/<file>) into the folder's parts and the file's
+// path inside it.
+func ParseFile(p string) (Ref, string, bool) {
+	rest, ok := strings.CutPrefix(p, StoresRoot+"/")
+	if !ok {
+		return Ref{}, "", false
+	}
+	parts := strings.SplitN(rest, "/", 4)
+	if len(parts) != 4 || parts[3] == "" {
+		return Ref{}, "", false
+	}
+	r, ok := ParseDir(StoresRoot + "/" + strings.Join(parts[:3], "/"))
+	return r, parts[3], ok
+}

@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Service is the store lifecycle: what the HTTP layer drives. internal/fleet
+// implements it over a Repository; internal/status wraps it to attach live status.
+type Service interface {
+	Create(ctx context.Context, s Store, m Meta) (Outcome, error)
+	// Update applies change to a copy of the current store and commits the result.
+	Update(ctx context.Context, name string, change func(Store) (Store, error), m Meta) (Outcome, error)
+	// Delete removes the release and keeps the data; with purge set it takes a
+	// deleted store one step further towards removing its data.
+	Delete(ctx context.Context, name string, purge bool, m Meta) (Outcome, error)
+	Get(ctx context.Context, name string) (View, error)
+	// List returns up to limit stores after the continue token, sorted by name, and
+	// the token of the next page ("" on the last).
+	List(ctx context.Context, f Filter, limit int, cont string) ([]View, string, error)
+	History(ctx context.Context, name string) ([]Entry, error)
+	Request(ctx context.Context, id string) (Outcome, error)
+	// Ready reports whether writes can be taken now.
+	Ready(ctx context.Context) error
+}
+
+// Meta describes who asks and under which request id.
+type Meta struct {
+	Actor     string
+	RequestID string
+	// ClientKey is true when RequestID came from the client's Idempotency-Key: only
+	// then is Git searched for an earlier change with the same id.
+	ClientKey bool
+	// Fingerprint identifies the request's content; the same key with another
+	// content is refused rather than answered with the first outcome.
+	Fingerprint string
+	DryRun      bool
+}
+
+// Commit identifies the commit a change landed in.
+type Commit struct {
+	SHA  string    `json:"sha"`
+	Time time.Time `json:"time"`
+}
+
+// Outcome is what happened to one request.
+type Outcome struct {
+	RequestID string       `json:"requestId"`
+	Store     string       `json:"store"`
+	Action    Action       `json:"action"`
+	State     RequestState `json:"state"`
+	Commit    *Commit      `json:"commit,omitempty"`
+	Reason    string       `json:"reason,omitempty"`
+	// Phase is the phase the change leads the store to, as known without a cluster.
+	Phase   Phase  `json:"phase,omitempty"`
+	DryRun  bool   `json:"dryRun,omitempty"`
+	Changes []Diff `json:"changes,omitempty"`
+	// ErrCode is the error code of a failed request (EINVALID, …), so a retry after a
+	// restart gets the same answer.
+	ErrCode string `json:"errorCode,omitempty"`
+}
+
+// Diff is one file a change adds, modifies or deletes.
+type Diff struct {
+	Path    string `json:"path"`
+	Op      string `json:"op"` // add | modify | delete
+	Content string `json:"content,omitempty"`
+	Diff    string `json:"diff"`
+}
+
+// View is a store as the fleet repository has it.
+type View struct {
+	Store  Store
+	State  State
+	Commit *Commit
+}
+
+// Filter selects stores in List; empty fields match everything.
+type Filter struct {
+	Engine, Plan, Cluster, Phase string
+}
+
+// Entry is one change as recorded in Git: a commit and the change's trailers.
+type Entry struct {
+	Commit    Commit `json:"commit"`
+	Store     string `json:"store"`
+	Cluster   string `json:"cluster"`
+	Action    Action `json:"action"`
+	Actor     string `json:"actor"`
+	RequestID string `json:"requestId"`
+	Subject   string `json:"subject"`
+}
+
+// File is one file of a store folder, Path relative to the fleet repository root.
+type File struct {
+	Path    string
+	Content []byte
+}
+
+// Renderer turns a complete, valid store into its files in a given state, and reads
+// a store back from them, so the fleet repository is the only place a store's spec
+// lives (internal/render).
+type Renderer interface {
+	Render(s Store, st State) ([]File, error)
+	// Parse recovers the store and its state from the files Render wrote.
+	Parse(files []File) (Store, State, error)
+}
+
+// Change is one store's change as a Repository commits it.
+type Change struct {
+	Store     string
+	Cluster   string
+	Action    Action
+	Actor     string
+	RequestID string
+	// Dir is the store's folder. Files replace its whole content; with Remove set
+	// the folder is removed instead.
+	Dir    string
+	Files  []File
+	Remove bool
+	// Base is the folder's tree hash the change was computed from (from ReadDir);
+	// if the folder is no longer at Base the change fails with ErrConflict, so an
+	// outside push is never overwritten. Empty for a create, which instead fails
+	// with ErrExists if the folder appeared meanwhile.
+	Base string
+}
+
+// Repository is the fleet repository: the writer and its read side. Submit returns
+// once the change is durable (committed and pushed, or, for a writer that asks for
+// review, proposed), which is what makes a 202 true. internal/gitrepo implements
+// it.
+type Repository interface {
+	// Submit commits one change. A change whose Request-Id was already applied to
+	// the same store returns the earlier commit and no error: that is what makes an
+	// Idempotency-Key hold across restarts.
+	Submit(ctx context.Context, c Change) (Commit, error)
+	// ListDirs returns every store folder at the head.
+	ListDirs(ctx context.Context) ([]string, error)
+	// ReadDir returns the tree hash and files of one store folder at the head
+	// (ErrNotFound if none). Paths are relative to the repository root.
+	ReadDir(ctx context.Context, dir string) (string, []File, error)
+	// History returns the changes to the store in dir, newest first.
+	History(ctx context.Context, dir string) ([]Entry, error)
+	// Ready reports whether the remote is reachable and the writer running.
+	Ready(ctx context.Context) error
+}
+
+// Sentinel errors a Repository returns (wrapped is fine): expected states of the
+// fleet repository, which the lifecycle turns into error codes.
+var (
+	// ErrNotFound: the store folder is not at the head.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a create found the folder already there.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: the folder moved away from the change's Base.
+	ErrConflict = errors.New("changed concurrently by someone else")
+	// ErrTooManyPurges: the writer's deletion guard refused a purge.
+	ErrTooManyPurges = errors.New("too many purges at once")
+)
