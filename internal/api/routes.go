@@ -435,6 +435,9 @@ func (a *api) getRequest(w http.ResponseWriter, r *http.Request) {
 	Write(w, http.StatusOK, out)
 }
 
+// RetryAfter is what a 503 for an unavailable dependency asks the client to wait.
+const RetryAfter = 5 * time.Second
+
 // writeError turns a domain error into its HTTP status. This is the only place that
 // knows both.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -463,6 +466,14 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		WriteProblem(w, r, newProblem(http.StatusConflict, "conflict", "Conflict", msg))
 	case store.ENOTFOUND:
 		WriteProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", msg))
+	case store.EUNAUTHORIZED:
+		WriteProblem(w, r, newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", msg))
+	case store.EFORBIDDEN:
+		WriteProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", msg))
+	case store.EUNAVAILABLE:
+		// Nothing was changed: the client may simply retry, after a pause.
+		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+		WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", msg))
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			a.log.Warn("request not finished", "request_id", RequestIDFrom(r.Context()), "err", err)

@@ -154,6 +154,8 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 		return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q was changed by someone else meanwhile; read it again and retry", st.Name)
 	case errors.Is(err, store.ErrNotFound):
 		return store.Outcome{}, store.Errorf(store.ENOTFOUND, "store %q not found", st.Name)
+	case errors.Is(err, store.ErrTooManyPurges):
+		return store.Outcome{}, store.Errorf(store.ECONFLICT, "too many purges at once; retry shortly")
 	case err != nil:
 		return store.Outcome{}, fmt.Errorf("committing %s of %s: %w", action, st.Name, err)
 	}

@@ -1,6 +1,6 @@
 // Package kube is Storefleet's only client-go user in product code. It watches, for
 // every store at once, the store HelmReleases and Namespaces (by the
-// app.kubernetes.io/managed-by=storefleet label render puts on them), the 256 shards'
+// app.kubernetes.io/managed-by=storefleet label render puts on them), the shards' (4,096)
 // ExternalArtifacts and Kustomizations in the Flux namespace (by the
 // storefleet.io/shard label), and the Events in store namespaces, through shared
 // informers whose transforms keep only what status needs (no managedFields, no spec

@@ -38,7 +38,7 @@ type Artifact struct {
 	URL string
 	// Path is the tarball's path in the publisher's storage.
 	Path string
-	// Revision is main@sha1:<commit>.
+	// Revision is <branch>@sha1:<commit>.
 	Revision string
 	// Digest is sha256:<hex> of the tarball bytes.
 	Digest string
@@ -64,6 +64,10 @@ type Config struct {
 	Cluster Cluster
 	// FleetCluster is the cluster folder the shards are read from: stores/<FleetCluster>/.
 	FleetCluster string
+	// Branch is the fleet branch the shards are read from; it names each artifact's
+	// revision (<branch>@sha1:<commit>), as source-controller names a GitRepository's
+	// (default main).
+	Branch string
 	// Dir keeps the tarballs (the current and the previous one of each shard).
 	Dir string
 	// URL is the base URL kustomize-controller fetches tarballs from: the address
@@ -118,6 +122,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Branch == "" {
+		cfg.Branch = "main"
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -295,7 +302,7 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
 	}
 	a := Artifact{
-		URL: p.cfg.URL + ArtifactsPath + rel, Path: rel, Revision: "main@sha1:" + head,
+		URL: p.cfg.URL + ArtifactsPath + rel, Path: rel, Revision: p.cfg.Branch + "@sha1:" + head,
 		Digest: "sha256:" + digest, Size: int64(buf.Len()), LastUpdateTime: time.Now().UTC().Truncate(time.Second),
 	}
 	if existing != nil && existing.Digest == a.Digest && existing.URL == a.URL {

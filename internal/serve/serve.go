@@ -144,7 +144,7 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, cfg.cluster, cfg.dataDir, ln.Addr().String(), log)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, ln.Addr().String(), log)
 	if err != nil {
 		ln.Close()
 		return err

@@ -121,7 +121,7 @@ func splitList(v string) []string {
 // fed by the kube Watcher, the shard publisher that turns the fleet into the
 // ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
 // service. Without a cluster the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, dataDir, listenAddr string, log *slog.Logger) (api.Service, api.Options, func(), error) {
+func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir, listenAddr string, log *slog.Logger) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
 	if !k.configured() {
 		return svc, opts, func() {}, nil
@@ -163,7 +163,7 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		}
 	}
 	pub, err := publish.New(publish.Config{
-		Source: repo, Cluster: w, FleetCluster: fleetCluster,
+		Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
 		Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
 		OnPublish: tr.Published, OnChange: resync, Log: log,
 	})
