@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sort"
 	"strconv"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -413,46 +412,6 @@ func applyDelta(base, delta []byte) ([]byte, error) {
 		return nil, errors.New("delta result size mismatch")
 	}
 	return out, nil
-}
-
-// idxV2 renders the pack's version-2 index, so an on-disk clone can use the pack as
-// received.
-func (pp *parsedPack) idxV2() []byte {
-	objs := append([]*packObject(nil), pp.objects...)
-	sort.Slice(objs, func(i, j int) bool { return bytes.Compare(objs[i].hash[:], objs[j].hash[:]) < 0 })
-	var b bytes.Buffer
-	b.Write([]byte{0xff, 't', 'O', 'c', 0, 0, 0, 2})
-	var fan [256]uint32
-	for _, o := range objs {
-		fan[o.hash[0]]++
-	}
-	var acc uint32
-	for i := range fan {
-		acc += fan[i]
-		binary.Write(&b, binary.BigEndian, acc)
-	}
-	for _, o := range objs {
-		b.Write(o.hash[:])
-	}
-	for _, o := range objs {
-		binary.Write(&b, binary.BigEndian, o.crc)
-	}
-	var large []uint64
-	for _, o := range objs {
-		if o.offset < 1<<31 {
-			binary.Write(&b, binary.BigEndian, uint32(o.offset))
-		} else {
-			binary.Write(&b, binary.BigEndian, uint32(len(large))|1<<31)
-			large = append(large, uint64(o.offset))
-		}
-	}
-	for _, l := range large {
-		binary.Write(&b, binary.BigEndian, l)
-	}
-	b.Write(pp.sum[:])
-	s := sha1.Sum(b.Bytes())
-	b.Write(s[:])
-	return b.Bytes()
 }
 
 // memObject is a stored object whose hash is already known, so go-git's memory storage
