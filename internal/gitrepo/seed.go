@@ -30,16 +30,7 @@ func Seed(ctx context.Context, dir, branch string, fsys fs.FS, sig Signature) (s
 		sig = Signature{Name: "Storefleet", Email: "storefleet@localhost"}
 	}
 	ref := plumbing.NewBranchReferenceName(branch)
-	var repo *git.Repository
-	var err error
-	if _, statErr := os.Stat(filepath.Join(dir, "HEAD")); statErr == nil {
-		repo, err = git.PlainOpen(dir)
-	} else {
-		repo, err = git.PlainInitWithOptions(dir, &git.PlainInitOptions{
-			Bare:        true,
-			InitOptions: git.InitOptions{DefaultBranch: ref},
-		})
-	}
+	repo, err := openOrInitBare(dir, ref)
 	if err != nil {
 		return "", fmt.Errorf("gitrepo: seed %s: %w", dir, err)
 	}
@@ -48,36 +39,74 @@ func Seed(ctx context.Context, dir, branch string, fsys fs.FS, sig Signature) (s
 	} else if !errors.Is(err, plumbing.ErrReferenceNotFound) {
 		return "", err
 	}
+	files, err := readSkeleton(ctx, fsys)
+	if err != nil {
+		return "", err
+	}
+	objs, commit, err := seedCommit(files, sig)
+	if err != nil {
+		return "", err
+	}
+	if err := storeSeed(dir, ref, objs, commit); err != nil {
+		return "", err
+	}
+	return commit.String(), nil
+}
+
+// openOrInitBare opens the repository at dir, or creates it with ref as the default
+// branch when dir holds none yet: the embedded repository is created on first start.
+func openOrInitBare(dir string, ref plumbing.ReferenceName) (*git.Repository, error) {
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
+		return git.PlainOpen(dir)
+	}
+	return git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+		Bare:        true,
+		InitOptions: git.InitOptions{DefaultBranch: ref},
+	})
+}
+
+// readSkeleton reads every regular file of fsys and checks all their paths up front,
+// so a bad skeleton fails before a single object is written.
+func readSkeleton(ctx context.Context, fsys fs.FS) ([]File, error) {
+	if fsys == nil {
+		return nil, nil
+	}
 	var files []File
-	if fsys != nil {
-		err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			b, err := fs.ReadFile(fsys, p)
-			if err != nil {
-				return err
-			}
-			files = append(files, File{Path: p, Content: b})
-			return nil
-		})
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return "", fmt.Errorf("gitrepo: seed: read skeleton: %w", err)
+			return err
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: p, Content: b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: seed: read skeleton: %w", err)
 	}
 	for _, f := range files {
 		if !validFilePath(f.Path) {
-			return "", invalid("seed file path %q", f.Path)
+			return nil, invalid("seed file path %q", f.Path)
 		}
 	}
+	return files, nil
+}
+
+// seedCommit builds the first commit's objects in memory. An empty skeleton still gets
+// a commit, of the empty tree: the branch existing is what tells the next start's Seed
+// that the repository is seeded.
+func seedCommit(files []File, sig Signature) (*objectSet, plumbing.Hash, error) {
 	objs := newObjectSet()
 	var root plumbing.Hash
+	var err error
 	if len(files) > 0 {
 		root, err = buildFolder(files, objs)
 	} else {
@@ -88,7 +117,7 @@ func Seed(ctx context.Context, dir, branch string, fsys fs.FS, sig Signature) (s
 		}
 	}
 	if err != nil {
-		return "", err
+		return nil, plumbing.ZeroHash, err
 	}
 	now := time.Now()
 	co := &object.Commit{
@@ -99,22 +128,24 @@ func Seed(ctx context.Context, dir, branch string, fsys fs.FS, sig Signature) (s
 	}
 	obj := &plumbing.MemoryObject{}
 	if err := co.Encode(obj); err != nil {
-		return "", err
+		return nil, plumbing.ZeroHash, err
 	}
-	commit := objs.add(obj)
+	return objs, objs.add(obj), nil
+}
+
+// storeSeed writes the seed into dir; the order of the writes is what makes a crash
+// harmless (see below).
+func storeSeed(dir string, ref plumbing.ReferenceName, objs *objectSet, commit plumbing.Hash) error {
 	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
 	for _, h := range objs.order {
 		if _, err := st.SetEncodedObject(objs.byHash[h]); err != nil {
-			return "", err
+			return err
 		}
 	}
 	// Seed runs once at start, before any writer; the objects are in place before the
 	// ref points at them, so a crash leaves an unseeded repository, never a broken one.
 	if err := st.SetReference(plumbing.NewHashReference(ref, commit)); err != nil {
-		return "", err
+		return err
 	}
-	if err := st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, ref)); err != nil {
-		return "", err
-	}
-	return commit.String(), nil
+	return st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, ref))
 }
