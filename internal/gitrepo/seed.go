@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	gitconfig "github.com/go-git/go-git/v5/plumbing/format/config"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
@@ -55,14 +57,103 @@ func Seed(ctx context.Context, dir, branch string, fsys fs.FS, sig Signature) (s
 
 // openOrInitBare opens the repository at dir, or creates it with ref as the default
 // branch when dir holds none yet: the embedded repository is created on first start.
+// Either way its config is completed to what `git init --bare` writes, which also
+// repairs a repository created before Seed did so.
 func openOrInitBare(dir string, ref plumbing.ReferenceName) (*git.Repository, error) {
 	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err == nil {
+		if err := completeBareConfig(dir); err != nil {
+			return nil, err
+		}
 		return git.PlainOpen(dir)
 	}
-	return git.PlainInitWithOptions(dir, &git.PlainInitOptions{
+	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 		Bare:        true,
 		InitOptions: git.InitOptions{DefaultBranch: ref},
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := completeBareConfig(dir); err != nil {
+		return nil, err
+	}
+	return repo, nil
+}
+
+// gitInitCore is the [core] of `git init --bare`, in git's order. go-git's init writes
+// only bare = true, and git ignores a repository's core settings while it sets up
+// unless repositoryformatversion is there: `git --git-dir=<dir>` then takes the current
+// directory for a work tree (rev-parse --is-bare-repository prints false, and a
+// checkout or status would work on whatever directory the operator stands in).
+var gitInitCore = [][2]string{
+	{"repositoryformatversion", "0"},
+	{"filemode", "true"},
+	{"bare", "true"},
+}
+
+// completeBareConfig adds what is missing of gitInitCore to dir's config, keeping any
+// value already set and every other setting. A complete config is not rewritten, so
+// this is cheap on every start; the rewrite takes git's config.lock, as git config does,
+// so it cannot interleave with a git process changing the config.
+func completeBareConfig(dir string) error {
+	path := filepath.Join(dir, "config")
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	cfg := gitconfig.New()
+	if err := gitconfig.NewDecoder(bytes.NewReader(b)).Decode(cfg); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	core := cfg.Section("core")
+	var first gitconfig.Options
+	missing := false
+	for _, kv := range gitInitCore {
+		if !core.HasOption(kv[0]) {
+			missing = true
+			first = append(first, &gitconfig.Option{Key: kv[0], Value: kv[1]})
+			continue
+		}
+		for _, o := range core.Options {
+			if o.IsKey(kv[0]) {
+				first = append(first, o)
+			}
+		}
+	}
+	if !missing {
+		return nil
+	}
+	for _, o := range core.Options {
+		if !first.Has(o.Key) {
+			first = append(first, o)
+		}
+	}
+	core.Options = first
+	var out bytes.Buffer
+	if err := gitconfig.NewEncoder(&out).Encode(cfg); err != nil {
+		return err
+	}
+	return replaceLocked(path, out.Bytes())
+}
+
+// replaceLocked replaces path by b through path.lock, git's lock-file protocol: an
+// existing lock means a git process is writing the file (or died doing so), and git
+// would refuse too.
+func replaceLocked(path string, b []byte) error {
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	_, err = lock.Write(b)
+	if cerr := lock.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".lock", path)
+	}
+	if err != nil {
+		os.Remove(path + ".lock")
+	}
+	return err
 }
 
 // readSkeleton reads every regular file of fsys and checks all their paths up front,
