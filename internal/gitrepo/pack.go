@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sort"
 	"strconv"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -67,93 +66,161 @@ func (c *countingReader) ReadByte() (byte, error) {
 // not in the pack (thin packs).
 func readPack(r io.Reader, external func(plumbing.Hash) (plumbing.ObjectType, []byte, error)) (*parsedPack, error) {
 	raw := &bytes.Buffer{}
-	cr := &countingReader{r: bufio.NewReaderSize(r, 64<<10), buf: raw}
-	var hdr [12]byte
-	if _, err := io.ReadFull(cr, hdr[:]); err != nil {
-		return nil, fmt.Errorf("gitrepo: pack header: %w", err)
+	pr := &packReader{cr: &countingReader{r: bufio.NewReaderSize(r, 64<<10), buf: raw}}
+	count, err := pr.header()
+	if err != nil {
+		return nil, err
 	}
-	if string(hdr[:4]) != "PACK" {
-		return nil, errors.New("gitrepo: not a pack")
-	}
-	if v := binary.BigEndian.Uint32(hdr[4:8]); v != 2 && v != 3 {
-		return nil, fmt.Errorf("gitrepo: pack version %d", v)
-	}
-	count := binary.BigEndian.Uint32(hdr[8:12])
 	pp := &parsedPack{objects: make([]*packObject, 0, count)}
-	byOffset := make(map[int64]*packObject, count)
-	var zr io.ReadCloser
 	for i := uint32(0); i < count; i++ {
-		o := &packObject{offset: cr.n}
-		b, err := cr.ReadByte()
+		o, err := pr.object()
 		if err != nil {
 			return nil, err
 		}
-		typ := plumbing.ObjectType((b >> 4) & 7)
-		size := int64(b & 0x0f)
-		shift := uint(4)
-		for b&0x80 != 0 {
-			if b, err = cr.ReadByte(); err != nil {
-				return nil, err
-			}
-			size |= int64(b&0x7f) << shift
-			shift += 7
-		}
-		switch typ {
-		case plumbing.OFSDeltaObject:
-			b, err := cr.ReadByte()
-			if err != nil {
-				return nil, err
-			}
-			ofs := int64(b & 0x7f)
-			for b&0x80 != 0 {
-				if b, err = cr.ReadByte(); err != nil {
-					return nil, err
-				}
-				ofs = ((ofs + 1) << 7) | int64(b&0x7f)
-			}
-			o.baseOff = o.offset - ofs
-		case plumbing.REFDeltaObject:
-			if _, err := io.ReadFull(cr, o.baseHash[:]); err != nil {
-				return nil, err
-			}
-		case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
-		default:
-			return nil, fmt.Errorf("gitrepo: pack object type %d", typ)
-		}
-		if zr == nil {
-			zr, err = zlib.NewReader(cr)
-		} else {
-			err = zr.(zlib.Resetter).Reset(cr, nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("gitrepo: pack object at %d: %w", o.offset, err)
-		}
-		data := make([]byte, size)
-		if _, err := io.ReadFull(zr, data); err != nil {
-			return nil, fmt.Errorf("gitrepo: pack object at %d: %w", o.offset, err)
-		}
-		// Read to the end of the zlib stream (checksum) so the next object starts right.
-		var one [1]byte
-		if n, err := zr.Read(one[:]); n != 0 || (err != nil && err != io.EOF) {
-			return nil, fmt.Errorf("gitrepo: pack object at %d: size mismatch", o.offset)
-		}
-		if typ == plumbing.OFSDeltaObject || typ == plumbing.REFDeltaObject {
-			o.delta = data
-		} else {
-			o.typ, o.content = typ, data
-			o.hash = objectHash(typ, data)
-		}
-		byOffset[o.offset] = o
 		pp.objects = append(pp.objects, o)
 	}
-	end := cr.n
+	if err := pr.trailer(pp, raw); err != nil {
+		return nil, err
+	}
+	if err := resolveDeltas(pp, external); err != nil {
+		return nil, err
+	}
+	return pp, nil
+}
+
+// packReader reads a pack's entries in one pass. Its zlib reader is reset for each
+// entry instead of allocated anew: a fleet pack is tens of thousands of small objects,
+// and each new reader allocates its own window.
+type packReader struct {
+	cr *countingReader
+	zr io.ReadCloser
+}
+
+// header checks the signature and version before the object count in it sizes any
+// allocation: a stream that is not a pack must fail, not allocate a garbage count.
+func (pr *packReader) header() (uint32, error) {
+	var hdr [12]byte
+	if _, err := io.ReadFull(pr.cr, hdr[:]); err != nil {
+		return 0, fmt.Errorf("gitrepo: pack header: %w", err)
+	}
+	if string(hdr[:4]) != "PACK" {
+		return 0, errors.New("gitrepo: not a pack")
+	}
+	if v := binary.BigEndian.Uint32(hdr[4:8]); v != 2 && v != 3 {
+		return 0, fmt.Errorf("gitrepo: pack version %d", v)
+	}
+	return binary.BigEndian.Uint32(hdr[8:12]), nil
+}
+
+// object reads one entry. Whole objects are hashed as they are read so REF_DELTAs can
+// find them by hash; deltas are kept raw, since their base may not have been read yet.
+func (pr *packReader) object() (*packObject, error) {
+	o := &packObject{offset: pr.cr.n}
+	typ, size, err := pr.entryHeader()
+	if err != nil {
+		return nil, err
+	}
+	if err := pr.deltaBase(o, typ); err != nil {
+		return nil, err
+	}
+	data, err := pr.inflate(o.offset, size)
+	if err != nil {
+		return nil, err
+	}
+	if typ == plumbing.OFSDeltaObject || typ == plumbing.REFDeltaObject {
+		o.delta = data
+	} else {
+		o.typ, o.content = typ, data
+		o.hash = objectHash(typ, data)
+	}
+	return o, nil
+}
+
+// entryHeader reads an entry's type and inflated size; the size lets inflate allocate
+// the content once, at its final length.
+func (pr *packReader) entryHeader() (plumbing.ObjectType, int64, error) {
+	b, err := pr.cr.ReadByte()
+	if err != nil {
+		return 0, 0, err
+	}
+	typ := plumbing.ObjectType((b >> 4) & 7)
+	size := int64(b & 0x0f)
+	shift := uint(4)
+	for b&0x80 != 0 {
+		if b, err = pr.cr.ReadByte(); err != nil {
+			return 0, 0, err
+		}
+		size |= int64(b&0x7f) << shift
+		shift += 7
+	}
+	return typ, size, nil
+}
+
+// deltaBase reads what names a delta's base, which sits between the entry header and
+// the compressed data; it also refuses entry types git never writes, before their
+// data is inflated.
+func (pr *packReader) deltaBase(o *packObject, typ plumbing.ObjectType) error {
+	switch typ {
+	case plumbing.OFSDeltaObject:
+		b, err := pr.cr.ReadByte()
+		if err != nil {
+			return err
+		}
+		ofs := int64(b & 0x7f)
+		for b&0x80 != 0 {
+			if b, err = pr.cr.ReadByte(); err != nil {
+				return err
+			}
+			ofs = ((ofs + 1) << 7) | int64(b&0x7f)
+		}
+		o.baseOff = o.offset - ofs
+	case plumbing.REFDeltaObject:
+		if _, err := io.ReadFull(pr.cr, o.baseHash[:]); err != nil {
+			return err
+		}
+	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
+	default:
+		return fmt.Errorf("gitrepo: pack object type %d", typ)
+	}
+	return nil
+}
+
+// inflate reads one entry's zlib stream to its very end: entries are not delimited
+// other than by their streams, so stopping at the declared size would start the next
+// entry inside this one's checksum.
+func (pr *packReader) inflate(offset, size int64) ([]byte, error) {
+	var err error
+	if pr.zr == nil {
+		pr.zr, err = zlib.NewReader(pr.cr)
+	} else {
+		err = pr.zr.(zlib.Resetter).Reset(pr.cr, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: pack object at %d: %w", offset, err)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(pr.zr, data); err != nil {
+		return nil, fmt.Errorf("gitrepo: pack object at %d: %w", offset, err)
+	}
+	var one [1]byte
+	if n, err := pr.zr.Read(one[:]); n != 0 || (err != nil && err != io.EOF) {
+		return nil, fmt.Errorf("gitrepo: pack object at %d: size mismatch", offset)
+	}
+	return data, nil
+}
+
+// trailer checks the pack's checksum and records each entry's CRC: an on-disk clone
+// keeps the pack as received, and the index written for it must carry the CRCs git
+// checks when it copies entries out of the pack on a repack.
+func (pr *packReader) trailer(pp *parsedPack, raw *bytes.Buffer) error {
+	end := pr.cr.n
 	var sum [20]byte
-	if _, err := io.ReadFull(cr, sum[:]); err != nil {
-		return nil, fmt.Errorf("gitrepo: pack trailer: %w", err)
+	if _, err := io.ReadFull(pr.cr, sum[:]); err != nil {
+		return fmt.Errorf("gitrepo: pack trailer: %w", err)
 	}
 	pp.raw = raw.Bytes()
 	if sha1.Sum(pp.raw[:end]) != sum {
-		return nil, errors.New("gitrepo: pack checksum mismatch")
+		return errors.New("gitrepo: pack checksum mismatch")
 	}
 	pp.sum = plumbing.Hash(sum)
 	for i, o := range pp.objects {
@@ -163,75 +230,103 @@ func readPack(r io.Reader, external func(plumbing.Hash) (plumbing.ObjectType, []
 		}
 		o.crc = crc32.ChecksumIEEE(pp.raw[o.offset:next])
 	}
+	return nil
+}
 
-	// Resolve deltas; bases precede OFS deltas, REF bases may be anywhere or outside.
-	byHash := make(map[plumbing.Hash]*packObject, count)
+// errBaseLater marks a REF_DELTA whose base is neither resolved yet nor held outside
+// the pack; resolveDeltas tries it again once other deltas have resolved.
+var errBaseLater = errors.New("base not seen yet")
+
+// deltaResolver turns deltas into whole objects from the contents already in memory,
+// so no object is inflated or read twice.
+type deltaResolver struct {
+	byOffset map[int64]*packObject
+	byHash   map[plumbing.Hash]*packObject // whole objects, including resolved deltas
+	external func(plumbing.Hash) (plumbing.ObjectType, []byte, error)
+}
+
+// resolveDeltas resolves every delta of the pack. Bases precede OFS deltas, but a
+// REF_DELTA's base may come later in the pack, be itself a delta, or be outside the
+// pack (thin packs): the passes repeat until nothing moves.
+func resolveDeltas(pp *parsedPack, external func(plumbing.Hash) (plumbing.ObjectType, []byte, error)) error {
+	d := &deltaResolver{
+		byOffset: make(map[int64]*packObject, len(pp.objects)),
+		byHash:   make(map[plumbing.Hash]*packObject, len(pp.objects)),
+		external: external,
+	}
 	for _, o := range pp.objects {
+		d.byOffset[o.offset] = o
 		if o.delta == nil {
-			byHash[o.hash] = o
+			d.byHash[o.hash] = o
 		}
 	}
-	var resolve func(o *packObject, depth int) error
-	errLater := errors.New("base not seen yet")
-	resolve = func(o *packObject, depth int) error {
-		if o.delta == nil {
-			return nil
-		}
-		if depth > 10000 {
-			return errors.New("gitrepo: pack delta chain too deep")
-		}
-		var btyp plumbing.ObjectType
-		var base []byte
-		if !o.baseHash.IsZero() {
-			if bo, ok := byHash[o.baseHash]; ok {
-				btyp, base = bo.typ, bo.content
-			} else if t, c, err := external(o.baseHash); err == nil {
-				btyp, base = t, c
-			} else {
-				return errLater
-			}
-		} else {
-			bo, ok := byOffset[o.baseOff]
-			if !ok {
-				return fmt.Errorf("gitrepo: pack delta base at %d missing", o.baseOff)
-			}
-			if err := resolve(bo, depth+1); err != nil {
-				return err
-			}
-			btyp, base = bo.typ, bo.content
-		}
-		content, err := applyDelta(base, o.delta)
-		if err != nil {
-			return fmt.Errorf("gitrepo: pack object at %d: %w", o.offset, err)
-		}
-		o.typ, o.content, o.delta = btyp, content, nil
-		o.hash = objectHash(btyp, content)
-		byHash[o.hash] = o
-		return nil
-	}
-	// A REF_DELTA's base may itself be a later delta: repeat until nothing moves.
 	for {
 		later, progressed := 0, false
 		for _, o := range pp.objects {
 			if o.delta == nil {
 				continue
 			}
-			switch err := resolve(o, 0); {
+			switch err := d.resolve(o, 0); {
 			case err == nil:
 				progressed = true
-			case errors.Is(err, errLater):
+			case errors.Is(err, errBaseLater):
 				later++
 			default:
-				return nil, err
+				return err
 			}
 		}
 		if later == 0 {
-			return pp, nil
+			return nil
 		}
 		if !progressed {
-			return nil, fmt.Errorf("gitrepo: pack has %d deltas whose base is missing", later)
+			return fmt.Errorf("gitrepo: pack has %d deltas whose base is missing", later)
 		}
 	}
+}
+
+// resolve makes o a whole object, first resolving the chain of OFS bases under it;
+// depth bounds that recursion against a crafted pack whose chain never ends.
+func (d *deltaResolver) resolve(o *packObject, depth int) error {
+	if o.delta == nil {
+		return nil
+	}
+	if depth > 10000 {
+		return errors.New("gitrepo: pack delta chain too deep")
+	}
+	btyp, base, err := d.base(o, depth)
+	if err != nil {
+		return err
+	}
+	content, err := applyDelta(base, o.delta)
+	if err != nil {
+		return fmt.Errorf("gitrepo: pack object at %d: %w", o.offset, err)
+	}
+	o.typ, o.content, o.delta = btyp, content, nil
+	o.hash = objectHash(btyp, content)
+	d.byHash[o.hash] = o
+	return nil
+}
+
+// base finds a delta's base: by hash in the pack or outside it (REF_DELTA), or by
+// offset in the pack (OFS_DELTA).
+func (d *deltaResolver) base(o *packObject, depth int) (plumbing.ObjectType, []byte, error) {
+	if !o.baseHash.IsZero() {
+		if bo, ok := d.byHash[o.baseHash]; ok {
+			return bo.typ, bo.content, nil
+		}
+		if t, c, err := d.external(o.baseHash); err == nil {
+			return t, c, nil
+		}
+		return 0, nil, errBaseLater
+	}
+	bo, ok := d.byOffset[o.baseOff]
+	if !ok {
+		return 0, nil, fmt.Errorf("gitrepo: pack delta base at %d missing", o.baseOff)
+	}
+	if err := d.resolve(bo, depth+1); err != nil {
+		return 0, nil, err
+	}
+	return bo.typ, bo.content, nil
 }
 
 func objectHash(t plumbing.ObjectType, content []byte) plumbing.Hash {
@@ -317,46 +412,6 @@ func applyDelta(base, delta []byte) ([]byte, error) {
 		return nil, errors.New("delta result size mismatch")
 	}
 	return out, nil
-}
-
-// idxV2 renders the pack's version-2 index, so an on-disk clone can use the pack as
-// received.
-func (pp *parsedPack) idxV2() []byte {
-	objs := append([]*packObject(nil), pp.objects...)
-	sort.Slice(objs, func(i, j int) bool { return bytes.Compare(objs[i].hash[:], objs[j].hash[:]) < 0 })
-	var b bytes.Buffer
-	b.Write([]byte{0xff, 't', 'O', 'c', 0, 0, 0, 2})
-	var fan [256]uint32
-	for _, o := range objs {
-		fan[o.hash[0]]++
-	}
-	var acc uint32
-	for i := range fan {
-		acc += fan[i]
-		binary.Write(&b, binary.BigEndian, acc)
-	}
-	for _, o := range objs {
-		b.Write(o.hash[:])
-	}
-	for _, o := range objs {
-		binary.Write(&b, binary.BigEndian, o.crc)
-	}
-	var large []uint64
-	for _, o := range objs {
-		if o.offset < 1<<31 {
-			binary.Write(&b, binary.BigEndian, uint32(o.offset))
-		} else {
-			binary.Write(&b, binary.BigEndian, uint32(len(large))|1<<31)
-			large = append(large, uint64(o.offset))
-		}
-	}
-	for _, l := range large {
-		binary.Write(&b, binary.BigEndian, l)
-	}
-	b.Write(pp.sum[:])
-	s := sha1.Sum(b.Bytes())
-	b.Write(s[:])
-	return b.Bytes()
 }
 
 // memObject is a stored object whose hash is already known, so go-git's memory storage

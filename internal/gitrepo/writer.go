@@ -3,12 +3,8 @@ package gitrepo
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/adler32"
-	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -250,126 +246,207 @@ func (r *Repo) build(live []*pending) (base, commit plumbing.Hash, applied []*pe
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	base = r.tip
-	var baseRoot plumbing.Hash
-	if !base.IsZero() {
-		c, err := object.GetCommit(r.st, base)
-		if err != nil {
-			return base, plumbing.ZeroHash, nil, nil, fmt.Errorf("gitrepo: read tip: %w", err)
-		}
-		baseRoot = c.TreeHash
-	}
-	objs = newObjectSet()
-	ov := newOverlay(r.st, baseRoot, objs)
-
-	purges := 0
-	for _, p := range live {
-		if !p.final && p.ch.Action == ActionPurge {
-			purges++
-		}
-	}
-	tooMany := purges > max(r.opts.MaxPurges, 0)
-	inBatch := map[string]*pending{}
-	purged := map[string]bool{}
-	for _, p := range live {
-		if p.final {
-			continue
-		}
-		c := &p.ch
-		if c.RequestID != "" {
-			k := requestKey(c.RequestID, c.Store)
-			if first, ok := inBatch[k]; ok {
-				p.dupOf = first
-				continue
-			}
-			inBatch[k] = p
-			if h, ok := r.idx.lookup(c.RequestID, c.Store); ok {
-				p.final = true
-				p.res = Result{Commit: h.String(), Duplicate: true}
-				continue
-			}
-		}
-		cur, err := ov.get(c.Dir)
-		if err != nil {
-			p.fail(err)
-			continue
-		}
-		if c.Action == ActionCreate {
-			if !cur.IsZero() {
-				p.fail(fmt.Errorf("%w: %s", ErrExists, c.Dir))
-				continue
-			}
-		} else {
-			if cur.IsZero() {
-				p.fail(fmt.Errorf("%w: %s", ErrNotFound, c.Dir))
-				continue
-			}
-			switch c.Expect.kind {
-			case expectTree:
-				if cur.String() != c.Expect.tree {
-					p.fail(fmt.Errorf("%w: %s is at tree %s, expected %s", ErrConflict, c.Dir, cur, c.Expect.tree))
-					continue
-				}
-			case expectAbsent:
-				p.fail(fmt.Errorf("%w: %s exists", ErrConflict, c.Dir))
-				continue
-			default:
-				if !p.seenSet {
-					p.seen, p.seenSet = cur, true
-				} else if p.seen != cur {
-					p.fail(fmt.Errorf("%w: %s changed on the remote while this change was being pushed", ErrConflict, c.Dir))
-					continue
-				}
-			}
-		}
-		var next plumbing.Hash
-		if c.Action == ActionPurge {
-			if tooMany && !c.Force {
-				p.fail(fmt.Errorf("%w: %d purges in one commit, limit %d (force to override)", ErrTooManyDeletes, purges, r.opts.MaxPurges))
-				continue
-			}
-		} else {
-			next, err = buildFolder(c.Files, objs)
-			if err != nil {
-				p.fail(err)
-				continue
-			}
-		}
-		if next == cur {
-			p.noop = true
-			p.res = Result{Tree: hashString(cur)}
-			continue
-		}
-		if err := ov.set(c.Dir, next); err != nil {
-			p.fail(err)
-			continue
-		}
-		if c.Action == ActionPurge {
-			purged[c.Dir] = true
-		}
-		p.res = Result{Tree: hashString(next)}
-		applied = append(applied, p)
-	}
-	// A later change to the same folder in the batch can make an earlier one moot; the
-	// commit still records both, which is what happened.
-	if len(applied) == 0 {
-		return base, plumbing.ZeroHash, nil, objs, nil
-	}
-	root, err := ov.write()
+	baseRoot, err := r.commitRoot(base)
 	if err != nil {
 		return base, plumbing.ZeroHash, nil, nil, err
 	}
-	for _, gone := range ov.removedFolders() {
-		if !purged[gone] {
-			return base, plumbing.ZeroHash, nil, nil, fmt.Errorf("%w: %s", ErrGuard, gone)
+	objs = newObjectSet()
+	b := r.newBatchTree(live, baseRoot, objs)
+	for _, p := range live {
+		if !p.final {
+			b.apply(p)
 		}
+	}
+	// A later change to the same folder in the batch can make an earlier one moot; the
+	// commit still records both, which is what happened.
+	if len(b.applied) == 0 {
+		return base, plumbing.ZeroHash, nil, objs, nil
+	}
+	root, err := b.writeRoot()
+	if err != nil {
+		return base, plumbing.ZeroHash, nil, nil, err
 	}
 	if root == baseRoot {
 		// Changes that cancel out (create then purge in one batch) make no commit.
-		for _, p := range applied {
+		for _, p := range b.applied {
 			p.noop = true
 		}
 		return base, plumbing.ZeroHash, nil, objs, nil
 	}
+	commit, err = r.batchCommit(base, root, b.applied, objs)
+	if err != nil {
+		return base, plumbing.ZeroHash, nil, nil, err
+	}
+	return base, commit, b.applied, objs, nil
+}
+
+// commitRoot returns the root tree of commit h, zero for an empty branch, whose first
+// commit has nothing to build on. Callers hold mu.
+func (r *Repo) commitRoot(h plumbing.Hash) (plumbing.Hash, error) {
+	if h.IsZero() {
+		return plumbing.ZeroHash, nil
+	}
+	c, err := object.GetCommit(r.st, h)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("gitrepo: read tip: %w", err)
+	}
+	return c.TreeHash, nil
+}
+
+// batchTree is what one build's changes share: the overlay they all write into, one
+// after the other, and what the guards must know about the batch as a whole.
+type batchTree struct {
+	r       *Repo
+	ov      *overlay
+	objs    *objectSet
+	purges  int                 // purges in the batch, for the MaxPurges guard
+	inBatch map[string]*pending // first change per Request-Id and store
+	purged  map[string]bool     // folders purged explicitly, for the deletion guard
+	applied []*pending
+}
+
+// newBatchTree counts the batch's purges before any change is applied: the MaxPurges
+// limit is about the whole commit, not about the changes that happen to come first.
+func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objectSet) *batchTree {
+	b := &batchTree{
+		r:       r,
+		ov:      newOverlay(r.st, baseRoot, objs),
+		objs:    objs,
+		inBatch: map[string]*pending{},
+		purged:  map[string]bool{},
+	}
+	for _, p := range live {
+		if !p.final && p.ch.Action == ActionPurge {
+			b.purges++
+		}
+	}
+	return b
+}
+
+// apply decides one change against the tree as the batch left it so far. A change
+// that is a duplicate, fails its checks or changes nothing is settled or failed on its
+// own and leaves the tree alone, so it never fails its neighbours.
+func (b *batchTree) apply(p *pending) {
+	if b.duplicate(p) {
+		return
+	}
+	c := &p.ch
+	cur, err := b.ov.get(c.Dir)
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	if err := p.checkFolder(cur); err != nil {
+		p.fail(err)
+		return
+	}
+	next, err := b.target(p)
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	if next == cur {
+		p.noop = true
+		p.res = Result{Tree: hashString(cur)}
+		return
+	}
+	if err := b.ov.set(c.Dir, next); err != nil {
+		p.fail(err)
+		return
+	}
+	if c.Action == ActionPurge {
+		b.purged[c.Dir] = true
+	}
+	p.res = Result{Tree: hashString(next)}
+	b.applied = append(b.applied, p)
+}
+
+// duplicate reports a change whose Request-Id was already seen for its store, so a
+// client's retry is not applied twice: earlier in this batch (finish gives it the first
+// one's outcome) or in recent history (settled here with the commit that applied it).
+func (b *batchTree) duplicate(p *pending) bool {
+	c := &p.ch
+	if c.RequestID == "" {
+		return false
+	}
+	k := requestKey(c.RequestID, c.Store)
+	if first, ok := b.inBatch[k]; ok {
+		p.dupOf = first
+		return true
+	}
+	b.inBatch[k] = p
+	if h, ok := b.r.idx.lookup(c.RequestID, c.Store); ok {
+		p.final = true
+		p.res = Result{Commit: h.String(), Duplicate: true}
+		return true
+	}
+	return false
+}
+
+// checkFolder holds the change to what its caller expected of the folder (cur, zero if
+// absent), so a change decided on a stale read fails instead of overwriting what
+// someone else wrote meanwhile.
+func (p *pending) checkFolder(cur plumbing.Hash) error {
+	c := &p.ch
+	if c.Action == ActionCreate {
+		if !cur.IsZero() {
+			return fmt.Errorf("%w: %s", ErrExists, c.Dir)
+		}
+		return nil
+	}
+	if cur.IsZero() {
+		return fmt.Errorf("%w: %s", ErrNotFound, c.Dir)
+	}
+	switch c.Expect.kind {
+	case expectTree:
+		if cur.String() != c.Expect.tree {
+			return fmt.Errorf("%w: %s is at tree %s, expected %s", ErrConflict, c.Dir, cur, c.Expect.tree)
+		}
+	case expectAbsent:
+		return fmt.Errorf("%w: %s exists", ErrConflict, c.Dir)
+	default:
+		if !p.seenSet {
+			p.seen, p.seenSet = cur, true
+		} else if p.seen != cur {
+			return fmt.Errorf("%w: %s changed on the remote while this change was being pushed", ErrConflict, c.Dir)
+		}
+	}
+	return nil
+}
+
+// target returns the tree the change puts at its folder, zero for a purge. The purge
+// limit is checked per change, so the forced purges of a batch over the limit still
+// land while the others are refused.
+func (b *batchTree) target(p *pending) (plumbing.Hash, error) {
+	if p.ch.Action != ActionPurge {
+		return buildFolder(p.ch.Files, b.objs)
+	}
+	if b.purges > max(b.r.opts.MaxPurges, 0) && !p.ch.Force {
+		return plumbing.ZeroHash, fmt.Errorf("%w: %d purges in one commit, limit %d (force to override)", ErrTooManyDeletes, b.purges, b.r.opts.MaxPurges)
+	}
+	return plumbing.ZeroHash, nil
+}
+
+// writeRoot writes the batch's trees and returns the new root tree. It refuses a root
+// that lost a store folder no change of the batch purged: only an explicit purge may
+// remove a store, whatever a bug in the tree code would otherwise do.
+func (b *batchTree) writeRoot() (plumbing.Hash, error) {
+	root, err := b.ov.write()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	for _, gone := range b.ov.removedFolders() {
+		if !b.purged[gone] {
+			return plumbing.ZeroHash, fmt.Errorf("%w: %s", ErrGuard, gone)
+		}
+	}
+	return root, nil
+}
+
+// batchCommit makes the batch's commit on base. Its message lists every applied
+// change with its trailers: git history is the audit log, and the Request-Id index is
+// rebuilt from it on the next start.
+func (r *Repo) batchCommit(base, root plumbing.Hash, applied []*pending, objs *objectSet) (plumbing.Hash, error) {
 	changes := make([]*Change, len(applied))
 	for i, p := range applied {
 		changes[i] = &p.ch
@@ -386,10 +463,9 @@ func (r *Repo) build(live []*pending) (base, commit plumbing.Hash, applied []*pe
 	}
 	obj := &plumbing.MemoryObject{}
 	if err := co.Encode(obj); err != nil {
-		return base, plumbing.ZeroHash, nil, nil, err
+		return plumbing.ZeroHash, err
 	}
-	commit = objs.add(obj)
-	return base, commit, applied, objs, nil
+	return objs.add(obj), nil
 }
 
 func hashString(h plumbing.Hash) string {
@@ -454,88 +530,6 @@ func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending)
 	for _, p := range applied {
 		r.idx.add(p.ch.RequestID, p.ch.Store, commit)
 	}
-}
-
-// encodePack writes a pack of exactly the given objects, whole and stored without
-// compression: a pack of a few hundred small new objects is sent once, and per-object
-// deflate (its Huffman tables) cost ~40 µs an object, more than the transfer saves on
-// any link the fleet repository sits behind.
-func encodePack(objs *objectSet) ([]byte, error) {
-	pp, err := encodePackIndexed(objs)
-	if err != nil {
-		return nil, err
-	}
-	return pp.raw, nil
-}
-
-// encodePackIndexed also records what an index of the pack needs (offsets, CRCs).
-func encodePackIndexed(objs *objectSet) (*parsedPack, error) {
-	pp := &parsedPack{objects: make([]*packObject, 0, len(objs.order))}
-	var buf bytes.Buffer
-	var hdr [12]byte
-	copy(hdr[:], "PACK")
-	binary.BigEndian.PutUint32(hdr[4:], 2)
-	binary.BigEndian.PutUint32(hdr[8:], uint32(len(objs.order)))
-	buf.Write(hdr[:])
-	for _, oh := range objs.order {
-		o := objs.byHash[oh]
-		content, err := objectContent(o)
-		if err != nil {
-			return nil, err
-		}
-		po := &packObject{typ: o.Type(), hash: oh, offset: int64(buf.Len())}
-		pp.objects = append(pp.objects, po)
-		size := len(content)
-		b := byte(o.Type())<<4 | byte(size&0x0f)
-		size >>= 4
-		for size > 0 {
-			buf.WriteByte(b | 0x80)
-			b = byte(size & 0x7f)
-			size >>= 7
-		}
-		buf.WriteByte(b)
-		writeStoredZlib(&buf, content)
-		po.crc = crc32.ChecksumIEEE(buf.Bytes()[po.offset:])
-	}
-	sum := sha1.Sum(buf.Bytes())
-	buf.Write(sum[:])
-	pp.raw, pp.sum = buf.Bytes(), plumbing.Hash(sum)
-	return pp, nil
-}
-
-func objectContent(o plumbing.EncodedObject) ([]byte, error) {
-	if m, ok := o.(*memObject); ok {
-		return m.content, nil
-	}
-	rd, err := o.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	return io.ReadAll(rd)
-}
-
-// writeStoredZlib writes content as a zlib stream of stored (uncompressed) blocks.
-func writeStoredZlib(buf *bytes.Buffer, content []byte) {
-	sum := adler32.Checksum(content)
-	buf.Write([]byte{0x78, 0x01})
-	for first := true; first || len(content) > 0; first = false {
-		n := min(len(content), 0xffff)
-		final := byte(0)
-		if n == len(content) {
-			final = 1
-		}
-		buf.WriteByte(final)
-		var l [4]byte
-		binary.LittleEndian.PutUint16(l[0:], uint16(n))
-		binary.LittleEndian.PutUint16(l[2:], ^uint16(n))
-		buf.Write(l[:])
-		buf.Write(content[:n])
-		content = content[n:]
-	}
-	var a [4]byte
-	binary.BigEndian.PutUint32(a[:], sum)
-	buf.Write(a[:])
 }
 
 // push sends the new objects and moves the remote branch from base to commit,
