@@ -358,16 +358,9 @@ func (a *api) patchStore(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, p)
 		return
 	}
-	var patch map[string]any
-	if fe := Decode(body, &patch); fe != nil {
-		if fe.Rule == "type" {
-			fe.Detail = "a merge patch must be a JSON object"
-		}
+	patch, fe := decodePatch(body)
+	if fe != nil {
 		WriteProblem(w, r, badBody(*fe))
-		return
-	}
-	if patch == nil {
-		WriteProblem(w, r, badBody(FieldError{Rule: "type", Detail: "a merge patch must be a JSON object"}))
 		return
 	}
 	m, ok := a.meta(w, r, body)
