@@ -229,3 +229,28 @@ func withoutNulls(v any) any {
 	}
 	return out
 }
+
+// canonicalJSON returns body re-encoded so that two bodies meaning the same JSON
+// value are the same bytes: object keys sorted, no insignificant whitespace, strings
+// escaped one way. Numbers keep their literal (json.Number), so 1 and 1.0 stay
+// different, as they are to a strict decoder. An empty body stays empty; a body that
+// does not parse is returned as it is (it was refused before it got here).
+func canonicalJSON(body []byte) []byte {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
+}

@@ -195,7 +195,9 @@ func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (fleet.M
 		}
 		m.RequestID, m.ClientKey = key[0], true
 	}
-	m.Fingerprint = fleet.Fingerprint([]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery), body)
+	// Over the canonical request, so that a retry that re-serialises the same JSON is
+	// recognised as the same request.
+	m.Fingerprint = fleet.Fingerprint([]byte(r.Method), []byte(r.URL.Path), canonicalFlags(q), canonicalJSON(body))
 	return m, true
 }
 
@@ -243,7 +245,7 @@ func (a *api) createStore(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, badQuery("purge", "unknown", "purge applies to DELETE only"))
 		return
 	}
-	out, err := a.svc.Create(r.Context(), in, m)
+	out, err := a.create(r.Context(), in, m)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -371,7 +373,7 @@ func (a *api) patchStore(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, badQuery("purge", "unknown", "purge applies to DELETE only"))
 		return
 	}
-	out, err := a.svc.Update(r.Context(), chi.URLParam(r, "name"), func(cur store.Store) (store.Store, error) {
+	out, err := a.update(r.Context(), chi.URLParam(r, "name"), func(cur store.Store) (store.Store, error) {
 		return applyPatch(cur, patch)
 	}, m)
 	if err != nil {
