@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -133,4 +136,184 @@ func TestIdempotencyKeyNotBoundByRefusedInput(t *testing.T) {
 	if again["commit"].(map[string]any)["sha"] != ok["commit"].(map[string]any)["sha"] {
 		t.Fatalf("retry after the fix answered differently:\n%v\n%v", ok, again)
 	}
+}
+
+// A method a route does not serve is 405 with the methods it does serve in Allow;
+// OPTIONS answers the same list; a path no method serves stays 404.
+func TestMethodsOfARoute(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct{ path, allow string }{
+		{"/api/v1/stores", "GET,HEAD,OPTIONS,POST"},
+		{"/api/v1/stores/x", "DELETE,GET,HEAD,OPTIONS,PATCH"},
+		{"/api/v1/stores/x/history", "GET,HEAD,OPTIONS"},
+		{"/api/v1/requests/x", "GET,HEAD,OPTIONS"},
+		{"/api/v1/events", "GET,HEAD,OPTIONS"},
+		{"/healthz", "GET,HEAD,OPTIONS"},
+		{"/openapi.json", "GET,HEAD,OPTIONS"},
+	}
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			e.t = t
+			for _, m := range []string{"PUT", "POST", "DELETE", "TRACE"} {
+				if strings.Contains(c.allow, m) {
+					continue
+				}
+				r := e.do(m, c.path, nil)
+				p := e.expect(r, http.StatusMethodNotAllowed)
+				if got := allowOf(r.header); got != c.allow {
+					t.Fatalf("%s %s: Allow %q, want %q", m, c.path, got, c.allow)
+				}
+				if p["type"] != "urn:storefleet:problem:method-not-allowed" {
+					t.Fatalf("%v", p)
+				}
+			}
+			r := e.do("OPTIONS", c.path, nil)
+			if r.status != http.StatusNoContent || len(r.body) != 0 {
+				t.Fatalf("OPTIONS %s: %d %q", c.path, r.status, r.body)
+			}
+			if got := allowOf(r.header); got != c.allow {
+				t.Fatalf("OPTIONS %s: Allow %q, want %q", c.path, got, c.allow)
+			}
+		})
+	}
+	e.t = t
+	r := e.do("OPTIONS", "/api/v1/stores/x", nil)
+	if ap := r.header.Get("Accept-Patch"); !strings.Contains(ap, "application/merge-patch+json") {
+		t.Fatalf("OPTIONS of a patchable route: Accept-Patch %q", ap)
+	}
+	// No route has the path: not documented, so sent past the document check.
+	for _, m := range []string{"OPTIONS", "PUT", "FROB", "HEAD"} {
+		req, _ := http.NewRequest(m, e.api.URL+"/nowhere", nil)
+		res, err := e.api.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || res.Header.Get("Allow") != "" {
+			t.Fatalf("%s /nowhere: %d, Allow %q", m, res.StatusCode, res.Header.Get("Allow"))
+		}
+	}
+	r = e.do("FROB", "/api/v1/stores", nil)
+	e.expect(r, http.StatusMethodNotAllowed)
+	if got := allowOf(r.header); got != "GET,HEAD,OPTIONS,POST" {
+		t.Fatalf("FROB: Allow %q", got)
+	}
+}
+
+// HEAD answers wherever GET does, with GET's status and headers and no body.
+func TestHeadIsGetWithoutBody(t *testing.T) {
+	e := newEnv(t)
+	e.expect(e.do("POST", "/api/v1/stores", shop("head"), "Idempotency-Key", "head-1"), http.StatusAccepted)
+	for _, path := range []string{
+		"/healthz", "/readyz", "/openapi.json", "/api/v1/stores", "/api/v1/stores?limit=1", "/api/v1/stores/head",
+		"/api/v1/stores/head/history", "/api/v1/requests/head-1", "/api/v1/stores/nope", "/api/v1/stores?limit=0",
+	} {
+		t.Run(path, func(t *testing.T) {
+			e.t = t
+			get := e.do("GET", path, nil)
+			head := e.do("HEAD", path, nil)
+			if head.status != get.status {
+				t.Fatalf("HEAD %d, GET %d", head.status, get.status)
+			}
+			if len(head.body) != 0 {
+				t.Fatalf("HEAD has a body: %q", head.body)
+			}
+			for _, h := range []string{"Content-Type", "Content-Length", "X-Content-Type-Options"} {
+				if head.header.Get(h) != get.header.Get(h) {
+					t.Errorf("%s: HEAD %q, GET %q", h, head.header.Get(h), get.header.Get(h))
+				}
+			}
+			if cl := get.header.Get("Content-Length"); cl == "" {
+				t.Errorf("GET has no Content-Length")
+			}
+		})
+	}
+}
+
+// phase is checked like engine and plan: an unknown one is a 400 naming it, not an
+// empty list.
+func TestListRefusesUnknownPhase(t *testing.T) {
+	e := newEnv(t)
+	p := e.expect(e.do("GET", "/api/v1/stores?phase=bogus", nil), http.StatusBadRequest)
+	if got := problemField(t, p); got != "phase/enum" {
+		t.Fatalf("%s: %v", got, p)
+	}
+	for _, ph := range []string{"committed", "ready", "sourceFetched", "deleted"} {
+		e.expect(e.do("GET", "/api/v1/stores?phase="+ph, nil), http.StatusOK)
+	}
+}
+
+// An X-Actor that cannot be recorded is refused naming the header, never replaced
+// by "anonymous".
+func TestInvalidActorIsRefused(t *testing.T) {
+	e := newEnv(t)
+	n := e.commits()
+	for _, a := range []string{"alice smith", "a\tb", "<script>", "jörg@example.com", strings.Repeat("a", 129), "", "a,b"} {
+		for _, req := range []struct{ method, path string }{{"POST", "/api/v1/stores"}, {"GET", "/api/v1/stores"}} {
+			var body any
+			if req.method == "POST" {
+				body = shop("actor")
+			}
+			p := e.expect(e.do(req.method, req.path, body, "X-Actor", a), http.StatusBadRequest)
+			if got := problemField(t, p); got != "X-Actor/format" {
+				t.Fatalf("X-Actor %q: %s %v", a, got, p)
+			}
+		}
+	}
+	// Given twice, it is ambiguous.
+	req, _ := http.NewRequest("GET", e.api.URL+"/api/v1/stores", nil)
+	req.Header.Add("X-Actor", "alice")
+	req.Header.Add("X-Actor", "mallory")
+	res, err := e.api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("two X-Actor headers: %d", res.StatusCode)
+	}
+	if e.commits() != n {
+		t.Fatal("a refused actor made a commit")
+	}
+	e.expect(e.do("POST", "/api/v1/stores", shop("actor"), "X-Actor", "alice+ops@example.com"), http.StatusAccepted)
+	if got := trailer(e, "main", "Actor"); got != "alice+ops@example.com" {
+		t.Fatalf("Actor trailer %q", got)
+	}
+}
+
+// A request body in a content coding the server does not decode is refused with 415
+// naming Content-Encoding, before anything is done.
+func TestContentEncodingIsRefused(t *testing.T) {
+	e := newEnv(t)
+	n := e.commits()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = io.WriteString(zw, `{"name":"enc","engine":"woocommerce","plan":"basic","settings":{"adminEmail":"a@example.com"}}`)
+	_ = zw.Close()
+	for _, c := range []struct {
+		method, path, coding string
+		body                 any
+	}{
+		{"POST", "/api/v1/stores", "gzip", gz.Bytes()},
+		{"POST", "/api/v1/stores", "identity, gzip", gz.Bytes()},
+		{"PATCH", "/api/v1/stores/enc", "br", `{"plan":"premium"}`},
+		{"DELETE", "/api/v1/stores/enc", "deflate", nil},
+		{"GET", "/api/v1/stores", "gzip", nil},
+	} {
+		r := e.do(c.method, c.path, c.body, "Content-Encoding", c.coding)
+		p := e.expect(r, http.StatusUnsupportedMediaType)
+		if got := problemField(t, p); got != "Content-Encoding/contentCoding" {
+			t.Fatalf("%s %s %s: %s %v", c.method, c.path, c.coding, got, p)
+		}
+		if p["type"] != "urn:storefleet:problem:unsupported-content-encoding" {
+			t.Fatalf("%v", p)
+		}
+		if ae := r.header.Get("Accept-Encoding"); ae != "identity" {
+			t.Fatalf("Accept-Encoding %q", ae)
+		}
+	}
+	if e.commits() != n {
+		t.Fatal("a refused encoding made a commit")
+	}
+	e.expect(e.do("POST", "/api/v1/stores", shop("enc"), "Content-Encoding", "identity"), http.StatusAccepted)
 }
