@@ -116,6 +116,10 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request, name string) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		// The headers are the whole answer; a stream would only be thrown away.
+		return
+	}
 	send := func(ev status.Event) (terminal bool, ok bool) {
 		var data any = ev.Status
 		typ := "status"

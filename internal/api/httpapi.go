@@ -9,7 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -89,32 +89,12 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", contentType)
+	// Known here, so a HEAD answers it as its GET would; net/http works it out on its
+	// own only for bodies that fit its buffer.
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
-}
-
-// Read decodes the JSON request body into v, strictly: the body must be JSON (by
-// Content-Type), at most MaxBodyBytes, valid UTF-8, one JSON value, with no field
-// that v does not declare. On failure it writes the problem response and returns
-// false, so a handler is just `if !Read(w, r, &req) { return }`.
-func Read(w http.ResponseWriter, r *http.Request, v any, contentTypes ...string) bool {
-	if p := readBody(w, r, v, contentTypes...); p != nil {
-		WriteProblem(w, r, p)
-		return false
-	}
-	return true
-}
-
-func readBody(w http.ResponseWriter, r *http.Request, v any, contentTypes ...string) *Problem {
-	body, p := readRaw(w, r, contentTypes...)
-	if p != nil {
-		return p
-	}
-	if fe := Decode(body, v); fe != nil {
-		return badBody(*fe)
-	}
-	return nil
 }
 
 func badBody(fe FieldError) *Problem {
@@ -153,18 +133,16 @@ func Decode(body []byte, v any) *FieldError {
 		// title that is not what the client sent.
 		return &FieldError{Field: "", Rule: "utf8", Detail: "the body is not valid UTF-8"}
 	}
+	// Before encoding/json, which silently takes a key given twice or spelled in
+	// another case; checkKeys also names an unknown key by its full path
+	// ("settings.colour"), where encoding/json names only "colour".
+	if fe := checkKeys(body, reflect.TypeOf(v)); fe != nil {
+		return fe
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		fe := decodeError(err)
-		if fe.Rule == "unknown" {
-			// encoding/json names only the key; find its full path so that
-			// "settings.colour" is reported as such, not as "colour".
-			if path := unknownPath(body, reflect.TypeOf(v)); path != "" {
-				fe.Field, fe.Detail = path, fmt.Sprintf("unknown field %q", path)
-			}
-		}
-		return fe
+		return decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &FieldError{Field: "", Rule: "syntax", Detail: "the body must hold exactly one JSON value"}
@@ -228,94 +206,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// unknownPath returns the dotted path of the first object key in body that the Go
-// type t does not declare (by its json tags), or "" if there is none.
-func unknownPath(body []byte, t reflect.Type) string {
-	var doc any
-	if json.Unmarshal(body, &doc) != nil {
-		return ""
-	}
-	return walkUnknown(doc, t, "")
-}
-
-func walkUnknown(doc any, t reflect.Type, prefix string) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch d := doc.(type) {
-	case map[string]any:
-		if t.Kind() == reflect.Map {
-			for k, v := range d {
-				if p := walkUnknown(v, t.Elem(), join(prefix, k)); p != "" {
-					return p
-				}
-			}
-			return ""
-		}
-		if t.Kind() != reflect.Struct {
-			return ""
-		}
-		fields := jsonFields(t)
-		keys := make([]string, 0, len(d))
-		for k := range d {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ft, ok := fields[strings.ToLower(k)]
-			if !ok {
-				return join(prefix, k)
-			}
-			if p := walkUnknown(d[k], ft, join(prefix, k)); p != "" {
-				return p
-			}
-		}
-	case []any:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for i, v := range d {
-				if p := walkUnknown(v, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); p != "" {
-					return p
-				}
-			}
-		}
-	}
-	return ""
-}
-
-// jsonFields maps each JSON name of struct t (lower-cased, as encoding/json matches
-// case-insensitively) to its type, following embedded structs.
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		name, _, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
-		}
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			for ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				for k, v := range jsonFields(ft) {
-					out[k] = v
-				}
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[strings.ToLower(name)] = f.Type
-	}
-	return out
 }
 
 func join(prefix, k string) string {

@@ -31,7 +31,8 @@ func RequestIDFrom(ctx context.Context) string {
 }
 
 // ActorFrom returns who made the request. Authentication is a later issue; until
-// then the actor is what the client says in X-Actor, or "anonymous".
+// then the actor is what the client says in X-Actor, or "anonymous" when it says
+// nothing.
 func ActorFrom(ctx context.Context) string {
 	a, _ := ctx.Value(actorKey).(string)
 	if a == "" {
@@ -65,14 +66,15 @@ func ValidID(s string) bool {
 	return true
 }
 
-// validActor is ValidID plus '@' so that e-mail style actors pass.
+// validActor is ValidID plus '@' and '+' so that e-mail style actors, also with a
+// +tag, pass. Anything else is refused (checkRequestHeaders), never dropped.
 func validActor(s string) bool {
 	if len(s) < 1 || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '@') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':' || c == '@' || c == '+') {
 			return false
 		}
 	}
@@ -88,6 +90,8 @@ func requestID(next http.Handler) http.Handler {
 			id = NewRequestID()
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		// An invalid X-Actor is refused by checkRequestHeaders, inside the request
+		// log; only a valid one becomes the actor.
 		if a := r.Header.Get("X-Actor"); validActor(a) {
 			ctx = context.WithValue(ctx, actorKey, a)
 		}

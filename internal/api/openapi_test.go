@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,8 +75,14 @@ func ptrEscape(s string) string {
 }
 
 // check validates one real response against the document: the route and status must
-// be documented, the Content-Type must be the documented one and the body must match
-// its schema.
+// be documented, the Content-Type must be the documented one, the body must match
+// its schema and every required documented header must be there.
+//
+// Three answers come from the HTTP layer for every path rather than from an
+// operation, and are checked against the document's shared description of them: HEAD
+// is the GET operation's response without a body; OPTIONS is 204 and any other
+// method 405, both with Allow listing exactly the documented operations (plus HEAD
+// where there is GET, and OPTIONS).
 func (s *spec) check(t *testing.T, method, path string, status int, header http.Header, body []byte) {
 	t.Helper()
 	tmpl := ""
@@ -89,18 +96,53 @@ func (s *spec) check(t *testing.T, method, path string, status int, header http.
 	if tmpl == "" {
 		t.Fatalf("OpenAPI: %s %s is not documented", method, path)
 	}
-	op, ok := s.doc["paths"].(map[string]any)[tmpl].(map[string]any)[strings.ToLower(method)].(map[string]any)
-	if !ok {
-		t.Fatalf("OpenAPI: %s %s (%s) is not documented", method, path, tmpl)
+	item := s.doc["paths"].(map[string]any)[tmpl].(map[string]any)
+	opMethod := strings.ToLower(method)
+	if _, ok := item[opMethod]; !ok && method == http.MethodHead {
+		if _, ok := item["get"]; ok {
+			if len(body) != 0 {
+				t.Fatalf("OpenAPI: HEAD %s has a body: %q", path, body)
+			}
+			opMethod = "get"
+		}
 	}
-	resp, ok := op["responses"].(map[string]any)[strconv.Itoa(status)].(map[string]any)
-	if !ok {
-		t.Fatalf("OpenAPI: %s %s answered %d, which is not documented; body: %s", method, tmpl, status, body)
+	var resp map[string]any
+	var loc string
+	if op, ok := item[opMethod].(map[string]any); ok {
+		resp, ok = op["responses"].(map[string]any)[strconv.Itoa(status)].(map[string]any)
+		if !ok {
+			t.Fatalf("OpenAPI: %s %s answered %d, which is not documented; body: %s", method, tmpl, status, body)
+		}
+		loc = "#/paths/" + ptrEscape(tmpl) + "/" + opMethod + "/responses/" + strconv.Itoa(status)
+	} else {
+		switch {
+		case method == http.MethodOptions && status == http.StatusNoContent:
+			loc = "#/components/responses/Options"
+		case status == http.StatusMethodNotAllowed:
+			loc = "#/components/responses/MethodNotAllowed"
+		default:
+			t.Fatalf("OpenAPI: %s %s (%s) is not documented (answered %d)", method, path, tmpl, status)
+		}
+		resp = map[string]any{"$ref": loc}
+		if got, want := allowOf(header), s.allow(item); got != want {
+			t.Fatalf("OpenAPI: %s %s: Allow %q, documented %q", method, path, got, want)
+		}
 	}
-	loc := "#/paths/" + ptrEscape(tmpl) + "/" + strings.ToLower(method) + "/responses/" + strconv.Itoa(status)
 	if ref, ok := resp["$ref"].(string); ok {
 		loc = ref
 		resp = s.resolve(ref)
+	}
+	for name, h := range asMap(resp["headers"]) {
+		h := asMap(h)
+		if ref, ok := h["$ref"].(string); ok {
+			h = s.resolve(ref)
+		}
+		if req, _ := h["required"].(bool); req && header.Get(name) == "" {
+			t.Fatalf("OpenAPI: %s %s %d lacks the required header %s", method, tmpl, status, name)
+		}
+	}
+	if method == http.MethodHead {
+		return
 	}
 	content, _ := resp["content"].(map[string]any)
 	if len(content) == 0 {
@@ -118,6 +160,41 @@ func (s *spec) check(t *testing.T, method, path string, status int, header http.
 	if err := sch.Validate(v); err != nil {
 		t.Fatalf("OpenAPI: %s %s %d: body does not match the schema: %v\n%s", method, tmpl, status, err, body)
 	}
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// allow is the Allow header the document implies for a path item, sorted.
+func (s *spec) allow(item map[string]any) string {
+	var ms []string
+	for m := range item {
+		switch m {
+		case "parameters", "summary", "description", "servers":
+			continue
+		case "get":
+			ms = append(ms, "HEAD")
+		}
+		ms = append(ms, strings.ToUpper(m))
+	}
+	ms = append(ms, "OPTIONS")
+	sort.Strings(ms)
+	return strings.Join(ms, ",")
+}
+
+func allowOf(h http.Header) string {
+	var ms []string
+	for _, v := range h.Values("Allow") {
+		for _, m := range strings.Split(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				ms = append(ms, m)
+			}
+		}
+	}
+	sort.Strings(ms)
+	return strings.Join(ms, ",")
 }
 
 func matchTemplate(tmpl, path string) bool {

@@ -57,19 +57,16 @@ func Handler(svc Service, o Options) http.Handler {
 	}
 	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster}
 	r := chi.NewRouter()
-	r.Use(requestID, logRequests(o.Log))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", "no route for "+r.URL.Path))
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" is not allowed on "+r.URL.Path))
-	})
+	r.Use(requestID, logRequests(o.Log), routeMethods(r))
+	r.NotFound(notFound)
+	r.MethodNotAllowed(methodNotAllowed(r))
 	r.Group(func(r chi.Router) {
 		r.Use(writeDeadline(5 * time.Second))
 		r.Get("/healthz", a.healthz)
 		r.Get("/readyz", a.readyz)
 		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", ContentJSON)
+			w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
 			_, _ = w.Write(openAPIDoc)
 		})
 	})
@@ -78,6 +75,7 @@ func Handler(svc Service, o Options) http.Handler {
 		r.Get("/artifacts/*", o.Artifacts.ServeHTTP)
 	}
 	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(checkRequestHeaders)
 		r.Group(func(r chi.Router) {
 			// Every route here answers within the deadline; the event streams below
 			// set a deadline per event instead.
@@ -172,7 +170,9 @@ func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (store.M
 		}
 		m.RequestID, m.ClientKey = key[0], true
 	}
-	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery), body)
+	// Over the canonical request, so that a retry that re-serialises the same JSON is
+	// recognised as the same request.
+	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), canonicalFlags(q), canonicalJSON(body))
 	return m, true
 }
 
@@ -299,6 +299,10 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 		case "cluster":
 			f.Cluster = v
 		case "phase":
+			if !validPhase(v) {
+				WriteProblem(w, r, badQuery(k, "enum", "one of "+phaseList()))
+				return
+			}
 			f.Phase = v
 		default:
 			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
@@ -335,16 +339,9 @@ func (a *api) patchStore(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, p)
 		return
 	}
-	var patch map[string]any
-	if fe := Decode(body, &patch); fe != nil {
-		if fe.Rule == "type" {
-			fe.Detail = "a merge patch must be a JSON object"
-		}
+	patch, fe := decodePatch(body)
+	if fe != nil {
 		WriteProblem(w, r, badBody(*fe))
-		return
-	}
-	if patch == nil {
-		WriteProblem(w, r, badBody(FieldError{Rule: "type", Detail: "a merge patch must be a JSON object"}))
 		return
 	}
 	m, ok := a.meta(w, r, body)

@@ -102,11 +102,12 @@ func (s *Service) once(ctx context.Context, m store.Meta, storeName string, acti
 	}
 	r.outcome, r.err = out, err
 	close(r.done)
-	if store.ErrorCode(err) != store.EINTERNAL {
+	if code := store.ErrorCode(err); code != store.EINTERNAL && code != store.EUNAVAILABLE && !refusedInput(err) {
 		s.logRequest(m.Fingerprint, out)
 	} else {
-		// Not a decided outcome (the push failed, the client went away): forget it so
-		// that a retry really retries.
+		// Not a decided outcome (the push failed, the client went away), or input the
+		// client will correct: forget it so that a retry under the same key really
+		// runs.
 		s.mu.Lock()
 		if s.requests[m.RequestID] == r {
 			delete(s.requests, m.RequestID)
@@ -156,4 +157,19 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 		}
 	}
 	return store.Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found (requests are kept for the last %d changes; the commit's Request-Id trailer records it for good)", id, s.maxTracked)
+}
+
+// refusedInput reports whether err refuses the request for what it asks (a 422), as
+// opposed to the state it meets or a failure: such a refusal does not use up the
+// request's Idempotency-Key.
+func refusedInput(err error) bool {
+	switch store.ErrorCode(err) {
+	case store.EINVALID:
+		return true
+	case store.ECONFLICT:
+		// A conflict naming fields (a plan with less storage, an immutable field) is
+		// about the input; one without is about the store's state.
+		return len(store.FieldErrors(err)) > 0
+	}
+	return false
 }
