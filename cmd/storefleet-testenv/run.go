@@ -18,10 +18,16 @@ import (
 )
 
 const usage = `usage: storefleet-testenv <command> [--dir DIR]
+       storefleet-testenv dev [--dir DIR] -- COMMAND [ARG...]
 
   up       start the environment in the background and print how to use it
   status   say whether it runs, and where
   down     stop it; no process is left behind
+  dev      run COMMAND against the environment (make dev: gitops-api serve),
+           starting the environment first if it is not running; stopped
+           (Ctrl-C, SIGTERM), it stops COMMAND and then the environment if it
+           started it, and leaves one it found running. In ARGs, {fleetURL},
+           {kubeconfig}, {chartRepoURL} and {dir} become the environment's.
 
 DIR defaults to <checkout>/.data/testenv; the admin kubeconfig is DIR/kubeconfig and
 the component logs are in DIR/logs.
@@ -60,6 +66,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, d, stdout)
 	case "status":
 		return status(ctx, d, stdout)
+	case "dev":
+		return dev(ctx, d, fs.Args(), stdout, stderr)
 	case "down":
 		return down(d, stdout)
 	default:
