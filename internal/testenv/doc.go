@@ -4,7 +4,8 @@
 // repository (served by internal/githttp), the project's charts as a Helm chart
 // repository and the shard artifacts it publishes itself (see below). Tests get it
 // from TestMain (Main) or per test (StartT); people get it from
-// cmd/storefleet-testenv (`make testenv`).
+// cmd/storefleet-testenv: `make testenv` until `make testenv-down`, or `make dev`
+// with gitops-api against it, until Ctrl-C.
 //
 // It owns the binaries' pins (hack/tools/<name>, built once per machine by
 // hack/tools/install.sh, which Start calls so a plain `go test` works), the PKI and
