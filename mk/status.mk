@@ -5,15 +5,19 @@
 
 DEV_LISTEN ?= 127.0.0.1:8080
 
-## dev: start the test environment (if not running) and serve the API against it.
+## dev: serve the API against the test environment, starting it if it is not running.
+## Ctrl-C stops the API, then the environment if dev started it (one that was
+## already running, e.g. from make testenv, stays up).
+# storefleet-testenv dev, not a trap in this recipe, runs gitops-api and owns the
+# teardown: it knows whether it started the environment, stops gitops-api before it,
+# and ties both to itself with a parent-death signal, so even a dev that is killed
+# leaves nothing running. It fills in {fleetURL} and {kubeconfig} once the
+# environment is up (its ports are picked at start). exec: no shell in between.
 dev: testenv-tools build
 	$(GO) build -o $(BIN)/storefleet-testenv ./cmd/storefleet-testenv
-	@$(BIN)/storefleet-testenv status --dir $(TESTENV_DIR) 2>/dev/null | grep -q '^# up' || $(BIN)/storefleet-testenv up --dir $(TESTENV_DIR)
-	@fleet=$$(sed -n 's/.*"fleetURL": *"\([^"]*\)".*/\1/p' $(TESTENV_DIR)/env.json); \
-	  test -n "$$fleet" || { echo "no fleetURL in $(TESTENV_DIR)/env.json"; exit 1; }; \
-	  echo "gitops-api: fleet $$fleet, cluster $(TESTENV_DIR)/kubeconfig"; \
+	@exec $(BIN)/storefleet-testenv dev --dir $(TESTENV_DIR) -- \
 	  $(BIN)/gitops-api serve --listen $(DEV_LISTEN) --data-dir $(TESTENV_DIR)/gitops-api \
-	    --fleet-url "$$fleet" --kubeconfig $(TESTENV_DIR)/kubeconfig --chart-repository storefleet $(RUN_FLAGS)
+	    --fleet-url '{fleetURL}' --kubeconfig '{kubeconfig}' --chart-repository storefleet $(RUN_FLAGS)
 
 ## bench-status: only the status benchmarks (make bench runs them with every other one).
 bench-status:

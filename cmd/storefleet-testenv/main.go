@@ -1,5 +1,6 @@
 // Command storefleet-testenv runs Storefleet's test environment (internal/testenv)
-// in the background for local work: `up`, `status`, `down`.
+// in the background for local work (`up`, `status`, `down`), and runs a command
+// such as gitops-api against it for as long as that command runs (`dev`).
 package main
 
 import (

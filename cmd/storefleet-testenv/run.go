@@ -18,10 +18,16 @@ import (
 )
 
 const usage = `usage: storefleet-testenv <command> [--dir DIR]
+       storefleet-testenv dev [--dir DIR] -- COMMAND [ARG...]
 
   up       start the environment in the background and print how to use it
   status   say whether it runs, and where
   down     stop it; no process is left behind
+  dev      run COMMAND against the environment (make dev: gitops-api serve),
+           starting the environment first if it is not running; stopped
+           (Ctrl-C, SIGTERM), it stops COMMAND and then the environment if it
+           started it, and leaves one it found running. In ARGs, {fleetURL},
+           {kubeconfig}, {chartRepoURL} and {dir} become the environment's.
 
 DIR defaults to <checkout>/.data/testenv; the admin kubeconfig is DIR/kubeconfig and
 the component logs are in DIR/logs.
@@ -60,6 +66,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, d, stdout)
 	case "status":
 		return status(ctx, d, stdout)
+	case "dev":
+		return dev(ctx, d, fs.Args(), stdout, stderr)
 	case "down":
 		return down(d, stdout)
 	default:
@@ -113,41 +121,80 @@ func up(ctx context.Context, dir string, stdout io.Writer) error {
 		}
 		return fmt.Errorf("an environment is starting in %s (pid %d); run down first", dir, pid)
 	}
-	if err := clearDir(dir); err != nil {
+	sup, err := startSupervisor(dir, &syscall.SysProcAttr{Setsid: true}, stdout)
+	if err != nil {
 		return err
+	}
+	st, err := sup.waitReady(ctx.Done())
+	if errors.Is(err, errStopRequested) {
+		_ = sup.cmd.Process.Signal(syscall.SIGTERM)
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	printUse(stdout, st)
+	return nil
+}
+
+// supervisorProc is a `serve` process this command started and waits for.
+type supervisorProc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed once the process exited and was reaped
+	err  error         // its exit status; set before done is closed
+}
+
+// startSupervisor clears dir and starts `serve` for it with attr, which decides
+// how the process relates to this one: up detaches it, dev ties it to itself.
+func startSupervisor(dir string, attr *syscall.SysProcAttr, stdout io.Writer) (*supervisorProc, error) {
+	if err := clearDir(dir); err != nil {
+		return nil, err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logPath := filepath.Join(dir, "supervisor.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	// The child has its own descriptor for the log once started.
 	defer logf.Close()
 	cmd := exec.Command(exe, "serve", "--dir", dir)
 	cmd.Env = append(os.Environ(), selfEnv+"=1", testenv.MarkerEnv+"="+dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	s := &supervisorProc{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
 	fmt.Fprintf(stdout, "# starting (pid %d, log %s); the first run builds the tools\n", cmd.Process.Pid, logPath)
+	return s, nil
+}
+
+// errStopRequested is waitReady's answer when stop fired first.
+var errStopRequested = errors.New("stop requested")
+
+// waitReady waits until the environment has written its state (it is ready), the
+// supervisor exited (it failed to start: the error carries its log) or stop fires.
+func (s *supervisorProc) waitReady(stop <-chan struct{}) (testenv.State, error) {
+	dir := filepath.Dir(s.log)
 	for {
 		if st, err := testenv.ReadState(dir); err == nil {
-			printUse(stdout, st)
-			return nil
+			return st, nil
 		}
 		select {
-		case err := <-exited:
-			data, _ := os.ReadFile(logPath)
-			return fmt.Errorf("the environment did not start (%v):\n%s", err, data)
-		case <-ctx.Done():
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			return ctx.Err()
+		case <-s.done:
+			data, _ := os.ReadFile(s.log)
+			return testenv.State{}, fmt.Errorf("the environment did not start (%v):\n%s", s.err, data)
+		case <-stop:
+			return testenv.State{}, errStopRequested
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -12,9 +12,14 @@ import (
 	"github.com/storefleet/storefleet/internal/testenv"
 )
 
-// TestMain lets `up` start this test binary as its background `serve` process.
+// TestMain lets `up` start this test binary as its background `serve` process,
+// the dev tests run it as the command, and dev run it as the stand-in for
+// gitops-api (standIn).
 func TestMain(m *testing.M) {
 	if os.Getenv(selfEnv) == "1" {
+		if len(os.Args) > 1 && os.Args[1] == standInCommand {
+			os.Exit(standIn(os.Args[2:]))
+		}
 		ctx, stop := signalContext()
 		defer stop()
 		if err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

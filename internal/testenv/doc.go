@@ -1,9 +1,11 @@
 // Package testenv runs Storefleet's real control plane on loopback, without Docker:
 // etcd, kube-apiserver and kube-controller-manager as processes, the Flux CRDs, and
 // Flux's source-, kustomize- and helm-controller out of cluster, plus the fleet Git
-// repository (served by internal/githttp) and the project's charts as a Helm chart
-// repository. Tests get it from TestMain (Main) or per test (StartT); people get it
-// from cmd/storefleet-testenv (`make testenv`).
+// repository (served by internal/githttp), the project's charts as a Helm chart
+// repository and the shard artifacts it publishes itself (see below). Tests get it
+// from TestMain (Main) or per test (StartT); people get it from
+// cmd/storefleet-testenv: `make testenv` until `make testenv-down`, or `make dev`
+// with gitops-api against it, until Ctrl-C.
 //
 // It owns the binaries' pins (hack/tools/<name>, built once per machine by
 // hack/tools/install.sh, which Start calls so a plain `go test` works), the PKI and
@@ -17,15 +19,17 @@
 // stores"), from ExternalArtifacts and Kustomizations stores-<shard> that are not in
 // Git: gitops-api's shard publisher creates them. Without a gitops-api, Reconcile
 // does its work with the git CLI (publishShards): it publishes each shard of
-// stores/local/<shard>/ (three hex characters, store.Shard) whose tree changed and,
-// the first time a shard holds a store, applies its Kustomization
-// (render.ShardKustomization, render.DefaultShardLayout) as the publisher does. A
-// shard that never held a store has neither object.
+// stores/local/<shard>/ (three hex characters, store.Shard: 4,096 shards, 000 to
+// fff) whose tree changed and, the first time a shard holds a store, applies its
+// Kustomization (render.ShardKustomization, render.DefaultShardLayout) as the
+// publisher does. A shard that never held a store has neither object.
 //
 // No scheduler or kubelet runs: Pods are created (so ResourceQuota, LimitRange and
 // Pod Security admission judge them) and stay Pending. HelmReleases here therefore
 // need Helm's wait off; see clusters/README.md.
 //
-// This is the only package besides the status package that imports client-go and
-// controller-runtime; product code must not import it.
+// Outside tests, the only packages that import client-go are this one and
+// internal/kube (gitops-api's cluster adapter), and this is the only one that
+// imports controller-runtime's client; internal/status imports neither. Product
+// code must not import testenv: only tests and cmd/storefleet-testenv do.
 package testenv
