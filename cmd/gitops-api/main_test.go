@@ -42,7 +42,7 @@ func gitopsAPI(t *testing.T, dir string, args ...string) (code int, stdout, stde
 // What a user sees: an unknown flag is one line of error and one of hint, printed
 // once, and exit code 2, whichever the subcommand.
 func TestUnknownFlagExitsTwoAndSaysSoOnce(t *testing.T) {
-	for _, sub := range []string{"serve", "render"} {
+	for _, sub := range []string{"serve", "render", "version"} {
 		code, stdout, stderr := gitopsAPI(t, t.TempDir(), sub, "--bogus")
 		want := "error: unknown flag: --bogus\nRun 'gitops-api " + sub + " --help' for usage.\n"
 		if code != 2 || stdout != "" || stderr != want {

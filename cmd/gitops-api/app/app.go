@@ -37,7 +37,8 @@ type command struct {
 
 // commands is every subcommand. The API server registers "serve" here.
 var commands = map[string]command{
-	"render": {summary: "print every file a store gets in the fleet repository", run: runRender},
+	"render":  {summary: "print every file a store gets in the fleet repository", run: runRender},
+	"version": {summary: "print the version, commit and Go version gitops-api was built with", run: runVersion},
 }
 
 // Run runs gitops-api with args (without the program name).

@@ -150,14 +150,14 @@ func TestUnknownFlagIsOneLineAndExitCode2(t *testing.T) {
 	}
 }
 
-// subcommands is every registered subcommand; serve must be among them.
+// subcommands is every registered subcommand; serve and version must be among them.
 func subcommands(t *testing.T) []string {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range []string{"render", "serve"} {
+	for _, n := range []string{"render", "serve", "version"} {
 		if _, ok := commands[n]; !ok {
 			t.Fatalf("no %s subcommand", n)
 		}
@@ -222,7 +222,7 @@ func TestServeBadConfigurationIsAUsageError(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	out, _, err := run("--help")
-	if err != nil || !strings.Contains(out, "render") {
+	if err != nil || !strings.Contains(out, "render") || !strings.Contains(out, "version") {
 		t.Fatalf("help: %v %q", err, out)
 	}
 	if _, stderr, err := run("frobnicate"); ExitCode(err) != 2 || stderr != "error: unknown command \"frobnicate\"\nRun 'gitops-api --help' for usage.\n" {
