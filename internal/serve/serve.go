@@ -8,21 +8,23 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
+	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
-const usage = `Usage: gitops-api serve [flags]
-
-Serves the Storefleet REST API. A change is answered 202 only once it is committed
+const help = `Serves the Storefleet REST API. A change is answered 202 only once it is committed
 and pushed to the fleet repository.
 
 With no --fleet-url, the fleet repository is a local bare repository at
@@ -31,13 +33,11 @@ no Git server and no cluster are needed to try the API.
 
 Every flag can also be set by the environment variable in brackets; a flag given on
 the command line wins. Secrets are taken from the environment or files only, never
-from flags, so they do not show in the process list.
-
-Flags:
+from flags, so they do not show in the process list. The whole configuration is
+checked before anything is created or cloned.
 `
 
-const envHelp = `
-Credentials for --fleet-url (environment only):
+const envHelp = `Credentials for --fleet-url (environment only):
   STOREFLEET_FLEET_USERNAME, STOREFLEET_FLEET_PASSWORD   HTTPS basic auth (a token goes in the password;
                                                          GitHub: username x-access-token)
   STOREFLEET_FLEET_TOKEN                                 HTTPS bearer token
@@ -51,7 +51,8 @@ Examples:
     gitops-api serve --fleet-url https://github.com/acme/fleet.git --cluster prod-eu --base-domain shops.acme.com
 `
 
-// config is everything serve reads from flags and environment.
+// config is everything serve reads from flags and environment. The first fields
+// are as given; check fills the rest from them.
 type config struct {
 	logLevel, ingressClass, clusterIssuer, tlsSecret, ingressNamespace string
 	listen, dataDir, seedDir, fleetURL, branch, cluster, baseDomain    string
@@ -59,86 +60,155 @@ type config struct {
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
 	kube                                                               kubeFlags
-	grace                                                              time.Duration
-	auth                                                               gitrepo.Auth
+
+	level slog.Level
+	grace time.Duration
+	auth  gitrepo.Auth
+	// url is the repository serve opens: --fleet-url, or the embedded one
+	// (<data-dir>/fleet.git, seeded from --seed-dir).
+	url  string
+	opts render.Options
 }
 
-// Run is `gitops-api serve`. It returns when ctx is done (after a graceful
-// shutdown) or on a start-up error. env looks up environment variables.
-func Run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parse(args, env, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
-	if err != nil {
-		return err
-	}
+// embedded reports whether serve creates and seeds the fleet repository itself.
+func (c config) embedded() bool { return c.fleetURL == "" }
 
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+// UsageError is a mistake in serve's flags or environment. serve returns it before it
+// has created anything, so fixing the mistake and starting again is always safe; the
+// command line exits with code 2 on it.
+type UsageError struct {
+	Problems []error
+}
+
+func (e *UsageError) Error() string {
+	if len(e.Problems) == 1 {
+		return e.Problems[0].Error()
 	}
-	url := cfg.fleetURL
-	if url == "" {
-		url = filepath.Join(cfg.dataDir, "fleet.git")
-		var seed = os.DirFS(cfg.seedDir)
-		if _, err := os.Stat(cfg.seedDir); err != nil {
-			return fmt.Errorf("seed skeleton %s: %w (run from the repository root, or pass --seed-dir)", cfg.seedDir, err)
-		}
-		tip, err := gitrepo.Seed(ctx, url, cfg.branch, seed, gitrepo.Signature{Name: cfg.authorName, Email: cfg.authorEmail})
-		if err != nil {
-			return err
-		}
-		log.Info("embedded fleet repository", "path", url, "tip", tip)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems in the configuration:", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  " + p.Error())
 	}
-	sig := gitrepo.Signature{Name: cfg.authorName, Email: cfg.authorEmail}
+	return b.String()
+}
+
+func (e *UsageError) Unwrap() []error { return e.Problems }
+
+// Command is `gitops-api serve` before it runs: its flags, bound to the configuration
+// they fill, and the help around them. The command line (cmd/gitops-api) parses Flags
+// and prints the help by its own conventions, so that every subcommand's help and
+// errors look alike; Run does the rest.
+type Command struct {
+	Flags *flag.FlagSet
+	// Help says what serve does (the help before the flags); Env lists the variables
+	// that have no flag, and examples (after them).
+	Help, Env string
+
+	cfg   config
+	grace string
+	env   func(string) string
+}
+
+// NewCommand defines serve's flags, with defaults from env (which looks up
+// environment variables). Flags prints nothing: Parse's errors are returned, for the
+// caller to report once.
+func NewCommand(name string, env func(string) string) *Command {
+	c := &Command{Flags: flag.NewFlagSet(name, flag.ContinueOnError), Help: help, Env: envHelp, env: env}
+	c.Flags.SetOutput(io.Discard)
+	c.Flags.Usage = func() {}
+	defineFlags(c.Flags, &c.cfg, &c.grace, env)
+	return c
+}
+
+// Run runs serve once Flags are parsed: it checks the whole configuration (a
+// *UsageError, before any side effect), opens the fleet repository, builds the store
+// service and serves the API. It returns when ctx is done (after a graceful shutdown)
+// or on a start-up error.
+func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
+	cfg, err := c.check()
+	if err != nil {
+		return err
+	}
+	return run(ctx, cfg, stdout, stderr)
+}
+
+// Run is `gitops-api serve` for a program that holds its arguments (tests): flags and
+// variables as on the command line. It prints no help; -h is a *UsageError wrapping
+// flag.ErrHelp. env looks up environment variables.
+func Run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parse(args, env)
+	if err != nil {
+		return err
+	}
+	return run(ctx, cfg, stdout, stderr)
+}
+
+// parse is flags and variables to a checked configuration, with no side effect.
+func parse(args []string, env func(string) string) (config, error) {
+	c := NewCommand("gitops-api serve", env)
+	if err := c.Flags.Parse(args); err != nil {
+		return config{}, &UsageError{Problems: []error{err}}
+	}
+	return c.check()
+}
+
+// run is serve once its configuration is known to be good: open the fleet
+// repository, build the service on it, serve until ctx is done.
+func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	log := newLogger(cfg.logFormat, cfg.level, stderr)
 	start := time.Now()
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{
-		URL: url, Auth: cfg.auth, Branch: cfg.branch,
-		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
-		Author: sig,
-	})
+	repo, err := openRepo(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
+	svc, err := buildService(ctx, cfg, repo, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	return serveAPI(ctx, cfg, svc, repo, log, start, stdout)
+}
 
-	opts := render.LocalOptions()
-	opts.BaseDomain = cfg.baseDomain
-	opts.IngressClassName, opts.ClusterIssuer, opts.TLSSecretName = cfg.ingressClass, cfg.clusterIssuer, cfg.tlsSecret
-	if cfg.ingressNamespace != "" {
-		opts.IngressNamespace = cfg.ingressNamespace
+// openRepo opens the fleet repository, creating and seeding the embedded one on
+// first start. These are serve's first side effects.
+func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo, error) {
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	switch cfg.chartSource {
-	case "helmrepository":
-	case "oci":
-		opts.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: cfg.chartURL}
-	default:
-		return fmt.Errorf("--chart-source must be helmrepository or oci, not %q", cfg.chartSource)
-	}
-	if cfg.medusaImage != "" {
-		repoName, tag, ok := strings.Cut(cfg.medusaImage, ":")
-		if !ok {
-			return fmt.Errorf("--medusa-image must be repository:tag")
+	sig := gitrepo.Signature{Name: cfg.authorName, Email: cfg.authorEmail}
+	if cfg.embedded() {
+		tip, err := gitrepo.Seed(ctx, cfg.url, cfg.branch, os.DirFS(cfg.seedDir), sig)
+		if err != nil {
+			return nil, err
 		}
-		opts.MedusaImage = render.Image{Repository: repoName, Tag: tag}
+		log.Info("embedded fleet repository", "path", cfg.url, "tip", tip)
 	}
-	if cfg.chartRepository != "" {
-		opts.Chart.Name = cfg.chartRepository
-	}
+	return gitrepo.Open(ctx, gitrepo.Options{
+		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch,
+		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
+		Author: sig,
+	})
+}
+
+// buildService builds the store service on the fleet repository, with this cluster's
+// render options.
+func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog.Logger) (*fleet.Service, error) {
+	opts := cfg.opts
 	svc, err := fleet.New(ctx, fleet.Config{
 		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: opts},
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer svc.Close()
+	return svc, nil
+}
 
+// serveAPI listens, connects the cluster when one is configured and serves the API
+// until ctx is done.
+func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger, start time.Time, stdout io.Writer) error {
 	// Listening first: the shard artifacts' URLs name the address.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -151,17 +221,14 @@ func Run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	defer stopStatus()
 
-	log.Info("ready", "fleet", redact(url), "cluster", cfg.cluster, "startup", time.Since(start).Round(time.Millisecond))
+	log.Info("ready", "fleet", redact(cfg.url), "cluster", cfg.cluster, "startup", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "gitops-api listening on http://%s\n", ln.Addr())
 	// Shutdown order: stop taking requests and let in-flight ones finish (each
-	// waits for its push), then close the writer (deferred above).
+	// waits for its push), then close the writer (deferred by run).
 	return api.Serve(ctx, ln, api.Handler(handlerSvc, apiOpts), cfg.grace, log)
 }
 
-func parse(args []string, env func(string) string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
 	str := func(p *string, name, envName, def, help string) {
 		if v := env(envName); v != "" {
 			def = v
@@ -188,60 +255,222 @@ func parse(args []string, env func(string) string, stderr io.Writer) (config, er
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
 	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
 	kubeFlagSet(fs, &c.kube, env)
-	grace := "30s"
+	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
-		grace = v
+		*grace = v
 	}
-	fs.StringVar(&grace, "shutdown-grace", grace, "how long in-flight requests may take to finish on shutdown [STOREFLEET_SHUTDOWN_GRACE]")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, envHelp)
+	fs.StringVar(grace, "shutdown-grace", *grace, "how long in-flight requests may take to finish on shutdown [STOREFLEET_SHUTDOWN_GRACE]")
+}
+
+// check completes the configuration once Flags are parsed and checks all of it. It
+// reads files (the seed skeleton, SSH key, kubeconfig) but creates nothing, so a
+// mistake stops serve before it seeds, clones or fetches the fleet repository, which
+// for a large remote fleet takes minutes, rather than after. Every problem is
+// reported at once.
+func (c *Command) check() (config, error) {
+	cfg := c.cfg
+	var problems []error
+	add := func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			problems = append(problems, j.Unwrap()...)
+		} else if err != nil {
+			problems = append(problems, err)
+		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
+	bad := func(format string, args ...any) { add(fmt.Errorf(format, args...)) }
+
+	if c.Flags.NArg() > 0 {
+		bad("serve takes no arguments, got %q", c.Flags.Args())
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	add(cfg.kube.validate(c.Flags))
+	if cfg.kube.configured() && !cfg.kube.inCluster {
+		// Loaded again when the watcher starts; a path that does not load should not
+		// wait for the fleet repository to be cloned first.
+		if _, err := kube.RestConfig(cfg.kube.kubeconfig); err != nil {
+			bad("--kubeconfig: %w", err)
+		}
 	}
-	if err := c.kube.validate(fs); err != nil {
-		return c, err
+	if cfg.kube.publishInterval <= 0 {
+		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}
-	d, err := time.ParseDuration(grace)
-	if err != nil {
-		return c, fmt.Errorf("--shutdown-grace: %w", err)
+	if u := cfg.kube.artifactURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("--artifact-url %q must be an http:// or https:// URL", u)
+		}
 	}
-	c.grace = d
-	c.auth = gitrepo.Auth{
+	if d, err := time.ParseDuration(c.grace); err != nil {
+		bad("--shutdown-grace: %w", err)
+	} else if d < 0 {
+		bad("--shutdown-grace must not be negative, not %s", d)
+	} else {
+		cfg.grace = d
+	}
+	if err := cfg.level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		bad("--log-level must be debug, info, warn or error, not %q", cfg.logLevel)
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		bad("--log-format must be text or json, not %q", cfg.logFormat)
+	}
+	if _, port, err := net.SplitHostPort(cfg.listen); err != nil {
+		bad("--listen %q must be host:port (an empty host listens on every address): %w", cfg.listen, err)
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		bad("--listen %q: %w", cfg.listen, err)
+	}
+
+	if cfg.dataDir == "" {
+		bad("--data-dir must not be empty")
+	} else if fi, err := os.Stat(cfg.dataDir); err == nil && !fi.IsDir() {
+		bad("--data-dir %s is not a directory", cfg.dataDir)
+	}
+	cfg.url = cfg.fleetURL
+	if cfg.embedded() {
+		cfg.url = filepath.Join(cfg.dataDir, "fleet.git")
+		if fi, err := os.Stat(cfg.seedDir); err != nil {
+			bad("seed skeleton %s: %w (run from the repository root, or pass --seed-dir)", cfg.seedDir, err)
+		} else if !fi.IsDir() {
+			bad("seed skeleton %s is not a directory (--seed-dir)", cfg.seedDir)
+		}
+	}
+	auth, err := readAuth(c.env)
+	add(err)
+	cfg.auth = auth
+
+	opts, errs := cfg.renderOptions()
+	add(errors.Join(errs...))
+	cfg.opts = opts
+	add(cfg.checkStoreDefaults())
+
+	if len(problems) > 0 {
+		return cfg, &UsageError{Problems: problems}
+	}
+	return cfg, nil
+}
+
+// readAuth reads the fleet repository's credentials, which only the environment
+// gives.
+func readAuth(env func(string) string) (gitrepo.Auth, error) {
+	auth := gitrepo.Auth{
 		Username: env("STOREFLEET_FLEET_USERNAME"), Password: env("STOREFLEET_FLEET_PASSWORD"),
 		BearerToken: env("STOREFLEET_FLEET_TOKEN"), SSHKeyPassphrase: env("STOREFLEET_FLEET_SSH_KEY_PASSPHRASE"),
 	}
+	var errs []error
 	if f := env("STOREFLEET_FLEET_SSH_KEY_FILE"); f != "" {
 		key, err := os.ReadFile(f)
 		if err != nil {
-			return c, fmt.Errorf("STOREFLEET_FLEET_SSH_KEY_FILE: %w", err)
+			errs = append(errs, fmt.Errorf("STOREFLEET_FLEET_SSH_KEY_FILE: %w", err))
 		}
-		c.auth.SSHKey = key
+		auth.SSHKey = key
 	}
 	if kh := env("STOREFLEET_FLEET_SSH_KNOWN_HOSTS"); kh != "" {
-		c.auth.KnownHosts = strings.Split(kh, string(os.PathListSeparator))
+		auth.KnownHosts = strings.Split(kh, string(os.PathListSeparator))
+		for _, f := range auth.KnownHosts {
+			if _, err := os.Stat(f); err != nil {
+				errs = append(errs, fmt.Errorf("STOREFLEET_FLEET_SSH_KNOWN_HOSTS: %w", err))
+			}
+		}
 	}
-	return c, nil
+	return auth, errors.Join(errs...)
 }
 
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+// renderOptions are the cluster's render options. render checks options only when it
+// renders a store, so options it would refuse would otherwise let serve start and
+// then fail every create; they are checked here, by the flag that sets them.
+func (c config) renderOptions() (render.Options, []error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	name := func(flagName, v string, check func(string) []string) {
+		if v == "" {
+			return
+		}
+		if p := check(v); len(p) > 0 {
+			bad("--%s %q is not a Kubernetes name: %s", flagName, v, strings.Join(p, "; "))
+		}
 	}
-	o := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, o)), nil
+
+	opts := render.LocalOptions()
+	opts.BaseDomain = c.baseDomain
+	opts.IngressClassName, opts.ClusterIssuer, opts.TLSSecretName = c.ingressClass, c.clusterIssuer, c.tlsSecret
+	name("store-ingress-class", c.ingressClass, validation.IsDNS1123Subdomain)
+	name("store-cluster-issuer", c.clusterIssuer, validation.IsDNS1123Subdomain)
+	name("store-tls-secret", c.tlsSecret, validation.IsDNS1123Subdomain)
+	if c.ingressNamespace != "" {
+		opts.IngressNamespace = c.ingressNamespace
+		name("store-ingress-namespace", c.ingressNamespace, validation.IsDNS1123Label)
 	}
-	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+	switch c.chartSource {
+	case "helmrepository":
+		if c.chartRepository != "" {
+			opts.Chart.Name = c.chartRepository
+			name("chart-repository", c.chartRepository, validation.IsDNS1123Subdomain)
+		}
+	case "oci":
+		opts.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: c.chartURL}
+		if !strings.HasPrefix(c.chartURL, "oci://") || strings.HasSuffix(c.chartURL, "/") {
+			bad("--chart-oci-url %q must begin with oci:// and not end with / (--chart-source oci)", c.chartURL)
+		}
+	default:
+		bad("--chart-source must be helmrepository or oci, not %q", c.chartSource)
+	}
+	if c.medusaImage != "" {
+		img, err := parseImage(c.medusaImage)
+		if err != nil {
+			bad("--medusa-image %q: %w", c.medusaImage, err)
+		}
+		opts.MedusaImage = img
+	}
+	if len(errs) == 0 {
+		// What render itself checks on every store, so that nothing above can miss it.
+		if err := opts.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return opts, errs
+}
+
+// checkStoreDefaults checks what serve hands every new store, --cluster and the
+// domain <name>.--base-domain, by the rules a store is validated with (so the two
+// cannot drift apart): with the longest name a store may have, since a base domain
+// that only fits short names would refuse the others.
+func (c config) checkStoreDefaults() error {
+	probe := store.Store{
+		Name: strings.Repeat("a", store.MaxNameLength), Engine: store.WooCommerce, Plan: store.Basic,
+		Cluster: c.cluster, Settings: store.Settings{AdminEmail: "probe@example.com"},
+	}.WithDefaults(c.baseDomain)
+	var errs []error
+	for _, fe := range store.FieldErrors(probe.Validate()) {
+		switch fe.Field {
+		case "cluster":
+			errs = append(errs, fmt.Errorf("--cluster %q: %s", c.cluster, fe.Message))
+		case "domain":
+			errs = append(errs, fmt.Errorf("--base-domain %q does not give every store a valid domain <name>.%s (names have up to %d characters): %s",
+				c.baseDomain, c.baseDomain, store.MaxNameLength, fe.Message))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseImage splits repository:tag. The tag follows the last colon, and only if no
+// slash follows that colon: in localhost:5000/storefleet/medusa:2.8.0 the registry's
+// port belongs to the repository.
+func parseImage(ref string) (render.Image, error) {
+	if strings.Contains(ref, "@") {
+		return render.Image{}, errors.New("must be repository:tag (a digest is not supported)")
+	}
+	i := strings.LastIndex(ref, ":")
+	if i <= 0 || i == len(ref)-1 || strings.Contains(ref[i+1:], "/") {
+		return render.Image{}, errors.New("must be repository:tag")
+	}
+	return render.Image{Repository: ref[:i], Tag: ref[i+1:]}, nil
+}
+
+// newLogger builds the logger of a checked configuration (check has refused any
+// other format).
+func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }
 
 // redact drops credentials embedded in a URL before it is logged.

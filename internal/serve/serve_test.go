@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -304,15 +306,36 @@ func TestEmbeddedDefault(t *testing.T) {
 	}
 }
 
-func TestServeHelpDocumentsFlagsAndEnv(t *testing.T) {
-	var out bytes.Buffer
-	if err := serve.Run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, &out); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"--fleet-url", "STOREFLEET_FLEET_URL", "STOREFLEET_FLEET_PASSWORD", "STOREFLEET_FLEET_TOKEN",
-		"127.0.0.1:8080", ".data", "-cluster", "-base-domain", "STOREFLEET_FLEET_SSH_KEY_FILE"} {
-		if !strings.Contains(strings.ReplaceAll(out.String(), "  -", "  --"), want) && !strings.Contains(out.String(), want) {
-			t.Errorf("serve --help does not mention %s", want)
-		}
+// A mistake in serve's configuration stops it before its first side effect: the
+// data dir, where the embedded fleet repository is seeded and the clone made, is
+// never created. Each option here used to be checked only after both.
+func TestBadConfigurationCreatesNothing(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--chart-source", "git"},
+		{"--medusa-image", "medusa"},
+		{"--medusa-image", "ghcr.io/acme/medusa@sha256:0123"},
+		{"--chart-source", "oci"}, // without --chart-oci-url
+		{"--chart-repository", "Storefleet Charts"},
+		{"--base-domain", "shops_acme.com"},
+		{"--cluster", "EU West"},
+		{"--store-ingress-namespace", "ingress.nginx"},
+		{"--listen", "8080"},
+		{"--artifact-url", "storefleet-api:8080"},
+		{"--kubeconfig", "/nonexistent/kubeconfig"},
+	} {
+		t.Run(strings.Join(bad, "="), func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", data, "--seed-dir", "../../fleet"}, bad...)
+			err := serve.Run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard)
+			var ue *serve.UsageError
+			if !errors.As(err, &ue) {
+				t.Errorf("want a *serve.UsageError, got %T %v", err, err)
+			} else if !strings.Contains(err.Error(), bad[0]) {
+				t.Errorf("the error does not name %s: %v", bad[0], err)
+			}
+			if entries, err := os.ReadDir(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("serve created its data dir before it refused the configuration: %v %v", entries, err)
+			}
+		})
 	}
 }

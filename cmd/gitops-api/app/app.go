@@ -3,18 +3,17 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 )
 
 // ErrReported means the error has already been written to stderr in full; main only sets the exit code.
 var ErrReported = errors.New("reported")
 
-// usageError is a command-line mistake (exit code 2).
-type usageError struct{ msg string }
+// usageError is a command-line mistake (exit code 2). cmd is the command whose --help
+// the hint after the message names ("gitops-api render"); empty for gitops-api itself.
+type usageError struct{ msg, cmd string }
 
 func (e usageError) Error() string { return e.msg }
 
@@ -38,24 +37,53 @@ type command struct {
 
 // commands is every subcommand. The API server registers "serve" here.
 var commands = map[string]command{
-	"render": {summary: "print a store's Flux manifests as multi-document YAML", run: runRender},
+	"render":  {summary: "print every file a store gets in the fleet repository", run: runRender},
+	"version": {summary: "print the version, commit and Go version gitops-api was built with", run: runVersion},
 }
 
 // Run runs gitops-api with args (without the program name).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	return report(dispatch(ctx, args, stdin, stdout, stderr), stderr)
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return fmt.Errorf("%w: %w", ErrReported, usageError{msg: "no command given"})
+	}
+	switch args[0] {
+	case "-h", "--help":
 		usage(stdout)
-		if len(args) == 0 {
-			return usageError{"no command given"}
-		}
 		return nil
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return nil
+		}
+		// `gitops-api help render` is `gitops-api render --help`.
+		return dispatch(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		usage(stderr)
-		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+		return usageError{msg: fmt.Sprintf("unknown command %q", args[0])}
 	}
 	return c.run(ctx, args[1:], stdin, stdout, stderr)
+}
+
+// report writes a usage error to stderr, once, as one message and a hint where to
+// read more, so that main, seeing ErrReported, does not write it again. Other errors
+// are left to main.
+func report(err error, stderr io.Writer) error {
+	var u usageError
+	if err == nil || errors.Is(err, ErrReported) || !errors.As(err, &u) {
+		return err
+	}
+	cmd := u.cmd
+	if cmd == "" {
+		cmd = "gitops-api"
+	}
+	fmt.Fprintf(stderr, "error: %s\nRun '%s --help' for usage.\n", u.msg, cmd)
+	return fmt.Errorf("%w: %w", ErrReported, err)
 }
 
 func usage(w io.Writer) {
@@ -69,19 +97,4 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'gitops-api <command> --help' for a command's flags.")
-}
-
-// parse parses flags, turning -h into a clean exit and mistakes into usage errors.
-func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
-	err = fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return true, nil
-	}
-	if err != nil {
-		return false, usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return false, usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
-	}
-	return false, nil
 }

@@ -1,4 +1,5 @@
-// Package app is the gitops-api command line: Run dispatches to subcommands (render today; serve is added
-// by the API). It owns flags and exit codes, nothing else: each subcommand calls into the internal
-// packages.
+// Package app is the gitops-api command line: Run dispatches to subcommands (render and version; serve is
+// added by the API). It owns flags, help, error reporting and exit codes, the same for every subcommand
+// (flags spelt --flag, help on stdout, a usage mistake reported once with a hint and exit code 2), nothing
+// else: each subcommand calls into the internal packages.
 package app

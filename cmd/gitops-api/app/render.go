@@ -5,36 +5,55 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path"
+	"strings"
 
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
+// renderRequired are the flags a store cannot do without; every other flag has a
+// default.
+var renderRequired = []string{"name", "engine", "plan", "set-admin-email"}
+
+// renderFlagOf is the flag that sets each store field, so that a field error names
+// what the user typed.
+var renderFlagOf = map[string]string{
+	"name": "name", "engine": "engine", "plan": "plan", "cluster": "cluster", "domain": "domain", "version": "version",
+	"settings.title": "set-title", "settings.adminEmail": "set-admin-email", "settings.currency": "set-currency",
+	"settings.country": "set-country", "settings.language": "set-language", "settings.regionName": "set-region-name",
+}
+
+func renderHelp(baseDomain string) helpText {
+	return helpText{
+		usage: "gitops-api render --name NAME --engine ENGINE --plan PLAN --set-admin-email EMAIL [flags]",
+		about: `Prints every file the fleet repository gets for the store, as gitops-api commits it with the local
+cluster's options: the store folder's kustomization.yaml and the manifests it lists, each after a
+"# <path>" comment, as multi-document YAML. Nothing is committed and no server is needed.
+
+--name, --engine, --plan and --set-admin-email are required. --domain defaults to <name>.` + baseDomain + `
+and --set-title to <name>; the other flags' defaults are below.`,
+	}
+}
+
 func runRender(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var s store.Store
 	var engine, plan, state string
-	fs := flag.NewFlagSet("gitops-api render", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&s.Name, "name", "", "store name (DNS label, 2-40 characters)")
-	fs.StringVar(&engine, "engine", "", "engine: woocommerce or medusa")
-	fs.StringVar(&plan, "plan", "", "plan: basic, standard or premium")
+	opts := render.LocalOptions()
+	fs := newFlagSet("gitops-api render")
+	fs.StringVar(&s.Name, "name", "", "store name (DNS label, 2-40 characters); required")
+	fs.StringVar(&engine, "engine", "", "engine: woocommerce or medusa; required")
+	fs.StringVar(&plan, "plan", "", "plan: basic, standard or premium; required")
 	fs.StringVar(&s.Cluster, "cluster", "", "cluster (default "+store.DefaultCluster+")")
-	fs.StringVar(&s.Domain, "domain", "", "public host name (default <name>."+store.DefaultBaseDomain+")")
+	fs.StringVar(&s.Domain, "domain", "", "public host name (default <name>."+opts.BaseDomain+")")
 	fs.StringVar(&s.Version, "version", "", "engine chart version (default per engine)")
-	fs.StringVar(&s.Settings.Title, "set-title", "", "store title (default: the name)")
-	fs.StringVar(&s.Settings.AdminEmail, "set-admin-email", "", "administrator's email address (required)")
+	fs.StringVar(&s.Settings.Title, "set-title", "", "store title (default <name>)")
+	fs.StringVar(&s.Settings.AdminEmail, "set-admin-email", "", "administrator's email address; required")
 	fs.StringVar(&s.Settings.Currency, "set-currency", "", "ISO 4217 currency (default "+store.DefaultCurrency+")")
 	fs.StringVar(&s.Settings.Country, "set-country", "", "ISO 3166-1 alpha-2 country (default "+store.DefaultCountry+")")
 	fs.StringVar(&s.Settings.Language, "set-language", "", "woocommerce: WordPress locale (default "+store.DefaultLanguage+")")
 	fs.StringVar(&s.Settings.RegionName, "set-region-name", "", "medusa: first region's name (default "+store.DefaultRegionName+")")
 	fs.StringVar(&state, "state", "live", "what to render: live, retained (deleted, data kept) or purge1 (first purge commit)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: gitops-api render --name N --engine E --plan P --set-admin-email A [flags]")
-		fmt.Fprintln(stderr, "\nPrints the store's manifests (the local cluster's options) as multi-document YAML.\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if help, err := parse(fs, args); help || err != nil {
+	if helped, err := parseFlags(fs, renderHelp(opts.BaseDomain), args, stdout); helped || err != nil {
 		return err
 	}
 	s.Engine, s.Plan = store.Engine(engine), store.PlanName(plan)
@@ -48,27 +67,90 @@ func runRender(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	case "purge1":
 		fn = render.PurgeStep1
 	default:
-		return usageError{fmt.Sprintf("--state must be live, retained or purge1, not %q", state)}
+		return usageError{msg: fmt.Sprintf("--state must be live, retained or purge1, not %q", state), cmd: fs.Name()}
 	}
-	files, err := fn(s, render.LocalOptions())
+	files, err := fn(s, opts)
 	if err != nil {
-		if fes := store.FieldErrors(err); len(fes) > 0 {
-			fmt.Fprintln(stderr, "error:", store.ErrorMessage(err))
-			for _, fe := range fes {
-				fmt.Fprintf(stderr, "  %s\n", fe)
-			}
-			return fmt.Errorf("%w: %d field error(s)", ErrReported, len(fes))
-		}
-		return err
+		return renderError(fs, err, opts.BaseDomain, stderr)
 	}
+	// Every file, kustomization.yaml included: what a commit of this store would
+	// write to its folder, byte for byte.
 	for _, f := range files {
-		if path.Base(f.Path) == render.KustomizationFile {
-			continue // kustomize's file, not an object
-		}
 		fmt.Fprintf(stdout, "---\n# %s\n", f.Path)
 		if _, err := stdout.Write(f.Content); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// renderError explains a store render refused. Store validation sees only the store,
+// after defaults: a missing --name shows there as a missing name, domain and title,
+// and a missing --engine as a missing version too. The command line knows which
+// flags were given, so it reports the required flags that are missing (a usage error)
+// and what defaults from them, and keeps the field errors for values that were given.
+func renderError(fs *flag.FlagSet, err error, baseDomain string, stderr io.Writer) error {
+	fes := store.FieldErrors(err)
+	if len(fes) == 0 {
+		return err
+	}
+	value := func(flagName string) string {
+		if f := fs.Lookup(flagName); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	var missing []string
+	for _, n := range renderRequired {
+		if value(n) == "" {
+			missing = append(missing, "--"+n)
+		}
+	}
+	nameBad := false
+	for _, fe := range fes {
+		nameBad = nameBad || fe.Field == "name"
+	}
+	var lines []string
+	for _, fe := range fes {
+		f, ok := renderFlagOf[fe.Field]
+		switch {
+		case !ok:
+			lines = append(lines, "  "+fe.String())
+			continue
+		case fe.Rule == "required" && value(f) == "":
+			// A required flag that was not given (listed as missing), or a default
+			// that comes from one: --domain and --set-title from --name, --version
+			// from --engine.
+			continue
+		case nameBad && value(f) == "" && (f == "domain" || f == "set-title"):
+			// Made from a name that is wrong itself: the name's error says it.
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("  --%s: %s (%s)", f, fe.Message, fe.Rule))
+	}
+
+	if len(missing) > 0 {
+		name := "<name>"
+		if n := value("name"); n != "" && !nameBad {
+			name = n
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "missing required flags: %s", strings.Join(missing, ", "))
+		for _, l := range lines {
+			b.WriteString("\n" + l)
+		}
+		fmt.Fprintf(&b, "\nRequired: --%s.", strings.Join(renderRequired, ", --"))
+		fmt.Fprintf(&b, "\nDefaults from the name: --domain %s.%s, --set-title %s; the other flags' defaults are in --help.", name, baseDomain, name)
+		return usageError{msg: b.String(), cmd: fs.Name()}
+	}
+	if len(lines) == 0 { // nothing left to explain: show store validation's own words
+		for _, fe := range fes {
+			lines = append(lines, "  "+fe.String())
+		}
+	}
+	fmt.Fprintln(stderr, "error:", store.ErrorMessage(err))
+	for _, l := range lines {
+		fmt.Fprintln(stderr, l)
+	}
+	return fmt.Errorf("%w: %d field error(s)", ErrReported, len(lines))
 }

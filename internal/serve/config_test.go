@@ -1,0 +1,88 @@
+package serve
+
+import (
+	"errors"
+	"flag"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/storefleet/storefleet/internal/render"
+)
+
+func vars(m map[string]string) func(string) string {
+	return func(k string) string {
+		if k == "STOREFLEET_SEED_DIR" && m[k] == "" {
+			return filepath.Join("..", "..", "fleet")
+		}
+		return m[k]
+	}
+}
+
+// A registry with a port is part of the repository, not the tag: the tag is what
+// follows the last colon, and only if no slash follows it.
+func TestMedusaImage(t *testing.T) {
+	for ref, want := range map[string]render.Image{
+		"ghcr.io/acme/medusa:2.8.0":                 {Repository: "ghcr.io/acme/medusa", Tag: "2.8.0"},
+		"localhost:5000/storefleet/medusa:0.1.0":    {Repository: "localhost:5000/storefleet/medusa", Tag: "0.1.0"},
+		"registry.localhost/storefleet/medusa:main": {Repository: "registry.localhost/storefleet/medusa", Tag: "main"},
+	} {
+		c, err := parse([]string{"--medusa-image", ref}, vars(nil))
+		if err != nil || c.opts.MedusaImage != want {
+			t.Errorf("%s: %+v %v, want %+v", ref, c.opts.MedusaImage, err, want)
+		}
+	}
+	for _, ref := range []string{"medusa", "localhost:5000/medusa", "medusa:", ":2.8.0", "ghcr.io/acme/medusa@sha256:0a1b"} {
+		if _, err := parse([]string{"--medusa-image", ref}, vars(nil)); err == nil {
+			t.Errorf("%s: accepted", ref)
+		}
+	}
+}
+
+// Every problem is reported at once, each by the flag (or variable) that has it, so
+// one failed start is enough to fix them all.
+func TestCheckReportsEveryProblem(t *testing.T) {
+	_, err := parse([]string{"--chart-source", "oci", "--medusa-image", "medusa", "--log-format", "xml",
+		"--log-level", "loud", "--shutdown-grace", "-1s", "--publish-interval", "0s", "--seed-dir", "/nonexistent/fleet"},
+		vars(map[string]string{"STOREFLEET_FLEET_SSH_KEY_FILE": "/nonexistent/key", "STOREFLEET_SHARD_TIMEOUT": "soon"}))
+	var ue *UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("want a *UsageError, got %T %v", err, err)
+	}
+	for _, want := range []string{"--chart-oci-url", "--medusa-image", "--log-format", "--log-level", "--shutdown-grace",
+		"--publish-interval", "seed skeleton /nonexistent/fleet", "STOREFLEET_FLEET_SSH_KEY_FILE", "STOREFLEET_SHARD_TIMEOUT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not mention %s:\n%v", want, err)
+		}
+	}
+	if !regexp.MustCompile(`^\d+ problems in the configuration:\n  `).MatchString(err.Error()) {
+		t.Errorf("want one problem a line:\n%v", err)
+	}
+	// The flag package's own errors (and -h) are usage errors too.
+	if _, err := parse([]string{"-h"}, vars(nil)); !errors.As(err, &ue) || !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+}
+
+// The defaults, and a configuration like the production chart's, pass; what check
+// derives is what serve then uses.
+func TestCheckAcceptsGoodConfigurations(t *testing.T) {
+	c, err := parse(nil, vars(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.url != filepath.Join(".data", "fleet.git") || c.grace.String() != "30s" || c.opts.Chart.Kind != render.SourceHelmRepository {
+		t.Errorf("defaults: url %s grace %s chart %+v", c.url, c.grace, c.opts.Chart)
+	}
+	c, err = parse([]string{"--fleet-url", "https://github.com/acme/fleet.git", "--chart-source", "oci",
+		"--chart-oci-url", "oci://ghcr.io/acme/charts", "--listen", ":8080", "--base-domain", "shops.acme.com",
+		"--cluster", "prod-eu", "--store-ingress-class", "nginx", "--store-cluster-issuer", "letsencrypt",
+		"--artifact-url", "http://storefleet-api.storefleet.svc:8080"}, vars(map[string]string{"STOREFLEET_SEED_DIR": "/nonexistent"}))
+	if err != nil {
+		t.Fatal(err) // the seed dir only matters for the embedded repository
+	}
+	if c.url != "https://github.com/acme/fleet.git" || c.opts.Chart.URL != "oci://ghcr.io/acme/charts" || c.opts.BaseDomain != "shops.acme.com" {
+		t.Errorf("%+v", c)
+	}
+}
