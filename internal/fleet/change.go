@@ -59,6 +59,9 @@ func (s *Service) Update(ctx context.Context, name string, change func(store.Sto
 		if err != nil {
 			return store.Outcome{}, err
 		}
+		if out, done, err := s.checkIfMatch(ctx, m, name, cur, store.ActionUpdate); done {
+			return out, err
+		}
 		if cur.state != store.StateActive {
 			return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q is %s; only an active store can be changed", name, cur.state)
 		}
@@ -94,6 +97,9 @@ func (s *Service) Delete(ctx context.Context, name string, purge bool, m store.M
 		if err != nil {
 			return store.Outcome{}, err
 		}
+		if out, done, err := s.checkIfMatch(ctx, m, name, cur, action); done {
+			return out, err
+		}
 		switch {
 		case !purge && cur.state == store.StateActive:
 			return s.renderAndCommit(ctx, m, cur, cur.store, store.StateRetained, store.ActionDelete)
@@ -124,6 +130,9 @@ func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed
 	}
 	if err != nil {
 		return store.Outcome{}, err
+	}
+	if sameFiles(old, files) {
+		return unchanged(m, next, state, action), nil
 	}
 	return s.commit(ctx, m, next, state, action, tree, old, files)
 }
