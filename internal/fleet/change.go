@@ -15,8 +15,8 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 			in.Cluster = s.cluster
 		}
 		st := in.WithDefaults(s.baseDomain)
-		if err := st.Validate(); err != nil {
-			return store.Outcome{}, dropDerived(err, in)
+		if err := s.admit(ctx, st, nil, dropDerived(st.Validate(), in)); err != nil {
+			return store.Outcome{}, err
 		}
 		s.mu.Lock()
 		// With a client's Idempotency-Key the writer decides: it answers a retry of
@@ -40,6 +40,11 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 				delete(s.pending, st.Name)
 				s.mu.Unlock()
 			}()
+		}
+		release, err := s.claimDomain(ctx, st.Name, st.Domain, !m.DryRun)
+		defer release()
+		if err != nil {
+			return store.Outcome{}, err
 		}
 		files, err := s.render.Render(st, store.StateActive)
 		if err != nil {
@@ -70,11 +75,18 @@ func (s *Service) Update(ctx context.Context, name string, change func(store.Sto
 			return store.Outcome{}, err
 		}
 		next = next.WithDefaults(s.baseDomain)
-		if err := next.Validate(); err != nil {
+		if err := s.admit(ctx, next, &cur.store, next.Validate()); err != nil {
 			return store.Outcome{}, err
 		}
 		if err := store.ValidateUpdate(cur.store, next); err != nil {
 			return store.Outcome{}, err
+		}
+		if next.Domain != cur.store.Domain {
+			release, err := s.claimDomain(ctx, name, next.Domain, !m.DryRun)
+			defer release()
+			if err != nil {
+				return store.Outcome{}, err
+			}
 		}
 		return s.renderAndCommit(ctx, m, cur, next, store.StateActive, store.ActionUpdate)
 	})
@@ -170,9 +182,9 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	}
 	s.mu.Lock()
 	if state == store.StatePurged {
-		delete(s.index, st.Name)
+		s.dropLocked(st.Name)
 	} else {
-		s.index[st.Name] = &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir}
+		s.putLocked(st.Name, &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir})
 	}
 	s.mu.Unlock()
 	out.State = store.RequestCommitted
