@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/storefleet/storefleet/internal/api"
+	"github.com/storefleet/storefleet/internal/chartindex"
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/gitrepo"
@@ -83,6 +84,8 @@ func (e *env) start() {
 	svc, err := fleet.New(ctx, fleet.Config{
 		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: render.LocalOptions()},
 		Log: log, RequestLog: filepath.Join(t.TempDir(), "requests.jsonl"),
+		// The repository's charts, as the local environment's HelmRepository offers them.
+		Charts: chartindex.Dir{Path: filepath.Join("..", "..", "charts")},
 	})
 	if err != nil {
 		t.Fatal(err)

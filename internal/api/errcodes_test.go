@@ -24,7 +24,7 @@ func (f failing) Get(context.Context, string) (store.View, error) { return store
 func TestErrorCodesBecomeStatuses(t *testing.T) {
 	for code, want := range map[string]int{
 		store.EINVALID: 422, store.ENOTFOUND: 404, store.ECONFLICT: 409, store.EUNAUTHORIZED: 401,
-		store.EFORBIDDEN: 403, store.EUNAVAILABLE: 503, store.EINTERNAL: 500,
+		store.EFORBIDDEN: 403, store.EUNAVAILABLE: 503, store.EINTERNAL: 500, store.EPRECONDITION: 412,
 	} {
 		srv := httptest.NewServer(api.Handler(failing{err: store.Errorf(code, "because")}, api.Options{}))
 		resp, err := http.Get(srv.URL + "/api/v1/stores/shop")

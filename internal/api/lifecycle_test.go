@@ -128,11 +128,12 @@ func TestStoreLifecycleOverHTTP(t *testing.T) {
 	}
 	e.expect(e.do("GET", "/api/v1/stores/shop", nil), http.StatusNotFound)
 
-	// history lists them all with actor and request id, newest first
+	// history lists them all with actor and request id, newest first; both purge
+	// steps are recorded as the purges they are
 	h := e.expect(e.do("GET", "/api/v1/stores/shop/history", nil), http.StatusOK)
 	items := h["items"].([]any)
 	want := []struct{ action, actor, id string }{
-		{"purge", "carol", purge2ID}, {"delete", "carol", purge1ID}, {"delete", "carol", deleteID},
+		{"purge", "carol", purge2ID}, {"purge", "carol", purge1ID}, {"delete", "carol", deleteID},
 		{"update", "bob", patchID}, {"create", "alice@example.com", createID},
 	}
 	if len(items) != len(want) {

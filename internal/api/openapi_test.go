@@ -132,15 +132,7 @@ func (s *spec) check(t *testing.T, method, path string, status int, header http.
 		loc = ref
 		resp = s.resolve(ref)
 	}
-	for name, h := range asMap(resp["headers"]) {
-		h := asMap(h)
-		if ref, ok := h["$ref"].(string); ok {
-			h = s.resolve(ref)
-		}
-		if req, _ := h["required"].(bool); req && header.Get(name) == "" {
-			t.Fatalf("OpenAPI: %s %s %d lacks the required header %s", method, tmpl, status, name)
-		}
-	}
+	s.checkHeaders(t, method, tmpl, status, loc, resp, header)
 	if method == http.MethodHead {
 		return
 	}
@@ -195,6 +187,33 @@ func allowOf(h http.Header) string {
 	}
 	sort.Strings(ms)
 	return strings.Join(ms, ",")
+}
+
+// checkHeaders holds a response to the headers its documentation names: a required
+// one must be there, and any that is there must match its schema (an ETag's form).
+func (s *spec) checkHeaders(t *testing.T, method, tmpl string, status int, loc string, resp map[string]any, header http.Header) {
+	t.Helper()
+	hs, _ := resp["headers"].(map[string]any)
+	for name, h := range hs {
+		hloc := loc + "/headers/" + ptrEscape(name)
+		hm := h.(map[string]any)
+		if ref, ok := hm["$ref"].(string); ok {
+			hloc, hm = ref, s.resolve(ref)
+		}
+		v, present := header[http.CanonicalHeaderKey(name)]
+		if !present {
+			if req, _ := hm["required"].(bool); req {
+				t.Fatalf("OpenAPI: %s %s %d lacks the required header %s", method, tmpl, status, name)
+			}
+			continue
+		}
+		if _, ok := hm["schema"]; !ok {
+			continue
+		}
+		if err := s.schema(t, hloc+"/schema").Validate(any(v[0])); err != nil {
+			t.Fatalf("OpenAPI: %s %s %d: header %s %q does not match its schema: %v", method, tmpl, status, name, v[0], err)
+		}
+	}
 }
 
 func matchTemplate(tmpl, path string) bool {

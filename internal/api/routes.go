@@ -149,7 +149,11 @@ func storeJSON(v store.View) StoreJSON {
 // AcceptedJSON answers a change: the request id, the outcome and links.
 type AcceptedJSON struct {
 	store.Outcome
-	Links map[string]string `json:"links,omitempty"`
+	// Changes shadows the Outcome's so that a dry run always lists them, [] when
+	// nothing would change: the client asked what would change, and "nothing" is an
+	// answer, not a field to leave out. Nil (omitted) for a change that was made.
+	Changes *[]store.Diff     `json:"changes,omitempty"`
+	Links   map[string]string `json:"links,omitempty"`
 }
 
 // meta builds the request's identity: an Idempotency-Key becomes the change's
@@ -230,25 +234,44 @@ func (a *api) createStore(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) accepted(w http.ResponseWriter, out store.Outcome, location bool) {
 	if out.DryRun {
-		Write(w, http.StatusOK, AcceptedJSON{Outcome: out})
+		changes := out.Changes
+		if changes == nil {
+			changes = []store.Diff{}
+		}
+		Write(w, http.StatusOK, AcceptedJSON{Outcome: out, Changes: &changes})
 		return
 	}
 	storeURL := "/api/v1/stores/" + url.PathEscape(out.Store)
 	links := map[string]string{"request": "/api/v1/requests/" + url.PathEscape(out.RequestID)}
-	if out.Phase != "purged" {
+	// A purge's last step leaves no store to link to, and no version to tag.
+	if out.Phase != store.PhaseDeleted {
 		links["store"] = storeURL
 		if location {
 			w.Header().Set("Location", storeURL)
+		}
+		if out.Commit != nil {
+			// The store's new version: a client can send it in If-Match next time
+			// without reading the store again.
+			w.Header().Set("ETag", etag(out.Commit.SHA))
 		}
 	}
 	Write(w, http.StatusAccepted, AcceptedJSON{Outcome: out, Links: links})
 }
 
 func (a *api) getStore(w http.ResponseWriter, r *http.Request) {
-	v, err := a.svc.Get(r.Context(), chi.URLParam(r, "name"))
+	a.writeStore(w, r, chi.URLParam(r, "name"))
+}
+
+// writeStore answers with the store as it is now and its ETag: GET, and a PATCH that
+// changed nothing.
+func (a *api) writeStore(w http.ResponseWriter, r *http.Request, name string) {
+	v, err := a.svc.Get(r.Context(), name)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
+	}
+	if v.Commit != nil {
+		w.Header().Set("ETag", etag(v.Commit.SHA))
 	}
 	Write(w, http.StatusOK, a.withStatus(storeJSON(v)))
 }
@@ -352,11 +375,22 @@ func (a *api) patchStore(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, badQuery("purge", "unknown", "purge applies to DELETE only"))
 		return
 	}
-	out, err := a.svc.Update(r.Context(), chi.URLParam(r, "name"), func(cur store.Store) (store.Store, error) {
+	if m.IfMatch, p = ifMatch(r); p != nil {
+		WriteProblem(w, r, p)
+		return
+	}
+	name := chi.URLParam(r, "name")
+	out, err := a.svc.Update(r.Context(), name, func(cur store.Store) (store.Store, error) {
 		return applyPatch(cur, patch)
 	}, m)
 	if err != nil {
 		a.writeError(w, r, err)
+		return
+	}
+	if out.State == store.RequestUnchanged {
+		// Nothing to commit, so nothing was accepted for later: the answer is the
+		// store as it is, as GET gives it.
+		a.writeStore(w, r, name)
 		return
 	}
 	a.accepted(w, out, false)
@@ -391,6 +425,11 @@ func (a *api) deleteStore(w http.ResponseWriter, r *http.Request) {
 	}
 	m, ok := a.meta(w, r, nil)
 	if !ok {
+		return
+	}
+	var p *Problem
+	if m.IfMatch, p = ifMatch(r); p != nil {
+		WriteProblem(w, r, p)
 		return
 	}
 	out, err := a.svc.Delete(r.Context(), chi.URLParam(r, "name"), q["purge"], m)
@@ -463,6 +502,15 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		WriteProblem(w, r, newProblem(http.StatusConflict, "conflict", "Conflict", msg))
 	case store.ENOTFOUND:
 		WriteProblem(w, r, newProblem(http.StatusNotFound, "not-found", "Not found", msg))
+	case store.EPRECONDITION:
+		// The store's current ETag saves the client a GET before it decides anew.
+		if name := chi.URLParam(r, "name"); name != "" {
+			if v, err := a.svc.Get(r.Context(), name); err == nil && v.Commit != nil {
+				w.Header().Set("ETag", etag(v.Commit.SHA))
+			}
+		}
+		WriteProblem(w, r, newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", msg,
+			FieldError{Field: "If-Match", Rule: "match", Detail: "names a version of the store that is no longer its current one"}))
 	case store.EUNAUTHORIZED:
 		WriteProblem(w, r, newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", msg))
 	case store.EFORBIDDEN:

@@ -15,8 +15,8 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 			in.Cluster = s.cluster
 		}
 		st := in.WithDefaults(s.baseDomain)
-		if err := st.Validate(); err != nil {
-			return store.Outcome{}, dropDerived(err, in)
+		if err := s.admit(ctx, st, nil, dropDerived(st.Validate(), in)); err != nil {
+			return store.Outcome{}, err
 		}
 		s.mu.Lock()
 		// With a client's Idempotency-Key the writer decides: it answers a retry of
@@ -41,6 +41,11 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 				s.mu.Unlock()
 			}()
 		}
+		release, err := s.claimDomain(ctx, st.Name, st.Domain, !m.DryRun)
+		defer release()
+		if err != nil {
+			return store.Outcome{}, err
+		}
 		files, err := s.render.Render(st, store.StateActive)
 		if err != nil {
 			return store.Outcome{}, err
@@ -59,6 +64,9 @@ func (s *Service) Update(ctx context.Context, name string, change func(store.Sto
 		if err != nil {
 			return store.Outcome{}, err
 		}
+		if out, done, err := s.checkIfMatch(ctx, m, name, cur, store.ActionUpdate); done {
+			return out, err
+		}
 		if cur.state != store.StateActive {
 			return store.Outcome{}, store.Errorf(store.ECONFLICT, "store %q is %s; only an active store can be changed", name, cur.state)
 		}
@@ -67,11 +75,18 @@ func (s *Service) Update(ctx context.Context, name string, change func(store.Sto
 			return store.Outcome{}, err
 		}
 		next = next.WithDefaults(s.baseDomain)
-		if err := next.Validate(); err != nil {
+		if err := s.admit(ctx, next, &cur.store, next.Validate()); err != nil {
 			return store.Outcome{}, err
 		}
 		if err := store.ValidateUpdate(cur.store, next); err != nil {
 			return store.Outcome{}, err
+		}
+		if next.Domain != cur.store.Domain {
+			release, err := s.claimDomain(ctx, name, next.Domain, !m.DryRun)
+			defer release()
+			if err != nil {
+				return store.Outcome{}, err
+			}
 		}
 		return s.renderAndCommit(ctx, m, cur, next, store.StateActive, store.ActionUpdate)
 	})
@@ -93,6 +108,9 @@ func (s *Service) Delete(ctx context.Context, name string, purge bool, m store.M
 		cur, err := s.load(ctx, name)
 		if err != nil {
 			return store.Outcome{}, err
+		}
+		if out, done, err := s.checkIfMatch(ctx, m, name, cur, action); done {
+			return out, err
 		}
 		switch {
 		case !purge && cur.state == store.StateActive:
@@ -124,6 +142,9 @@ func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed
 	}
 	if err != nil {
 		return store.Outcome{}, err
+	}
+	if sameFiles(old, files) {
+		return unchanged(m, next, state, action), nil
 	}
 	return s.commit(ctx, m, next, state, action, tree, old, files)
 }
@@ -161,9 +182,9 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	}
 	s.mu.Lock()
 	if state == store.StatePurged {
-		delete(s.index, st.Name)
+		s.dropLocked(st.Name)
 	} else {
-		s.index[st.Name] = &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir}
+		s.putLocked(st.Name, &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir})
 	}
 	s.mu.Unlock()
 	out.State = store.RequestCommitted

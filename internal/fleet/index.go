@@ -29,7 +29,7 @@ func (s *Service) Reload(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
-	s.index = idx
+	s.resetLocked(idx)
 	s.mu.Unlock()
 	return nil
 }
@@ -56,12 +56,12 @@ func (s *Service) Resync(ctx context.Context, prefix string) ([]string, error) {
 	var names []string
 	for n, e := range s.index {
 		if _, ok := now[n]; !ok && strings.HasPrefix(e.dir, prefix) {
-			delete(s.index, n)
+			s.dropLocked(n)
 			names = append(names, n)
 		}
 	}
 	for n, e := range now {
-		s.index[n] = e
+		s.putLocked(n, e)
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -128,7 +128,7 @@ func (s *Service) load(ctx context.Context, name string) (indexed, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		s.mu.Lock()
 		if s.index[name] == e {
-			delete(s.index, name)
+			s.dropLocked(name)
 		}
 		s.mu.Unlock()
 		return indexed{}, store.Errorf(store.ENOTFOUND, "store %q not found", name)
@@ -141,6 +141,9 @@ func (s *Service) load(ctx context.Context, name string) (indexed, error) {
 		// A folder someone edited by hand must not stop the API; it is reported as
 		// unreadable and logged so an operator can fix it.
 		s.log.Warn("unreadable store folder", "dir", dir, "err", err)
+		s.mu.Lock()
+		s.unreadableLocked(name, e)
+		s.mu.Unlock()
 		return indexed{}, fmt.Errorf("%w: %s: %v", errUnreadable, dir, err)
 	}
 	s.mu.Lock()
@@ -149,7 +152,7 @@ func (s *Service) load(ctx context.Context, name string) (indexed, error) {
 		// A commit replaced the entry meanwhile; it is newer than what was read.
 		return *cur, nil
 	}
-	e.store, e.state, e.loaded = st, state, true
+	s.readLocked(name, e, st, state)
 	return *e, nil
 }
 
@@ -160,13 +163,13 @@ func (s *Service) refresh(ctx context.Context, name, dir string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
-		delete(s.index, name)
+		s.dropLocked(name)
 		return
 	}
 	if err != nil {
 		return
 	}
 	if st, state, err := s.render.Parse(files); err == nil && st.Name == name {
-		s.index[name] = &indexed{store: st, state: state, loaded: true, dir: dir}
+		s.putLocked(name, &indexed{store: st, state: state, loaded: true, dir: dir})
 	}
 }

@@ -17,22 +17,11 @@ func (s *Service) Get(ctx context.Context, name string) (store.View, error) {
 		return store.View{}, err
 	}
 	v := store.View{Store: cur.store, State: cur.state}
-	if cur.commit.SHA == "" {
-		h, err := s.repo.History(ctx, dirOf(cur.store))
-		if err != nil {
-			return store.View{}, err
-		}
-		if len(h) > 0 {
-			cur.commit = h[0].Commit
-			s.mu.Lock()
-			if e, ok := s.index[name]; ok && e.commit.SHA == "" {
-				e.commit = cur.commit
-			}
-			s.mu.Unlock()
-		}
+	c, err := s.lastCommit(ctx, name, cur)
+	if err != nil {
+		return store.View{}, err
 	}
-	if cur.commit.SHA != "" {
-		c := cur.commit
+	if c.SHA != "" {
 		v.Commit = &c
 	}
 	return v, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/storefleet/storefleet/internal/store"
@@ -24,6 +25,12 @@ type Config struct {
 	// a restart too. It is a lookup aid, not the durability mechanism: a change is
 	// durable because it is pushed before the 202.
 	RequestLog string
+	// Clusters are the clusters a new store may name; empty means just Cluster. A
+	// store in a cluster nobody applies the fleet for would sit in Git and never run.
+	Clusters []string
+	// Charts tells which chart versions the chart source offers; nil means versions
+	// are not checked (any semantic version is accepted).
+	Charts store.Charts
 }
 
 // Service is the store lifecycle. It is safe for concurrent use.
@@ -34,6 +41,8 @@ type Service struct {
 	cluster    string
 	log        *slog.Logger
 	maxTracked int
+	clusters   []string
+	charts     store.Charts
 
 	mu       sync.Mutex
 	index    map[string]*indexed // by store name; names are unique across clusters
@@ -41,6 +50,13 @@ type Service struct {
 	locks    map[string]*nameLock
 	requests map[string]*request
 	order    []string // request ids, oldest first, for eviction
+	// domains and unread follow index (domains.go): who holds each domain, and
+	// which entries are not read yet, whose domains are therefore unknown. Change
+	// index only through resetLocked, putLocked, dropLocked, readLocked and
+	// unreadableLocked, which keep them in step.
+	domains map[string][]string // domain → names of the active stores with it
+	unread  map[string]bool     // names whose folder is not read yet
+	claims  map[string]string   // domain → name of a create or update taking it, in flight
 
 	logMu sync.Mutex
 	logF  *os.File
@@ -56,7 +72,10 @@ type indexed struct {
 	// loaded is false while only the folder's name is known (from the tree walk at
 	// start); the spec is read on first use or by the background warm-up.
 	loaded bool
-	dir    string
+	// unreadable: reading the folder failed to parse; it counts as read for the
+	// domain check (nothing more can be learnt from it until someone fixes it).
+	unreadable bool
+	dir        string
 }
 
 type nameLock struct {
@@ -84,11 +103,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = 100_000
 	}
+	if !slices.Contains(cfg.Clusters, cfg.Cluster) {
+		// New stores default to Cluster, so it is always one they may name.
+		cfg.Clusters = append(slices.Clone(cfg.Clusters), cfg.Cluster)
+	}
 	s := &Service{
 		repo: cfg.Repo, render: cfg.Renderer, baseDomain: cfg.BaseDomain, cluster: cfg.Cluster,
-		log: cfg.Log, maxTracked: cfg.MaxTracked,
+		log: cfg.Log, maxTracked: cfg.MaxTracked, clusters: cfg.Clusters, charts: cfg.Charts,
 		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
-		requests: map[string]*request{},
+		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{},
+		claims: map[string]string{},
 	}
 	if err := s.Reload(ctx); err != nil {
 		return nil, err

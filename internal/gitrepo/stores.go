@@ -23,9 +23,9 @@ var _ store.Repository = Fleet{}
 
 // Submit commits and pushes one change and waits for it.
 //
-// Purge step 1 (a namespace made prunable) changes files, so it goes to the writer
-// as a "delete" (phase one of deletion, folder kept); only the folder's removal is
-// the writer's "purge".
+// Both purge steps are recorded as purges. Step 1 (a namespace made prunable)
+// changes files and keeps the folder (Keep); only step 2 removes it, and only that
+// counts against the writer's MaxPurges guard.
 func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
 	gc := Change{
 		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
@@ -35,7 +35,7 @@ func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error)
 	case c.Remove:
 		gc.Action = ActionPurge
 	case c.Action == store.ActionPurge:
-		gc.Action = ActionDelete
+		gc.Keep = true
 	}
 	if !c.Remove {
 		gc.Files = make([]File, 0, len(c.Files))

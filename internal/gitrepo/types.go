@@ -45,7 +45,9 @@ const (
 	// ActionDelete is phase one of deletion: the folder stays (with the content the
 	// caller renders for a retained store, e.g. without helmrelease.yaml).
 	ActionDelete Action = "delete"
-	// ActionPurge removes the folder (phase two). The only action that removes a folder.
+	// ActionPurge removes the folder (phase two), the only action that does. With
+	// Change.Keep it is instead the purge's first step: the folder stays with Files
+	// (the namespace made prunable), and the Action trailer still says purge.
 	ActionPurge Action = "purge"
 )
 
@@ -106,9 +108,17 @@ type Change struct {
 	Files  []File
 	Expect Expectation
 	// Force lets a purge through the deletion guard.
-	Force            bool
+	Force bool
+	// Keep, only with ActionPurge, keeps the folder with Files instead of removing
+	// it: the purge's first step. The commit records it as a purge (the audit log
+	// tells the truth), but it removes nothing, so the MaxPurges guard, which is
+	// about removed folders, does not count it.
+	Keep             bool
 	Actor, RequestID string
 }
+
+// removes reports whether the change removes its folder: a purge's last step.
+func (c *Change) removes() bool { return c.Action == ActionPurge && !c.Keep }
 
 // Result is the outcome of one change.
 type Result struct {
@@ -228,8 +238,15 @@ func (c *Change) validate() error {
 	if !validTrailerValue(c.Actor) || !validTrailerValue(c.RequestID) {
 		return invalid("actor and request id must be single-line and at most 200 bytes")
 	}
-	switch c.Action {
-	case ActionCreate, ActionUpdate, ActionDelete:
+	if c.Keep && c.Action != ActionPurge {
+		return invalid("keep applies to a purge only, not to %s", c.Action)
+	}
+	switch {
+	case c.removes():
+		if len(c.Files) != 0 {
+			return invalid("purge takes no files")
+		}
+	case c.Action == ActionCreate, c.Action == ActionUpdate, c.Action == ActionDelete, c.Action == ActionPurge:
 		if len(c.Files) == 0 {
 			return invalid("%s needs the folder's files", c.Action)
 		}
@@ -250,10 +267,6 @@ func (c *Change) validate() error {
 					return invalid("%q is both a file and a folder", d)
 				}
 			}
-		}
-	case ActionPurge:
-		if len(c.Files) != 0 {
-			return invalid("purge takes no files")
 		}
 	default:
 		return invalid("action %q", c.Action)

@@ -316,7 +316,7 @@ func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objec
 		purged:  map[string]bool{},
 	}
 	for _, p := range live {
-		if !p.final && p.ch.Action == ActionPurge {
+		if !p.final && p.ch.removes() {
 			b.purges++
 		}
 	}
@@ -354,7 +354,7 @@ func (b *batchTree) apply(p *pending) {
 		p.fail(err)
 		return
 	}
-	if c.Action == ActionPurge {
+	if c.removes() {
 		b.purged[c.Dir] = true
 	}
 	p.res = Result{Tree: hashString(next)}
@@ -418,7 +418,7 @@ func (p *pending) checkFolder(cur plumbing.Hash) error {
 // limit is checked per change, so the forced purges of a batch over the limit still
 // land while the others are refused.
 func (b *batchTree) target(p *pending) (plumbing.Hash, error) {
-	if p.ch.Action != ActionPurge {
+	if !p.ch.removes() {
 		return buildFolder(p.ch.Files, b.objs)
 	}
 	if b.purges > max(b.r.opts.MaxPurges, 0) && !p.ch.Force {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/storefleet/storefleet/internal/api"
+	"github.com/storefleet/storefleet/internal/chartindex"
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
@@ -57,6 +58,7 @@ type config struct {
 	logLevel, ingressClass, clusterIssuer, tlsSecret, ingressNamespace string
 	listen, dataDir, seedDir, fleetURL, branch, cluster, baseDomain    string
 	chartSource, chartURL, medusaImage, logFormat                      string
+	chartVersions                                                      string
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
 	kube                                                               kubeFlags
@@ -195,10 +197,15 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo,
 // render options.
 func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog.Logger) (*fleet.Service, error) {
 	opts := cfg.opts
+	charts, err := chartVersions(cfg.chartSource, cfg.chartVersions, log)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := fleet.New(ctx, fleet.Config{
 		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: opts},
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
+		Charts:     charts,
 	})
 	if err != nil {
 		return nil, err
@@ -244,6 +251,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.baseDomain, "base-domain", "STOREFLEET_BASE_DOMAIN", store.DefaultBaseDomain, "stores get <name>.<base-domain> unless they ask for a domain")
 	str(&c.chartSource, "chart-source", "STOREFLEET_CHART_SOURCE", "helmrepository", "where store charts come from: helmrepository (flux-system/storefleet) or oci")
 	str(&c.chartURL, "chart-oci-url", "STOREFLEET_CHART_OCI_URL", "", "OCI prefix of the charts for --chart-source oci, e.g. oci://ghcr.io/acme/charts")
+	str(&c.chartVersions, "chart-versions", "STOREFLEET_CHART_VERSIONS", defaultChartVersions, "where the chart versions the HelmRepository offers are listed, so a store asking for another is refused (422): its index.yaml (https://… or a path), or a folder of charts (<folder>/<chart>/Chart.yaml, such as this repository's charts/, which the local environment serves); \"none\" = not checked. Not used with --chart-source oci (a registry lists no versions: any version is accepted)")
 	str(&c.medusaImage, "medusa-image", "STOREFLEET_MEDUSA_IMAGE", "", "medusa image repository:tag for this cluster")
 	str(&c.logLevel, "log-level", "STOREFLEET_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	str(&c.ingressClass, "store-ingress-class", "STOREFLEET_STORE_INGRESS_CLASS", "", "IngressClass of store Ingresses; empty = the cluster default")
@@ -471,6 +479,39 @@ func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
 	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// defaultChartVersions is this repository's charts/, relative to where gitops-api
+// runs (like --seed-dir's fleet/): what the local environment packages into the
+// HelmRepository its stores install from.
+const defaultChartVersions = "charts"
+
+// chartVersions picks where the lifecycle learns which chart versions exist, or nil:
+// then versions are not checked.
+func chartVersions(source, where string, log *slog.Logger) (store.Charts, error) {
+	switch {
+	case source == "oci":
+		log.Info("chart versions are not checked: an OCI registry lists no versions")
+		return nil, nil
+	case where == "" || where == "none":
+		log.Info("chart versions are not checked (--chart-versions none)")
+		return nil, nil
+	case strings.HasPrefix(where, "http://") || strings.HasPrefix(where, "https://"):
+		return chartindex.NewIndex(where), nil
+	}
+	fi, err := os.Stat(where)
+	switch {
+	case err != nil && where == defaultChartVersions:
+		// Run from elsewhere than the repository root (an image): the default
+		// cannot apply, and refusing to start over a check would be worse.
+		log.Warn("chart versions are not checked: no charts folder here; set --chart-versions", "path", where)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("--chart-versions: %w", err)
+	case fi.IsDir():
+		return chartindex.Dir{Path: where}, nil
+	}
+	return chartindex.NewIndex(where), nil
 }
 
 // redact drops credentials embedded in a URL before it is logged.

@@ -7,8 +7,8 @@ import (
 )
 
 // Error codes. They describe what went wrong in domain terms; the HTTP layer maps them to statuses
-// (EINVALID → 422/400, ENOTFOUND → 404, ECONFLICT → 409, EUNAVAILABLE → 503, …) so that nothing below it
-// knows about HTTP.
+// (EINVALID → 422/400, ENOTFOUND → 404, ECONFLICT → 409, EPRECONDITION → 412, EUNAVAILABLE → 503, …) so that
+// nothing below it knows about HTTP.
 const (
 	ECONFLICT     = "conflict"
 	EINTERNAL     = "internal"
@@ -19,6 +19,11 @@ const (
 	// EUNAVAILABLE: nothing was changed and the request can be retried later (a
 	// remote that does not answer, a full disk); the HTTP layer adds Retry-After.
 	EUNAVAILABLE = "unavailable"
+	// EPRECONDITION: the change was made against a store that has moved on since
+	// (Meta.IfMatch names a commit that is no longer the store's last); nothing was
+	// changed. Unlike ECONFLICT it is about the caller's view, not the store's state:
+	// read the store again and decide anew.
+	EPRECONDITION = "precondition_failed"
 )
 
 // Error is the error type of the domain. Fields is set for EINVALID (and for ECONFLICT when an update is

@@ -36,6 +36,12 @@ type Meta struct {
 	// content is refused rather than answered with the first outcome.
 	Fingerprint string
 	DryRun      bool
+	// IfMatch, when not empty, is the caller's precondition for an update or delete:
+	// the change is made only if the store's last commit (its View.Commit) is one of
+	// these SHAs, else it fails with EPRECONDITION and nothing is committed. So a
+	// client that read a store, decided, and wrote back cannot overwrite a change it
+	// never saw (a lost update). Empty means no precondition.
+	IfMatch []string
 }
 
 // Commit identifies the commit a change landed in.

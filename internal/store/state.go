@@ -59,7 +59,7 @@ const (
 )
 
 // RequestState is where one request is: being decided, committed, refused or failed,
-// or only shown (a dry run).
+// decided with nothing to commit, or only shown (a dry run).
 type RequestState string
 
 const (
@@ -67,4 +67,8 @@ const (
 	RequestCommitted RequestState = "committed"
 	RequestFailed    RequestState = "failed"
 	RequestDryRun    RequestState = "dryRun"
+	// RequestUnchanged: the change asked for what the store already is (a patch
+	// that changes nothing), so no commit was made; the outcome has no commit, the
+	// store's last commit stays what it was.
+	RequestUnchanged RequestState = "unchanged"
 )

@@ -54,8 +54,9 @@ func startAPI(t testing.TB) *gitopsAPI {
 		args := []string{
 			"--listen", "127.0.0.1:0", "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
 			"--kubeconfig", env.Kubeconfig,
-			// clusters/local names the chart HelmRepository "storefleet".
-			"--chart-repository", "storefleet",
+			// clusters/local names the chart HelmRepository "storefleet"; its index
+			// lists the versions these tests publish (0.1.0 to 0.1.2).
+			"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL + "/index.yaml",
 			// Pushes made outside gitops-api (the benchmark's bulk seeding) are
 			// published within seconds rather than the default 30 s.
 			"--publish-interval", "2s",

@@ -1,0 +1,126 @@
+package fleet_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// memRepo is a store.Repository in memory: enough of the fleet repository to
+// drive the lifecycle, with every folder read counted and, while gate is open
+// (not nil and not closed), held back, to stand for a fleet whose specs are not
+// read yet.
+type memRepo struct {
+	mu      sync.Mutex
+	dirs    map[string][]store.File
+	history map[string][]store.Entry
+	commits int
+	gate    chan struct{}
+	reads   atomic.Int64
+}
+
+func newMemRepo() *memRepo {
+	return &memRepo{dirs: map[string][]store.File{}, history: map[string][]store.Entry{}}
+}
+
+func treeOf(files []store.File) string {
+	h := sha1.New()
+	sorted := append([]store.File(nil), files...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	for _, f := range sorted {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.Path, len(f.Content))
+		h.Write(f.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// put writes a folder as a push from outside the API would: no history entry.
+func (r *memRepo) put(dir string, files []store.File) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dirs[dir] = files
+}
+
+func (r *memRepo) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, exists := r.dirs[c.Dir]
+	switch {
+	case c.Base == "" && exists && !c.Remove:
+		return store.Commit{}, store.ErrExists
+	case c.Base != "" && !exists:
+		return store.Commit{}, store.ErrNotFound
+	case c.Base != "" && treeOf(cur) != c.Base:
+		return store.Commit{}, store.ErrConflict
+	}
+	r.commits++
+	commit := store.Commit{SHA: fmt.Sprintf("%040x", r.commits), Time: time.Unix(int64(r.commits), 0).UTC()}
+	if c.Remove {
+		delete(r.dirs, c.Dir)
+	} else {
+		r.dirs[c.Dir] = c.Files
+	}
+	e := store.Entry{Commit: commit, Store: c.Store, Cluster: c.Cluster, Action: c.Action, Actor: c.Actor, RequestID: c.RequestID}
+	r.history[c.Dir] = append([]store.Entry{e}, r.history[c.Dir]...)
+	return commit, nil
+}
+
+func (r *memRepo) ListDirs(ctx context.Context) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for d := range r.dirs {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (r *memRepo) ReadDir(ctx context.Context, dir string) (string, []store.File, error) {
+	r.reads.Add(1)
+	r.mu.Lock()
+	gate := r.gate
+	r.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	files, ok := r.dirs[dir]
+	if !ok {
+		return "", nil, fmt.Errorf("%w: %s", store.ErrNotFound, dir)
+	}
+	return treeOf(files), files, nil
+}
+
+func (r *memRepo) History(ctx context.Context, dir string) ([]store.Entry, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]store.Entry(nil), r.history[dir]...), nil
+}
+
+func (r *memRepo) Ready(context.Context) error { return nil }
+
+func (r *memRepo) commitCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commits
+}
+
+// shardPrefix is the folder of a store's shard, as Resync takes it.
+func shardPrefix(name string) string {
+	d := store.Dir(store.DefaultCluster, name)
+	return d[:strings.LastIndex(d, "/")]
+}
