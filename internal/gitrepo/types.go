@@ -108,6 +108,10 @@ type Change struct {
 	// Force lets a purge through the deletion guard.
 	Force            bool
 	Actor, RequestID string
+	// Continues marks a later step of the request RequestID (the second purge step
+	// commits under the first one's id): it is applied even though the id was seen
+	// for the store, rather than answered as a retry.
+	Continues bool
 }
 
 // Result is the outcome of one change.
