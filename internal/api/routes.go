@@ -141,7 +141,9 @@ func storeJSON(v store.View) StoreJSON {
 	case store.StateRetained:
 		out.Status.Message = "release removed, namespace and data retained; DELETE with ?purge=true to remove the data"
 	case store.StatePurging:
-		out.Status.Message = "namespace made prunable; once Flux has applied it, DELETE with ?purge=true again removes the namespace and the data"
+		// Only the fleet's view: with a cluster the live status replaces it and
+		// gitops-api sends the second step itself.
+		out.Status.Message = "namespace made prunable; with no cluster connected, once Flux has applied it, DELETE with ?purge=true again removes the namespace and the data"
 	}
 	return out
 }

@@ -161,7 +161,7 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 		return out, nil
 	}
 	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
-		Dir: dir, Files: files, Remove: state == store.StatePurged, Base: base}
+		Continues: m.Continues, Dir: dir, Files: files, Remove: state == store.StatePurged, Base: base}
 	commit, err := s.repo.Submit(ctx, c)
 	if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		// Someone else changed the fleet repository: learn the store's current state

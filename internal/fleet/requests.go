@@ -76,6 +76,9 @@ func (s *Service) once(ctx context.Context, m store.Meta, storeName string, acti
 	if m.DryRun {
 		return fn()
 	}
+	if m.Continues {
+		return s.continued(ctx, m, storeName, action, fn)
+	}
 	s.mu.Lock()
 	if r, ok := s.requests[m.RequestID]; ok {
 		s.mu.Unlock()

@@ -11,7 +11,8 @@
 // Git history is the audit log: every commit carries a readable summary and, per change,
 // the trailers Store, Action, Cluster, Actor and Request-Id, which `git log --grep` and
 // `git interpret-trailers --parse` read. A Request-Id already seen in recent history (or
-// by this process) is not applied twice, a change that leaves the folder as it is makes
+// by this process) is not applied twice, unless the change says it Continues that
+// request (a purge's second step, committed under the first one's id); a change that leaves the folder as it is makes
 // no commit, and a commit removes only the folders of stores purged explicitly in it — a
 // batch purging more than Options.MaxPurges stores is refused unless each purge is forced.
 //

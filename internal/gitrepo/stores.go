@@ -29,7 +29,7 @@ var _ store.Repository = Fleet{}
 func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
 	gc := Change{
 		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
-		Actor: c.Actor, RequestID: c.RequestID,
+		Actor: c.Actor, RequestID: c.RequestID, Continues: c.Continues,
 	}
 	switch {
 	case c.Remove:

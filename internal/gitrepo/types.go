@@ -115,6 +115,10 @@ type Change struct {
 	// about removed folders, does not count it.
 	Keep             bool
 	Actor, RequestID string
+	// Continues marks a later step of the request RequestID (the second purge step
+	// commits under the first one's id): it is applied even though the id was seen
+	// for the store, rather than answered as a retry.
+	Continues bool
 }
 
 // removes reports whether the change removes its folder: a purge's last step.

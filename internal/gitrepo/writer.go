@@ -366,7 +366,7 @@ func (b *batchTree) apply(p *pending) {
 // one's outcome) or in recent history (settled here with the commit that applied it).
 func (b *batchTree) duplicate(p *pending) bool {
 	c := &p.ch
-	if c.RequestID == "" {
+	if c.RequestID == "" || c.Continues {
 		return false
 	}
 	k := requestKey(c.RequestID, c.Store)

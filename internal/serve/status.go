@@ -186,6 +186,17 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		return nil, opts, nil, err
 	}
 	log.Info("status: watching the cluster", "stores", n, "flux-namespace", k.fluxNamespace)
+	// With a cluster one DELETE ?purge=true is enough: the purger commits the second
+	// step once Flux applied the first. It starts before the watcher, so the stores a
+	// previous run left purging are finished as soon as the cluster shows them
+	// applied.
+	pctx, stopPurger := context.WithCancel(ctx)
+	purger := &status.Purger{T: tr, Stores: ss, Log: log}
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		purger.Run(pctx)
+	}()
 	w.Start()
 	// Event streams end when the server shuts down, so graceful shutdown does not
 	// wait on them.
@@ -198,5 +209,13 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		}
 	}()
 	opts.Status, opts.Cluster, opts.Artifacts = tr, w.Check, pub.Handler()
-	return ss, opts, func() { close(stopped); pub.Stop(); w.Stop(); tr.Close() }, nil
+	// The purger stops first: a second step in flight needs the publisher.
+	return ss, opts, func() {
+		stopPurger()
+		<-purged
+		close(stopped)
+		pub.Stop()
+		w.Stop()
+		tr.Close()
+	}, nil
 }

@@ -11,4 +11,8 @@
 // publisher reports each publish), not by a walk of Git history. The Tracker knows
 // nothing of client-go or Git: internal/kube feeds it observations, the shard
 // publisher its publishes.
+//
+// The Purger acts on what the Tracker knows: once the cluster applied a purge's
+// first step it commits the second through the lifecycle, so one request purges a
+// store when a cluster is connected.
 package status

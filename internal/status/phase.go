@@ -288,7 +288,8 @@ func purging(r Result, d Desired, c Cluster) Result {
 	r.Phase = store.PhasePurging
 	if r.Done == 3 {
 		if d.State == store.StatePurging {
-			r.Message = "namespace made prunable; DELETE with ?purge=true again removes the namespace and the data"
+			// gitops-api's Purger commits the second step now (a client may too).
+			r.Message = "namespace made prunable; removing the store folder next, then Flux deletes the namespace and the data"
 		} else {
 			r.Message = "waiting for the namespace to be deleted"
 		}

@@ -58,6 +58,11 @@ func (s Service) Update(ctx context.Context, name string, change func(store.Stor
 
 // Delete commits a delete or purge step.
 func (s Service) Delete(ctx context.Context, name string, purge bool, m store.Meta) (store.Outcome, error) {
+	if purge && !m.DryRun && !m.Continues {
+		if err := s.T.earlyPurge(name); err != nil {
+			return store.Outcome{}, err
+		}
+	}
 	out, err := s.Stores.Delete(ctx, name, purge, m)
 	s.committed(ctx, out, err)
 	return out, err

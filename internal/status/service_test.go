@@ -42,6 +42,13 @@ func (p *publisher) publish(_ context.Context, shard string) (string, error) {
 // http-backend on loopback.
 func newFleet(t *testing.T) *fleet.Service {
 	t.Helper()
+	return openFleet(t, newRemote(t), gitrepo.Options{})
+}
+
+// newRemote serves a new fleet repository, seeded with one commit, and returns its
+// URL.
+func newRemote(t *testing.T) string {
+	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
 		t.Fatalf("git http-backend is needed for this test: %v", err)
@@ -68,8 +75,16 @@ func newFleet(t *testing.T) *fleet.Service {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
+	return remote
+}
+
+// openFleet is a fleet service over remote, as a (re)started gitops-api opens it:
+// its own clone and store index. opts.URL is set to remote.
+func openFleet(t *testing.T, remote string, opts gitrepo.Options) *fleet.Service {
+	t.Helper()
 	ctx := context.Background()
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: remote})
+	opts.URL = remote
+	repo, err := gitrepo.Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,6 +240,11 @@ func (t *Tracker) Committed(name string, d Desired) {
 	t.recompute(e)
 }
 
+// applied reports whether the shard's Kustomization has applied the publish that
+// carries the store's desired commit (Cluster.Applied): the purger acts on the same
+// rule the phase shows.
+func (e *entry) applied() bool { return e.shard != nil && e.shard.appliedSeq >= e.expect }
+
 func (t *Tracker) entry(name string) *entry {
 	e, ok := t.stores[name]
 	if !ok {
@@ -396,7 +401,7 @@ func (t *Tracker) recompute(e *entry) {
 		Connected: t.connected,
 		// An applied revision was fetched, whatever the artifact shows meanwhile.
 		SourceFetched:   max(sh.sourceSeq, sh.appliedSeq) >= e.expect,
-		Applied:         sh.appliedSeq >= e.expect,
+		Applied:         e.applied(),
 		Source:          sh.sourceReady,
 		Apply:           sh.applyReady,
 		Release:         t.releases[e.name],

@@ -42,6 +42,12 @@ type Meta struct {
 	// client that read a store, decided, and wrote back cannot overwrite a change it
 	// never saw (a lost update). Empty means no precondition.
 	IfMatch []string
+	// Continues is set when RequestID is an earlier request's and this change is a
+	// later step of it (the second purge step, which gitops-api commits itself once
+	// Flux applied the first): it is not a retry, so neither the lifecycle nor the
+	// writer answers it with the earlier outcome, and the commit's trailers still
+	// name the request and actor that asked for it.
+	Continues bool
 }
 
 // Commit identifies the commit a change landed in.
@@ -120,6 +126,9 @@ type Change struct {
 	Action    Action
 	Actor     string
 	RequestID string
+	// Continues: a later step of the request RequestID (Meta.Continues), which the
+	// writer must not take for a retry of an earlier step.
+	Continues bool
 	// Dir is the store's folder. Files replace its whole content; with Remove set
 	// the folder is removed instead.
 	Dir    string

@@ -48,7 +48,7 @@ func TestRender(t *testing.T) {
 	if out != want.String() {
 		t.Fatalf("output differs from render.Store:\n%s", out)
 	}
-	kustomization := "# " + path.Join(render.StoreDir(store.DefaultCluster, "shop"), render.KustomizationFile) + "\n"
+	kustomization := "# " + path.Join(store.Dir(store.DefaultCluster, "shop"), render.KustomizationFile) + "\n"
 	if !strings.Contains(out, kustomization) {
 		t.Fatalf("no %q in the output:\n%s", kustomization, out)
 	}

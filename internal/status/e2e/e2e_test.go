@@ -89,17 +89,11 @@ func TestStoreLifecycle(t *testing.T) {
 	wantOrdered(t, got, []store.Phase{store.PhaseDeleting, store.PhaseRetained}, store.PhaseDeleting)
 	wantSteps(t, last, status.StepCommitted, status.StepSourceFetched, status.StepApplied, status.StepReleaseGone, status.StepRetained)
 
-	// Purge, step 1: the namespace becomes prunable; once Flux applied that, step 2
-	// removes the folder and Flux the namespace.
+	// Purge: one request. Its commit makes the namespace prunable; once Flux applied
+	// that, gitops-api removes the folder and Flux the namespace (TestOneRequestPurge
+	// looks closer).
 	a.do(t, http.MethodDelete, "/api/v1/stores/"+name+"?purge=true", nil, http.StatusAccepted)
-	waitFor(t, time.Minute, func() (bool, string) {
-		v := a.get(t, name)
-		return v.Status.Phase == "purging" && len(v.Status.Steps) > 2 && v.Status.Steps[2].State == "done",
-			v.Status.Phase + " " + v.Status.Message
-	})
-	s = a.events(t, "/api/v1/stores/"+name+"/events", "")
-	a.do(t, http.MethodDelete, "/api/v1/stores/"+name+"?purge=true", nil, http.StatusAccepted)
-	got, last, _ = s.phases(t, 3*time.Minute)
+	got, last, _ = a.events(t, "/api/v1/stores/"+name+"/events", "").phases(t, 3*time.Minute)
 	wantOrdered(t, got, []store.Phase{store.PhasePurging, store.PhaseDeleted}, store.PhasePurging)
 	wantSteps(t, last, status.StepCommitted, status.StepSourceFetched, status.StepApplied, status.StepNamespaceGone, status.StepDeleted)
 

@@ -22,66 +22,108 @@ import (
 
 // gitopsAPI is `gitops-api serve` running in this process against the environment.
 type gitopsAPI struct {
-	URL string
+	URL  string
+	addr string // host:port it listens on; a restart listens there again
+	stop func() error
 }
 
 var (
 	apiDataDir string // removed by TestMain
-	apiOnce    sync.Once
+	apiMu      sync.Mutex
 	api        *gitopsAPI
 	apiErr     error
+	apiStarts  int
 )
 
-// startAPI starts one gitops-api for the package, pointed at the environment's
-// fleet repository and cluster. It is never restarted: the API-server restart test
-// relies on that.
+// startAPI returns the package's gitops-api, started on first use, pointed at the
+// environment's fleet repository and cluster. Only restartAPI restarts it, never
+// while another test runs: the API-server restart test relies on that.
 func startAPI(t testing.TB) *gitopsAPI {
 	t.Helper()
-	apiOnce.Do(func() {
-		var err error
-		apiDataDir, err = os.MkdirTemp("", "storefleet-status-api-")
-		if err != nil {
-			apiErr = err
-			return
-		}
-		logPath := filepath.Join(env.LogDir, "gitops-api.log")
-		logF, err := os.Create(logPath)
-		if err != nil {
-			apiErr = err
-			return
-		}
-		pr, pw := io.Pipe()
-		args := []string{
-			"--listen", "127.0.0.1:0", "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
-			"--kubeconfig", env.Kubeconfig,
-			// clusters/local names the chart HelmRepository "storefleet"; its index
-			// lists the versions these tests publish (0.1.0 to 0.1.2).
-			"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL + "/index.yaml",
-			// Pushes made outside gitops-api (the benchmark's bulk seeding) are
-			// published within seconds rather than the default 30 s.
-			"--publish-interval", "2s",
-		}
-		go func() {
-			err := serve.Run(context.Background(), args, func(string) string { return "" }, pw, logF)
-			pw.CloseWithError(fmt.Errorf("gitops-api exited: %v (log %s)", err, logPath))
-		}()
-		line, err := bufio.NewReader(pr).ReadString('\n')
-		if err != nil {
-			apiErr = err
-			return
-		}
-		go func() { _, _ = io.Copy(io.Discard, pr) }()
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "gitops-api listening on ")
-		if !ok {
-			apiErr = fmt.Errorf("unexpected first line %q", line)
-			return
-		}
-		api = &gitopsAPI{URL: addr}
-	})
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	if api == nil && apiErr == nil && apiDataDir == "" {
+		apiDataDir, apiErr = os.MkdirTemp("", "storefleet-status-api-")
+	}
+	if api == nil && apiErr == nil {
+		api, apiErr = launchAPI("127.0.0.1:0")
+	}
 	if apiErr != nil {
 		t.Fatalf("gitops-api did not start: %v", apiErr)
 	}
 	return api
+}
+
+// restartAPI stops the package's gitops-api, calls between while none runs, and
+// starts a new one on the same data directory and address (so the artifact URLs it
+// published stay valid and it adopts them), as an operator's restart would.
+func restartAPI(t testing.TB, between func(addr string)) *gitopsAPI {
+	t.Helper()
+	old := startAPI(t)
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	if err := old.stop(); err != nil {
+		t.Logf("gitops-api stopped: %v", err)
+	}
+	api = nil
+	between(old.addr)
+	api, apiErr = launchAPI(old.addr)
+	if apiErr != nil {
+		t.Fatalf("gitops-api did not start again: %v", apiErr)
+	}
+	return api
+}
+
+// launchAPI runs serve.Run until stop, logging to gitops-api.log (then
+// gitops-api.<n>.log for each restart).
+func launchAPI(listen string) (*gitopsAPI, error) {
+	name := "gitops-api.log"
+	if apiStarts > 0 {
+		name = fmt.Sprintf("gitops-api.%d.log", apiStarts)
+	}
+	apiStarts++
+	logPath := filepath.Join(env.LogDir, name)
+	logF, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	args := []string{
+		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
+		"--kubeconfig", env.Kubeconfig,
+		// clusters/local names the chart HelmRepository "storefleet".
+		// clusters/local names the chart HelmRepository "storefleet"; its index
+		// lists the versions these tests publish (0.1.0 to 0.1.2).
+		"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL + "/index.yaml",
+		// Pushes made outside gitops-api (the benchmark's bulk seeding) are
+		// published within seconds rather than the default 30 s.
+		"--publish-interval", "2s",
+		"--shutdown-grace", "5s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan error, 1)
+	go func() {
+		err := serve.Run(ctx, args, func(string) string { return "" }, pw, logF)
+		exited <- err
+		pw.CloseWithError(fmt.Errorf("gitops-api exited: %v (log %s)", err, logPath))
+		logF.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "gitops-api listening on ")
+	if !ok {
+		cancel()
+		return nil, fmt.Errorf("unexpected first line %q", line)
+	}
+	stop := func() error {
+		cancel()
+		return <-exited
+	}
+	return &gitopsAPI{URL: addr, addr: strings.TrimPrefix(addr, "http://"), stop: stop}, nil
 }
 
 func (a *gitopsAPI) do(t testing.TB, method, path string, body any, want int) []byte {
