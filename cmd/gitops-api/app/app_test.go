@@ -60,7 +60,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderStates(t *testing.T) {
-	for state, hr := range map[string]bool{"live": true, "retained": false, "purge1": false} {
+	for state, hr := range map[string]bool{"active": true, "retained": false, "purging": false} {
 		out, stderr, err := run("render", "--name", "shop", "--engine", "medusa", "--plan", "basic",
 			"--set-admin-email", "a@b.co", "--state", state)
 		if err != nil {

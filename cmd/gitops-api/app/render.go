@@ -52,24 +52,19 @@ func runRender(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	fs.StringVar(&s.Settings.Country, "set-country", "", "ISO 3166-1 alpha-2 country (default "+store.DefaultCountry+")")
 	fs.StringVar(&s.Settings.Language, "set-language", "", "woocommerce: WordPress locale (default "+store.DefaultLanguage+")")
 	fs.StringVar(&s.Settings.RegionName, "set-region-name", "", "medusa: first region's name (default "+store.DefaultRegionName+")")
-	fs.StringVar(&state, "state", "live", "what to render: live, retained (deleted, data kept) or purge1 (first purge commit)")
+	fs.StringVar(&state, "state", string(store.StateActive), "which of the store's states to render: active, retained (deleted, data kept) or purging (the purge's first commit)")
 	if helped, err := parseFlags(fs, renderHelp(opts.BaseDomain), args, stdout); helped || err != nil {
 		return err
 	}
 	s.Engine, s.Plan = store.Engine(engine), store.PlanName(plan)
 
-	var fn func(store.Store, render.Options) ([]render.File, error)
-	switch state {
-	case "live":
-		fn = render.Store
-	case "retained":
-		fn = render.Retained
-	case "purge1":
-		fn = render.PurgeStep1
+	st := store.State(state)
+	switch st {
+	case store.StateActive, store.StateRetained, store.StatePurging:
 	default:
-		return usageError{msg: fmt.Sprintf("--state must be live, retained or purge1, not %q", state), cmd: fs.Name()}
+		return usageError{msg: fmt.Sprintf("--state must be %s, %s or %s, not %q", store.StateActive, store.StateRetained, store.StatePurging, state), cmd: fs.Name()}
 	}
-	files, err := fn(s, opts)
+	files, err := render.Renderer{Options: opts}.Render(s, st)
 	if err != nil {
 		return renderError(fs, err, opts.BaseDomain, stderr)
 	}
