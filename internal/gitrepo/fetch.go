@@ -125,27 +125,16 @@ func (r *Repo) storePack(pp *parsedPack) error {
 	}
 	dir := filepath.Join(r.opts.Dir, "objects", "pack")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return storageErr("write fetched pack to the clone", err)
 	}
-	base := filepath.Join(dir, "pack-"+pp.sum.String())
-	// The index goes last: a pack without one is ignored, never half-read.
-	if err := writeFileAtomic(base+".pack", pp.raw); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(base+".idx", pp.idxV2()); err != nil {
-		return err
+	// Until the pack and its index are both in place the clone's tip does not move;
+	// a failed write removes what it began, and the next fetch asks for all of it again.
+	if err := writePack(filepath.Join(dir, "pack-"+pp.sum.String()), pp.raw, pp.idxV2()); err != nil {
+		return storageErr("write fetched pack to the clone", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// go-git loads the pack list once; a new storage sees the new pack.
 	r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o444); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,7 @@ type Repo struct {
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
 	localPath string                 // bare repository written directly (file remotes)
+	log       *slog.Logger
 
 	localCommits atomic.Int64
 	gcRunning    atomic.Bool
@@ -90,6 +92,9 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	url := opts.URL
 	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
 		// A local path: make it absolute so the file transport finds it from anywhere.
@@ -107,6 +112,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	r := &Repo{
 		opts:      opts,
+		log:       opts.Logger,
 		ep:        ep,
 		auth:      auth,
 		branchRef: plumbing.NewBranchReferenceName(opts.Branch),
@@ -211,15 +217,34 @@ func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
 	return nil, nil
 }
 
-// setTip moves the tracking ref, and the clone's own branch and HEAD with it so plain
-// git tools pointed at an on-disk clone see the fleet. Callers hold mu.
+// setTip moves the tip to h, whose objects the clone holds, and the tracking ref, the
+// clone's own branch and HEAD with it so plain git tools pointed at an on-disk clone
+// see the fleet (and the next start begins there). Callers hold mu.
+//
+// Refs that cannot be written (a full disk) leave the clone's refs on disk behind its
+// tip, which is harmless: they still name objects the clone holds, and the next start
+// fetches from there. So the tip moves anyway, with a warning.
 func (r *Repo) setTip(h plumbing.Hash) {
-	_ = r.st.SetReference(plumbing.NewHashReference(r.trackRef, h))
-	_ = r.st.SetReference(plumbing.NewHashReference(r.branchRef, h))
-	if r.tip.IsZero() {
-		_ = r.st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branchRef))
-	}
+	first := r.tip.IsZero()
 	r.tip = h
+	if r.opts.Dir == "" {
+		_ = r.st.SetReference(plumbing.NewHashReference(r.trackRef, h))
+		_ = r.st.SetReference(plumbing.NewHashReference(r.branchRef, h))
+		if first {
+			_ = r.st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branchRef))
+		}
+		return
+	}
+	err := writeRef(r.opts.Dir, r.trackRef, h.String()+"\n")
+	if err == nil {
+		err = writeRef(r.opts.Dir, r.branchRef, h.String()+"\n")
+	}
+	if err == nil && first {
+		err = writeRef(r.opts.Dir, plumbing.HEAD, "ref: "+r.branchRef.String()+"\n")
+	}
+	if err != nil {
+		r.log.Warn("gitrepo: the clone's refs on disk stay behind its tip until they can be written", "dir", r.opts.Dir, "tip", h, "err", err)
+	}
 }
 
 // Refresh fetches the branch now, so the read side sees commits others pushed.
