@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,17 +15,13 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
-
-	"github.com/go-git/go-billy/v5/osfs"
 )
 
 const remoteName = "origin"
@@ -125,6 +120,10 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if ep.Protocol == "file" {
 		r.localPath = localRepoPath(ep.Path)
 	}
+	if r.localPath != "" && opts.Dir != "" && sameDir(r.localPath, opts.Dir) {
+		// Healing a damaged clone moves it aside: never the fleet itself.
+		return nil, fmt.Errorf("gitrepo: Options.Dir %s is the remote repository itself", opts.Dir)
+	}
 	if err := r.initStorage(url); err != nil {
 		return nil, err
 	}
@@ -143,20 +142,8 @@ func (r *Repo) initStorage(url string) error {
 		if err != nil {
 			return fmt.Errorf("gitrepo: init in-memory clone: %w", err)
 		}
-	} else {
-		if _, statErr := os.Stat(filepath.Join(r.opts.Dir, "HEAD")); statErr == nil {
-			r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
-			r.repo, err = git.Open(r.st, nil)
-		} else {
-			if err := os.MkdirAll(r.opts.Dir, 0o755); err != nil {
-				return fmt.Errorf("gitrepo: clone dir: %w", err)
-			}
-			r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
-			r.repo, err = git.Init(r.st, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("gitrepo: clone dir %s: %w", r.opts.Dir, err)
-		}
+	} else if err := r.openDisk(); err != nil {
+		return err
 	}
 	// A clone kept on disk starts from where it was, so the first fetch is incremental.
 	if ref, err := r.st.Reference(r.trackRef); err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -190,5 +191,36 @@ func (r *Repo) dropObjects(kept map[plumbing.Hash]bool, landed *objectSet) {
 		}
 		hex := h.String()
 		os.Remove(filepath.Join(r.opts.Dir, "objects", hex[:2], hex[2:]))
+	}
+}
+
+// tidyClone removes what a process killed while writing the clone leaves behind, before
+// the clone is read: go-git's and this package's temporary files, and a pack without
+// its index (go-git fails every object lookup while one is there; its objects come
+// back with the next fetch). The clone belongs to this process alone, so nothing here
+// can be another writer's file in progress.
+func (r *Repo) tidyClone() {
+	packDir := filepath.Join(r.opts.Dir, "objects", "pack")
+	entries, err := os.ReadDir(packDir)
+	if err != nil {
+		return
+	}
+	names := map[string]bool{}
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	for n := range names {
+		drop := strings.HasPrefix(n, "tmp_") || strings.Contains(n, ".tmp-")
+		if base, ok := strings.CutSuffix(n, ".pack"); ok && strings.HasPrefix(n, "pack-") && !names[base+".idx"] {
+			drop = true
+		}
+		if drop {
+			if err := os.Remove(filepath.Join(packDir, n)); err == nil {
+				r.log.Warn("gitrepo: removed a file a killed writer left in the clone", "file", filepath.Join(packDir, n))
+			}
+		}
+	}
+	for _, ref := range []plumbing.ReferenceName{r.trackRef, r.branchRef, plumbing.HEAD} {
+		os.Remove(filepath.Join(r.opts.Dir, filepath.FromSlash(ref.String())) + ".lock")
 	}
 }
