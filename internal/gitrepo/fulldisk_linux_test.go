@@ -132,6 +132,9 @@ func TestFullDisk(t *testing.T) {
 			ctx := context.Background()
 			mustOK(t, r.Submit(ctx, change("local", "before", ActionCreate, 1, "req-before")))
 			head, tip := remoteHead(t, rm), cloneHead(t, dir)
+			if err := r.Writable(ctx); err != nil {
+				t.Fatalf("Writable before the disk is full: %v", err)
+			}
 
 			free := fill(t, full)
 			t0 := time.Now()
@@ -150,6 +153,9 @@ func TestFullDisk(t *testing.T) {
 			if got, _ := r.Head(); got != tip || cloneHead(t, dir) != tip {
 				t.Errorf("clone moved to %s (on disk %s), was %s", got, cloneHead(t, dir), tip)
 			}
+			if err := r.Writable(ctx); !errors.Is(err, ErrStorage) {
+				t.Errorf("Writable on a full disk: %v", err)
+			}
 			for _, repo := range []string{dir, rm.bare} {
 				if bad := leftovers(t, repo); len(bad) > 0 {
 					t.Errorf("%s keeps %v after the failed write", repo, bad)
@@ -157,6 +163,9 @@ func TestFullDisk(t *testing.T) {
 			}
 
 			free()
+			if err := r.Writable(ctx); err != nil {
+				t.Errorf("Writable once space is freed: %v", err)
+			}
 			t0 = time.Now()
 			res = mustOK(t, r.Submit(ctx, change("local", "shop", ActionCreate, 1, "req-shop")))
 			t.Logf("same write once space is freed: %v", time.Since(t0))

@@ -79,6 +79,9 @@ func TestOpenHealsADamagedClone(t *testing.T) {
 				t.Errorf("retried request after the heal: %+v", dup)
 			}
 			mustOK(t, r2.Submit(ctx, change("local", "third", ActionCreate, 1, "req-third")))
+			if err := r2.Writable(ctx); err != nil {
+				t.Errorf("Writable after the heal: %v", err)
+			}
 			if !strings.Contains(logs.String(), "damaged") || !strings.Contains(logs.String(), dir) {
 				t.Errorf("no warning naming the clone:\n%s", logs.String())
 			}

@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -223,4 +224,29 @@ func (r *Repo) tidyClone() {
 	for _, ref := range []plumbing.ReferenceName{r.trackRef, r.branchRef, plumbing.HEAD} {
 		os.Remove(filepath.Join(r.opts.Dir, filepath.FromSlash(ref.String())) + ".lock")
 	}
+}
+
+// probeSize is how much a readiness probe writes: about what a commit of a few stores
+// adds, so a disk that takes the probe takes the next commit.
+const probeSize = 64 << 10
+
+// probeWrite writes, syncs and removes a file of probeSize random bytes in dir: random
+// so a compressing filesystem cannot store it in nothing, synced so a filesystem that
+// allocates late reports a full disk now.
+func probeWrite(dir string) error {
+	f, err := os.CreateTemp(dir, ".storefleet-probe-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	b := make([]byte, probeSize)
+	rand.Read(b)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
