@@ -24,6 +24,10 @@ import (
 // Request-Ids. Fetches and tip moves are serialized by syncMu; the object storage is
 // locked only while the parsed objects are stored.
 func (r *Repo) fetch(ctx context.Context) error {
+	return r.red.err(r.fetchTip(ctx))
+}
+
+func (r *Repo) fetchTip(ctx context.Context) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	cli, err := client.NewClient(r.ep)
@@ -32,7 +36,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 	}
 	sess, err := cli.NewUploadPackSession(r.ep, r.auth)
 	if err != nil {
-		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}
 	defer sess.Close()
 	ar, err := sess.AdvertisedReferencesContext(ctx)
@@ -40,7 +44,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}
 	want, ok := ar.References[r.branchRef.String()]
 	if !ok {
@@ -68,7 +72,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		}
 		resp, err := sess.UploadPack(ctx, req)
 		if err != nil {
-			return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+			return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 		}
 		defer resp.Close()
 		var rd io.Reader = resp
@@ -80,7 +84,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		}
 		pp, err := readPack(rd, r.readObject)
 		if err != nil {
-			return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+			return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 		}
 		if err := r.storePack(pp); err != nil {
 			return err

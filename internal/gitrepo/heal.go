@@ -116,7 +116,7 @@ func (r *Repo) setAside(cause error) error {
 	dir := r.opts.Dir
 	aside := dir + damagedSuffix
 	r.log.Warn("gitrepo: the clone on disk is damaged; moving it aside and cloning again",
-		"dir", dir, "aside", aside, "err", cause)
+		"dir", dir, "aside", aside, "err", r.red.err(cause))
 	r.st, r.repo = nil, nil
 	if err := os.RemoveAll(aside); err != nil {
 		return fmt.Errorf("gitrepo: remove the older damaged clone %s: %w", aside, err)

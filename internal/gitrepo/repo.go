@@ -37,6 +37,7 @@ type Repo struct {
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
 	localPath string                 // bare repository written directly (file remotes)
+	red       redactor               // the URL as errors and logs may show it
 	log       *slog.Logger
 
 	localCommits atomic.Int64
@@ -90,6 +91,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	red := newRedactor(opts.URL)
 	url := opts.URL
 	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
 		// A local path: make it absolute so the file transport finds it from anywhere.
@@ -97,9 +99,13 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 			url = abs
 		}
 	}
+	if url != opts.URL {
+		red = newRedactor(url)
+	}
 	ep, err := transport.NewEndpoint(url)
 	if err != nil {
-		return nil, fmt.Errorf("gitrepo: remote URL: %w", err)
+		// The parser's error quotes the URL, credentials and all.
+		return nil, red.err(fmt.Errorf("gitrepo: remote URL: %w", err))
 	}
 	auth, err := opts.Auth.method(ep)
 	if err != nil {
@@ -107,6 +113,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	r := &Repo{
 		opts:      opts,
+		red:       red,
 		log:       opts.Logger,
 		ep:        ep,
 		auth:      auth,
@@ -124,8 +131,8 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		// Healing a damaged clone moves it aside: never the fleet itself.
 		return nil, fmt.Errorf("gitrepo: Options.Dir %s is the remote repository itself", opts.Dir)
 	}
-	if err := r.initStorage(url); err != nil {
-		return nil, err
+	if err := r.initStorage(); err != nil {
+		return nil, r.red.err(err)
 	}
 	if err := r.fetch(ctx); err != nil {
 		return nil, err
@@ -134,7 +141,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	return r, nil
 }
 
-func (r *Repo) initStorage(url string) error {
+func (r *Repo) initStorage() error {
 	var err error
 	if r.opts.Dir == "" {
 		r.st = memory.NewStorage()
@@ -150,6 +157,9 @@ func (r *Repo) initStorage(url string) error {
 		r.tip = ref.Hash()
 		r.idx.walk(r.st, r.tip, r.opts.IdempotencyDepth)
 	}
+	// The remote is recorded for git tools pointed at the clone, without credentials:
+	// nothing here reads it back, and the clone's config is no place for a token.
+	url := r.red.shown
 	if rem, err := r.repo.Remote(remoteName); err == nil {
 		if len(rem.Config().URLs) == 1 && rem.Config().URLs[0] == url {
 			return nil

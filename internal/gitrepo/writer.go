@@ -575,6 +575,11 @@ func (r *Repo) push(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 		}
 		return ok, err
 	}
+	ok, err := r.pushRemote(base, commit, objs)
+	return ok, r.red.err(err)
+}
+
+func (r *Repo) pushRemote(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	pack, err := encodePack(objs)
 	if err != nil {
 		return false, err
