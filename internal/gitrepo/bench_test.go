@@ -87,7 +87,7 @@ const latencyRequests = 60
 // latency, this package against the git CLI in a worktree clone on the same server.
 func BenchmarkCommitPush(b *testing.B) {
 	for _, n := range benchSizes {
-		for _, impl := range []string{"gitrepo", "gitrepo-disk", "gitrepo-path", "gitcli", "receive-pack-floor"} {
+		for _, impl := range []string{"gitrepo", "gitrepo-disk", "gitrepo-path", "gitrepo-embedded", "gitcli", "receive-pack-floor"} {
 			b.Run(fmt.Sprintf("stores=%d/%s", n, impl), func(b *testing.B) {
 				apply := setupLatency(b, n, impl)
 				b.ResetTimer()
@@ -112,14 +112,16 @@ func BenchmarkCommitPush(b *testing.B) {
 func setupLatency(b *testing.B, n int, impl string) func(name string) {
 	ctx := context.Background()
 	switch impl {
-	case "gitrepo", "gitrepo-disk", "gitrepo-path":
+	case "gitrepo", "gitrepo-disk", "gitrepo-path", "gitrepo-embedded":
+		// gitrepo-embedded is what gitops-api runs without --fleet-url: a local bare
+		// repository written directly and a clone kept on disk.
 		o := Options{}
-		if impl == "gitrepo-path" {
+		if impl == "gitrepo-path" || impl == "gitrepo-embedded" {
 			o.URL = pathFleet(b, n)
 		} else {
 			o.URL, _ = httpFleet(b, n)
 		}
-		if impl == "gitrepo-disk" {
+		if impl == "gitrepo-disk" || impl == "gitrepo-embedded" {
 			o.Dir = filepath.Join(b.TempDir(), "clone")
 		}
 		r, err := Open(ctx, o)
@@ -289,6 +291,42 @@ func BenchmarkFreshReplica(b *testing.B) {
 			b.ReportMetric(float64(percentile(samples, 1).Milliseconds()), "max-ms/ready")
 		})
 	}
+}
+
+// BenchmarkReopen: Open on a disk clone of a 10,000-store fleet that is up to date, as
+// every restart does; it includes the start-up check of the clone (the tip commit and
+// the trees above the 10,000 store folders). Five opens per run, median and worst.
+func BenchmarkReopen(b *testing.B) {
+	url := pathFleet(b, 10000)
+	ctx := context.Background()
+	o := Options{URL: url, Dir: filepath.Join(b.TempDir(), "clone.git")}
+	r, err := Open(ctx, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Close()
+	var samples, checks []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := 0; j < 5; j++ {
+			t0 := time.Now()
+			r, err := Open(ctx, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			samples = append(samples, time.Since(t0))
+			t0 = time.Now()
+			if err := r.checkClone(); err != nil {
+				b.Fatal(err)
+			}
+			checks = append(checks, time.Since(t0))
+			r.Close()
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(percentile(samples, 0.5).Milliseconds()), "p50-ms/open")
+	b.ReportMetric(float64(percentile(samples, 1).Milliseconds()), "max-ms/open")
+	b.ReportMetric(float64(percentile(checks, 0.5).Milliseconds()), "p50-ms/check")
 }
 
 // BenchmarkPeakRSS runs a child process (this test binary, see TestMain) that opens a

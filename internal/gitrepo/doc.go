@@ -23,6 +23,16 @@
 // upload-pack directly and read the pack in one pass (go-git's parser inflated every
 // object twice). Seed creates the embedded default repository from the fleet/ skeleton.
 //
+// Nothing wedges, nothing lies. A ref lock left by a writer that died (kill -9) is
+// taken over with a warning naming it, at once when it is this package's (it keeps its
+// locks flocked and marked), after a bound when it may be git's. Nothing names an
+// object before the object is written, so a full or failing disk fails a write with
+// ErrStorage having pushed nothing and moved nothing, and the next write after space is
+// freed lands without a restart. Open checks an on-disk clone's tip and the trees above
+// the store folders and clones again, with a warning, when they are not all there.
+// Writable tells a readiness check, without pushing, whether a write could land now.
+// No error, log line or file of this package holds the credentials of a remote URL.
+//
 // For the shard publisher it reads without writing: Subtrees lists a folder's child
 // trees at a commit (which shards changed), Archive writes a folder as a deterministic
 // gzipped tar (the artifact Flux applies for a shard; same tree, same bytes).

@@ -24,6 +24,10 @@ import (
 // Request-Ids. Fetches and tip moves are serialized by syncMu; the object storage is
 // locked only while the parsed objects are stored.
 func (r *Repo) fetch(ctx context.Context) error {
+	return r.red.err(r.fetchTip(ctx))
+}
+
+func (r *Repo) fetchTip(ctx context.Context) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	cli, err := client.NewClient(r.ep)
@@ -32,7 +36,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 	}
 	sess, err := cli.NewUploadPackSession(r.ep, r.auth)
 	if err != nil {
-		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}
 	defer sess.Close()
 	ar, err := sess.AdvertisedReferencesContext(ctx)
@@ -40,7 +44,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}
 	want, ok := ar.References[r.branchRef.String()]
 	if !ok {
@@ -68,7 +72,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		}
 		resp, err := sess.UploadPack(ctx, req)
 		if err != nil {
-			return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+			return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 		}
 		defer resp.Close()
 		var rd io.Reader = resp
@@ -80,7 +84,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 		}
 		pp, err := readPack(rd, r.readObject)
 		if err != nil {
-			return fmt.Errorf("gitrepo: fetch %s: %w", r.opts.URL, err)
+			return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 		}
 		if err := r.storePack(pp); err != nil {
 			return err
@@ -125,27 +129,16 @@ func (r *Repo) storePack(pp *parsedPack) error {
 	}
 	dir := filepath.Join(r.opts.Dir, "objects", "pack")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return storageErr("write fetched pack to the clone", err)
 	}
-	base := filepath.Join(dir, "pack-"+pp.sum.String())
-	// The index goes last: a pack without one is ignored, never half-read.
-	if err := writeFileAtomic(base+".pack", pp.raw); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(base+".idx", pp.idxV2()); err != nil {
-		return err
+	// Until the pack and its index are both in place the clone's tip does not move;
+	// a failed write removes what it began, and the next fetch asks for all of it again.
+	if err := writePack(filepath.Join(dir, "pack-"+pp.sum.String()), pp.raw, pp.idxV2()); err != nil {
+		return storageErr("write fetched pack to the clone", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// go-git loads the pack list once; a new storage sees the new pack.
 	r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o444); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

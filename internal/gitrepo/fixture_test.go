@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv("GITREPO_RSS_CHILD"); url != "" {
 		os.Exit(rssChild(url))
 	}
+	if url := os.Getenv("GITREPO_LOCK_CHILD"); url != "" {
+		os.Exit(lockChild(url))
+	}
 	code := m.Run()
 	if fixtureRoot != "" {
 		os.RemoveAll(fixtureRoot)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,4 +158,9 @@ func wantErr(t testing.TB, res Result, want error) {
 // remoteHead is the branch tip on the remote, read with the git CLI.
 func remoteHead(t testing.TB, rm remote) string {
 	return runGit(t, rm.bare, "rev-parse", "refs/heads/main")
+}
+
+// withLog sends the writer's log to a buffer the test reads.
+func withLog(buf *lockedBuf) func(*Options) {
+	return func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(buf, nil)) }
 }

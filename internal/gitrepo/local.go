@@ -17,7 +17,8 @@ import (
 // each on this machine's filesystem), then the branch moved with git's own lock-file protocol
 // (refs/heads/<b>.lock created exclusively, old value checked, renamed into place), so
 // a concurrent git push or another writer is serialized exactly as git serializes
-// itself. This skips a git-receive-pack process per commit.
+// itself; a lock left by a writer that died is taken over (reflock.go). This skips a
+// git-receive-pack process per commit.
 
 // localRepoPath returns the bare repository directory of a file remote, or "" when the
 // path is not a bare repository this process can write (then the transport is used).
@@ -32,37 +33,33 @@ func localRepoPath(ep string) string {
 	return p
 }
 
-func pushLocal(repo string, ref plumbing.ReferenceName, base, commit plumbing.Hash, objs *objectSet) (bool, error) {
+// pushLocal writes the commit's objects into the local remote and moves its branch
+// from base to commit. It reports false without error when the branch had moved, or
+// is being moved by a live writer. Failed writes of its files are ErrStorage, with the
+// branch where it was.
+func (r *Repo) pushLocal(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
+	repo, ref := r.localPath, r.branchRef
 	pp, err := encodePackIndexed(objs)
 	if err != nil {
 		return false, err
 	}
-	base0 := filepath.Join(repo, "objects", "pack", "pack-"+pp.sum.String())
-	// The index goes last: git ignores a pack without one.
-	if err := writeFileAtomic(base0+".pack", pp.raw); err != nil {
-		return false, fmt.Errorf("gitrepo: write pack: %w", err)
+	packDir := filepath.Join(repo, "objects", "pack")
+	if err := writePack(filepath.Join(packDir, "pack-"+pp.sum.String()), pp.raw, pp.idxV2()); err != nil {
+		return false, storageErr("write pack to "+repo, err)
 	}
-	if err := writeFileAtomic(base0+".idx", pp.idxV2()); err != nil {
-		return false, fmt.Errorf("gitrepo: write pack index: %w", err)
+	// The pack's name must be as durable as the ref that will name its objects.
+	if err := syncDir(packDir); err != nil {
+		return false, storageErr("write pack to "+repo, err)
 	}
 	refPath := filepath.Join(repo, filepath.FromSlash(ref.String()))
 	if err := os.MkdirAll(filepath.Dir(refPath), 0o755); err != nil {
+		return false, storageErr("lock "+ref.String(), err)
+	}
+	lock, err := lockRef(refPath, r.log)
+	if err != nil || lock == nil {
 		return false, err
 	}
-	lock, err := os.OpenFile(refPath+".lock", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if errors.Is(err, os.ErrExist) {
-		return false, nil // someone is updating the branch right now: a lost race
-	}
-	if err != nil {
-		return false, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			lock.Close()
-			os.Remove(refPath + ".lock")
-		}
-	}()
+	defer lock.release()
 	cur, err := readLocalRef(repo, ref)
 	if err != nil {
 		return false, err
@@ -70,19 +67,9 @@ func pushLocal(repo string, ref plumbing.ReferenceName, base, commit plumbing.Ha
 	if cur != base {
 		return false, nil
 	}
-	if _, err := lock.WriteString(commit.String() + "\n"); err != nil {
-		return false, err
+	if err := lock.commit(commit); err != nil {
+		return false, storageErr("move "+ref.String(), err)
 	}
-	if err := lock.Sync(); err != nil {
-		return false, err
-	}
-	if err := lock.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Rename(refPath+".lock", refPath); err != nil {
-		return false, err
-	}
-	committed = true
 	return true, nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,17 +15,13 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
-
-	"github.com/go-git/go-billy/v5/osfs"
 )
 
 const remoteName = "origin"
@@ -41,6 +37,8 @@ type Repo struct {
 	branchRef plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef  plumbing.ReferenceName // refs/remotes/origin/<branch> here
 	localPath string                 // bare repository written directly (file remotes)
+	red       redactor               // the URL as errors and logs may show it
+	log       *slog.Logger
 
 	localCommits atomic.Int64
 	gcRunning    atomic.Bool
@@ -90,6 +88,10 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	red := newRedactor(opts.URL)
 	url := opts.URL
 	if !strings.Contains(url, "://") && !strings.Contains(url, "@") {
 		// A local path: make it absolute so the file transport finds it from anywhere.
@@ -97,9 +99,13 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 			url = abs
 		}
 	}
+	if url != opts.URL {
+		red = newRedactor(url)
+	}
 	ep, err := transport.NewEndpoint(url)
 	if err != nil {
-		return nil, fmt.Errorf("gitrepo: remote URL: %w", err)
+		// The parser's error quotes the URL, credentials and all.
+		return nil, red.err(fmt.Errorf("gitrepo: remote URL: %w", err))
 	}
 	auth, err := opts.Auth.method(ep)
 	if err != nil {
@@ -107,6 +113,8 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	r := &Repo{
 		opts:      opts,
+		red:       red,
+		log:       opts.Logger,
 		ep:        ep,
 		auth:      auth,
 		branchRef: plumbing.NewBranchReferenceName(opts.Branch),
@@ -119,8 +127,12 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if ep.Protocol == "file" {
 		r.localPath = localRepoPath(ep.Path)
 	}
-	if err := r.initStorage(url); err != nil {
-		return nil, err
+	if r.localPath != "" && opts.Dir != "" && sameDir(r.localPath, opts.Dir) {
+		// Healing a damaged clone moves it aside: never the fleet itself.
+		return nil, fmt.Errorf("gitrepo: Options.Dir %s is the remote repository itself", opts.Dir)
+	}
+	if err := r.initStorage(); err != nil {
+		return nil, r.red.err(err)
 	}
 	if err := r.fetch(ctx); err != nil {
 		return nil, err
@@ -129,7 +141,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	return r, nil
 }
 
-func (r *Repo) initStorage(url string) error {
+func (r *Repo) initStorage() error {
 	var err error
 	if r.opts.Dir == "" {
 		r.st = memory.NewStorage()
@@ -137,26 +149,17 @@ func (r *Repo) initStorage(url string) error {
 		if err != nil {
 			return fmt.Errorf("gitrepo: init in-memory clone: %w", err)
 		}
-	} else {
-		if _, statErr := os.Stat(filepath.Join(r.opts.Dir, "HEAD")); statErr == nil {
-			r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
-			r.repo, err = git.Open(r.st, nil)
-		} else {
-			if err := os.MkdirAll(r.opts.Dir, 0o755); err != nil {
-				return fmt.Errorf("gitrepo: clone dir: %w", err)
-			}
-			r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
-			r.repo, err = git.Init(r.st, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("gitrepo: clone dir %s: %w", r.opts.Dir, err)
-		}
+	} else if err := r.openDisk(); err != nil {
+		return err
 	}
 	// A clone kept on disk starts from where it was, so the first fetch is incremental.
 	if ref, err := r.st.Reference(r.trackRef); err == nil {
 		r.tip = ref.Hash()
 		r.idx.walk(r.st, r.tip, r.opts.IdempotencyDepth)
 	}
+	// The remote is recorded for git tools pointed at the clone, without credentials:
+	// nothing here reads it back, and the clone's config is no place for a token.
+	url := r.red.shown
 	if rem, err := r.repo.Remote(remoteName); err == nil {
 		if len(rem.Config().URLs) == 1 && rem.Config().URLs[0] == url {
 			return nil
@@ -211,15 +214,34 @@ func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
 	return nil, nil
 }
 
-// setTip moves the tracking ref, and the clone's own branch and HEAD with it so plain
-// git tools pointed at an on-disk clone see the fleet. Callers hold mu.
+// setTip moves the tip to h, whose objects the clone holds, and the tracking ref, the
+// clone's own branch and HEAD with it so plain git tools pointed at an on-disk clone
+// see the fleet (and the next start begins there). Callers hold mu.
+//
+// Refs that cannot be written (a full disk) leave the clone's refs on disk behind its
+// tip, which is harmless: they still name objects the clone holds, and the next start
+// fetches from there. So the tip moves anyway, with a warning.
 func (r *Repo) setTip(h plumbing.Hash) {
-	_ = r.st.SetReference(plumbing.NewHashReference(r.trackRef, h))
-	_ = r.st.SetReference(plumbing.NewHashReference(r.branchRef, h))
-	if r.tip.IsZero() {
-		_ = r.st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branchRef))
-	}
+	first := r.tip.IsZero()
 	r.tip = h
+	if r.opts.Dir == "" {
+		_ = r.st.SetReference(plumbing.NewHashReference(r.trackRef, h))
+		_ = r.st.SetReference(plumbing.NewHashReference(r.branchRef, h))
+		if first {
+			_ = r.st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, r.branchRef))
+		}
+		return
+	}
+	err := writeRef(r.opts.Dir, r.trackRef, h.String()+"\n")
+	if err == nil {
+		err = writeRef(r.opts.Dir, r.branchRef, h.String()+"\n")
+	}
+	if err == nil && first {
+		err = writeRef(r.opts.Dir, plumbing.HEAD, "ref: "+r.branchRef.String()+"\n")
+	}
+	if err != nil {
+		r.log.Warn("gitrepo: the clone's refs on disk stay behind its tip until they can be written", "dir", r.opts.Dir, "tip", h, "err", err)
+	}
 }
 
 // Refresh fetches the branch now, so the read side sees commits others pushed.

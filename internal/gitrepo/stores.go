@@ -125,7 +125,8 @@ func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
 	return out, nil
 }
 
-// Ready fetches from the remote: it answers only if the remote is reachable.
+// Ready reports whether a write could land now (Repo.Writable): the disks take writes,
+// the branch is not wedged by a dead writer's lock, and the remote answers.
 func (g Fleet) Ready(ctx context.Context) error {
-	return g.R.Refresh(ctx)
+	return g.R.Writable(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"strings"
 	"time"
@@ -32,6 +33,11 @@ var (
 	// ErrGuard: a built commit would have removed a store folder nobody purged. This is
 	// a bug guard; it should never be seen.
 	ErrGuard = errors.New("gitrepo: commit would remove an unpurged store folder")
+	// ErrStorage: a file of the on-disk clone or of a local remote could not be
+	// written (a full, read-only or failing disk). Nothing was pushed and the clone
+	// kept its tip, so the change can be submitted again once the disk takes writes,
+	// without a restart: the domain's "unavailable". Writable reports it too.
+	ErrStorage = errors.New("gitrepo: storage unavailable")
 )
 
 // Action is what a change does to a store folder.
@@ -186,6 +192,9 @@ type Options struct {
 	IdempotencyDepth int
 	// Now is the clock for commit times; default time.Now.
 	Now func() time.Time
+	// Logger takes the warnings about what the writer repaired by itself (a stale ref
+	// lock, a damaged clone); default slog.Default().
+	Logger *slog.Logger
 }
 
 // DefaultMaxPurges is the deletion guard's default.

@@ -180,26 +180,47 @@ func (r *Repo) process(batch []*pending) {
 	if len(live) == 0 {
 		return
 	}
+	failAll := func(err error) {
+		for _, p := range live {
+			if !p.final {
+				p.fail(err)
+			}
+		}
+	}
+	// An on-disk clone takes each attempt's objects before its push (see keepObjects);
+	// those of attempts that did not land are removed once the batch is settled.
+	kept := map[plumbing.Hash]bool{}
+	var landedObjs *objectSet
+	defer func() { r.dropObjects(kept, landedObjs) }()
 	backoff := 5 * time.Millisecond
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		base, commit, applied, objs, err := r.build(live)
 		if err != nil {
-			for _, p := range live {
-				if !p.final {
-					p.fail(err)
-				}
-			}
+			failAll(err)
 			return
 		}
 		if commit.IsZero() {
 			r.finish(live, base, nil)
 			return
 		}
+		if r.opts.Dir != "" {
+			if err := r.keepObjects(objs, kept); err != nil {
+				failAll(err)
+				return
+			}
+		}
 		ok, err := r.push(base, commit, objs)
 		if ok {
+			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
+			return
+		}
+		if errors.Is(err, ErrStorage) {
+			// Nothing was pushed, and a full disk does not empty itself in the seconds
+			// the retries take: the caller hears now, and tries again later.
+			failAll(err)
 			return
 		}
 		lastErr = err
@@ -225,6 +246,7 @@ func (r *Repo) process(batch []*pending) {
 		r.mu.RUnlock()
 		if tip == commit {
 			// The push landed although its answer was lost.
+			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
 			return
@@ -510,19 +532,29 @@ func (r *Repo) finish(live []*pending, commit plumbing.Hash, applied []*pending)
 }
 
 // landed records a pushed commit locally: its objects, the tracking ref, the index.
+// An on-disk clone holds the objects already (keepObjects, before the push); a clone
+// in memory takes them now, so a push that fails leaves nothing behind in it.
 func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.tip != commit {
-		for _, h := range objs.order {
-			if _, err := r.st.SetEncodedObject(objs.byHash[h]); err != nil {
-				// The remote has the commit; a later fetch brings the objects back.
-				break
+		stored := true
+		if r.opts.Dir == "" {
+			for _, h := range objs.order {
+				if _, err := r.st.SetEncodedObject(objs.byHash[h]); err != nil {
+					// The tip must never name a missing object; the remote has the
+					// commit, and the next fetch brings it.
+					r.log.Error("gitrepo: keep a pushed commit in the clone", "commit", commit, "err", err)
+					stored = false
+					break
+				}
 			}
 		}
-		r.setTip(commit)
+		if stored {
+			r.setTip(commit)
+		}
 	}
 	r.idx.mu.Lock()
 	r.idx.indexed[commit] = true
@@ -537,12 +569,17 @@ func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending)
 // base. It reports false without error when the branch had moved.
 func (r *Repo) push(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	if r.localPath != "" {
-		ok, err := pushLocal(r.localPath, r.branchRef, base, commit, objs)
+		ok, err := r.pushLocal(base, commit, objs)
 		if ok {
 			r.maybeGC()
 		}
 		return ok, err
 	}
+	ok, err := r.pushRemote(base, commit, objs)
+	return ok, r.red.err(err)
+}
+
+func (r *Repo) pushRemote(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	pack, err := encodePack(objs)
 	if err != nil {
 		return false, err

@@ -1,0 +1,113 @@
+package gitrepo
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func looseObject(dir, h string) string {
+	return filepath.Join(dir, "objects", h[:2], h[2:])
+}
+
+// A clone whose tip names objects it lacks used to fail every write ("read tip: object
+// not found") and every start after. Open now checks the tip and the trees above the
+// store folders, and clones again when they are not all there.
+func TestOpenHealsADamagedClone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// damage breaks the clone in dir, whose last write made commit.
+		damage func(t *testing.T, dir, commit string)
+	}{
+		{"tip commit deleted", func(t *testing.T, dir, commit string) {
+			if err := os.Remove(looseObject(dir, commit)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"root tree deleted", func(t *testing.T, dir, commit string) {
+			if err := os.Remove(looseObject(dir, runGit(t, dir, "rev-parse", commit+"^{tree}"))); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"shard tree garbled", func(t *testing.T, dir, commit string) {
+			p := looseObject(dir, runGit(t, dir, "rev-parse", commit+":stores/local"))
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, []byte("not zlib"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"pack index deleted", func(t *testing.T, dir, commit string) {
+			// The objects fetched at the first start are in the clone's one pack;
+			// without its index go-git reads no pack at all.
+			idx, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.idx"))
+			if len(idx) != 1 {
+				t.Fatalf("clone packs: %v", idx)
+			}
+			if err := os.Remove(idx[0]); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rm := newRemote(t, "http")
+			ctx := context.Background()
+			mustOK(t, open(t, rm).Submit(ctx, change("local", "first", ActionCreate, 1, "req-first")))
+			dir := filepath.Join(t.TempDir(), "clone.git")
+			r := open(t, rm, func(o *Options) { o.Dir = dir })
+			res := mustOK(t, r.Submit(ctx, change("local", "second", ActionCreate, 1, "req-second")))
+			r.Close()
+			tc.damage(t, dir, res.Commit)
+			if _, err := gitCmd(dir, "fsck", "--connectivity-only", "--no-dangling"); err == nil {
+				t.Fatal("the damage left the clone whole (the test proves nothing)")
+			}
+
+			var logs lockedBuf
+			t0 := time.Now()
+			r2 := open(t, rm, withLog(&logs), func(o *Options) { o.Dir = dir })
+			t.Logf("Open on the damaged clone: %v", time.Since(t0))
+			if h, _ := r2.Head(); h != res.Commit {
+				t.Errorf("healed clone at %s, want %s", h, res.Commit)
+			}
+			if list, err := r2.ListStores(ctx); err != nil || len(list) != 2 {
+				t.Errorf("healed clone lists %+v %v", list, err)
+			}
+			// The Request-Id index came back with the history.
+			if dup := mustOK(t, r2.Submit(ctx, change("local", "second", ActionCreate, 1, "req-second"))); !dup.Duplicate {
+				t.Errorf("retried request after the heal: %+v", dup)
+			}
+			mustOK(t, r2.Submit(ctx, change("local", "third", ActionCreate, 1, "req-third")))
+			if err := r2.Writable(ctx); err != nil {
+				t.Errorf("Writable after the heal: %v", err)
+			}
+			if !strings.Contains(logs.String(), "damaged") || !strings.Contains(logs.String(), dir) {
+				t.Errorf("no warning naming the clone:\n%s", logs.String())
+			}
+			if _, err := os.Stat(filepath.Join(dir+damagedSuffix, "HEAD")); err != nil {
+				t.Errorf("the damaged clone was not kept aside: %v", err)
+			}
+			r2.Close()
+			fsck(t, dir)
+		})
+	}
+}
+
+// A clone that is whole is opened as it is: the check reads, never repairs.
+func TestOpenKeepsAWholeClone(t *testing.T) {
+	rm := newRemote(t, "path")
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	ctx := context.Background()
+	r := open(t, rm, func(o *Options) { o.Dir = dir })
+	mustOK(t, r.Submit(ctx, change("local", "shop", ActionCreate, 1, "req-shop")))
+	r.Close()
+	var logs lockedBuf
+	open(t, rm, withLog(&logs), func(o *Options) { o.Dir = dir })
+	if logs.String() != "" {
+		t.Errorf("reopening a whole clone logged:\n%s", logs.String())
+	}
+	if _, err := os.Stat(dir + damagedSuffix); err == nil {
+		t.Error("a whole clone was moved aside")
+	}
+}
