@@ -59,6 +59,10 @@ func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error)
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrConflict, res.Err)
 		case errors.Is(res.Err, ErrNotFound):
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrNotFound, res.Err)
+		case errors.Is(res.Err, ErrStorage):
+			// Nothing moved (the writer checks its object writes before the tip):
+			// the request may simply be retried once there is room again.
+			return store.Commit{}, store.Errorf(store.EUNAVAILABLE, "the fleet repository cannot be written now (storage full or not writable); nothing was changed, retry later")
 		case errors.Is(res.Err, ErrTooManyDeletes):
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrTooManyPurges, res.Err)
 		}
