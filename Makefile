@@ -13,8 +13,9 @@ include $(sort $(wildcard mk/*.mk))
 
 .PHONY: build test test-go bench lint deps tools
 
+# -buildvcs=auto: `gitops-api version` reports the commit even where GOFLAGS turns VCS stamping off.
 build:
-	$(GO) build -o $(BIN)/gitops-api ./cmd/gitops-api
+	$(GO) build -buildvcs=auto -o $(BIN)/gitops-api ./cmd/gitops-api
 
 ## deps: install what the tests need on a fresh machine (CI calls this first).
 deps: $(DEPS_TARGETS)
