@@ -168,7 +168,7 @@ func setupLatency(b *testing.B, n int, impl string) func(name string) {
 		}
 		b.Cleanup(func() { r.Close() })
 		return func(name string) {
-			p := &pending{ch: change("local", name, ActionCreate, 1, "req-"+name), ctx: ctx}
+			p := &pending{ch: change("local", name, ActionCreate, 1, "req-"+name)}
 			base, commit, applied, objs, err := r.build([]*pending{p})
 			if err != nil {
 				b.Fatal(err)

@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -15,12 +16,13 @@ type requestIndex struct {
 	mu      sync.Mutex
 	max     int
 	byKey   map[string]plumbing.Hash
+	byID    map[string]string // Request-Id → the store of its latest key, for FindRequest
 	order   []string
 	indexed map[plumbing.Hash]bool
 }
 
 func newRequestIndex(max int) *requestIndex {
-	return &requestIndex{max: max, byKey: map[string]plumbing.Hash{}, indexed: map[plumbing.Hash]bool{}}
+	return &requestIndex{max: max, byKey: map[string]plumbing.Hash{}, byID: map[string]string{}, indexed: map[plumbing.Hash]bool{}}
 }
 
 func requestKey(requestID, store string) string { return requestID + "\x00" + store }
@@ -49,10 +51,36 @@ func (x *requestIndex) addLocked(k string, commit plumbing.Hash) {
 		x.order = append(x.order, k)
 	}
 	x.byKey[k] = commit
+	id, st, _ := strings.Cut(k, "\x00")
+	x.byID[id] = st
 	for len(x.order) > x.max {
-		delete(x.byKey, x.order[0])
+		old := x.order[0]
+		delete(x.byKey, old)
+		if id, st, _ := strings.Cut(old, "\x00"); x.byID[id] == st {
+			delete(x.byID, id)
+		}
 		x.order = x.order[1:]
 	}
+}
+
+// lookupID returns the commit and store of a Request-Id, whatever its store.
+func (x *requestIndex) lookupID(requestID string) (plumbing.Hash, string, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	st, ok := x.byID[requestID]
+	if !ok {
+		return plumbing.ZeroHash, "", false
+	}
+	h, ok := x.byKey[requestKey(requestID, st)]
+	return h, st, ok
+}
+
+// has reports whether commit was indexed: it is in the branch's history as fetched,
+// or this writer pushed it.
+func (x *requestIndex) has(commit plumbing.Hash) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.indexed[commit]
 }
 
 // walk indexes the commits reachable from tip that are not indexed yet, at most depth

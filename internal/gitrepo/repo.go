@@ -49,7 +49,8 @@ type Repo struct {
 	mu     sync.RWMutex
 	tip    plumbing.Hash
 
-	idx *requestIndex
+	idx   *requestIndex
+	limbo *limbo // changes whose push the write deadline cut off (resolve.go)
 
 	qmu     sync.RWMutex
 	closed  bool
@@ -78,9 +79,6 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000
-	}
-	if opts.Retries <= 0 {
-		opts.Retries = 10
 	}
 	if opts.IdempotencyDepth <= 0 {
 		opts.IdempotencyDepth = 2000
@@ -137,6 +135,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if err := r.fetch(ctx); err != nil {
 		return nil, err
 	}
+	r.limbo = r.openLimbo()
 	go r.run()
 	return r, nil
 }

@@ -59,10 +59,13 @@ func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error)
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrConflict, res.Err)
 		case errors.Is(res.Err, ErrNotFound):
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrNotFound, res.Err)
-		case errors.Is(res.Err, ErrStorage):
-			// Nothing moved (the writer checks its object writes before the tip):
-			// the request may simply be retried once there is room again.
-			return store.Commit{}, store.Errorf(store.EUNAVAILABLE, "the fleet repository cannot be written now (storage full or not writable); nothing was changed, retry later")
+		case errors.Is(res.Err, ErrOutcomeUnknown):
+			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrOutcomeUnknown, res.Err)
+		case errors.Is(res.Err, ErrStorage), errors.Is(res.Err, ErrUnreachable), errors.Is(res.Err, ErrRefused),
+			errors.Is(res.Err, ErrNotPushed), errors.Is(res.Err, ErrClosed):
+			// Certain that nothing landed, and nothing will: the request may simply
+			// be sent again later. The detail (redacted) stays in the chain for the log.
+			return store.Commit{}, fmt.Errorf("%w: %v", unavailable(res.Err), res.Err)
 		case errors.Is(res.Err, ErrTooManyDeletes):
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrTooManyPurges, res.Err)
 		}
@@ -70,6 +73,45 @@ func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error)
 	}
 	// The writer reports the commit, not its time; it was made moments ago.
 	return store.Commit{SHA: res.Commit, Time: time.Now().UTC().Truncate(time.Second)}, nil
+}
+
+// unavailable is the domain's error for a change that certainly did not land, with
+// its cause.
+func unavailable(err error) *store.Error {
+	e := &store.Error{Code: store.EUNAVAILABLE}
+	switch {
+	case errors.Is(err, ErrStorage) && storageFull(err):
+		e.Cause, e.Message = store.CauseStorageFull, "the fleet repository's storage is full; nothing was changed, retry later"
+	case errors.Is(err, ErrStorage) && storagePermission(err):
+		e.Cause, e.Message = store.CauseStoragePermission, "the fleet repository's storage may not be written; nothing was changed, retry later"
+	case errors.Is(err, ErrStorage):
+		e.Message = "the fleet repository cannot be written now; nothing was changed, retry later"
+	case errors.Is(err, ErrUnreachable):
+		e.Cause, e.Message = store.CauseRemoteUnreachable, "the fleet remote cannot be reached; nothing was changed, retry later"
+	case errors.Is(err, ErrRefused):
+		e.Cause, e.Message = store.CauseRemoteRefused, "the fleet remote refused the change; nothing was changed, retry later"
+	case errors.Is(err, ErrClosed):
+		e.Message = "the service is shutting down; nothing was changed, retry later"
+	default:
+		e.Cause, e.Message = store.CauseDeadline, "the change could not be pushed before the write deadline; nothing was changed and it will not be, retry later"
+	}
+	return e
+}
+
+// FindRequest tells what became of a request (Repo.FindRequest) in the domain's terms.
+func (g Fleet) FindRequest(ctx context.Context, id string) (store.Found, error) {
+	info, err := g.R.FindRequest(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return store.Found{}, fmt.Errorf("%w: request %s", store.ErrNotFound, id)
+	}
+	if err != nil {
+		return store.Found{}, err
+	}
+	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Action: store.Action(info.Action), Reason: info.Reason}
+	if info.Commit != "" {
+		f.Commit = &store.Commit{SHA: info.Commit, Time: info.Time}
+	}
+	return f, nil
 }
 
 // ListDirs lists every store folder at the head.

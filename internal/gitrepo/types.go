@@ -185,8 +185,13 @@ type Options struct {
 	MaxPurges int
 	// MaxBatch caps how many queued changes go into one commit; default 1000.
 	MaxBatch int
-	// Retries is how often a rejected push is retried on a fresh tip; default 10.
+	// Retries, if positive, caps how often a rejected push is retried on a fresh
+	// tip; 0 retries until the write deadline.
 	Retries int
+	// WriteTimeout is a change's write deadline when its context has none sooner:
+	// no push of it starts later, and each push is cut off at it. Default
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// IdempotencyDepth is how many recent commits Open scans for Request-Id trailers;
 	// default 2000.
 	IdempotencyDepth int

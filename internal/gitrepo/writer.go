@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -20,9 +23,14 @@ import (
 // pending is one submitted change on its way through the writer.
 type pending struct {
 	ch   Change
-	ctx  context.Context
 	done chan Result
 	res  Result
+	// deadline is the change's write deadline: no push of it starts after it, and
+	// every push of it is cut off at it.
+	deadline time.Time
+	// state is queued until the writer takes the change into a commit, or dropped if
+	// its submitter gave up first; only one of the two moves succeeds.
+	state atomic.Int32
 
 	final bool
 	noop  bool
@@ -33,15 +41,32 @@ type pending struct {
 	seenSet bool
 }
 
+const (
+	queued int32 = iota
+	taken
+	dropped
+)
+
 func (p *pending) fail(err error) {
 	p.final = true
 	p.res = Result{Err: err}
 }
 
+// DefaultWriteTimeout is the write deadline of a change whose context has none
+// sooner.
+const DefaultWriteTimeout = 30 * time.Second
+
 // Submit queues a change and waits for its outcome. Changes submitted while a push is in
-// flight go into the next commit together. If ctx ends before the change is taken into
-// a commit, it is dropped and ctx's error returned; once taken, it lands or fails
-// regardless of ctx, and Submit still reports ctx's error if ctx ended first.
+// flight go into the next commit together.
+//
+// The change's write deadline is ctx's deadline or Options.WriteTimeout from now,
+// whichever comes first; it is kept by the writer, not by the caller's connection. If
+// the deadline passes (or ctx is cancelled) before the writer takes the change, it is
+// dropped and ErrNotPushed returned: nothing landed. Once taken, Submit waits for the
+// writer, which answers by the deadline: the commit; ErrNotPushed, ErrUnreachable,
+// ErrRefused or ErrStorage when it is certain that nothing landed (and then it never
+// will); or ErrOutcomeUnknown when the deadline cut a push off in flight, which the
+// writer goes on deciding (FindRequest).
 func (r *Repo) Submit(ctx context.Context, c Change) Result {
 	return r.SubmitAll(ctx, []Change{c})[0]
 }
@@ -53,12 +78,16 @@ func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
 	out := make([]Result, len(changes))
 	group := make([]*pending, 0, len(changes))
 	idx := make([]int, 0, len(changes))
+	deadline := time.Now().Add(r.writeTimeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	for i, c := range changes {
 		if err := c.validate(); err != nil {
 			out[i] = Result{Err: err}
 			continue
 		}
-		group = append(group, &pending{ch: c, ctx: ctx, done: make(chan Result, 1)})
+		group = append(group, &pending{ch: c, deadline: deadline, done: make(chan Result, 1)})
 		idx = append(idx, i)
 	}
 	if len(group) == 0 {
@@ -70,6 +99,9 @@ func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
 		}
 		return out
 	}
+	// Either ends the wait: the caller giving up, or the write deadline.
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	r.qmu.RLock()
 	if r.closed {
 		r.qmu.RUnlock()
@@ -78,19 +110,33 @@ func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
 	select {
 	case r.queue <- group:
 		r.qmu.RUnlock()
-	case <-ctx.Done():
+	case <-wctx.Done():
 		r.qmu.RUnlock()
-		return fill(ctx.Err())
+		return fill(fmt.Errorf("%w: the writer's queue stayed full", ErrNotPushed))
 	}
 	for j, p := range group {
 		select {
 		case res := <-p.done:
 			out[idx[j]] = res
-		case <-ctx.Done():
-			out[idx[j]] = Result{Err: ctx.Err()}
+			continue
+		case <-wctx.Done():
 		}
+		if p.state.CompareAndSwap(queued, dropped) {
+			out[idx[j]] = Result{Err: fmt.Errorf("%w: the writer had not taken the change yet", ErrNotPushed)}
+			continue
+		}
+		// Taken into a commit: the writer cuts its pushes off at the deadline and
+		// answers right after, so waiting for it keeps the answer true.
+		out[idx[j]] = <-p.done
 	}
 	return out
+}
+
+func (r *Repo) writeTimeout() time.Duration {
+	if r.opts.WriteTimeout > 0 {
+		return r.opts.WriteTimeout
+	}
+	return DefaultWriteTimeout
 }
 
 // Close stops the writer after the commit in flight; queued changes get ErrClosed.
@@ -105,6 +151,7 @@ func (r *Repo) Close() error {
 	r.qmu.Unlock()
 	close(r.closing)
 	<-r.done
+	r.limbo.close()
 	return nil
 }
 
@@ -166,19 +213,49 @@ func (r *Repo) run() {
 	}
 }
 
+// attempt is one push of a batch whose outcome was not proven when it ended (its
+// connection broke, or the deadline cut it off): it may still land.
+type attempt struct {
+	base, commit plumbing.Hash
+	applied      []*pending
+}
+
+// Back-off between push attempts that lost a race or failed: full jitter over an
+// exponentially growing window, so that writers contending for one branch spread out
+// instead of colliding again in step.
+const (
+	backoffMin = 5 * time.Millisecond
+	backoffMax = time.Second
+)
+
 // process applies a batch as one commit, retrying on a fresh tip when the push loses a
-// race, until every change is final.
+// race, until every change is final or the batch's write deadline passes. Each answer
+// is one of three: landed; certain that nothing landed (and then it never will: no push
+// of it is left that could); or, when the deadline cut a push off in flight, not known
+// yet (handed to the resolver, resolve.go).
 func (r *Repo) process(batch []*pending) {
+	now := time.Now()
 	var live []*pending
 	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil {
-			p.fail(err)
+		if !p.state.CompareAndSwap(queued, taken) {
+			continue // its submitter gave up on it and has answered
+		}
+		if !now.Before(p.deadline) {
+			p.fail(fmt.Errorf("%w: the deadline passed before the writer took the change", ErrNotPushed))
 			continue
 		}
 		live = append(live, p)
 	}
 	if len(live) == 0 {
 		return
+	}
+	// The batch shares its commits, so it keeps the soonest deadline of its changes:
+	// none is answered late.
+	deadline := live[0].deadline
+	for _, p := range live[1:] {
+		if p.deadline.Before(deadline) {
+			deadline = p.deadline
+		}
 	}
 	failAll := func(err error) {
 		for _, p := range live {
@@ -192,9 +269,25 @@ func (r *Repo) process(batch []*pending) {
 	kept := map[plumbing.Hash]bool{}
 	var landedObjs *objectSet
 	defer func() { r.dropObjects(kept, landedObjs) }()
-	backoff := 5 * time.Millisecond
+	var unsure []attempt
 	var lastErr error
-	for attempt := 0; ; attempt++ {
+	window := backoffMin
+	for n := 0; ; n++ {
+		if !time.Now().Before(deadline) {
+			r.expire(live, unsure, lastErr)
+			return
+		}
+		if r.opts.Retries > 0 && n > r.opts.Retries {
+			if lastErr == nil {
+				lastErr = errors.New("the remote branch kept moving")
+			}
+			if len(unsure) > 0 {
+				r.expire(live, unsure, lastErr)
+				return
+			}
+			failAll(fmt.Errorf("%w: push failed after %d attempts: %w", ErrNotPushed, n, lastErr))
+			return
+		}
 		base, commit, applied, objs, err := r.build(live)
 		if err != nil {
 			failAll(err)
@@ -210,37 +303,37 @@ func (r *Repo) process(batch []*pending) {
 				return
 			}
 		}
-		ok, err := r.push(base, commit, objs)
+		pctx, cancel := context.WithDeadline(context.Background(), deadline)
+		ok, err := r.push(pctx, base, commit, objs)
+		cancel()
 		if ok {
 			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
 			return
 		}
-		if errors.Is(err, ErrStorage) {
-			// Nothing was pushed, and a full disk does not empty itself in the seconds
-			// the retries take: the caller hears now, and tries again later.
+		switch {
+		case err == nil:
+			// The ref update was refused: the branch moved, or a hook said no.
+		case certain(err) && len(unsure) == 0:
+			// Nothing was pushed, and a dead remote or a full disk does not come
+			// back in the moments retries take: the caller hears now, and tries
+			// again later.
 			failAll(err)
 			return
-		}
-		lastErr = err
-		if attempt >= r.opts.Retries {
-			if lastErr == nil {
-				lastErr = errors.New("the remote branch kept moving")
+		case certain(err):
+			lastErr = err
+		default:
+			unsure = append(unsure, attempt{base: base, commit: commit, applied: applied})
+			lastErr = err
+			if !time.Now().Before(deadline) {
+				r.expire(live, unsure, err)
+				return
 			}
-			for _, p := range live {
-				if !p.final {
-					p.fail(fmt.Errorf("gitrepo: push failed after %d attempts: %w", attempt+1, lastErr))
-				}
-			}
-			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		ferr := r.fetch(ctx)
+		fctx, cancel := context.WithDeadline(context.Background(), deadline)
+		ferr := r.fetch(fctx)
 		cancel()
-		if ferr != nil && lastErr == nil {
-			lastErr = ferr
-		}
 		r.mu.RLock()
 		tip := r.tip
 		r.mu.RUnlock()
@@ -251,13 +344,83 @@ func (r *Repo) process(batch []*pending) {
 			r.finish(live, commit, applied)
 			return
 		}
-		if lastErr != nil || tip == base {
-			// Not a lost race: back off before trying again.
-			time.Sleep(backoff + time.Duration(rand.Int64N(int64(backoff))))
-			backoff *= 2
+		if ferr == nil {
+			// An attempt whose base is no longer the tip can never land (the update
+			// is a compare-and-swap on its base); one that did land is in the index
+			// now, and the next build answers its changes as duplicates.
+			unsure = r.stillUnsure(unsure, tip)
+		}
+		lost := err == nil && ferr == nil && tip != base
+		switch {
+		case err == nil && ferr != nil && len(unsure) == 0 && certain(ferr):
+			failAll(ferr)
+			return
+		case err == nil && ferr != nil:
+			lastErr = ferr
+		}
+		if !lost || n > 0 {
+			// A first lost race is retried at once on the tip just fetched; after
+			// that, and after any failure, back off.
+			r.sleepUntil(deadline, time.Duration(rand.Int64N(int64(window))))
+			window = min(window*2, backoffMax)
 		}
 		for _, p := range live {
 			p.noop = false // re-decided on the new tip
+		}
+	}
+}
+
+// sleepUntil sleeps d, or until the deadline if that comes first.
+func (r *Repo) sleepUntil(deadline time.Time, d time.Duration) {
+	if left := time.Until(deadline); left < d {
+		d = left
+	}
+	if d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// stillUnsure drops the attempts that tip proves can no longer land: their base is
+// not the tip, and their commit is not in the history the fetch indexed.
+func (r *Repo) stillUnsure(unsure []attempt, tip plumbing.Hash) []attempt {
+	out := unsure[:0]
+	for _, a := range unsure {
+		if a.base == tip && !r.idx.has(a.commit) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// expire answers every change still open when the batch's deadline passed: not known
+// yet if an attempt that held it may still land (handed to the resolver), else
+// certain that nothing landed.
+func (r *Repo) expire(live []*pending, unsure []attempt, cause error) {
+	why := "the deadline passed before a push of the change could land"
+	if cause != nil {
+		why += " (last: " + cause.Error() + ")"
+	}
+	for _, p := range live {
+		if p.final || p.dupOf != nil {
+			continue
+		}
+		var held []attempt
+		for _, a := range unsure {
+			if slices.Contains(a.applied, p) {
+				held = append(held, a)
+			}
+		}
+		if len(held) == 0 {
+			p.fail(fmt.Errorf("%w: %s", ErrNotPushed, why))
+			continue
+		}
+		r.limbo.add(r, p.ch, held)
+		p.fail(ErrOutcomeUnknown)
+	}
+	for _, p := range live {
+		if p.dupOf != nil && !p.final {
+			p.final = true
+			p.res = Result{Err: p.dupOf.res.Err}
 		}
 	}
 }
@@ -567,7 +730,9 @@ func (r *Repo) landed(commit plumbing.Hash, objs *objectSet, applied []*pending)
 // push sends the new objects and moves the remote branch from base to commit,
 // compare-and-swap: the receiving side refuses the update if the branch is no longer at
 // base. It reports false without error when the branch had moved.
-func (r *Repo) push(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
+// Every byte of it is bound by ctx (the batch's write deadline): when ctx ends,
+// the connection is closed, so a push cut off cannot complete later from this side.
+func (r *Repo) push(ctx context.Context, base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	if r.localPath != "" {
 		ok, err := r.pushLocal(base, commit, objs)
 		if ok {
@@ -575,17 +740,15 @@ func (r *Repo) push(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 		}
 		return ok, err
 	}
-	ok, err := r.pushRemote(base, commit, objs)
-	return ok, r.red.err(err)
+	ok, err := r.pushRemote(ctx, base, commit, objs)
+	return ok, r.red.err(classifyRemote(err))
 }
 
-func (r *Repo) pushRemote(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
+func (r *Repo) pushRemote(ctx context.Context, base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	pack, err := encodePack(objs)
 	if err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	cli, err := client.NewClient(r.ep)
 	if err != nil {
 		return false, err
@@ -630,14 +793,19 @@ func (r *Repo) pushRemote(base, commit plumbing.Hash, objs *objectSet) (bool, er
 	}
 	if rs != nil {
 		if rs.UnpackStatus != "ok" {
-			return false, fmt.Errorf("gitrepo: push: remote could not unpack: %s", rs.UnpackStatus)
+			return false, fmt.Errorf("%w: remote could not unpack: %s", ErrRefused, rs.UnpackStatus)
 		}
 		for _, cs := range rs.CommandStatuses {
-			if cs.Status != "ok" {
-				// Refused ref update: the branch moved under us (or a hook said no;
-				// the retry loop tells them apart by fetching).
-				return false, nil
+			if cs.Status == "ok" {
+				continue
 			}
+			if strings.Contains(cs.Status, "declined") {
+				// A hook said no: asking again gets the same answer.
+				return false, fmt.Errorf("%w: %s", ErrRefused, cs.Status)
+			}
+			// The branch moved under us, or another push holds its lock: a race,
+			// retried on a fresh tip.
+			return false, nil
 		}
 	}
 	return true, nil

@@ -33,6 +33,40 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  []FieldError
+	// Cause says why an EUNAVAILABLE change could not be made (one of the Cause
+	// constants), so a client and an operator can tell a dead remote from a full
+	// disk; empty when there is nothing more to say.
+	Cause Cause
+}
+
+// Cause is what made a change unavailable. Every cause means the same for the
+// change itself: nothing landed and it never will, so retrying is safe.
+type Cause string
+
+const (
+	// CauseRemoteUnreachable: no connection to the fleet remote could be made (refused,
+	// no route, name not found).
+	CauseRemoteUnreachable Cause = "remote_unreachable"
+	// CauseRemoteRefused: the remote answered, and said no (authentication, a server
+	// error, a hook that declined the update).
+	CauseRemoteRefused Cause = "remote_refused"
+	// CauseStorageFull: the local storage has no room for the change.
+	CauseStorageFull Cause = "storage_full"
+	// CauseStoragePermission: the local storage may not be written (permissions, a
+	// read-only file system).
+	CauseStoragePermission Cause = "storage_permission"
+	// CauseDeadline: the write deadline passed before the change could be pushed
+	// (the writer was busy, or the branch kept moving under contention).
+	CauseDeadline Cause = "deadline"
+)
+
+// ErrorCause returns the Cause of the first *Error in err's chain, "" if none.
+func ErrorCause(err error) Cause {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Cause
+	}
+	return ""
 }
 
 // FieldError names one field (a JSON path such as "settings.currency") and the machine-readable rule it

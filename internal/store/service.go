@@ -159,6 +159,21 @@ type Repository interface {
 	History(ctx context.Context, dir string) ([]Entry, error)
 	// Ready reports whether the remote is reachable and the writer running.
 	Ready(ctx context.Context) error
+	// FindRequest tells what became of request id as the repository knows it: a
+	// change whose outcome is still being decided (RequestPending), decided by the
+	// writer of this process (RequestCommitted, RequestFailed), or found by its
+	// Request-Id trailer in the branch's history (RequestCommitted). ErrNotFound when
+	// neither knows it; an EUNAVAILABLE error when the remote cannot be asked.
+	FindRequest(ctx context.Context, id string) (Found, error)
+}
+
+// Found is a request as the repository knows it.
+type Found struct {
+	State  RequestState
+	Store  string
+	Action Action
+	Commit *Commit // when committed
+	Reason string  // when failed
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the
@@ -172,4 +187,9 @@ var (
 	ErrConflict = errors.New("changed concurrently by someone else")
 	// ErrTooManyPurges: the writer's deletion guard refused a purge.
 	ErrTooManyPurges = errors.New("too many purges at once")
+	// ErrOutcomeUnknown: the write deadline passed while the change was being pushed,
+	// so whether it landed is not known yet. The repository goes on deciding it and
+	// FindRequest tells the outcome: committed, or failed once it is certain the
+	// change can no longer land.
+	ErrOutcomeUnknown = errors.New("outcome not known yet")
 )
