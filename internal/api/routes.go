@@ -244,7 +244,16 @@ func (a *api) accepted(w http.ResponseWriter, out store.Outcome, location bool) 
 		return
 	}
 	storeURL := "/api/v1/stores/" + url.PathEscape(out.Store)
-	links := map[string]string{"request": "/api/v1/requests/" + url.PathEscape(out.RequestID)}
+	requestURL := "/api/v1/requests/" + url.PathEscape(out.RequestID)
+	links := map[string]string{"request": requestURL}
+	if out.State == store.RequestPending {
+		// Accepted, outcome not known yet (RFC 9110 202: it might or might not be
+		// acted upon): the request is where the client learns it.
+		links["store"] = storeURL
+		w.Header().Set("Location", requestURL)
+		Write(w, http.StatusAccepted, AcceptedJSON{Outcome: out, Links: links})
+		return
+	}
 	// A purge's last step leaves no store to link to, and no version to tag.
 	if out.Phase != store.PhaseDeleted {
 		links["store"] = storeURL
@@ -518,9 +527,11 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case store.EFORBIDDEN:
 		WriteProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", msg))
 	case store.EUNAVAILABLE:
-		// Nothing was changed: the client may simply retry, after a pause.
+		// Nothing was changed and nothing will be: the client may simply retry,
+		// after a pause. The type tells an operator where to look.
+		a.log.Warn("change unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
-		WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", msg))
+		WriteProblem(w, r, unavailableProblem(store.ErrorCause(err), msg))
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			a.log.Warn("request not finished", "request_id", RequestIDFrom(r.Context()), "err", err)
@@ -531,6 +542,24 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("internal error", "request_id", RequestIDFrom(r.Context()), "err", err)
 		WriteProblem(w, r, newProblem(http.StatusInternalServerError, "internal", "Internal error", "the outcome is unknown: GET /api/v1/requests/{id} with this requestId before retrying"))
 	}
+}
+
+// unavailableProblem is a 503 whose type names its cause.
+func unavailableProblem(c store.Cause, msg string) *Problem {
+	const st = http.StatusServiceUnavailable
+	switch c {
+	case store.CauseRemoteUnreachable:
+		return newProblem(st, "remote-unreachable", "Fleet remote unreachable", msg)
+	case store.CauseRemoteRefused:
+		return newProblem(st, "remote-refused", "Fleet remote refused the change", msg)
+	case store.CauseStorageFull:
+		return newProblem(st, "storage-full", "Storage full", msg)
+	case store.CauseStoragePermission:
+		return newProblem(st, "storage-permission", "Storage not writable", msg)
+	case store.CauseDeadline:
+		return newProblem(st, "write-deadline", "Not written before the deadline", msg)
+	}
+	return newProblem(st, "unavailable", "Service unavailable", msg)
 }
 
 // listPage reads one page of the fleet's list. A bad continue token is the caller's

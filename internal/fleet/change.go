@@ -162,7 +162,18 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	}
 	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
 		Continues: m.Continues, Dir: dir, Files: files, Remove: state == store.StatePurged, Base: base}
-	commit, err := s.repo.Submit(ctx, c)
+	// The deadline is the server's: a client that hangs up does not cut the write
+	// short, and one that waits never waits longer.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.writeTO)
+	commit, err := s.repo.Submit(wctx, c)
+	cancel()
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		// Accepted, outcome not known yet: the repository decides it and
+		// GET /api/v1/requests/{id} tells.
+		out.State = store.RequestPending
+		out.Reason = "the write deadline passed while the change was being pushed; whether it landed is being decided: GET the request to learn the outcome"
+		return out, nil
+	}
 	if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		// Someone else changed the fleet repository: learn the store's current state
 		// so the next request sees it.

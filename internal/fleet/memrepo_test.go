@@ -124,3 +124,19 @@ func shardPrefix(name string) string {
 	d := store.Dir(store.DefaultCluster, name)
 	return d[:strings.LastIndex(d, "/")]
 }
+
+// FindRequest finds a request by its history entry, as the Git repository finds it by
+// its Request-Id trailer.
+func (r *memRepo) FindRequest(ctx context.Context, id string) (store.Found, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, entries := range r.history {
+		for _, e := range entries {
+			if e.RequestID == id {
+				c := e.Commit
+				return store.Found{State: store.RequestCommitted, Store: e.Store, Cluster: e.Cluster, Action: e.Action, Commit: &c}, nil
+			}
+		}
+	}
+	return store.Found{}, fmt.Errorf("%w: request %s", store.ErrNotFound, id)
+}

@@ -88,10 +88,18 @@ func (s *Service) once(ctx context.Context, m store.Meta, storeName string, acti
 		}
 		select {
 		case <-r.done:
-			return r.outcome, r.err
 		case <-ctx.Done():
 			return store.Outcome{}, ctx.Err()
 		}
+		out := r.outcome
+		if out.State == store.RequestPending {
+			out = s.settle(ctx, m.RequestID, r)
+		}
+		if out.State != store.RequestFailed || out.ErrCode != store.EUNAVAILABLE {
+			return out, r.err
+		}
+		// It certainly did not land: a retry under the same key runs anew.
+		s.mu.Lock()
 	}
 	r := &request{fingerprint: m.Fingerprint, done: make(chan struct{})}
 	s.requests[m.RequestID] = r
@@ -105,6 +113,12 @@ func (s *Service) once(ctx context.Context, m store.Meta, storeName string, acti
 	}
 	r.outcome, r.err = out, err
 	close(r.done)
+	if out.State == store.RequestPending {
+		// Kept, and on disk: it must answer pending, also after a restart, until
+		// the repository decides it.
+		s.logRequest(m.Fingerprint, out)
+		return out, nil
+	}
 	if code := store.ErrorCode(err); code != store.EINTERNAL && code != store.EUNAVAILABLE && !refusedInput(err) {
 		s.logRequest(m.Fingerprint, out)
 	} else {
@@ -145,8 +159,10 @@ func (s *Service) evictLocked() {
 	}
 }
 
-// Request returns one request's outcome: from memory while this process knows it,
-// else from its Request-Id trailer in Git.
+// Request returns one request's outcome: from memory or the request log while this
+// process knows it, else from the repository (a cut-off push it is deciding, or the
+// commit's Request-Id trailer). A pending request is asked about again each time,
+// until the repository decides it.
 func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error) {
 	s.mu.Lock()
 	r, ok := s.requests[id]
@@ -154,12 +170,70 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 	if ok {
 		select {
 		case <-r.done:
-			return r.outcome, nil
 		default:
 			return store.Outcome{RequestID: id, State: store.RequestPending}, nil
 		}
+		if r.outcome.State == store.RequestPending {
+			return s.settle(ctx, id, r), nil
+		}
+		return r.outcome, nil
 	}
-	return store.Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found (requests are kept for the last %d changes; the commit's Request-Id trailer records it for good)", id, s.maxTracked)
+	f, err := s.repo.FindRequest(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Outcome{}, store.Errorf(store.ENOTFOUND, "request %q not found: neither this service's request log nor the fleet repository's history (its Request-Id trailers) knows it", id)
+	}
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	return foundOutcome(store.Outcome{RequestID: id, Store: f.Store, Action: f.Action}, f), nil
+}
+
+// settle asks the repository about a pending request and, once it is decided,
+// records the outcome (in memory and in the request log). It returns the outcome as
+// known now.
+func (s *Service) settle(ctx context.Context, id string, r *request) store.Outcome {
+	f, err := s.repo.FindRequest(ctx, id)
+	if err != nil || f.State == store.RequestPending || f.State == "" {
+		// Not decided, or not known to this repository (an in-memory clone that
+		// restarted): pending is still the truth.
+		return r.outcome
+	}
+	out := foundOutcome(r.outcome, f)
+	decided := &request{fingerprint: r.fingerprint, done: make(chan struct{}), outcome: out}
+	if out.State == store.RequestFailed {
+		decided.err = &store.Error{Code: store.EUNAVAILABLE, Message: out.Reason}
+	}
+	close(decided.done)
+	s.mu.Lock()
+	if s.requests[id] == r {
+		s.requests[id] = decided
+	}
+	s.mu.Unlock()
+	s.logRequest(r.fingerprint, out)
+	if out.State == store.RequestCommitted && f.Store != "" && f.Cluster != "" {
+		// The store changed in the fleet repository behind the index's back.
+		s.refresh(ctx, f.Store, store.Dir(f.Cluster, f.Store))
+	}
+	return out
+}
+
+// foundOutcome puts what the repository found over an outcome.
+func foundOutcome(out store.Outcome, f store.Found) store.Outcome {
+	out.State, out.Commit = f.State, f.Commit
+	if out.Store == "" {
+		out.Store = f.Store
+	}
+	if out.Action == "" {
+		out.Action = f.Action
+	}
+	switch f.State {
+	case store.RequestCommitted:
+		out.Reason, out.ErrCode = "", ""
+	case store.RequestFailed:
+		// Nothing landed, so the change leads the store nowhere.
+		out.Reason, out.ErrCode, out.Phase = f.Reason, store.EUNAVAILABLE, ""
+	}
+	return out
 }
 
 // refusedInput reports whether err refuses the request for what it asks (a 422), as

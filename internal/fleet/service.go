@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -31,7 +32,15 @@ type Config struct {
 	// Charts tells which chart versions the chart source offers; nil means versions
 	// are not checked (any semantic version is accepted).
 	Charts store.Charts
+	// WriteTimeout is the write deadline of a change: kept by the server whatever
+	// the client's connection does. By then the change has landed, is certain not to
+	// have (EUNAVAILABLE), or is answered pending and decided later
+	// (GET /api/v1/requests/{id}). Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
+
+// DefaultWriteTimeout is the write deadline when Config.WriteTimeout is zero.
+const DefaultWriteTimeout = 30 * time.Second
 
 // Service is the store lifecycle. It is safe for concurrent use.
 type Service struct {
@@ -43,6 +52,7 @@ type Service struct {
 	maxTracked int
 	clusters   []string
 	charts     store.Charts
+	writeTO    time.Duration
 
 	mu       sync.Mutex
 	index    map[string]*indexed // by store name; names are unique across clusters
@@ -100,6 +110,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Cluster == "" {
 		cfg.Cluster = store.DefaultCluster
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = 100_000
 	}
@@ -110,6 +123,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s := &Service{
 		repo: cfg.Repo, render: cfg.Renderer, baseDomain: cfg.BaseDomain, cluster: cfg.Cluster,
 		log: cfg.Log, maxTracked: cfg.MaxTracked, clusters: cfg.Clusters, charts: cfg.Charts,
+		writeTO: cfg.WriteTimeout,
 		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
 		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{},
 		claims: map[string]string{},

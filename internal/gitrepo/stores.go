@@ -107,7 +107,7 @@ func (g Fleet) FindRequest(ctx context.Context, id string) (store.Found, error) 
 	if err != nil {
 		return store.Found{}, err
 	}
-	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Action: store.Action(info.Action), Reason: info.Reason}
+	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Cluster: info.Cluster, Action: store.Action(info.Action), Reason: info.Reason}
 	if info.Commit != "" {
 		f.Commit = &store.Commit{SHA: info.Commit, Time: info.Time}
 	}

@@ -169,8 +169,9 @@ type Repository interface {
 
 // Found is a request as the repository knows it.
 type Found struct {
-	State  RequestState
-	Store  string
+	State   RequestState
+	Store   string
+	Cluster string
 	Action Action
 	Commit *Commit // when committed
 	Reason string  // when failed
