@@ -172,9 +172,9 @@ type Found struct {
 	State   RequestState
 	Store   string
 	Cluster string
-	Action Action
-	Commit *Commit // when committed
-	Reason string  // when failed
+	Action  Action
+	Commit  *Commit // when committed
+	Reason  string  // when failed
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the
