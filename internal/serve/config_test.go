@@ -44,14 +44,14 @@ func TestMedusaImage(t *testing.T) {
 // one failed start is enough to fix them all.
 func TestCheckReportsEveryProblem(t *testing.T) {
 	_, err := parse([]string{"--chart-source", "oci", "--medusa-image", "medusa", "--log-format", "xml",
-		"--log-level", "loud", "--shutdown-grace", "-1s", "--publish-interval", "0s", "--seed-dir", "/nonexistent/fleet"},
+		"--log-level", "loud", "--shutdown-grace", "-1s", "--write-timeout", "2m", "--publish-interval", "0s", "--seed-dir", "/nonexistent/fleet"},
 		vars(map[string]string{"STOREFLEET_FLEET_SSH_KEY_FILE": "/nonexistent/key", "STOREFLEET_SHARD_TIMEOUT": "soon"}))
 	var ue *UsageError
 	if !errors.As(err, &ue) {
 		t.Fatalf("want a *UsageError, got %T %v", err, err)
 	}
 	for _, want := range []string{"--chart-oci-url", "--medusa-image", "--log-format", "--log-level", "--shutdown-grace",
-		"--publish-interval", "seed skeleton /nonexistent/fleet", "STOREFLEET_FLEET_SSH_KEY_FILE", "STOREFLEET_SHARD_TIMEOUT"} {
+		"--write-timeout", "--publish-interval", "seed skeleton /nonexistent/fleet", "STOREFLEET_FLEET_SSH_KEY_FILE", "STOREFLEET_SHARD_TIMEOUT"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not mention %s:\n%v", want, err)
 		}

@@ -59,6 +59,7 @@ type config struct {
 	listen, dataDir, seedDir, fleetURL, branch, cluster, baseDomain    string
 	chartSource, chartURL, medusaImage, logFormat                      string
 	chartVersions                                                      string
+	writeTimeoutFlag                                                   string
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
 	kube                                                               kubeFlags
@@ -70,7 +71,14 @@ type config struct {
 	// (<data-dir>/fleet.git, seeded from --seed-dir).
 	url  string
 	opts render.Options
+
+	// writeTimeout is every write's deadline (--write-timeout).
+	writeTimeout time.Duration
 }
+
+// maxWriteTimeout leaves the API room to answer before its own write deadline on the
+// connection.
+const maxWriteTimeout = api.RouteWriteDeadline - 10*time.Second
 
 // embedded reports whether serve creates and seeds the fleet repository itself.
 func (c config) embedded() bool { return c.fleetURL == "" }
@@ -189,7 +197,7 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo,
 	return gitrepo.Open(ctx, gitrepo.Options{
 		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch,
 		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
-		Author: sig,
+		Author: sig, WriteTimeout: cfg.writeTimeout,
 	})
 }
 
@@ -205,7 +213,7 @@ func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog
 		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: opts},
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
-		Charts:     charts,
+		Charts:     charts, WriteTimeout: cfg.writeTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +270,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.authorEmail, "author-email", "STOREFLEET_AUTHOR_EMAIL", "storefleet@localhost", "author e-mail of fleet commits")
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
 	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
+	str(&c.writeTimeoutFlag, "write-timeout", "STOREFLEET_WRITE_TIMEOUT", "30s", "every write's deadline: by then it is answered 202 (landed), 503 (certain nothing landed, and it never will) or 202 pending (decided later: GET /api/v1/requests/{id}); at most "+maxWriteTimeout.String())
 	kubeFlagSet(fs, &c.kube, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
@@ -312,6 +321,13 @@ func (c *Command) check() (config, error) {
 		bad("--shutdown-grace must not be negative, not %s", d)
 	} else {
 		cfg.grace = d
+	}
+	if d, err := time.ParseDuration(cfg.writeTimeoutFlag); err != nil {
+		bad("--write-timeout: %w", err)
+	} else if d <= 0 || d > maxWriteTimeout {
+		bad("--write-timeout must be more than 0 and at most %s (the API's own write deadline is %s), not %s", maxWriteTimeout, api.RouteWriteDeadline, d)
+	} else {
+		cfg.writeTimeout = d
 	}
 	if err := cfg.level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		bad("--log-level must be debug, info, warn or error, not %q", cfg.logLevel)
