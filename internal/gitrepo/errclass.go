@@ -52,8 +52,7 @@ func classifyRemote(err error) error {
 		errors.Is(err, transport.ErrRepositoryNotFound) || errors.Is(err, transport.ErrInvalidAuthMethod) {
 		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
-	var he *githttp.Err
-	if errors.As(err, &he) && he.Response != nil {
+	if he := httpErr(err); he != nil && he.Response != nil {
 		// A gateway that timed out may have passed the push on: its upstream could
 		// still apply it, so that answer proves nothing.
 		if he.Response.StatusCode != 504 {
@@ -61,6 +60,23 @@ func classifyRemote(err error) error {
 		}
 	}
 	return err
+}
+
+// httpErr finds go-git's HTTP status error, also inside its UnexpectedError, which
+// has no Unwrap.
+func httpErr(err error) *githttp.Err {
+	for e := err; e != nil; {
+		var he *githttp.Err
+		if errors.As(e, &he) {
+			return he
+		}
+		var ue *plumbing.UnexpectedError
+		if !errors.As(e, &ue) {
+			return nil
+		}
+		e = ue.Err
+	}
+	return nil
 }
 
 // dialFailed reports an error from making the connection, before any byte of the
