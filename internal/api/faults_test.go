@@ -1,10 +1,15 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,25 +35,74 @@ func faultyEnv(t *testing.T) (*env, *githttp.Proxy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
+	e.api.Close()
+	e.api = apiOn(t, "http://"+p.Addr()+"/fleet.git", faultDeadline)
+	return e, p
+}
+
+// apiOn is the API of one gitops-api process on the fleet remote at url: its own
+// clone, service and server.
+func apiOn(t *testing.T, url string, deadline time.Duration) *httptest.Server {
+	t.Helper()
 	ctx := context.Background()
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: "http://" + p.Addr() + "/fleet.git", WriteTimeout: faultDeadline})
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url, WriteTimeout: deadline})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { repo.Close() })
 	svc, err := fleet.New(ctx, fleet.Config{
 		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: render.LocalOptions()},
-		RequestLog: filepath.Join(t.TempDir(), "requests.jsonl"), WriteTimeout: faultDeadline,
+		RequestLog: filepath.Join(t.TempDir(), "requests.jsonl"), WriteTimeout: deadline,
 		Charts: chartindex.Dir{Path: filepath.Join("..", "..", "charts")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	e.api.Close()
-	e.api = httptest.NewServer(api.Handler(svc, api.Options{}))
-	t.Cleanup(e.api.Close)
-	return e, p
+	srv := httptest.NewServer(api.Handler(svc, api.Options{}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Two processes creating stores on one fleet at once: contention is retried, never
+// answered with a 5xx.
+func TestTwoProcessesContendWithout5xx(t *testing.T) {
+	e := newEnv(t)
+	procs := []*httptest.Server{apiOn(t, e.remote, 30*time.Second), apiOn(t, e.remote, 30*time.Second)}
+	const per = 20
+	var wg sync.WaitGroup
+	statuses := make(chan string, 2*per)
+	for i := 0; i < per; i++ {
+		for j, srv := range procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body, _ := json.Marshal(shop(fmt.Sprintf("p%d-%d", j, i)))
+				res, err := srv.Client().Post(srv.URL+"/api/v1/stores", "application/json", bytes.NewReader(body))
+				if err != nil {
+					statuses <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusAccepted {
+					statuses <- fmt.Sprintf("%d %s", res.StatusCode, b)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		t.Error(s)
+	}
+	for j := range procs {
+		for i := 0; i < per; i++ {
+			if _, ok := e.file(storeDir(fmt.Sprintf("p%d-%d", j, i)) + "/kustomization.yaml"); !ok {
+				t.Errorf("p%d-%d is not on the branch", j, i)
+			}
+		}
+	}
 }
 
 // setFault injects a fault; the pause lets the client's HTTP transport see its
