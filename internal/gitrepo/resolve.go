@@ -123,7 +123,7 @@ func (r *Repo) openLimbo() *limbo {
 	for _, e := range l.byID {
 		if e.State == RequestPending {
 			l.running = true
-			go r.resolve()
+			go r.resolve(l)
 			break
 		}
 	}
@@ -201,7 +201,7 @@ func (l *limbo) add(r *Repo, c Change, held []attempt) {
 	}
 	if !l.running {
 		l.running = true
-		go r.resolve()
+		go r.resolve(l)
 	}
 }
 
@@ -226,14 +226,14 @@ func (l *limbo) close() {
 
 // resolve runs while anything is in limbo: it waits for the remote to answer, brings
 // the clone to the remote's tip, and decides what it can.
-func (r *Repo) resolve() {
+func (r *Repo) resolve(l *limbo) {
 	pause := resolvePauseMin
 	for {
 		select {
 		case <-r.closing:
-			r.limbo.mu.Lock()
-			r.limbo.running = false
-			r.limbo.mu.Unlock()
+			l.mu.Lock()
+			l.running = false
+			l.mu.Unlock()
 			return
 		case <-time.After(pause):
 		}
@@ -257,22 +257,22 @@ func (r *Repo) resolve() {
 				continue
 			}
 		}
-		if r.decide(tip) == 0 {
-			r.limbo.mu.Lock()
-			if r.undecidedLocked() == 0 {
-				r.limbo.running = false
-				r.limbo.mu.Unlock()
+		if r.decide(l, tip) == 0 {
+			l.mu.Lock()
+			if l.undecidedLocked() == 0 {
+				l.running = false
+				l.mu.Unlock()
 				return
 			}
-			r.limbo.mu.Unlock()
+			l.mu.Unlock()
 		}
 		pause = resolvePauseMin
 	}
 }
 
-func (r *Repo) undecidedLocked() int {
+func (l *limbo) undecidedLocked() int {
 	n := 0
-	for _, e := range r.limbo.byID {
+	for _, e := range l.byID {
 		if e.State == RequestPending {
 			n++
 		}
@@ -282,8 +282,7 @@ func (r *Repo) undecidedLocked() int {
 
 // decide settles the entries the clone, now at the remote's tip, can tell about and
 // returns how many stay pending.
-func (r *Repo) decide(remoteTip plumbing.Hash) int {
-	l := r.limbo
+func (r *Repo) decide(l *limbo, remoteTip plumbing.Hash) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	left := 0
