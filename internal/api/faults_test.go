@@ -105,8 +105,10 @@ func TestTwoProcessesContendWithout5xx(t *testing.T) {
 	}
 }
 
-// setFault injects a fault; the pause lets the client's HTTP transport see its
-// kept-alive connection dropped, so a push opens a new one rather than failing on it.
+// setFault injects a fault. The proxy drops the open connections; the pause lets the
+// client's HTTP transport see its kept-alive one closed. Otherwise a push may be
+// written on the dead connection and fail reading the answer, which the writer must
+// (and does) take for an unknown outcome, not for the fault under test.
 func setFault(p *githttp.Proxy, f githttp.Fault, code int) {
 	p.Set(f, code)
 	time.Sleep(100 * time.Millisecond)
@@ -118,6 +120,7 @@ func TestRefusedWriteIs503WithCause(t *testing.T) {
 	e, p := faultyEnv(t)
 	before := e.commits()
 	p.Down()
+	time.Sleep(100 * time.Millisecond) // as in setFault
 	r := e.do("POST", "/api/v1/stores", shop("down"))
 	got := e.expect(r, http.StatusServiceUnavailable)
 	if got["type"] != "urn:storefleet:problem:remote-unreachable" || r.header.Get("Retry-After") == "" {

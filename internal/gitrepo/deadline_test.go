@@ -37,8 +37,9 @@ func newFaultyRemote(t *testing.T) faultyRemote {
 const testDeadline = time.Second
 
 // set injects a fault. The proxy drops the open connections; the pause lets the
-// client's HTTP transport see its kept-alive one closed, so the next push opens a new
-// connection instead of failing on the dead one (a POST is not retried).
+// client's HTTP transport see its kept-alive one closed. Otherwise a push may be
+// written on the dead connection and fail reading the answer, which the writer must
+// (and does) take for an unknown outcome, not for the fault under test.
 func (fr faultyRemote) set(f githttp.Fault, code int) {
 	fr.proxy.Set(f, code)
 	time.Sleep(100 * time.Millisecond)
@@ -188,7 +189,7 @@ func TestRefusingRemote(t *testing.T) {
 		want  error
 		cause store.Cause
 	}{
-		{"closed port", func(p *githttp.Proxy) { p.Down() }, ErrUnreachable, store.CauseRemoteUnreachable},
+		{"closed port", func(p *githttp.Proxy) { p.Down(); time.Sleep(100 * time.Millisecond) }, ErrUnreachable, store.CauseRemoteUnreachable},
 		{"403", func(p *githttp.Proxy) { p.Set(githttp.Status, 403); time.Sleep(100 * time.Millisecond) }, ErrRefused, store.CauseRemoteRefused},
 		{"500", func(p *githttp.Proxy) { p.Set(githttp.Status, 500); time.Sleep(100 * time.Millisecond) }, ErrRefused, store.CauseRemoteRefused},
 	} {

@@ -268,7 +268,18 @@ func (r *Repo) process(batch []*pending) {
 	// those of attempts that did not land are removed once the batch is settled.
 	kept := map[plumbing.Hash]bool{}
 	var landedObjs *objectSet
-	defer func() { r.dropObjects(kept, landedObjs) }()
+	tried := map[plumbing.Hash]*objectSet{}
+	defer func() {
+		// An attempt whose answer was lost may be the tip a later fetch found: the
+		// fetch then had all its objects here already and brought none, so they
+		// must stay.
+		r.mu.RLock()
+		if o := tried[r.tip]; o != nil && landedObjs == nil {
+			landedObjs = o
+		}
+		r.mu.RUnlock()
+		r.dropObjects(kept, landedObjs)
+	}()
 	var unsure []attempt
 	var lastErr error
 	window := backoffMin
@@ -302,6 +313,7 @@ func (r *Repo) process(batch []*pending) {
 				failAll(err)
 				return
 			}
+			tried[commit] = objs
 		}
 		pctx, cancel := context.WithDeadline(context.Background(), deadline)
 		ok, err := r.push(pctx, base, commit, objs)
