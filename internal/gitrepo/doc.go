@@ -23,6 +23,14 @@
 // upload-pack directly and read the pack in one pass (go-git's parser inflated every
 // object twice). Seed creates the embedded default repository from the fleet/ skeleton.
 //
+// Every write answers within its deadline (Options.WriteTimeout or the caller's):
+// landed; certain that nothing landed and never will (ErrUnreachable, ErrRefused,
+// ErrStorage, ErrNotPushed); or ErrOutcomeUnknown when the deadline cut a push off in
+// flight. Those wait in limbo (resolve.go, kept beside an on-disk clone) until the
+// remote answers and the branch tells; FindRequest answers from limbo, the Request-Id
+// index and one bounded walk of history. Contention is retried with jittered back-off
+// until the deadline.
+//
 // Nothing wedges, nothing lies. A ref lock left by a writer that died (kill -9) is
 // taken over with a warning naming it, at once when it is this package's (it keeps its
 // locks flocked and marked), after a bound when it may be git's. Nothing names an

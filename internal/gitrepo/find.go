@@ -28,6 +28,10 @@ type deepIndex struct {
 // its Request-Id trailer in the branch's history. ErrNotFound if neither knows it.
 func (r *Repo) FindRequest(ctx context.Context, id string) (RequestInfo, error) {
 	if e, ok := r.limbo.get(id); ok {
+		if h, found := r.idx.lookup(e.ID, e.Store); found && e.State == RequestPending {
+			// A fetch brought the commit before the resolver's next round.
+			e.State, e.Commit = RequestCommitted, h.String()
+		}
 		info := RequestInfo{ID: e.ID, Store: e.Store, Cluster: e.Cluster, Action: e.Action, State: e.State,
 			Commit: e.Commit, Reason: e.Reason}
 		if e.State == RequestCommitted {
