@@ -264,6 +264,16 @@ func (r *Repo) process(batch []*pending) {
 			}
 		}
 	}
+	var unsure []attempt
+	// giveUp ends the batch on an error before a push: a change an earlier attempt
+	// may still land is not known yet, the others certainly did not land.
+	giveUp := func(err error) {
+		if len(unsure) > 0 {
+			r.expire(live, unsure, err)
+			return
+		}
+		failAll(err)
+	}
 	// An on-disk clone takes each attempt's objects before its push (see keepObjects);
 	// those of attempts that did not land are removed once the batch is settled.
 	kept := map[plumbing.Hash]bool{}
@@ -280,7 +290,6 @@ func (r *Repo) process(batch []*pending) {
 		r.mu.RUnlock()
 		r.dropObjects(kept, landedObjs)
 	}()
-	var unsure []attempt
 	var lastErr error
 	window := backoffMin
 	for n := 0; ; n++ {
@@ -301,7 +310,7 @@ func (r *Repo) process(batch []*pending) {
 		}
 		base, commit, applied, objs, err := r.build(live)
 		if err != nil {
-			failAll(err)
+			giveUp(err)
 			return
 		}
 		if commit.IsZero() {
@@ -310,7 +319,7 @@ func (r *Repo) process(batch []*pending) {
 		}
 		if r.opts.Dir != "" {
 			if err := r.keepObjects(objs, kept); err != nil {
-				failAll(err)
+				giveUp(err)
 				return
 			}
 			tried[commit] = objs
@@ -392,8 +401,9 @@ func (r *Repo) sleepUntil(deadline time.Time, d time.Duration) {
 	}
 }
 
-// stillUnsure drops the attempts that tip proves can no longer land: their base is
-// not the tip, and their commit is not in the history the fetch indexed.
+// stillUnsure keeps the attempts whose fate the fetched tip does not prove: it drops
+// those that landed (their commit is indexed now; the next build answers their
+// changes as duplicates) and those that never can (their base is no longer the tip).
 func (r *Repo) stillUnsure(unsure []attempt, tip plumbing.Hash) []attempt {
 	out := unsure[:0]
 	for _, a := range unsure {
