@@ -51,6 +51,12 @@ type Repo struct {
 
 	idx *requestIndex
 
+	// synced is closed once a fetch has succeeded since Open; syncFail is the last
+	// failed attempt's *NotWritableError until then (available.go).
+	synced   chan struct{}
+	syncOnce sync.Once
+	syncFail atomic.Pointer[error]
+
 	qmu     sync.RWMutex
 	closed  bool
 	queue   chan []*pending
@@ -60,7 +66,12 @@ type Repo struct {
 
 // Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
 // starts its writer. An empty remote is fine: the first commit creates the branch.
+// A remote that does not answer is an error; OpenBackground serves without it.
 func Open(ctx context.Context, opts Options) (*Repo, error) {
+	return openRepo(ctx, opts, false)
+}
+
+func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error) {
 	if opts.URL == "" {
 		return nil, errors.New("gitrepo: Options.URL is empty")
 	}
@@ -123,6 +134,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		queue:     make(chan []*pending, 1024),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
+		synced:    make(chan struct{}),
 	}
 	if ep.Protocol == "file" {
 		r.localPath = localRepoPath(ep.Path)
@@ -134,9 +146,18 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if err := r.initStorage(); err != nil {
 		return nil, r.red.err(err)
 	}
-	if err := r.fetch(ctx); err != nil {
-		return nil, err
+	if err := r.fetchTip(ctx); err != nil {
+		if !background {
+			return nil, r.red.err(err)
+		}
+		r.failSync(err)
+		r.log.Warn("gitrepo: the fleet remote cannot be fetched; serving what the clone holds, not ready, retrying in the background",
+			"dir", r.opts.Dir, "tip", r.tip, "err", r.red.err(err))
+		go r.run()
+		go r.syncLoop()
+		return r, nil
 	}
+	r.markSynced()
 	go r.run()
 	return r, nil
 }
@@ -244,8 +265,15 @@ func (r *Repo) setTip(h plumbing.Hash) {
 	}
 }
 
-// Refresh fetches the branch now, so the read side sees commits others pushed.
-func (r *Repo) Refresh(ctx context.Context) error { return r.fetch(ctx) }
+// Refresh fetches the branch now, so the read side sees commits others pushed. One
+// that succeeds also ends a background sync's wait (OpenBackground).
+func (r *Repo) Refresh(ctx context.Context) error {
+	if err := r.fetch(ctx); err != nil {
+		return err
+	}
+	r.markSynced()
+	return nil
+}
 
 // Head returns the commit the clone is at, or ErrEmpty.
 func (r *Repo) Head() (string, error) {
