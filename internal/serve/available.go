@@ -172,6 +172,7 @@ const readyTTL = 2 * time.Second
 type readyCache struct {
 	check func(context.Context) error
 	ttl   time.Duration
+	now   func() time.Time // time.Now unless a test sets it
 
 	mu  sync.Mutex
 	at  time.Time
@@ -179,13 +180,17 @@ type readyCache struct {
 }
 
 func (c *readyCache) get(ctx context.Context) error {
+	now := c.now
+	if now == nil {
+		now = time.Now
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
+	if !c.at.IsZero() && now().Sub(c.at) < c.ttl {
 		return c.err
 	}
 	c.err = c.check(ctx)
-	c.at = time.Now()
+	c.at = now()
 	if ctx.Err() != nil {
 		// This caller gave up (its own deadline): its answer is not the fleet's.
 		c.at = time.Time{}
