@@ -36,6 +36,21 @@ func (r *Repo) HasTip() bool {
 	return !r.tip.IsZero()
 }
 
+// firstFetch is Open's fetch. A server's (background) asks for the remote's refs
+// first, within remoteProbeTimeout, so that a black-holed remote delays the start by
+// seconds instead of holding it for ever, and bounds the fetch that follows.
+func (r *Repo) firstFetch(ctx context.Context, background bool) error {
+	if !background {
+		return r.fetchTip(ctx)
+	}
+	if err := r.probeRemote(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncFetchTimeout)
+	defer cancel()
+	return r.fetchTip(ctx)
+}
+
 func (r *Repo) markSynced() {
 	r.syncOnce.Do(func() { close(r.synced) })
 }

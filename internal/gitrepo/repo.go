@@ -146,7 +146,7 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 	if err := r.initStorage(); err != nil {
 		return nil, r.red.err(err)
 	}
-	if err := r.fetchTip(ctx); err != nil {
+	if err := r.firstFetch(ctx, background); err != nil {
 		if !background {
 			return nil, r.red.err(err)
 		}

@@ -169,3 +169,24 @@ func TestCredentialsShowNowhere(t *testing.T) {
 		}
 	}
 }
+
+// A remote that takes connections and never answers used to hold the start for
+// ever (the first fetch had no bound). Now serve listens after one bounded probe,
+// is not ready, and heals once the remote answers.
+func TestStartWithABlackHoledRemote(t *testing.T) {
+	rm := newGitRemote(t, "", "")
+	rm.set("hang")
+	rm.up()
+	all := &transcript{}
+	s := runServe(t, all, nil, "--data-dir", t.TempDir(), "--fleet-url", rm.url(""))
+	p := unavailable(t, "/readyz, black-holed remote", s.do("GET", "/readyz", ""))
+	if d, _ := p["detail"].(string); !strings.HasPrefix(d, "remote unreachable") {
+		t.Errorf("/readyz detail %q, want remote unreachable", d)
+	}
+	unavailable(t, "create, black-holed remote", s.do("POST", "/api/v1/stores", storeBody("alpha")))
+	rm.set("")
+	s.await("/readyz", http.StatusOK, "")
+	if r := s.do("POST", "/api/v1/stores", storeBody("alpha")); r.status != http.StatusAccepted {
+		t.Fatalf("create once the remote answered: %d %s", r.status, r.body)
+	}
+}
