@@ -167,9 +167,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	return red.Err(start(ctx, cfg, log, stdout))
 }
 
-// redactor knows every secret of the configuration.
+// redactor knows every secret of the configuration. A user name with no password
+// is a token (some hosts take it so), and is masked as one.
 func (c config) redactor() gitrepo.Redactor {
-	return gitrepo.NewRedactor(c.url, c.auth.Password, c.auth.BearerToken, c.auth.SSHKeyPassphrase)
+	secrets := []string{c.auth.Password, c.auth.BearerToken, c.auth.SSHKeyPassphrase}
+	if c.auth.Password == "" {
+		secrets = append(secrets, c.auth.Username)
+	}
+	return gitrepo.NewRedactor(c.url, secrets...)
 }
 
 func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
