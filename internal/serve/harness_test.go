@@ -193,6 +193,7 @@ type gitRemote struct {
 	bare string
 	addr string
 	mode atomic.Value // "", "403", "500" or "hang"
+	hits atomic.Int64 // requests received
 	hung chan struct{}
 
 	mu  sync.Mutex
@@ -219,6 +220,7 @@ func newGitRemote(t *testing.T, user, pass string) *gitRemote {
 func (r *gitRemote) set(mode string) { r.mode.Store(mode) }
 
 func (r *gitRemote) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.hits.Add(1)
 	switch r.mode.Load().(string) {
 	case "403":
 		http.Error(w, "forbidden", http.StatusForbidden)

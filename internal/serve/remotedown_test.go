@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/serve"
 )
@@ -114,6 +116,22 @@ func TestReadyzFollowsTheRemote(t *testing.T) {
 	defer all.mustNotShow(t, urlPass, urlUser)
 	s := runServe(t, all, nil, "--data-dir", t.TempDir(), "--fleet-url", rm.url(urlUser+":"+urlPass))
 	s.await("/readyz", http.StatusOK, "")
+
+	// A storm of probes reaches the remote once per readiness period (2 s), however
+	// long the storm takes: a bound on the rate, not on the time.
+	before, t0 := rm.hits.Load(), time.Now()
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.do("GET", "/readyz", "")
+		}()
+	}
+	wg.Wait()
+	if n, most := rm.hits.Load()-before, 1+int64(time.Since(t0)/(2*time.Second))+1; n > most {
+		t.Errorf("200 probes sent %d requests to the remote, want at most %d", n, most)
+	}
 
 	for _, fault := range []struct{ mode, cause string }{
 		{"down", "remote unreachable"},
