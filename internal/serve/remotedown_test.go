@@ -3,7 +3,9 @@ package serve_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -103,6 +105,26 @@ func TestStartWithTheRemoteDown(t *testing.T) {
 	}
 	if got := storesIn(t, rm.bare); !got["alpha"] || !got["beta"] || len(got) != 2 {
 		t.Errorf("remote holds %v, want alpha and beta", got)
+	}
+	// Nor is it kept on disk: the clone's config, the request log, anything.
+	s.stop()
+	err := filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, secret := range []string{urlPass, urlUser} {
+			if strings.Contains(string(b), secret) {
+				t.Errorf("%s holds %q", path, secret)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
