@@ -51,17 +51,17 @@ type Repo struct {
 
 	idx *requestIndex
 
-	// synced is closed once a fetch has succeeded since Open; syncFail is the last
-	// failed attempt's *NotWritableError until then (available.go).
-	synced   chan struct{}
-	syncOnce sync.Once
-	syncFail atomic.Pointer[error]
-
 	qmu     sync.RWMutex
 	closed  bool
 	queue   chan []*pending
 	closing chan struct{}
 	done    chan struct{}
+
+	// synced is closed once a fetch has succeeded since Open; syncFail is the last
+	// failed attempt's *NotWritableError until then (available.go).
+	synced   chan struct{}
+	syncOnce sync.Once
+	syncFail atomic.Pointer[error]
 }
 
 // Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
