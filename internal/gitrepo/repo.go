@@ -146,19 +146,21 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 	if err := r.initStorage(); err != nil {
 		return nil, r.red.err(err)
 	}
-	if err := r.firstFetch(ctx, background); err != nil {
-		if !background {
-			return nil, r.red.err(err)
-		}
+	err = r.firstFetch(ctx, background)
+	switch {
+	case err == nil:
+		r.markSynced()
+	case !background:
+		return nil, r.red.err(err)
+	default:
 		r.failSync(err)
 		r.log.Warn("gitrepo: the fleet remote cannot be fetched; serving what the clone holds, not ready, retrying in the background",
 			"dir", r.opts.Dir, "tip", r.tip, "err", r.red.err(err))
-		go r.run()
-		go r.syncLoop()
-		return r, nil
 	}
-	r.markSynced()
 	go r.run()
+	if err != nil {
+		go r.syncLoop()
+	}
 	return r, nil
 }
 
