@@ -209,9 +209,9 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo,
 		log.Info("embedded fleet repository", "path", cfg.url, "tip", tip)
 	}
 	return gitrepo.OpenBackground(ctx, gitrepo.Options{
-		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch,
+		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch, Logger: log,
 		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
-		Author: sig, Logger: log,
+		Author: sig,
 	})
 }
 
@@ -249,6 +249,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 		return err
 	}
 	defer stopStatus()
+
 	g := newGate(handlerSvc, repo)
 	gctx, stopGate := context.WithCancel(ctx)
 	gateDone := g.openWhenSynced(gctx, svc.Reload, log)
