@@ -102,8 +102,16 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	if err := a.svc.Ready(ctx); err != nil {
+		// The probe answers anyone who reaches the port: its body names the cause
+		// (a domain message, written to be shown), never the raw error, which may
+		// hold paths and hosts; the whole error goes to the log.
 		a.log.Warn("not ready", "err", err)
-		WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", err.Error()))
+		detail := "the fleet repository cannot be written now"
+		if store.ErrorCode(err) == store.EUNAVAILABLE {
+			detail = store.ErrorMessage(err)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+		WriteProblem(w, r, newProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", detail))
 		return
 	}
 	out := map[string]string{"status": "ready"}

@@ -38,8 +38,14 @@
 // ErrStorage having pushed nothing and moved nothing, and the next write after space is
 // freed lands without a restart. Open checks an on-disk clone's tip and the trees above
 // the store folders and clones again, with a warning, when they are not all there.
-// Writable tells a readiness check, without pushing, whether a write could land now.
-// No error, log line or file of this package holds the credentials of a remote URL.
+// Writable tells a readiness check, without pushing, whether a write could land now,
+// and if not, why in words anyone may read (Cause: ref lock held, storage full or not
+// permitted, remote unreachable or refusing); its remote check is one request for the
+// remote's refs, bounded to 2 s. OpenBackground lets a server start while the remote
+// is down: it reads from the clone it has and fetches in the background (bounded,
+// jittered back-off) until the remote answers; Synced says when.
+// No error, log line or file of this package holds the credentials of a remote URL;
+// Redactor is that rule for the callers' own logs and errors.
 //
 // For the shard publisher it reads without writing: Subtrees lists a folder's child
 // trees at a commit (which shards changed), Archive writes a folder as a deterministic

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // A remote URL may carry credentials (https://user:token@host/…, or a token as the user
@@ -146,3 +148,61 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 
 func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// As finds a *store.Error (whose message is written to be shown) under the masked
+// text; no other type, since most print the URL they hold (*url.Error).
+func (e *redactedError) As(target any) bool {
+	t, ok := target.(**store.Error)
+	return ok && errors.As(e.err, t)
+}
+
+// Redactor hides one remote URL's credentials, and any other secrets it is given (the
+// password or token the environment supplies), in text and errors. It is the one
+// definition of redaction: serve uses it for its own logs and start-up errors, so
+// what this package scrubs and what serve scrubs cannot drift apart.
+type Redactor struct {
+	x     redactor
+	extra []string
+}
+
+// NewRedactor returns a Redactor for url and secrets (empty ones are ignored; ones
+// shorter than four characters too, since masking them would garble ordinary words
+// and they are no secret worth the name).
+func NewRedactor(url string, secrets ...string) Redactor {
+	var extra []string
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			extra = append(extra, escapes(s)...)
+		}
+	}
+	return Redactor{x: newRedactor(url), extra: longestFirst(extra)}
+}
+
+// URL is the URL as it may be shown: without a password, and over HTTP without the
+// user name either.
+func (r Redactor) URL() string { return r.x.shown }
+
+// HasCredentials reports whether the URL itself carries a secret.
+func (r Redactor) HasCredentials() bool { return len(r.x.secrets) > 0 || len(r.x.users) > 0 }
+
+// Text returns s with every credential masked.
+func (r Redactor) Text(s string) string {
+	s = r.x.text(s)
+	for _, v := range r.extra {
+		s = strings.ReplaceAll(s, v, "xxxxx")
+	}
+	return s
+}
+
+// Err returns err unchanged when its text holds no credential, otherwise an error
+// with the masked text that still answers errors.Is and errors.As for what err wraps.
+func (r Redactor) Err(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if clean := r.Text(msg); clean != msg {
+		return &redactedError{msg: clean, err: err}
+	}
+	return err
+}

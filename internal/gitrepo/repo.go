@@ -57,11 +57,22 @@ type Repo struct {
 	queue   chan []*pending
 	closing chan struct{}
 	done    chan struct{}
+
+	// synced is closed once a fetch has succeeded since Open; syncFail is the last
+	// failed attempt's *NotWritableError until then (available.go).
+	synced   chan struct{}
+	syncOnce sync.Once
+	syncFail atomic.Pointer[error]
 }
 
 // Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
 // starts its writer. An empty remote is fine: the first commit creates the branch.
+// A remote that does not answer is an error; OpenBackground serves without it.
 func Open(ctx context.Context, opts Options) (*Repo, error) {
+	return openRepo(ctx, opts, false)
+}
+
+func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error) {
 	if opts.URL == "" {
 		return nil, errors.New("gitrepo: Options.URL is empty")
 	}
@@ -121,6 +132,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		queue:     make(chan []*pending, 1024),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
+		synced:    make(chan struct{}),
 	}
 	if ep.Protocol == "file" {
 		r.localPath = localRepoPath(ep.Path)
@@ -132,11 +144,22 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if err := r.initStorage(); err != nil {
 		return nil, r.red.err(err)
 	}
-	if err := r.fetch(ctx); err != nil {
-		return nil, err
+	err = r.firstFetch(ctx, background)
+	switch {
+	case err == nil:
+		r.markSynced()
+	case !background:
+		return nil, r.red.err(err)
+	default:
+		r.failSync(err)
+		r.log.Warn("gitrepo: the fleet remote cannot be fetched; serving what the clone holds, not ready, retrying in the background",
+			"dir", r.opts.Dir, "tip", r.tip, "err", r.red.err(err))
 	}
 	r.limbo = r.openLimbo()
 	go r.run()
+	if err != nil {
+		go r.syncLoop()
+	}
 	return r, nil
 }
 
@@ -243,8 +266,15 @@ func (r *Repo) setTip(h plumbing.Hash) {
 	}
 }
 
-// Refresh fetches the branch now, so the read side sees commits others pushed.
-func (r *Repo) Refresh(ctx context.Context) error { return r.fetch(ctx) }
+// Refresh fetches the branch now, so the read side sees commits others pushed. One
+// that succeeds also ends a background sync's wait (OpenBackground).
+func (r *Repo) Refresh(ctx context.Context) error {
+	if err := r.fetch(ctx); err != nil {
+		return err
+	}
+	r.markSynced()
+	return nil
+}
 
 // Head returns the commit the clone is at, or ErrEmpty.
 func (r *Repo) Head() (string, error) {

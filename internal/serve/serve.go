@@ -163,10 +163,30 @@ func parse(args []string, env func(string) string) (config, error) {
 }
 
 // run is serve once its configuration is known to be good: open the fleet
-// repository, build the service on it, serve until ctx is done.
+// repository, build the service on it, serve until ctx is done. Every line it logs
+// and the error it returns pass through the fleet's Redactor (redact.go).
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
-	log := newLogger(cfg.logFormat, cfg.level, stderr)
-	start := time.Now()
+	red := cfg.redactor()
+	log := slog.New(redactHandler{next: newHandler(cfg.logFormat, cfg.level, stderr), red: red})
+	if red.HasCredentials() {
+		log.Warn("--fleet-url carries credentials: they are masked in every log line and error, but they show in the process list " +
+			"and the environment; give them as STOREFLEET_FLEET_USERNAME and STOREFLEET_FLEET_PASSWORD (or STOREFLEET_FLEET_TOKEN) instead")
+	}
+	return red.Err(start(ctx, cfg, log, stdout))
+}
+
+// redactor knows every secret of the configuration. A user name with no password
+// is a token (some hosts take it so), and is masked as one.
+func (c config) redactor() gitrepo.Redactor {
+	secrets := []string{c.auth.Password, c.auth.BearerToken, c.auth.SSHKeyPassphrase}
+	if c.auth.Password == "" {
+		secrets = append(secrets, c.auth.Username)
+	}
+	return gitrepo.NewRedactor(c.url, secrets...)
+}
+
+func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	t0 := time.Now()
 	repo, err := openRepo(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -177,11 +197,13 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer svc.Close()
-	return serveAPI(ctx, cfg, svc, repo, log, start, stdout)
+	return serveAPI(ctx, cfg, svc, repo, log, t0, stdout)
 }
 
 // openRepo opens the fleet repository, creating and seeding the embedded one on
-// first start. These are serve's first side effects.
+// first start. These are serve's first side effects. A remote that does not answer
+// is no reason to exit: the repository serves what its clone holds and keeps trying
+// (gitrepo.OpenBackground; available.go).
 func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo, error) {
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -194,8 +216,8 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo,
 		}
 		log.Info("embedded fleet repository", "path", cfg.url, "tip", tip)
 	}
-	return gitrepo.Open(ctx, gitrepo.Options{
-		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch,
+	return gitrepo.OpenBackground(ctx, gitrepo.Options{
+		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch, Logger: log,
 		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
 		Author: sig, WriteTimeout: cfg.writeTimeout,
 	})
@@ -236,11 +258,23 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	}
 	defer stopStatus()
 
-	log.Info("ready", "fleet", redact(cfg.url), "cluster", cfg.cluster, "startup", time.Since(start).Round(time.Millisecond))
+	g := newGate(handlerSvc, repo)
+	gctx, stopGate := context.WithCancel(ctx)
+	gateDone := g.openWhenSynced(gctx, svc.Reload, log)
+	// The index must not be rebuilt under a service being closed (deferred by run).
+	defer func() { stopGate(); <-gateDone }()
+
+	if g.open.Load() {
+		log.Info("ready", "fleet", cfg.redactor().URL(), "cluster", cfg.cluster, "startup", time.Since(start).Round(time.Millisecond))
+	} else {
+		log.Warn("serving without the fleet remote: not ready, writes refused until it answers", "fleet", cfg.redactor().URL(),
+			"cluster", cfg.cluster, "reads", map[bool]string{true: "from the clone on disk", false: "refused: no clone yet"}[repo.HasTip()])
+	}
 	fmt.Fprintf(stdout, "gitops-api listening on http://%s\n", ln.Addr())
 	// Shutdown order: stop taking requests and let in-flight ones finish (each
 	// waits for its push), then close the writer (deferred by run).
-	return api.Serve(ctx, ln, api.Handler(handlerSvc, apiOpts), cfg.grace, log)
+	apiOpts.Log = log
+	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
 }
 
 func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
@@ -487,14 +521,14 @@ func parseImage(ref string) (render.Image, error) {
 	return render.Image{Repository: ref[:i], Tag: ref[i+1:]}, nil
 }
 
-// newLogger builds the logger of a checked configuration (check has refused any
-// other format).
-func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
+// newHandler builds the log handler of a checked configuration (check has refused
+// any other format).
+func newHandler(format string, level slog.Level, w io.Writer) slog.Handler {
 	o := &slog.HandlerOptions{Level: level}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		return slog.NewJSONHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.NewTextHandler(w, o)
 }
 
 // defaultChartVersions is this repository's charts/, relative to where gitops-api
@@ -528,15 +562,4 @@ func chartVersions(source, where string, log *slog.Logger) (store.Charts, error)
 		return chartindex.Dir{Path: where}, nil
 	}
 	return chartindex.NewIndex(where), nil
-}
-
-// redact drops credentials embedded in a URL before it is logged.
-func redact(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		rest := u[i+3:]
-		if at := strings.Index(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
-			return u[:i+3] + "***@" + rest[at+1:]
-		}
-	}
-	return u
 }
