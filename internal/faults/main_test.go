@@ -257,11 +257,11 @@ func requestIDs(t *testing.T, bare string) map[string]int {
 	return got
 }
 
-// fsck runs git fsck --strict on every repository under dir (the fleet repository,
-// the writer's clone) and fails on any finding.
-func fsck(t *testing.T, dirs ...string) int {
+// fsck runs git fsck --strict on every repository under dirs (the fleet repository,
+// the writer's clone) and fails on any finding; it returns how many repositories it
+// checked and how many failed.
+func fsck(t *testing.T, dirs ...string) (n, failed int) {
 	t.Helper()
-	n := 0
 	for _, dir := range dirs {
 		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
@@ -277,6 +277,7 @@ func fsck(t *testing.T, dirs ...string) int {
 			cmd.Dir = path
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("git fsck --strict %s: %v\n%s", path, err, out)
+				failed++
 			}
 			n++
 			return filepath.SkipDir
@@ -285,7 +286,7 @@ func fsck(t *testing.T, dirs ...string) int {
 	if n == 0 {
 		t.Errorf("no repository under %v to fsck", dirs)
 	}
-	return n
+	return n, failed
 }
 
 // quantile of sorted-on-demand durations, q in [0,1].
