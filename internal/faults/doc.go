@@ -8,5 +8,6 @@
 // themselves. Each test logs its figures; docs/reliability.md keeps them.
 //
 // Parameters come from the environment so `make fault` can run the long version:
-// FAULT_KILL_ROUNDS (default 5), FAULT_WRITERS (20), FAULT_WRITE_TIMEOUT (3s).
+// FAULT_KILL_ROUNDS (default 5), FAULT_WRITERS (20), FAULT_WRITE_TIMEOUT (3s),
+// FAULT_RESTART_BOUND (1m, the liveness bound) and FAULT_SKIP_TMPFS.
 package faults

@@ -160,6 +160,9 @@ func killRounds(t *testing.T, fleet string) {
 		}()
 	}
 
+	// Whatever ends the test (a failed restart included), no writer may outlive it.
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+
 	var toFirstWrite []time.Duration
 	totalDup, totalLost, totalFsck := 0, 0, 0
 	verify := func(round int) {
@@ -209,6 +212,7 @@ func killRounds(t *testing.T, fleet string) {
 		for nAcked.Load() < target {
 			if time.Now().After(deadline) {
 				stop.Store(true)
+				wg.Wait()
 				t.Fatalf("round %d: only %d of %d writes acknowledged within %v:\n%s", round, nAcked.Load(), target, bound, cur.Load().p.logs.tail())
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -234,6 +238,7 @@ func killRounds(t *testing.T, fleet string) {
 			}
 			if time.Since(g.p.started) > bound {
 				stop.Store(true)
+				wg.Wait()
 				t.Fatalf("round %d: no write succeeded within %v of the restart (liveness bound):\n%s", round, bound, g.p.logs.tail())
 			}
 			time.Sleep(5 * time.Millisecond)
