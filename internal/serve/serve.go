@@ -62,6 +62,7 @@ type config struct {
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
 	kube                                                               kubeFlags
+	replicas                                                           replicaFlags
 
 	level slog.Level
 	grace time.Duration
@@ -221,12 +222,15 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	if err != nil {
 		return err
 	}
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, ln.Addr().String(), log)
+	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
+	go fl.run(ctx)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, ln.Addr().String(), log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer stopStatus()
+	handlerSvc = missService{Service: handlerSvc, known: svc.Known, miss: fl.miss}
 
 	log.Info("ready", "fleet", redact(cfg.url), "cluster", cfg.cluster, "startup", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "gitops-api listening on http://%s\n", ln.Addr())
@@ -263,6 +267,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
 	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
 	kubeFlagSet(fs, &c.kube, env)
+	replicaFlagSet(fs, &c.replicas, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -298,6 +303,7 @@ func (c *Command) check() (config, error) {
 			bad("--kubeconfig: %w", err)
 		}
 	}
+	problems = append(problems, cfg.replicas.validate()...)
 	if cfg.kube.publishInterval <= 0 {
 		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}
