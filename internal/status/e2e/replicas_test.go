@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,7 @@ func buildGitopsAPI(t *testing.T) string {
 	return bin
 }
 
-func startReplica(t *testing.T, bin string, i int) *replicaProc {
+func startReplica(t *testing.T, bin string, i int, artifactURL string) *replicaProc {
 	t.Helper()
 	id := fmt.Sprintf("replica-%d", i)
 	logPath := filepath.Join(env.LogDir, "gitops-api-"+id+".log")
@@ -79,6 +80,7 @@ func startReplica(t *testing.T, bin string, i int) *replicaProc {
 		"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL+"/index.yaml",
 		"--publish-interval", "2s", "--fetch-interval", "1s",
 		"--lease-name", repLease, "--lease-identity", id, "--lease-duration", "6s", "--lease-renew-deadline", "4s",
+		"--artifact-url", artifactURL,
 		"--shutdown-grace", "5s", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
 	cmd.Stderr = logF
@@ -146,8 +148,9 @@ func TestThreeReplicasLeaderKilled(t *testing.T) {
 	}
 	bin := buildGitopsAPI(t)
 	reps := make([]*replicaProc, 3)
+	svc := artifactService(t, reps)
 	for i := range reps {
-		reps[i] = startReplica(t, bin, i)
+		reps[i] = startReplica(t, bin, i, svc)
 	}
 	byID := map[string]*replicaProc{}
 	for _, r := range reps {
@@ -370,12 +373,15 @@ func TestThreeReplicasLeaderKilled(t *testing.T) {
 	}
 	t1 := time.Now()
 	pending := sortedKeys(want)
+	lastLog := time.Now()
 	waitFor(t, 6*time.Minute, func() (bool, string) {
 		var left []string
+		phases := map[string]int{}
 		for _, n := range pending {
 			for _, r := range alive {
 				if phase := replicaPhase(r, n); phase != "ready" {
 					left = append(left, n+" on "+r.id+": "+phase)
+					phases[r.id+" "+strings.Fields(phase + " ?")[0]]++
 					break
 				}
 			}
@@ -383,25 +389,37 @@ func TestThreeReplicasLeaderKilled(t *testing.T) {
 		if len(left) == 0 {
 			return true, ""
 		}
+		if time.Since(lastLog) > 20*time.Second {
+			lastLog = time.Now()
+			t.Logf("%s after the load: %d stores not ready yet (%v), e.g. %s", time.Since(t1).Round(time.Second), len(left), phases, left[0])
+		}
 		return false, fmt.Sprintf("%d not ready, e.g. %s", len(left), left[0])
 	})
 	readyTook := time.Since(t1)
 
-	// The new leader published: every shard's ExternalArtifact points at its server.
+	// The new leader publishes: a store pushed after the failover, which only a
+	// publisher can bring to ready, gets there, and the leader's log says it publishes.
+	t2 := time.Now()
+	if err := pushOutside("rep-after"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Minute, func() (bool, string) {
+		ph := replicaPhase(alive[0], "rep-after")
+		return ph == "ready", ph
+	})
+	afterTook := time.Since(t2)
+	if h := leaseHolder(t); h != newLeader.id {
+		t.Errorf("the Lease moved on to %q during the test", h)
+	}
+	if b, err := os.ReadFile(newLeader.log); err != nil || !bytes.Contains(b, []byte("shard publisher: started on this replica")) {
+		t.Errorf("%s's log does not show its publisher starting (%v)", newLeader.id, err)
+	}
 	var eas unstructured.UnstructuredList
 	eas.SetGroupVersionKind(schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "ExternalArtifactList"})
 	if err := env.Client.List(ctx, &eas, client.InNamespace(repFluxNS)); err != nil {
 		t.Fatal(err)
 	}
-	if len(eas.Items) == 0 {
-		t.Fatal("no ExternalArtifacts in " + repFluxNS)
-	}
-	for _, ea := range eas.Items {
-		u, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "url")
-		if !strings.HasPrefix(u, newLeader.url+"/") {
-			t.Errorf("ExternalArtifact %s points at %s, not at the new leader %s", ea.GetName(), u, newLeader.url)
-		}
-	}
+	t.Logf("a store pushed after the failover was ready %s later; %d shard ExternalArtifacts", afterTook.Round(time.Millisecond), len(eas.Items))
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -444,4 +462,36 @@ func replicaPhase(r *replicaProc, name string) string {
 		return v.Status.Phase + " " + v.Status.Message
 	}
 	return "ready"
+}
+
+// artifactService stands in for the Service kustomize-controller downloads shard
+// artifacts through (there is no kube-proxy here): it passes a request to the live
+// replicas in turn until one has the tarball. Every replica builds the tarballs it
+// publishes or adopts; that any replica can serve any artifact (rebuilt from Git on a
+// miss) is the artifacts part of issue 14, not assumed here.
+func artifactService(t *testing.T, reps []*replicaProc) string {
+	t.Helper()
+	c := &http.Client{Timeout: time.Minute}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, rp := range reps {
+			if rp == nil || rp.dead.Load() {
+				continue
+			}
+			res, err := c.Get(rp.url + r.URL.Path)
+			if err != nil {
+				continue
+			}
+			if res.StatusCode != http.StatusOK {
+				res.Body.Close()
+				continue
+			}
+			w.Header().Set("Content-Type", res.Header.Get("Content-Type"))
+			_, _ = io.Copy(w, res.Body)
+			res.Body.Close()
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
