@@ -140,3 +140,23 @@ func Namespace() string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// EnsureShardKustomizations applies the Kustomization of every shard that has an
+// ExternalArtifact, once per process and shard, as PublishArtifact does. A new Lease
+// holder calls it after adopting the artifacts: a leader killed between publishing a
+// shard's first artifact and applying its Kustomization leaves an artifact nobody
+// applies, and adoption alone (same tarball) writes nothing that would apply it.
+func (w *Watcher) EnsureShardKustomizations(ctx context.Context) error {
+	arts, err := w.PublishedArtifacts(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for shard := range arts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		errs = append(errs, w.ensureShardKustomization(ctx, shard))
+	}
+	return errors.Join(errs...)
+}

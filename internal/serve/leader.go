@@ -69,6 +69,9 @@ type leader struct {
 	sb      *standby
 	cluster string
 	newPub  func() (*publish.Publisher, error)
+	// adopted completes what a previous leader may have left half done (the shard
+	// Kustomizations), after the first pass.
+	adopted func(ctx context.Context) error
 
 	mu  sync.Mutex
 	pub *publish.Publisher // nil while standing by
@@ -80,8 +83,8 @@ type leader struct {
 // startLeader competes for the Lease in the background; while it holds it, a
 // publisher runs (its first pass, then its background passes), and shards other
 // replicas changed are published as the follower sees them.
-func startLeader(ctx context.Context, cfg kube.LeaseConfig, rep replicas, repo *gitrepo.Repo, sb *standby, cluster string, newPub func() (*publish.Publisher, error), log *slog.Logger) (*leader, error) {
-	l := &leader{log: log, repo: repo, fl: rep.fl, sb: sb, cluster: cluster, newPub: newPub, done: make(chan struct{})}
+func startLeader(ctx context.Context, cfg kube.LeaseConfig, rep replicas, repo *gitrepo.Repo, sb *standby, cluster string, newPub func() (*publish.Publisher, error), adopted func(ctx context.Context) error, log *slog.Logger) (*leader, error) {
+	l := &leader{log: log, repo: repo, fl: rep.fl, sb: sb, cluster: cluster, newPub: newPub, adopted: adopted, done: make(chan struct{})}
 	e, err := kube.NewElector(cfg, l.lead)
 	if err != nil {
 		return nil, err
@@ -114,8 +117,15 @@ func (l *leader) lead(ctx context.Context) {
 	if err := pub.Start(sctx); err != nil {
 		l.log.Warn("shard publisher: first pass incomplete; retrying in the background", "err", err)
 	}
-	cancel()
 	l.log.Info("shard publisher: started on this replica (Lease leader)", "took", time.Since(t0).Round(time.Millisecond))
+	cancel()
+	if l.adopted != nil {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		if err := l.adopted(actx); err != nil {
+			l.log.Warn("shard publisher: not every shard's Kustomization could be checked; a shard's next publish applies it", "err", err)
+		}
+		cancel()
+	}
 	<-ctx.Done()
 	l.mu.Lock()
 	l.pub = nil

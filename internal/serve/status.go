@@ -176,7 +176,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	}
 	// Only the Lease holder publishes (leader.go); a cluster that does not answer
 	// yet is not fatal: the API serves (stores show unknown) and the election retries.
-	lg, err := startLeader(ctx, rep.leaseConfig(k, kubeconfig, log), rep, repo, sb, fleetCluster, newPub, log)
+	lg, err := startLeader(ctx, rep.leaseConfig(k, kubeconfig, log), rep, repo, sb, fleetCluster, newPub, w.EnsureShardKustomizations, log)
 	if err != nil {
 		return nil, opts, nil, err
 	}

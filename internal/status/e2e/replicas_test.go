@@ -184,12 +184,20 @@ func TestThreeReplicasLeaderKilled(t *testing.T) {
 		for _, f := range files {
 			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})
 		}
-		for _, r := range outside.SubmitAll(ctx, []gitrepo.Change{c}) {
-			if r.Err != nil {
-				return r.Err
+		// An operator retries a push that lost the race to the replicas' commits (the
+		// same Request-Id: applied once).
+		var err2 error
+		for range 5 {
+			err2 = nil
+			for _, r := range outside.SubmitAll(ctx, []gitrepo.Change{c}) {
+				err2 = r.Err
 			}
+			if err2 == nil {
+				return nil
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		return nil
+		return err2
 	}
 
 	const (
