@@ -8,55 +8,92 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// gitops-api's shard publisher is a single writer: a second pod would publish shard artifacts
-// from another fleet head. The chart refuses every way of getting a second pod (and a PDB,
-// which on one pod blocks node drains), naming the key and the reason.
-func TestPlatformSingleWriter(t *testing.T) {
+// Several replicas share the fleet (the Lease holder alone publishes): the chart renders
+// them as asked, rolls them out without a gap, spreads them over nodes and keeps one through
+// drains with a PodDisruptionBudget, but never a PDB on a single pod (it would block every
+// drain). An autoscaler is still refused: the chart renders none.
+func TestPlatformReplicas(t *testing.T) {
 	for _, c := range []struct {
-		path  string
-		value any
+		name     string
+		values   map[string]any
+		file     string
+		replicas int
+		pdb      bool
 	}{
-		{"replicas", 2},
-		{"replicas", 3},
-		{"autoscaling.enabled", true},
-		{"podDisruptionBudget.enabled", true},
+		{"defaults", nil, "", 1, false},
+		{"three", map[string]any{"replicas": 3}, "", 3, true},
+		{"pdb off", map[string]any{"replicas": 2, "podDisruptionBudget": map[string]any{"enabled": false}}, "", 2, false},
+		{"prod", nil, "values-prod.yaml", 2, true},
+		// Values written for the chart before replicas (HPA settings with enabled: false).
+		{"old values", map[string]any{"replicas": 1, "autoscaling": map[string]any{"enabled": false, "minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70},
+			"podDisruptionBudget": map[string]any{"enabled": true, "minAvailable": 1}}, "", 1, false},
 	} {
-		t.Run(c.path, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			v := baseValues(t, "storefleet")
-			set(v, c.path, c.value)
-			err := templateErr(t, "storefleet", v)
-			if err == nil {
-				t.Fatalf("%s=%v was accepted", c.path, c.value)
+			o := TemplateOptions{Release: "storefleet", Namespace: "storefleet"}
+			if c.file != "" {
+				o.ValuesFiles = append(o.ValuesFiles, chartDir("storefleet")+"/"+c.file)
 			}
-			for _, want := range []string{c.path + ":", "is refused", "shard publisher is a single writer"} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("%s=%v: error does not say %q:\n%v", c.path, c.value, want, err)
+			if c.values != nil {
+				o.ValuesFiles = append(o.ValuesFiles, writeValues(t, c.values))
+			}
+			objs := template(t, "storefleet", o)
+			d := find(objs, "Deployment", "storefleet-gitops-api")
+			if d == nil {
+				t.Fatal("Deployment storefleet-gitops-api missing")
+			}
+			if n, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); fmt.Sprint(n) != fmt.Sprint(c.replicas) {
+				t.Errorf("replicas %v, want %d", n, c.replicas)
+			}
+			if s, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type"); s != "RollingUpdate" {
+				t.Errorf("strategy %q, want RollingUpdate", s)
+			}
+			if u, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "strategy", "rollingUpdate", "maxUnavailable"); fmt.Sprint(u) != "0" {
+				t.Errorf("maxUnavailable %v, want 0 (a new pod before an old one goes)", u)
+			}
+			terms, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "affinity", "podAntiAffinity", "preferredDuringSchedulingIgnoredDuringExecution")
+			if len(terms) != 1 {
+				t.Fatalf("preferred pod anti-affinity terms: %v, want one", terms)
+			}
+			term := terms[0].(map[string]any)
+			if k, _, _ := unstructured.NestedString(term, "podAffinityTerm", "topologyKey"); k != "kubernetes.io/hostname" {
+				t.Errorf("anti-affinity topologyKey %q, want kubernetes.io/hostname", k)
+			}
+			sel, _, _ := unstructured.NestedStringMap(term, "podAffinityTerm", "labelSelector", "matchLabels")
+			podLabels, _, _ := unstructured.NestedStringMap(d.Object, "spec", "selector", "matchLabels")
+			if fmt.Sprint(sel) != fmt.Sprint(podLabels) {
+				t.Errorf("anti-affinity selects %v, want the Deployment's pods %v", sel, podLabels)
+			}
+			pdbs := byKind(objs, "PodDisruptionBudget")
+			if !c.pdb {
+				if len(pdbs) != 0 {
+					t.Fatalf("PodDisruptionBudget rendered with %d replicas (or disabled)", c.replicas)
 				}
+			} else {
+				if len(pdbs) != 1 {
+					t.Fatalf("%d PodDisruptionBudgets, want 1", len(pdbs))
+				}
+				if m, _, _ := unstructured.NestedFieldNoCopy(pdbs[0].Object, "spec", "minAvailable"); fmt.Sprint(m) != "1" {
+					t.Errorf("PDB minAvailable %v, want 1", m)
+				}
+				if got, _, _ := unstructured.NestedStringMap(pdbs[0].Object, "spec", "selector", "matchLabels"); fmt.Sprint(got) != fmt.Sprint(podLabels) {
+					t.Errorf("PDB selects %v, want the Deployment's pods %v", got, podLabels)
+				}
+			}
+			if len(byKind(objs, "HorizontalPodAutoscaler")) != 0 {
+				t.Error("HorizontalPodAutoscaler rendered")
+			}
+			env := deploymentEnv(t, objs)
+			if env["STOREFLEET_LEASE_NAME"] != "storefleet-publisher" || env["STOREFLEET_FETCH_INTERVAL"] != "1s" {
+				t.Errorf("lease name %q, fetch interval %q", env["STOREFLEET_LEASE_NAME"], env["STOREFLEET_FETCH_INTERVAL"])
 			}
 		})
 	}
-	// Values written for the chart before the publisher (HPA settings with enabled: false)
-	// still render, with one pod that is replaced, never surged, on upgrade.
 	v := baseValues(t, "storefleet")
-	set(v, "replicas", 1)
-	set(v, "autoscaling", map[string]any{"enabled": false, "minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70})
-	set(v, "podDisruptionBudget", map[string]any{"enabled": false, "minAvailable": 1})
-	objs := template(t, "storefleet", TemplateOptions{Release: "storefleet", Namespace: "storefleet", ValuesFiles: []string{writeValues(t, v)}})
-	d := find(objs, "Deployment", "storefleet-gitops-api")
-	if d == nil {
-		t.Fatal("Deployment storefleet-gitops-api missing")
-	}
-	if n, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas"); fmt.Sprint(n) != "1" {
-		t.Errorf("replicas %v, want 1", n)
-	}
-	if s, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type"); s != "Recreate" {
-		t.Errorf("strategy %q, want Recreate (a rolling update runs two publishers side by side)", s)
-	}
-	for _, kind := range []string{"HorizontalPodAutoscaler", "PodDisruptionBudget"} {
-		if len(byKind(objs, kind)) != 0 {
-			t.Errorf("%s rendered", kind)
-		}
+	set(v, "autoscaling.enabled", true)
+	err := templateErr(t, "storefleet", v)
+	if err == nil || !strings.Contains(err.Error(), "autoscaling.enabled: true is refused") {
+		t.Fatalf("autoscaling.enabled=true: %v, want refused", err)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 // The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events
 // and namespaces cluster-wide; patch no source; in the Flux namespace only, for the shard
 // publisher, create ExternalArtifacts and write their status, and create, patch (server-side
-// apply) and update Kustomizations. Nothing else: no delete, no update of ExternalArtifacts,
-// no other patch, no other namespace.
+// apply) and update Kustomizations; in its own namespace, create, get and update the Lease of
+// the replicas' election. Nothing else: no delete, no update of ExternalArtifacts, no other
+// patch, no other namespace.
 func TestPlatformRBAC(t *testing.T) {
 	read := []string{"get", "list", "watch"}
 	want := map[string]map[string][]string{ // namespace ("" = cluster) -> group/resource -> verbs
@@ -31,6 +32,10 @@ func TestPlatformRBAC(t *testing.T) {
 			"source.toolkit.fluxcd.io/externalartifacts":        {"get", "list", "watch", "create"},
 			"source.toolkit.fluxcd.io/externalartifacts/status": {"get", "update", "patch"},
 			"kustomize.toolkit.fluxcd.io/kustomizations":        {"create", "patch", "update"},
+		},
+		// Leader election among the replicas, in the release namespace.
+		"storefleet": {
+			"coordination.k8s.io/leases": {"create", "get", "update"},
 		},
 	}
 	for _, vf := range []string{"", "values-local.yaml", "values-prod.yaml"} {

@@ -7,13 +7,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
+	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/filesystem"
@@ -141,4 +147,243 @@ func (r *Repo) storePack(pp *parsedPack) error {
 	// go-git loads the pack list once; a new storage sees the new pack.
 	r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
 	return nil
+}
+
+// Fetches lets readers ask for the remote as it is now: a store another replica
+// acknowledged a moment ago must be found here too. Callers that ask while a fetch is
+// under way wait for the next one (the one under way may have read the remote's refs
+// before their store landed), and all of them share it; fetches start at most once per
+// gap, so a burst of misses (a client polling for a name nobody created) costs the
+// remote one upload-pack exchange per gap, not one per request.
+type Fetches struct {
+	r   *Repo
+	gap time.Duration
+
+	mu      sync.Mutex
+	leading bool          // a caller is waiting out the gap or fetching
+	started uint64        // fetches begun
+	done    uint64        // the newest fetch finished
+	err     error         // its result
+	last    time.Time     // when it began
+	changed chan struct{} // closed when a fetch finishes
+}
+
+// NewFetches returns the coalescing fetcher of r, starting fetches at most once per
+// gap.
+func (r *Repo) NewFetches(gap time.Duration) *Fetches {
+	return &Fetches{r: r, gap: gap, changed: make(chan struct{})}
+}
+
+// Fresh returns once a fetch that began after the call has finished, with its error.
+func (f *Fetches) Fresh(ctx context.Context) error {
+	f.mu.Lock()
+	want := f.started + 1
+	for {
+		if f.done >= want {
+			err := f.err
+			f.mu.Unlock()
+			return err
+		}
+		if !f.leading {
+			f.leading = true
+			wait := f.gap - time.Since(f.last)
+			f.mu.Unlock()
+			f.lead(ctx, wait)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			continue
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		f.mu.Lock()
+	}
+}
+
+// lead waits out the gap and runs one fetch for every caller waiting. The fetch itself
+// is not cut short by the leader's context: the others wait on it.
+func (f *Fetches) lead(ctx context.Context, wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			f.mu.Lock()
+			f.leading = false
+			close(f.changed) // another waiter takes the lead
+			f.changed = make(chan struct{})
+			f.mu.Unlock()
+			return
+		}
+	}
+	f.mu.Lock()
+	f.started++
+	n := f.started
+	f.last = time.Now()
+	f.mu.Unlock()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	err := f.r.fetch(fctx)
+	cancel()
+	f.mu.Lock()
+	f.done, f.err, f.leading = n, err, false
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// fetchTimeout bounds one shared fetch, so a remote that never answers does not hold
+// its waiters (and every later one) for ever.
+const fetchTimeout = 30 * time.Second
+
+// ChangedStores lists the store folders (stores/<cluster>/<shard>/<name>) whose tree
+// differs between commits from and to, including those added or removed, sorted. It
+// walks only the subtrees that differ, so a commit touching one store reads a handful of
+// trees at any fleet size. An empty from (or one the clone does not hold) compares to
+// nothing: every folder at to is listed.
+func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	root := func(c string) (plumbing.Hash, error) {
+		if c == "" {
+			return plumbing.ZeroHash, nil
+		}
+		cm, err := object.GetCommit(r.st, plumbing.NewHash(c))
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		return lookupTree(r.st, cm.TreeHash, "stores")
+	}
+	a, err := root(from)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		a, err = plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := root(to)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	// Three levels below stores/: cluster, shard, name.
+	var walk func(dir string, a, b plumbing.Hash, depth int) error
+	walk = func(dir string, a, b plumbing.Hash, depth int) error {
+		if a == b {
+			return nil
+		}
+		if depth == 3 {
+			out = append(out, dir)
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ea, err := dirEntries(r.st, a)
+		if err != nil {
+			return err
+		}
+		eb, err := dirEntries(r.st, b)
+		if err != nil {
+			return err
+		}
+		names := map[string]bool{}
+		for n := range ea {
+			names[n] = true
+		}
+		for n := range eb {
+			names[n] = true
+		}
+		for n := range names {
+			if err := walk(dir+"/"+n, ea[n], eb[n], depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk("stores", a, b, 0); err != nil {
+		return nil, err
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// dirEntries maps the sub-folders of tree h (zero: none) to their trees.
+func dirEntries(s storer.EncodedObjectStorer, h plumbing.Hash) (map[string]plumbing.Hash, error) {
+	out := map[string]plumbing.Hash{}
+	if h.IsZero() {
+		return out, nil
+	}
+	t, err := object.GetTree(s, h)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range t.Entries {
+		if e.Mode == filemode.Dir {
+			out[e.Name] = e.Hash
+		}
+	}
+	return out, nil
+}
+
+// includesSkew is how far apart two writers' clocks may be for Includes.
+const includesSkew = 10 * time.Minute
+
+// Includes reports whether commit is rev or one of its ancestors: whether a shard
+// artifact built at rev carries commit. A rev the clone does not hold yet is
+// ErrNotFound (fetch, then ask again).
+func (r *Repo) Includes(ctx context.Context, rev, commit string) (bool, error) {
+	if rev == commit {
+		return true, nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	top, err := object.GetCommit(r.st, plumbing.NewHash(rev))
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return false, fmt.Errorf("%w: commit %s", ErrNotFound, rev)
+	}
+	if err != nil {
+		return false, err
+	}
+	want, err := object.GetCommit(r.st, plumbing.NewHash(commit))
+	if err != nil {
+		return false, err
+	}
+	// Commit times order commits only as well as the replicas' clocks agree, so the
+	// walk stops at commits older than the one looked for by more than a skew no
+	// cluster keeps: that bounds the common "not yet" answer without missing a
+	// commit made on a clock running behind.
+	floor := want.Committer.When.Add(-includesSkew)
+	seen := map[plumbing.Hash]bool{}
+	queue := []*object.Commit{top}
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		c := queue[0]
+		queue = queue[1:]
+		if c.Hash == want.Hash {
+			return true, nil
+		}
+		for _, ph := range c.ParentHashes {
+			if seen[ph] {
+				continue
+			}
+			seen[ph] = true
+			p, err := object.GetCommit(r.st, ph)
+			if err != nil {
+				continue // shallow boundary
+			}
+			if !p.Committer.When.Before(floor) {
+				queue = append(queue, p)
+			}
+		}
+	}
+	return false, nil
 }

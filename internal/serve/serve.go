@@ -63,6 +63,7 @@ type config struct {
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
 	kube                                                               kubeFlags
+	replicas                                                           replicaFlags
 
 	level slog.Level
 	grace time.Duration
@@ -251,12 +252,15 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	if err != nil {
 		return err
 	}
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, ln.Addr().String(), log)
+	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
+	go fl.run(ctx)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, ln.Addr().String(), log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer stopStatus()
+	handlerSvc = missService{Service: handlerSvc, known: svc.Known, miss: fl.miss}
 
 	g := newGate(handlerSvc, repo)
 	gctx, stopGate := context.WithCancel(ctx)
@@ -306,6 +310,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
 	str(&c.writeTimeoutFlag, "write-timeout", "STOREFLEET_WRITE_TIMEOUT", "30s", "every write's deadline: by then it is answered 202 (landed), 503 (certain nothing landed, and it never will) or 202 pending (decided later: GET /api/v1/requests/{id}); at most "+maxWriteTimeout.String())
 	kubeFlagSet(fs, &c.kube, env)
+	replicaFlagSet(fs, &c.replicas, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -341,6 +346,7 @@ func (c *Command) check() (config, error) {
 			bad("--kubeconfig: %w", err)
 		}
 	}
+	problems = append(problems, cfg.replicas.validate()...)
 	if cfg.kube.publishInterval <= 0 {
 		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}

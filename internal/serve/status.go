@@ -121,7 +121,7 @@ func splitList(v string) []string {
 // fed by the kube Watcher, the shard publisher that turns the fleet into the
 // ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
 // service. Without a cluster the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir, listenAddr string, log *slog.Logger) (api.Service, api.Options, func(), error) {
+func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir, listenAddr string, log *slog.Logger) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
 	if !k.configured() {
 		return svc, opts, func() {}, nil
@@ -136,12 +136,13 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		return nil, opts, nil, err
 	}
 	tr := status.New(status.Options{Log: log})
+	sb := newStandby(tr)
 	w, err := kube.New(kube.Config{
 		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log,
 		ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
 			return render.ShardKustomization(layout, shard)
 		},
-	}, tr)
+	}, sb)
 	if err != nil {
 		return nil, opts, nil, err
 	}
@@ -162,27 +163,29 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 			ss.Resync(ctx, names)
 		}
 	}
-	pub, err := publish.New(publish.Config{
-		Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
-		Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
-		OnPublish: tr.Published, OnChange: resync, Log: log,
-	})
+	newPub := func() (*publish.Publisher, error) {
+		return publish.New(publish.Config{
+			Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
+			Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
+			OnPublish: tr.Published, OnChange: resync, Log: log,
+		})
+	}
+	pub, err := newPub() // serves the artifacts; the leader's own publisher publishes
 	if err != nil {
 		return nil, opts, nil, err
 	}
-	// A cluster that does not answer yet is not fatal: the API serves (stores show
-	// unknown) and the publisher's background pass retries.
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	t0 := time.Now()
-	if err := pub.Start(sctx); err != nil {
-		log.Warn("shard publisher: first pass incomplete; retrying in the background", "err", err)
+	// Only the Lease holder publishes (leader.go); a cluster that does not answer
+	// yet is not fatal: the API serves (stores show unknown) and the election retries.
+	lg, err := startLeader(ctx, rep.leaseConfig(k, kubeconfig, log), rep, repo, sb, fleetCluster, newPub, w.EnsureShardKustomizations, log)
+	if err != nil {
+		return nil, opts, nil, err
 	}
-	cancel()
-	log.Info("shard publisher: started", "took", time.Since(t0).Round(time.Millisecond), "artifacts", artifactURL+publish.ArtifactsPath)
-	ss.Publish = pub.Publish
+	rep.fl.onChange(func(ctx context.Context, names, _ []string) { ss.Resync(ctx, names) })
+	log.Info("shard publisher: runs on the Lease leader", "artifacts", artifactURL+publish.ArtifactsPath)
+	ss.Publish = lg.Publish
 	n, err := ss.Load(ctx)
 	if err != nil {
-		pub.Stop()
+		lg.stop()
 		return nil, opts, nil, err
 	}
 	log.Info("status: watching the cluster", "stores", n, "flux-namespace", k.fluxNamespace)
@@ -214,7 +217,7 @@ func attachStatus(ctx context.Context, k kubeFlags, svc *fleet.Service, repo *gi
 		stopPurger()
 		<-purged
 		close(stopped)
-		pub.Stop()
+		lg.stop()
 		w.Stop()
 		tr.Close()
 	}, nil

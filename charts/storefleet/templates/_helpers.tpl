@@ -43,20 +43,19 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Lease the replicas hold to pick the one that publishes shard artifacts. */}}
+{{- define "storefleet.leaseName" -}}
+{{- include "storefleet.fullname" (dict "root" . "component" "publisher") -}}
+{{- end -}}
+
 {{/*
-gitops-api's shard publisher is a single writer: two pods would publish shard
-ExternalArtifacts built from different fleet heads, and the one behind could move a shard
-back to an older tree. So exactly one pod, never more.
+Several replicas share the fleet: every pod serves the API and follows the others' commits,
+and only the holder of a Lease runs the shard publisher (docs/design.md). What is still
+refused: an autoscaler (the chart renders none; set replicas), and a PodDisruptionBudget
+on a single pod, which would block every node drain.
 */}}
-{{- define "storefleet.singleWriter" -}}
-{{- $why := "gitops-api's shard publisher is a single writer (two pods would publish shard artifacts from different fleet heads and could move a shard back to an older tree)" -}}
-{{- if gt (int .Values.replicas) 1 -}}
-{{- fail (printf "replicas: %v is refused: %s; run 1 replica" .Values.replicas $why) -}}
-{{- end -}}
+{{- define "storefleet.replicas" -}}
 {{- if .Values.autoscaling.enabled -}}
-{{- fail (printf "autoscaling.enabled: true is refused: %s; an autoscaler would add pods, so leave it false and run 1 replica" $why) -}}
-{{- end -}}
-{{- if .Values.podDisruptionBudget.enabled -}}
-{{- fail (printf "podDisruptionBudget.enabled: true is refused: %s, so there is 1 pod, and a PodDisruptionBudget on it would block every node drain" $why) -}}
+{{- fail "autoscaling.enabled: true is refused: the chart renders no HorizontalPodAutoscaler; set replicas (2 or more for availability)" -}}
 {{- end -}}
 {{- end -}}

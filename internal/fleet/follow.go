@@ -1,0 +1,33 @@
+package fleet
+
+import (
+	"context"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// Refreshed re-reads the store folders dirs at the fleet's head after the head moved
+// past commits this process may not have made (another replica's, an operator's): a
+// folder still there replaces its index entry, one gone drops it. It returns the
+// names of the stores in dirs. Unlike Resync it reads only the folders named, so a
+// replica can follow the others' commits every second at any fleet size.
+func (s *Service) Refreshed(ctx context.Context, dirs []string) []string {
+	var names []string
+	for _, d := range dirs {
+		ref, ok := store.ParseDir(d)
+		if !ok {
+			continue
+		}
+		s.refresh(ctx, ref.Name, d)
+		names = append(names, ref.Name)
+	}
+	return names
+}
+
+// Known reports whether the index holds the store name (without reading its folder).
+func (s *Service) Known(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.index[name]
+	return ok
+}
