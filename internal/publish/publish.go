@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,7 +26,8 @@ type Source interface {
 	Refresh(ctx context.Context) error
 	// Subtrees maps each subfolder of dir at commit to its tree hash.
 	Subtrees(ctx context.Context, commit, dir string) (map[string]string, error)
-	// Archive writes a deterministic gzipped tar of dir at commit.
+	// Archive writes a deterministic gzipped tar of dir at commit (the same tree
+	// gives the same bytes), fetching the remote first when the clone lacks commit.
 	Archive(ctx context.Context, commit, dir string, w io.Writer) error
 }
 
@@ -68,11 +68,13 @@ type Config struct {
 	// revision (<branch>@sha1:<commit>), as source-controller names a GitRepository's
 	// (default main).
 	Branch string
-	// Dir keeps the tarballs (the current and the previous one of each shard).
+	// Dir keeps the tarballs this process published (the current and the previous
+	// one of each shard). It is a cache: Handler rebuilds any tarball from Git.
 	Dir string
-	// URL is the base URL kustomize-controller fetches tarballs from: the address
-	// of this process' HTTP server as the cluster sees it. Handler serves
-	// <URL>/artifacts/<cluster>/<shard>/<sha256>.tar.gz.
+	// URL is the base URL kustomize-controller fetches tarballs from: the artifact
+	// listener as the cluster sees it, which with several replicas is their Service,
+	// so any replica may be asked. Handler serves
+	// <URL>/artifacts/<cluster>/<shard>/<commit>/<sha256>.tar.gz.
 	URL string
 	// Interval is how often the remote is fetched and every shard compared with
 	// what was published, for pushes made outside this process (default 30 s).
@@ -99,6 +101,8 @@ type Publisher struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	served served
 }
 
 type shardState struct {
@@ -297,18 +301,24 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	digest := hex.EncodeToString(sum[:])
-	rel := path.Join(p.cfg.FleetCluster, shard, digest+".tar.gz")
-	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, filepath.FromSlash(rel)), buf.Bytes()); err != nil {
-		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
-	}
+	rel := artifactPath(p.cfg.FleetCluster, shard, head, digest)
 	a := Artifact{
 		URL: p.cfg.URL + ArtifactsPath + rel, Path: rel, Revision: p.cfg.Branch + "@sha1:" + head,
 		Digest: "sha256:" + digest, Size: int64(buf.Len()), LastUpdateTime: time.Now().UTC().Truncate(time.Second),
 	}
-	if existing != nil && existing.Digest == a.Digest && existing.URL == a.URL {
-		a = *existing // the cluster has this very tarball: keep its revision, no reconcile
-	} else if err := p.cfg.Cluster.PublishArtifact(ctx, shard, a); err != nil {
+	adopt := existing != nil && p.adoptable(shard, digest, *existing)
+	if adopt {
+		// The cluster has this very tarball, built from an older commit with the same
+		// shard tree: keep its URL and revision, so Flux has nothing to reconcile.
+		a, rel = *existing, existing.Path
+	}
+	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, filepath.FromSlash(rel)), buf.Bytes()); err != nil {
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+	}
+	if !adopt {
+		if err := p.cfg.Cluster.PublishArtifact(ctx, shard, a); err != nil {
+			return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+		}
 	}
 	next := &shardState{tree: tree, revision: a.Revision, digest: a.Digest, file: rel}
 	if st != nil && st.file != rel {
@@ -320,20 +330,6 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	p.shards[shard] = next
 	p.cfg.OnPublish(shard, a.Revision)
 	return a.Revision, nil
-}
-
-// Handler serves the tarballs under ArtifactsPath. They are content-addressed
-// (the name is their SHA-256), so they can be cached for ever.
-func (p *Publisher) Handler() http.Handler {
-	fs := http.StripPrefix(strings.TrimSuffix(ArtifactsPath, "/"), http.FileServer(http.Dir(p.cfg.Dir)))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/") {
-			http.NotFound(w, r) // no directory listings
-			return
-		}
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		fs.ServeHTTP(w, r)
-	})
 }
 
 func writeFileAtomic(name string, data []byte) error {

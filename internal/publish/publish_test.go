@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -118,7 +119,9 @@ func submit(t *testing.T, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
 // http-backend), the real API server and the real kustomize-controller: what it
 // publishes is applied shard by shard, an unchanged shard is not written again, a
 // restart adopts what the cluster has, a push made elsewhere is published by the
-// background pass, and a shard whose last store left gets an empty tarball.
+// background pass, and a shard whose last store left gets an empty tarball. Flux
+// downloads through a stand-in for the artifact Service, which spreads them over the
+// leader and two replicas that never published: each replica serves every artifact.
 func TestPublisher(t *testing.T) {
 	env := testenv.StartT(t, testenv.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -165,10 +168,25 @@ func TestPublisher(t *testing.T) {
 		}
 	}
 
-	srv := httptest.NewUnstartedServer(nil)
-	mux := http.NewServeMux()
-	srv.Config.Handler = mux
-	srv.Start()
+	// The artifact Service: kustomize-controller's downloads land on the leader or
+	// on either of two replicas that never publish, each with its own clone and
+	// data folder, in turn (no kube-proxy here, so the round robin is ours).
+	svc := &roundRobin{handlers: make([]http.Handler, 3)}
+	var replicas []http.Handler
+	for i := 1; i < len(svc.handlers); i++ {
+		clone, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/clone.git"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer clone.Close()
+		p, err := publish.New(publish.Config{Source: clone, Cluster: w, FleetCluster: store.DefaultCluster, Dir: t.TempDir(), URL: "http://unused"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.handlers[i] = p.Handler()
+		replicas = append(replicas, p.Handler())
+	}
+	srv := httptest.NewServer(svc)
 	defer srv.Close()
 	dir := t.TempDir()
 	newPublisher := func(rec *recorder, interval time.Duration) *publish.Publisher {
@@ -187,7 +205,7 @@ func TestPublisher(t *testing.T) {
 
 	rec := &recorder{}
 	pub := newPublisher(rec, time.Hour)
-	mux.Handle(publish.ArtifactsPath, pub.Handler())
+	svc.set(0, pub.Handler())
 	if err := pub.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +247,7 @@ func TestPublisher(t *testing.T) {
 	rvA := get("ExternalArtifact", sa).GetResourceVersion()
 	rec2 := &recorder{}
 	pub2 := newPublisher(rec2, 200*time.Millisecond)
-	mux = http.NewServeMux()
-	mux.Handle(publish.ArtifactsPath, pub2.Handler())
-	srv.Config.Handler = mux
+	svc.set(0, pub2.Handler())
 	if err := pub2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +305,30 @@ func TestPublisher(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// Every replica serves every current artifact, byte for byte the leader's, as
+	// does one started now with an empty data folder and a fresh clone.
+	fresh, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/fresh.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	pf, err := publish.New(publish.Config{Source: fresh, Cluster: w, FleetCluster: store.DefaultCluster, Dir: t.TempDir(), URL: "http://unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := w.PublishedArtifacts(ctx)
+	if err != nil || len(current) != 2 {
+		t.Fatalf("published artifacts %v, %v; want shards %s and %s", current, err, sa, sb)
+	}
+	for shard, a := range current {
+		want := serveBytes(t, pub2.Handler(), a)
+		for i, h := range append(replicas, pf.Handler()) {
+			if got := serveBytes(t, h, a); !bytes.Equal(got, want) {
+				t.Fatalf("replica %d serves %d bytes for shard %s, the leader %d", i+1, len(got), shard, len(want))
+			}
+		}
+	}
+
 	// No listings, nothing outside the artifact folder.
 	for _, p := range []string{publish.ArtifactsPath, publish.ArtifactsPath + "local/", publish.ArtifactsPath + "../publish_test.go"} {
 		resp, err := http.Get(srv.URL + p)
@@ -300,6 +340,42 @@ func TestPublisher(t *testing.T) {
 			t.Errorf("GET %s: 200", p)
 		}
 	}
+}
+
+// roundRobin stands for the artifact Service: each request goes to the next replica.
+type roundRobin struct {
+	mu       sync.Mutex
+	next     int
+	handlers []http.Handler
+}
+
+func (s *roundRobin) set(i int, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[i] = h
+}
+
+func (s *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.handlers[s.next%len(s.handlers)]
+	s.next++
+	s.mu.Unlock()
+	h.ServeHTTP(w, r)
+}
+
+// serveBytes asks one replica's handler for a and checks the bytes against a's digest.
+func serveBytes(t *testing.T, h http.Handler, a publish.Artifact) []byte {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, a.URL, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", a.URL, rec.Code, rec.Body)
+	}
+	sum := sha256.Sum256(rec.Body.Bytes())
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != a.Digest {
+		t.Fatalf("GET %s: digest %s, want %s", a.URL, got, a.Digest)
+	}
+	return rec.Body.Bytes()
 }
 
 // fetch downloads a tarball, checks its digest and returns the regular files in it.
