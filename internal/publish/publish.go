@@ -3,8 +3,6 @@ package publish
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -299,8 +297,7 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	if err := p.cfg.Source.Archive(ctx, head, path.Join(p.storesDir(), shard), &buf); err != nil {
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	digest := hex.EncodeToString(sum[:])
+	digest := digestOf(buf.Bytes())
 	rel := artifactPath(p.cfg.FleetCluster, shard, head, digest)
 	a := Artifact{
 		URL: p.cfg.URL + ArtifactsPath + rel, Path: rel, Revision: p.cfg.Branch + "@sha1:" + head,
@@ -311,6 +308,12 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 		// The cluster has this very tarball, built from an older commit with the same
 		// shard tree: keep its URL and revision, so Flux has nothing to reconcile.
 		a, rel = *existing, existing.Path
+	} else if commit, ok := p.sameBytesAt(existing, a.Digest); ok {
+		// The same tarball under a URL this publisher does not serve (an older URL
+		// layout, another --artifact-url): move the URL, keep the revision, so that
+		// Flux does not apply every shard again for it.
+		rel = artifactPath(p.cfg.FleetCluster, shard, commit, digest)
+		a.URL, a.Path, a.Revision = p.cfg.URL+ArtifactsPath+rel, rel, existing.Revision
 	}
 	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, filepath.FromSlash(rel)), buf.Bytes()); err != nil {
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)

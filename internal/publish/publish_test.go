@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -327,6 +328,39 @@ func TestPublisher(t *testing.T) {
 				t.Fatalf("replica %d serves %d bytes for shard %s, the leader %d", i+1, len(got), shard, len(want))
 			}
 		}
+	}
+
+	// An artifact published under the URL layout before commits were in it (same
+	// bytes, same revision): a restart moves it to a URL naming the revision's
+	// commit and keeps the revision, so Flux has nothing to apply again. The head
+	// moves first (a push to another shard), or the two would not differ.
+	submit(t, repo, change(t, otherShard(a)+"-legacy", false))
+	if store.Shard(otherShard(a)+"-legacy") == sa {
+		t.Fatal("the push meant for another shard lands in shard " + sa)
+	}
+	ea = get("ExternalArtifact", sa)
+	revA, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "revision")
+	digestA, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "digest")
+	legacy := path.Join(store.DefaultCluster, sa, strings.TrimPrefix(digestA, "sha256:")+".tar.gz")
+	_ = unstructured.SetNestedField(ea.Object, srv.URL+publish.ArtifactsPath+legacy, "status", "artifact", "url")
+	_ = unstructured.SetNestedField(ea.Object, legacy, "status", "artifact", "path")
+	if _, err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").UpdateStatus(ctx, ea, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub3 := newPublisher(&recorder{}, time.Hour)
+	if err := pub3.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub3.Stop()
+	ea = get("ExternalArtifact", sa)
+	rev, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "revision")
+	url, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "url")
+	wantURL := srv.URL + publish.ArtifactsPath + path.Join(store.DefaultCluster, sa, strings.TrimPrefix(revA, "main@sha1:"), strings.TrimPrefix(digestA, "sha256:")+".tar.gz")
+	if rev != revA || url != wantURL {
+		t.Fatalf("legacy URL after a restart: %s at %s; want %s at %s", url, rev, wantURL, revA)
+	}
+	for range len(svc.handlers) { // every replica
+		fetch(t, url, digestA)
 	}
 
 	// No listings, nothing outside the artifact folder.

@@ -61,6 +61,17 @@ func (p *Publisher) adoptable(shard, digest string, a Artifact) bool {
 		a.Digest == "sha256:"+digest && a.URL == p.cfg.URL+ArtifactsPath+a.Path
 }
 
+// sameBytesAt is the commit an artifact found in the cluster was built at, when it
+// has the given digest: the shard's tree there is the one at the head, so a URL
+// naming that commit serves the same bytes.
+func (p *Publisher) sameBytesAt(a *Artifact, digest string) (string, bool) {
+	if a == nil || a.Digest != digest {
+		return "", false
+	}
+	commit, ok := strings.CutPrefix(a.Revision, p.cfg.Branch+"@sha1:")
+	return commit, ok && isHex(commit) && (len(commit) == 40 || len(commit) == 64)
+}
+
 // served is the serving side's state: tarballs already checked, kept in memory up
 // to cacheBytes.
 type served struct {
