@@ -83,7 +83,7 @@ func otherShard(name string) string {
 	}
 }
 
-func change(t *testing.T, name string, remove bool) gitrepo.Change {
+func change(t testing.TB, name string, remove bool) gitrepo.Change {
 	t.Helper()
 	rnd := render.Renderer{Options: render.LocalOptions()}
 	st := store.Store{Name: name, Engine: store.WooCommerce, Plan: "basic",
@@ -104,7 +104,7 @@ func change(t *testing.T, name string, remove bool) gitrepo.Change {
 	return c
 }
 
-func submit(t *testing.T, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
+func submit(t testing.TB, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
 	t.Helper()
 	var commit string
 	for _, r := range repo.SubmitAll(context.Background(), cs) {

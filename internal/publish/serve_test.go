@@ -23,7 +23,7 @@ import (
 
 // noCluster is the Cluster of a replica that only serves: serving must never touch
 // the cluster, so any call fails the test.
-type noCluster struct{ t *testing.T }
+type noCluster struct{ t testing.TB }
 
 func (c noCluster) PublishArtifact(context.Context, string, publish.Artifact) error {
 	c.t.Error("the serving side published an artifact")
@@ -36,7 +36,7 @@ func (c noCluster) PublishedArtifacts(context.Context) (map[string]publish.Artif
 }
 
 // fleetRemote is a seeded bare fleet repository behind the real git HTTP server.
-func fleetRemote(t *testing.T) string {
+func fleetRemote(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	if _, err := gitrepo.Seed(context.Background(), filepath.Join(root, "fleet.git"), "main", fstest.MapFS{
@@ -56,7 +56,7 @@ func fleetRemote(t *testing.T) string {
 	return srv.URL() + "/fleet.git"
 }
 
-func openClone(t *testing.T, url string) *gitrepo.Repo {
+func openClone(t testing.TB, url string) *gitrepo.Repo {
 	t.Helper()
 	r, err := gitrepo.Open(context.Background(), gitrepo.Options{URL: url, Dir: filepath.Join(t.TempDir(), "clone.git")})
 	if err != nil {
@@ -96,7 +96,7 @@ type want struct {
 	digest string
 }
 
-func build(t *testing.T, repo *gitrepo.Repo, commit, shard string) want {
+func build(t testing.TB, repo *gitrepo.Repo, commit, shard string) want {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := repo.Archive(context.Background(), commit, path.Join("stores", store.DefaultCluster, shard), &buf); err != nil {
@@ -216,4 +216,51 @@ func TestServeChecksTheDigest(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST: %d Allow %q, want 405 GET, HEAD", resp.StatusCode, resp.Header.Get("Allow"))
 	}
+}
+
+// BenchmarkServe: a download a replica answers from memory, and one it must first
+// rebuild from its clone and check (a fresh replica each time: nothing cached, the
+// commit already fetched).
+func BenchmarkServe(b *testing.B) {
+	url := fleetRemote(b)
+	leader, err := gitrepo.Open(context.Background(), gitrepo.Options{URL: url, Dir: filepath.Join(b.TempDir(), "clone.git")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer leader.Close()
+	// A shard a little fuller than at 10,000 stores (~2.4 stores).
+	commit := submit(b, leader, change(b, "alpha", false), change(b, sameShard("alpha"), false), change(b, sameShard(sameShard("alpha")), false))
+	w := build(b, leader, commit, store.Shard("alpha"))
+	replica := func() http.Handler {
+		p, err := publish.New(publish.Config{Source: leader, Cluster: noCluster{b}, FleetCluster: store.DefaultCluster,
+			Dir: b.TempDir(), URL: "http://artifacts"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p.Handler()
+	}
+	get := func(h http.Handler) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, publish.ArtifactsPath+w.path, nil))
+		if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), w.data) {
+			b.Fatalf("GET %s: %d, %d bytes", w.path, rec.Code, rec.Body.Len())
+		}
+	}
+	b.Run("cached", func(b *testing.B) {
+		h := replica()
+		get(h)
+		b.SetBytes(int64(len(w.data)))
+		for b.Loop() {
+			get(h)
+		}
+	})
+	b.Run("rebuilt", func(b *testing.B) {
+		b.SetBytes(int64(len(w.data)))
+		for b.Loop() {
+			b.StopTimer()
+			h := replica()
+			b.StartTimer()
+			get(h)
+		}
+	})
 }
