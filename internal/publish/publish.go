@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -147,8 +148,40 @@ func New(cfg Config) (*Publisher, error) {
 // failed is retried by the background pass.
 func (p *Publisher) Start(ctx context.Context) error {
 	_, err := p.sync(ctx, true)
+	if err == nil {
+		p.prune()
+	}
 	go p.loop()
 	return err
+}
+
+// prune removes the tarballs in Dir that no shard points at: an earlier run's, which
+// a restart does not take over (it adopts what the cluster has), would otherwise
+// pile up. Any of them is rebuilt from Git should Flux still ask for it.
+func (p *Publisher) prune() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := map[string]bool{}
+	for _, st := range p.shards {
+		keep[st.file], keep[st.previous] = true, true
+	}
+	_ = filepath.WalkDir(p.cfg.Dir, func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if rel, err := filepath.Rel(p.cfg.Dir, name); err == nil && !keep[filepath.ToSlash(rel)] {
+			p.removeFile(filepath.ToSlash(rel))
+		}
+		return nil
+	})
+}
+
+// removeFile removes a tarball and its commit folder once empty.
+func (p *Publisher) removeFile(rel string) {
+	name := filepath.Join(p.cfg.Dir, filepath.FromSlash(rel))
+	if err := os.Remove(name); err == nil {
+		_ = os.Remove(filepath.Dir(name)) // fails while not empty
+	}
 }
 
 // Stop ends the background pass.
@@ -327,7 +360,7 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	if st != nil && st.file != rel {
 		next.previous = st.file
 		if st.previous != "" && st.previous != rel {
-			_ = os.Remove(filepath.Join(p.cfg.Dir, filepath.FromSlash(st.previous)))
+			p.removeFile(st.previous)
 		}
 	}
 	p.shards[shard] = next

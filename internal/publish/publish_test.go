@@ -7,11 +7,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -246,6 +250,14 @@ func TestPublisher(t *testing.T) {
 
 	// A restart adopts both artifacts: nothing is written, the revisions are reported.
 	rvA := get("ExternalArtifact", sa).GetResourceVersion()
+	// A tarball an earlier run left behind goes at start; the current ones stay.
+	stale := filepath.Join(dir, store.DefaultCluster, sa, strings.Repeat("0", 40), strings.Repeat("0", 64)+".tar.gz")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	rec2 := &recorder{}
 	pub2 := newPublisher(rec2, 200*time.Millisecond)
 	svc.set(0, pub2.Handler())
@@ -258,6 +270,15 @@ func TestPublisher(t *testing.T) {
 	}
 	if get("ExternalArtifact", sa).GetResourceVersion() != rvA || get("ExternalArtifact", sb).GetResourceVersion() != rvB {
 		t.Fatal("a restart rewrote artifacts it should have adopted")
+	}
+	if _, err := os.Stat(filepath.Dir(stale)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale tarball's folder is still there after a restart: %v", err)
+	}
+	for _, shard := range []string{sa, sb} {
+		p, _, _ := unstructured.NestedString(get("ExternalArtifact", shard).Object, "status", "artifact", "path")
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+			t.Errorf("shard %s: its current tarball is gone after a restart: %v", shard, err)
+		}
 	}
 
 	// A push made elsewhere (another clone) removes shard B's only store: the
