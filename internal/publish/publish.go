@@ -142,11 +142,16 @@ func New(cfg Config) (*Publisher, error) {
 	return &Publisher{cfg: cfg, log: cfg.Log, shards: map[string]*shardState{}, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// Start brings every shard's artifact up to date with the fleet's head (adopting
-// those already published with the same content), then keeps checking in the
-// background every Interval. It returns once the first pass is done; a shard that
+// Start fetches the fleet and brings every shard's artifact up to date with its
+// head (adopting those already published with the same content), then keeps
+// checking in the background every Interval. It returns once the first pass is done; a shard that
 // failed is retried by the background pass.
 func (p *Publisher) Start(ctx context.Context) error {
+	// A new leader's clone may be behind what the last one published: publishing
+	// from it would move shards back to older trees.
+	if err := p.cfg.Source.Refresh(ctx); err != nil {
+		p.log.Warn("shard publisher: fetching the fleet before the first pass failed; publishing from the clone as it is", "err", err)
+	}
 	_, err := p.sync(ctx, true)
 	if err == nil {
 		p.prune()

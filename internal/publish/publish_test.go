@@ -194,6 +194,13 @@ func TestPublisher(t *testing.T) {
 	srv := httptest.NewServer(svc)
 	defer srv.Close()
 	dir := t.TempDir()
+	// The clone of a replica that becomes leader late in the test, never fetched
+	// meanwhile: behind every artifact published by then.
+	behind, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/behind.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer behind.Close()
 	newPublisher := func(rec *recorder, interval time.Duration) *publish.Publisher {
 		p, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: store.DefaultCluster,
 			Dir: dir, URL: srv.URL, Interval: interval, OnPublish: rec.on})
@@ -382,6 +389,34 @@ func TestPublisher(t *testing.T) {
 	}
 	for range len(svc.handlers) { // every replica
 		fetch(t, url, digestA)
+	}
+
+	// A leader change: a replica with its own clone, behind the fleet, and its own
+	// data folder starts publishing. It fetches first, so it adopts every artifact
+	// (nothing is written, so Flux has nothing to do; from its stale head it would
+	// have moved the shards back) and serves each of them.
+	versions := map[string]string{}
+	for _, shard := range []string{sa, sb} {
+		versions[shard] = get("ExternalArtifact", shard).GetResourceVersion()
+	}
+	next, err := publish.New(publish.Config{Source: behind, Cluster: w, FleetCluster: store.DefaultCluster,
+		Dir: t.TempDir(), URL: srv.URL, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next.Stop()
+	for shard, rv := range versions {
+		ea := get("ExternalArtifact", shard)
+		if ea.GetResourceVersion() != rv {
+			t.Errorf("the new leader rewrote shard %s's artifact", shard)
+		}
+		a := publish.Artifact{}
+		a.URL, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "url")
+		a.Digest, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "digest")
+		serveBytes(t, next.Handler(), a)
 	}
 
 	// No listings, nothing outside the artifact folder.
