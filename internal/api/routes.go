@@ -34,9 +34,6 @@ type Options struct {
 	Status StatusSource
 	// Cluster reports the cluster connection for /readyz; nil when none is configured.
 	Cluster func() error
-	// Artifacts serves the fleet's shard tarballs to kustomize-controller under
-	// /artifacts/ (internal/publish); nil when no cluster is configured.
-	Artifacts http.Handler
 }
 
 // api holds the handlers' dependencies.
@@ -70,10 +67,6 @@ func Handler(svc Service, o Options) http.Handler {
 			_, _ = w.Write(openAPIDoc)
 		})
 	})
-	if o.Artifacts != nil {
-		// Read by kustomize-controller; large files, so no write deadline of ours.
-		r.Get("/artifacts/*", o.Artifacts.ServeHTTP)
-	}
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(checkRequestHeaders)
 		r.Group(func(r chi.Router) {

@@ -131,14 +131,14 @@ func TestPlatformPublisherSettings(t *testing.T) {
 		values                map[string]any
 		url, interval, fluxNS string
 	}{
-		{"defaults", nil, "http://storefleet-gitops-api.storefleet.svc.cluster.local:80", "30s", "flux-system"},
+		{"defaults", nil, "http://storefleet-gitops-api.storefleet.svc.cluster.local:9091", "30s", "flux-system"},
 		{"overrides", map[string]any{
 			"service":   map[string]any{"port": 8080},
 			"artifacts": map[string]any{"url": "http://artifacts.example.internal:9000/", "publishInterval": "1m30s"},
 			"flux":      map[string]any{"namespace": "flux"},
 		}, "http://artifacts.example.internal:9000", "1m30s", "flux"},
 		{"service port", map[string]any{"service": map[string]any{"port": 8080}},
-			"http://storefleet-gitops-api.storefleet.svc.cluster.local:8080", "30s", "flux-system"},
+			"http://storefleet-gitops-api.storefleet.svc.cluster.local:9091", "30s", "flux-system"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

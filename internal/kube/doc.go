@@ -14,7 +14,9 @@
 //
 // It also publishes the shards' artifacts (PublishArtifact writes an
 // ExternalArtifact's status.artifact, which is what makes kustomize-controller apply
-// the shard; PublishedArtifact(s) read it back). It asks Flux for nothing else: the
+// the shard; PublishedArtifact(s) read it back, PublishedArtifacts from the
+// ExternalArtifacts informer's cache once it has listed, so the publisher's pass costs
+// the API server nothing). It asks Flux for nothing else: the
 // fleet GitRepository (infrastructure, rarely changed) reconciles at its interval or
 // through a Receiver on the Git host's webhook.
 package kube

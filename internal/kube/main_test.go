@@ -116,7 +116,7 @@ func moduleDir(ctx context.Context, mod string) (string, error) {
 
 // namespace creates a namespace of the test's own, so that tests do not see each
 // other's objects.
-func namespace(t *testing.T, name string) string {
+func namespace(t testing.TB, name string) string {
 	t.Helper()
 	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name}}}
 	if _, err := dynClient(t).Resource(Namespaces).Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
@@ -125,7 +125,7 @@ func namespace(t *testing.T, name string) string {
 	return name
 }
 
-func dynClient(t *testing.T) dynamic.Interface {
+func dynClient(t testing.TB) dynamic.Interface {
 	t.Helper()
 	d, err := dynamic.NewForConfig(apiConfig)
 	if err != nil {

@@ -81,6 +81,9 @@ type Watcher struct {
 	log       *slog.Logger
 	informers []cache.SharedIndexInformer
 	probe     *http.Client
+	// artifacts is the ExternalArtifacts informer, which PublishedArtifacts reads
+	// once it has listed; nil before Start.
+	artifacts cache.SharedIndexInformer
 
 	mu       sync.Mutex
 	probeOK  bool
@@ -186,11 +189,14 @@ func (w *Watcher) Start() {
 		UpdateFunc: func(_, o any) { w.namespace(o, false) },
 		DeleteFunc: func(o any) { w.namespace(o, true) },
 	})
-	w.add(ExternalArtifacts, w.cfg.FluxNamespace, byShard, trimShard, cache.ResourceEventHandlerFuncs{
+	artifacts := w.add(ExternalArtifacts, w.cfg.FluxNamespace, byShard, trimArtifact, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.shardSource(o, false) },
 		UpdateFunc: func(_, o any) { w.shardSource(o, false) },
 		DeleteFunc: func(o any) { w.shardSource(o, true) },
 	})
+	w.mu.Lock()
+	w.artifacts = artifacts
+	w.mu.Unlock()
 	w.add(Kustomizations, w.cfg.FluxNamespace, byShard, trimShard, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.shardApply(o, false) },
 		UpdateFunc: func(_, o any) { w.shardApply(o, false) },
@@ -216,7 +222,7 @@ func (w *Watcher) Stop() {
 }
 
 func (w *Watcher) add(gvr schema.GroupVersionResource, ns string, tweak dynamicinformer.TweakListOptionsFunc,
-	transform cache.TransformFunc, h cache.ResourceEventHandler) {
+	transform cache.TransformFunc, h cache.ResourceEventHandler) cache.SharedIndexInformer {
 	inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, ns, 0, cache.Indexers{}, tweak).Informer()
 	_ = inf.SetTransform(transform)
 	_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
@@ -224,6 +230,7 @@ func (w *Watcher) add(gvr schema.GroupVersionResource, ns string, tweak dynamici
 	})
 	_, _ = inf.AddEventHandler(h)
 	w.informers = append(w.informers, inf)
+	return inf
 }
 
 // probeLoop asks /readyz every ProbeInterval: status is "connected" while it answers

@@ -3,13 +3,11 @@ package publish
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -27,7 +25,8 @@ type Source interface {
 	Refresh(ctx context.Context) error
 	// Subtrees maps each subfolder of dir at commit to its tree hash.
 	Subtrees(ctx context.Context, commit, dir string) (map[string]string, error)
-	// Archive writes a deterministic gzipped tar of dir at commit.
+	// Archive writes a deterministic gzipped tar of dir at commit (the same tree
+	// gives the same bytes), fetching the remote first when the clone lacks commit.
 	Archive(ctx context.Context, commit, dir string, w io.Writer) error
 }
 
@@ -68,11 +67,13 @@ type Config struct {
 	// revision (<branch>@sha1:<commit>), as source-controller names a GitRepository's
 	// (default main).
 	Branch string
-	// Dir keeps the tarballs (the current and the previous one of each shard).
+	// Dir keeps the tarballs this process published (the current and the previous
+	// one of each shard). It is a cache: Handler rebuilds any tarball from Git.
 	Dir string
-	// URL is the base URL kustomize-controller fetches tarballs from: the address
-	// of this process' HTTP server as the cluster sees it. Handler serves
-	// <URL>/artifacts/<cluster>/<shard>/<sha256>.tar.gz.
+	// URL is the base URL kustomize-controller fetches tarballs from: the artifact
+	// listener as the cluster sees it, which with several replicas is their Service,
+	// so any replica may be asked. Handler serves
+	// <URL>/artifacts/<cluster>/<shard>/<commit>/<sha256>.tar.gz.
 	URL string
 	// Interval is how often the remote is fetched and every shard compared with
 	// what was published, for pushes made outside this process (default 30 s).
@@ -99,6 +100,8 @@ type Publisher struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	served served
 }
 
 type shardState struct {
@@ -139,14 +142,51 @@ func New(cfg Config) (*Publisher, error) {
 	return &Publisher{cfg: cfg, log: cfg.Log, shards: map[string]*shardState{}, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// Start brings every shard's artifact up to date with the fleet's head (adopting
-// those already published with the same content), then keeps checking in the
-// background every Interval. It returns once the first pass is done; a shard that
+// Start fetches the fleet and brings every shard's artifact up to date with its
+// head (adopting those already published with the same content), then keeps
+// checking in the background every Interval. It returns once the first pass is done; a shard that
 // failed is retried by the background pass.
 func (p *Publisher) Start(ctx context.Context) error {
+	// A new leader's clone may be behind what the last one published: publishing
+	// from it would move shards back to older trees.
+	if err := p.cfg.Source.Refresh(ctx); err != nil {
+		p.log.Warn("shard publisher: fetching the fleet before the first pass failed; publishing from the clone as it is", "err", err)
+	}
 	_, err := p.sync(ctx, true)
+	if err == nil {
+		p.prune()
+	}
 	go p.loop()
 	return err
+}
+
+// prune removes the tarballs in Dir that no shard points at: an earlier run's, which
+// a restart does not take over (it adopts what the cluster has), would otherwise
+// pile up. Any of them is rebuilt from Git should Flux still ask for it.
+func (p *Publisher) prune() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := map[string]bool{}
+	for _, st := range p.shards {
+		keep[st.file], keep[st.previous] = true, true
+	}
+	_ = filepath.WalkDir(p.cfg.Dir, func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if rel, err := filepath.Rel(p.cfg.Dir, name); err == nil && !keep[filepath.ToSlash(rel)] {
+			p.removeFile(filepath.ToSlash(rel))
+		}
+		return nil
+	})
+}
+
+// removeFile removes a tarball and its commit folder once empty.
+func (p *Publisher) removeFile(rel string) {
+	name := filepath.Join(p.cfg.Dir, filepath.FromSlash(rel))
+	if err := os.Remove(name); err == nil {
+		_ = os.Remove(filepath.Dir(name)) // fails while not empty
+	}
 }
 
 // Stop ends the background pass.
@@ -295,45 +335,42 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	if err := p.cfg.Source.Archive(ctx, head, path.Join(p.storesDir(), shard), &buf); err != nil {
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	digest := hex.EncodeToString(sum[:])
-	rel := path.Join(p.cfg.FleetCluster, shard, digest+".tar.gz")
-	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, filepath.FromSlash(rel)), buf.Bytes()); err != nil {
-		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
-	}
+	digest := digestOf(buf.Bytes())
+	rel := artifactPath(p.cfg.FleetCluster, shard, head, digest)
 	a := Artifact{
 		URL: p.cfg.URL + ArtifactsPath + rel, Path: rel, Revision: p.cfg.Branch + "@sha1:" + head,
 		Digest: "sha256:" + digest, Size: int64(buf.Len()), LastUpdateTime: time.Now().UTC().Truncate(time.Second),
 	}
-	if existing != nil && existing.Digest == a.Digest && existing.URL == a.URL {
-		a = *existing // the cluster has this very tarball: keep its revision, no reconcile
-	} else if err := p.cfg.Cluster.PublishArtifact(ctx, shard, a); err != nil {
+	adopt := existing != nil && p.adoptable(shard, digest, *existing)
+	if adopt {
+		// The cluster has this very tarball, built from an older commit with the same
+		// shard tree: keep its URL and revision, so Flux has nothing to reconcile.
+		a, rel = *existing, existing.Path
+	} else if commit, ok := p.sameBytesAt(existing, a.Digest); ok {
+		// The same tarball under a URL this publisher does not serve (an older URL
+		// layout, another --artifact-url): move the URL, keep the revision, so that
+		// Flux does not apply every shard again for it.
+		rel = artifactPath(p.cfg.FleetCluster, shard, commit, digest)
+		a.URL, a.Path, a.Revision = p.cfg.URL+ArtifactsPath+rel, rel, existing.Revision
+	}
+	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, filepath.FromSlash(rel)), buf.Bytes()); err != nil {
 		return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+	}
+	if !adopt {
+		if err := p.cfg.Cluster.PublishArtifact(ctx, shard, a); err != nil {
+			return "", fmt.Errorf("publish: shard %s: %w", shard, err)
+		}
 	}
 	next := &shardState{tree: tree, revision: a.Revision, digest: a.Digest, file: rel}
 	if st != nil && st.file != rel {
 		next.previous = st.file
 		if st.previous != "" && st.previous != rel {
-			_ = os.Remove(filepath.Join(p.cfg.Dir, filepath.FromSlash(st.previous)))
+			p.removeFile(st.previous)
 		}
 	}
 	p.shards[shard] = next
 	p.cfg.OnPublish(shard, a.Revision)
 	return a.Revision, nil
-}
-
-// Handler serves the tarballs under ArtifactsPath. They are content-addressed
-// (the name is their SHA-256), so they can be cached for ever.
-func (p *Publisher) Handler() http.Handler {
-	fs := http.StripPrefix(strings.TrimSuffix(ArtifactsPath, "/"), http.FileServer(http.Dir(p.cfg.Dir)))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/") {
-			http.NotFound(w, r) // no directory listings
-			return
-		}
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		fs.ServeHTTP(w, r)
-	})
 }
 
 func writeFileAtomic(name string, data []byte) error {

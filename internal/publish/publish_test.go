@@ -2,14 +2,20 @@ package publish_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -81,7 +87,7 @@ func otherShard(name string) string {
 	}
 }
 
-func change(t *testing.T, name string, remove bool) gitrepo.Change {
+func change(t testing.TB, name string, remove bool) gitrepo.Change {
 	t.Helper()
 	rnd := render.Renderer{Options: render.LocalOptions()}
 	st := store.Store{Name: name, Engine: store.WooCommerce, Plan: "basic",
@@ -102,7 +108,7 @@ func change(t *testing.T, name string, remove bool) gitrepo.Change {
 	return c
 }
 
-func submit(t *testing.T, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
+func submit(t testing.TB, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
 	t.Helper()
 	var commit string
 	for _, r := range repo.SubmitAll(context.Background(), cs) {
@@ -118,7 +124,9 @@ func submit(t *testing.T, repo *gitrepo.Repo, cs ...gitrepo.Change) string {
 // http-backend), the real API server and the real kustomize-controller: what it
 // publishes is applied shard by shard, an unchanged shard is not written again, a
 // restart adopts what the cluster has, a push made elsewhere is published by the
-// background pass, and a shard whose last store left gets an empty tarball.
+// background pass, and a shard whose last store left gets an empty tarball. Flux
+// downloads through a stand-in for the artifact Service, which spreads them over the
+// leader and two replicas that never published: each replica serves every artifact.
 func TestPublisher(t *testing.T) {
 	env := testenv.StartT(t, testenv.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -165,12 +173,34 @@ func TestPublisher(t *testing.T) {
 		}
 	}
 
-	srv := httptest.NewUnstartedServer(nil)
-	mux := http.NewServeMux()
-	srv.Config.Handler = mux
-	srv.Start()
+	// The artifact Service: kustomize-controller's downloads land on the leader or
+	// on either of two replicas that never publish, each with its own clone and
+	// data folder, in turn (no kube-proxy here, so the round robin is ours).
+	svc := &roundRobin{handlers: make([]http.Handler, 3)}
+	var replicas []http.Handler
+	for i := 1; i < len(svc.handlers); i++ {
+		clone, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/clone.git"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer clone.Close()
+		p, err := publish.New(publish.Config{Source: clone, Cluster: w, FleetCluster: store.DefaultCluster, Dir: t.TempDir(), URL: "http://unused"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.handlers[i] = p.Handler()
+		replicas = append(replicas, p.Handler())
+	}
+	srv := httptest.NewServer(svc)
 	defer srv.Close()
 	dir := t.TempDir()
+	// The clone of a replica that becomes leader late in the test, never fetched
+	// meanwhile: behind every artifact published by then.
+	behind, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/behind.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer behind.Close()
 	newPublisher := func(rec *recorder, interval time.Duration) *publish.Publisher {
 		p, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: store.DefaultCluster,
 			Dir: dir, URL: srv.URL, Interval: interval, OnPublish: rec.on})
@@ -187,7 +217,7 @@ func TestPublisher(t *testing.T) {
 
 	rec := &recorder{}
 	pub := newPublisher(rec, time.Hour)
-	mux.Handle(publish.ArtifactsPath, pub.Handler())
+	svc.set(0, pub.Handler())
 	if err := pub.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +257,17 @@ func TestPublisher(t *testing.T) {
 
 	// A restart adopts both artifacts: nothing is written, the revisions are reported.
 	rvA := get("ExternalArtifact", sa).GetResourceVersion()
+	// A tarball an earlier run left behind goes at start; the current ones stay.
+	stale := filepath.Join(dir, store.DefaultCluster, sa, strings.Repeat("0", 40), strings.Repeat("0", 64)+".tar.gz")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	rec2 := &recorder{}
 	pub2 := newPublisher(rec2, 200*time.Millisecond)
-	mux = http.NewServeMux()
-	mux.Handle(publish.ArtifactsPath, pub2.Handler())
-	srv.Config.Handler = mux
+	svc.set(0, pub2.Handler())
 	if err := pub2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +277,15 @@ func TestPublisher(t *testing.T) {
 	}
 	if get("ExternalArtifact", sa).GetResourceVersion() != rvA || get("ExternalArtifact", sb).GetResourceVersion() != rvB {
 		t.Fatal("a restart rewrote artifacts it should have adopted")
+	}
+	if _, err := os.Stat(filepath.Dir(stale)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stale tarball's folder is still there after a restart: %v", err)
+	}
+	for _, shard := range []string{sa, sb} {
+		p, _, _ := unstructured.NestedString(get("ExternalArtifact", shard).Object, "status", "artifact", "path")
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+			t.Errorf("shard %s: its current tarball is gone after a restart: %v", shard, err)
+		}
 	}
 
 	// A push made elsewhere (another clone) removes shard B's only store: the
@@ -289,6 +334,91 @@ func TestPublisher(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// Every replica serves every current artifact, byte for byte the leader's, as
+	// does one started now with an empty data folder and a fresh clone.
+	fresh, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: t.TempDir() + "/fresh.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	pf, err := publish.New(publish.Config{Source: fresh, Cluster: w, FleetCluster: store.DefaultCluster, Dir: t.TempDir(), URL: "http://unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := w.PublishedArtifacts(ctx)
+	if err != nil || len(current) != 2 {
+		t.Fatalf("published artifacts %v, %v; want shards %s and %s", current, err, sa, sb)
+	}
+	for shard, a := range current {
+		want := serveBytes(t, pub2.Handler(), a)
+		for i, h := range append(replicas, pf.Handler()) {
+			if got := serveBytes(t, h, a); !bytes.Equal(got, want) {
+				t.Fatalf("replica %d serves %d bytes for shard %s, the leader %d", i+1, len(got), shard, len(want))
+			}
+		}
+	}
+
+	// An artifact published under the URL layout before commits were in it (same
+	// bytes, same revision): a restart moves it to a URL naming the revision's
+	// commit and keeps the revision, so Flux has nothing to apply again. The head
+	// moves first (a push to another shard), or the two would not differ.
+	submit(t, repo, change(t, otherShard(a)+"-legacy", false))
+	if store.Shard(otherShard(a)+"-legacy") == sa {
+		t.Fatal("the push meant for another shard lands in shard " + sa)
+	}
+	ea = get("ExternalArtifact", sa)
+	revA, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "revision")
+	digestA, _, _ := unstructured.NestedString(ea.Object, "status", "artifact", "digest")
+	legacy := path.Join(store.DefaultCluster, sa, strings.TrimPrefix(digestA, "sha256:")+".tar.gz")
+	_ = unstructured.SetNestedField(ea.Object, srv.URL+publish.ArtifactsPath+legacy, "status", "artifact", "url")
+	_ = unstructured.SetNestedField(ea.Object, legacy, "status", "artifact", "path")
+	if _, err := dyn.Resource(kube.ExternalArtifacts).Namespace("flux-system").UpdateStatus(ctx, ea, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub3 := newPublisher(&recorder{}, time.Hour)
+	if err := pub3.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub3.Stop()
+	ea = get("ExternalArtifact", sa)
+	rev, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "revision")
+	url, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "url")
+	wantURL := srv.URL + publish.ArtifactsPath + path.Join(store.DefaultCluster, sa, strings.TrimPrefix(revA, "main@sha1:"), strings.TrimPrefix(digestA, "sha256:")+".tar.gz")
+	if rev != revA || url != wantURL {
+		t.Fatalf("legacy URL after a restart: %s at %s; want %s at %s", url, rev, wantURL, revA)
+	}
+	for range len(svc.handlers) { // every replica
+		fetch(t, url, digestA)
+	}
+
+	// A leader change: a replica with its own clone, behind the fleet, and its own
+	// data folder starts publishing. It fetches first, so it adopts every artifact
+	// (nothing is written, so Flux has nothing to do; from its stale head it would
+	// have moved the shards back) and serves each of them.
+	versions := map[string]string{}
+	for _, shard := range []string{sa, sb} {
+		versions[shard] = get("ExternalArtifact", shard).GetResourceVersion()
+	}
+	next, err := publish.New(publish.Config{Source: behind, Cluster: w, FleetCluster: store.DefaultCluster,
+		Dir: t.TempDir(), URL: srv.URL, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next.Stop()
+	for shard, rv := range versions {
+		ea := get("ExternalArtifact", shard)
+		if ea.GetResourceVersion() != rv {
+			t.Errorf("the new leader rewrote shard %s's artifact", shard)
+		}
+		a := publish.Artifact{}
+		a.URL, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "url")
+		a.Digest, _, _ = unstructured.NestedString(ea.Object, "status", "artifact", "digest")
+		serveBytes(t, next.Handler(), a)
+	}
+
 	// No listings, nothing outside the artifact folder.
 	for _, p := range []string{publish.ArtifactsPath, publish.ArtifactsPath + "local/", publish.ArtifactsPath + "../publish_test.go"} {
 		resp, err := http.Get(srv.URL + p)
@@ -300,6 +430,42 @@ func TestPublisher(t *testing.T) {
 			t.Errorf("GET %s: 200", p)
 		}
 	}
+}
+
+// roundRobin stands for the artifact Service: each request goes to the next replica.
+type roundRobin struct {
+	mu       sync.Mutex
+	next     int
+	handlers []http.Handler
+}
+
+func (s *roundRobin) set(i int, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[i] = h
+}
+
+func (s *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.handlers[s.next%len(s.handlers)]
+	s.next++
+	s.mu.Unlock()
+	h.ServeHTTP(w, r)
+}
+
+// serveBytes asks one replica's handler for a and checks the bytes against a's digest.
+func serveBytes(t *testing.T, h http.Handler, a publish.Artifact) []byte {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, a.URL, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", a.URL, rec.Code, rec.Body)
+	}
+	sum := sha256.Sum256(rec.Body.Bytes())
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != a.Digest {
+		t.Fatalf("GET %s: digest %s, want %s", a.URL, got, a.Digest)
+	}
+	return rec.Body.Bytes()
 }
 
 // fetch downloads a tarball, checks its digest and returns the regular files in it.

@@ -72,17 +72,20 @@ func TestCheckAcceptsGoodConfigurations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.url != filepath.Join(".data", "fleet.git") || c.grace.String() != "30s" || c.opts.Chart.Kind != render.SourceHelmRepository {
-		t.Errorf("defaults: url %s grace %s chart %+v", c.url, c.grace, c.opts.Chart)
+	if c.url != filepath.Join(".data", "fleet.git") || c.grace.String() != "30s" || c.opts.Chart.Kind != render.SourceHelmRepository ||
+		c.kube.artifactsListen != "127.0.0.1:9091" {
+		t.Errorf("defaults: url %s grace %s chart %+v artifacts-listen %s", c.url, c.grace, c.opts.Chart, c.kube.artifactsListen)
 	}
 	c, err = parse([]string{"--fleet-url", "https://github.com/acme/fleet.git", "--chart-source", "oci",
 		"--chart-oci-url", "oci://ghcr.io/acme/charts", "--listen", ":8080", "--base-domain", "shops.acme.com",
 		"--cluster", "prod-eu", "--store-ingress-class", "nginx", "--store-cluster-issuer", "letsencrypt",
-		"--artifact-url", "http://storefleet-api.storefleet.svc:8080"}, vars(map[string]string{"STOREFLEET_SEED_DIR": "/nonexistent"}))
+		"--artifact-url", "http://storefleet-gitops-api.storefleet.svc:9091", "--artifacts-listen", ":9091"},
+		vars(map[string]string{"STOREFLEET_SEED_DIR": "/nonexistent"}))
 	if err != nil {
 		t.Fatal(err) // the seed dir only matters for the embedded repository
 	}
-	if c.url != "https://github.com/acme/fleet.git" || c.opts.Chart.URL != "oci://ghcr.io/acme/charts" || c.opts.BaseDomain != "shops.acme.com" {
+	if c.url != "https://github.com/acme/fleet.git" || c.opts.Chart.URL != "oci://ghcr.io/acme/charts" || c.opts.BaseDomain != "shops.acme.com" ||
+		c.kube.artifactsListen != ":9091" {
 		t.Errorf("%+v", c)
 	}
 }

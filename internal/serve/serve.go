@@ -247,14 +247,14 @@ func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog
 // serveAPI listens, connects the cluster when one is configured and serves the API
 // until ctx is done.
 func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger, start time.Time, stdout io.Writer) error {
-	// Listening first: the shard artifacts' URLs name the address.
+	// Listening first: a port in use stops serve before it connects the cluster.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
 	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
 	go fl.run(ctx)
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, ln.Addr().String(), log)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, log)
 	if err != nil {
 		ln.Close()
 		return err

@@ -321,6 +321,8 @@ func TestBadConfigurationCreatesNothing(t *testing.T) {
 		{"--store-ingress-namespace", "ingress.nginx"},
 		{"--listen", "8080"},
 		{"--artifact-url", "storefleet-api:8080"},
+		{"--artifacts-listen", "9091"},
+		{"--artifacts-listen", "127.0.0.1:artifacts"},
 		{"--kubeconfig", "/nonexistent/kubeconfig"},
 	} {
 		t.Run(strings.Join(bad, "="), func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -27,8 +29,12 @@ import (
 // kubeFlags say which cluster status watches.
 type kubeFlags struct {
 	kubeconfig, fluxNamespace, artifactURL string
-	inCluster                              bool
-	publishInterval                        time.Duration
+	// artifactsListen is where the shard artifacts are served: a listener of their
+	// own, so that a NetworkPolicy can admit only Flux to it (the API port does not
+	// serve them).
+	artifactsListen string
+	inCluster       bool
+	publishInterval time.Duration
 	// shards is the cluster's choice for the shard Kustomizations the publisher
 	// creates (render.ShardKustomization); its namespace is fluxNamespace.
 	shards render.ShardLayout
@@ -51,6 +57,11 @@ func (k kubeFlags) validate(fs *flag.FlagSet) error {
 	l := k.shards
 	l.Namespace = k.fluxNamespace
 	errs = append(errs, l.Validate())
+	if _, port, err := net.SplitHostPort(k.artifactsListen); err != nil {
+		errs = append(errs, fmt.Errorf("--artifacts-listen %q must be host:port (an empty host listens on every address): %w", k.artifactsListen, err))
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		errs = append(errs, fmt.Errorf("--artifacts-listen %q: %w", k.artifactsListen, err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -67,7 +78,8 @@ func kubeFlagSet(fs *flag.FlagSet, k *kubeFlags, env func(string) string) {
 	inCluster, _ := strconv.ParseBool(env("STOREFLEET_IN_CLUSTER"))
 	fs.BoolVar(&k.inCluster, "in-cluster", inCluster, "watch the cluster gitops-api runs in, with its ServiceAccount [STOREFLEET_IN_CLUSTER]")
 	str(&k.fluxNamespace, "flux-namespace", "STOREFLEET_FLUX_NAMESPACE", "flux-system", "namespace of the shard Kustomizations and the ExternalArtifacts gitops-api publishes")
-	str(&k.artifactURL, "artifact-url", "STOREFLEET_ARTIFACT_URL", "", "base URL kustomize-controller fetches the shard artifacts from (this server as the cluster reaches it, e.g. http://storefleet-api.storefleet.svc:8080); empty = http://<listen address>")
+	str(&k.artifactsListen, "artifacts-listen", "STOREFLEET_ARTIFACTS_LISTEN", "127.0.0.1:9091", "address the shard artifacts are served on, for Flux alone (not the API's --listen); with a cluster only")
+	str(&k.artifactURL, "artifact-url", "STOREFLEET_ARTIFACT_URL", "", "base URL kustomize-controller fetches the shard artifacts from: --artifacts-listen as the cluster reaches it, with several replicas their Service (any replica serves any artifact), e.g. http://storefleet-gitops-api.storefleet.svc:9091; empty = http://<artifacts-listen address>")
 	interval := 30 * time.Second
 	if v, err := time.ParseDuration(env("STOREFLEET_PUBLISH_INTERVAL")); err == nil {
 		interval = v
@@ -121,7 +133,7 @@ func splitList(v string) []string {
 // fed by the kube Watcher, the shard publisher that turns the fleet into the
 // ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
 // service. Without a cluster the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir, listenAddr string, log *slog.Logger) (api.Service, api.Options, func(), error) {
+func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, log *slog.Logger) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
 	if !k.configured() {
 		return svc, opts, func() {}, nil
@@ -146,10 +158,6 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if err != nil {
 		return nil, opts, nil, err
 	}
-	artifactURL := k.artifactURL
-	if artifactURL == "" {
-		artifactURL = "http://" + listenAddr
-	}
 	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard}
 	// A shard a background pass published changed outside gitops-api: the store
 	// index and the Tracker read its stores again.
@@ -163,6 +171,15 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 			ss.Resync(ctx, names)
 		}
 	}
+	// Listening first: the artifacts' URLs name the address.
+	aln, err := net.Listen("tcp", k.artifactsListen)
+	if err != nil {
+		return nil, opts, nil, fmt.Errorf("--artifacts-listen: %w", err)
+	}
+	artifactURL := k.artifactURL
+	if artifactURL == "" {
+		artifactURL = "http://" + aln.Addr().String()
+	}
 	newPub := func() (*publish.Publisher, error) {
 		return publish.New(publish.Config{
 			Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
@@ -170,22 +187,29 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 			OnPublish: tr.Published, OnChange: resync, Log: log,
 		})
 	}
-	pub, err := newPub() // serves the artifacts; the leader's own publisher publishes
+	// Every replica serves every artifact (rebuilt from Git on a miss); only the
+	// leader's own publisher publishes.
+	pub, err := newPub()
 	if err != nil {
+		aln.Close()
 		return nil, opts, nil, err
 	}
+	stopArtifacts := serveArtifacts(aln, pub.Handler(), log)
 	// Only the Lease holder publishes (leader.go); a cluster that does not answer
 	// yet is not fatal: the API serves (stores show unknown) and the election retries.
 	lg, err := startLeader(ctx, rep.leaseConfig(k, kubeconfig, log), rep, repo, sb, fleetCluster, newPub, w.EnsureShardKustomizations, log)
 	if err != nil {
+		stopArtifacts()
 		return nil, opts, nil, err
 	}
 	rep.fl.onChange(func(ctx context.Context, names, _ []string) { ss.Resync(ctx, names) })
-	log.Info("shard publisher: runs on the Lease leader", "artifacts", artifactURL+publish.ArtifactsPath)
+	log.Info("shard publisher: runs on the Lease leader", "artifacts", artifactURL+publish.ArtifactsPath,
+		"artifacts-listen", aln.Addr().String())
 	ss.Publish = lg.Publish
 	n, err := ss.Load(ctx)
 	if err != nil {
 		lg.stop()
+		stopArtifacts()
 		return nil, opts, nil, err
 	}
 	log.Info("status: watching the cluster", "stores", n, "flux-namespace", k.fluxNamespace)
@@ -211,14 +235,40 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		case <-stopped:
 		}
 	}()
-	opts.Status, opts.Cluster, opts.Artifacts = tr, w.Check, pub.Handler()
+	opts.Status, opts.Cluster = tr, w.Check
 	// The purger stops first: a second step in flight needs the publisher.
 	return ss, opts, func() {
 		stopPurger()
 		<-purged
 		close(stopped)
 		lg.stop()
+		stopArtifacts()
 		w.Stop()
 		tr.Close()
 	}, nil
+}
+
+// serveArtifacts serves the shard artifacts on their own listener until the
+// returned func is called. Downloads in flight get a few seconds to finish; Flux
+// retries one cut short.
+func serveArtifacts(ln net.Listener, h http.Handler, log *slog.Logger) func() {
+	srv := &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("shard artifacts: listener failed", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+		<-done
+	}
 }

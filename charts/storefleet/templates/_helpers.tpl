@@ -34,12 +34,12 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- required "flux.namespace: the namespace of the Flux controllers is required" .Values.flux.namespace -}}
 {{- end -}}
 
-{{/* Base URL of the shard artifacts: artifacts.url, or this chart's Service by cluster DNS. */}}
+{{/* Base URL of the shard artifacts: artifacts.url, or this chart's Service's artifact port by cluster DNS. */}}
 {{- define "storefleet.artifactURL" -}}
 {{- if .Values.artifacts.url -}}
 {{- trimSuffix "/" .Values.artifacts.url -}}
 {{- else -}}
-{{- printf "http://%s.%s.svc.cluster.local:%v" (include "storefleet.fullname" (dict "root" . "component" "gitops-api")) .Release.Namespace .Values.service.port -}}
+{{- printf "http://%s.%s.svc.cluster.local:%v" (include "storefleet.fullname" (dict "root" . "component" "gitops-api")) .Release.Namespace .Values.artifacts.port -}}
 {{- end -}}
 {{- end -}}
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,6 +34,9 @@ var (
 	api        *gitopsAPI
 	apiErr     error
 	apiStarts  int
+	// apiArtifacts is where gitops-api serves the shard artifacts, the same for
+	// every start: the artifacts' URLs name it.
+	apiArtifacts string
 )
 
 // startAPI returns the package's gitops-api, started on first use, pointed at the
@@ -45,6 +49,9 @@ func startAPI(t testing.TB) *gitopsAPI {
 	if api == nil && apiErr == nil && apiDataDir == "" {
 		apiDataDir, apiErr = os.MkdirTemp("", "storefleet-status-api-")
 	}
+	if api == nil && apiErr == nil && apiArtifacts == "" {
+		apiArtifacts, apiErr = freeAddr()
+	}
 	if api == nil && apiErr == nil {
 		api, apiErr = launchAPI("127.0.0.1:0")
 	}
@@ -55,9 +62,10 @@ func startAPI(t testing.TB) *gitopsAPI {
 }
 
 // restartAPI stops the package's gitops-api, calls between while none runs, and
-// starts a new one on the same data directory and address (so the artifact URLs it
-// published stay valid and it adopts them), as an operator's restart would.
-func restartAPI(t testing.TB, between func(addr string)) *gitopsAPI {
+// starts a new one on the same data directory and addresses (so the artifact URLs it
+// published stay valid and it adopts them), as an operator's restart would. between
+// gets the artifacts' address.
+func restartAPI(t testing.TB, between func(artifactsAddr string)) *gitopsAPI {
 	t.Helper()
 	old := startAPI(t)
 	apiMu.Lock()
@@ -66,12 +74,22 @@ func restartAPI(t testing.TB, between func(addr string)) *gitopsAPI {
 		t.Logf("gitops-api stopped: %v", err)
 	}
 	api = nil
-	between(old.addr)
+	between(apiArtifacts)
 	api, apiErr = launchAPI(old.addr)
 	if apiErr != nil {
 		t.Fatalf("gitops-api did not start again: %v", apiErr)
 	}
 	return api
+}
+
+// freeAddr is a loopback address no one listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // launchAPI runs serve.Run until stop, logging to gitops-api.log (then
@@ -90,7 +108,7 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 	pr, pw := io.Pipe()
 	args := []string{
 		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
-		"--kubeconfig", env.Kubeconfig,
+		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts,
 		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).

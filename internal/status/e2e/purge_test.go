@@ -72,7 +72,7 @@ func TestOneRequestPurge(t *testing.T) {
 // To leave it so, the store's shard Kustomization is suspended while the purge is
 // requested (so the first gitops-api never sees it applied), gitops-api is stopped,
 // and Flux applies the first step meanwhile from a plain file server at gitops-api's
-// address serving the artifacts it published.
+// artifact address serving the artifacts it published.
 func TestPurgeAfterRestart(t *testing.T) {
 	a := startAPI(t)
 	ctx := context.Background()

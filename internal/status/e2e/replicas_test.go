@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,11 +33,13 @@ import (
 
 // replicaProc is one `gitops-api serve` process of the three.
 type replicaProc struct {
-	id   string
-	cmd  *exec.Cmd
-	url  string
-	log  string
-	dead atomic.Bool
+	id  string
+	cmd *exec.Cmd
+	url string
+	log string
+	// artifacts is the replica's own artifact listener (--artifacts-listen).
+	artifacts string
+	dead      atomic.Bool
 }
 
 // The replicas write their own fleet cluster folder (stores/replicas/) and publish into
@@ -73,7 +76,16 @@ func startReplica(t *testing.T, bin string, i int, artifactURL string) *replicaP
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each replica's own artifact listener, on a port picked now so that the
+	// stand-in Service can name it.
+	al, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifacts := "http://" + al.Addr().String()
+	al.Close()
 	cmd := exec.Command(bin, "serve",
+		"--artifacts-listen", strings.TrimPrefix(artifacts, "http://"),
 		"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--fleet-url", env.FleetURL,
 		"--kubeconfig", env.Kubeconfig, "--cluster", repCluster, "--flux-namespace", repFluxNS,
 		"--shard-depends-on", "none", "--shard-retry-interval", "5s",
@@ -91,7 +103,7 @@ func startReplica(t *testing.T, bin string, i int, artifactURL string) *replicaP
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &replicaProc{id: id, cmd: cmd, log: logPath}
+	p := &replicaProc{id: id, cmd: cmd, log: logPath, artifacts: artifacts}
 	t.Cleanup(func() {
 		if !p.dead.Load() {
 			_ = cmd.Process.Signal(os.Interrupt)
@@ -474,9 +486,8 @@ func replicaPhase(r *replicaProc, name string) string {
 
 // artifactService stands in for the Service kustomize-controller downloads shard
 // artifacts through (there is no kube-proxy here): it passes a request to the live
-// replicas in turn until one has the tarball. Every replica builds the tarballs it
-// publishes or adopts; that any replica can serve any artifact (rebuilt from Git on a
-// miss) is the artifacts part of issue 14, not assumed here.
+// replicas' artifact listeners in turn, as a Service would skip an endpoint that is
+// gone; any replica serves any current artifact (rebuilt from Git on a miss).
 func artifactService(t *testing.T, reps []*replicaProc) string {
 	t.Helper()
 	c := &http.Client{Timeout: time.Minute}
@@ -485,7 +496,7 @@ func artifactService(t *testing.T, reps []*replicaProc) string {
 			if rp == nil || rp.dead.Load() {
 				continue
 			}
-			res, err := c.Get(rp.url + r.URL.Path)
+			res, err := c.Get(rp.artifacts + r.URL.Path)
 			if err != nil {
 				continue
 			}
