@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -288,6 +289,10 @@ func (p *Purger) finish(ctx context.Context, name string) (retry bool, err error
 		return false, nil
 	case err != nil:
 		return true, err
+	case out.State == store.RequestPending:
+		// The push was cut off by the write deadline and its outcome is not known
+		// yet: asking again later either finds the folder gone or takes the step.
+		return true, fmt.Errorf("second step %s not confirmed yet", m.RequestID)
 	}
 	commit := ""
 	if out.Commit != nil {
