@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/storefleet/storefleet/internal/testfs"
 )
 
 // mountTmpfs mounts a tmpfs of size (mount's syntax, "16m") on a new directory, so the
@@ -32,34 +33,6 @@ func mountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-// fill writes a file on dir's filesystem until not one more byte fits, and returns
-// what removes it.
-func fill(t *testing.T, dir string) func() {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, chunk := range []int{64 << 10, 4 << 10, 1} {
-		b := make([]byte, chunk)
-		for {
-			if _, err := f.Write(b); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // The data folder (embedded fleet repository, the writer's clone, the request log)
 // is a small tmpfs that is filled to the last byte under a running process. While it
 // is full every write is answered 503 + Retry-After and nothing lands; reads still
@@ -80,7 +53,7 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 
-	free := fill(t, data)
+	free := testfs.Fill(t, data)
 	const tries = 10
 	var refused []string
 	for i := range tries {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/storefleet/storefleet/internal/testfs"
 )
 
 // mountTmpfs mounts a tmpfs of size (mount's syntax, "2m") on a new directory, so a
@@ -45,34 +47,6 @@ func mountTmpfs(t *testing.T, size string) string {
 		}
 	})
 	return dir
-}
-
-// fill writes a file on dir's filesystem until it is full, down to the last byte, and
-// returns what frees the space again.
-func fill(t *testing.T, dir string) func() {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, chunk := range []int{64 << 10, 4 << 10, 1} {
-		b := make([]byte, chunk)
-		for {
-			if _, err := f.Write(b); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // leftovers lists what a failed write must not leave in a repository's pack folder:
@@ -136,7 +110,7 @@ func TestFullDisk(t *testing.T) {
 				t.Fatalf("Writable before the disk is full: %v", err)
 			}
 
-			free := fill(t, full)
+			free := testfs.Fill(t, full)
 			t0 := time.Now()
 			res := r.Submit(ctx, change("local", "shop", ActionCreate, 1, "req-shop"))
 			took := time.Since(t0)
@@ -197,7 +171,7 @@ func TestFullDisk(t *testing.T) {
 // size in pages), so the next write runs out of space after that many pages.
 func fillBut(t *testing.T, dir string, pages int) func() {
 	t.Helper()
-	free := fill(t, dir)
+	free := testfs.Fill(t, dir)
 	path := filepath.Join(dir, "filler")
 	fi, err := os.Stat(path)
 	if err != nil {

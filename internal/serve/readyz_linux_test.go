@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/storefleet/storefleet/internal/testfs"
 )
 
 // mount runs mount(2), failing the test where it cannot (no root or CAP_SYS_ADMIN)
@@ -41,34 +42,6 @@ func readOnly(t *testing.T, dir string) func() {
 	t.Cleanup(undo)
 	mount(t, "", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, "")
 	return undo
-}
-
-// fillDisk writes a file on dir's filesystem until it is full, and returns what
-// frees the space again.
-func fillDisk(t *testing.T, dir string) func() {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, chunk := range []int{64 << 10, 4 << 10, 1} {
-		b := make([]byte, chunk)
-		for {
-			if _, err := f.Write(b); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	f.Close()
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // /readyz used to stay 200 while the embedded fleet repository could not be written:
@@ -135,7 +108,7 @@ func TestReadyzFailsWhileTheFleetCannotBeWritten(t *testing.T) {
 	s.await("/readyz", http.StatusOK, "")
 
 	// A full disk.
-	free := fillDisk(t, data)
+	free := testfs.Fill(t, data)
 	notReady("disk full", "storage full")
 	free()
 	s.await("/readyz", http.StatusOK, "")
