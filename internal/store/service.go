@@ -27,7 +27,17 @@ type Service interface {
 
 // Meta describes who asks and under which request id.
 type Meta struct {
-	Actor     string
+	// Actor is the authenticated subject (Principal.Subject), or "anonymous" when
+	// authentication is off; never a client's claim.
+	Actor string
+	// OnBehalfOf is the actor a principal allowed to act for others (Principal.ActAs)
+	// named; it is recorded beside Actor.
+	OnBehalfOf string
+	// Principal is who asks and what it may do; nil when authentication is off, and
+	// then nothing is restricted.
+	Principal *Principal
+	// Force overrides the mass-deletion guard for a principal with RoleAdmin.
+	Force     bool
 	RequestID string
 	// ClientKey is true when RequestID came from the client's Idempotency-Key: only
 	// then is Git searched for an earlier change with the same id.
@@ -91,17 +101,25 @@ type View struct {
 // Filter selects stores in List; empty fields match everything.
 type Filter struct {
 	Engine, Plan, Cluster, Phase string
+	// Tenant selects one tenant's stores; empty matches every tenant.
+	Tenant string
+	// Tenants, when not nil, restricts the result to these tenants (the ones the
+	// principal sees; AllTenants in it means no restriction).
+	Tenants []string
 }
 
 // Entry is one change as recorded in Git: a commit and the change's trailers.
 type Entry struct {
-	Commit    Commit `json:"commit"`
-	Store     string `json:"store"`
-	Cluster   string `json:"cluster"`
-	Action    Action `json:"action"`
-	Actor     string `json:"actor"`
-	RequestID string `json:"requestId"`
-	Subject   string `json:"subject"`
+	Commit  Commit `json:"commit"`
+	Store   string `json:"store"`
+	Cluster string `json:"cluster"`
+	Action  Action `json:"action"`
+	Actor   string `json:"actor"`
+	// OnBehalfOf is the actor the authenticated Actor acted for, if any.
+	OnBehalfOf string `json:"onBehalfOf,omitempty"`
+	Tenant     string `json:"tenant,omitempty"`
+	RequestID  string `json:"requestId"`
+	Subject    string `json:"subject"`
 }
 
 // File is one file of a store folder, Path relative to the fleet repository root.
@@ -121,11 +139,14 @@ type Renderer interface {
 
 // Change is one store's change as a Repository commits it.
 type Change struct {
-	Store     string
-	Cluster   string
-	Action    Action
-	Actor     string
-	RequestID string
+	Store   string
+	Cluster string
+	Action  Action
+	Actor   string
+	// OnBehalfOf and Tenant become trailers beside Actor (empty: no trailer).
+	OnBehalfOf string
+	Tenant     string
+	RequestID  string
 	// Continues: a later step of the request RequestID (Meta.Continues), which the
 	// writer must not take for a retry of an earlier step.
 	Continues bool

@@ -31,10 +31,14 @@ const (
 // Store is one store as the platform teams request it. It holds typed settings only, never free-form Helm
 // values: render maps these fields onto the chart values fixed in docs/design.md.
 type Store struct {
-	Name     string   `json:"name"`
-	Engine   Engine   `json:"engine"`
-	Plan     PlanName `json:"plan"`
-	Cluster  string   `json:"cluster,omitempty"`
+	Name    string   `json:"name"`
+	Engine  Engine   `json:"engine"`
+	Plan    PlanName `json:"plan"`
+	Cluster string   `json:"cluster,omitempty"`
+	// Tenant owns the store: set at create (by the access policy when the request
+	// names none), written into the store's files and trailers, immutable. A store
+	// whose files name none belongs to the configured default tenant.
+	Tenant   string   `json:"tenant,omitempty"`
 	Domain   string   `json:"domain,omitempty"`
 	Version  string   `json:"version,omitempty"`
 	Settings Settings `json:"settings"`
