@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 )
 
 // Role is what a principal may do with the stores of a tenant. Roles are ordered:
@@ -108,3 +109,15 @@ func (p Principal) Can(tenant string, need Role) bool {
 // Sees reports whether p may see tenant's stores at all. A store p cannot see is
 // answered as not found, never as forbidden, so that its existence does not leak.
 func (p Principal) Sees(tenant string) bool { return p.RoleIn(tenant) != "" }
+
+// Counter answers the access policy's questions about the fleet as a whole: the
+// per-tenant store quota and the mass-deletion guard. internal/fleet implements it
+// from the fleet repository, so that every replica gives the same answer.
+type Counter interface {
+	// Stores returns how many stores tenant has, active or retained (a deleted
+	// store still holds its data, and its name).
+	Stores(ctx context.Context, tenant string) (int, error)
+	// Removals returns how many deletes and purges (each step counted once per
+	// request) were committed to the fleet since t.
+	Removals(ctx context.Context, since time.Time) (int, error)
+}
