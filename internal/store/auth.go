@@ -121,3 +121,18 @@ type Counter interface {
 	// request) were committed to the fleet since t.
 	Removals(ctx context.Context, since time.Time) (int, error)
 }
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p: who asks, for every call of the lifecycle
+// (reads take no Meta, and must be filtered too).
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal ctx carries; nil when authentication is off
+// (then nothing is restricted, except the mass-deletion guard).
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}

@@ -33,9 +33,6 @@ type Meta struct {
 	// OnBehalfOf is the actor a principal allowed to act for others (Principal.ActAs)
 	// named; it is recorded beside Actor.
 	OnBehalfOf string
-	// Principal is who asks and what it may do; nil when authentication is off, and
-	// then nothing is restricted.
-	Principal *Principal
 	// Force overrides the mass-deletion guard for a principal with RoleAdmin.
 	Force     bool
 	RequestID string
