@@ -138,10 +138,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s := &Service{
 		repo: cfg.Repo, render: cfg.Renderer, baseDomain: cfg.BaseDomain, cluster: cfg.Cluster,
 		log: cfg.Log, maxTracked: cfg.MaxTracked, clusters: cfg.Clusters, charts: cfg.Charts, writeTO: cfg.WriteTimeout,
-		tenant: cfg.DefaultTenant,
-		index:  map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
+		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
 		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{},
-		claims: map[string]string{},
+		claims: map[string]string{}, tenant: cfg.DefaultTenant,
 	}
 	if err := s.Reload(ctx); err != nil {
 		return nil, err
