@@ -199,12 +199,18 @@ func callsOn(w *world, name string) []call {
 	return []call{
 		{"get", func(ctx context.Context, svc store.Service) error { _, err := svc.Get(ctx, name); return err }},
 		{"history", func(ctx context.Context, svc store.Service) error { _, err := svc.History(ctx, name); return err }},
-		{"request", func(ctx context.Context, svc store.Service) error { _, err := svc.Request(ctx, w.requests[name]); return err }},
+		{"request", func(ctx context.Context, svc store.Service) error {
+			_, err := svc.Request(ctx, w.requests[name])
+			return err
+		}},
 		{"update", func(ctx context.Context, svc store.Service) error {
 			_, err := svc.Update(ctx, name, func(s store.Store) (store.Store, error) { s.Settings.Title = "New"; return s, nil }, dry())
 			return err
 		}},
-		{"delete", func(ctx context.Context, svc store.Service) error { _, err := svc.Delete(ctx, name, false, dry()); return err }},
+		{"delete", func(ctx context.Context, svc store.Service) error {
+			_, err := svc.Delete(ctx, name, false, dry())
+			return err
+		}},
 	}
 }
 
