@@ -190,9 +190,12 @@ type Found struct {
 	State   RequestState
 	Store   string
 	Cluster string
-	Action  Action
-	Commit  *Commit // when committed
-	Reason  string  // when failed
+	// Tenant is the tenant the commit's trailer names; empty when the commit has
+	// none (from before tenants) or the change is not committed.
+	Tenant string
+	Action Action
+	Commit *Commit // when committed
+	Reason string  // when failed
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the
