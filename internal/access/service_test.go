@@ -23,7 +23,7 @@ import (
 
 // newFleet is the fleet service over a real Git repository served by git
 // http-backend on loopback, seeded with one commit as a real fleet repository is.
-func newFleet(t *testing.T) *fleet.Service {
+func newFleet(t testing.TB) *fleet.Service {
 	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
@@ -168,7 +168,7 @@ type world struct {
 	requests map[string]string
 }
 
-func newWorld(t *testing.T, limits access.Limits) *world {
+func newWorld(t testing.TB, limits access.Limits) *world {
 	t.Helper()
 	w := &world{fleet: newFleet(t), counter: &counter{stores: map[string]int{}}, requests: map[string]string{},
 		now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
