@@ -172,6 +172,24 @@ func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
 	return out, nil
 }
 
+// RemovalsSince lists the deletes and purges committed since t (Repo.RemovalsSince)
+// as the domain's entries, newest first.
+func (g Fleet) RemovalsSince(ctx context.Context, since time.Time) ([]store.Entry, error) {
+	rs, err := g.R.RemovalsSince(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Entry, len(rs))
+	for i, r := range rs {
+		out[i] = store.Entry{
+			Commit: store.Commit{SHA: r.Commit, Time: r.Time}, Store: r.Store, Cluster: r.Cluster,
+			Action: store.Action(r.Action), Actor: r.Actor, OnBehalfOf: r.OnBehalfOf, Tenant: r.Tenant,
+			RequestID: r.RequestID, Subject: r.Subject,
+		}
+	}
+	return out, nil
+}
+
 // Ready reports whether a write could land now (Repo.Writable): the disks take writes,
 // the branch is not wedged by a dead writer's lock, and the remote answers.
 func (g Fleet) Ready(ctx context.Context) error {
