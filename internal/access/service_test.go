@@ -281,11 +281,8 @@ func TestHiddenIsAbsent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if h, err := w.fleet.History(bg, "a2"); err != nil || h[0].Tenant == "" {
-		// Only the Tenant trailer tells a purged store's tenant (fleet and gitrepo
-		// write it from the tenancy change on); without it the store is the
-		// default tenant's, which is what the decorator answers then.
-		t.Skipf("the fleet's history names no tenant yet (%v): the rest needs the Tenant trailer", err)
+	if h, err := w.fleet.History(bg, "a2"); err != nil || h[0].Tenant != "shop-a" {
+		t.Fatalf("the purged store's history does not name its tenant: %v %v", h, err)
 	}
 	if _, err := w.svc.History(ctx, "a2"); store.ErrorCode(err) != store.ENOTFOUND {
 		t.Errorf("another tenant's purged store's history: %v, want not found", err)
@@ -418,8 +415,9 @@ func TestActor(t *testing.T) {
 	if _, err := w.svc.Update(as(dashboard), "a1", retitle, m); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.spy.last(); got.Actor != "token:dashboard" || got.OnBehalfOf != "someone-else" {
-		t.Errorf("acting for another: the fleet got actor %q on behalf of %q", got.Actor, got.OnBehalfOf)
+	h, err = w.fleet.History(context.Background(), "a1")
+	if err != nil || h[0].Actor != "token:dashboard" || h[0].OnBehalfOf != "someone-else" {
+		t.Errorf("acting for another: committed actor %q on behalf of %q (%v)", h[0].Actor, h[0].OnBehalfOf, err)
 	}
 	// Authentication off: the HTTP layer's actor stands.
 	if _, err := w.svc.Update(as(nil), "a1", retitle, meta()); err != nil || w.spy.last().Actor != "forged" {
