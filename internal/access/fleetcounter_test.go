@@ -68,3 +68,31 @@ func TestQuotaOnTheFleet(t *testing.T) {
 		t.Errorf("over quota with a deleted store: %v, want invalid", err)
 	}
 }
+
+// TestQuotaConcurrent: creates racing in one replica do not overshoot the quota
+// (the fleet does not count creates still in flight; the decorator serialises
+// check and create per tenant).
+func TestQuotaConcurrent(t *testing.T) {
+	f := newFleet(t)
+	svc := access.NewService(f, f, access.Options{Limits: access.Limits{StoresPerTenant: 3}})
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, err := svc.Create(as(editorA), shop(fmt.Sprintf("c%d", i), ""), meta())
+			errs <- err
+		}()
+	}
+	landed := 0
+	for range 8 {
+		switch err := <-errs; store.ErrorCode(err) {
+		case "":
+			landed++
+		case store.EINVALID:
+		default:
+			t.Errorf("create: %v", err)
+		}
+	}
+	if n, err := f.Stores(context.Background(), "shop-a"); landed != 3 || n != 3 || err != nil {
+		t.Errorf("%d creates landed, the fleet counts %d (%v); want 3", landed, n, err)
+	}
+}
