@@ -361,3 +361,23 @@ func (c countKeys) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return c.rt.RoundTrip(r)
 }
+
+// A provider whose sub is opaque can be read by another claim, and its groups from another.
+func TestConfiguredClaims(t *testing.T) {
+	idp := testidp.Start(t, testidp.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := newVerifier(ctx, Config{Issuer: idp.Issuer, Audience: testidp.DefaultAudience, SubjectClaim: "email", GroupsClaim: "roles"}, nil, http.DefaultClient, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := authenticate(t, v, idp.Mint(t, testidp.MintRequest{Subject: "00u1", Groups: []string{"ignored"}, Claims: map[string]any{"email": "bob@example.test", "roles": []string{"shop-b-admins"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != idp.Issuer+"#bob@example.test" || !slices.Equal(id.Groups, []string{"shop-b-admins"}) {
+		t.Fatalf("identity %+v", id)
+	}
+	_, err = v.Authenticate(ctx, idp.Mint(t, testidp.MintRequest{Subject: "00u1"}))
+	wantCode(t, err, store.EUNAUTHORIZED, "")
+}
