@@ -221,6 +221,26 @@ func TestPlatformAuthConfig(t *testing.T) {
 	if _, has := tr.config["apiTokens"]; has || tr.tokenFile != "" {
 		t.Errorf("tokenReview alone: an apiTokens section or Secret: %v", tr.config)
 	}
+	// TokenReview needs create on tokenreviews; nothing else asks for it.
+	for _, c := range []struct {
+		a    platformAuth
+		want bool
+	}{{tr, true}, {prod, false}, {def, false}} {
+		got := false
+		for _, r := range byKind(c.a.objs, "ClusterRole") {
+			rules, _, _ := unstructured.NestedSlice(r.Object, "rules")
+			for _, rule := range rules {
+				res, _, _ := unstructured.NestedStringSlice(rule.(map[string]any), "resources")
+				verbs, _, _ := unstructured.NestedStringSlice(rule.(map[string]any), "verbs")
+				if slices.Contains(res, "tokenreviews") && slices.Equal(verbs, []string{"create"}) {
+					got = true
+				}
+			}
+		}
+		if got != c.want {
+			t.Errorf("args %v: create on tokenreviews granted: %v, want %v", c.a.args, got, c.want)
+		}
+	}
 }
 
 // The auth values are checked before anything is installed, naming the field.
