@@ -32,9 +32,15 @@ type env struct {
 	bare   string // the remote's bare repository on disk, for inspecting with git
 	remote string
 	spec   *spec
+	// opts are the handler's options beyond the log (authentication, limits, status).
+	opts api.Options
+	svc  *fleet.Service
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, api.Options{}) }
+
+// newEnvWith is newEnv with the handler's options.
+func newEnvWith(t *testing.T, opts api.Options) *env {
 	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
@@ -48,7 +54,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { git.Close() })
-	e := &env{t: t, bare: bare, remote: git.URL() + "/fleet.git", spec: loadSpec(t)}
+	e := &env{t: t, bare: bare, remote: git.URL() + "/fleet.git", spec: loadSpec(t), opts: opts}
 	// Seed the remote like a real fleet repository: one commit holding the layout.
 	seed := t.TempDir()
 	runGit(t, seed, "init", "-q", "-b", "main")
@@ -91,7 +97,10 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	srv := httptest.NewServer(api.Handler(svc, api.Options{Log: log}))
+	e.svc = svc
+	o := e.opts
+	o.Log = log
+	srv := httptest.NewServer(api.Handler(svc, o))
 	t.Cleanup(srv.Close)
 	e.api = srv
 }
