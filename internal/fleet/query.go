@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,7 +62,7 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 		}
 		ph := e.state.Phase()
 		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
-			f.Phase != "" && string(ph) != f.Phase {
+			f.Phase != "" && string(ph) != f.Phase || !tenantMatches(f, e.store.Tenant) {
 			continue
 		}
 		if len(all) == limit {
@@ -94,5 +95,33 @@ func (s *Service) History(ctx context.Context, name string) ([]store.Entry, erro
 	if len(h) == 0 {
 		return nil, store.Errorf(store.ENOTFOUND, "store %q has no history", name)
 	}
+	// Commits from before tenants name none. A store's tenant never changes, so
+	// its tenant now is the one of every change it had; a store no longer in the
+	// index is the tenant its newest entry names, or the default tenant's.
+	tenant := st.Tenant
+	if tenant == "" {
+		tenant = s.tenant
+		for _, e := range h {
+			if e.Tenant != "" {
+				tenant = e.Tenant
+				break
+			}
+		}
+	}
+	for i := range h {
+		if h[i].Tenant == "" {
+			h[i].Tenant = tenant
+		}
+	}
 	return h, nil
+}
+
+// tenantMatches reports whether a store of tenant t passes f's tenant selection:
+// Tenant names one tenant, Tenants (when not nil) the ones the caller may see, all
+// of them if it holds AllTenants.
+func tenantMatches(f store.Filter, t string) bool {
+	if f.Tenant != "" && t != f.Tenant {
+		return false
+	}
+	return f.Tenants == nil || slices.Contains(f.Tenants, store.AllTenants) || slices.Contains(f.Tenants, t)
 }

@@ -49,8 +49,9 @@ type Repo struct {
 	mu     sync.RWMutex
 	tip    plumbing.Hash
 
-	idx   *requestIndex
-	limbo *limbo // changes whose push the write deadline cut off (resolve.go)
+	idx      *requestIndex
+	limbo    *limbo       // changes whose push the write deadline cut off (resolve.go)
+	removals removalCache // the mass-deletion guard's window (removals.go)
 
 	qmu     sync.RWMutex
 	closed  bool

@@ -29,7 +29,7 @@ var _ store.Repository = Fleet{}
 func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
 	gc := Change{
 		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
-		Actor: c.Actor, RequestID: c.RequestID, Continues: c.Continues,
+		Tenant: c.Tenant, Actor: c.Actor, OnBehalfOf: c.OnBehalfOf, RequestID: c.RequestID, Continues: c.Continues,
 	}
 	switch {
 	case c.Remove:
@@ -107,7 +107,8 @@ func (g Fleet) FindRequest(ctx context.Context, id string) (store.Found, error) 
 	if err != nil {
 		return store.Found{}, err
 	}
-	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Cluster: info.Cluster, Action: store.Action(info.Action), Reason: info.Reason}
+	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Cluster: info.Cluster, Tenant: info.Tenant,
+		Action: store.Action(info.Action), Reason: info.Reason}
 	if info.Commit != "" {
 		f.Commit = &store.Commit{SHA: info.Commit, Time: info.Time}
 	}
@@ -164,8 +165,26 @@ func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
 			out = append(out, store.Entry{
 				Commit: store.Commit{SHA: c.Hash, Time: c.Time.UTC()},
 				Store:  ch.Store, Cluster: ch.Cluster, Action: store.Action(ch.Action),
-				Actor: ch.Actor, RequestID: ch.RequestID, Subject: c.Subject,
+				Actor: ch.Actor, OnBehalfOf: ch.OnBehalfOf, Tenant: ch.Tenant, RequestID: ch.RequestID, Subject: c.Subject,
 			})
+		}
+	}
+	return out, nil
+}
+
+// RemovalsSince lists the deletes and purges committed since t (Repo.RemovalsSince)
+// as the domain's entries, newest first.
+func (g Fleet) RemovalsSince(ctx context.Context, since time.Time) ([]store.Entry, error) {
+	rs, err := g.R.RemovalsSince(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Entry, len(rs))
+	for i, r := range rs {
+		out[i] = store.Entry{
+			Commit: store.Commit{SHA: r.Commit, Time: r.Time}, Store: r.Store, Cluster: r.Cluster,
+			Action: store.Action(r.Action), Actor: r.Actor, OnBehalfOf: r.OnBehalfOf, Tenant: r.Tenant,
+			RequestID: r.RequestID, Subject: r.Subject,
 		}
 	}
 	return out, nil

@@ -177,6 +177,13 @@ type Repository interface {
 	History(ctx context.Context, dir string) ([]Entry, error)
 	// Ready reports whether the remote is reachable and the writer running.
 	Ready(ctx context.Context) error
+	// RemovalsSince returns the delete and purge changes committed to the fleet at
+	// or after since, newest first, read from the repository's history (the
+	// branch's first-parent line) so that every replica counts the same. Both steps
+	// of a purge are there, under one Request-Id. The mass-deletion guard counts
+	// them (Counter.Removals); a call after every request must stay cheap, so an
+	// implementation reads only the commits new since its previous call.
+	RemovalsSince(ctx context.Context, since time.Time) ([]Entry, error)
 	// FindRequest tells what became of request id as the repository knows it: a
 	// change whose outcome is still being decided (RequestPending), decided by the
 	// writer of this process (RequestCommitted, RequestFailed), or found by its
@@ -190,9 +197,12 @@ type Found struct {
 	State   RequestState
 	Store   string
 	Cluster string
-	Action  Action
-	Commit  *Commit // when committed
-	Reason  string  // when failed
+	// Tenant is the tenant the commit's trailer names; empty when the commit has
+	// none (from before tenants) or the change is not committed.
+	Tenant string
+	Action Action
+	Commit *Commit // when committed
+	Reason string  // when failed
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the
