@@ -12,6 +12,7 @@ import (
 
 	"github.com/storefleet/storefleet/internal/access"
 	"github.com/storefleet/storefleet/internal/api"
+	"github.com/storefleet/storefleet/internal/apitoken"
 	"github.com/storefleet/storefleet/internal/oidcauth"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -115,7 +116,11 @@ func wireAuth(ctx context.Context, a authFlags, k kubeFlags, listen string, svc 
 	var auths []store.Authenticator
 	// Cheapest first: an API token is recognised by its form, a JWT by its issuer.
 	if c.APITokens != nil {
-		return authenticated{}, errors.New("TEMP apitoken")
+		f, err := apitoken.Open(c.APITokens.File, log)
+		if err != nil {
+			return authenticated{}, fmt.Errorf("--auth-config apiTokens.file: %w", err)
+		}
+		auths = append(auths, f)
 	}
 	if c.OIDC != nil {
 		v, err := oidcauth.New(ctx, oidcauth.Config{
