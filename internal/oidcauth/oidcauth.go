@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -106,6 +107,11 @@ type Verifier struct {
 // back-off (1 s doubling to 30 s, or sooner when a token arrives); until then Authenticate
 // answers EUNAVAILABLE for this issuer's tokens. The background work ends with ctx.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
+	return newVerifier(ctx, cfg, log, &http.Client{Timeout: 10 * time.Second}, time.Second)
+}
+
+// newVerifier is New with the HTTP client and the refetch interval given, for tests.
+func newVerifier(ctx context.Context, cfg Config, log *slog.Logger, client *http.Client, refetchEvery time.Duration) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -113,17 +119,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	v := &Verifier{cfg: cfg, log: log.With("issuer", cfg.Issuer), retry: make(chan struct{}, 1), now: time.Now}
-	go v.discover(ctx)
+	go v.discover(ctx, client, refetchEvery)
 	return v, nil
 }
 
 // Ready reports whether discovery has succeeded.
 func (v *Verifier) Ready() bool { return v.verifier.Load() != nil }
 
-func (v *Verifier) discover(ctx context.Context) {
+func (v *Verifier) discover(ctx context.Context, client *http.Client, refetchEvery time.Duration) {
 	// The key set outlives any one request: its fetches must not be cancelled with the
 	// request that triggered them, and its client needs a timeout of its own.
-	client := &http.Client{Timeout: 10 * time.Second}
 	keysCtx := oidc.ClientContext(context.WithoutCancel(ctx), client)
 	backoff := time.Second
 	for attempt := 1; ; attempt++ {
@@ -140,7 +145,7 @@ func (v *Verifier) discover(ctx context.Context) {
 			err = errors.New("discovery document has no jwks_uri")
 		}
 		if err == nil {
-			keys := &keySet{remote: oidc.NewRemoteKeySet(keysCtx, meta.JWKS)}
+			keys := &keySet{remote: oidc.NewRemoteKeySet(keysCtx, meta.JWKS), every: refetchEvery, known: map[string]bool{}}
 			v.verifier.Store(oidc.NewVerifier(v.cfg.Issuer, keys, &oidc.Config{
 				ClientID:             v.cfg.Audience,
 				SupportedSigningAlgs: v.cfg.Algorithms,
@@ -172,23 +177,73 @@ func (v *Verifier) discover(ctx context.Context) {
 	}
 }
 
-// keySet records whether a verification failed because the keys could not be fetched, which
-// is the issuer's fault (EUNAVAILABLE), not the token's. go-oidc reports that failure with
-// %v further up, so it can only be told apart here, where it still wraps the cause.
-type keySet struct{ remote *oidc.RemoteKeySet }
+// keySet wraps go-oidc's remote key set for two things it does not do.
+//
+// It records whether a verification failed because the keys could not be fetched, which is
+// the issuer's fault (EUNAVAILABLE), not the token's. go-oidc reports that failure with %v
+// further up, so it can only be told apart here, where it still wraps the cause.
+//
+// It bounds the refetches that tokens can cause. go-oidc refetches the issuer's keys for
+// every token whose key id it has not cached, so anyone could make the API hammer the issuer
+// with tokens naming made-up key ids. Here a key id that has not verified a token yet may
+// cause a refetch at most once per interval; between, such tokens are refused. A rotation is
+// still picked up by the first token signed with the new key.
+type keySet struct {
+	remote *oidc.RemoteKeySet
+	every  time.Duration
+
+	mu          sync.Mutex
+	known       map[string]bool // key ids that verified a token (bounded by the issuer's real keys)
+	lastUnknown time.Time
+}
 
 type fetchFailure struct{ err error }
 
 type fetchKey struct{}
 
+var errRefetchThrottled = errors.New("unknown key id, and the keys were refetched less than the minimum interval ago")
+
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	kid := keyID(jwt)
+	k.mu.Lock()
+	if !k.known[kid] {
+		if now := time.Now(); now.Sub(k.lastUnknown) < k.every {
+			k.mu.Unlock()
+			return nil, errRefetchThrottled
+		} else {
+			k.lastUnknown = now
+		}
+	}
+	k.mu.Unlock()
 	payload, err := k.remote.VerifySignature(ctx, jwt)
+	k.mu.Lock()
+	if err == nil {
+		k.known[kid] = true
+	} else {
+		// A key the issuer has dropped is unknown again, so replaying an old token
+		// cannot cause a refetch each time either.
+		delete(k.known, kid)
+	}
+	k.mu.Unlock()
 	if err != nil && strings.HasPrefix(err.Error(), "fetching keys") {
 		if f, ok := ctx.Value(fetchKey{}).(*fetchFailure); ok {
 			f.err = err
 		}
 	}
 	return payload, err
+}
+
+func keyID(jwt string) string {
+	head, _, _ := strings.Cut(jwt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	_ = json.Unmarshal(b, &h)
+	return h.Kid
 }
 
 // unverified is what is read from a token before its signature is checked: only enough to

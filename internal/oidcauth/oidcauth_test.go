@@ -8,10 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +41,14 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func newVerifier(t *testing.T, issuer string, logs *syncBuf) *Verifier {
+// testVerifier lets every unknown key id refetch (refetchEvery 0), so that what each test
+// sees is the verification itself; TestRefetchThrottled checks the throttle.
+func testVerifier(t *testing.T, issuer string, logs *syncBuf) *Verifier {
+	t.Helper()
+	return throttledVerifier(t, issuer, logs, http.DefaultClient, 0)
+}
+
+func throttledVerifier(t *testing.T, issuer string, logs *syncBuf, client *http.Client, every time.Duration) *Verifier {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -46,7 +56,7 @@ func newVerifier(t *testing.T, issuer string, logs *syncBuf) *Verifier {
 	if logs != nil {
 		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	v, err := New(ctx, Config{Issuer: issuer, Audience: testidp.DefaultAudience}, log)
+	v, err := newVerifier(ctx, Config{Issuer: issuer, Audience: testidp.DefaultAudience}, log, client, every)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +89,7 @@ func wantCode(t *testing.T, err error, code string, tok string) {
 
 func TestAcceptsRealFlowTokens(t *testing.T) {
 	idp := testidp.Start(t, testidp.Options{})
-	v := newVerifier(t, idp.Issuer, nil)
+	v := testVerifier(t, idp.Issuer, nil)
 
 	id, err := authenticate(t, v, idp.UserToken(t, testidp.DefaultUser, testidp.DefaultUserPassword))
 	if err != nil {
@@ -101,7 +111,7 @@ func TestAcceptsRealFlowTokens(t *testing.T) {
 func TestRefusesInvalidTokens(t *testing.T) {
 	idp := testidp.Start(t, testidp.Options{})
 	logs := &syncBuf{}
-	v := newVerifier(t, idp.Issuer, logs)
+	v := testVerifier(t, idp.Issuer, logs)
 	now := time.Now()
 	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
 	valid := idp.Mint(t, testidp.MintRequest{Subject: "bob"})
@@ -142,7 +152,7 @@ func TestRefusesInvalidTokens(t *testing.T) {
 // Within the skew a token is still (or already) good: the clocks of two hosts differ.
 func TestClockSkewTolerated(t *testing.T) {
 	idp := testidp.Start(t, testidp.Options{})
-	v := newVerifier(t, idp.Issuer, nil)
+	v := testVerifier(t, idp.Issuer, nil)
 	now := time.Now()
 	expired := now.Add(-DefaultClockSkew / 2)
 	early := now.Add(DefaultClockSkew / 2)
@@ -163,7 +173,7 @@ func TestClockSkewTolerated(t *testing.T) {
 func TestNotMine(t *testing.T) {
 	idp := testidp.Start(t, testidp.Options{})
 	other := testidp.Start(t, testidp.Options{})
-	v := newVerifier(t, idp.Issuer, nil)
+	v := testVerifier(t, idp.Issuer, nil)
 	for name, tok := range map[string]string{
 		"api token":     "sft_" + strings.Repeat("A", 43),
 		"garbage":       "a.b.c",
@@ -184,7 +194,7 @@ func TestNotMine(t *testing.T) {
 // verifier refetch the issuer's keys; a key the issuer dropped stops verifying.
 func TestKeyRotation(t *testing.T) {
 	idp := testidp.Start(t, testidp.Options{})
-	v := newVerifier(t, idp.Issuer, nil)
+	v := testVerifier(t, idp.Issuer, nil)
 	first := idp.Mint(t, testidp.MintRequest{Subject: "bob"})
 	if _, err := authenticate(t, v, first); err != nil {
 		t.Fatal(err)
@@ -213,7 +223,7 @@ func TestKeyRotation(t *testing.T) {
 func TestIssuerDownAtStart(t *testing.T) {
 	port := testidp.FreePort(t)
 	issuer := testidp.IssuerFor(port)
-	v := newVerifier(t, issuer, nil)
+	v := testVerifier(t, issuer, nil)
 	early := unsigned(t, map[string]any{"iss": issuer, "sub": "bob"})
 	early = strings.Replace(early, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)), base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256"}`)), 1)
 	_, err := v.Authenticate(context.Background(), early)
@@ -291,4 +301,83 @@ func tamperClaims(t *testing.T, tok string) string {
 	b, _ = json.Marshal(c)
 	parts[1] = base64.RawURLEncoding.EncodeToString(b)
 	return strings.Join(parts, ".")
+}
+
+// Tokens naming made-up key ids cannot make the API hammer the issuer for keys: such a key id
+// causes at most one refetch per interval.
+func TestRefetchThrottled(t *testing.T) {
+	idp := testidp.Start(t, testidp.Options{})
+	var fetches atomic.Int64
+	client := &http.Client{Timeout: 10 * time.Second, Transport: countKeys{&fetches, http.DefaultTransport}}
+	v := throttledVerifier(t, idp.Issuer, nil, client, time.Second)
+	start := time.Now()
+	if _, err := authenticate(t, v, idp.Mint(t, testidp.MintRequest{Subject: "bob"})); err != nil {
+		t.Fatal(err)
+	}
+	if fetches.Load() == 0 {
+		t.Fatal("the key fetches are not counted")
+	}
+	rogue, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claims := map[string]any{"iss": idp.Issuer, "sub": "bob", "aud": testidp.DefaultAudience, "exp": now.Add(time.Hour).Unix()}
+	const forged = 30
+	for i := range forged {
+		tok := sign(t, rogue, fmt.Sprintf("made-up-%d", i), claims)
+		_, err := v.Authenticate(context.Background(), tok)
+		wantCode(t, err, store.EUNAUTHORIZED, tok)
+	}
+	// One fetch for the genuine key, then at most one per started second; without the
+	// throttle every forged token is a fetch.
+	allowed := 2 + int64(time.Since(start)/time.Second)
+	if n := fetches.Load(); n > allowed || allowed >= forged {
+		t.Fatalf("%d key fetches for %d forged tokens (allowed %d)", n, forged, allowed)
+	}
+	// A genuine rotation is still picked up, once the interval has passed.
+	idp.Rotate(t, false)
+	fresh := idp.Mint(t, testidp.MintRequest{Subject: "bob"})
+	for i := 0; ; i++ {
+		_, err := v.Authenticate(context.Background(), fresh)
+		if err == nil {
+			break
+		}
+		if i == 40 {
+			t.Fatalf("the rotated key was never picked up: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type countKeys struct {
+	n  *atomic.Int64
+	rt http.RoundTripper
+}
+
+func (c countKeys) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/keys" {
+		c.n.Add(1)
+	}
+	return c.rt.RoundTrip(r)
+}
+
+// A provider whose sub is opaque can be read by another claim, and its groups from another.
+func TestConfiguredClaims(t *testing.T) {
+	idp := testidp.Start(t, testidp.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := newVerifier(ctx, Config{Issuer: idp.Issuer, Audience: testidp.DefaultAudience, SubjectClaim: "email", GroupsClaim: "roles"}, nil, http.DefaultClient, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := authenticate(t, v, idp.Mint(t, testidp.MintRequest{Subject: "00u1", Groups: []string{"ignored"}, Claims: map[string]any{"email": "bob@example.test", "roles": []string{"shop-b-admins"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != idp.Issuer+"#bob@example.test" || !slices.Equal(id.Groups, []string{"shop-b-admins"}) {
+		t.Fatalf("identity %+v", id)
+	}
+	_, err = v.Authenticate(ctx, idp.Mint(t, testidp.MintRequest{Subject: "00u1"}))
+	wantCode(t, err, store.EUNAUTHORIZED, "")
 }

@@ -28,6 +28,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storefleet-idp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON configuration file (issuer, users, clients, audience)")
+	listen := fs.String("listen", "", "loopback address to bind, overriding the file's (127.0.0.1:0 picks a free port)")
+	admin := fs.Bool("admin", false, "serve the test-only /admin endpoints (key rotation, minting tokens) even if the file does not ask")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -40,6 +42,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "storefleet-idp:", err)
 		return 2
 	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	cfg.Admin = cfg.Admin || *admin
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -104,12 +104,24 @@ func binary() (string, error) {
 		}
 		sum := sha256.Sum256(b)
 		buildPath = filepath.Join(dir, "storefleet-idp-"+hex.EncodeToString(sum[:8]))
+		pruneOld(dir, buildPath)
 		if _, err := os.Stat(buildPath); err == nil {
 			return
 		}
 		buildErr = os.Rename(tmp.Name(), buildPath)
 	})
 	return buildPath, buildErr
+}
+
+// pruneOld removes binaries of older sources, left a day ago or more (a test process still
+// running one keeps it open, so removing it cannot break that process).
+func pruneOld(dir, keep string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "storefleet-idp-*"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && p != keep && time.Since(fi.ModTime()) > 24*time.Hour {
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // FreePort returns a loopback port free at the time of the call.
