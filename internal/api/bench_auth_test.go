@@ -153,4 +153,3 @@ func BenchmarkAuthenticate(b *testing.B) {
 		})
 	}
 }
-

@@ -13,6 +13,7 @@ import (
 	"github.com/storefleet/storefleet/internal/access"
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/apitoken"
+	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/oidcauth"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -131,6 +132,21 @@ func wireAuth(ctx context.Context, a authFlags, k kubeFlags, listen string, svc 
 			return authenticated{}, fmt.Errorf("--auth-config oidc: %w", err)
 		}
 		auths = append(auths, v)
+	}
+	if c.Kubernetes != nil && c.Kubernetes.TokenReview {
+		kubeconfig := k.kubeconfig
+		if k.inCluster {
+			kubeconfig = ""
+		}
+		rc, err := kube.RestConfig(kubeconfig)
+		if err != nil {
+			return authenticated{}, fmt.Errorf("--auth-config kubernetes: %w", err)
+		}
+		tr, err := kube.NewTokenReviewer(rc, c.Kubernetes.Audiences, log)
+		if err != nil {
+			return authenticated{}, fmt.Errorf("--auth-config kubernetes: %w", err)
+		}
+		auths = append(auths, tr)
 	}
 	gate := access.NewGate(access.NewPolicy(c), auths...)
 	log.Info("authentication is on", "config", a.configFile, "oidc", c.OIDC != nil, "apiTokens", c.APITokens != nil,
