@@ -80,7 +80,16 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 			}
 			// parse checks the whole configuration (log settings, medusa image, chart
 			// source, names), as serve does before it starts anything.
-			if _, err := parse(args, func(k string) string { return env[k] }); err != nil {
+			_, err = parse(args, func(k string) string { return env[k] })
+			if !saysWhoMayUse(args, env) {
+				// A chart with no auth values starts no API on the pod's address: serve's
+				// safe default must refuse it, naming what to set.
+				if err == nil || !strings.Contains(err.Error(), "--auth-config") || !strings.Contains(err.Error(), "--insecure-allow-unauthenticated-network") {
+					t.Errorf("the chart configures no authentication, and serve does not refuse to listen on %q: %v", env["STOREFLEET_LISTEN"], err)
+				}
+				return
+			}
+			if err != nil {
 				t.Errorf("serve refuses the chart's settings: %v", err)
 			}
 		})
@@ -177,4 +186,15 @@ func chartArgs(t *testing.T, objs []*unstructured.Unstructured, args []string) [
 		out = append(out, a)
 	}
 	return out
+}
+
+// saysWhoMayUse reports whether the chart gives serve an access configuration or
+// explicitly turns authentication off for the network.
+func saysWhoMayUse(args []string, env map[string]string) bool {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--auth-config") || strings.HasPrefix(a, "--insecure-allow-unauthenticated-network") {
+			return true
+		}
+	}
+	return env["STOREFLEET_AUTH_CONFIG"] != "" || env["STOREFLEET_INSECURE_ALLOW_UNAUTHENTICATED_NETWORK"] != ""
 }
