@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -121,6 +122,29 @@ rules:
 		t.Errorf("tampered JWT: %d %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 
+	// Tokens the provider itself signed but that are not valid here, and one it did
+	// not sign: each a 401 naming invalid_token, and nothing written.
+	before := commitCount(t, data)
+	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	good := idp.Mint(t, testidp.MintRequest{Subject: "mallory", Groups: []string{testidp.DefaultUserGroup}})
+	parts := strings.SplitN(good, ".", 3)
+	refused := map[string]string{
+		"expired":        idp.Mint(t, testidp.MintRequest{Subject: "mallory", Groups: []string{testidp.DefaultUserGroup}, IssuedAt: &past, Expiry: &past}),
+		"not yet valid":  idp.Mint(t, testidp.MintRequest{Subject: "mallory", Groups: []string{testidp.DefaultUserGroup}, NotBefore: &future}),
+		"wrong audience": idp.Mint(t, testidp.MintRequest{Subject: "mallory", Groups: []string{testidp.DefaultUserGroup}, Audience: []string{"another-api"}}),
+		"alg none":       base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + ".",
+		"tampered":       parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"`+idp.Issuer+`","sub":"mallory","aud":"`+idp.Audience()+`","groups":["platform"],"exp":9999999999}`)) + "." + parts[2],
+	}
+	for what, tok := range refused {
+		r := s.doAs(tok, "POST", "/api/v1/stores", storeBody("mallorys"))
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s token: %d %q %s", what, r.status, r.header.Get("WWW-Authenticate"), r.body)
+		}
+	}
+	if n := commitCount(t, data); n != before {
+		t.Errorf("refused tokens committed: %s commits, were %s", n, before)
+	}
+
 	// Revoked by removing its line: refused without a restart.
 	if err := os.WriteFile(tokens, []byte("tokens: []\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -134,8 +158,15 @@ rules:
 	if !revoked {
 		t.Error("a revoked API token is still accepted")
 	}
+	// The provider rotates its signing key: a token signed with the new key is taken
+	// without a restart.
+	idp.Rotate(t, true)
+	rotated := idp.Mint(t, testidp.MintRequest{Subject: "bob", Groups: []string{testidp.DefaultUserGroup}})
+	if r := s.doAs(rotated, "GET", "/api/v1/stores", ""); r.status != http.StatusOK {
+		t.Errorf("token of the new key after a rotation: %d %s", r.status, r.body)
+	}
 	s.stop()
-	all.mustNotShow(t, ciToken, user)
+	all.mustNotShow(t, ciToken, user, good, rotated)
 }
 
 // Without --auth-config on loopback serve runs without authentication (make run)
@@ -149,4 +180,13 @@ func TestServeWithoutAuthSaysSo(t *testing.T) {
 	if r := s.do("GET", "/api/v1/stores", ""); r.status != http.StatusOK {
 		t.Errorf("without authentication: %d %s", r.status, r.body)
 	}
+}
+
+func commitCount(t *testing.T, data string) string {
+	t.Helper()
+	out, err := exec.Command("git", "--git-dir", filepath.Join(data, "fleet.git"), "rev-list", "--count", "main").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git rev-list: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
