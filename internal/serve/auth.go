@@ -103,12 +103,7 @@ type authenticated struct {
 func wireAuth(ctx context.Context, a authFlags, k kubeFlags, listen string, svc store.Service, counter store.Counter, log *slog.Logger) (authenticated, error) {
 	c := a.conf
 	if c == nil {
-		if host, _, _ := net.SplitHostPort(listen); loopbackHost(host) {
-			log.Info("authentication is off: anyone on this machine may use the API, and X-Actor is recorded as the actor; give --auth-config to turn it on", "listen", listen)
-		} else {
-			log.Warn("AUTHENTICATION IS OFF ON A NETWORK ADDRESS (--"+insecureFlag+"): anyone who reaches this port can create, change, delete and purge every store and write any actor into the audit log",
-				"listen", listen)
-		}
+		announceNoAuth(log, listen)
 		// The mass-deletion guard holds whoever asks, also without authentication.
 		return authenticated{svc: access.NewService(svc, counter, access.Options{
 			Limits: access.Limits{RemovalsPerHour: access.DefaultRemovalsPerHour},
@@ -158,4 +153,15 @@ func wireAuth(ctx context.Context, a authFlags, k kubeFlags, listen string, svc 
 		// Counted in this process: N replicas allow N times these (docs/design.md).
 		limits: api.Limits{Reads: c.Limits.ReadsPerMinute, Writes: c.Limits.WritesPerMinute},
 	}, nil
+}
+
+// announceNoAuth says at start that the API takes no credentials: quietly on
+// loopback (make run), as a warning naming the risk anywhere else.
+func announceNoAuth(log *slog.Logger, listen string) {
+	if host, _, _ := net.SplitHostPort(listen); loopbackHost(host) {
+		log.Info("authentication is off: anyone on this machine may use the API, and X-Actor is recorded as the actor; give --auth-config to turn it on", "listen", listen)
+		return
+	}
+	log.Warn("AUTHENTICATION IS OFF ON A NETWORK ADDRESS (--"+insecureFlag+"): anyone who reaches this port can create, change, delete and purge every store and write any actor into the audit log",
+		"listen", listen)
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,5 +79,20 @@ colour: blue
 	_, err = parse([]string{"--auth-config", tr}, vars(nil))
 	if err == nil || !strings.Contains(err.Error(), "tokenReview needs a cluster") {
 		t.Errorf("TokenReview without a cluster: %v", err)
+	}
+}
+
+// The insecure flag is loud at every start: a warning that names the flag and the
+// risk. On loopback serve only says that authentication is off.
+func TestNoAuthenticationIsAnnounced(t *testing.T) {
+	for listen, want := range map[string]string{
+		"0.0.0.0:8080":   "level=WARN msg=\"AUTHENTICATION IS OFF ON A NETWORK ADDRESS (--insecure-allow-unauthenticated-network)",
+		"127.0.0.1:8080": "level=INFO msg=\"authentication is off",
+	} {
+		var b strings.Builder
+		announceNoAuth(slog.New(slog.NewTextHandler(&b, nil)), listen)
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s: %s, want %s", listen, b.String(), want)
+		}
 	}
 }
