@@ -224,6 +224,14 @@ func (a *api) visibility(r *http.Request) func(status.Event) bool {
 		if !known {
 			v, err := a.svc.Get(r.Context(), ev.Store)
 			ok = err == nil && p.Sees(tenantOf(v.Store))
+			if store.ErrorCode(err) == store.ENOTFOUND {
+				// Purged: its history still names its tenant, so the tenant sees
+				// the last events of its own store.
+				var h []store.Entry
+				if h, err = a.svc.History(r.Context(), ev.Store); err == nil {
+					ok = p.Sees(entriesTenant(h))
+				}
+			}
 			if err == nil || store.ErrorCode(err) == store.ENOTFOUND {
 				// Any other error (the fleet unavailable) is asked again next time;
 				// until then the event is not sent.
@@ -244,4 +252,14 @@ func tenantOf(s store.Store) string {
 		return store.DefaultTenant
 	}
 	return s.Tenant
+}
+
+// entriesTenant is the tenant the newest entry naming one gives.
+func entriesTenant(h []store.Entry) string {
+	for _, e := range h {
+		if e.Tenant != "" {
+			return e.Tenant
+		}
+	}
+	return store.DefaultTenant
 }

@@ -266,6 +266,14 @@ func TestEventStreamsByTenant(t *testing.T) {
 	s := newStack(t, 100)
 	s.create(t, "admin", "acme-shop", own, "req-acme")
 	s.create(t, "rival", "globex-shop", other, "req-globex")
+	// Purged stores: only their history still names their tenant.
+	for _, c := range []struct{ by, name, tenant string }{{"admin", "acme-gone", own}, {"rival", "globex-gone", other}} {
+		s.create(t, c.by, c.name, c.tenant, "req-"+c.name)
+		s.expect(s.do("DELETE", "/api/v1/stores/"+c.name, nil, s.as(c.by)...), http.StatusAccepted)
+		s.expect(s.do("DELETE", "/api/v1/stores/"+c.name+"?purge=true", nil, s.as(c.by)...), http.StatusAccepted)
+		s.expect(s.do("DELETE", "/api/v1/stores/"+c.name+"?purge=true", nil, s.as(c.by)...), http.StatusAccepted)
+		s.expect(s.do("GET", "/api/v1/stores/"+c.name, nil, s.as(c.by)...), http.StatusNotFound)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.api.URL+"/api/v1/events", nil)
@@ -281,6 +289,8 @@ func TestEventStreamsByTenant(t *testing.T) {
 	// Events arrive in order: a marker for the own store sent after the other's
 	// event shows that the other's was left out, not merely late.
 	s.tr.KubeEvent("globex-shop", status.KubeEvent{Store: "globex-shop", Reason: "RivalSecret"})
+	s.tr.KubeEvent("globex-gone", status.KubeEvent{Store: "globex-gone", Reason: "RivalGone"})
+	s.tr.KubeEvent("acme-gone", status.KubeEvent{Store: "acme-gone", Reason: "OwnGone"})
 	s.tr.KubeEvent("acme-shop", status.KubeEvent{Store: "acme-shop", Reason: "Marker"})
 	sc := bufio.NewScanner(res.Body)
 	var seen []string
@@ -295,10 +305,10 @@ func TestEventStreamsByTenant(t *testing.T) {
 		}
 	}
 	all := strings.Join(seen, "\n")
-	if !strings.Contains(all, `"acme-shop"`) || !strings.Contains(all, "Marker") {
+	if !strings.Contains(all, `"acme-shop"`) || !strings.Contains(all, "Marker") || !strings.Contains(all, "OwnGone") {
 		t.Fatalf("the own store's events are missing:\n%s", all)
 	}
-	if strings.Contains(all, "globex") || strings.Contains(all, "RivalSecret") {
+	if strings.Contains(all, "globex") || strings.Contains(all, "Rival") {
 		t.Fatalf("another tenant's store shows in the stream:\n%s", all)
 	}
 }
