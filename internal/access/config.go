@@ -295,21 +295,11 @@ func loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ValidTenant reports whether t may name a tenant: a DNS label (it becomes a label
-// value and a trailer), never store.AllTenants.
+// ValidTenant reports whether t may name a tenant (store.ValidateTenant); never
+// store.AllTenants, which only a grant may name.
 func ValidTenant(t string) bool {
-	if t == "" || len(t) > 63 {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		switch c := t[i]; {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i > 0 && i < len(t)-1:
-		default:
-			return false
-		}
-	}
-	return true
+	rule, _ := store.ValidateTenant(t)
+	return rule == ""
 }
 
 // decoder reads the generic YAML tree into a Config, collecting every problem with

@@ -132,10 +132,9 @@ func (s *service) Create(ctx context.Context, st store.Store, m store.Meta) (sto
 // the principal may create in, else the default tenant if it may create there.
 func (s *service) createTenant(p *store.Principal, named string) (string, error) {
 	if named != "" {
-		if !ValidTenant(named) {
+		if rule, msg := store.ValidateTenant(named); rule != "" {
 			return "", &store.Error{Code: store.EINVALID, Message: "invalid store",
-				Fields: []store.FieldError{{Field: "tenant", Rule: "dns1123Label",
-					Message: "tenant must be a DNS label: at most 63 lower-case letters, digits and '-', beginning and ending with a letter or digit"}}}
+				Fields: []store.FieldError{{Field: "tenant", Rule: rule, Message: msg}}}
 		}
 		return named, nil
 	}
@@ -156,14 +155,12 @@ func (s *service) createTenant(p *store.Principal, named string) (string, error)
 		return mine[0], nil
 	case p.Can(s.o.DefaultTenant, store.RoleEditor):
 		return s.o.DefaultTenant, nil
-	}
-	sort.Strings(mine)
-	msg := "name the tenant of the store"
-	if len(mine) > 1 {
-		msg = fmt.Sprintf("name the tenant of the store: you may create stores in %d tenants", len(mine))
+	case len(mine) == 0:
+		return "", store.Errorf(store.EFORBIDDEN, "creating a store needs the editor role in a tenant; %q has none", p.Subject)
 	}
 	return "", &store.Error{Code: store.EINVALID, Message: "invalid store",
-		Fields: []store.FieldError{{Field: "tenant", Rule: "required", Message: msg}}}
+		Fields: []store.FieldError{{Field: "tenant", Rule: "required",
+			Message: fmt.Sprintf("name the tenant of the store: you may create stores in %d tenants", len(mine))}}}
 }
 
 func (s *service) quota(ctx context.Context, tenant string) error {
