@@ -40,6 +40,15 @@ type TokenReviewer struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]review
+	// inflight shares one review among the requests that bring the same token at the same
+	// time, so that a burst of a new token is one review, not one per request.
+	inflight map[[32]byte]*pending
+}
+
+type pending struct {
+	done chan struct{}
+	id   store.Identity
+	err  error
 }
 
 type review struct {
@@ -65,7 +74,7 @@ func NewTokenReviewer(cfg *rest.Config, audiences []string, log *slog.Logger) (*
 	}
 	return &TokenReviewer{
 		reviews: client.TokenReviews(), audiences: slices.Clone(audiences), log: log,
-		now: time.Now, cache: map[[32]byte]review{},
+		now: time.Now, cache: map[[32]byte]review{}, inflight: map[[32]byte]*pending{},
 	}, nil
 }
 
@@ -108,8 +117,27 @@ func (r *TokenReviewer) Authenticate(ctx context.Context, token string) (store.I
 		r.mu.Unlock()
 		return c.id, c.err
 	}
+	if p, ok := r.inflight[key]; ok {
+		r.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.id, p.err
+		case <-ctx.Done():
+			return store.Identity{}, store.Errorf(store.EUNAVAILABLE, "The Kubernetes API server cannot check the token now; try again later.")
+		}
+	}
+	p := &pending{done: make(chan struct{})}
+	r.inflight[key] = p
 	r.mu.Unlock()
+	p.id, p.err = r.review(ctx, token, key, exp, now)
+	r.mu.Lock()
+	delete(r.inflight, key)
+	r.mu.Unlock()
+	close(p.done)
+	return p.id, p.err
+}
 
+func (r *TokenReviewer) review(ctx context.Context, token string, key [32]byte, exp, now time.Time) (store.Identity, error) {
 	res, err := r.reviews.Create(ctx, &authnv1.TokenReview{
 		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: r.audiences},
 	}, metav1.CreateOptions{})

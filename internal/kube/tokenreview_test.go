@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -86,6 +87,27 @@ func TestTokenReview(t *testing.T) {
 	}
 	if n := calls.Load() - before; n != 0 {
 		t.Fatalf("%d reviews for a burst of a token already reviewed", n)
+	}
+
+	// So is a burst of a new token arriving all at once.
+	burst := saToken(t, ns, "deployer", "storefleet")
+	before = calls.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			if _, err := r.Authenticate(ctx, burst); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := calls.Load() - before; n != 1 {
+		t.Fatalf("%d reviews for a concurrent burst of one new token", n)
 	}
 
 	other := saToken(t, ns, "deployer", "someone-else")

@@ -207,12 +207,12 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	kid := keyID(jwt)
 	k.mu.Lock()
 	if !k.known[kid] {
-		if now := time.Now(); now.Sub(k.lastUnknown) < k.every {
+		now := time.Now()
+		if now.Sub(k.lastUnknown) < k.every {
 			k.mu.Unlock()
 			return nil, errRefetchThrottled
-		} else {
-			k.lastUnknown = now
 		}
+		k.lastUnknown = now
 	}
 	k.mu.Unlock()
 	payload, err := k.remote.VerifySignature(ctx, jwt)

@@ -16,7 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// errNotFound: op answers not-found storage errors as invalid requests, not server errors.
+// notFound: op answers not-found storage errors as invalid requests, not server errors.
 type notFound struct{ what string }
 
 func (e notFound) Error() string { return e.what + " not found" }
