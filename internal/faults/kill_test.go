@@ -154,9 +154,7 @@ func killRounds(t *testing.T, fleet string) {
 					i := rand.IntN(len(live))
 					name := live[i]
 					live = append(live[:i], live[i+1:]...)
-					// force: this suite deletes far more than the mass-deletion guard's
-					// hourly number, and is about durability, not the guard.
-					send(op{key: key, method: "DELETE", path: "/api/v1/stores/" + name + "?force=true", store: name})
+					send(op{key: key, method: "DELETE", path: "/api/v1/stores/" + name, store: name})
 				}
 			}
 		}()
