@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -69,6 +70,10 @@ func TestShardIdentityAdmission(t *testing.T) {
 	}
 	if err := shard.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Errorf("pruning the store's Namespace (a purge) as %s: %v", render.ShardServiceAccount, err)
+	}
+
+	if err := policyInForce(ctx, shard); err != nil {
+		t.Fatalf("the shard policy is not in force: %v", err)
 	}
 
 	// A namespace that is not a store's, for the delete below.
@@ -146,4 +151,50 @@ spec:
 	if err := shard.Delete(ctx, victim.DeepCopy(), client.DryRunAll); err == nil || !strings.Contains(err.Error(), "only Namespaces named store-<name>") {
 		t.Errorf("deleting Namespace %s as %s: want the policy's refusal, got %v", victim.Name, render.ShardServiceAccount, err)
 	}
+}
+
+// A second Flux namespace gets the same confinement: its storefleet-shard may write a
+// store Namespace and nothing the policy refuses the first one.
+func TestApplyShardIdentity(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ns = "lockdown-flux"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + render.ShardServiceAccount}
+	shard, err := client.New(cfg, client.Options{Scheme: env.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "store-second-flux", Labels: map[string]string{"app.kubernetes.io/managed-by": "storefleet"}}}
+	if err := shard.Create(ctx, good.DeepCopy(), client.DryRunAll); !apierrors.IsForbidden(err) {
+		t.Fatalf("before ApplyShardIdentity: %v, want RBAC's Forbidden (the ServiceAccount has no rights)", err)
+	}
+	for range 2 { // applying again changes nothing
+		if err := env.ApplyShardIdentity(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := shard.Create(ctx, good.DeepCopy(), client.DryRunAll); err != nil {
+		t.Errorf("a store Namespace as %s/%s: %v", ns, render.ShardServiceAccount, err)
+	}
+	if err := policyInForce(ctx, shard); err != nil {
+		t.Errorf("Namespace evil as %s/%s: want the policy's refusal: %v", ns, render.ShardServiceAccount, err)
+	}
+}
+
+// policyInForce waits until the shard policy refuses, as the client's user, a
+// Namespace that is not a store's: the API server loads a new admission policy
+// asynchronously, so one just applied may not be in force yet.
+func policyInForce(ctx context.Context, c client.Client) error {
+	evil := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "evil", Labels: map[string]string{"app.kubernetes.io/managed-by": "storefleet"}}}
+	return Poll(ctx, 100*time.Millisecond, func() (bool, string, error) {
+		err := c.Create(ctx, evil.DeepCopy(), client.DryRunAll)
+		if err != nil && !strings.Contains(err.Error(), "only Namespaces named store-<name>") {
+			return false, "", err
+		}
+		return err != nil, fmt.Sprintf("admitted (%v)", err), nil
+	})
 }
