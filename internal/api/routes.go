@@ -34,6 +34,12 @@ type Options struct {
 	Status StatusSource
 	// Cluster reports the cluster connection for /readyz; nil when none is configured.
 	Cluster func() error
+	// Authenticate checks the bearer token of every /api/v1 request; nil turns
+	// authentication off (make run on loopback): then X-Actor is the actor, as
+	// the client claims it.
+	Authenticate Authenticator
+	// Limits are each caller's request budgets on /api/v1; zero = no limit.
+	Limits Limits
 }
 
 // api holds the handlers' dependencies.
@@ -54,7 +60,7 @@ func Handler(svc Service, o Options) http.Handler {
 	}
 	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster}
 	r := chi.NewRouter()
-	r.Use(requestID, logRequests(o.Log), routeMethods(r))
+	r.Use(requestID(o.Authenticate != nil), logRequests(o.Log), routeMethods(r))
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 	r.Group(func(r chi.Router) {
@@ -67,8 +73,11 @@ func Handler(svc Service, o Options) http.Handler {
 			_, _ = w.Write(openAPIDoc)
 		})
 	})
+	// Public: the probes and the API's description. Everything under /api/v1 needs a
+	// principal when authentication is on.
+	lim := newLimiter(o.Limits)
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(checkRequestHeaders)
+		r.Use(guard(o.Authenticate, lim), checkRequestHeaders)
 		r.Group(func(r chi.Router) {
 			// Every route here answers within the deadline; the event streams below
 			// set a deadline per event instead.
@@ -161,13 +170,24 @@ type AcceptedJSON struct {
 
 // meta builds the request's identity: an Idempotency-Key becomes the change's
 // Request-Id, so a retry with the same key is recognised, also after a restart.
-func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (store.Meta, bool) {
-	m := store.Meta{Actor: ActorFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
-	q, ok := queryFlags(w, r, "dryRun", "purge")
+//
+// The actor is the authenticated subject; an X-Actor from an authenticated
+// principal is whom it acts for, and only a principal allowed to act for others may
+// name one.
+func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte, flags ...string) (store.Meta, bool) {
+	m := store.Meta{Actor: ActorFrom(r.Context()), OnBehalfOf: OnBehalfOfFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
+	if p := PrincipalFrom(r.Context()); p != nil && m.OnBehalfOf != "" && !p.ActAs {
+		WriteProblem(w, r, actAsProblem())
+		return m, false
+	}
+	q, ok := queryFlags(w, r, append([]string{"dryRun", "purge"}, flags...)...)
 	if !ok {
 		return m, false
 	}
-	m.DryRun = q["dryRun"]
+	m.DryRun, m.Force = q["dryRun"], q["force"]
+	// force overrides a guard; it does not make another request of the same one, so
+	// a retry that adds or drops it is still recognised by its key.
+	delete(q, "force")
 	if key, present := r.Header["Idempotency-Key"]; present {
 		if len(key) != 1 || !ValidID(key[0]) {
 			WriteProblem(w, r, newProblem(http.StatusBadRequest, "invalid-header", "Invalid header",
@@ -431,11 +451,11 @@ func applyPatch(cur store.Store, patch map[string]any) (store.Store, error) {
 }
 
 func (a *api) deleteStore(w http.ResponseWriter, r *http.Request) {
-	q, ok := queryFlags(w, r, "dryRun", "purge")
+	q, ok := queryFlags(w, r, "dryRun", "purge", "force")
 	if !ok {
 		return
 	}
-	m, ok := a.meta(w, r, nil)
+	m, ok := a.meta(w, r, nil, "force")
 	if !ok {
 		return
 	}
@@ -524,7 +544,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		WriteProblem(w, r, newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", msg,
 			FieldError{Field: "If-Match", Rule: "match", Detail: "names a version of the store that is no longer its current one"}))
 	case store.EUNAUTHORIZED:
-		WriteProblem(w, r, newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", msg))
+		WriteProblem(w, r, unauthorized("invalid_token", msg))
 	case store.EFORBIDDEN:
 		WriteProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", msg))
 	case store.EUNAVAILABLE:

@@ -79,7 +79,8 @@ func TestCheckAcceptsGoodConfigurations(t *testing.T) {
 	c, err = parse([]string{"--fleet-url", "https://github.com/acme/fleet.git", "--chart-source", "oci",
 		"--chart-oci-url", "oci://ghcr.io/acme/charts", "--listen", ":8080", "--base-domain", "shops.acme.com",
 		"--cluster", "prod-eu", "--store-ingress-class", "nginx", "--store-cluster-issuer", "letsencrypt",
-		"--artifact-url", "http://storefleet-gitops-api.storefleet.svc:9091", "--artifacts-listen", ":9091"},
+		"--artifact-url", "http://storefleet-gitops-api.storefleet.svc:9091", "--artifacts-listen", ":9091",
+		"--auth-config", writeAuthConfig(t, oidcConfig)},
 		vars(map[string]string{"STOREFLEET_SEED_DIR": "/nonexistent"}))
 	if err != nil {
 		t.Fatal(err) // the seed dir only matters for the embedded repository

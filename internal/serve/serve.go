@@ -64,6 +64,7 @@ type config struct {
 	chartRepository                                                    string
 	kube                                                               kubeFlags
 	replicas                                                           replicaFlags
+	access                                                             authFlags
 
 	level slog.Level
 	grace time.Duration
@@ -261,8 +262,13 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	}
 	defer stopStatus()
 	handlerSvc = missService{Service: handlerSvc, known: svc.Known, miss: fl.miss}
+	auth, err := wireAuth(ctx, cfg.access, cfg.kube, cfg.listen, handlerSvc, svc, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
-	g := newGate(handlerSvc, repo)
+	g := newGate(auth.svc, repo)
 	gctx, stopGate := context.WithCancel(ctx)
 	gateDone := g.openWhenSynced(gctx, svc.Reload, log)
 	// The index must not be rebuilt under a service being closed (deferred by run).
@@ -278,6 +284,9 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	// Shutdown order: stop taking requests and let in-flight ones finish (each
 	// waits for its push), then close the writer (deferred by run).
 	apiOpts.Log = log
+	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
+	// No /metrics here yet: it will be served on an internal listener of its own
+	// (the dashboard and metrics issue), never on this port.
 	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
 }
 
@@ -311,6 +320,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.writeTimeoutFlag, "write-timeout", "STOREFLEET_WRITE_TIMEOUT", "30s", "every write's deadline: by then it is answered 202 (landed), 503 (certain nothing landed, and it never will) or 202 pending (decided later: GET /api/v1/requests/{id}); at most "+maxWriteTimeout.String())
 	kubeFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
+	authFlagSet(fs, &c.access, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -380,6 +390,7 @@ func (c *Command) check() (config, error) {
 	} else if _, err := net.LookupPort("tcp", port); err != nil {
 		bad("--listen %q: %w", cfg.listen, err)
 	}
+	problems = append(problems, cfg.access.check(cfg.listen, cfg.kube)...)
 
 	if cfg.dataDir == "" {
 		bad("--data-dir must not be empty")
