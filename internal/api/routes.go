@@ -199,7 +199,13 @@ func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte, flags ..
 	}
 	// Over the canonical request, so that a retry that re-serialises the same JSON is
 	// recognised as the same request.
-	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), canonicalFlags(q), canonicalJSON(body))
+	// And over who asks: keys are the clients' choice, so another principal reusing a
+	// key is another request, never answered with the first one's outcome.
+	var who []byte
+	if p := store.PrincipalFrom(r.Context()); p != nil {
+		who = []byte(p.Subject)
+	}
+	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), canonicalFlags(q), canonicalJSON(body), who)
 	return m, true
 }
 

@@ -375,3 +375,23 @@ func detail(t *testing.T, body string) string {
 	}
 	return p.Type + " " + p.Detail
 }
+
+// An Idempotency-Key is the client's choice, so two principals may pick the same
+// one: the second is another request, never answered with the first one's outcome
+// (which would tell it another tenant's store name, commit and request).
+func TestIdempotencyKeyIsPerPrincipal(t *testing.T) {
+	s := newStack(t, 100)
+	// No tenant in the body: each principal's only tenant is taken, so the two
+	// requests below are byte for byte the same.
+	body := shop("acme-shop")
+	first := s.expect(s.do("POST", "/api/v1/stores", body, append(s.as("admin"), "Idempotency-Key", "shared-key")...), http.StatusAccepted)
+	r := s.do("POST", "/api/v1/stores", body, append(s.as("rival"), "Idempotency-Key", "shared-key")...)
+	if r.status < 400 || strings.Contains(string(r.body), fmt.Sprint(first["requestId"])) {
+		t.Fatalf("another principal's request with the same key got %d %s: the first request's outcome", r.status, r.body)
+	}
+	// The first principal's own retry is still answered as the same request.
+	again := s.expect(s.do("POST", "/api/v1/stores", body, append(s.as("admin"), "Idempotency-Key", "shared-key")...), http.StatusAccepted)
+	if again["requestId"] != first["requestId"] {
+		t.Fatalf("the retry got request %v, want %v", again["requestId"], first["requestId"])
+	}
+}

@@ -104,11 +104,11 @@ func wireAuth(ctx context.Context, a authFlags, k kubeFlags, listen string, svc 
 	c := a.conf
 	if c == nil {
 		announceNoAuth(log, listen)
-		// No policy without a configuration: no roles, quota or mass-deletion guard,
-		// whose limits the configuration holds. The access decorator is left out
-		// rather than run with made-up limits, as it serialises each tenant's creates
-		// (its quota lock), which would cost the group commit every create has now.
-		return authenticated{svc: svc}, nil
+		// Without a configuration nobody is told apart, so there are no roles and no
+		// quota; the mass-deletion guard holds all the same, at its default limit:
+		// an accident with a script deletes as many stores without auth as with it.
+		return authenticated{svc: access.NewService(svc, counter, access.Options{
+			Limits: access.Limits{RemovalsPerHour: access.DefaultRemovalsPerHour}})}, nil
 	}
 	var auths []store.Authenticator
 	// Cheapest first: an API token is recognised by its form, a JWT by its issuer.
