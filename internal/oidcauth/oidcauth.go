@@ -145,7 +145,13 @@ func (v *Verifier) discover(ctx context.Context, client *http.Client, refetchEve
 			err = errors.New("discovery document has no jwks_uri")
 		}
 		if err == nil {
-			keys := &keySet{remote: oidc.NewRemoteKeySet(keysCtx, meta.JWKS), every: refetchEvery, known: map[string]bool{}}
+			jwks := meta.JWKS
+			keys := &keySet{
+				fresh:  func() *oidc.RemoteKeySet { return oidc.NewRemoteKeySet(keysCtx, jwks) },
+				every:  refetchEvery,
+				maxAge: keyMaxAge,
+			}
+			keys.renew(time.Now())
 			v.verifier.Store(oidc.NewVerifier(v.cfg.Issuer, keys, &oidc.Config{
 				ClientID:             v.cfg.Audience,
 				SupportedSigningAlgs: v.cfg.Algorithms,
@@ -188,11 +194,18 @@ func (v *Verifier) discover(ctx context.Context, client *http.Client, refetchEve
 // with tokens naming made-up key ids. Here a key id that has not verified a token yet may
 // cause a refetch at most once per interval; between, such tokens are refused. A rotation is
 // still picked up by the first token signed with the new key.
+//
+// And it forgets every key after maxAge. go-oidc keeps a key for as long as the process runs,
+// refetching only for a key id it does not know, so a key the issuer dropped (it leaked) would
+// go on verifying tokens until a token signed with another key happened to arrive.
 type keySet struct {
-	remote *oidc.RemoteKeySet
+	fresh  func() *oidc.RemoteKeySet
 	every  time.Duration
+	maxAge time.Duration
 
 	mu          sync.Mutex
+	remote      *oidc.RemoteKeySet
+	born        time.Time
 	known       map[string]bool // key ids that verified a token (bounded by the issuer's real keys)
 	lastUnknown time.Time
 }
@@ -203,9 +216,21 @@ type fetchKey struct{}
 
 var errRefetchThrottled = errors.New("unknown key id, and the keys were refetched less than the minimum interval ago")
 
+// keyMaxAge is how long keys are trusted without asking the issuer again.
+var keyMaxAge = 10 * time.Minute
+
+// renew starts over with no key cached; k.mu is held or k not shared yet.
+func (k *keySet) renew(now time.Time) {
+	k.remote, k.born, k.known = k.fresh(), now, map[string]bool{}
+}
+
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	kid := keyID(jwt)
 	k.mu.Lock()
+	if now := time.Now(); now.Sub(k.born) > k.maxAge {
+		k.renew(now)
+	}
+	remote := k.remote
 	if !k.known[kid] {
 		now := time.Now()
 		if now.Sub(k.lastUnknown) < k.every {
@@ -215,7 +240,7 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 		k.lastUnknown = now
 	}
 	k.mu.Unlock()
-	payload, err := k.remote.VerifySignature(ctx, jwt)
+	payload, err := remote.VerifySignature(ctx, jwt)
 	k.mu.Lock()
 	if err == nil {
 		k.known[kid] = true

@@ -218,6 +218,25 @@ func TestKeyRotation(t *testing.T) {
 	wantCode(t, err, store.EUNAUTHORIZED, second)
 }
 
+// A key the issuer drops stops verifying within keyMaxAge even when no token signed
+// with another key arrives to make the verifier refetch.
+func TestDroppedKeyForgotten(t *testing.T) {
+	defer func(d time.Duration) { keyMaxAge = d }(keyMaxAge)
+	keyMaxAge = 300 * time.Millisecond
+	idp := testidp.Start(t, testidp.Options{})
+	v := testVerifier(t, idp.Issuer, nil)
+	old := idp.Mint(t, testidp.MintRequest{Subject: "bob"})
+	if _, err := authenticate(t, v, old); err != nil {
+		t.Fatal(err)
+	}
+	idp.Rotate(t, false)
+	// Only the old token is ever presented: nothing but the key's age makes the
+	// verifier ask the issuer again.
+	time.Sleep(2 * keyMaxAge)
+	_, err := v.Authenticate(context.Background(), old)
+	wantCode(t, err, store.EUNAUTHORIZED, old)
+}
+
 // An issuer that is down when the API starts does not stop it: its tokens are answered
 // EUNAVAILABLE, and accepted once the issuer is up.
 func TestIssuerDownAtStart(t *testing.T) {
