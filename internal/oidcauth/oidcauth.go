@@ -101,7 +101,15 @@ type Verifier struct {
 	verifier atomic.Pointer[oidc.IDTokenVerifier]
 	retry    chan struct{}
 	now      func() time.Time
+	// trying is set while a discovery attempt is in flight, and discovered is
+	// closed once one succeeded: a token that arrives meanwhile (the first requests
+	// after a start) waits for it briefly rather than being told to come back.
+	trying     atomic.Bool
+	discovered chan struct{}
 }
+
+// discoveryWait bounds how long a token waits for a discovery attempt in flight.
+const discoveryWait = 2 * time.Second
 
 // New returns at once. Discovery runs in the background until it succeeds, retried with
 // back-off (1 s doubling to 30 s, or sooner when a token arrives); until then Authenticate
@@ -118,7 +126,8 @@ func newVerifier(ctx context.Context, cfg Config, log *slog.Logger, client *http
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &Verifier{cfg: cfg, log: log.With("issuer", cfg.Issuer), retry: make(chan struct{}, 1), now: time.Now}
+	v := &Verifier{cfg: cfg, log: log.With("issuer", cfg.Issuer), retry: make(chan struct{}, 1), now: time.Now, discovered: make(chan struct{})}
+	v.trying.Store(true) // the first attempt starts now
 	go v.discover(ctx, client, refetchEvery)
 	return v, nil
 }
@@ -132,6 +141,7 @@ func (v *Verifier) discover(ctx context.Context, client *http.Client, refetchEve
 	keysCtx := oidc.ClientContext(context.WithoutCancel(ctx), client)
 	backoff := time.Second
 	for attempt := 1; ; attempt++ {
+		v.trying.Store(true)
 		dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), 10*time.Second)
 		p, err := oidc.NewProvider(dctx, v.cfg.Issuer)
 		var meta struct {
@@ -159,9 +169,12 @@ func (v *Verifier) discover(ctx context.Context, client *http.Client, refetchEve
 				// none on exp and a fixed 5 minutes on nbf.
 				SkipExpiryCheck: true,
 			}))
+			v.trying.Store(false)
+			close(v.discovered)
 			v.log.Info("oidc discovery done", "attempts", attempt)
 			return
 		}
+		v.trying.Store(false)
 		v.log.Warn("oidc discovery failed; tokens from this issuer are refused as unavailable until it succeeds", "attempt", attempt, "err", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -315,6 +328,16 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (store.Identi
 		return store.Identity{}, v.refuse("algorithm not accepted", "alg", u.alg)
 	}
 	verifier := v.verifier.Load()
+	if verifier == nil && v.trying.Load() {
+		t := time.NewTimer(discoveryWait)
+		select {
+		case <-v.discovered:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		verifier = v.verifier.Load()
+	}
 	if verifier == nil {
 		select {
 		case v.retry <- struct{}{}:
