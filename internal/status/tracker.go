@@ -179,6 +179,30 @@ func (t *Tracker) Published(shardName, revision string) {
 	}
 }
 
+// CaughtUp tells the Tracker that a shard publisher which has just taken over made
+// every shard's artifact current with a fleet head holding every commit made before
+// since (it fetched first, then published or adopted each shard). A store committed
+// before then that still waits for its shard's next publish now waits for the
+// shard's latest one instead: the next may never come. That happens when the old
+// leader published the commit just before it died, and this replica saw the
+// artifact while standing by before it knew the commit (its own write answered
+// later, or the fetch brought it later); the new leader then finds the artifact
+// current and publishes nothing. It returns how many stores it moved on.
+func (t *Tracker) CaughtUp(since time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, e := range t.stores {
+		if e.shard == nil || e.expect <= e.shard.seq || e.commitTime.IsZero() || !e.commitTime.Before(since) {
+			continue
+		}
+		e.expect = max(1, e.shard.seq)
+		t.recompute(e)
+		n++
+	}
+	return n
+}
+
 // Load sets a store's desired state at start-up, after the publisher's initial sync
 // reported (Published) the shards it adopted or built: those include every commit
 // in the fleet, so the store waits for its shard's latest publish (or the first,

@@ -232,6 +232,31 @@ func TestPublishFailureWaitsForTheNextPublish(t *testing.T) {
 	phaseOf(t, tr, "shop", store.PhaseApplied)
 }
 
+// A new leader's first pass found the shard's artifact current (the old leader
+// published the commit just before it died, and this replica saw that artifact
+// before it knew the commit): no publish will come, so CaughtUp moves the store on
+// to the latest one. A store committed after the pass began keeps waiting.
+func TestCaughtUpAfterTakeover(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := New(Options{Now: func() time.Time { return now }})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c2")) // seen while standing by
+	tr.SetShardSource("3f", rev("c2"), nil)
+	tr.SetShardApply("3f", rev("c2"), nil)
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c2", Shard: "3f"})
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	took := now.Add(time.Second)
+	now = took.Add(time.Second)
+	tr.Committed("late", Desired{State: store.StateActive, Commit: "c3", Shard: "3f"})
+
+	if n := tr.CaughtUp(took); n != 1 {
+		t.Fatalf("CaughtUp moved %d stores, want 1", n)
+	}
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+	phaseOf(t, tr, "late", store.PhaseCommitted)
+}
+
 func TestLoadAfterPublished(t *testing.T) {
 	tr := New(Options{})
 	defer tr.Close()
