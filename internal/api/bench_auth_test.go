@@ -50,7 +50,7 @@ func newAuthBench(b *testing.B) *authBench {
 apiTokens: {file: tokens.yaml}
 rules:
   - {groups: [%s], method: oidc, tenants: [bench], role: editor}
-limits: {readsPerMinute: 1000000, writesPerMinute: 1000000}
+limits: {readsPerMinute: 1000000, writesPerMinute: 1000000, storesPerTenant: 1000000}
 `, idp.Issuer, idp.Audience(), testidp.AutomationGroup)), 0o600); err != nil {
 		b.Fatal(err)
 	}
