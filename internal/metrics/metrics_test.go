@@ -1,0 +1,74 @@
+package metrics_test
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/storefleet/storefleet/internal/metrics"
+)
+
+// TestLint: every family passes promlint (names, units, help), exercised once so
+// that histograms and labelled counters have series to lint.
+func TestLint(t *testing.T) {
+	m := metrics.New()
+	m.HTTPRequest(http.MethodGet, "/api/v1/stores/{name}", 200, time.Millisecond)
+	m.Authentication("oidc", "ok")
+	m.RateLimited("writes")
+	m.Commit(3, 20*time.Millisecond)
+	m.PushFailed("conflict")
+	m.ShardPublished(time.Millisecond, errors.New("boom"))
+	m.Ready(42 * time.Second)
+	m.WatchPhases(func() map[string]int { return map[string]int{"ready": 2} })
+	m.WatchQueue(func() int { return 1 })
+	problems, err := testutil.GatherAndLint(m.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if n, err := testutil.GatherAndCount(m.Registry(), "storefleet_stores"); err != nil || n != 13 {
+		t.Fatalf("storefleet_stores has %d series (%v), want one per known phase (13)", n, err)
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() != "storefleet_stores" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			if s.GetLabel()[0].GetValue() == "ready" {
+				ready = s.GetGauge().GetValue()
+			}
+		}
+	}
+	if ready != 2 {
+		t.Fatalf("ready stores %v, want 2", ready)
+	}
+}
+
+// TestCardinalityBounded: a client sending many paths and made-up methods adds no
+// series beyond the route patterns the router knows.
+func TestCardinalityBounded(t *testing.T) {
+	m := metrics.New()
+	for i := 0; i < 500; i++ {
+		m.HTTPRequest("X"+strings.Repeat("Y", i%7), "", 404, time.Millisecond)
+		m.HTTPRequest(http.MethodGet, "/api/v1/stores/{name}", 200, time.Millisecond)
+	}
+	n, err := testutil.GatherAndCount(m.Registry(), "storefleet_http_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("%d series for 1000 requests over 500 paths and 7 methods, want 2 (unmatched/other and the route)", n)
+	}
+}
+
