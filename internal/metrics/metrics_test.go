@@ -71,4 +71,3 @@ func TestCardinalityBounded(t *testing.T) {
 		t.Fatalf("%d series for 1000 requests over 500 paths and 7 methods, want 2 (unmatched/other and the route)", n)
 	}
 }
-
