@@ -83,7 +83,7 @@ func New() *Metrics {
 	m.requestToReady = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "store_request_to_ready_seconds",
 		Help: "Time from a store change being requested to the store reporting ready.", Buckets: readyBuckets})
 	m.auths = prometheus.NewCounterVec(prometheus.CounterOpts(f("authentications_total",
-		"Bearer token checks on /api/v1, by method (oidc, apitoken, kubernetes, none when unknown) and result.")), []string{"method", "result"})
+		"Bearer token checks on /api/v1, by method (oidc, token, kubernetes; none when no token was accepted) and result.")), []string{"method", "result"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts(f("rate_limited_requests_total",
 		"Requests refused with 429, by budget (reads or writes).")), []string{"budget"})
 	for _, b := range []string{"reads", "writes"} {
