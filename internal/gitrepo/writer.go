@@ -132,6 +132,10 @@ func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
 	return out
 }
 
+// QueueDepth is how many submitted groups of changes wait for the writer (a
+// SubmitAll is one group), for the queue-depth gauge.
+func (r *Repo) QueueDepth() int { return len(r.queue) }
+
 func (r *Repo) writeTimeout() time.Duration {
 	if r.opts.WriteTimeout > 0 {
 		return r.opts.WriteTimeout
@@ -331,7 +335,11 @@ func (r *Repo) process(batch []*pending) {
 			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
+			r.obs.Commit(len(applied), time.Since(now))
 			return
+		}
+		if certain(err) {
+			r.obs.PushFailed("unreachable")
 		}
 		switch {
 		case err == nil:
@@ -363,7 +371,17 @@ func (r *Repo) process(batch []*pending) {
 			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
+			r.obs.Commit(len(applied), time.Since(now))
 			return
+		}
+		switch {
+		case certain(err):
+		case err == nil, ferr == nil && tip != base:
+			// Refused, or cut off while the branch moved on (smart HTTP reports a
+			// lost compare-and-swap as an error): either way a race that was lost.
+			r.obs.PushFailed("conflict")
+		default:
+			r.obs.PushFailed("unknown")
 		}
 		if ferr == nil {
 			// An attempt whose base is no longer the tip can never land (the update
