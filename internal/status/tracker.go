@@ -93,8 +93,8 @@ type entry struct {
 	// that time once the change landed, until the store reports ready (OnReady).
 	requestedAt, readyFrom time.Time
 	result                 Result
-	times      map[string]time.Time
-	status     Status
+	times                  map[string]time.Time
+	status                 Status
 }
 
 // New returns a Tracker for a configured cluster; it reports every store unknown
