@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -336,6 +337,7 @@ func (r *Repo) process(batch []*pending) {
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
 			r.obs.Commit(len(applied), time.Since(now))
+			r.logLanded(commit, applied, n)
 			return
 		}
 		if certain(err) {
@@ -372,6 +374,7 @@ func (r *Repo) process(batch []*pending) {
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
 			r.obs.Commit(len(applied), time.Since(now))
+			r.logLanded(commit, applied, n)
 			return
 		}
 		switch {
@@ -406,6 +409,19 @@ func (r *Repo) process(batch []*pending) {
 		for _, p := range live {
 			p.noop = false // re-decided on the new tip
 		}
+	}
+}
+
+// logLanded writes one debug line per change of a landed commit, carrying its
+// request id, so that a request can be followed from the API's line through the
+// fleet's to the push (and on to status) in the logs.
+func (r *Repo) logLanded(commit plumbing.Hash, applied []*pending, attempt int) {
+	if !r.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	for _, p := range applied {
+		r.log.Debug("gitrepo: change pushed", "request_id", p.ch.RequestID, "store", p.ch.Store,
+			"commit", commit.String(), "group", len(applied), "attempt", attempt+1)
 	}
 }
 
