@@ -95,6 +95,14 @@ func New() *Metrics {
 	for _, r := range []string{"ok", "error"} {
 		m.publishes.WithLabelValues(r)
 	}
+	// Every pair that can occur, so the family exists (at zero) before the first
+	// token and a dashboard's rates have a series to start from.
+	for _, method := range []string{"oidc", "token", "kubernetes"} {
+		m.auths.WithLabelValues(method, "ok")
+	}
+	for _, result := range []string{"missing", "malformed", "invalid", "unavailable"} {
+		m.auths.WithLabelValues("none", result)
+	}
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.commits, m.commitLatency, m.commitStores, m.pushFailures,
 		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
