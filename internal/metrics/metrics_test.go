@@ -1,8 +1,12 @@
 package metrics_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +73,58 @@ func TestCardinalityBounded(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d series for 1000 requests over 500 paths and 7 methods, want 2 (unmatched/other and the route)", n)
+	}
+}
+
+// The Grafana dashboard (docs/grafana-dashboard.json) queries only families this
+// package exports: a renamed metric would leave a panel empty without anyone
+// noticing.
+func TestDashboardQueriesExistingFamilies(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	m := metrics.New()
+	// The only families with no series until something happens: a request.
+	m.HTTPRequest(http.MethodGet, "/healthz", 200, time.Millisecond)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, mf := range mfs {
+		n := mf.GetName()
+		known[n] = true
+		for _, s := range []string{"_bucket", "_sum", "_count"} {
+			known[n+s] = true
+		}
+	}
+	used := map[string]bool{}
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, n := range regexp.MustCompile(`storefleet_[a-z_]+`).FindAllString(tg.Expr, -1) {
+				used[strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")] = true
+				if !known[n] {
+					t.Errorf("panel %q queries %s, which is not exported", p.Title, n)
+				}
+			}
+		}
+	}
+	for _, mf := range mfs {
+		if n := mf.GetName(); strings.HasPrefix(n, "storefleet_") && !used[n] {
+			t.Errorf("%s is on no panel of the dashboard", n)
+		}
 	}
 }

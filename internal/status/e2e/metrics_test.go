@@ -84,8 +84,8 @@ func TestMetricsAfterAStoresLife(t *testing.T) {
 	mfs := scrape(t)
 	fam := func(n string) *dto.MetricFamily { return mfs[n] }
 	for _, c := range []struct {
-		family string
-		labels map[string]string
+		family  string
+		labels  map[string]string
 		atLeast float64
 	}{
 		{"storefleet_http_requests_total", map[string]string{"route": "/api/v1/stores", "method": "POST", "code": "202"}, 1},
