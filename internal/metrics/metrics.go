@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -44,10 +45,20 @@ type Metrics struct {
 	auths          *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
 
-	mu     sync.Mutex
-	phases func() map[string]int
-	queue  func() int
+	mu        sync.Mutex
+	phases    func() map[string]int
+	tenants   func() map[string]int
+	tenantCap int
+	queue     func() int
 }
+
+// OtherTenants is the tenant label of the stores of every tenant past the cap. A
+// tenant name is a DNS label, which cannot begin with "_": no tenant can be
+// mistaken for the rest.
+const OtherTenants = "_other"
+
+// UnknownTenant is the tenant label of stores whose folder is not read yet.
+const UnknownTenant = "_unknown"
 
 // knownPhases are reported even at zero, so a dashboard's series exist before the
 // first store reaches a phase (and a phase that empties shows 0, not a gap). They
@@ -107,7 +118,7 @@ func New() *Metrics {
 		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
 			"Groups of changes waiting for the fleet writer.")), m.queueDepth),
-		phaseCollector{m},
+		phaseCollector{m}, tenantCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -181,6 +192,15 @@ func (m *Metrics) WatchPhases(count func() map[string]int) {
 	m.phases = count
 }
 
+// WatchTenants makes the stores-by-tenant gauge read count at every scrape. The
+// limit tenants with the most stores get a series each; the others are summed as
+// OtherTenants, so the series stay at most limit+2 however many tenants there are.
+func (m *Metrics) WatchTenants(count func() map[string]int, limit int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tenants, m.tenantCap = count, limit
+}
+
 // WatchQueue makes the queue-depth gauge read depth at every scrape.
 func (m *Metrics) WatchQueue(depth func() int) {
 	m.mu.Lock()
@@ -230,4 +250,57 @@ func known(p string) bool {
 		}
 	}
 	return false
+}
+
+// tenantCollector reports storefleet_stores_by_tenant at scrape time, capped.
+type tenantCollector struct{ m *Metrics }
+
+var tenantDesc = prometheus.NewDesc(namespace+"_stores_by_tenant",
+	"Stores by owning tenant: the tenants with the most stores up to the configured cap, the rest summed as tenant=\""+OtherTenants+"\".",
+	[]string{"tenant"}, nil)
+
+func (c tenantCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tenantDesc }
+
+func (c tenantCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	count, limit := c.m.tenants, c.m.tenantCap
+	c.m.mu.Unlock()
+	if count == nil {
+		return
+	}
+	for tenant, n := range capTenants(count(), limit) {
+		ch <- prometheus.MustNewConstMetric(tenantDesc, prometheus.GaugeValue, float64(n), tenant)
+	}
+}
+
+// capTenants keeps the limit tenants with the most stores (ties by name, so the
+// choice is stable between scrapes) and sums the rest under OtherTenants.
+func capTenants(byTenant map[string]int, limit int) map[string]int {
+	type tc struct {
+		t string
+		n int
+	}
+	var list []tc
+	out := map[string]int{}
+	for t, n := range byTenant {
+		if t == "" {
+			out[UnknownTenant] += n
+			continue
+		}
+		list = append(list, tc{t, n})
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].n != list[j].n {
+			return list[i].n > list[j].n
+		}
+		return list[i].t < list[j].t
+	})
+	for i, x := range list {
+		if i < limit {
+			out[x.t] = x.n
+		} else {
+			out[OtherTenants] += x.n
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,8 +95,10 @@ func TestDashboardQueriesExistingFamilies(t *testing.T) {
 		t.Fatalf("dashboard: %v", err)
 	}
 	m := metrics.New()
-	// The only families with no series until something happens: a request.
+	// The families with no series until something happens: a request, and the
+	// tenants once serve wires them.
 	m.HTTPRequest(http.MethodGet, "/healthz", 200, time.Millisecond)
+	m.WatchTenants(func() map[string]int { return map[string]int{"acme": 1} }, 1)
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -126,5 +129,36 @@ func TestDashboardQueriesExistingFamilies(t *testing.T) {
 		if n := mf.GetName(); strings.HasPrefix(n, "storefleet_") && !used[n] {
 			t.Errorf("%s is on no panel of the dashboard", n)
 		}
+	}
+}
+
+// Per-tenant series stop at the cap: the tenants with the most stores keep theirs,
+// the rest are summed, and stores not read yet are counted apart.
+func TestTenantCap(t *testing.T) {
+	m := metrics.New()
+	counts := map[string]int{"acme": 5, "beta": 7, "gamma": 1, "delta": 2, "": 3}
+	for i := 0; i < 1000; i++ {
+		counts[fmt.Sprintf("t%04d", i)] = 1
+	}
+	m.WatchTenants(func() map[string]int { return counts }, 2)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "storefleet_stores_by_tenant" {
+			for _, s := range mf.GetMetric() {
+				got[s.GetLabel()[0].GetValue()] = s.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{"beta": 7, "acme": 5, metrics.OtherTenants: 1003, metrics.UnknownTenant: 3}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stores by tenant %v, want %v", got, want)
+	}
+	problems, err := testutil.GatherAndLint(m.Registry(), "storefleet_stores_by_tenant")
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
 	}
 }

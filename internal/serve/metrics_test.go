@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // metricsURL is the /metrics address serve logged (JSON logs), "" if none.
@@ -63,6 +65,7 @@ func TestMetricsOnlyOnInternalListener(t *testing.T) {
 		`storefleet_http_requests_total{code="202",method="POST",route="/api/v1/stores"} 1`,
 		`storefleet_fleet_commits_total 1`,
 		`storefleet_fleet_commit_stores_count 1`,
+		`storefleet_stores_by_tenant{tenant="` + store.DefaultTenant + `"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, text)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,9 +68,13 @@ type config struct {
 	// flag or variable rather than defaulted.
 	internalListen    string
 	internalListenSet bool
-	kube              kubeFlags
-	replicas          replicaFlags
-	access            authFlags
+	// metricsTenants caps the tenants with a stores-by-tenant series of their own.
+	metricsTenants int
+	// badTenantsEnv is STOREFLEET_METRICS_TENANTS when it is not a number.
+	badTenantsEnv string
+	kube          kubeFlags
+	replicas      replicaFlags
+	access        authFlags
 
 	level slog.Level
 	grace time.Duration
@@ -206,6 +211,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer svc.Close()
+	m.WatchTenants(svc.TenantCounts, cfg.metricsTenants)
 	return serveAPI(ctx, cfg, svc, repo, log, t0, stdout, m)
 }
 
@@ -333,6 +339,15 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.writeTimeoutFlag, "write-timeout", "STOREFLEET_WRITE_TIMEOUT", "30s", "every write's deadline: by then it is answered 202 (landed), 503 (certain nothing landed, and it never will) or 202 pending (decided later: GET /api/v1/requests/{id}); at most "+maxWriteTimeout.String())
 	c.internalListenSet = env("STOREFLEET_INTERNAL_LISTEN") != ""
 	str(&c.internalListen, "internal-listen", "STOREFLEET_INTERNAL_LISTEN", defaultInternalListen, "address /metrics is served on for Prometheus, never the API's --listen; none = no metrics. If the default is taken (another gitops-api on this machine) serve warns and runs without metrics")
+	tenants := 50
+	if v := env("STOREFLEET_METRICS_TENANTS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			tenants = n
+		} else {
+			c.badTenantsEnv = v
+		}
+	}
+	fs.IntVar(&c.metricsTenants, "metrics-tenants", tenants, "at most this many tenants (those with the most stores) get a storefleet_stores_by_tenant series of their own; the rest are summed as tenant=\"_other\", so a fleet of many tenants does not make many series [STOREFLEET_METRICS_TENANTS]")
 	kubeFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
 	authFlagSet(fs, &c.access, env)
@@ -400,7 +415,14 @@ func (c *Command) check() (config, error) {
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		bad("--log-format must be text or json, not %q", cfg.logFormat)
 	}
-	c.Flags.Visit(func(f *flag.Flag) { cfg.internalListenSet = cfg.internalListenSet || f.Name == "internal-listen" })
+	tenantsSet := false
+	c.Flags.Visit(func(f *flag.Flag) {
+		cfg.internalListenSet = cfg.internalListenSet || f.Name == "internal-listen"
+		tenantsSet = tenantsSet || f.Name == "metrics-tenants"
+	})
+	if cfg.badTenantsEnv != "" && !tenantsSet {
+		bad("STOREFLEET_METRICS_TENANTS %q is not a whole number", cfg.badTenantsEnv)
+	}
 	if cfg.internalListen != "none" {
 		if _, port, err := net.SplitHostPort(cfg.internalListen); err != nil {
 			bad("--internal-listen %q must be host:port or none: %w", cfg.internalListen, err)
@@ -409,6 +431,9 @@ func (c *Command) check() (config, error) {
 		} else if cfg.internalListen == cfg.listen && port != "0" {
 			bad("--internal-listen %q must not be the API's --listen: /metrics is never served on the API's port", cfg.internalListen)
 		}
+	}
+	if cfg.metricsTenants < 0 || cfg.metricsTenants > 1000 {
+		bad("--metrics-tenants must be from 0 to 1000, not %d", cfg.metricsTenants)
 	}
 	if _, port, err := net.SplitHostPort(cfg.listen); err != nil {
 		bad("--listen %q must be host:port (an empty host listens on every address): %w", cfg.listen, err)
