@@ -281,7 +281,9 @@ func capTenants(byTenant map[string]int, limit int) map[string]int {
 		n int
 	}
 	var list []tc
-	out := map[string]int{}
+	// The rest is always reported, 0 while every tenant has its own series, so the
+	// family exists even with no store and a sum over it is never a gap.
+	out := map[string]int{OtherTenants: 0}
 	for t, n := range byTenant {
 		if t == "" {
 			out[UnknownTenant] += n

@@ -162,3 +162,12 @@ func TestTenantCap(t *testing.T) {
 		t.Fatalf("lint: %v %v", problems, err)
 	}
 }
+
+// With no store at all the family is still there: the rest, at zero.
+func TestTenantsWithNoStore(t *testing.T) {
+	m := metrics.New()
+	m.WatchTenants(func() map[string]int { return nil }, 50)
+	if n, err := testutil.GatherAndCount(m.Registry(), "storefleet_stores_by_tenant"); err != nil || n != 1 {
+		t.Fatalf("%d series (%v), want the rest at zero", n, err)
+	}
+}
