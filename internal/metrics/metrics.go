@@ -44,6 +44,9 @@ type Metrics struct {
 	requestToReady prometheus.Histogram
 	auths          *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
+	connected      prometheus.Gauge
+	reconnects     prometheus.Counter
+	everConnected  bool // guarded by mu: the first connection is no reconnect
 
 	mu        sync.Mutex
 	phases    func() map[string]int
@@ -97,6 +100,10 @@ func New() *Metrics {
 		"Bearer token checks on /api/v1, by method (oidc, token, kubernetes; none when no token was accepted) and result.")), []string{"method", "result"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts(f("rate_limited_requests_total",
 		"Requests refused with 429, by budget (reads or writes).")), []string{"budget"})
+	m.connected = prometheus.NewGauge(prometheus.GaugeOpts(f("cluster_connected",
+		"1 while the status watcher reaches the cluster's API server, 0 while it does not (stores then show unknown).")))
+	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts(f("cluster_reconnects_total",
+		"Times the status watcher got the cluster back after losing it.")))
 	for _, b := range []string{"reads", "writes"} {
 		m.rateLimited.WithLabelValues(b)
 	}
@@ -115,7 +122,7 @@ func New() *Metrics {
 		m.auths.WithLabelValues("none", result)
 	}
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.commits, m.commitLatency, m.commitStores, m.pushFailures,
-		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited,
+		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.connected, m.reconnects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
 			"Groups of changes waiting for the fleet writer.")), m.queueDepth),
 		phaseCollector{m}, tenantCollector{m},
@@ -179,6 +186,21 @@ func (m *Metrics) ShardPublished(d time.Duration, err error) {
 	}
 	m.publishes.WithLabelValues(result).Inc()
 	m.publishLatency.Observe(d.Seconds())
+}
+
+// Connected records a change of the cluster connection.
+func (m *Metrics) Connected(ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ok {
+		m.connected.Set(1)
+		if m.everConnected {
+			m.reconnects.Inc()
+		}
+		m.everConnected = true
+		return
+	}
+	m.connected.Set(0)
 }
 
 // Ready records a store reaching ready, d after its change was requested.

@@ -171,3 +171,22 @@ func TestTenantsWithNoStore(t *testing.T) {
 		t.Fatalf("%d series (%v), want the rest at zero", n, err)
 	}
 }
+
+// The first connection is no reconnect; each one after a loss is.
+func TestReconnects(t *testing.T) {
+	m := metrics.New()
+	for _, ok := range []bool{true, false, true, false, true} {
+		m.Connected(ok)
+	}
+	want := `
+# HELP storefleet_cluster_connected 1 while the status watcher reaches the cluster's API server, 0 while it does not (stores then show unknown).
+# TYPE storefleet_cluster_connected gauge
+storefleet_cluster_connected 1
+# HELP storefleet_cluster_reconnects_total Times the status watcher got the cluster back after losing it.
+# TYPE storefleet_cluster_reconnects_total counter
+storefleet_cluster_reconnects_total 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "storefleet_cluster_connected", "storefleet_cluster_reconnects_total"); err != nil {
+		t.Fatal(err)
+	}
+}

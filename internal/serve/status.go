@@ -148,7 +148,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if err := layout.Validate(); err != nil {
 		return nil, opts, nil, err
 	}
-	tr := status.New(status.Options{Log: log, OnReady: m.Ready})
+	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
 	m.WatchPhases(tr.PhaseCounts)
 	sb := newStandby(tr)
 	w, err := kube.New(kube.Config{

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -46,5 +47,18 @@ func TestOnReadyOncePerChange(t *testing.T) {
 	}
 	if c := tr.PhaseCounts(); c["ready"] != 1 || len(c) != 1 {
 		t.Fatalf("phase counts: %v", c)
+	}
+}
+
+// OnConnected hears each change of the connection, not each report.
+func TestOnConnectedChangesOnly(t *testing.T) {
+	var got []bool
+	tr := New(Options{OnConnected: func(ok bool) { got = append(got, ok) }})
+	defer tr.Close()
+	for _, ok := range []bool{true, true, false, false, true} {
+		tr.SetConnected(ok)
+	}
+	if fmt.Sprint(got) != "[true false true]" {
+		t.Fatalf("OnConnected heard %v", got)
 	}
 }

@@ -29,6 +29,10 @@ type Options struct {
 	// long after its request it got there (internal/metrics' histogram). It runs
 	// under the Tracker's lock and must not call back.
 	OnReady func(d time.Duration)
+	// OnConnected is told of every change of the cluster connection (the watcher's
+	// SetConnected), for the connection gauge and the reconnect count. It runs under
+	// the Tracker's lock and must not call back.
+	OnConnected func(ok bool)
 }
 
 // Tracker holds every store's status and the cluster observations behind it. It is
@@ -109,6 +113,9 @@ func New(opts Options) *Tracker {
 	if opts.OnReady == nil {
 		opts.OnReady = func(time.Duration) {}
 	}
+	if opts.OnConnected == nil {
+		opts.OnConnected = func(bool) {}
+	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = 10000
 	}
@@ -148,6 +155,7 @@ func (t *Tracker) SetConnected(ok bool) {
 	if t.connected == ok {
 		return
 	}
+	t.opts.OnConnected(ok)
 	t.connected = ok
 	t.recomputeAll()
 }
