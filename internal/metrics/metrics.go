@@ -44,6 +44,7 @@ type Metrics struct {
 	requestToReady prometheus.Histogram
 	auths          *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
+	watchLag       prometheus.Histogram
 	connected      prometheus.Gauge
 	reconnects     prometheus.Counter
 	everConnected  bool // guarded by mu: the first connection is no reconnect
@@ -100,6 +101,9 @@ func New() *Metrics {
 		"Bearer token checks on /api/v1, by method (oidc, token, kubernetes; none when no token was accepted) and result.")), []string{"method", "result"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts(f("rate_limited_requests_total",
 		"Requests refused with 429, by budget (reads or writes).")), []string{"budget"})
+	m.watchLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "watch_lag_seconds",
+		Help:    "Time from a Flux object's Ready condition changing in the cluster (whole seconds, the API server's clock) to the status watcher seeing it.",
+		Buckets: []float64{.5, 1, 2, 5, 10, 30, 60, 300}})
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts(f("cluster_connected",
 		"1 while the status watcher reaches the cluster's API server, 0 while it does not (stores then show unknown).")))
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts(f("cluster_reconnects_total",
@@ -122,7 +126,7 @@ func New() *Metrics {
 		m.auths.WithLabelValues("none", result)
 	}
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.commits, m.commitLatency, m.commitStores, m.pushFailures,
-		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.connected, m.reconnects,
+		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.watchLag, m.connected, m.reconnects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
 			"Groups of changes waiting for the fleet writer.")), m.queueDepth),
 		phaseCollector{m}, tenantCollector{m},
@@ -187,6 +191,9 @@ func (m *Metrics) ShardPublished(d time.Duration, err error) {
 	m.publishes.WithLabelValues(result).Inc()
 	m.publishLatency.Observe(d.Seconds())
 }
+
+// WatchLag records how long after a change in the cluster the watcher saw it.
+func (m *Metrics) WatchLag(d time.Duration) { m.watchLag.Observe(d.Seconds()) }
 
 // Connected records a change of the cluster connection.
 func (m *Metrics) Connected(ok bool) {

@@ -152,7 +152,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	m.WatchPhases(tr.PhaseCounts)
 	sb := newStandby(tr)
 	w, err := kube.New(kube.Config{
-		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log,
+		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log, OnLag: m.WatchLag,
 		ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
 			return render.ShardKustomization(layout, shard)
 		},
