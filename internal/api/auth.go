@@ -45,7 +45,7 @@ func bearer(r *http.Request) (token string, present, ok bool) {
 // principal in the context, and spends the caller's rate budget. The budget is spent
 // before a failed authentication is answered, so guessing tokens costs the guesser's
 // address its budget like any other request.
-func guard(auth Authenticator, lim *limiter) func(http.Handler) http.Handler {
+func guard(auth Authenticator, lim *limiter, obs Observer) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var (
@@ -54,10 +54,19 @@ func guard(auth Authenticator, lim *limiter) func(http.Handler) http.Handler {
 				retry   bool
 			)
 			if auth != nil {
-				p, failure, retry = authenticate(r, auth)
+				var result string
+				p, failure, retry, result = authenticate(r, auth)
+				method := ""
+				if p != nil {
+					method = string(p.Method)
+				}
+				obs.Authentication(method, result)
 			}
-			if lim != nil && lim.refuse(w, r, p) {
-				return
+			if lim != nil {
+				if budget := lim.refuse(w, r, p); budget != "" {
+					obs.RateLimited(budget)
+					return
+				}
 			}
 			if failure != nil {
 				if retry {
@@ -79,32 +88,33 @@ func guard(auth Authenticator, lim *limiter) func(http.Handler) http.Handler {
 }
 
 // authenticate checks r's bearer token. It returns the principal, or the problem to
-// answer and whether the client should retry later (503).
-func authenticate(r *http.Request, auth Authenticator) (*store.Principal, *Problem, bool) {
+// answer and whether the client should retry later (503); and the result as the
+// authentications metric counts it.
+func authenticate(r *http.Request, auth Authenticator) (*store.Principal, *Problem, bool, string) {
 	tok, present, ok := bearer(r)
 	if !present {
-		return nil, unauthorized("", "this route needs Authorization: Bearer <token> (an OpenID Connect access token or an API token)"), false
+		return nil, unauthorized("", "this route needs Authorization: Bearer <token> (an OpenID Connect access token or an API token)"), false, "missing"
 	}
 	if !ok {
-		return nil, unauthorized("invalid_request", "the Authorization header must be given once, as Bearer <token>"), false
+		return nil, unauthorized("invalid_request", "the Authorization header must be given once, as Bearer <token>"), false, "malformed"
 	}
 	p, err := auth(r.Context(), tok)
 	switch {
 	case err == nil && p != nil:
-		return p, nil, false
+		return p, nil, false, "ok"
 	case store.ErrorCode(err) == store.EUNAVAILABLE:
 		return nil, newProblem(http.StatusServiceUnavailable, "auth-unavailable", "Authentication unavailable",
-			"the token cannot be checked now (its issuer does not answer); retry later"), true
+			"the token cannot be checked now (its issuer does not answer); retry later"), true, "unavailable"
 	case err == nil, errors.Is(err, store.ErrNotMine):
-		return nil, unauthorized("invalid_token", "the token is of no kind this server accepts"), false
+		return nil, unauthorized("invalid_token", "the token is of no kind this server accepts"), false, "invalid"
 	case store.ErrorCode(err) == store.EUNAUTHORIZED:
 		// The authenticators' messages are written to be shown and name the rule the
 		// token broke (expired, audience, ...), never the token.
-		return nil, unauthorized("invalid_token", "the token is not valid: "+store.ErrorMessage(err)), false
+		return nil, unauthorized("invalid_token", "the token is not valid: "+store.ErrorMessage(err)), false, "invalid"
 	}
 	// Anything else is not a verdict on the token; refusing is the only safe answer,
 	// and the cause is not the client's to read.
-	return nil, unauthorized("invalid_token", "the token could not be verified"), false
+	return nil, unauthorized("invalid_token", "the token could not be verified"), false, "invalid"
 }
 
 // unauthorized is a 401 with its RFC 6750 challenge. errCode is empty when no token

@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -173,7 +175,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests writes one structured line per request and turns a panic into a 500
 // problem instead of a dropped connection.
-func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+func logRequests(log *slog.Logger, obs Observer) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -192,8 +194,15 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 				if sw.status >= 500 {
 					level = slog.LevelError
 				}
+				// chi fills the pattern in while routing, in the context this
+				// middleware handed down (the router made it before any middleware ran).
+				route := ""
+				if rc := chi.RouteContext(r.Context()); rc != nil {
+					route = rc.RoutePattern()
+				}
+				obs.HTTPRequest(r.Method, route, sw.status, time.Since(start))
 				log.LogAttrs(r.Context(), level, "http",
-					slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 					slog.Int("status", sw.status), slog.Int("bytes", sw.bytes),
 					slog.Duration("duration", time.Since(start)),
 					slog.String("request_id", RequestIDFrom(r.Context())),

@@ -49,18 +49,19 @@ func newLimiter(l Limits) *limiter {
 }
 
 // refuse spends one request of the caller's read or write budget, and answers 429
-// when it is used up. It reports whether it answered.
-func (l *limiter) refuse(w http.ResponseWriter, r *http.Request, p *store.Principal) bool {
+// when it is used up. It returns the budget it refused on (reads or writes), "" when
+// it let the request through.
+func (l *limiter) refuse(w http.ResponseWriter, r *http.Request, p *store.Principal) string {
 	rl, kind := l.writes, "writes"
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		rl, kind = l.reads, "reads"
 	}
 	if rl == nil {
-		return false
+		return ""
 	}
 	if !rl.OnLimit(w, r, limitKey(r, p)) {
-		return false
+		return ""
 	}
 	// httprate's Retry-After is the window in whole seconds, which is 0 for a window
 	// under a second; a client must never be told to retry at once.
@@ -68,7 +69,7 @@ func (l *limiter) refuse(w http.ResponseWriter, r *http.Request, p *store.Princi
 	WriteProblem(w, r, newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
 		"the "+kind+" budget of this caller is used up; retry after the number of seconds in Retry-After",
 		FieldError{Field: kind, Rule: "rateLimit", Detail: "at most " + w.Header().Get("X-RateLimit-Limit") + " per " + l.window.String()}))
-	return true
+	return kind
 }
 
 // limitKey is whose budget a request spends. The subject, not the token: every

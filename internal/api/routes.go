@@ -40,7 +40,29 @@ type Options struct {
 	Authenticate Authenticator
 	// Limits are each caller's request budgets on /api/v1; zero = no limit.
 	Limits Limits
+	// Observer is told of every request, authentication and refusal by a budget
+	// (internal/metrics); nil counts nothing.
+	Observer Observer
 }
+
+// Observer takes what the API counts. Its arguments are plain values so that the
+// metrics package implements it without the API depending on Prometheus. route is
+// the router's pattern (/api/v1/stores/{name}), never the path: a path carries a
+// store's name, and one series per store is what metrics must not have.
+type Observer interface {
+	HTTPRequest(method, route string, code int, d time.Duration)
+	// Authentication: method is the principal's (empty when no token was
+	// accepted); result is ok, missing, malformed, invalid or unavailable.
+	Authentication(method, result string)
+	// RateLimited: budget is reads or writes.
+	RateLimited(budget string)
+}
+
+type noObserver struct{}
+
+func (noObserver) HTTPRequest(string, string, int, time.Duration) {}
+func (noObserver) Authentication(string, string)                  {}
+func (noObserver) RateLimited(string)                             {}
 
 // api holds the handlers' dependencies.
 type api struct {
@@ -60,7 +82,10 @@ func Handler(svc Service, o Options) http.Handler {
 	}
 	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster}
 	r := chi.NewRouter()
-	r.Use(requestID(o.Authenticate != nil), logRequests(o.Log), routeMethods(r))
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
+	r.Use(requestID(o.Authenticate != nil), logRequests(o.Log, o.Observer), routeMethods(r))
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 	r.Group(func(r chi.Router) {
@@ -77,7 +102,7 @@ func Handler(svc Service, o Options) http.Handler {
 	// principal when authentication is on.
 	lim := newLimiter(o.Limits)
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(guard(o.Authenticate, lim), checkRequestHeaders)
+		r.Use(guard(o.Authenticate, lim, o.Observer), checkRequestHeaders)
 		r.Group(func(r chi.Router) {
 			// Every route here answers within the deadline; the event streams below
 			// set a deadline per event instead.

@@ -189,6 +189,7 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	if errors.Is(err, store.ErrOutcomeUnknown) {
 		// Accepted, outcome not known yet: the repository decides it and
 		// GET /api/v1/requests/{id} tells.
+		s.log.Warn("change pending: the write deadline passed during its push", "request_id", m.RequestID, "store", st.Name, "action", action)
 		out.State = store.RequestPending
 		out.Reason = "the write deadline passed while the change was being pushed; whether it landed is being decided: GET the request to learn the outcome"
 		return out, nil
@@ -219,6 +220,7 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	s.mu.Unlock()
 	out.State = store.RequestCommitted
 	out.Commit = &commit
+	s.log.Info("change committed", "request_id", m.RequestID, "store", st.Name, "action", action, "commit", commit.SHA)
 	return out, nil
 }
 

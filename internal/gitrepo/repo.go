@@ -53,6 +53,8 @@ type Repo struct {
 	limbo    *limbo       // changes whose push the write deadline cut off (resolve.go)
 	removals removalCache // the mass-deletion guard's window (removals.go)
 
+	obs Observer
+
 	qmu     sync.RWMutex
 	closed  bool
 	queue   chan []*pending
@@ -130,10 +132,14 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		branchRef: plumbing.NewBranchReferenceName(opts.Branch),
 		trackRef:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 		idx:       newRequestIndex(100000),
+		obs:       opts.Observer,
 		queue:     make(chan []*pending, 1024),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		synced:    make(chan struct{}),
+	}
+	if r.obs == nil {
+		r.obs = noObserver{}
 	}
 	if ep.Protocol == "file" {
 		r.localPath = localRepoPath(ep.Path)

@@ -207,7 +207,27 @@ type Options struct {
 	// Logger takes the warnings about what the writer repaired by itself (a stale ref
 	// lock, a damaged clone); default slog.Default().
 	Logger *slog.Logger
+	// Observer is told of every commit that lands and every push that does not
+	// (internal/metrics); nil counts nothing.
+	Observer Observer
 }
+
+// Observer takes what the writer counts, in plain values so that the metrics
+// package implements it without gitrepo depending on Prometheus.
+type Observer interface {
+	// Commit: a commit carrying stores changes landed, d after the writer took
+	// them (retries included).
+	Commit(stores int, d time.Duration)
+	// PushFailed: one push attempt did not land. cause is conflict (the branch
+	// moved or the ref update was refused; retried on the new tip), unreachable
+	// (certain nothing was sent) or unknown (cut off in flight).
+	PushFailed(cause string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Commit(int, time.Duration) {}
+func (noObserver) PushFailed(string)         {}
 
 // DefaultMaxPurges is the deletion guard's default.
 const DefaultMaxPurges = 10

@@ -55,6 +55,13 @@ func trimConditions(dst, src map[string]any) {
 		if g, ok := m["observedGeneration"]; ok {
 			t["observedGeneration"] = g
 		}
+		// When Ready last changed, for the watcher's lag (Watcher.lag); the
+		// other conditions' times are not needed.
+		if m["type"] == "Ready" {
+			if lt, ok := m["lastTransitionTime"]; ok {
+				t["lastTransitionTime"] = lt
+			}
+		}
 		out = append(out, t)
 	}
 	_ = unstructured.SetNestedSlice(dst, out, "status", "conditions")

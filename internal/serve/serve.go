@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/metrics"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -62,9 +64,17 @@ type config struct {
 	writeTimeoutFlag                                                   string
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
-	kube                                                               kubeFlags
-	replicas                                                           replicaFlags
-	access                                                             authFlags
+	// internalListen serves /metrics (metrics.go); internalListenSet: given by
+	// flag or variable rather than defaulted.
+	internalListen    string
+	internalListenSet bool
+	// metricsTenants caps the tenants with a stores-by-tenant series of their own.
+	metricsTenants int
+	// badTenantsEnv is STOREFLEET_METRICS_TENANTS when it is not a number.
+	badTenantsEnv string
+	kube          kubeFlags
+	replicas      replicaFlags
+	access        authFlags
 
 	level slog.Level
 	grace time.Duration
@@ -189,24 +199,27 @@ func (c config) redactor() gitrepo.Redactor {
 
 func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	t0 := time.Now()
-	repo, err := openRepo(ctx, cfg, log)
+	m := metrics.New()
+	repo, err := openRepo(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
+	m.WatchQueue(repo.QueueDepth)
 	svc, err := buildService(ctx, cfg, repo, log)
 	if err != nil {
 		return err
 	}
 	defer svc.Close()
-	return serveAPI(ctx, cfg, svc, repo, log, t0, stdout)
+	m.WatchTenants(svc.TenantCounts, cfg.metricsTenants)
+	return serveAPI(ctx, cfg, svc, repo, log, t0, stdout, m)
 }
 
 // openRepo opens the fleet repository, creating and seeding the embedded one on
 // first start. These are serve's first side effects. A remote that does not answer
 // is no reason to exit: the repository serves what its clone holds and keeps trying
 // (gitrepo.OpenBackground; available.go).
-func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo, error) {
+func openRepo(ctx context.Context, cfg config, log *slog.Logger, obs gitrepo.Observer) (*gitrepo.Repo, error) {
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -221,7 +234,7 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo,
 	return gitrepo.OpenBackground(ctx, gitrepo.Options{
 		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch, Logger: log,
 		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
-		Author: sig, WriteTimeout: cfg.writeTimeout,
+		Author: sig, WriteTimeout: cfg.writeTimeout, Observer: obs,
 	})
 }
 
@@ -247,15 +260,21 @@ func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog
 
 // serveAPI listens, connects the cluster when one is configured and serves the API
 // until ctx is done.
-func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger, start time.Time, stdout io.Writer) error {
+func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger, start time.Time, stdout io.Writer, m *metrics.Metrics) error {
 	// Listening first: a port in use stops serve before it connects the cluster.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
+	iln, err := listenInternal(cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer serveInternal(iln, m, log)()
 	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
 	go fl.run(ctx)
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, log)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, log, m)
 	if err != nil {
 		ln.Close()
 		return err
@@ -285,8 +304,8 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	// waits for its push), then close the writer (deferred by run).
 	apiOpts.Log = log
 	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
-	// No /metrics here yet: it will be served on an internal listener of its own
-	// (the dashboard and metrics issue), never on this port.
+	// /metrics is on the internal listener only (metrics.go), never on this port.
+	apiOpts.Observer = m
 	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
 }
 
@@ -318,6 +337,17 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
 	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
 	str(&c.writeTimeoutFlag, "write-timeout", "STOREFLEET_WRITE_TIMEOUT", "30s", "every write's deadline: by then it is answered 202 (landed), 503 (certain nothing landed, and it never will) or 202 pending (decided later: GET /api/v1/requests/{id}); at most "+maxWriteTimeout.String())
+	c.internalListenSet = env("STOREFLEET_INTERNAL_LISTEN") != ""
+	str(&c.internalListen, "internal-listen", "STOREFLEET_INTERNAL_LISTEN", defaultInternalListen, "address /metrics is served on for Prometheus, never the API's --listen; none = no metrics. If the default is taken (another gitops-api on this machine) serve warns and runs without metrics")
+	tenants := 50
+	if v := env("STOREFLEET_METRICS_TENANTS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			tenants = n
+		} else {
+			c.badTenantsEnv = v
+		}
+	}
+	fs.IntVar(&c.metricsTenants, "metrics-tenants", tenants, "at most this many tenants (those with the most stores) get a storefleet_stores_by_tenant series of their own; the rest are summed as tenant=\"_other\", so a fleet of many tenants does not make many series [STOREFLEET_METRICS_TENANTS]")
 	kubeFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
 	authFlagSet(fs, &c.access, env)
@@ -384,6 +414,26 @@ func (c *Command) check() (config, error) {
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		bad("--log-format must be text or json, not %q", cfg.logFormat)
+	}
+	tenantsSet := false
+	c.Flags.Visit(func(f *flag.Flag) {
+		cfg.internalListenSet = cfg.internalListenSet || f.Name == "internal-listen"
+		tenantsSet = tenantsSet || f.Name == "metrics-tenants"
+	})
+	if cfg.badTenantsEnv != "" && !tenantsSet {
+		bad("STOREFLEET_METRICS_TENANTS %q is not a whole number", cfg.badTenantsEnv)
+	}
+	if cfg.internalListen != "none" {
+		if _, port, err := net.SplitHostPort(cfg.internalListen); err != nil {
+			bad("--internal-listen %q must be host:port or none: %w", cfg.internalListen, err)
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			bad("--internal-listen %q: %w", cfg.internalListen, err)
+		} else if cfg.internalListen == cfg.listen && port != "0" {
+			bad("--internal-listen %q must not be the API's --listen: /metrics is never served on the API's port", cfg.internalListen)
+		}
+	}
+	if cfg.metricsTenants < 0 || cfg.metricsTenants > 1000 {
+		bad("--metrics-tenants must be from 0 to 1000, not %d", cfg.metricsTenants)
 	}
 	if _, port, err := net.SplitHostPort(cfg.listen); err != nil {
 		bad("--listen %q must be host:port (an empty host listens on every address): %w", cfg.listen, err)

@@ -25,6 +25,14 @@ type Options struct {
 	ShardRevisions int
 	// Now is the clock (tests).
 	Now func() time.Time
+	// OnReady is told, for every change that brings an active store to ready, how
+	// long after its request it got there (internal/metrics' histogram). It runs
+	// under the Tracker's lock and must not call back.
+	OnReady func(d time.Duration)
+	// OnConnected is told of every change of the cluster connection (the watcher's
+	// SetConnected), for the connection gauge and the reconnect count. It runs under
+	// the Tracker's lock and must not call back.
+	OnConnected func(ok bool)
 }
 
 // Tracker holds every store's status and the cluster observations behind it. It is
@@ -85,9 +93,12 @@ type entry struct {
 	expect     uint64 // the shard publish that includes desired.Commit
 	requested  bool   // a change is being committed; no desired state yet
 	commitTime time.Time
-	result     Result
-	times      map[string]time.Time
-	status     Status
+	// requestedAt is when the change being committed was requested; readyFrom is
+	// that time once the change landed, until the store reports ready (OnReady).
+	requestedAt, readyFrom time.Time
+	result                 Result
+	times                  map[string]time.Time
+	status                 Status
 }
 
 // New returns a Tracker for a configured cluster; it reports every store unknown
@@ -98,6 +109,12 @@ func New(opts Options) *Tracker {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.OnReady == nil {
+		opts.OnReady = func(time.Duration) {}
+	}
+	if opts.OnConnected == nil {
+		opts.OnConnected = func(bool) {}
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = 10000
@@ -138,6 +155,7 @@ func (t *Tracker) SetConnected(ok bool) {
 	if t.connected == ok {
 		return
 	}
+	t.opts.OnConnected(ok)
 	t.connected = ok
 	t.recomputeAll()
 }
@@ -225,9 +243,11 @@ func (t *Tracker) Requested(name string) {
 	defer t.mu.Unlock()
 	e, ok := t.stores[name]
 	if ok && e.desired.State != "" {
+		e.requestedAt = t.opts.Now()
 		return // an existing store keeps its phase until the change is committed
 	}
 	e = t.entry(name)
+	e.requestedAt = t.opts.Now()
 	e.requested = true
 	e.result = Result{Phase: store.PhaseRequested, Message: "the change is being committed"}
 	t.publish(e)
@@ -252,7 +272,18 @@ func (t *Tracker) Committed(name string, d Desired) {
 	e := t.entry(name)
 	if e.desired.Commit != d.Commit {
 		e.times = map[string]time.Time{}
+		// A change that did not come through this process (a restart, an outside
+		// push) has no request time: its commit stands in.
+		from := e.requestedAt
+		if from.IsZero() {
+			from = t.opts.Now()
+		}
+		e.readyFrom = time.Time{}
+		if d.State == store.StateActive {
+			e.readyFrom = from
+		}
 	}
+	e.requestedAt = time.Time{}
 	e.desired, e.requested = d, false
 	e.commitTime = t.opts.Now()
 	sh := t.index(e)
@@ -389,6 +420,20 @@ func (t *Tracker) Get(name string) (Status, bool) {
 	return e.status, true
 }
 
+// PhaseCounts returns how many stores are in each phase, for the stores-by-phase
+// gauge: counted at each scrape from what the Tracker holds anyway.
+func (t *Tracker) PhaseCounts() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range t.stores {
+		if e.status.Phase != "" {
+			out[string(e.status.Phase)]++
+		}
+	}
+	return out
+}
+
 // Phase returns a store's phase ("" if unknown to the tracker), for list filters.
 func (t *Tracker) Phase(name string) store.Phase {
 	t.mu.Lock()
@@ -483,6 +528,10 @@ func (t *Tracker) publish(e *entry) {
 		s.Steps = append(s.Steps, st)
 	}
 	e.status = s
+	if r.Phase == store.PhaseReady && !e.readyFrom.IsZero() {
+		t.opts.OnReady(now.Sub(e.readyFrom))
+		e.readyFrom = time.Time{}
+	}
 	t.hub.publish(Event{Store: e.name, Kind: KindStatus, Status: &s})
 }
 

@@ -37,6 +37,9 @@ var (
 	// apiArtifacts is where gitops-api serves the shard artifacts, the same for
 	// every start: the artifacts' URLs name it.
 	apiArtifacts string
+	// apiMetrics is gitops-api's internal listener (/metrics), the same for every
+	// start.
+	apiMetrics string
 )
 
 // startAPI returns the package's gitops-api, started on first use, pointed at the
@@ -51,6 +54,9 @@ func startAPI(t testing.TB) *gitopsAPI {
 	}
 	if api == nil && apiErr == nil && apiArtifacts == "" {
 		apiArtifacts, apiErr = freeAddr()
+	}
+	if api == nil && apiErr == nil && apiMetrics == "" {
+		apiMetrics, apiErr = freeAddr()
 	}
 	if api == nil && apiErr == nil {
 		api, apiErr = launchAPI("127.0.0.1:0")
@@ -108,7 +114,7 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 	pr, pw := io.Pipe()
 	args := []string{
 		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
-		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts,
+		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
 		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).
