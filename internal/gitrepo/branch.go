@@ -183,27 +183,30 @@ func (r *Repo) pushBranchLocal(ref plumbing.ReferenceName, commit plumbing.Hash,
 
 // Propose is PushBranch for the domain: c's commit on branch, the fleet's branch
 // untouched. A change the fleet's branch already has is a no-op (Proposal.NoOp).
-func (g Fleet) Propose(ctx context.Context, branch string, c store.Change) (Proposal, error) {
+func (g Fleet) Propose(ctx context.Context, branch string, c store.Change) (store.BranchCommit, error) {
 	gc, err := toChange(c)
 	if err != nil {
-		return Proposal{}, err
+		return store.BranchCommit{}, err
 	}
 	p, err := g.R.PushBranch(ctx, branch, gc)
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrExists):
-			return Proposal{}, fmt.Errorf("%w: %v", store.ErrExists, err)
+			return store.BranchCommit{}, fmt.Errorf("%w: %v", store.ErrExists, err)
 		case errors.Is(err, ErrConflict):
-			return Proposal{}, fmt.Errorf("%w: %v", store.ErrConflict, err)
+			return store.BranchCommit{}, fmt.Errorf("%w: %v", store.ErrConflict, err)
 		case errors.Is(err, ErrNotFound):
-			return Proposal{}, fmt.Errorf("%w: %v", store.ErrNotFound, err)
+			return store.BranchCommit{}, fmt.Errorf("%w: %v", store.ErrNotFound, err)
 		case errors.Is(err, ErrStorage), errors.Is(err, ErrUnreachable), errors.Is(err, ErrRefused),
 			errors.Is(err, ErrNotPushed):
-			return Proposal{}, fmt.Errorf("%w: %v", unavailable(err), err)
+			return store.BranchCommit{}, fmt.Errorf("%w: %v", unavailable(err), err)
 		}
+		return store.BranchCommit{}, err
 	}
-	return p, err
+	return store.BranchCommit{Branch: p.Branch, Commit: p.Commit, Base: p.Base, NoOp: p.NoOp}, nil
 }
+
+var _ store.Proposer = Fleet{}
 
 // toChange is the writer's change for a domain change, as Fleet.Submit makes it.
 func toChange(c store.Change) (Change, error) {

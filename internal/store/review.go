@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -75,4 +76,37 @@ func AsProposed(err error) (*Proposed, bool) {
 	var p *Proposed
 	ok := errors.As(err, &p)
 	return p, ok
+}
+
+// BranchCommit is a change's commit on a branch of its own.
+type BranchCommit struct {
+	Branch string
+	Commit string
+	// Base is the fleet branch's commit the change was made on.
+	Base string
+	// NoOp: the fleet's branch already has the change; nothing was pushed.
+	NoOp bool
+}
+
+// Proposer puts a change on a branch of its own, made on the fleet branch's tip as
+// the writer would commit it there, and pushes it (internal/gitrepo). Pushing the
+// same branch again replaces it: that brings a proposal onto a moved base.
+type Proposer interface {
+	Propose(ctx context.Context, branch string, c Change) (BranchCommit, error)
+}
+
+// Delivery is one webhook delivery from the review host, as received.
+type Delivery struct {
+	// Event is the event's name (X-GitHub-Event), ID the delivery's id
+	// (X-GitHub-Delivery), Signature the X-Hub-Signature-256 header as sent.
+	Event, ID, Signature string
+	Payload              []byte
+}
+
+// DeliveryReceiver takes webhook deliveries. Receive checks the signature and
+// queues the delivery; it returns at once, EUNAUTHORIZED when the signature is
+// missing or wrong, EINVALID when the payload cannot be read. A delivery already
+// received is accepted and ignored.
+type DeliveryReceiver interface {
+	Receive(ctx context.Context, d Delivery) error
 }

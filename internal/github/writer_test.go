@@ -1,0 +1,385 @@
+package github_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/githttp"
+	"github.com/storefleet/storefleet/internal/github"
+	"github.com/storefleet/storefleet/internal/gitrepo"
+	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/review"
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+const secret = "webhook-secret-for-tests"
+
+// stack is gitops-api's write path with review: the lifecycle over the GitHub
+// writer over the real Git writer, pushing to a real Git server on loopback.
+type stack struct {
+	bare   string
+	repo   *gitrepo.Repo
+	writer *github.Writer
+	svc    *fleet.Service
+	gh     *fakeGitHub
+	merged atomic.Int32
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := githttp.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := srv.InitBare("fleet.git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	skel := fstest.MapFS{"README.md": {Data: []byte("# Fleet\n")}, "stores/local/.keep": {Data: []byte("")}}
+	if _, err := gitrepo.Seed(ctx, bare, "main", skel, gitrepo.Signature{}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: srv.URL() + "/fleet.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	s := &stack{bare: bare, repo: repo, gh: newFakeGitHub(t)}
+	s.writer = s.newWriter(t)
+	s.svc = s.newService(t, s.writer)
+	return s
+}
+
+func (s *stack) newWriter(t *testing.T) *github.Writer {
+	t.Helper()
+	policy, err := review.Parse([]byte("rules:\n  - name: premium\n    plans: [premium]\n  - name: purges\n    actions: [purge]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := github.NewClient(s.gh.srv.URL, github.Credentials{Token: "ghp_test_token"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := github.New(github.Config{
+		Repository: gitrepo.Fleet{R: s.repo}, Branches: gitrepo.Fleet{R: s.repo}, Policy: policy, Client: client,
+		Owner: "fleet-owner", Name: "fleet", Base: "main", Labels: []string{"fleet-review"}, Secret: []byte(secret),
+		Merged: func(ctx context.Context) {
+			if err := s.repo.Refresh(ctx); err == nil {
+				s.merged.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+func (s *stack) newService(t *testing.T, repo store.Repository) *fleet.Service {
+	t.Helper()
+	svc, err := fleet.New(context.Background(), fleet.Config{Repo: repo, Renderer: render.Renderer{Options: render.LocalOptions()},
+		Cluster: "local", BaseDomain: "stores.localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	return svc
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func premium(name string) store.Store {
+	return store.Store{Name: name, Engine: store.WooCommerce, Plan: store.Premium,
+		Settings: store.Settings{AdminEmail: "owner@example.com"}}
+}
+
+func meta(id string) store.Meta {
+	return store.Meta{Actor: "alice@example.com", RequestID: id, ClientKey: true}
+}
+
+func TestPremiumCreateOpensOnePullRequest(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	mainBefore := git(t, s.bare, "rev-parse", "main")
+	out, err := s.svc.Create(ctx, premium("big"), meta("req-big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State != store.RequestAwaitingApproval || out.Phase != store.PhaseAwaitingApproval || out.Review == nil {
+		t.Fatalf("outcome %+v", out)
+	}
+	if out.Review.URL != "https://github.example/fleet-owner/fleet/pull/1" || out.Review.Branch != "storefleet/big/req-big" {
+		t.Fatalf("review %+v", out.Review)
+	}
+	if got := git(t, s.bare, "rev-parse", "main"); got != mainBefore {
+		t.Fatal("the fleet's branch moved before review")
+	}
+	if got := git(t, s.bare, "rev-parse", "storefleet/big/req-big"); got != out.Review.Commit {
+		t.Fatalf("branch at %s, review says %s", got, out.Review.Commit)
+	}
+	body := s.gh.prs[0]["body"].(string)
+	for _, want := range []string{"| Store | `big` |", "| Action | `create` |", "| Plan | `premium` |", "| Tenant | `default` |",
+		"| Requested by | `alice@example.com` |", "| Request id | `req-big` |", "+++ b/stores/local/", "+  name: store-big"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("pull request body lacks %q:\n%s", want, body)
+		}
+	}
+	if got := strings.Join(s.gh.labels[1], ","); got != "fleet-review,storefleet:create" {
+		t.Errorf("labels %q", got)
+	}
+	if a := s.gh.auth[0]; a != "Bearer ghp_test_token" {
+		t.Errorf("authorization %q", a)
+	}
+
+	// A retry with the same key: the same pull request, none opened again.
+	again, err := s.svc.Create(ctx, premium("big"), meta("req-big"))
+	if err != nil || again.Review == nil || again.Review.Number != 1 {
+		t.Fatalf("retry: %+v, %v", again, err)
+	}
+	// After a restart that forgot it: found again on GitHub.
+	w2 := s.newWriter(t)
+	svc2 := s.newService(t, w2)
+	again, err = svc2.Create(ctx, premium("big"), meta("req-big"))
+	if err != nil || again.Review == nil || again.Review.Number != 1 {
+		t.Fatalf("retry after restart: %+v, %v", again, err)
+	}
+	if s.gh.creates != 1 {
+		t.Fatalf("%d pull requests opened for one request", s.gh.creates)
+	}
+}
+
+func TestAlreadyExistsIsSuccess(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	if _, err := s.svc.Create(ctx, premium("dup"), meta("req-dup")); err != nil {
+		t.Fatal(err)
+	}
+	// Forget it here, and let GitHub's list miss it once: the create answers 422
+	// "already exists", which must end in the same pull request.
+	svc2 := s.newService(t, s.newWriter(t))
+	s.gh.mu.Lock()
+	s.gh.hideFromList = 1
+	s.gh.mu.Unlock()
+	out, err := svc2.Create(ctx, premium("dup"), meta("req-dup"))
+	if err != nil || out.Review == nil || out.Review.Number != 1 {
+		t.Fatalf("422 already exists: %+v, %v", out, err)
+	}
+}
+
+func TestSecondChangeWhileOpenIsRefusedNamingThePullRequest(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	basic := premium("shop")
+	basic.Plan = store.Basic
+	if _, err := s.svc.Create(ctx, basic, meta("req-1")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.svc.Update(ctx, "shop", func(st store.Store) (store.Store, error) { st.Plan = store.Premium; return st, nil }, meta("req-2"))
+	if err != nil || out.State != store.RequestAwaitingApproval {
+		t.Fatalf("premium update: %+v, %v", out, err)
+	}
+	_, err = s.svc.Update(ctx, "shop", func(st store.Store) (store.Store, error) {
+		st.Settings.Title = "another"
+		return st, nil
+	}, meta("req-3"))
+	if store.ErrorCode(err) != store.ECONFLICT || !strings.Contains(err.Error(), out.Review.URL) {
+		t.Fatalf("second change while the pull request is open: %v", err)
+	}
+}
+
+func TestDirectChangesStayDirect(t *testing.T) {
+	s := newStack(t)
+	basic := premium("small")
+	basic.Plan = store.Basic
+	out, err := s.svc.Create(context.Background(), basic, meta("req-small"))
+	if err != nil || out.State != store.RequestCommitted || out.Review != nil {
+		t.Fatalf("%+v, %v", out, err)
+	}
+	if got := git(t, s.bare, "rev-parse", "main"); got != out.Commit.SHA {
+		t.Fatalf("main at %s, commit %s", got, out.Commit.SHA)
+	}
+	if len(s.gh.prs) != 0 {
+		t.Fatal("a pull request for a change the policy does not name")
+	}
+}
+
+func TestGitHubDownOrRateLimitingIsUnavailableAndResumable(t *testing.T) {
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusForbidden} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			s := newStack(t)
+			ctx := context.Background()
+			mainBefore := git(t, s.bare, "rev-parse", "main")
+			s.gh.mu.Lock()
+			s.gh.fail, s.gh.failN = code, 1
+			s.gh.mu.Unlock()
+			_, err := s.svc.Create(ctx, premium("later"), meta("req-later"))
+			if store.ErrorCode(err) != store.EUNAVAILABLE {
+				t.Fatalf("GitHub answering %d: %v", code, err)
+			}
+			if strings.Contains(err.Error(), "ghp_test_token") {
+				t.Fatal("the token is in the error")
+			}
+			if got := git(t, s.bare, "rev-parse", "main"); got != mainBefore {
+				t.Fatal("the fleet's branch moved")
+			}
+			if code == http.StatusForbidden {
+				// A secondary rate limit is honoured: until its Retry-After the
+				// client does not ask GitHub at all.
+				s.gh.mu.Lock()
+				before := s.gh.requests
+				s.gh.mu.Unlock()
+				if _, err := s.svc.Create(ctx, premium("later"), meta("req-later")); store.ErrorCode(err) != store.EUNAVAILABLE {
+					t.Fatalf("within the Retry-After: %v", err)
+				}
+				s.gh.mu.Lock()
+				after := s.gh.requests
+				s.gh.mu.Unlock()
+				if after != before {
+					t.Fatalf("%d requests to GitHub within its Retry-After", after-before)
+				}
+				time.Sleep(1100 * time.Millisecond) // the fake's Retry-After: 1
+			}
+			out, err := s.svc.Create(ctx, premium("later"), meta("req-later"))
+			if err != nil || out.Review == nil || out.Review.Number != 1 {
+				t.Fatalf("resumed: %+v, %v", out, err)
+			}
+		})
+	}
+}
+
+func sign(payload []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(payload)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func TestWebhookRefusesUnsignedForgedAndSHA1Only(t *testing.T) {
+	s := newStack(t)
+	payload := []byte(`{"action":"closed","number":1}`)
+	m := hmac.New(sha1.New, []byte(secret))
+	m.Write(payload)
+	for name, sig := range map[string]string{
+		"unsigned":  "",
+		"sha1 only": "sha1=" + hex.EncodeToString(m.Sum(nil)),
+		"forged":    sign([]byte(`{"action":"opened"}`)),
+		"garbage":   "sha256=zz",
+	} {
+		err := s.writer.Receive(context.Background(), store.Delivery{Event: "pull_request", ID: "d-" + name, Signature: sig, Payload: payload})
+		if store.ErrorCode(err) != store.EUNAUTHORIZED {
+			t.Errorf("%s delivery: %v", name, err)
+		}
+	}
+	if err := s.writer.Receive(context.Background(), store.Delivery{Event: "ping", ID: "d-ok", Signature: sign(payload), Payload: payload}); err != nil {
+		t.Fatalf("a signed delivery: %v", err)
+	}
+}
+
+// mergeOnServer merges branch into main with real git, as GitHub's squash button.
+func mergeOnServer(t *testing.T, bare, branch string) {
+	t.Helper()
+	wt := filepath.Join(t.TempDir(), "wt")
+	git(t, filepath.Dir(wt), "clone", "-q", "--branch", "main", bare, wt)
+	git(t, wt, "config", "user.name", "Reviewer")
+	git(t, wt, "config", "user.email", "reviewer@example.com")
+	git(t, wt, "fetch", "-q", "origin", branch)
+	msg := git(t, wt, "log", "-1", "--format=%B", "FETCH_HEAD")
+	title, body, _ := strings.Cut(msg, "\n")
+	git(t, wt, "merge", "-q", "--squash", "FETCH_HEAD")
+	git(t, wt, "commit", "-q", "-m", title+" (#1)\n"+body)
+	git(t, wt, "push", "-q", "origin", "main")
+}
+
+func deliver(t *testing.T, w *github.Writer, id string, payload []byte) {
+	t.Helper()
+	if err := w.Receive(context.Background(), store.Delivery{Event: "pull_request", ID: id, Signature: sign(payload), Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("never happened: %s", what)
+}
+
+func TestMergedThenRejected(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	out, err := s.svc.Create(ctx, premium("yes"), meta("req-yes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mergeOnServer(t, s.bare, out.Review.Branch)
+	payload := s.gh.close(out.Review.Number, true)
+	deliver(t, s.writer, "delivery-1", payload)
+	deliver(t, s.writer, "delivery-1", payload) // redelivered: ignored
+	waitFor(t, "the merge is fetched", func() bool { return s.merged.Load() > 0 })
+	if n := s.merged.Load(); n != 1 {
+		t.Fatalf("a redelivered merge was processed %d times", n)
+	}
+	// The follower's job in serve; here the index is told directly.
+	s.svc.Refreshed(ctx, []string{store.Dir("local", "yes")})
+	v, err := s.svc.Get(ctx, "yes")
+	if err != nil || v.Store.Plan != store.Premium {
+		t.Fatalf("merged store: %+v, %v", v, err)
+	}
+	hist, err := s.svc.History(ctx, "yes")
+	if err != nil || len(hist) != 1 || hist[0].RequestID != "req-yes" || hist[0].Actor != "alice@example.com" || hist[0].Action != store.ActionCreate {
+		t.Fatalf("history after a squash merge: %+v, %v", hist, err)
+	}
+	if f, err := s.writer.FindRequest(ctx, "req-yes"); err != nil || f.State != store.RequestCommitted {
+		t.Fatalf("merged request: %+v, %v", f, err)
+	}
+
+	// Closed without merge: rejected, nothing on main, and the store is free again.
+	mainBefore := git(t, s.bare, "rev-parse", "main")
+	no, err := s.svc.Create(ctx, premium("no"), meta("req-no"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, s.writer, "delivery-2", s.gh.close(no.Review.Number, false))
+	waitFor(t, "the request is rejected", func() bool {
+		f, err := s.writer.FindRequest(ctx, "req-no")
+		return err == nil && f.State == store.RequestRejected
+	})
+	if got := git(t, s.bare, "rev-parse", "main"); got != mainBefore {
+		t.Fatal("a rejected change reached the fleet's branch")
+	}
+	if _, err := s.svc.Get(ctx, "no"); store.ErrorCode(err) != store.ENOTFOUND {
+		t.Fatalf("a rejected store exists: %v", err)
+	}
+	// A delivery for a pull request nobody here proposed is accepted and ignored.
+	deliver(t, s.writer, "delivery-3", s.gh.close(1, true))
+}
