@@ -40,6 +40,9 @@ type Options struct {
 	Authenticate Authenticator
 	// Limits are each caller's request budgets on /api/v1; zero = no limit.
 	Limits Limits
+	// GitHub receives the webhook deliveries of pull-request review at WebhookPath;
+	// nil: no such route.
+	GitHub store.DeliveryReceiver
 }
 
 // api holds the handlers' dependencies.
@@ -76,6 +79,9 @@ func Handler(svc Service, o Options) http.Handler {
 	// Public: the probes and the API's description. Everything under /api/v1 needs a
 	// principal when authentication is on.
 	lim := newLimiter(o.Limits)
+	if o.GitHub != nil {
+		r.With(writeDeadline(webhookDeadline)).Post(WebhookPath, githubWebhook(o.GitHub, a))
+	}
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(guard(o.Authenticate, lim), checkRequestHeaders)
 		r.Group(func(r chi.Router) {

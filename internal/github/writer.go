@@ -220,7 +220,7 @@ func unavailable(err error) error {
 	default:
 		return fmt.Errorf("github: %w", err)
 	}
-	return fmt.Errorf("%w: %v", &store.Error{Code: store.EUNAVAILABLE, Message: msg, Cause: store.CauseRemoteRefused}, err)
+	return fmt.Errorf("%w: %v", &store.Error{Code: store.EUNAVAILABLE, Message: msg}, err)
 }
 
 var unsafeRef = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
