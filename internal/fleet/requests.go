@@ -173,7 +173,7 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 		default:
 			return store.Outcome{RequestID: id, State: store.RequestPending}, nil
 		}
-		if r.outcome.State == store.RequestPending {
+		if r.outcome.State == store.RequestPending || r.outcome.State == store.RequestAwaitingApproval {
 			return s.settle(ctx, id, r), nil
 		}
 		return r.outcome, nil
@@ -193,7 +193,7 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 // known now.
 func (s *Service) settle(ctx context.Context, id string, r *request) store.Outcome {
 	f, err := s.repo.FindRequest(ctx, id)
-	if err != nil || f.State == store.RequestPending || f.State == "" {
+	if err != nil || f.State == store.RequestPending || f.State == store.RequestAwaitingApproval || f.State == "" {
 		// Not decided, or not known to this repository (an in-memory clone that
 		// restarted): pending is still the truth.
 		return r.outcome
@@ -229,6 +229,13 @@ func foundOutcome(out store.Outcome, f store.Found) store.Outcome {
 	switch f.State {
 	case store.RequestCommitted:
 		out.Reason, out.ErrCode = "", ""
+		if out.Phase == store.PhaseAwaitingApproval {
+			// Its pull request was merged: from here the store's own phase
+			// (committed … ready) tells the rest.
+			out.Phase = store.PhaseMerged
+		}
+	case store.RequestRejected:
+		out.Phase = store.PhaseRejected
 	case store.RequestFailed:
 		// Nothing landed, so the change leads the store nowhere.
 		out.Reason, out.ErrCode, out.Phase = f.Reason, store.EUNAVAILABLE, ""

@@ -383,3 +383,75 @@ func TestMergedThenRejected(t *testing.T) {
 	// A delivery for a pull request nobody here proposed is accepted and ignored.
 	deliver(t, s.writer, "delivery-3", s.gh.close(1, true))
 }
+
+// The request's outcome follows its pull request: awaiting-approval, then merged
+// (with the commit the merge brought) or rejected.
+func TestRequestOutcomeFollowsThePullRequest(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	yes, err := s.svc.Create(ctx, premium("yes"), meta("req-yes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	no, err := s.svc.Create(ctx, premium("no"), meta("req-no"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.svc.Request(ctx, "req-yes"); err != nil || out.State != store.RequestAwaitingApproval || out.Review == nil {
+		t.Fatalf("before review: %+v, %v", out, err)
+	}
+	mergeOnServer(t, s.bare, yes.Review.Branch)
+	deliver(t, s.writer, "m", s.gh.close(yes.Review.Number, true))
+	deliver(t, s.writer, "r", s.gh.close(no.Review.Number, false))
+	waitFor(t, "both settled", func() bool {
+		a, _ := s.svc.Request(ctx, "req-yes")
+		b, _ := s.svc.Request(ctx, "req-no")
+		return a.State == store.RequestCommitted && b.State == store.RequestRejected
+	})
+	a, _ := s.svc.Request(ctx, "req-yes")
+	if a.Phase != store.PhaseMerged || a.Commit == nil || a.Commit.SHA != git(t, s.bare, "rev-parse", "main") {
+		t.Fatalf("merged request: %+v (main %s)", a, git(t, s.bare, "rev-parse", "main"))
+	}
+	b, _ := s.svc.Request(ctx, "req-no")
+	if b.Phase != store.PhaseRejected || b.Commit != nil {
+		t.Fatalf("rejected request: %+v", b)
+	}
+}
+
+// When the policy reviews purges, one approval covers both steps: the second
+// (which gitops-api commits itself once Flux applied the first) goes straight in.
+func TestPurgeUnderReviewNeedsOneApproval(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	basic := premium("gone")
+	basic.Plan = store.Basic
+	if _, err := s.svc.Create(ctx, basic, meta("c")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.svc.Delete(ctx, "gone", false, meta("d")); err != nil {
+		t.Fatal(err)
+	}
+	step1, err := s.svc.Delete(ctx, "gone", true, meta("p"))
+	if err != nil || step1.State != store.RequestAwaitingApproval {
+		t.Fatalf("purge: %+v, %v", step1, err)
+	}
+	mergeOnServer(t, s.bare, step1.Review.Branch)
+	deliver(t, s.writer, "p-merged", s.gh.close(step1.Review.Number, true))
+	waitFor(t, "the merge is fetched", func() bool { return s.merged.Load() > 0 })
+	s.svc.Refreshed(ctx, []string{store.Dir("local", "gone")})
+	if out := git(t, s.bare, "ls-tree", "-r", "--name-only", "main"); !strings.Contains(out, "/gone/") {
+		t.Fatalf("the folder is not on main after the first step: %s", out)
+	}
+	m := meta("p")
+	m.Continues = true
+	step2, err := s.svc.Delete(ctx, "gone", true, m)
+	if err != nil || step2.State != store.RequestCommitted {
+		t.Fatalf("second purge step: %+v, %v", step2, err)
+	}
+	if len(s.gh.prs) != 1 {
+		t.Fatalf("%d pull requests for one purge", len(s.gh.prs))
+	}
+	if out := git(t, s.bare, "ls-tree", "-r", "--name-only", "main"); strings.Contains(out, "/gone/") {
+		t.Fatalf("the folder is still on main: %s", out)
+	}
+}
