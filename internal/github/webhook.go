@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"fmt"
 	"encoding/hex"
 	"strings"
 	"sync"
@@ -108,19 +109,57 @@ func validSignature(sig string, payload, secret []byte) bool {
 }
 
 func (w *Writer) process(ctx context.Context, d store.Delivery) {
-	if d.Event != "pull_request" {
+	if d.Event != "pull_request" && d.Event != "push" {
 		return
 	}
 	ev, err := gh.ParseWebHook(d.Event, d.Payload)
+	w.log.Debug("webhook delivery", "delivery", d.ID, "event", d.Event, "type", fmt.Sprintf("%T", ev))
 	if err != nil {
 		w.log.Warn("webhook delivery unreadable", "delivery", d.ID, "err", err)
 		return
 	}
-	e, ok := ev.(*gh.PullRequestEvent)
-	if !ok || e.GetAction() != "closed" {
-		return
+	switch e := ev.(type) {
+	case *gh.PullRequestEvent:
+		if e.GetAction() == "closed" {
+			w.closed(ctx, e.GetPullRequest().GetNumber(), e.GetPullRequest().GetHead().GetRef(), e.GetPullRequest().GetMerged())
+		}
+	case *gh.PushEvent:
+		if e.GetRef() == "refs/heads/"+w.cfg.Base {
+			w.baseMoved(ctx)
+		}
 	}
-	w.closed(ctx, e.GetPullRequest().GetNumber(), e.GetPullRequest().GetHead().GetRef(), e.GetPullRequest().GetMerged())
+}
+
+// baseMoved fetches the fleet's branch and builds every open proposal again on its
+// new tip, so each pull request stays mergeable (also where branch protection wants
+// branches up to date). The change is the same: what moved is the rest of the fleet.
+func (w *Writer) baseMoved(ctx context.Context) {
+	if w.cfg.Merged != nil {
+		w.cfg.Merged(ctx)
+	}
+	w.mu.Lock()
+	open := make([]*proposal, 0, len(w.open))
+	for _, p := range w.open {
+		open = append(open, p)
+	}
+	w.mu.Unlock()
+	for _, p := range open {
+		bc, err := w.cfg.Branches.Propose(ctx, p.review.Branch, p.change)
+		if err != nil {
+			// The store's folder moved under the proposal (an outside push): the
+			// pull request shows GitHub's conflict, and a reviewer decides.
+			w.log.Warn("open proposal not rebuilt on the moved base", "pr", p.review.URL, "err", err)
+			continue
+		}
+		if bc.NoOp || bc.Base == p.base {
+			w.log.Debug("open proposal already on the base", "pr", p.review.URL, "base", bc.Base, "noop", bc.NoOp)
+			continue
+		}
+		w.mu.Lock()
+		p.base, p.review.Commit = bc.Base, bc.Commit
+		w.mu.Unlock()
+		w.log.Info("open proposal rebuilt on the moved base", "pr", p.review.URL, "base", bc.Base)
+	}
 }
 
 // closed settles the proposal of pull request number: merged, it is the fleet's
@@ -144,7 +183,8 @@ func (w *Writer) closed(ctx context.Context, number int, branch string, merged b
 	}
 	w.mu.Unlock()
 	w.log.Info("pull request closed", "pr", p.review.URL, "store", p.store, "request", p.requestID, "merged", merged)
-	if merged && w.cfg.Merged != nil {
-		w.cfg.Merged(ctx)
+	if merged {
+		// The merge moved the base of every other open pull request.
+		w.baseMoved(ctx)
 	}
 }

@@ -43,6 +43,9 @@ type proposal struct {
 	action           store.Action
 	review           store.Review
 	state            store.RequestState // awaiting-approval, rejected, or committed once merged
+	// change is what the branch holds, kept to build it again on a moved base.
+	change store.Change
+	base   string
 }
 
 // Writer is the store.Repository that sends the changes the policy names to review.
@@ -127,7 +130,8 @@ func (w *Writer) propose(ctx context.Context, c store.Change) (store.Commit, err
 		return store.Commit{}, err
 	}
 	r := store.Review{Required: true, URL: pr.GetHTMLURL(), Number: pr.GetNumber(), Branch: branch, Commit: bc.Commit}
-	p := &proposal{store: c.Store, requestID: c.RequestID, action: c.Action, review: r, state: store.RequestAwaitingApproval}
+	p := &proposal{store: c.Store, requestID: c.RequestID, action: c.Action, review: r, state: store.RequestAwaitingApproval,
+		change: c, base: bc.Base}
 	w.mu.Lock()
 	w.open[c.Store] = p
 	w.byRequest[c.RequestID] = p

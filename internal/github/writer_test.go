@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +80,7 @@ func (s *stack) newWriter(t *testing.T) *github.Writer {
 	}
 	w, err := github.New(github.Config{
 		Repository: gitrepo.Fleet{R: s.repo}, Branches: gitrepo.Fleet{R: s.repo}, Policy: policy, Client: client,
-		Owner: "fleet-owner", Name: "fleet", Base: "main", Labels: []string{"fleet-review"}, Secret: []byte(secret),
+		Owner: "fleet-owner", Name: "fleet", Base: "main", Labels: []string{"fleet-review"}, Secret: []byte(secret), Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Merged: func(ctx context.Context) {
 			if err := s.repo.Refresh(ctx); err == nil {
 				s.merged.Add(1)
@@ -318,7 +319,12 @@ func mergeOnServer(t *testing.T, bare, branch string) {
 
 func deliver(t *testing.T, w *github.Writer, id string, payload []byte) {
 	t.Helper()
-	if err := w.Receive(context.Background(), store.Delivery{Event: "pull_request", ID: id, Signature: sign(payload), Payload: payload}); err != nil {
+	deliverEvent(t, w, "pull_request", id, payload)
+}
+
+func deliverEvent(t *testing.T, w *github.Writer, event, id string, payload []byte) {
+	t.Helper()
+	if err := w.Receive(context.Background(), store.Delivery{Event: event, ID: id, Signature: sign(payload), Payload: payload}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -454,4 +460,55 @@ func TestPurgeUnderReviewNeedsOneApproval(t *testing.T) {
 	if out := git(t, s.bare, "ls-tree", "-r", "--name-only", "main"); strings.Contains(out, "/gone/") {
 		t.Fatalf("the folder is still on main: %s", out)
 	}
+}
+
+// A pull request whose base moved (another PR merged, or a direct commit pushed) is
+// built again on the new tip and stays a fast-forward of main.
+func TestOpenProposalFollowsItsBase(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	a, err := s.svc.Create(ctx, premium("first"), meta("req-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.svc.Create(ctx, premium("second"), meta("req-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldB := git(t, s.bare, "rev-parse", b.Review.Branch)
+	mergeOnServer(t, s.bare, a.Review.Branch)
+	deliver(t, s.writer, "a-merged", s.gh.close(a.Review.Number, true))
+	waitFor(t, "the second branch is rebuilt", func() bool {
+		return git(t, s.bare, "rev-parse", b.Review.Branch) != oldB
+	})
+	main := git(t, s.bare, "rev-parse", "main")
+	if parent := git(t, s.bare, "rev-parse", b.Review.Branch+"^"); parent != main {
+		t.Fatalf("rebuilt on %s, main is %s", parent, main)
+	}
+	// A direct commit moves main again; GitHub's push event says so.
+	basic := premium("direct")
+	basic.Plan = store.Basic
+	if _, err := s.svc.Create(ctx, basic, meta("req-direct")); err != nil {
+		t.Fatal(err)
+	}
+	main = git(t, s.bare, "rev-parse", "main")
+	push := []byte(`{"ref":"refs/heads/main","before":"` + git(t, s.bare, "rev-parse", "main^") + `","after":"` + main +
+		`","repository":{"id":1296269,"name":"fleet","full_name":"fleet-owner/fleet"},"pusher":{"name":"storefleet"}}`)
+	deliverEvent(t, s.writer, "push", "push-1", push)
+	waitFor(t, "the branch follows the push", func() bool {
+		return git(t, s.bare, "rev-parse", b.Review.Branch+"^") == main
+	})
+	// Still the same change: the second store's files and trailers.
+	msg := git(t, s.bare, "log", "-1", "--format=%B", b.Review.Branch)
+	if !strings.Contains(msg, "Request-Id: req-b") || !strings.Contains(msg, "Store: second") {
+		t.Fatalf("rebuilt commit: %s", msg)
+	}
+}
+
+// testWriter sends the writer's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
