@@ -2,6 +2,7 @@ package github_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,7 @@ type fakeGitHub struct {
 	creates     int
 	auth        []string
 	requests    int
+	notModified int
 }
 
 func newFakeGitHub(t *testing.T) *fakeGitHub {
@@ -122,6 +124,22 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		pr := f.pr(len(f.prs)+1, in.Head, in.Title, in.Body)
 		f.prs = append(f.prs, pr)
 		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(pr)
+	case strings.HasPrefix(path, "pulls/") && r.Method == http.MethodGet:
+		n, _ := strconv.Atoi(strings.TrimPrefix(path, "pulls/"))
+		if n < 1 || n > len(f.prs) {
+			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
+			return
+		}
+		pr := f.prs[n-1]
+		// The ETag changes with what a poll looks at: state and merged.
+		etag := fmt.Sprintf(`"%d-%v-%v"`, n, pr["state"], pr["merged"])
+		if r.Header.Get("If-None-Match") == etag {
+			f.notModified++
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
 		_ = json.NewEncoder(w).Encode(pr)
 	case strings.HasPrefix(path, "issues/") && strings.HasSuffix(path, "/labels") && r.Method == http.MethodPost:
 		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(path, "issues/"), "/labels"))

@@ -46,6 +46,7 @@ type proposal struct {
 	// change is what the branch holds, kept to build it again on a moved base.
 	change store.Change
 	base   string
+	etag   string // of the last poll's answer
 }
 
 // Writer is the store.Repository that sends the changes the policy names to review.

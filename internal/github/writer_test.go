@@ -512,3 +512,32 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+// Deliveries can be missed (gitops-api down, GitHub's retries spent): the poll
+// finds the closed pull request, and asks with the ETag so an unchanged one is a 304.
+func TestPollCatchesAMissedDelivery(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	out, err := s.svc.Create(ctx, premium("quiet"), meta("req-quiet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.writer.Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.gh.notModified != 1 {
+		t.Fatalf("%d answers 304 for an unchanged pull request polled twice, want 1", s.gh.notModified)
+	}
+	if f, _ := s.writer.FindRequest(ctx, "req-quiet"); f.State != store.RequestAwaitingApproval {
+		t.Fatalf("still open: %+v", f)
+	}
+	s.gh.close(out.Review.Number, false) // closed on GitHub; no delivery
+	if err := s.writer.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := s.writer.FindRequest(ctx, "req-quiet"); f.State != store.RequestRejected {
+		t.Fatalf("after the poll: %+v", f)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/github"
 	"github.com/storefleet/storefleet/internal/gitrepo"
@@ -29,6 +30,8 @@ type reviewFlags struct {
 	appKeyFile  string
 	secretFile  string
 	labels      string
+	pollFlag    string
+	poll        time.Duration
 	policy      *review.Policy
 	secret      []byte
 	credentials github.Credentials
@@ -46,6 +49,7 @@ func reviewFlagSet(fs *flag.FlagSet, r *reviewFlags, env func(string) string) {
 	str(&r.installID, "github-installation-id", "STOREFLEET_GITHUB_INSTALLATION_ID", "the GitHub App's installation id on the fleet repository")
 	str(&r.appKeyFile, "github-app-key-file", "STOREFLEET_GITHUB_APP_KEY_FILE", "the GitHub App's private key (PEM)")
 	str(&r.secretFile, "github-webhook-secret-file", "STOREFLEET_GITHUB_WEBHOOK_SECRET_FILE", "file holding the webhook secret deliveries to /api/v1/github/webhook are signed with")
+	fs.StringVar(&r.pollFlag, "github-poll-interval", orDefault(env("STOREFLEET_GITHUB_POLL_INTERVAL"), "1m"), "how often the open pull requests are asked about (conditional requests: an unchanged one costs no rate limit), for webhook deliveries that never arrived [STOREFLEET_GITHUB_POLL_INTERVAL]")
 	str(&r.labels, "github-labels", "STOREFLEET_GITHUB_LABELS", "comma-separated labels put on every pull request, beside storefleet:<action>")
 }
 
@@ -60,6 +64,11 @@ func (r *reviewFlags) validate() []error {
 		return nil
 	}
 	var errs []error
+	if d, err := time.ParseDuration(r.pollFlag); err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("--github-poll-interval %q must be a positive duration", r.pollFlag))
+	} else {
+		r.poll = d
+	}
 	p, err := review.Load(r.policyFile)
 	if err != nil {
 		errs = append(errs, configErrors("--review-policy", err)...)
@@ -168,4 +177,11 @@ func (r *reviewFlags) reviewPolicy() store.ReviewPolicy {
 		return nil
 	}
 	return r.policy
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

@@ -298,6 +298,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
 	if reviews != nil {
 		apiOpts.GitHub = reviews
+		go reviews.RunPoll(ctx, cfg.review.poll)
 	}
 	// No /metrics here yet: it will be served on an internal listener of its own
 	// (the dashboard and metrics issue), never on this port.
