@@ -17,7 +17,7 @@ import (
 // /api/v3 prefix, answering with the documented example bodies in testdata/ (a pull
 // request's number, branch and URL filled in).
 type fakeGitHub struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu     sync.Mutex
@@ -35,14 +35,14 @@ type fakeGitHub struct {
 	notModified int
 }
 
-func newFakeGitHub(t *testing.T) *fakeGitHub {
+func newFakeGitHub(t testing.TB) *fakeGitHub {
 	f := &fakeGitHub{t: t, labels: map[int][]string{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func example(t *testing.T, name string) []byte {
+func example(t testing.TB, name string) []byte {
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)

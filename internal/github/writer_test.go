@@ -38,7 +38,7 @@ type stack struct {
 	merged atomic.Int32
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := githttp.New(t.TempDir())
@@ -68,7 +68,7 @@ func newStack(t *testing.T) *stack {
 	return s
 }
 
-func (s *stack) newWriter(t *testing.T) *github.Writer {
+func (s *stack) newWriter(t testing.TB) *github.Writer {
 	t.Helper()
 	policy, err := review.Parse([]byte("rules:\n  - name: premium\n    plans: [premium]\n  - name: purges\n    actions: [purge]\n"))
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *stack) newWriter(t *testing.T) *github.Writer {
 	}
 	w, err := github.New(github.Config{
 		Repository: gitrepo.Fleet{R: s.repo}, Branches: gitrepo.Fleet{R: s.repo}, Policy: policy, Client: client,
-		Owner: "fleet-owner", Name: "fleet", Base: "main", Labels: []string{"fleet-review"}, Secret: []byte(secret), Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Owner: "fleet-owner", Name: "fleet", Base: "main", Labels: []string{"fleet-review"}, Secret: []byte(secret), Log: testLog(t),
 		Merged: func(ctx context.Context) {
 			if err := s.repo.Refresh(ctx); err == nil {
 				s.merged.Add(1)
@@ -94,7 +94,7 @@ func (s *stack) newWriter(t *testing.T) *github.Writer {
 	return w
 }
 
-func (s *stack) newService(t *testing.T, repo store.Repository) *fleet.Service {
+func (s *stack) newService(t testing.TB, repo store.Repository) *fleet.Service {
 	t.Helper()
 	svc, err := fleet.New(context.Background(), fleet.Config{Repo: repo, Renderer: render.Renderer{Options: render.LocalOptions()},
 		Cluster: "local", BaseDomain: "stores.localhost"})
@@ -506,7 +506,7 @@ func TestOpenProposalFollowsItsBase(t *testing.T) {
 }
 
 // testWriter sends the writer's log to the test's.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
@@ -540,4 +540,12 @@ func TestPollCatchesAMissedDelivery(t *testing.T) {
 	if f, _ := s.writer.FindRequest(ctx, "req-quiet"); f.State != store.RequestRejected {
 		t.Fatalf("after the poll: %+v", f)
 	}
+}
+
+// testLog is the writer's log in a test's output; benchmarks discard it.
+func testLog(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
