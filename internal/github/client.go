@@ -26,7 +26,10 @@ func NewClient(baseURL string, cr Credentials, tr http.RoundTripper) (*gh.Client
 	if tr == nil {
 		tr = http.DefaultTransport
 	}
-	var hc *http.Client
+	var (
+		hc  *http.Client
+		itr *ghinstallation.Transport
+	)
 	switch {
 	case cr.Token != "" && cr.AppID != 0:
 		return nil, errors.New("github: a token or a GitHub App, not both")
@@ -40,14 +43,11 @@ func NewClient(baseURL string, cr Credentials, tr http.RoundTripper) (*gh.Client
 		if err != nil {
 			return nil, fmt.Errorf("github: read the App's private key: %w", err)
 		}
-		itr, err := ghinstallation.New(tr, cr.AppID, cr.InstallationID, key)
+		itr, err = ghinstallation.New(tr, cr.AppID, cr.InstallationID, key)
 		if err != nil {
 			// The key's bytes are never in the error: ghinstallation says only that
 			// it could not parse it.
 			return nil, fmt.Errorf("github: the App's private key: %w", err)
-		}
-		if baseURL != "" {
-			itr.BaseURL = strings.TrimSuffix(baseURL, "/")
 		}
 		hc = &http.Client{Transport: itr}
 	default:
@@ -62,6 +62,11 @@ func NewClient(baseURL string, cr Credentials, tr http.RoundTripper) (*gh.Client
 		if c, err = c.WithEnterpriseURLs(baseURL, baseURL); err != nil {
 			return nil, fmt.Errorf("github: base URL: %w", err)
 		}
+	}
+	if itr != nil {
+		// The installation tokens come from the same API (an Enterprise server's
+		// /api/v3), as go-github normalised it.
+		itr.BaseURL = strings.TrimSuffix(c.BaseURL.String(), "/")
 	}
 	return c, nil
 }

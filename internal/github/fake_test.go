@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeGitHub speaks the REST endpoints the Writer uses, under GitHub Enterprise's
@@ -33,6 +34,9 @@ type fakeGitHub struct {
 	auth        []string
 	requests    int
 	notModified int
+	// appTokens counts installation tokens issued; each expires tokenTTL after.
+	appTokens int
+	tokenTTL  time.Duration
 }
 
 func newFakeGitHub(t testing.TB) *fakeGitHub {
@@ -83,6 +87,22 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(f.fail)
 		_, _ = w.Write([]byte(`{"message":"Server Error"}`))
+		return
+	}
+	if r.URL.Path == "/api/v3/app/installations/42/access_tokens" && r.Method == http.MethodPost {
+		// GitHub's "Create an installation access token for an app": the App's
+		// JWT in, a token with its expiry out.
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey") {
+			http.Error(w, `{"message":"A JSON web token could not be decoded"}`, http.StatusUnauthorized)
+			return
+		}
+		f.appTokens++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"token": fmt.Sprintf("ghs_installation_%d", f.appTokens),
+			"expires_at": time.Now().Add(f.tokenTTL).UTC().Format(time.RFC3339), "permissions": map[string]string{
+				"contents": "write", "pull_requests": "write", "checks": "read", "statuses": "read", "metadata": "read"},
+			"repository_selection": "selected"})
 		return
 	}
 	const prefix = "/api/v3/repos/fleet-owner/fleet/"

@@ -70,11 +70,16 @@ func newStack(t testing.TB) *stack {
 
 func (s *stack) newWriter(t testing.TB) *github.Writer {
 	t.Helper()
+	return s.newWriterWith(t, github.Credentials{Token: "ghp_test_token"})
+}
+
+func (s *stack) newWriterWith(t testing.TB, cr github.Credentials) *github.Writer {
+	t.Helper()
 	policy, err := review.Parse([]byte("rules:\n  - name: premium\n    plans: [premium]\n  - name: purges\n    actions: [purge]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := github.NewClient(s.gh.srv.URL, github.Credentials{Token: "ghp_test_token"}, nil)
+	client, err := github.NewClient(s.gh.srv.URL, cr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
