@@ -120,7 +120,7 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 			f.hideFromList--
 		} else {
 			for _, pr := range f.prs {
-				if pr["state"] == "open" && pr["head"].(map[string]any)["ref"] == head && r.URL.Query().Get("state") == "open" {
+				if pr["state"] == "open" && (head == "" || pr["head"].(map[string]any)["ref"] == head) && r.URL.Query().Get("state") == "open" {
 					out = append(out, pr)
 				}
 			}

@@ -144,6 +144,9 @@ func (w *Writer) baseMoved(ctx context.Context) {
 	}
 	w.mu.Unlock()
 	for _, p := range open {
+		if p.change.Store == "" {
+			continue // adopted after a restart: its change is not known here
+		}
 		bc, err := w.cfg.Branches.Propose(ctx, p.review.Branch, p.change)
 		if err != nil {
 			// The store's folder moved under the proposal (an outside push): the

@@ -99,6 +99,11 @@ func (w *Writer) Submit(ctx context.Context, c store.Change) (store.Commit, erro
 	w.mu.Unlock()
 	if p != nil {
 		if p.requestID == c.RequestID && !c.Continues {
+			if p.change.Store == "" {
+				// Adopted after a restart: propose again, which finds the same
+				// pull request and learns the change.
+				return w.propose(ctx, c)
+			}
 			// A retry of the proposed request: the same pull request.
 			return store.Commit{}, &store.Proposed{Review: p.review}
 		}

@@ -554,3 +554,29 @@ func testLog(t testing.TB) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// After a restart the open pull requests are learnt from GitHub: a change to the
+// store is still refused naming its pull request, and its close is still settled.
+func TestRecoverAfterRestart(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	out, err := s.svc.Create(ctx, premium("kept"), meta("req-kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2 := s.newWriter(t)
+	if err := w2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	basic := premium("kept")
+	basic.Plan = store.Basic
+	_, err = s.newService(t, w2).Create(ctx, basic, meta("req-other"))
+	if store.ErrorCode(err) != store.ECONFLICT || !strings.Contains(err.Error(), out.Review.URL) {
+		t.Fatalf("a change while the recovered pull request is open: %v", err)
+	}
+	deliver(t, w2, "closed-after-restart", s.gh.close(out.Review.Number, false))
+	waitFor(t, "the recovered request is rejected", func() bool {
+		f, err := w2.FindRequest(ctx, "req-kept")
+		return err == nil && f.State == store.RequestRejected
+	})
+}

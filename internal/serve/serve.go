@@ -299,6 +299,13 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	if reviews != nil {
 		apiOpts.GitHub = reviews
 		go reviews.RunPoll(ctx, cfg.review.poll)
+		go func() {
+			// In the background: GitHub down at start is no reason not to serve;
+			// until it answers, the pull requests of earlier runs are unknown here.
+			if err := reviews.Recover(ctx); err != nil {
+				log.Warn("open pull requests of earlier runs not learnt from GitHub", "err", err)
+			}
+		}()
 	}
 	// No /metrics here yet: it will be served on an internal listener of its own
 	// (the dashboard and metrics issue), never on this port.

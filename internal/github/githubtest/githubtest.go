@@ -135,4 +135,3 @@ func Sign(secret string, payload []byte) string {
 	m.Write(payload)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
-
