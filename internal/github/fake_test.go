@@ -37,6 +37,8 @@ type fakeGitHub struct {
 	// appTokens counts installation tokens issued; each expires tokenTTL after.
 	appTokens int
 	tokenTTL  time.Duration
+	// posts are when each content-creating call (pull request, labels) arrived.
+	posts []time.Time
 }
 
 func newFakeGitHub(t testing.TB) *fakeGitHub {
@@ -76,6 +78,9 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	f.requests++
+	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v3/repos/") {
+		f.posts = append(f.posts, time.Now())
+	}
 	if f.failN > 0 {
 		f.failN--
 		w.Header().Set("Content-Type", "application/json")

@@ -10,8 +10,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
+	"golang.org/x/time/rate"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -35,6 +37,10 @@ type Config struct {
 	// once instead of at the next interval. May be nil.
 	Merged func(ctx context.Context)
 	Log    *slog.Logger
+	// CreateSpacing is the least time between two content-creating calls (opening a
+	// pull request, labelling it): GitHub's secondary rate limits ask for a second.
+	// Zero: no spacing (tests).
+	CreateSpacing time.Duration
 }
 
 // proposal is one request under review.
@@ -61,6 +67,8 @@ type Writer struct {
 	byNumber  map[int]*proposal
 
 	hooks *hookQueue
+	// creates spaces the content-creating calls (Config.CreateSpacing).
+	creates *rate.Limiter
 }
 
 var _ store.Repository = (*Writer)(nil)
@@ -82,6 +90,10 @@ func New(cfg Config) (*Writer, error) {
 	w := &Writer{Repository: cfg.Repository, cfg: cfg, log: cfg.Log,
 		open: map[string]*proposal{}, byRequest: map[string]*proposal{}, byNumber: map[int]*proposal{}}
 	w.hooks = newHookQueue(w)
+	w.creates = rate.NewLimiter(rate.Inf, 1)
+	if cfg.CreateSpacing > 0 {
+		w.creates = rate.NewLimiter(rate.Every(cfg.CreateSpacing), 1)
+	}
 	return w, nil
 }
 
@@ -152,6 +164,9 @@ func (w *Writer) ensurePR(ctx context.Context, branch string, c store.Change, di
 	if pr, err := w.findPR(ctx, branch); err != nil || pr != nil {
 		return pr, err
 	}
+	if err := w.creates.Wait(ctx); err != nil {
+		return nil, store.Errorf(store.EUNAVAILABLE, "too many pull requests being opened now; nothing reached the fleet's branch, retry later with the same Idempotency-Key")
+	}
 	pr, _, err := w.cfg.Client.PullRequests.Create(ctx, w.cfg.Owner, w.cfg.Name, &gh.NewPullRequest{
 		Title: gh.String(fmt.Sprintf("storefleet: %s %s", c.Action, c.Store)),
 		Head:  gh.String(branch), Base: gh.String(w.cfg.Base),
@@ -169,6 +184,10 @@ func (w *Writer) ensurePR(ctx context.Context, branch string, c store.Change, di
 		return nil, unavailable(err)
 	}
 	labels := append(append([]string(nil), w.cfg.Labels...), "storefleet:"+string(c.Action))
+	if err := w.creates.Wait(ctx); err != nil {
+		w.log.Warn("labels not set on pull request: no time left", "pr", pr.GetHTMLURL())
+		return pr, nil
+	}
 	if _, _, err := w.cfg.Client.Issues.AddLabelsToIssue(ctx, w.cfg.Owner, w.cfg.Name, pr.GetNumber(), labels); err != nil {
 		// The pull request is open and reviewable without its labels; say so and go on.
 		w.log.Warn("labels not set on pull request", "pr", pr.GetHTMLURL(), "err", err)

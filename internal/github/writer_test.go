@@ -580,3 +580,41 @@ func TestRecoverAfterRestart(t *testing.T) {
 		return err == nil && f.State == store.RequestRejected
 	})
 }
+
+// Content-creating calls are spaced as GitHub's secondary rate limits ask. With a
+// spacing far beyond the write deadline: the first create opens its pull request
+// (the labels, which would wait, are left out with a log line), the second finds no
+// room and is EUNAVAILABLE with nothing sent — the limiter refuses at once rather than
+// wait past the deadline.
+func TestContentCreatingCallsAreSpaced(t *testing.T) {
+	s := newStack(t)
+	client, err := github.NewClient(s.gh.srv.URL, github.Credentials{Token: "t"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _ := review.Parse([]byte("rules:\n  - name: p\n    plans: [premium]\n"))
+	w, err := github.New(github.Config{Repository: gitrepo.Fleet{R: s.repo}, Branches: gitrepo.Fleet{R: s.repo}, Policy: policy,
+		Client: client, Owner: "fleet-owner", Name: "fleet", Secret: []byte(secret), CreateSpacing: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	svc, err := fleet.New(context.Background(), fleet.Config{Repo: w, Renderer: render.Renderer{Options: render.LocalOptions()},
+		Cluster: "local", WriteTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	first, err := svc.Create(context.Background(), premium("s1"), meta("req-s1"))
+	if err != nil || first.State != store.RequestAwaitingApproval {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	if _, err := svc.Create(context.Background(), premium("s2"), meta("req-s2")); store.ErrorCode(err) != store.EUNAVAILABLE {
+		t.Fatalf("second within the spacing: %v", err)
+	}
+	s.gh.mu.Lock()
+	defer s.gh.mu.Unlock()
+	if len(s.gh.posts) != 1 || s.gh.creates != 1 {
+		t.Fatalf("%d content-creating calls (%d pull requests), want 1", len(s.gh.posts), s.gh.creates)
+	}
+}

@@ -141,7 +141,8 @@ func reviewing(r reviewFlags, repo *gitrepo.Repo, base string, merged func(conte
 		}
 	}
 	w, err := github.New(github.Config{Repository: direct, Branches: direct, Policy: r.policy, Client: client,
-		Owner: owner, Name: name, Base: base, Labels: labels, Secret: r.secret, Merged: merged, Log: log})
+		Owner: owner, Name: name, Base: base, Labels: labels, Secret: r.secret, Merged: merged, Log: log,
+		CreateSpacing: time.Second})
 	if err != nil {
 		return nil, nil, err
 	}
