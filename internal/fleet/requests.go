@@ -193,6 +193,15 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 // known now.
 func (s *Service) settle(ctx context.Context, id string, r *request) store.Outcome {
 	f, err := s.repo.FindRequest(ctx, id)
+	if err == nil && f.State == store.RequestAwaitingApproval && f.Review != nil {
+		// Still under review: the pull request's reviewers and checks as last seen,
+		// nothing recorded (it is not decided).
+		out := r.outcome
+		rv := *f.Review
+		rv.Required = true
+		out.Review = &rv
+		return out
+	}
 	if err != nil || f.State == store.RequestPending || f.State == store.RequestAwaitingApproval || f.State == "" {
 		// Not decided, or not known to this repository (an in-memory clone that
 		// restarted): pending is still the truth.
@@ -220,6 +229,11 @@ func (s *Service) settle(ctx context.Context, id string, r *request) store.Outco
 // foundOutcome puts what the repository found over an outcome.
 func foundOutcome(out store.Outcome, f store.Found) store.Outcome {
 	out.State, out.Commit = f.State, f.Commit
+	if f.Review != nil {
+		rv := *f.Review
+		rv.Required = true
+		out.Review = &rv
+	}
 	if out.Store == "" {
 		out.Store = f.Store
 	}

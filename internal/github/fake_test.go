@@ -1,6 +1,7 @@
 package github_test
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,10 +40,12 @@ type fakeGitHub struct {
 	tokenTTL  time.Duration
 	// posts are when each content-creating call (pull request, labels) arrived.
 	posts []time.Time
+	// checks is the combined status every commit has.
+	checks string
 }
 
 func newFakeGitHub(t testing.TB) *fakeGitHub {
-	f := &fakeGitHub{t: t, labels: map[int][]string{}}
+	f := &fakeGitHub{t: t, labels: map[int][]string{}, checks: "pending"}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -156,16 +159,23 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
 			return
 		}
-		pr := f.prs[n-1]
-		// The ETag changes with what a poll looks at: state and merged.
-		etag := fmt.Sprintf(`"%d-%v-%v"`, n, pr["state"], pr["merged"])
+		// GitHub's ETag is a digest of the body: any change to the pull request
+		// changes it.
+		body, _ := json.Marshal(f.prs[n-1])
+		etag := fmt.Sprintf(`"%x"`, sha256.Sum256(body))
 		if r.Header.Get("If-None-Match") == etag {
 			f.notModified++
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		w.Header().Set("ETag", etag)
-		_ = json.NewEncoder(w).Encode(pr)
+		_, _ = w.Write(body)
+	case strings.HasPrefix(path, "commits/") && strings.HasSuffix(path, "/status") && r.Method == http.MethodGet:
+		// GitHub's "Get the combined status for a specific reference".
+		sha := strings.TrimSuffix(strings.TrimPrefix(path, "commits/"), "/status")
+		_ = json.NewEncoder(w).Encode(map[string]any{"state": f.checks, "sha": sha, "total_count": 1,
+			"statuses":   []map[string]any{{"state": f.checks, "context": "continuous-integration/jenkins", "description": "Build has completed"}},
+			"repository": map[string]any{"id": 1296269, "name": "fleet", "full_name": "fleet-owner/fleet"}})
 	case strings.HasPrefix(path, "issues/") && strings.HasSuffix(path, "/labels") && r.Method == http.MethodPost:
 		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(path, "issues/"), "/labels"))
 		var labels []string
@@ -191,4 +201,15 @@ func (f *fakeGitHub) close(n int, merged bool) []byte {
 		f.t.Fatal(err)
 	}
 	return b
+}
+
+// requestReviewers asks users to review pull request n.
+func (f *fakeGitHub) requestReviewers(n int, logins ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var users []map[string]any
+	for i, l := range logins {
+		users = append(users, map[string]any{"login": l, "id": i + 1, "type": "User"})
+	}
+	f.prs[n-1]["requested_reviewers"] = users
 }

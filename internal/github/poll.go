@@ -8,6 +8,8 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // Poll catches what missed webhook deliveries would have said: each open pull
@@ -24,6 +26,18 @@ func (w *Writer) Poll(ctx context.Context) error {
 	for _, n := range nums {
 		if err := w.pollOne(ctx, n); err != nil {
 			errs = append(errs, err)
+		}
+		w.mu.Lock()
+		p := w.byNumber[n]
+		var sha string
+		if p != nil && p.state == store.RequestAwaitingApproval {
+			sha = p.review.Commit
+		}
+		w.mu.Unlock()
+		if sha != "" {
+			if err := w.pollChecks(ctx, p, sha); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -59,8 +73,39 @@ func (w *Writer) pollOne(ctx context.Context, number int) error {
 	w.mu.Unlock()
 	if pr.GetState() == "closed" {
 		w.closed(ctx, number, pr.GetHead().GetRef(), pr.GetMerged())
+		return nil
 	}
+	w.sawReviewers(&pr)
 	return nil
+}
+
+// pollChecks reads the combined status of each open proposal's commit (the checks
+// a reviewer waits for).
+func (w *Writer) pollChecks(ctx context.Context, p *proposal, sha string) error {
+	st, _, err := w.cfg.Client.Repositories.GetCombinedStatus(ctx, w.cfg.Owner, w.cfg.Name, sha, nil)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	p.review.Checks = st.GetState()
+	w.mu.Unlock()
+	return nil
+}
+
+// sawReviewers records who is asked to review pull request pr.
+func (w *Writer) sawReviewers(pr *gh.PullRequest) {
+	var who []string
+	for _, u := range pr.RequestedReviewers {
+		who = append(who, u.GetLogin())
+	}
+	for _, t := range pr.RequestedTeams {
+		who = append(who, "team:"+t.GetSlug())
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p := w.byNumber[pr.GetNumber()]; p != nil {
+		p.review.Reviewers = who
+	}
 }
 
 // RunPoll polls every interval until ctx ends.

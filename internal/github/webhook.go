@@ -122,6 +122,9 @@ func (w *Writer) process(ctx context.Context, d store.Delivery) {
 	case *gh.PullRequestEvent:
 		if e.GetAction() == "closed" {
 			w.closed(ctx, e.GetPullRequest().GetNumber(), e.GetPullRequest().GetHead().GetRef(), e.GetPullRequest().GetMerged())
+		} else if e.GetPullRequest() != nil {
+			// review_requested, synchronize, …: the reviewers as the event has them.
+			w.sawReviewers(e.GetPullRequest())
 		}
 	case *gh.PushEvent:
 		if e.GetRef() == "refs/heads/"+w.cfg.Base {

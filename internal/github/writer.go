@@ -271,14 +271,24 @@ func (w *Writer) FindRequest(ctx context.Context, id string) (store.Found, error
 	w.mu.Lock()
 	p := w.byRequest[id]
 	var f store.Found
-	if p != nil && p.state != store.RequestCommitted {
-		f = store.Found{State: p.state, Store: p.store, Action: p.action}
+	var rv *store.Review
+	if p != nil {
+		r := p.review
+		r.Reviewers = append([]string(nil), r.Reviewers...)
+		rv = &r
+		if p.state != store.RequestCommitted {
+			f = store.Found{State: p.state, Store: p.store, Action: p.action, Review: rv}
+		}
 	}
 	w.mu.Unlock()
 	if f.State != "" {
 		return f, nil
 	}
-	return w.Repository.FindRequest(ctx, id)
+	f, err := w.Repository.FindRequest(ctx, id)
+	if err == nil && rv != nil {
+		f.Review = rv
+	}
+	return f, err
 }
 
 // Review returns the pull request of request id, if it was proposed here.

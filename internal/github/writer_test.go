@@ -538,6 +538,19 @@ func TestPollCatchesAMissedDelivery(t *testing.T) {
 	if f, _ := s.writer.FindRequest(ctx, "req-quiet"); f.State != store.RequestAwaitingApproval {
 		t.Fatalf("still open: %+v", f)
 	}
+	// Reviewers asked and the checks' state show on the request.
+	s.gh.requestReviewers(out.Review.Number, "octocat", "hubot")
+	s.gh.mu.Lock()
+	s.gh.checks = "success"
+	s.gh.mu.Unlock()
+	if err := s.writer.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.svc.Request(ctx, "req-quiet")
+	if err != nil || got.Review == nil || strings.Join(got.Review.Reviewers, ",") != "octocat,hubot" || got.Review.Checks != "success" ||
+		got.Review.URL != out.Review.URL {
+		t.Fatalf("request under review: %+v (review %+v), %v", got, got.Review, err)
+	}
 	s.gh.close(out.Review.Number, false) // closed on GitHub; no delivery
 	if err := s.writer.Poll(ctx); err != nil {
 		t.Fatal(err)

@@ -57,6 +57,11 @@ type Review struct {
 	Branch   string `json:"branch,omitempty"`
 	// Commit is the branch's commit that carries the change.
 	Commit string `json:"commit,omitempty"`
+	// Reviewers are the users and teams asked to review, as last seen.
+	Reviewers []string `json:"reviewers,omitempty"`
+	// Checks is the commit's combined status as last seen: pending, success,
+	// failure or error; empty before it is known.
+	Checks string `json:"checks,omitempty"`
 }
 
 // Proposed is what a reviewing Repository's Submit returns instead of a commit on

@@ -210,6 +210,8 @@ type Found struct {
 	Action Action
 	Commit *Commit // when committed
 	Reason string  // when failed
+	// Review is the request's pull request, for a request proposed for review.
+	Review *Review
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the
