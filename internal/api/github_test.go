@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/store"
@@ -92,5 +93,34 @@ func TestGitHubWebhookRoute(t *testing.T) {
 	r2.Body.Close()
 	if r2.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/api/v1/stores without a token: %d", r2.StatusCode)
+	}
+}
+
+// unavailableSvc refuses every create as a dependency asking for a pause would.
+type unavailableSvc struct {
+	store.Service
+	wait time.Duration
+}
+
+func (u unavailableSvc) Create(ctx context.Context, s store.Store, m store.Meta) (store.Outcome, error) {
+	return store.Outcome{}, &store.Error{Code: store.EUNAVAILABLE, Message: "GitHub is rate-limiting this service", RetryAfter: u.wait}
+}
+
+// A dependency's own Retry-After (GitHub's rate limits) reaches the client when it
+// is longer than the API's default; a shorter one does not shorten the default.
+func TestRetryAfterFromTheDependency(t *testing.T) {
+	for wait, want := range map[time.Duration]string{90 * time.Second: "90", time.Second: "5", 0: "5"} {
+		srv := httptest.NewServer(api.Handler(unavailableSvc{wait: wait}, api.Options{}))
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/stores", strings.NewReader(`{"name":"shop","engine":"woocommerce","plan":"basic","settings":{"adminEmail":"a@example.com"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != want {
+			t.Errorf("dependency asked %s: %d, Retry-After %q, want %q", wait, resp.StatusCode, resp.Header.Get("Retry-After"), want)
+		}
 	}
 }

@@ -563,7 +563,10 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// Nothing was changed and nothing will be: the client may simply retry,
 		// after a pause. The type tells an operator where to look.
 		a.log.Warn("change unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+		// A dependency that said how long to wait (GitHub's rate limits) is believed
+		// when it asks for longer than the default.
+		wait := max(RetryAfter, store.ErrorRetryAfter(err).Round(time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 		WriteProblem(w, r, unavailableProblem(store.ErrorCause(err), msg))
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -230,18 +230,25 @@ func unavailable(err error) error {
 		return nil
 	}
 	var (
-		rl  *gh.RateLimitError
-		ab  *gh.AbuseRateLimitError
-		er  *gh.ErrorResponse
-		ne  net.Error
-		se  *store.Error
-		msg string
+		rl   *gh.RateLimitError
+		ab   *gh.AbuseRateLimitError
+		er   *gh.ErrorResponse
+		ne   net.Error
+		se   *store.Error
+		msg  string
+		wait time.Duration
 	)
 	switch {
 	case errors.As(err, &se):
 		return err
 	case errors.As(err, &rl), errors.As(err, &ab):
 		msg = "GitHub is rate-limiting this service; nothing reached the fleet's branch, retry later with the same Idempotency-Key"
+		if ab != nil && ab.RetryAfter != nil {
+			wait = *ab.RetryAfter
+		}
+		if rl != nil {
+			wait = time.Until(rl.Rate.Reset.Time)
+		}
 	case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode >= 500:
 		msg = "GitHub answered with a server error; nothing reached the fleet's branch, retry later with the same Idempotency-Key"
 	case errors.As(err, &ne):
@@ -249,7 +256,7 @@ func unavailable(err error) error {
 	default:
 		return fmt.Errorf("github: %w", err)
 	}
-	return fmt.Errorf("%w: %v", &store.Error{Code: store.EUNAVAILABLE, Message: msg}, err)
+	return fmt.Errorf("%w: %v", &store.Error{Code: store.EUNAVAILABLE, Message: msg, RetryAfter: max(wait, 0)}, err)
 }
 
 var unsafeRef = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

@@ -249,6 +249,9 @@ func TestGitHubDownOrRateLimitingIsUnavailableAndResumable(t *testing.T) {
 			if store.ErrorCode(err) != store.EUNAVAILABLE {
 				t.Fatalf("GitHub answering %d: %v", code, err)
 			}
+			if code == http.StatusForbidden && store.ErrorRetryAfter(err) != time.Second {
+				t.Fatalf("GitHub's Retry-After not carried: %s", store.ErrorRetryAfter(err))
+			}
 			if strings.Contains(err.Error(), "ghp_test_token") {
 				t.Fatal("the token is in the error")
 			}
