@@ -266,6 +266,9 @@ var unsafeRef = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 func BranchName(storeName, requestID string) string {
 	id := strings.Trim(unsafeRef.ReplaceAllString(requestID, "-"), ".-")
 	id = strings.ReplaceAll(id, "..", "-")
+	if strings.HasSuffix(id, ".lock") {
+		id += "-" // git refuses a ref component ending in .lock
+	}
 	if id == "" {
 		id = "request"
 	}

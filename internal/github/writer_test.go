@@ -634,3 +634,55 @@ func TestContentCreatingCallsAreSpaced(t *testing.T) {
 		t.Fatalf("%d content-creating calls (%d pull requests), want 1", len(s.gh.posts), s.gh.creates)
 	}
 }
+
+func TestBranchName(t *testing.T) {
+	for id, want := range map[string]string{
+		"shop-1":               "storefleet/shop/shop-1",
+		"0b9f1c2e.retry":       "storefleet/shop/0b9f1c2e.retry",
+		"a b/c..d~e^f:g?h*i[j": "storefleet/shop/a-b-c-d-e-f-g-h-i-j",
+		"..lock.":              "storefleet/shop/lock",
+		"///":                  "storefleet/shop/request",
+		"key.lock":             "storefleet/shop/key.lock-",
+	} {
+		if got := github.BranchName("shop", id); got != want {
+			t.Errorf("BranchName(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
+
+// A store deleted on the fleet's branch (by an outside push) while an update to it
+// is under review: the proposal cannot be rebuilt on the new base and is left for
+// the reviewer (GitHub shows the conflict); closed, the request is rejected and the
+// store stays gone.
+func TestProposalForAStoreDeletedMeanwhile(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	basic := premium("fleeting")
+	basic.Plan = store.Basic
+	if _, err := s.svc.Create(ctx, basic, meta("c")); err != nil {
+		t.Fatal(err)
+	}
+	up, err := s.svc.Update(ctx, "fleeting", func(st store.Store) (store.Store, error) { st.Plan = store.Premium; return st, nil }, meta("u"))
+	if err != nil || up.State != store.RequestAwaitingApproval {
+		t.Fatalf("%+v, %v", up, err)
+	}
+	branchBefore := git(t, s.bare, "rev-parse", up.Review.Branch)
+	wt := filepath.Join(t.TempDir(), "wt")
+	git(t, filepath.Dir(wt), "clone", "-q", "--branch", "main", s.bare, wt)
+	git(t, wt, "rm", "-q", "-r", "stores/local")
+	git(t, wt, "-c", "user.name=Operator", "-c", "user.email=op@example.com", "commit", "-q", "-m", "remove by hand")
+	git(t, wt, "push", "-q", "origin", "main")
+	main := git(t, s.bare, "rev-parse", "main")
+	deliverEvent(t, s.writer, "push", "p", []byte(`{"ref":"refs/heads/main","after":"`+main+`"}`))
+	deliver(t, s.writer, "closed", s.gh.close(up.Review.Number, false))
+	waitFor(t, "rejected", func() bool {
+		f, err := s.writer.FindRequest(ctx, "u")
+		return err == nil && f.State == store.RequestRejected
+	})
+	if got := git(t, s.bare, "rev-parse", up.Review.Branch); got != branchBefore {
+		t.Fatal("a proposal for a store that is gone was rebuilt")
+	}
+	if files := git(t, s.bare, "ls-tree", "-r", "--name-only", "main"); strings.Contains(files, "fleeting") {
+		t.Fatalf("the store came back: %s", files)
+	}
+}
