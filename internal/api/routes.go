@@ -43,6 +43,9 @@ type Options struct {
 	// Observer is told of every request, authentication and refusal by a budget
 	// (internal/metrics); nil counts nothing.
 	Observer Observer
+	// GitHub receives the webhook deliveries of pull-request review at WebhookPath;
+	// nil: no such route.
+	GitHub store.DeliveryReceiver
 }
 
 // Observer takes what the API counts. Its arguments are plain values so that the
@@ -101,6 +104,9 @@ func Handler(svc Service, o Options) http.Handler {
 	// Public: the probes and the API's description. Everything under /api/v1 needs a
 	// principal when authentication is on.
 	lim := newLimiter(o.Limits)
+	if o.GitHub != nil {
+		r.With(writeDeadline(webhookDeadline)).Post(WebhookPath, githubWebhook(o.GitHub, a))
+	}
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(guard(o.Authenticate, lim, o.Observer), checkRequestHeaders)
 		r.Group(func(r chi.Router) {
@@ -582,7 +588,10 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// Nothing was changed and nothing will be: the client may simply retry,
 		// after a pause. The type tells an operator where to look.
 		a.log.Warn("change unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+		// A dependency that said how long to wait (GitHub's rate limits) is believed
+		// when it asks for longer than the default.
+		wait := max(RetryAfter, store.ErrorRetryAfter(err).Round(time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 		WriteProblem(w, r, unavailableProblem(store.ErrorCause(err), msg))
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -176,16 +176,20 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 		out.DryRun = true
 		out.State = store.RequestDryRun
 		out.Changes = diffFiles(old, files)
+		out.Review = s.wouldReview(st, action)
 		return out, nil
 	}
 	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, OnBehalfOf: m.OnBehalfOf,
 		Tenant: st.Tenant, RequestID: m.RequestID, Continues: m.Continues, Dir: dir, Files: files,
-		Remove: state == store.StatePurged, Base: base}
+		Remove: state == store.StatePurged, Base: base, Plan: string(st.Plan), Engine: string(st.Engine)}
 	// The deadline is the server's: a client that hangs up does not cut the write
 	// short, and one that waits never waits longer.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.writeTO)
 	commit, err := s.repo.Submit(wctx, c)
 	cancel()
+	if p, ok := store.AsProposed(err); ok {
+		return proposed(out, p), nil
+	}
 	if errors.Is(err, store.ErrOutcomeUnknown) {
 		// Accepted, outcome not known yet: the repository decides it and
 		// GET /api/v1/requests/{id} tells.

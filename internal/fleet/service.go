@@ -44,6 +44,10 @@ type Config struct {
 	// have (EUNAVAILABLE), or is answered pending and decided later
 	// (GET /api/v1/requests/{id}). Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Review is the review policy, only told on a dry run (whether a pull request
+	// would open); the Repository applies it to real changes. Nil: nothing is
+	// reviewed.
+	Review store.ReviewPolicy
 }
 
 // DefaultWriteTimeout is the write deadline when Config.WriteTimeout is zero.
@@ -61,6 +65,7 @@ type Service struct {
 	charts     store.Charts
 	writeTO    time.Duration
 	tenant     string // the default tenant
+	review     store.ReviewPolicy
 
 	mu       sync.Mutex
 	index    map[string]*indexed // by store name; names are unique across clusters
@@ -140,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		log: cfg.Log, maxTracked: cfg.MaxTracked, clusters: cfg.Clusters, charts: cfg.Charts, writeTO: cfg.WriteTimeout,
 		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
 		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{},
-		claims: map[string]string{}, tenant: cfg.DefaultTenant,
+		claims: map[string]string{}, tenant: cfg.DefaultTenant, review: cfg.Review,
 	}
 	if err := s.Reload(ctx); err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/chartindex"
 	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/github"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/metrics"
@@ -75,6 +76,7 @@ type config struct {
 	kube          kubeFlags
 	replicas      replicaFlags
 	access        authFlags
+	review        reviewFlags
 
 	level slog.Level
 	grace time.Duration
@@ -206,13 +208,21 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	}
 	defer repo.Close()
 	m.WatchQueue(repo.QueueDepth)
-	svc, err := buildService(ctx, cfg, repo, log)
+	merged := &mergedHook{}
+	writer, reviews, err := reviewing(cfg.review, repo, cfg.branch, merged.call, log)
+	if err != nil {
+		return err
+	}
+	if reviews != nil {
+		defer reviews.Close()
+	}
+	svc, err := buildService(ctx, cfg, writer, log)
 	if err != nil {
 		return err
 	}
 	defer svc.Close()
 	m.WatchTenants(svc.TenantCounts, cfg.metricsTenants)
-	return serveAPI(ctx, cfg, svc, repo, log, t0, stdout, m)
+	return serveAPI(ctx, cfg, svc, repo, reviews, merged, log, t0, stdout, m)
 }
 
 // openRepo opens the fleet repository, creating and seeding the embedded one on
@@ -240,14 +250,14 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger, obs gitrepo.Obs
 
 // buildService builds the store service on the fleet repository, with this cluster's
 // render options.
-func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog.Logger) (*fleet.Service, error) {
+func buildService(ctx context.Context, cfg config, repo store.Repository, log *slog.Logger) (*fleet.Service, error) {
 	opts := cfg.opts
 	charts, err := chartVersions(cfg.chartSource, cfg.chartVersions, log)
 	if err != nil {
 		return nil, err
 	}
 	svc, err := fleet.New(ctx, fleet.Config{
-		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: opts},
+		Repo: repo, Renderer: render.Renderer{Options: opts}, Review: cfg.review.reviewPolicy(),
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
 		Charts:     charts, WriteTimeout: cfg.writeTimeout,
@@ -260,7 +270,7 @@ func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog
 
 // serveAPI listens, connects the cluster when one is configured and serves the API
 // until ctx is done.
-func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger, start time.Time, stdout io.Writer, m *metrics.Metrics) error {
+func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, reviews *github.Writer, merged *mergedHook, log *slog.Logger, start time.Time, stdout io.Writer, m *metrics.Metrics) error {
 	// Listening first: a port in use stops serve before it connects the cluster.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -274,6 +284,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	defer serveInternal(iln, m, log)()
 	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
 	go fl.run(ctx)
+	merged.set(fl.miss)
 	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, log, m)
 	if err != nil {
 		ln.Close()
@@ -306,6 +317,17 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
 	// /metrics is on the internal listener only (metrics.go), never on this port.
 	apiOpts.Observer = m
+	if reviews != nil {
+		apiOpts.GitHub = reviews
+		go reviews.RunPoll(ctx, cfg.review.poll)
+		go func() {
+			// In the background: GitHub down at start is no reason not to serve;
+			// until it answers, the pull requests of earlier runs are unknown here.
+			if err := reviews.Recover(ctx); err != nil {
+				log.Warn("open pull requests of earlier runs not learnt from GitHub", "err", err)
+			}
+		}()
+	}
 	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
 }
 
@@ -351,6 +373,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	kubeFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
 	authFlagSet(fs, &c.access, env)
+	reviewFlagSet(fs, &c.review, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -387,6 +410,7 @@ func (c *Command) check() (config, error) {
 		}
 	}
 	problems = append(problems, cfg.replicas.validate()...)
+	problems = append(problems, cfg.review.validate()...)
 	if cfg.kube.publishInterval <= 0 {
 		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}

@@ -78,6 +78,9 @@ type Outcome struct {
 	// ErrCode is the error code of a failed request (EINVALID, …), so a retry after a
 	// restart gets the same answer.
 	ErrCode string `json:"errorCode,omitempty"`
+	// Review is the change's pull request when the review policy sends it to a
+	// reviewer; on a dry run it says whether a pull request would open.
+	Review *Review `json:"review,omitempty"`
 }
 
 // Diff is one file a change adds, modifies or deletes.
@@ -144,6 +147,10 @@ type Change struct {
 	OnBehalfOf string
 	Tenant     string
 	RequestID  string
+	// Plan and Engine are the store's as the change leaves it: a review policy
+	// decides on them and a pull request shows them; the Git writer ignores them.
+	Plan   string
+	Engine string
 	// Continues: a later step of the request RequestID (Meta.Continues), which the
 	// writer must not take for a retry of an earlier step.
 	Continues bool
@@ -203,6 +210,8 @@ type Found struct {
 	Action Action
 	Commit *Commit // when committed
 	Reason string  // when failed
+	// Review is the request's pull request, for a request proposed for review.
+	Review *Review
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the
