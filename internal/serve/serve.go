@@ -287,7 +287,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
 	// No /metrics here yet: it will be served on an internal listener of its own
 	// (the dashboard and metrics issue), never on this port.
-	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
+	return api.Serve(ctx, ln, withDashboard(api.Handler(g, apiOpts)), cfg.grace, log)
 }
 
 func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
