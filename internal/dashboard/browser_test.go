@@ -40,7 +40,8 @@ type stack struct {
 	tr  *status.Tracker
 }
 
-func newStack(t *testing.T) *stack {
+// newFleet is the fleet service on a real Git remote served by git http-backend.
+func newFleet(t *testing.T) *fleet.Service {
 	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
@@ -85,18 +86,18 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	return svc
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	svc := newFleet(t)
+	log := slog.New(slog.DiscardHandler)
 	tr := status.New(status.Options{Log: log})
 	t.Cleanup(tr.Close)
 	tr.SetConnected(true)
 	h := api.Handler(status.Service{Stores: svc, T: tr, ShardOf: store.Shard}, api.Options{Status: tr, Log: log})
-	dash := dashboard.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if dashboard.Owns(r.URL.Path) {
-			dash.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
+	srv := httptest.NewServer(dashboard.Mount(h, nil))
 	t.Cleanup(srv.Close)
 	return &stack{srv: srv, tr: tr}
 }

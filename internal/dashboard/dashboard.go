@@ -68,3 +68,23 @@ func Handler() http.Handler {
 
 // Owns reports whether path is the dashboard's: the page or one of its assets.
 func Owns(p string) bool { return p == "/" || strings.HasPrefix(p, "/assets/") }
+
+// Mount puts the dashboard and its sign-in (nil: no authentication configured)
+// beside the API on one handler: the page, its assets and the sign-in routes are
+// public; every other path goes to the API, with the session's token when the
+// browser has one, so /api/v1 stays behind the API's own authentication.
+func Mount(api http.Handler, signIn *SignIn) http.Handler {
+	page := Handler()
+	auth := signIn.Routes()
+	relay := signIn.Relay(api)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case Owns(r.URL.Path):
+			page.ServeHTTP(w, r)
+		case signIn.OwnsAuth(r.URL.Path):
+			auth.ServeHTTP(w, r)
+		default:
+			relay.ServeHTTP(w, r)
+		}
+	})
+}

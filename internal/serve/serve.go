@@ -65,6 +65,7 @@ type config struct {
 	kube                                                               kubeFlags
 	replicas                                                           replicaFlags
 	access                                                             authFlags
+	dash                                                               dashboardFlags
 
 	level slog.Level
 	grace time.Duration
@@ -287,7 +288,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
 	// No /metrics here yet: it will be served on an internal listener of its own
 	// (the dashboard and metrics issue), never on this port.
-	return api.Serve(ctx, ln, withDashboard(api.Handler(g, apiOpts)), cfg.grace, log)
+	return api.Serve(ctx, ln, withDashboard(api.Handler(g, apiOpts), cfg.dash.signIn(cfg.access.conf)), cfg.grace, log)
 }
 
 func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
@@ -321,6 +322,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	kubeFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
 	authFlagSet(fs, &c.access, env)
+	dashboardFlagSet(fs, &c.dash, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -391,6 +393,7 @@ func (c *Command) check() (config, error) {
 		bad("--listen %q: %w", cfg.listen, err)
 	}
 	problems = append(problems, cfg.access.check(cfg.listen, cfg.kube)...)
+	problems = append(problems, cfg.dash.check(cfg.access.conf)...)
 
 	if cfg.dataDir == "" {
 		bad("--data-dir must not be empty")

@@ -5,6 +5,7 @@
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
 const live = document.getElementById('live');
+const account = document.getElementById('account');
 
 // h builds an element: h('a', {href: '#/'}, 'text', child…). Text goes in as text
 // nodes, never as HTML: store names, reasons and diffs come from outside.
@@ -40,7 +41,9 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body, headers = {}) {
-  const init = { method, headers: { Accept: 'application/json, application/problem+json', ...headers } };
+  // The CSRF header goes on every request: with a sign-in session, the server adds
+  // the token to a write only when it is there (a page of another origin cannot set it).
+  const init = { method, headers: { Accept: 'application/json, application/problem+json', 'X-Storefleet-Csrf': '1', ...headers } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     if (!init.headers['Content-Type']) init.headers['Content-Type'] = 'application/json';
@@ -53,6 +56,7 @@ async function api(method, path, body, headers = {}) {
   }
   const type = resp.headers.get('Content-Type') || '';
   const data = type.includes('json') ? await resp.json().catch(() => null) : null;
+  if (resp.status === 401 && auth.auth) showSignedOut();
   if (!resp.ok) throw new ApiError(resp.status, data, resp.headers.get('Retry-After'));
   return { data, status: resp.status, etag: resp.headers.get('ETag') };
 }
@@ -493,6 +497,41 @@ async function viewStore(name) {
 }
 
 // ---------------------------------------------------------------------------
+// Sign-in: the server keeps the token (HttpOnly session cookie); the page only asks
+// whether this browser is signed in, and links to /auth/login.
+let auth = { auth: false, signedIn: false };
+
+function showSignedOut() {
+  auth.signedIn = false;
+  account.replaceChildren(h('a', { href: '/auth/login' }, 'Sign in'));
+}
+
+async function loadSession() {
+  try {
+    const r = await fetch('/auth/session', { headers: { Accept: 'application/json' } });
+    if (r.ok) auth = await r.json();
+  } catch {
+    // No session endpoint answering: treat as no sign-in; the API's 401s still show.
+  }
+  if (!auth.auth) return;
+  if (!auth.signedIn) { showSignedOut(); return; }
+  const out = h('button', { type: 'button', class: 'secondary' }, 'Sign out');
+  out.addEventListener('click', async () => {
+    await fetch('/auth/logout', { method: 'POST', headers: { 'X-Storefleet-Csrf': '1' } });
+    location.assign('/');
+  });
+  account.replaceChildren(out);
+}
+
+function viewSignedOut() {
+  document.title = 'Signed out · Storefleet';
+  main.replaceChildren(h('h1', {}, 'Signed out'),
+    h('p', {}, 'This Storefleet API needs you to sign in with your organisation\'s account.'),
+    h('p', {}, h('a', { href: '/auth/login' }, 'Sign in')));
+  return () => {};
+}
+
+// ---------------------------------------------------------------------------
 // Hash routing: the server serves one page; #/…, #/new and #/stores/<name> are views.
 let leave = () => {};
 
@@ -502,7 +541,8 @@ async function route() {
   const hash = location.hash.slice(1) || '/';
   const [p, query] = hash.split('?');
   let view;
-  if (p === '/new') view = viewCreate();
+  if (auth.auth && !auth.signedIn) view = viewSignedOut();
+  else if (p === '/new') view = viewCreate();
   else if (p.startsWith('/stores/')) view = viewStore(decodeURIComponent(p.slice('/stores/'.length)));
   else view = viewList(query || '');
   leave = (await view) || (() => {});
@@ -510,5 +550,6 @@ async function route() {
 }
 
 window.addEventListener('hashchange', route);
-startStream();
+await loadSession();
+if (!auth.auth || auth.signedIn) startStream();
 route();
