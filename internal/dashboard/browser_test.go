@@ -358,7 +358,19 @@ func TestBrowser(t *testing.T) {
 	if row := rowText(t, ctx, "other"); !strings.Contains(row, "committed") {
 		t.Fatalf("other's row changed with shop's events: %q", row)
 	}
+	// Bad states plainly: other fails with Flux's reason; a lost cluster shows unknown.
+	s.fluxApplies(t, "other")
+	s.tr.SetRelease("other", &status.Release{Generation: 1, ObservedGeneration: 1, ChartVersion: "0.1.0", InstallFailures: 1,
+		Ready: &status.Condition{Status: "False", Reason: "InstallFailed", Message: "timed out waiting for the condition"}})
+	waitFor(t, ctx, "other failed with its reason", "rowheader", "other", func(n *accessibility.Node) bool {
+		shown = call(t, ctx, n, `function() { return this.parentElement.innerText; }`)
+		return strings.Contains(shown, "failed") && strings.Contains(shown, "InstallFailed")
+	})
 	screenshot(t, ctx, "dashboard-list.png")
+	s.tr.SetConnected(false)
+	waitRow("shop", "unknown")
+	s.tr.SetConnected(true)
+	waitRow("shop", "ready")
 
 	// The store's page: its timeline, then a plan change previewed before it is confirmed.
 	click(t, ctx, waitFor(t, ctx, "link to shop", "link", "shop", nil))
