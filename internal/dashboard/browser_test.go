@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ import (
 type stack struct {
 	srv *httptest.Server
 	tr  *status.Tracker
+	// streams counts the event streams opened: all stores' and one store's.
+	mu                   sync.Mutex
+	allStreams, perStore int
 }
 
 // newFleet is the fleet service on a real Git remote served by git http-backend.
@@ -97,9 +101,20 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(tr.Close)
 	tr.SetConnected(true)
 	h := api.Handler(status.Service{Stores: svc, T: tr, ShardOf: store.Shard}, api.Options{Status: tr, Log: log})
-	srv := httptest.NewServer(dashboard.Mount(h, nil))
-	t.Cleanup(srv.Close)
-	return &stack{srv: srv, tr: tr}
+	st := &stack{tr: tr}
+	mounted := dashboard.Mount(h, nil)
+	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		if r.URL.Path == "/api/v1/events" {
+			st.allStreams++
+		} else if strings.HasPrefix(r.URL.Path, "/api/v1/stores/") && strings.HasSuffix(r.URL.Path, "/events") {
+			st.perStore++
+		}
+		st.mu.Unlock()
+		mounted.ServeHTTP(w, r)
+	}))
+	t.Cleanup(st.srv.Close)
+	return st
 }
 
 // commitOf reads the store's last fleet commit through the API, as Flux would see it.
@@ -134,7 +149,7 @@ func (s *stack) fluxApplies(t *testing.T, name string) {
 
 // browser starts Debian's chromium headless. A machine without it fails here,
 // saying what to install: a browser test that skips would pass without a browser.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -414,6 +429,14 @@ func TestBrowser(t *testing.T) {
 		shown = text(t, ctx, n)
 		return strings.Contains(shown, "purging")
 	})
+
+	// One stream per tab: the page was loaded once (the list, the store's page and
+	// the form are hash changes of the same document), and never one per store.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perStore != 0 || s.allStreams != 1 {
+		t.Fatalf("event streams opened: %d of all stores, %d of one store; want 1 and 0", s.allStreams, s.perStore)
+	}
 }
 
 func planOf(t *testing.T, s *stack, name string) string {
