@@ -77,6 +77,7 @@ type config struct {
 	replicas      replicaFlags
 	access        authFlags
 	review        reviewFlags
+	dash          dashboardFlags
 
 	level slog.Level
 	grace time.Duration
@@ -328,7 +329,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 			}
 		}()
 	}
-	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
+	return api.Serve(ctx, ln, withDashboard(api.Handler(g, apiOpts), cfg.dash.signIn(cfg.access.conf)), cfg.grace, log)
 }
 
 func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
@@ -374,6 +375,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	replicaFlagSet(fs, &c.replicas, env)
 	authFlagSet(fs, &c.access, env)
 	reviewFlagSet(fs, &c.review, env)
+	dashboardFlagSet(fs, &c.dash, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -465,6 +467,7 @@ func (c *Command) check() (config, error) {
 		bad("--listen %q: %w", cfg.listen, err)
 	}
 	problems = append(problems, cfg.access.check(cfg.listen, cfg.kube)...)
+	problems = append(problems, cfg.dash.check(cfg.access.conf)...)
 
 	if cfg.dataDir == "" {
 		bad("--data-dir must not be empty")
