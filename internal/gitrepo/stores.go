@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/storefleet/storefleet/internal/store"
@@ -27,28 +26,9 @@ var _ store.Repository = Fleet{}
 // changes files and keeps the folder (Keep); only step 2 removes it, and only that
 // counts against the writer's MaxPurges guard.
 func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
-	gc := Change{
-		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
-		Tenant: c.Tenant, Actor: c.Actor, OnBehalfOf: c.OnBehalfOf, RequestID: c.RequestID, Continues: c.Continues,
-	}
-	switch {
-	case c.Remove:
-		gc.Action = ActionPurge
-	case c.Action == store.ActionPurge:
-		gc.Keep = true
-	}
-	if !c.Remove {
-		gc.Files = make([]File, 0, len(c.Files))
-		for _, f := range c.Files {
-			rel, ok := strings.CutPrefix(f.Path, c.Dir+"/")
-			if !ok {
-				return store.Commit{}, fmt.Errorf("file %s is outside the store folder %s", f.Path, c.Dir)
-			}
-			gc.Files = append(gc.Files, File{Path: rel, Content: f.Content})
-		}
-	}
-	if c.Base != "" {
-		gc.Expect = ExpectTree(c.Base)
+	gc, err := toChange(c)
+	if err != nil {
+		return store.Commit{}, err
 	}
 	res := g.R.Submit(ctx, gc)
 	if res.Err != nil {
