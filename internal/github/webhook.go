@@ -182,13 +182,20 @@ func (w *Writer) closed(ctx context.Context, number int, branch string, merged b
 	if w.open[p.store] == p {
 		delete(w.open, p.store)
 	}
+	first := p.state == store.RequestAwaitingApproval
 	if merged {
 		p.state = store.RequestCommitted
 	} else {
 		p.state = store.RequestRejected
 	}
+	r, state := p.review, p.state
+	r.Reviewers = append([]string(nil), r.Reviewers...)
 	w.mu.Unlock()
-	w.log.Info("pull request closed", "pr", p.review.URL, "store", p.store, "request", p.requestID, "merged", merged)
+	w.log.Info("pull request closed", "pr", r.URL, "store", p.store, "request", p.requestID, "merged", merged)
+	if first && w.cfg.Closed != nil {
+		// Once: a poll and a delivery may both report the same close.
+		w.cfg.Closed(p.store, r, state)
+	}
 	if merged {
 		// The merge moved the base of every other open pull request.
 		w.baseMoved(ctx)

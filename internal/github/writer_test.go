@@ -686,3 +686,71 @@ func TestProposalForAStoreDeletedMeanwhile(t *testing.T) {
 		t.Fatalf("the store came back: %s", files)
 	}
 }
+
+// A store under review is seen in its own view: a proposed create is a store (its
+// proposed spec, its tenant) rather than a 404, a change under review leaves the
+// spec on the fleet's branch in view with the pull request beside it; once closed
+// without merge a proposed create is gone, and a merge leaves no review behind.
+func TestStoreViewShowsTheReview(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	big, err := s.svc.Create(ctx, premium("big"), meta("req-big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.svc.Get(ctx, "big")
+	if err != nil || v.Review == nil || v.Review.URL != big.Review.URL || v.Store.Plan != store.Premium || v.Store.Tenant != "default" {
+		t.Fatalf("a proposed create: %+v, %v", v, err)
+	}
+	basic := premium("shop")
+	basic.Plan = store.Basic
+	if _, err := s.svc.Create(ctx, basic, meta("req-shop")); err != nil {
+		t.Fatal(err)
+	}
+	up, err := s.svc.Update(ctx, "shop", func(st store.Store) (store.Store, error) { st.Plan = store.Premium; return st, nil }, meta("req-up"))
+	if err != nil || up.Review == nil {
+		t.Fatalf("premium update: %+v, %v", up, err)
+	}
+	v, err = s.svc.Get(ctx, "shop")
+	if err != nil || v.Review == nil || v.Review.Number != up.Review.Number || v.Store.Plan != store.Basic || v.Commit == nil {
+		t.Fatalf("an update under review shows the current spec and the pull request: %+v, %v", v, err)
+	}
+	list := func(f store.Filter) map[string]*store.Review {
+		views, _, err := s.svc.List(ctx, f, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*store.Review{}
+		for _, v := range views {
+			out[v.Store.Name] = v.Review
+		}
+		return out
+	}
+	all := list(store.Filter{})
+	if len(all) != 2 || all["big"] == nil || all["shop"] == nil || all["big"].Number != big.Review.Number {
+		t.Fatalf("list: %+v", all)
+	}
+	if got := list(store.Filter{Phase: string(store.PhaseAwaitingApproval)}); len(got) != 2 {
+		t.Fatalf("?phase=awaiting-approval: %+v", got)
+	}
+	if got := list(store.Filter{Tenants: []string{"acme"}}); len(got) != 0 {
+		t.Fatalf("another tenant's view lists %+v", got)
+	}
+
+	deliver(t, s.writer, "close-big", s.gh.close(big.Review.Number, false))
+	waitFor(t, "the create is rejected", func() bool {
+		_, err := s.svc.Get(ctx, "big")
+		return store.ErrorCode(err) == store.ENOTFOUND
+	})
+	mergeOnServer(t, s.bare, up.Review.Branch)
+	deliver(t, s.writer, "merge-up", s.gh.close(up.Review.Number, true))
+	waitFor(t, "the merge is fetched", func() bool { return s.merged.Load() > 0 })
+	s.svc.Refreshed(ctx, []string{store.Dir("local", "shop")})
+	v, err = s.svc.Get(ctx, "shop")
+	if err != nil || v.Review != nil || v.Store.Plan != store.Premium {
+		t.Fatalf("after the merge: %+v, %v", v, err)
+	}
+	if all := list(store.Filter{}); len(all) != 1 || all["shop"] != nil {
+		t.Fatalf("list after the close and the merge: %+v", all)
+	}
+}

@@ -115,3 +115,23 @@ type Delivery struct {
 type DeliveryReceiver interface {
 	Receive(ctx context.Context, d Delivery) error
 }
+
+// Proposal is a change waiting for a reviewer, as the reviewing Repository holds it.
+type Proposal struct {
+	Store  string
+	Action Action
+	Review Review
+	// Files are the store's folder as the change leaves it: a proposed create has no
+	// folder on the fleet's branch, so its spec is read from here. Nil for a removal
+	// and for a pull request adopted after a restart (its change is learnt again only
+	// when the request is retried).
+	Files []File
+}
+
+// ProposalLister is implemented by a Repository that sends changes to review
+// (internal/github): a store's own view shows the pull request it waits on, and a
+// proposed create is listed before anything of it is on the fleet's branch.
+type ProposalLister interface {
+	// OpenProposals returns the changes whose pull request is open.
+	OpenProposals() []Proposal
+}
