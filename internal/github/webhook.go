@@ -196,6 +196,15 @@ func (w *Writer) closed(ctx context.Context, number int, branch string, merged b
 		// Once: a poll and a delivery may both report the same close.
 		w.cfg.Closed(p.store, r, state)
 	}
+	if first {
+		// The branch has served: merged, its commit is on the fleet's branch;
+		// rejected, it must not stay where someone could still merge it by hand. A
+		// branch that stays (the remote down) is only clutter: the next proposal of
+		// the store uses another request's branch.
+		if err := w.cfg.Branches.DropBranch(ctx, r.Branch); err != nil {
+			w.log.Warn("proposal branch not deleted after its pull request closed", "branch", r.Branch, "pr", r.URL, "err", err)
+		}
+	}
 	if merged {
 		// The merge moved the base of every other open pull request.
 		w.baseMoved(ctx)

@@ -391,6 +391,10 @@ func TestMergedThenRejected(t *testing.T) {
 	if got := git(t, s.bare, "rev-parse", "main"); got != mainBefore {
 		t.Fatal("a rejected change reached the fleet's branch")
 	}
+	// Both proposal branches, merged and rejected, are gone from the remote.
+	waitFor(t, "the proposal branches are deleted", func() bool {
+		return git(t, s.bare, "for-each-ref", "refs/heads/storefleet/") == ""
+	})
 	if _, err := s.svc.Get(ctx, "no"); store.ErrorCode(err) != store.ENOTFOUND {
 		t.Fatalf("a rejected store exists: %v", err)
 	}

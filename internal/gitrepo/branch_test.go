@@ -130,3 +130,36 @@ func mergeAsGitHub(t *testing.T, bare, branch, how string) {
 	}
 	runGit(t, wt, "push", "-q", "origin", "main")
 }
+
+// A proposal branch is deleted from the remote (loose ref or over HTTP) once its
+// pull request closed; the fleet's branch is refused, and a branch already gone is
+// not an error.
+func TestDeleteProposalBranch(t *testing.T) {
+	for _, kind := range []string{"http", "path"} {
+		t.Run(kind, func(t *testing.T) {
+			rm := newRemote(t, kind)
+			r := open(t, rm)
+			ctx := context.Background()
+			branch := "storefleet/shop/req-del"
+			if _, err := r.PushBranch(ctx, branch, change("default", "shop", ActionCreate, 1, "req-del")); err != nil {
+				t.Fatal(err)
+			}
+			mainBefore := remoteHead(t, rm)
+			if err := r.DeleteBranch(ctx, branch); err != nil {
+				t.Fatal(err)
+			}
+			if out := runGit(t, rm.bare, "for-each-ref", "refs/heads/storefleet/"); out != "" {
+				t.Fatalf("the proposal branch is still there: %s", out)
+			}
+			if got := remoteHead(t, rm); got != mainBefore {
+				t.Fatalf("the fleet branch moved: %s -> %s", mainBefore, got)
+			}
+			if err := r.DeleteBranch(ctx, branch); err != nil {
+				t.Fatalf("a branch already gone: %v", err)
+			}
+			if err := r.DeleteBranch(ctx, "main"); err == nil || remoteHead(t, rm) != mainBefore {
+				t.Fatalf("the fleet's branch deleted: %v", err)
+			}
+		})
+	}
+}

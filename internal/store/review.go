@@ -98,6 +98,13 @@ type BranchCommit struct {
 // same branch again replaces it: that brings a proposal onto a moved base.
 type Proposer interface {
 	Propose(ctx context.Context, branch string, c Change) (BranchCommit, error)
+	BranchDropper
+}
+
+// BranchDropper removes a proposal branch once its pull request is closed
+// (internal/gitrepo); a branch already gone is not an error.
+type BranchDropper interface {
+	DropBranch(ctx context.Context, branch string) error
 }
 
 // Delivery is one webhook delivery from the review host, as received.
