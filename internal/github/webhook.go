@@ -147,10 +147,13 @@ func (w *Writer) baseMoved(ctx context.Context) {
 	}
 	w.mu.Unlock()
 	for _, p := range open {
-		if p.change.Store == "" {
-			continue // adopted after a restart: its change is not known here
+		if !w.learn(ctx, p) {
+			continue
 		}
-		bc, err := w.cfg.Branches.Propose(ctx, p.review.Branch, p.change)
+		w.mu.Lock()
+		change := p.change
+		w.mu.Unlock()
+		bc, err := w.cfg.Branches.Propose(ctx, p.review.Branch, change)
 		if err != nil {
 			// The store's folder moved under the proposal (an outside push): the
 			// pull request shows GitHub's conflict, and a reviewer decides.

@@ -111,10 +111,11 @@ func subjectOf(c store.Change) store.ReviewSubject {
 func (w *Writer) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
 	w.mu.Lock()
 	p := w.open[c.Store]
+	adopted := p != nil && p.change.Store == ""
 	w.mu.Unlock()
 	if p != nil {
 		if p.requestID == c.RequestID && !c.Continues {
-			if p.change.Store == "" {
+			if adopted {
 				// Adopted after a restart: propose again, which finds the same
 				// pull request and learns the change.
 				return w.propose(ctx, c)

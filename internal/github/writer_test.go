@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -683,8 +684,22 @@ func TestProposalForAStoreDeletedMeanwhile(t *testing.T) {
 		f, err := s.writer.FindRequest(ctx, "u")
 		return err == nil && f.State == store.RequestRejected
 	})
-	if got := git(t, s.bare, "rev-parse", up.Review.Branch); got != branchBefore {
-		t.Fatal("a proposal for a store that is gone was rebuilt")
+	// The branch is deleted with the close; no other commit of the request was ever
+	// pushed (the remote keeps every object it received until a gc).
+	ofRequest := func(sha string) bool {
+		return slices.Contains(strings.Split(git(t, s.bare, "log", "-1", "--format=%B", sha), "\n"), "Request-Id: u")
+	}
+	if !ofRequest(branchBefore) {
+		t.Fatal("the proposal's commit does not name its request")
+	}
+	for line := range strings.SplitSeq(git(t, s.bare, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)"), "\n") {
+		sha, typ, _ := strings.Cut(line, " ")
+		if typ == "commit" && sha != branchBefore && ofRequest(sha) {
+			t.Fatalf("a proposal for a store that is gone was rebuilt: %s", sha)
+		}
+	}
+	if refs := git(t, s.bare, "for-each-ref", "refs/heads/storefleet/"); refs != "" {
+		t.Fatalf("the rejected proposal's branch is still there: %s", refs)
 	}
 	if files := git(t, s.bare, "ls-tree", "-r", "--name-only", "main"); strings.Contains(files, "fleeting") {
 		t.Fatalf("the store came back: %s", files)
@@ -756,5 +771,51 @@ func TestStoreViewShowsTheReview(t *testing.T) {
 	}
 	if all := list(store.Filter{}); len(all) != 1 || all["shop"] != nil {
 		t.Fatalf("list after the close and the merge: %+v", all)
+	}
+}
+
+// A pull request adopted after a restart is read back from its branch: its store's
+// view shows it, and it is rebuilt on a moved base like the others, with the same
+// files and trailers.
+func TestAdoptedProposalFollowsItsBase(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	a, err := s.svc.Create(ctx, premium("first"), meta("req-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.svc.Create(ctx, premium("second"), meta("req-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldB := git(t, s.bare, "rev-parse", b.Review.Branch)
+	folder := store.Dir("local", "second")
+
+	// A restart: a new writer knows the pull requests only from GitHub.
+	w2 := s.newWriter(t)
+	if err := w2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc2 := s.newService(t, w2)
+	if v, err := svc2.Get(ctx, "second"); err != nil || v.Review == nil || v.Review.Number != b.Review.Number || v.Store.Plan != store.Premium {
+		t.Fatalf("an adopted proposed create: %+v, %v", v, err)
+	}
+	mergeOnServer(t, s.bare, a.Review.Branch)
+	deliver(t, w2, "a-merged-after-restart", s.gh.close(a.Review.Number, true))
+	waitFor(t, "the adopted branch is rebuilt", func() bool {
+		return git(t, s.bare, "rev-parse", b.Review.Branch) != oldB
+	})
+	main := git(t, s.bare, "rev-parse", "main")
+	if parent := git(t, s.bare, "rev-parse", b.Review.Branch+"^"); parent != main {
+		t.Fatalf("rebuilt on %s, main is %s", parent, main)
+	}
+	if got, want := git(t, s.bare, "rev-parse", b.Review.Branch+":"+folder), git(t, s.bare, "rev-parse", oldB+":"+folder); got != want {
+		t.Fatalf("the rebuilt folder is %s, the proposal's was %s", got, want)
+	}
+	msg := git(t, s.bare, "log", "-1", "--format=%B", b.Review.Branch)
+	for _, tr := range []string{"Request-Id: req-b", "Store: second", "Action: create", "Actor: alice@example.com", "Tenant: default"} {
+		if !strings.Contains(msg, tr) {
+			t.Fatalf("rebuilt commit lacks %q: %s", tr, msg)
+		}
 	}
 }

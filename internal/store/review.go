@@ -98,6 +98,9 @@ type BranchCommit struct {
 // same branch again replaces it: that brings a proposal onto a moved base.
 type Proposer interface {
 	Propose(ctx context.Context, branch string, c Change) (BranchCommit, error)
+	// ReadProposal reads back the change a proposal branch holds (a pull request
+	// of an earlier run) and the commit it is: ErrNotFound when the branch is gone.
+	ReadProposal(ctx context.Context, branch string) (Change, BranchCommit, error)
 	BranchDropper
 }
 
