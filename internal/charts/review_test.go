@@ -102,8 +102,10 @@ func TestPlatformReviewValues(t *testing.T) {
 		"no webhook secret": func(v map[string]any) { set(v, "review.github.webhookSecret.name", "") },
 		"no credential":     func(v map[string]any) { set(v, "review.github.tokenSecret.name", "") },
 		"token and app":     func(v map[string]any) { set(v, "review.github.app.id", "12345") },
-		"unknown rule key":  func(v map[string]any) { set(v, "review.policy.rules", []any{map[string]any{"name": "x", "plan": []any{"premium"}}}) },
-		"bad repository":    func(v map[string]any) { set(v, "review.github.repository", "acme") },
+		"unknown rule key": func(v map[string]any) {
+			set(v, "review.policy.rules", []any{map[string]any{"name": "x", "plan": []any{"premium"}}})
+		},
+		"bad repository": func(v map[string]any) { set(v, "review.github.repository", "acme") },
 	} {
 		v := deepCopy(withToken).(map[string]any)
 		mod(v)
