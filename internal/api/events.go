@@ -42,6 +42,11 @@ func (a *api) withStatus(out StoreJSON) StoreJSON {
 	if !ok {
 		return out
 	}
+	if rv := out.Status.Review; rv != nil {
+		// The cluster still runs the spec on the fleet's branch; the change under
+		// review is what the store waits on.
+		st.AwaitReview(*rv)
+	}
 	out.Status = st
 	return out
 }

@@ -178,6 +178,10 @@ func storeJSON(v store.View) StoreJSON {
 		out.Status.Commit = v.Commit.SHA
 		out.Status.Steps = append(out.Status.Steps, store.Step{Name: "committed", State: "done", Time: &t, Commit: v.Commit.SHA})
 	}
+	if v.Review != nil {
+		out.Status.AwaitReview(*v.Review)
+		return out
+	}
 	switch v.State {
 	case store.StateRetained:
 		out.Status.Message = "release removed, namespace and data retained; DELETE with ?purge=true to remove the data"

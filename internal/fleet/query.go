@@ -13,11 +13,17 @@ import (
 
 // Get returns one store with the commit that last changed it.
 func (s *Service) Get(ctx context.Context, name string) (store.View, error) {
+	open := s.openProposals()
 	cur, err := s.load(ctx, name)
+	if store.ErrorCode(err) == store.ENOTFOUND {
+		if v, ok := s.proposedCreate(open[name]); ok {
+			return v, nil
+		}
+	}
 	if err != nil {
 		return store.View{}, err
 	}
-	v := store.View{Store: cur.store, State: cur.state}
+	v := store.View{Store: cur.store, State: cur.state, Review: reviewOf(open, name)}
 	c, err := s.lastCommit(ctx, name, cur)
 	if err != nil {
 		return store.View{}, err
@@ -40,10 +46,17 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 		}
 		after = string(b[2:])
 	}
+	open := s.openProposals()
 	s.mu.Lock()
 	names := make([]string, 0, len(s.index))
 	for n, e := range s.index {
 		if n > after && (f.Cluster == "" || e.store.Cluster == f.Cluster) {
+			names = append(names, n)
+		}
+	}
+	// Proposed creates are listed among the fleet's stores, in name order.
+	for n := range open {
+		if _, ok := s.index[n]; !ok && n > after {
 			names = append(names, n)
 		}
 	}
@@ -54,13 +67,23 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 	for _, n := range names {
 		// Walk in name order, reading specs only as far as the page needs.
 		e, err := s.load(ctx, n)
-		if store.ErrorCode(err) == store.ENOTFOUND || errors.Is(err, errUnreadable) {
+		if store.ErrorCode(err) == store.ENOTFOUND {
+			pv, ok := s.proposedCreate(open[n])
+			if !ok || f.Cluster != "" && pv.Store.Cluster != f.Cluster {
+				continue
+			}
+			e, err = indexed{store: pv.Store, state: pv.State}, nil
+		}
+		if errors.Is(err, errUnreadable) || store.ErrorCode(err) == store.ENOTFOUND {
 			continue
 		}
 		if err != nil {
 			return nil, "", err
 		}
 		ph := e.state.Phase()
+		if open[n] != nil {
+			ph = store.PhaseAwaitingApproval
+		}
 		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
 			f.Phase != "" && string(ph) != f.Phase || !tenantMatches(f, e.store.Tenant) {
 			continue
@@ -69,7 +92,7 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 			next = base64.RawURLEncoding.EncodeToString([]byte("n:" + all[limit-1].Store.Name))
 			break
 		}
-		v := store.View{Store: e.store, State: e.state}
+		v := store.View{Store: e.store, State: e.state, Review: reviewOf(open, n)}
 		if e.commit.SHA != "" {
 			c := e.commit
 			v.Commit = &c
@@ -124,4 +147,43 @@ func tenantMatches(f store.Filter, t string) bool {
 		return false
 	}
 	return f.Tenants == nil || slices.Contains(f.Tenants, store.AllTenants) || slices.Contains(f.Tenants, t)
+}
+
+// openProposals are the changes under review by store, when the repository sends
+// changes to review (nil otherwise).
+func (s *Service) openProposals() map[string]*store.Proposal {
+	pl, ok := s.repo.(store.ProposalLister)
+	if !ok {
+		return nil
+	}
+	ps := pl.OpenProposals()
+	out := make(map[string]*store.Proposal, len(ps))
+	for i := range ps {
+		out[ps[i].Store] = &ps[i]
+	}
+	return out
+}
+
+func reviewOf(open map[string]*store.Proposal, name string) *store.Review {
+	if p := open[name]; p != nil {
+		r := p.Review
+		return &r
+	}
+	return nil
+}
+
+// proposedCreate is a store whose create waits for a reviewer: its spec is the
+// proposed folder's, its tenant the one it was asked for, so the access rules treat
+// it like any other store of that tenant.
+func (s *Service) proposedCreate(p *store.Proposal) (store.View, bool) {
+	if p == nil || p.Action != store.ActionCreate || len(p.Files) == 0 {
+		return store.View{}, false
+	}
+	st, state, err := s.render.Parse(p.Files)
+	if err != nil {
+		s.log.Warn("proposed store not readable", "store", p.Store, "pr", p.Review.URL, "err", err)
+		return store.View{}, false
+	}
+	r := p.Review
+	return store.View{Store: s.owned(st), State: state, Review: &r}, true
 }

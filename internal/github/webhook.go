@@ -147,10 +147,13 @@ func (w *Writer) baseMoved(ctx context.Context) {
 	}
 	w.mu.Unlock()
 	for _, p := range open {
-		if p.change.Store == "" {
-			continue // adopted after a restart: its change is not known here
+		if !w.learn(ctx, p) {
+			continue
 		}
-		bc, err := w.cfg.Branches.Propose(ctx, p.review.Branch, p.change)
+		w.mu.Lock()
+		change := p.change
+		w.mu.Unlock()
+		bc, err := w.cfg.Branches.Propose(ctx, p.review.Branch, change)
 		if err != nil {
 			// The store's folder moved under the proposal (an outside push): the
 			// pull request shows GitHub's conflict, and a reviewer decides.
@@ -182,13 +185,29 @@ func (w *Writer) closed(ctx context.Context, number int, branch string, merged b
 	if w.open[p.store] == p {
 		delete(w.open, p.store)
 	}
+	first := p.state == store.RequestAwaitingApproval
 	if merged {
 		p.state = store.RequestCommitted
 	} else {
 		p.state = store.RequestRejected
 	}
+	r, state := p.review, p.state
+	r.Reviewers = append([]string(nil), r.Reviewers...)
 	w.mu.Unlock()
-	w.log.Info("pull request closed", "pr", p.review.URL, "store", p.store, "request", p.requestID, "merged", merged)
+	w.log.Info("pull request closed", "pr", r.URL, "store", p.store, "request", p.requestID, "merged", merged)
+	if first && w.cfg.Closed != nil {
+		// Once: a poll and a delivery may both report the same close.
+		w.cfg.Closed(p.store, r, state)
+	}
+	if first {
+		// The branch has served: merged, its commit is on the fleet's branch;
+		// rejected, it must not stay where someone could still merge it by hand. A
+		// branch that stays (the remote down) is only clutter: the next proposal of
+		// the store uses another request's branch.
+		if err := w.cfg.Branches.DropBranch(ctx, r.Branch); err != nil {
+			w.log.Warn("proposal branch not deleted after its pull request closed", "branch", r.Branch, "pr", r.URL, "err", err)
+		}
+	}
 	if merged {
 		// The merge moved the base of every other open pull request.
 		w.baseMoved(ctx)

@@ -36,6 +36,9 @@ type Config struct {
 	// Merged is told when a pull request was merged, so the fleet is fetched at
 	// once instead of at the next interval. May be nil.
 	Merged func(ctx context.Context)
+	// Closed is told when a pull request was closed, merged (state committed) or
+	// not (rejected), so the stores' status streams show it. May be nil.
+	Closed func(store string, r store.Review, state store.RequestState)
 	Log    *slog.Logger
 	// CreateSpacing is the least time between two content-creating calls (opening a
 	// pull request, labelling it): GitHub's secondary rate limits ask for a second.
@@ -108,10 +111,11 @@ func subjectOf(c store.Change) store.ReviewSubject {
 func (w *Writer) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
 	w.mu.Lock()
 	p := w.open[c.Store]
+	adopted := p != nil && p.change.Store == ""
 	w.mu.Unlock()
 	if p != nil {
 		if p.requestID == c.RequestID && !c.Continues {
-			if p.change.Store == "" {
+			if adopted {
 				// Adopted after a restart: propose again, which finds the same
 				// pull request and learns the change.
 				return w.propose(ctx, c)
@@ -310,4 +314,22 @@ func (w *Writer) Review(id string) (store.Review, store.RequestState, bool) {
 		return store.Review{}, "", false
 	}
 	return p.review, p.state, true
+}
+
+// OpenProposals returns the changes whose pull request is open, for the stores'
+// own view.
+func (w *Writer) OpenProposals() []store.Proposal {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]store.Proposal, 0, len(w.open))
+	for _, p := range w.open {
+		r := p.review
+		r.Reviewers = append([]string(nil), r.Reviewers...)
+		pr := store.Proposal{Store: p.store, Action: p.action, Review: r}
+		if !p.change.Remove {
+			pr.Files = p.change.Files
+		}
+		out = append(out, pr)
+	}
+	return out
 }

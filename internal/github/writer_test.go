@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -391,6 +392,10 @@ func TestMergedThenRejected(t *testing.T) {
 	if got := git(t, s.bare, "rev-parse", "main"); got != mainBefore {
 		t.Fatal("a rejected change reached the fleet's branch")
 	}
+	// Both proposal branches, merged and rejected, are gone from the remote.
+	waitFor(t, "the proposal branches are deleted", func() bool {
+		return git(t, s.bare, "for-each-ref", "refs/heads/storefleet/") == ""
+	})
 	if _, err := s.svc.Get(ctx, "no"); store.ErrorCode(err) != store.ENOTFOUND {
 		t.Fatalf("a rejected store exists: %v", err)
 	}
@@ -679,10 +684,138 @@ func TestProposalForAStoreDeletedMeanwhile(t *testing.T) {
 		f, err := s.writer.FindRequest(ctx, "u")
 		return err == nil && f.State == store.RequestRejected
 	})
-	if got := git(t, s.bare, "rev-parse", up.Review.Branch); got != branchBefore {
-		t.Fatal("a proposal for a store that is gone was rebuilt")
+	// The branch is deleted with the close; no other commit of the request was ever
+	// pushed (the remote keeps every object it received until a gc).
+	ofRequest := func(sha string) bool {
+		return slices.Contains(strings.Split(git(t, s.bare, "log", "-1", "--format=%B", sha), "\n"), "Request-Id: u")
+	}
+	if !ofRequest(branchBefore) {
+		t.Fatal("the proposal's commit does not name its request")
+	}
+	for line := range strings.SplitSeq(git(t, s.bare, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)"), "\n") {
+		sha, typ, _ := strings.Cut(line, " ")
+		if typ == "commit" && sha != branchBefore && ofRequest(sha) {
+			t.Fatalf("a proposal for a store that is gone was rebuilt: %s", sha)
+		}
+	}
+	if refs := git(t, s.bare, "for-each-ref", "refs/heads/storefleet/"); refs != "" {
+		t.Fatalf("the rejected proposal's branch is still there: %s", refs)
 	}
 	if files := git(t, s.bare, "ls-tree", "-r", "--name-only", "main"); strings.Contains(files, "fleeting") {
 		t.Fatalf("the store came back: %s", files)
+	}
+}
+
+// A store under review is seen in its own view: a proposed create is a store (its
+// proposed spec, its tenant) rather than a 404, a change under review leaves the
+// spec on the fleet's branch in view with the pull request beside it; once closed
+// without merge a proposed create is gone, and a merge leaves no review behind.
+func TestStoreViewShowsTheReview(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	big, err := s.svc.Create(ctx, premium("big"), meta("req-big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.svc.Get(ctx, "big")
+	if err != nil || v.Review == nil || v.Review.URL != big.Review.URL || v.Store.Plan != store.Premium || v.Store.Tenant != "default" {
+		t.Fatalf("a proposed create: %+v, %v", v, err)
+	}
+	basic := premium("shop")
+	basic.Plan = store.Basic
+	if _, err := s.svc.Create(ctx, basic, meta("req-shop")); err != nil {
+		t.Fatal(err)
+	}
+	up, err := s.svc.Update(ctx, "shop", func(st store.Store) (store.Store, error) { st.Plan = store.Premium; return st, nil }, meta("req-up"))
+	if err != nil || up.Review == nil {
+		t.Fatalf("premium update: %+v, %v", up, err)
+	}
+	v, err = s.svc.Get(ctx, "shop")
+	if err != nil || v.Review == nil || v.Review.Number != up.Review.Number || v.Store.Plan != store.Basic || v.Commit == nil {
+		t.Fatalf("an update under review shows the current spec and the pull request: %+v, %v", v, err)
+	}
+	list := func(f store.Filter) map[string]*store.Review {
+		views, _, err := s.svc.List(ctx, f, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*store.Review{}
+		for _, v := range views {
+			out[v.Store.Name] = v.Review
+		}
+		return out
+	}
+	all := list(store.Filter{})
+	if len(all) != 2 || all["big"] == nil || all["shop"] == nil || all["big"].Number != big.Review.Number {
+		t.Fatalf("list: %+v", all)
+	}
+	if got := list(store.Filter{Phase: string(store.PhaseAwaitingApproval)}); len(got) != 2 {
+		t.Fatalf("?phase=awaiting-approval: %+v", got)
+	}
+	if got := list(store.Filter{Tenants: []string{"acme"}}); len(got) != 0 {
+		t.Fatalf("another tenant's view lists %+v", got)
+	}
+
+	deliver(t, s.writer, "close-big", s.gh.close(big.Review.Number, false))
+	waitFor(t, "the create is rejected", func() bool {
+		_, err := s.svc.Get(ctx, "big")
+		return store.ErrorCode(err) == store.ENOTFOUND
+	})
+	mergeOnServer(t, s.bare, up.Review.Branch)
+	deliver(t, s.writer, "merge-up", s.gh.close(up.Review.Number, true))
+	waitFor(t, "the merge is fetched", func() bool { return s.merged.Load() > 0 })
+	s.svc.Refreshed(ctx, []string{store.Dir("local", "shop")})
+	v, err = s.svc.Get(ctx, "shop")
+	if err != nil || v.Review != nil || v.Store.Plan != store.Premium {
+		t.Fatalf("after the merge: %+v, %v", v, err)
+	}
+	if all := list(store.Filter{}); len(all) != 1 || all["shop"] != nil {
+		t.Fatalf("list after the close and the merge: %+v", all)
+	}
+}
+
+// A pull request adopted after a restart is read back from its branch: its store's
+// view shows it, and it is rebuilt on a moved base like the others, with the same
+// files and trailers.
+func TestAdoptedProposalFollowsItsBase(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	a, err := s.svc.Create(ctx, premium("first"), meta("req-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.svc.Create(ctx, premium("second"), meta("req-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldB := git(t, s.bare, "rev-parse", b.Review.Branch)
+	folder := store.Dir("local", "second")
+
+	// A restart: a new writer knows the pull requests only from GitHub.
+	w2 := s.newWriter(t)
+	if err := w2.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc2 := s.newService(t, w2)
+	if v, err := svc2.Get(ctx, "second"); err != nil || v.Review == nil || v.Review.Number != b.Review.Number || v.Store.Plan != store.Premium {
+		t.Fatalf("an adopted proposed create: %+v, %v", v, err)
+	}
+	mergeOnServer(t, s.bare, a.Review.Branch)
+	deliver(t, w2, "a-merged-after-restart", s.gh.close(a.Review.Number, true))
+	waitFor(t, "the adopted branch is rebuilt", func() bool {
+		return git(t, s.bare, "rev-parse", b.Review.Branch) != oldB
+	})
+	main := git(t, s.bare, "rev-parse", "main")
+	if parent := git(t, s.bare, "rev-parse", b.Review.Branch+"^"); parent != main {
+		t.Fatalf("rebuilt on %s, main is %s", parent, main)
+	}
+	if got, want := git(t, s.bare, "rev-parse", b.Review.Branch+":"+folder), git(t, s.bare, "rev-parse", oldB+":"+folder); got != want {
+		t.Fatalf("the rebuilt folder is %s, the proposal's was %s", got, want)
+	}
+	msg := git(t, s.bare, "log", "-1", "--format=%B", b.Review.Branch)
+	for _, tr := range []string{"Request-Id: req-b", "Store: second", "Action: create", "Actor: alice@example.com", "Tenant: default"} {
+		if !strings.Contains(msg, tr) {
+			t.Fatalf("rebuilt commit lacks %q: %s", tr, msg)
+		}
 	}
 }

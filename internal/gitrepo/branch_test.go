@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,4 +130,91 @@ func mergeAsGitHub(t *testing.T, bare, branch, how string) {
 		runGit(t, wt, "cherry-pick", "FETCH_HEAD")
 	}
 	runGit(t, wt, "push", "-q", "origin", "main")
+}
+
+// A proposal branch is deleted from the remote (loose ref or over HTTP) once its
+// pull request closed; the fleet's branch is refused, and a branch already gone is
+// not an error.
+func TestDeleteProposalBranch(t *testing.T) {
+	for _, kind := range []string{"http", "path"} {
+		t.Run(kind, func(t *testing.T) {
+			rm := newRemote(t, kind)
+			r := open(t, rm)
+			ctx := context.Background()
+			branch := "storefleet/shop/req-del"
+			if _, err := r.PushBranch(ctx, branch, change("default", "shop", ActionCreate, 1, "req-del")); err != nil {
+				t.Fatal(err)
+			}
+			mainBefore := remoteHead(t, rm)
+			if err := r.DeleteBranch(ctx, branch); err != nil {
+				t.Fatal(err)
+			}
+			if out := runGit(t, rm.bare, "for-each-ref", "refs/heads/storefleet/"); out != "" {
+				t.Fatalf("the proposal branch is still there: %s", out)
+			}
+			if got := remoteHead(t, rm); got != mainBefore {
+				t.Fatalf("the fleet branch moved: %s -> %s", mainBefore, got)
+			}
+			if err := r.DeleteBranch(ctx, branch); err != nil {
+				t.Fatalf("a branch already gone: %v", err)
+			}
+			if err := r.DeleteBranch(ctx, "main"); err == nil || remoteHead(t, rm) != mainBefore {
+				t.Fatalf("the fleet's branch deleted: %v", err)
+			}
+		})
+	}
+}
+
+// A proposal branch read back by a fresh clone (a restart) gives the change as it
+// was pushed: the store, action, trailers, the folder's files, and the folder's tree
+// before it (a create has none).
+func TestReadProposalBranch(t *testing.T) {
+	for _, kind := range []string{"http", "path"} {
+		t.Run(kind, func(t *testing.T) {
+			rm := newRemote(t, kind)
+			r := open(t, rm)
+			ctx := context.Background()
+			mustOK(t, r.Submit(ctx, change("local", "shop", ActionCreate, 1, "req-c")))
+			before, _, err := r.Store(ctx, store.Dir("local", "shop"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			up := change("local", "shop", ActionUpdate, 2, "req-u")
+			up.Tenant = "acme"
+			if _, err := r.PushBranch(ctx, "storefleet/shop/req-u", up); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.PushBranch(ctx, "storefleet/new/req-n", change("local", "new", ActionCreate, 1, "req-n")); err != nil {
+				t.Fatal(err)
+			}
+			fresh := open(t, rm)
+			got, err := fresh.ReadBranch(ctx, "storefleet/shop/req-u")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := got.Change
+			if c.Store != "shop" || c.Cluster != "local" || c.Action != ActionUpdate || c.RequestID != "req-u" || c.Tenant != "acme" ||
+				c.Actor != "alice@example.com" || c.Dir != up.Dir || got.Base != before || got.Parent != remoteHead(t, rm) {
+				t.Fatalf("read back %+v (base %s, parent %s), pushed %+v on %s", c, got.Base, got.Parent, up, before)
+			}
+			if len(c.Files) != len(up.Files) {
+				t.Fatalf("%d files read back, %d pushed", len(c.Files), len(up.Files))
+			}
+			pushed := map[string]string{}
+			for _, f := range up.Files {
+				pushed[f.Path] = string(f.Content)
+			}
+			for _, f := range c.Files {
+				if want, ok := pushed[f.Path]; !ok || want != string(f.Content) {
+					t.Fatalf("file %s read back differs from the one pushed", f.Path)
+				}
+			}
+			if n, err := fresh.ReadBranch(ctx, "storefleet/new/req-n"); err != nil || n.Base != "" || n.Change.Action != ActionCreate {
+				t.Fatalf("a proposed create: %+v, %v", n, err)
+			}
+			if _, err := fresh.ReadBranch(ctx, "storefleet/none/req-x"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("a branch not there: %v", err)
+			}
+		})
+	}
 }

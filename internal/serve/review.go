@@ -124,7 +124,7 @@ func readSecret(path string) (string, error) {
 
 // reviewing wraps the Git writer with the pull-request writer when review is on;
 // merged is told when a pull request was merged (the follower fetches at once).
-func reviewing(r reviewFlags, repo *gitrepo.Repo, base string, merged func(context.Context), log *slog.Logger) (store.Repository, *github.Writer, error) {
+func reviewing(r reviewFlags, repo *gitrepo.Repo, base string, merged *mergedHook, log *slog.Logger) (store.Repository, *github.Writer, error) {
 	direct := gitrepo.Fleet{R: repo}
 	if !r.enabled() {
 		return direct, nil, nil
@@ -141,7 +141,7 @@ func reviewing(r reviewFlags, repo *gitrepo.Repo, base string, merged func(conte
 		}
 	}
 	w, err := github.New(github.Config{Repository: direct, Branches: direct, Policy: r.policy, Client: client,
-		Owner: owner, Name: name, Base: base, Labels: labels, Secret: r.secret, Merged: merged, Log: log,
+		Owner: owner, Name: name, Base: base, Labels: labels, Secret: r.secret, Merged: merged.call, Closed: merged.callClosed, Log: log,
 		CreateSpacing: time.Second})
 	if err != nil {
 		return nil, nil, err
@@ -152,14 +152,31 @@ func reviewing(r reviewFlags, repo *gitrepo.Repo, base string, merged func(conte
 // mergedHook is the follower's fetch, which exists only once the API is about to
 // serve; a merge delivered before that is fetched by the follower's first run.
 type mergedHook struct {
-	mu sync.Mutex
-	f  func(context.Context)
+	mu     sync.Mutex
+	f      func(context.Context)
+	closed func(string, store.Review, store.RequestState)
 }
 
 func (h *mergedHook) set(f func(context.Context)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.f = f
+}
+
+// setClosed is the Tracker's, which exists only with a cluster.
+func (h *mergedHook) setClosed(f func(string, store.Review, store.RequestState)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = f
+}
+
+func (h *mergedHook) callClosed(name string, r store.Review, state store.RequestState) {
+	h.mu.Lock()
+	f := h.closed
+	h.mu.Unlock()
+	if f != nil {
+		f(name, r, state)
+	}
 }
 
 func (h *mergedHook) call(ctx context.Context) {

@@ -210,7 +210,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	defer repo.Close()
 	m.WatchQueue(repo.QueueDepth)
 	merged := &mergedHook{}
-	writer, reviews, err := reviewing(cfg.review, repo, cfg.branch, merged.call, log)
+	writer, reviews, err := reviewing(cfg.review, repo, cfg.branch, merged, log)
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
 	go fl.run(ctx)
 	merged.set(fl.miss)
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, log, m)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, merged, log, m)
 	if err != nil {
 		ln.Close()
 		return err

@@ -134,7 +134,7 @@ func splitList(v string) []string {
 // fed by the kube Watcher, the shard publisher that turns the fleet into the
 // ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
 // service. Without a cluster the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func(), error) {
+func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
 	if !k.configured() {
 		return svc, opts, func() {}, nil
@@ -150,6 +150,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	}
 	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
 	m.WatchPhases(tr.PhaseCounts)
+	reviews.setClosed(tr.Reviewing)
 	sb := newStandby(tr)
 	w, err := kube.New(kube.Config{
 		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log, OnLag: m.WatchLag,

@@ -69,6 +69,11 @@ func (s Service) Delete(ctx context.Context, name string, purge bool, m store.Me
 }
 
 func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
+	if err == nil && !out.DryRun && out.State == store.RequestAwaitingApproval && out.Review != nil && out.Store != "" {
+		// Proposed: nothing is committed; the store waits on its pull request.
+		s.T.Reviewing(out.Store, *out.Review, store.RequestAwaitingApproval)
+		return
+	}
 	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
 		return
 	}

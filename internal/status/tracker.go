@@ -99,6 +99,10 @@ type entry struct {
 	result                 Result
 	times                  map[string]time.Time
 	status                 Status
+	// review is the pull request the store waits on; merged is set from its merge
+	// until the merge commit reaches the Tracker (Committed or Load).
+	review *store.Review
+	merged bool
 }
 
 // New returns a Tracker for a configured cluster; it reports every store unknown
@@ -231,6 +235,7 @@ func (t *Tracker) Load(name string, d Desired) {
 	e := t.entry(name)
 	e.desired, e.requested = d, false
 	e.commitTime = time.Time{}
+	e.merged = false
 	sh := t.index(e)
 	e.expect = max(1, sh.seq)
 	t.recompute(e)
@@ -251,6 +256,46 @@ func (t *Tracker) Requested(name string) {
 	e.requested = true
 	e.result = Result{Phase: store.PhaseRequested, Message: "the change is being committed"}
 	t.publish(e)
+}
+
+// Reviewing records where the pull request r of a change to the store is: open
+// (awaiting-approval: the store shows it whatever its own phase), merged (the
+// merge commit follows through Committed or Load) or closed without merge
+// (rejected: the streams see it once, then a proposed create is forgotten and an
+// existing store is back in its own phase).
+func (t *Tracker) Reviewing(name string, r store.Review, state store.RequestState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, known := t.stores[name]
+	switch state {
+	case store.RequestAwaitingApproval:
+		if !known {
+			e = t.entry(name)
+		}
+		e.review, e.requested = &r, e.desired.State == ""
+		t.publish(e)
+	case store.RequestCommitted:
+		if !known {
+			return
+		}
+		e.review, e.merged = nil, true
+		t.publish(e)
+	case store.RequestRejected:
+		if !known {
+			return
+		}
+		e.review = nil
+		rejected := e.status
+		rejected.Phase, rejected.Reason = store.PhaseRejected, "Rejected"
+		rejected.Message = "the pull request was closed without merge; nothing of the change reached the fleet's branch"
+		rejected.Review = &r
+		t.hub.publish(Event{Store: name, Kind: KindStatus, Status: &rejected})
+		if e.desired.State == "" {
+			delete(t.stores, name)
+			return
+		}
+		t.publish(e)
+	}
 }
 
 // Forget drops a store that was only requested (its create failed).
@@ -285,6 +330,7 @@ func (t *Tracker) Committed(name string, d Desired) {
 	}
 	e.requestedAt = time.Time{}
 	e.desired, e.requested = d, false
+	e.merged = false
 	e.commitTime = t.opts.Now()
 	sh := t.index(e)
 	if s := sh.seqOf(d.Revision); s > 0 {
@@ -527,8 +573,15 @@ func (t *Tracker) publish(e *entry) {
 		}
 		s.Steps = append(s.Steps, st)
 	}
+	switch {
+	case e.review != nil:
+		s.AwaitReview(*e.review)
+	case e.merged:
+		s.Phase, s.Reason = store.PhaseMerged, "Merged"
+		s.Message = "the pull request was merged; waiting for the fleet's branch to be read"
+	}
 	e.status = s
-	if r.Phase == store.PhaseReady && !e.readyFrom.IsZero() {
+	if s.Phase == store.PhaseReady && !e.readyFrom.IsZero() {
 		t.opts.OnReady(now.Sub(e.readyFrom))
 		e.readyFrom = time.Time{}
 	}

@@ -98,6 +98,16 @@ type BranchCommit struct {
 // same branch again replaces it: that brings a proposal onto a moved base.
 type Proposer interface {
 	Propose(ctx context.Context, branch string, c Change) (BranchCommit, error)
+	// ReadProposal reads back the change a proposal branch holds (a pull request
+	// of an earlier run) and the commit it is: ErrNotFound when the branch is gone.
+	ReadProposal(ctx context.Context, branch string) (Change, BranchCommit, error)
+	BranchDropper
+}
+
+// BranchDropper removes a proposal branch once its pull request is closed
+// (internal/gitrepo); a branch already gone is not an error.
+type BranchDropper interface {
+	DropBranch(ctx context.Context, branch string) error
 }
 
 // Delivery is one webhook delivery from the review host, as received.
@@ -114,4 +124,24 @@ type Delivery struct {
 // received is accepted and ignored.
 type DeliveryReceiver interface {
 	Receive(ctx context.Context, d Delivery) error
+}
+
+// Proposal is a change waiting for a reviewer, as the reviewing Repository holds it.
+type Proposal struct {
+	Store  string
+	Action Action
+	Review Review
+	// Files are the store's folder as the change leaves it: a proposed create has no
+	// folder on the fleet's branch, so its spec is read from here. Nil for a removal
+	// and for a pull request adopted after a restart (its change is learnt again only
+	// when the request is retried).
+	Files []File
+}
+
+// ProposalLister is implemented by a Repository that sends changes to review
+// (internal/github): a store's own view shows the pull request it waits on, and a
+// proposed create is listed before anything of it is on the fleet's branch.
+type ProposalLister interface {
+	// OpenProposals returns the changes whose pull request is open.
+	OpenProposals() []Proposal
 }

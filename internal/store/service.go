@@ -96,6 +96,10 @@ type View struct {
 	Store  Store
 	State  State
 	Commit *Commit
+	// Review is the open pull request the store waits on: its create, or a change
+	// to it, is under review. Store is then the spec on the fleet's branch, or the
+	// proposed one for a create.
+	Review *Review
 }
 
 // Filter selects stores in List; empty fields match everything.

@@ -115,8 +115,54 @@ func TestReviewedStoreReachesReady(t *testing.T) {
 		return v.Status.Phase == "ready", v.Status.Phase + " " + v.Status.Message
 	})
 
+	// A rebase merge (GitHub replays the commit onto main): the store reaches ready
+	// too, and its history still names the request.
+	rebased := create("e2e-rebased", "e2e-rebased-1")
+	rebaseMerge(t, env.FleetURL, rebased.Review.Branch)
+	if code, err := githubtest.Deliver(hook, "pull_request", "e2e-rebased", secret, gh.CloseAs(2, true)); err != nil || code != http.StatusAccepted {
+		t.Fatalf("rebase-merged delivery: %d %v", code, err)
+	}
+	waitFor(t, 4*time.Minute, func() (bool, string) {
+		resp, err := http.Get(a.URL + "/api/v1/stores/e2e-rebased")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, "GET: " + resp.Status
+		}
+		v := a.get(t, "e2e-rebased")
+		return v.Status.Phase == "ready", v.Status.Phase + " " + v.Status.Message
+	})
+	var hist struct {
+		Items []struct{ Action, Actor, RequestID string }
+	}
+	if err := json.Unmarshal(a.do(t, http.MethodGet, "/api/v1/stores/e2e-rebased/history", nil, http.StatusOK), &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.Items) != 1 || hist.Items[0].Action != "create" || hist.Items[0].Actor == "" || hist.Items[0].RequestID != "e2e-rebased-1" {
+		t.Fatalf("history after a rebase merge: %+v", hist.Items)
+	}
+
 	no := create("e2e-refused", "e2e-refused-1")
-	if code, err := githubtest.Deliver(hook, "pull_request", "e2e-closed", secret, gh.CloseAs(2, false)); err != nil || code != http.StatusAccepted {
+	// The store's own view shows it under review before anything is on main.
+	var view struct {
+		Status struct {
+			Phase  string
+			Review *struct{ URL string }
+		}
+	}
+	resp, err := http.Get(reviewer + "/api/v1/stores/e2e-refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(b, &view); err != nil || resp.StatusCode != http.StatusOK || view.Status.Phase != "awaiting-approval" ||
+		view.Status.Review == nil || view.Status.Review.URL != no.Review.URL {
+		t.Fatalf("GET of a store under review: %d %s", resp.StatusCode, b)
+	}
+	if code, err := githubtest.Deliver(hook, "pull_request", "e2e-closed", secret, gh.CloseAs(3, false)); err != nil || code != http.StatusAccepted {
 		t.Fatalf("closed delivery: %d %v", code, err)
 	}
 	waitFor(t, time.Minute, func() (bool, string) {
@@ -127,6 +173,15 @@ func TestReviewedStoreReachesReady(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(b), `"state":"rejected"`), string(b)
+	})
+	if resp, err := http.Get(reviewer + "/api/v1/stores/e2e-refused"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a rejected create is still shown: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	waitFor(t, time.Minute, func() (bool, string) {
+		out := gitIn(t, dir, "ls-remote", env.FleetURL, "refs/heads/storefleet/*")
+		return out == "", "proposal branches left: " + out
 	})
 	if out := gitIn(t, dir, "ls-remote", env.FleetURL, "refs/heads/main"); out == "" {
 		t.Fatal("no main on the fleet remote")
@@ -149,6 +204,17 @@ func squashMerge(t *testing.T, remote, branch string) {
 	gitIn(t, wt, "merge", "-q", "--squash", "FETCH_HEAD")
 	gitIn(t, wt, "-c", "user.name=Reviewer", "-c", "user.email=reviewer@example.com", "commit", "-q", "-m", title+" (#1)\n"+body)
 	gitIn(t, wt, "push", "-q", "origin", "main")
+}
+
+// rebaseMerge merges branch into main on the remote as GitHub's rebase button does:
+// its commits replayed onto main by another committer.
+func rebaseMerge(t *testing.T, remote, branch string) {
+	t.Helper()
+	wt := filepath.Join(t.TempDir(), "wt")
+	gitIn(t, filepath.Dir(wt), "clone", "-q", "--branch", "main", remote, wt)
+	gitIn(t, wt, "fetch", "-q", "origin", branch+":proposal")
+	gitIn(t, wt, "-c", "user.name=Reviewer", "-c", "user.email=reviewer@example.com", "rebase", "-q", "--force-rebase", "main", "proposal")
+	gitIn(t, wt, "push", "-q", "origin", "proposal:main")
 }
 
 func gitIn(t *testing.T, dir string, args ...string) string {
