@@ -209,8 +209,19 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("the old key is still published, its token should verify: %v", err)
 	}
 
-	idp.Rotate(t, false)
+	newest := idp.Rotate(t, false)
+	// The real flow's token must be signed by the newest key for what follows to
+	// mean anything: were it signed by the dropped one, nothing would make the
+	// verifier refetch. The IdP may take a moment to sign with a rotated key, so ask
+	// again (bounded) until it does.
 	third := idp.UserToken(t, testidp.DefaultUser, testidp.DefaultUserPassword)
+	for deadline := time.Now().Add(10 * time.Second); keyID(third) != newest; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the IdP still signs with key %q after rotating to %q", keyID(third), newest)
+		}
+		time.Sleep(100 * time.Millisecond)
+		third = idp.UserToken(t, testidp.DefaultUser, testidp.DefaultUserPassword)
+	}
 	if _, err := v.Authenticate(context.Background(), third); err != nil {
 		t.Fatalf("a token signed by the newest key: %v", err)
 	}
