@@ -354,6 +354,8 @@ type ListJSON struct {
 const (
 	defaultLimit = 100
 	maxLimit     = 1000
+	// maxQueryText bounds ?q=: longer than any name, domain or title it could match.
+	maxQueryText = 256
 )
 
 func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
@@ -396,6 +398,18 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.Phase = v
+		case "tenant":
+			if rule, msg := store.ValidateTenant(v); rule != "" {
+				WriteProblem(w, r, badQuery(k, rule, msg))
+				return
+			}
+			f.Tenant = v
+		case "q":
+			if len(v) > maxQueryText {
+				WriteProblem(w, r, badQuery(k, "maxLength", "at most "+strconv.Itoa(maxQueryText)+" bytes"))
+				return
+			}
+			f.Text = v
 		default:
 			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
 			return

@@ -387,6 +387,22 @@ func TestBrowser(t *testing.T) {
 	s.tr.SetConnected(true)
 	waitRow("shop", "ready")
 
+	// The filters are the server's (?q=, which pages the matches): a part of
+	// other's name leaves its row alone, and shop's goes.
+	typeInto(t, ctx, waitFor(t, ctx, "text filter", "searchbox", "Name, domain or title contains", nil), "oth")
+	click(t, ctx, waitFor(t, ctx, "filter button", "button", "Filter", nil))
+	waitFor(t, ctx, "one match", "status", "", func(n *accessibility.Node) bool {
+		shown = text(t, ctx, n)
+		return shown == "1 stores on this page."
+	})
+	if nodes, err := axFind(ctx, "rowheader", "shop"); err != nil || len(nodes) != 0 {
+		t.Fatalf("shop is still listed under the filter oth (%d rows, %v)", len(nodes), err)
+	}
+	rowText(t, ctx, "other")
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/#/")); err != nil {
+		t.Fatal(err)
+	}
+
 	// The store's page: its timeline, then a plan change previewed before it is confirmed.
 	click(t, ctx, waitFor(t, ctx, "link to shop", "link", "shop", nil))
 	waitFor(t, ctx, "the timeline", "list", "Steps", nil)

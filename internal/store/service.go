@@ -106,6 +106,10 @@ type Filter struct {
 	// Tenants, when not nil, restricts the result to these tenants (the ones the
 	// principal sees; AllTenants in it means no restriction).
 	Tenants []string
+	// Text selects the stores whose name, domain or title contains it, ignoring
+	// case; empty matches every store. It is what a person types to find a store,
+	// so it is matched where the list is paged, not on one page of it.
+	Text string
 }
 
 // Entry is one change as recorded in Git: a commit and the change's trailers.

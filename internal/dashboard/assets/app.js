@@ -155,13 +155,15 @@ async function viewList(params) {
     select('f-engine', 'Engine', engines, q.get('engine'), 'any'),
     select('f-plan', 'Plan', plans, q.get('plan'), 'any'),
     select('f-phase', 'Phase', PHASES, q.get('phase'), 'any'),
-    h('div', {}, h('label', { for: 'f-text' }, 'Name or tenant contains'),
+    h('div', {}, h('label', { for: 'f-tenant' }, 'Tenant'),
+      h('input', { id: 'f-tenant', type: 'text', value: q.get('tenant') || '', autocomplete: 'off' })),
+    h('div', {}, h('label', { for: 'f-text' }, 'Name, domain or title contains'),
       h('input', { id: 'f-text', type: 'search', value: q.get('q') || '' })),
     h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const n = new URLSearchParams();
-    for (const [k, id] of [['engine', 'f-engine'], ['plan', 'f-plan'], ['phase', 'f-phase'], ['q', 'f-text']]) {
+    for (const [k, id] of [['engine', 'f-engine'], ['plan', 'f-plan'], ['phase', 'f-phase'], ['tenant', 'f-tenant'], ['q', 'f-text']]) {
       const v = form.querySelector(`#${id}`).value;
       if (v) n.set(k, v);
     }
@@ -176,7 +178,7 @@ async function viewList(params) {
 
   const rows = new Map();
   const api_q = new URLSearchParams({ limit: '100' });
-  for (const k of ['engine', 'plan', 'phase', 'continue']) if (q.get(k)) api_q.set(k, q.get(k));
+  for (const k of ['engine', 'plan', 'phase', 'tenant', 'q', 'continue']) if (q.get(k)) api_q.set(k, q.get(k));
   let list;
   try {
     list = (await api('GET', `/api/v1/stores?${api_q}`)).data;
@@ -184,10 +186,9 @@ async function viewList(params) {
     showBanner(plain(err));
     return () => {};
   }
-  // The text filter applies to the page the server sent: the API filters by
-  // engine, plan, phase and cluster, and has no text search.
-  const text = (q.get('q') || '').toLowerCase();
-  const items = list.items.filter((st) => !text || st.name.includes(text) || (st.tenant || '').toLowerCase().includes(text));
+  // Every filter is the server's: it pages the matches, so the next page holds
+  // more of them rather than whatever followed on the unfiltered list.
+  const items = list.items;
   for (const st of items) {
     const phase = h('td', {}, phaseCell(st.status?.phase));
     const reason = h('td', {}, st.status?.reason || '');
