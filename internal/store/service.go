@@ -203,6 +203,14 @@ type Repository interface {
 	FindRequest(ctx context.Context, id string) (Found, error)
 }
 
+// ChangeReader reads one change of a store's history: the store's folder as the
+// commit left it and as the commit before it had it (nil where absent). Beside
+// Repository rather than in it: only the history's diffs need it, and a
+// repository that keeps no history has none to give. internal/gitrepo implements it.
+type ChangeReader interface {
+	StoreChange(ctx context.Context, dir, commit string) (before, after []File, err error)
+}
+
 // Found is a request as the repository knows it.
 type Found struct {
 	State   RequestState
