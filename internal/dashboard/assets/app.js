@@ -353,20 +353,49 @@ async function viewStore(name) {
     statusBox, actions,
     h('section', { 'aria-labelledby': 'hist-h' }, h('h2', { id: 'hist-h' }, 'History'),
       h('table', {}, h('caption', {}, 'Changes, newest first'),
-        h('thead', {}, h('tr', {}, ['When', 'Action', 'Actor', 'Request id', 'Commit'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ['When', 'Action', 'Actor', 'Request id', 'Commit', 'Diff'].map((c) => h('th', { scope: 'col' }, c)))),
         histBody)),
     h('section', { 'aria-labelledby': 'ev-h' }, h('h2', { id: 'ev-h' }, 'Events'), eventsList));
+
+  // historyRows is one change and, below it, its diff once asked for: fetched
+  // on demand, since a long history's diffs would be a large first load.
+  const historyRows = (e) => {
+    const sha = e.commit?.sha || '';
+    const short = sha.slice(0, 10);
+    const shown = h('tr', { hidden: true }, h('td', { colspan: 6 }));
+    const btn = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': `Changes of ${short}` }, 'Show');
+    btn.addEventListener('click', async () => {
+      if (btn.getAttribute('aria-expanded') === 'true') {
+        btn.setAttribute('aria-expanded', 'false');
+        btn.textContent = 'Show';
+        shown.hidden = true;
+        return;
+      }
+      let body;
+      try {
+        const c = (await api('GET', `/api/v1/stores/${encodeURIComponent(name)}/history/${sha}`)).data;
+        body = c.changes.length ? diffView(c.changes) : [h('p', {}, 'No file of this store changed.')];
+      } catch (err) {
+        body = [h('p', {}, plain(err))];
+      }
+      shown.firstChild.replaceChildren(h('div', { role: 'region', 'aria-label': `Changes in ${short}` }, ...body));
+      shown.hidden = false;
+      btn.setAttribute('aria-expanded', 'true');
+      btn.textContent = 'Hide';
+    });
+    return [h('tr', {},
+      h('td', {}, e.commit?.time ? new Date(e.commit.time).toLocaleString() : ''),
+      h('td', {}, e.action), h('td', {}, e.actor + (e.onBehalfOf ? ` for ${e.onBehalfOf}` : '')),
+      h('td', {}, h('a', { href: `/api/v1/requests/${encodeURIComponent(e.requestId)}` }, e.requestId)),
+      h('td', {}, h('code', {}, short)), h('td', {}, sha ? btn : '')), shown];
+  };
 
   const loadHistory = async () => {
     try {
       const hist = (await api('GET', `/api/v1/stores/${encodeURIComponent(name)}/history`)).data;
-      histBody.replaceChildren(...(hist.items || []).map((e) => h('tr', {},
-        h('td', {}, e.commit?.time ? new Date(e.commit.time).toLocaleString() : ''),
-        h('td', {}, e.action), h('td', {}, e.actor + (e.onBehalfOf ? ` for ${e.onBehalfOf}` : '')),
-        h('td', {}, h('a', { href: `/api/v1/requests/${encodeURIComponent(e.requestId)}` }, e.requestId)),
-        h('td', {}, h('code', {}, (e.commit?.sha || '').slice(0, 10))))));
+      histBody.replaceChildren(...(hist.items || []).flatMap(historyRows));
     } catch (err) {
-      histBody.replaceChildren(h('tr', {}, h('td', { colspan: 5 }, plain(err))));
+      histBody.replaceChildren(h('tr', {}, h('td', { colspan: 6 }, plain(err))));
     }
   };
   loadHistory();
