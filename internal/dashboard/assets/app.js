@@ -357,6 +357,7 @@ async function viewStore(name) {
         histBody)),
     h('section', { 'aria-labelledby': 'ev-h' }, h('h2', { id: 'ev-h' }, 'Events'), eventsList));
 
+  const openDiffs = new Set();
   // historyRows is one change and, below it, its diff once asked for: fetched
   // on demand, since a long history's diffs would be a large first load.
   const historyRows = (e) => {
@@ -364,13 +365,7 @@ async function viewStore(name) {
     const short = sha.slice(0, 10);
     const shown = h('tr', { hidden: true }, h('td', { colspan: 6 }));
     const btn = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': `Changes of ${short}` }, 'Show');
-    btn.addEventListener('click', async () => {
-      if (btn.getAttribute('aria-expanded') === 'true') {
-        btn.setAttribute('aria-expanded', 'false');
-        btn.textContent = 'Show';
-        shown.hidden = true;
-        return;
-      }
+    const open = async () => {
       let body;
       try {
         const c = (await api('GET', `/api/v1/stores/${encodeURIComponent(name)}/history/${sha}`)).data;
@@ -382,7 +377,21 @@ async function viewStore(name) {
       shown.hidden = false;
       btn.setAttribute('aria-expanded', 'true');
       btn.textContent = 'Hide';
+    };
+    btn.addEventListener('click', () => {
+      if (btn.getAttribute('aria-expanded') === 'true') {
+        openDiffs.delete(sha);
+        btn.setAttribute('aria-expanded', 'false');
+        btn.textContent = 'Show';
+        shown.hidden = true;
+        return;
+      }
+      openDiffs.add(sha);
+      open();
     });
+    // The history is reloaded as the store's phase changes: a diff the person
+    // opened stays open.
+    if (openDiffs.has(sha)) open();
     return [h('tr', {},
       h('td', {}, e.commit?.time ? new Date(e.commit.time).toLocaleString() : ''),
       h('td', {}, e.action), h('td', {}, e.actor + (e.onBehalfOf ? ` for ${e.onBehalfOf}` : '')),
