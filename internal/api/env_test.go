@@ -109,6 +109,9 @@ func (e *env) start() {
 	e.svc = svc
 	o := e.opts
 	o.Log = log
+	if o.Diffs == nil {
+		o.Diffs = fleet.Differ{R: gitrepo.Fleet{R: repo}}
+	}
 	var hs api.Service = svc
 	if e.wrap != nil {
 		hs = e.wrap(svc)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,6 +29,9 @@ type Service = store.Service
 // Options tune the handler; zero values are the defaults.
 type Options struct {
 	Log *slog.Logger
+	// Diffs gives a history entry's diff (GET /stores/{name}/history/{sha}); nil
+	// answers that route with 404.
+	Diffs Differ
 	// WriteDeadline bounds ordinary routes (RouteWriteDeadline by default).
 	WriteDeadline time.Duration
 	// Status is the live status from the cluster; nil when none is configured.
@@ -73,6 +77,13 @@ type api struct {
 	log     *slog.Logger
 	status  StatusSource
 	cluster func() error
+	diffs   Differ
+}
+
+// Differ gives the file diff of one change of a store's history
+// (fleet.Service.ChangeDiff).
+type Differ interface {
+	ChangeDiff(ctx context.Context, e store.Entry) ([]store.Diff, error)
 }
 
 // Handler returns the HTTP handler for svc.
@@ -83,7 +94,7 @@ func Handler(svc Service, o Options) http.Handler {
 	if o.WriteDeadline == 0 {
 		o.WriteDeadline = RouteWriteDeadline
 	}
-	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster}
+	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster, diffs: o.Diffs}
 	r := chi.NewRouter()
 	if o.Observer == nil {
 		o.Observer = noObserver{}
@@ -119,6 +130,7 @@ func Handler(svc Service, o Options) http.Handler {
 			r.Patch("/stores/{name}", a.patchStore)
 			r.Delete("/stores/{name}", a.deleteStore)
 			r.Get("/stores/{name}/history", a.storeHistory)
+			r.Get("/stores/{name}/history/{sha}", a.storeChange)
 			r.Get("/requests/{id}", a.getRequest)
 		})
 		r.Get("/stores/{name}/events", a.storeEvents)
@@ -358,6 +370,8 @@ type ListJSON struct {
 const (
 	defaultLimit = 100
 	maxLimit     = 1000
+	// maxQueryText bounds ?q=: longer than any name, domain or title it could match.
+	maxQueryText = 256
 )
 
 func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
@@ -400,6 +414,18 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.Phase = v
+		case "tenant":
+			if rule, msg := store.ValidateTenant(v); rule != "" {
+				WriteProblem(w, r, badQuery(k, rule, msg))
+				return
+			}
+			f.Tenant = v
+		case "q":
+			if len(v) > maxQueryText {
+				WriteProblem(w, r, badQuery(k, "maxLength", "at most "+strconv.Itoa(maxQueryText)+" bytes"))
+				return
+			}
+			f.Text = v
 		default:
 			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
 			return
@@ -527,6 +553,55 @@ func (a *api) storeHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	Write(w, http.StatusOK, HistoryJSON{Store: name, Items: h})
+}
+
+// ChangeJSON is one change of a store's history with its file diff.
+type ChangeJSON struct {
+	store.Entry
+	Changes []store.Diff `json:"changes"`
+}
+
+// storeChange shows one history entry with its diff. The entry is looked up in the
+// store's history as GET .../history gives it, so the same tenant rules hold and a
+// commit that is not one of this store's changes is not found, whatever it holds.
+func (a *api) storeChange(w http.ResponseWriter, r *http.Request) {
+	name, sha := chi.URLParam(r, "name"), chi.URLParam(r, "sha")
+	if !validSHA(sha) {
+		WriteProblem(w, r, newProblem(http.StatusBadRequest, "invalid-path", "Invalid path parameter",
+			"sha: a full commit id, 40 lower-case hexadecimal digits", FieldError{Field: "sha", Rule: "pattern", Detail: "40 lower-case hexadecimal digits"}))
+		return
+	}
+	h, err := a.svc.History(r.Context(), name)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	i := slices.IndexFunc(h, func(e store.Entry) bool { return e.Commit.SHA == sha })
+	if i < 0 || a.diffs == nil {
+		a.writeError(w, r, store.Errorf(store.ENOTFOUND, "store %q has no change in commit %s", name, sha))
+		return
+	}
+	d, err := a.diffs.ChangeDiff(r.Context(), h[i])
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if d == nil {
+		d = []store.Diff{}
+	}
+	Write(w, http.StatusOK, ChangeJSON{Entry: h[i], Changes: d})
+}
+
+func validSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *api) getRequest(w http.ResponseWriter, r *http.Request) {

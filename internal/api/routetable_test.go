@@ -129,6 +129,12 @@ func TestRoutesRolesTenants(t *testing.T) {
 	}
 	storeOf := func(tenant string) string { return map[string]string{own: "acme-shop", other: "globex-shop"}[tenant] }
 	oldOf := func(tenant string) string { return map[string]string{own: "acme-old", other: "globex-old"}[tenant] }
+	// Each tenant's store's create commit, read by an admin of that tenant.
+	shaOf := map[string]string{}
+	for tenant, who := range map[string]string{own: "admin", other: "rival"} {
+		h := s.expect(s.do("GET", "/api/v1/stores/"+storeOf(tenant)+"/history", nil, s.as(who)...), http.StatusOK)
+		shaOf[tenant] = h["items"].([]any)[0].(map[string]any)["commit"].(map[string]any)["sha"].(string)
+	}
 	type row struct {
 		probes     func(tenant string) []probe
 		own, other want
@@ -150,10 +156,11 @@ func TestRoutesRolesTenants(t *testing.T) {
 		"DELETE /api/v1/stores/{name} (purge)": {func(t string) []probe {
 			return []probe{{"DELETE", "/api/v1/stores/" + oldOf(t) + "?purge=true&dryRun=true", nil}}
 		}, want{fb, fb, dry}, want{nf, nf, nf}},
-		"GET /api/v1/stores/{name}/history": {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/history" }), want{ok, ok, ok}, want{nf, nf, nf}},
-		"GET /api/v1/requests/{id}":         {read(func(t string) string { return "/api/v1/requests/req-" + t }), want{ok, ok, ok}, want{nf, nf, nf}},
-		"GET /api/v1/stores/{name}/events":  {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/events" }), want{ok, ok, ok}, want{nf, nf, nf}},
-		"GET /api/v1/events":                {read(func(string) string { return "/api/v1/events" }), want{ok, ok, ok}, want{ok, ok, ok}},
+		"GET /api/v1/stores/{name}/history":       {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/history" }), want{ok, ok, ok}, want{nf, nf, nf}},
+		"GET /api/v1/stores/{name}/history/{sha}": {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/history/" + shaOf[t] }), want{ok, ok, ok}, want{nf, nf, nf}},
+		"GET /api/v1/requests/{id}":               {read(func(t string) string { return "/api/v1/requests/req-" + t }), want{ok, ok, ok}, want{nf, nf, nf}},
+		"GET /api/v1/stores/{name}/events":        {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/events" }), want{ok, ok, ok}, want{nf, nf, nf}},
+		"GET /api/v1/events":                      {read(func(string) string { return "/api/v1/events" }), want{ok, ok, ok}, want{ok, ok, ok}},
 		// GitHub's signature decides, never a role: an unsigned delivery is 401 with
 		// any bearer token.
 		"POST /api/v1/github/webhook": {func(string) []probe {

@@ -46,6 +46,13 @@ type stack struct {
 
 // newFleet is the fleet service on a real Git remote served by git http-backend.
 func newFleet(t *testing.T) *fleet.Service {
+	svc, _ := newFleetDiffs(t)
+	return svc
+}
+
+// newFleetDiffs is newFleet with the history's diffs read from its clone, as serve
+// wires them.
+func newFleetDiffs(t *testing.T) (*fleet.Service, fleet.Differ) {
 	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
@@ -90,17 +97,17 @@ func newFleet(t *testing.T) *fleet.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	return svc
+	return svc, fleet.Differ{R: gitrepo.Fleet{R: repo}}
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	svc := newFleet(t)
+	svc, diffs := newFleetDiffs(t)
 	log := slog.New(slog.DiscardHandler)
 	tr := status.New(status.Options{Log: log})
 	t.Cleanup(tr.Close)
 	tr.SetConnected(true)
-	h := api.Handler(status.Service{Stores: svc, T: tr, ShardOf: store.Shard}, api.Options{Status: tr, Log: log})
+	h := api.Handler(status.Service{Stores: svc, T: tr, ShardOf: store.Shard}, api.Options{Status: tr, Log: log, Diffs: diffs})
 	st := &stack{tr: tr}
 	mounted := dashboard.Mount(h, nil)
 	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -387,6 +394,22 @@ func TestBrowser(t *testing.T) {
 	s.tr.SetConnected(true)
 	waitRow("shop", "ready")
 
+	// The filters are the server's (?q=, which pages the matches): a part of
+	// other's name leaves its row alone, and shop's goes.
+	typeInto(t, ctx, waitFor(t, ctx, "text filter", "searchbox", "Name, domain or title contains", nil), "oth")
+	click(t, ctx, waitFor(t, ctx, "filter button", "button", "Filter", nil))
+	waitFor(t, ctx, "one match", "status", "", func(n *accessibility.Node) bool {
+		shown = text(t, ctx, n)
+		return shown == "1 stores on this page."
+	})
+	if nodes, err := axFind(ctx, "rowheader", "shop"); err != nil || len(nodes) != 0 {
+		t.Fatalf("shop is still listed under the filter oth (%d rows, %v)", len(nodes), err)
+	}
+	rowText(t, ctx, "other")
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/#/")); err != nil {
+		t.Fatal(err)
+	}
+
 	// The store's page: its timeline, then a plan change previewed before it is confirmed.
 	click(t, ctx, waitFor(t, ctx, "link to shop", "link", "shop", nil))
 	waitFor(t, ctx, "the timeline", "list", "Steps", nil)
@@ -408,6 +431,14 @@ func TestBrowser(t *testing.T) {
 			t.Fatal("the confirmed change never landed")
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	// The history shows each change's diff on demand: the plan change's names the
+	// new plan.
+	change := s.commitOf(t, "shop")[:10]
+	click(t, ctx, waitFor(t, ctx, "the plan change's diff button", "button", "Changes of "+change, nil))
+	hist := waitFor(t, ctx, "the plan change's diff", "region", "Changes in "+change, nil)
+	if d := text(t, ctx, hist); !strings.Contains(d, "+") || !strings.Contains(d, "standard") || !strings.Contains(d, "modify") {
+		t.Fatalf("the history's diff of the plan change:\n%s", d)
 	}
 
 	// Delete keeps the data; purge wants the name typed.

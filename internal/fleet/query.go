@@ -37,7 +37,7 @@ func (s *Service) Get(ctx context.Context, name string) (store.View, error) {
 // List returns up to limit stores after the continue token, sorted by name, and the
 // token for the next page ("" on the last page). Commits are not filled in.
 func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont string) ([]store.View, string, error) {
-	after := ""
+	after, text := "", strings.ToLower(f.Text)
 	if cont != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cont)
 		if err != nil || !strings.HasPrefix(string(b), "n:") {
@@ -85,7 +85,7 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 			ph = store.PhaseAwaitingApproval
 		}
 		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
-			f.Phase != "" && string(ph) != f.Phase || !tenantMatches(f, e.store.Tenant) {
+			f.Phase != "" && string(ph) != f.Phase || !tenantMatches(f, e.store.Tenant) || !textMatches(text, e.store) {
 			continue
 		}
 		if len(all) == limit {
@@ -137,6 +137,13 @@ func (s *Service) History(ctx context.Context, name string) ([]store.Entry, erro
 		}
 	}
 	return h, nil
+}
+
+// textMatches reports whether the lower-cased text is part of the store's name,
+// domain or title (all of them when empty).
+func textMatches(text string, s store.Store) bool {
+	return text == "" || strings.Contains(s.Name, text) || strings.Contains(strings.ToLower(s.Domain), text) ||
+		strings.Contains(strings.ToLower(s.Settings.Title), text)
 }
 
 // tenantMatches reports whether a store of tenant t passes f's tenant selection:

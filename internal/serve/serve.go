@@ -292,6 +292,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 		return err
 	}
 	defer stopStatus()
+	apiOpts.Diffs = fleet.Differ{R: gitrepo.Fleet{R: repo}}
 	handlerSvc = missService{Service: handlerSvc, known: svc.Known, miss: fl.miss}
 	auth, err := wireAuth(ctx, cfg.access, cfg.kube, cfg.listen, handlerSvc, svc, log)
 	if err != nil {

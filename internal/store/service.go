@@ -110,6 +110,10 @@ type Filter struct {
 	// Tenants, when not nil, restricts the result to these tenants (the ones the
 	// principal sees; AllTenants in it means no restriction).
 	Tenants []string
+	// Text selects the stores whose name, domain or title contains it, ignoring
+	// case; empty matches every store. It is what a person types to find a store,
+	// so it is matched where the list is paged, not on one page of it.
+	Text string
 }
 
 // Entry is one change as recorded in Git: a commit and the change's trailers.
@@ -201,6 +205,14 @@ type Repository interface {
 	// Request-Id trailer in the branch's history (RequestCommitted). ErrNotFound when
 	// neither knows it; an EUNAVAILABLE error when the remote cannot be asked.
 	FindRequest(ctx context.Context, id string) (Found, error)
+}
+
+// ChangeReader reads one change of a store's history: the store's folder as the
+// commit left it and as the commit before it had it (nil where absent). Beside
+// Repository rather than in it: only the history's diffs need it, and a
+// repository that keeps no history has none to give. internal/gitrepo implements it.
+type ChangeReader interface {
+	StoreChange(ctx context.Context, dir, commit string) (before, after []File, err error)
 }
 
 // Found is a request as the repository knows it.

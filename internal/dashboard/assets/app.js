@@ -155,13 +155,15 @@ async function viewList(params) {
     select('f-engine', 'Engine', engines, q.get('engine'), 'any'),
     select('f-plan', 'Plan', plans, q.get('plan'), 'any'),
     select('f-phase', 'Phase', PHASES, q.get('phase'), 'any'),
-    h('div', {}, h('label', { for: 'f-text' }, 'Name or tenant contains'),
+    h('div', {}, h('label', { for: 'f-tenant' }, 'Tenant'),
+      h('input', { id: 'f-tenant', type: 'text', value: q.get('tenant') || '', autocomplete: 'off' })),
+    h('div', {}, h('label', { for: 'f-text' }, 'Name, domain or title contains'),
       h('input', { id: 'f-text', type: 'search', value: q.get('q') || '' })),
     h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const n = new URLSearchParams();
-    for (const [k, id] of [['engine', 'f-engine'], ['plan', 'f-plan'], ['phase', 'f-phase'], ['q', 'f-text']]) {
+    for (const [k, id] of [['engine', 'f-engine'], ['plan', 'f-plan'], ['phase', 'f-phase'], ['tenant', 'f-tenant'], ['q', 'f-text']]) {
       const v = form.querySelector(`#${id}`).value;
       if (v) n.set(k, v);
     }
@@ -176,7 +178,7 @@ async function viewList(params) {
 
   const rows = new Map();
   const api_q = new URLSearchParams({ limit: '100' });
-  for (const k of ['engine', 'plan', 'phase', 'continue']) if (q.get(k)) api_q.set(k, q.get(k));
+  for (const k of ['engine', 'plan', 'phase', 'tenant', 'q', 'continue']) if (q.get(k)) api_q.set(k, q.get(k));
   let list;
   try {
     list = (await api('GET', `/api/v1/stores?${api_q}`)).data;
@@ -184,10 +186,9 @@ async function viewList(params) {
     showBanner(plain(err));
     return () => {};
   }
-  // The text filter applies to the page the server sent: the API filters by
-  // engine, plan, phase and cluster, and has no text search.
-  const text = (q.get('q') || '').toLowerCase();
-  const items = list.items.filter((st) => !text || st.name.includes(text) || (st.tenant || '').toLowerCase().includes(text));
+  // Every filter is the server's: it pages the matches, so the next page holds
+  // more of them rather than whatever followed on the unfiltered list.
+  const items = list.items;
   for (const st of items) {
     const phase = h('td', {}, phaseCell(st.status?.phase));
     const reason = h('td', {}, st.status?.reason || '');
@@ -352,20 +353,58 @@ async function viewStore(name) {
     statusBox, actions,
     h('section', { 'aria-labelledby': 'hist-h' }, h('h2', { id: 'hist-h' }, 'History'),
       h('table', {}, h('caption', {}, 'Changes, newest first'),
-        h('thead', {}, h('tr', {}, ['When', 'Action', 'Actor', 'Request id', 'Commit'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ['When', 'Action', 'Actor', 'Request id', 'Commit', 'Diff'].map((c) => h('th', { scope: 'col' }, c)))),
         histBody)),
     h('section', { 'aria-labelledby': 'ev-h' }, h('h2', { id: 'ev-h' }, 'Events'), eventsList));
+
+  const openDiffs = new Set();
+  // historyRows is one change and, below it, its diff once asked for: fetched
+  // on demand, since a long history's diffs would be a large first load.
+  const historyRows = (e) => {
+    const sha = e.commit?.sha || '';
+    const short = sha.slice(0, 10);
+    const shown = h('tr', { hidden: true }, h('td', { colspan: 6 }));
+    const btn = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': `Changes of ${short}` }, 'Show');
+    const open = async () => {
+      let body;
+      try {
+        const c = (await api('GET', `/api/v1/stores/${encodeURIComponent(name)}/history/${sha}`)).data;
+        body = c.changes.length ? diffView(c.changes) : [h('p', {}, 'No file of this store changed.')];
+      } catch (err) {
+        body = [h('p', {}, plain(err))];
+      }
+      shown.firstChild.replaceChildren(h('div', { role: 'region', 'aria-label': `Changes in ${short}` }, ...body));
+      shown.hidden = false;
+      btn.setAttribute('aria-expanded', 'true');
+      btn.textContent = 'Hide';
+    };
+    btn.addEventListener('click', () => {
+      if (btn.getAttribute('aria-expanded') === 'true') {
+        openDiffs.delete(sha);
+        btn.setAttribute('aria-expanded', 'false');
+        btn.textContent = 'Show';
+        shown.hidden = true;
+        return;
+      }
+      openDiffs.add(sha);
+      open();
+    });
+    // The history is reloaded as the store's phase changes: a diff the person
+    // opened stays open.
+    if (openDiffs.has(sha)) open();
+    return [h('tr', {},
+      h('td', {}, e.commit?.time ? new Date(e.commit.time).toLocaleString() : ''),
+      h('td', {}, e.action), h('td', {}, e.actor + (e.onBehalfOf ? ` for ${e.onBehalfOf}` : '')),
+      h('td', {}, h('a', { href: `/api/v1/requests/${encodeURIComponent(e.requestId)}` }, e.requestId)),
+      h('td', {}, h('code', {}, short)), h('td', {}, sha ? btn : '')), shown];
+  };
 
   const loadHistory = async () => {
     try {
       const hist = (await api('GET', `/api/v1/stores/${encodeURIComponent(name)}/history`)).data;
-      histBody.replaceChildren(...(hist.items || []).map((e) => h('tr', {},
-        h('td', {}, e.commit?.time ? new Date(e.commit.time).toLocaleString() : ''),
-        h('td', {}, e.action), h('td', {}, e.actor + (e.onBehalfOf ? ` for ${e.onBehalfOf}` : '')),
-        h('td', {}, h('a', { href: `/api/v1/requests/${encodeURIComponent(e.requestId)}` }, e.requestId)),
-        h('td', {}, h('code', {}, (e.commit?.sha || '').slice(0, 10))))));
+      histBody.replaceChildren(...(hist.items || []).flatMap(historyRows));
     } catch (err) {
-      histBody.replaceChildren(h('tr', {}, h('td', { colspan: 5 }, plain(err))));
+      histBody.replaceChildren(h('tr', {}, h('td', { colspan: 6 }, plain(err))));
     }
   };
   loadHistory();
