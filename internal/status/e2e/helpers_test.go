@@ -290,6 +290,14 @@ func (s *stream) Close() { s.cancel() }
 // the last status.
 func (s *stream) phases(t testing.TB, timeout time.Duration, stopAt ...store.Phase) ([]store.Phase, status.Status, []status.KubeEvent) {
 	t.Helper()
+	return s.phasesOf(t, "", timeout, stopAt...)
+}
+
+// phasesOf is phases for one store of an all-stores stream ("" = every store): the
+// package's tests share the cluster, so the stream also carries what other tests'
+// stores still do (a purge finishing, a namespace going away).
+func (s *stream) phasesOf(t testing.TB, name string, timeout time.Duration, stopAt ...store.Phase) ([]store.Phase, status.Status, []status.KubeEvent) {
+	t.Helper()
 	var seen []store.Phase
 	var last status.Status
 	var kube []status.KubeEvent
@@ -302,7 +310,11 @@ func (s *stream) phases(t testing.TB, timeout time.Duration, stopAt ...store.Pha
 			}
 			switch ev.Type {
 			case "status":
-				last = ev.status(t)
+				st := ev.status(t)
+				if name != "" && st.Store != name {
+					continue
+				}
+				last = st
 				if len(seen) == 0 || seen[len(seen)-1] != last.Phase {
 					seen = append(seen, last.Phase)
 					t.Logf("%s: %s %s %s", last.Store, last.Phase, last.Reason, last.Message)
