@@ -28,6 +28,9 @@ type authFlags struct {
 	// authentication, which serve allows on loopback only unless insecure.
 	configFile string
 	insecure   bool
+	// removalsPerHour is the mass-deletion guard's limit without a configuration
+	// (with one, its limits.removalsPerHour).
+	removalsPerHour int
 
 	// conf is configFile, loaded and validated by check.
 	conf *access.Config
@@ -37,6 +40,11 @@ func authFlagSet(fs *flag.FlagSet, a *authFlags, env func(string) string) {
 	def := env("STOREFLEET_AUTH_CONFIG")
 	fs.StringVar(&a.configFile, "auth-config", def, "access configuration (YAML: OpenID Connect issuer, API token file, Kubernetes tokens, rules mapping subjects and groups to tenants and roles, limits; see docs/examples/auth.yaml); empty = no authentication, allowed only on a loopback --listen [STOREFLEET_AUTH_CONFIG]")
 	insecure, _ := strconv.ParseBool(env("STOREFLEET_INSECURE_ALLOW_UNAUTHENTICATED_NETWORK"))
+	removals := access.DefaultRemovalsPerHour
+	if n, err := strconv.Atoi(env("STOREFLEET_REMOVALS_PER_HOUR")); err == nil {
+		removals = n
+	}
+	fs.IntVar(&a.removalsPerHour, "removals-per-hour", removals, "without --auth-config: deletes and purges in the whole fleet within an hour past which each one needs ?force=true (the mass-deletion guard; with --auth-config, its limits.removalsPerHour) [STOREFLEET_REMOVALS_PER_HOUR]")
 	fs.BoolVar(&a.insecure, insecureFlag, insecure, "serve WITHOUT authentication on a non-loopback --listen: anyone who reaches the port can create, change, delete and purge every store, and name any actor in the audit log. Never in production [STOREFLEET_INSECURE_ALLOW_UNAUTHENTICATED_NETWORK]")
 }
 
@@ -44,6 +52,9 @@ func authFlagSet(fs *flag.FlagSet, a *authFlags, env func(string) string) {
 // authentication only where nobody else can connect.
 func (a *authFlags) check(listen string, k kubeFlags) []error {
 	var errs []error
+	if a.removalsPerHour <= 0 {
+		errs = append(errs, errors.New("--removals-per-hour must be positive: the mass-deletion guard cannot be turned off"))
+	}
 	if a.configFile != "" {
 		conf, err := access.Load(a.configFile)
 		if err != nil {
@@ -108,7 +119,7 @@ func wireAuth(ctx context.Context, a authFlags, k kubeFlags, listen string, svc 
 		// quota; the mass-deletion guard holds all the same, at its default limit:
 		// an accident with a script deletes as many stores without auth as with it.
 		return authenticated{svc: access.NewService(svc, counter, access.Options{
-			Limits: access.Limits{RemovalsPerHour: access.DefaultRemovalsPerHour}})}, nil
+			Limits: access.Limits{RemovalsPerHour: a.removalsPerHour}})}, nil
 	}
 	var auths []store.Authenticator
 	// Cheapest first: an API token is recognised by its form, a JWT by its issuer.
