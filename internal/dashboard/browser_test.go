@@ -3,7 +3,6 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,14 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/accessibility"
-	"github.com/chromedp/cdproto/dom"
-	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/chromedp"
-
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/chartindex"
 	"github.com/storefleet/storefleet/internal/dashboard"
+	"github.com/storefleet/storefleet/internal/dashboard/browsertest"
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/gitrepo"
@@ -154,174 +149,20 @@ func (s *stack) fluxApplies(t *testing.T, name string) {
 	s.tr.SetShardApply(shard, rev, &status.Condition{Status: "True", Reason: "ReconciliationSucceeded"})
 }
 
-// browser starts Debian's chromium headless. A machine without it fails here,
-// saying what to install: a browser test that skips would pass without a browser.
-func browser(t testing.TB) context.Context {
-	t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		t.Fatal("chromium is not installed: the dashboard's browser test needs Debian's chromium package (make deps installs it: mk/dashboard.mk)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	// The browser lives as long as the context of its first call, so that one has
-	// no timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium (%s): %v", path, err)
-	}
-	// The whole scenario's bound, so that a page that never shows what is awaited
-	// fails the test instead of hanging it; nothing is asserted about durations.
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
-}
-
-// axFind returns the nodes of the page's accessibility tree with this role and
-// accessible name: what a screen reader announces, not how the page is styled.
-func axFind(ctx context.Context, role, name string) ([]*accessibility.Node, error) {
-	doc, err := chromedp.Call(ctx, dom.GetDocument, dom.GetDocumentParams{})
-	if err != nil {
-		return nil, err
-	}
-	res, err := chromedp.Call(ctx, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{
-		NodeID: doc.Root.NodeID, Role: role, AccessibleName: name})
-	if err != nil {
-		return nil, err
-	}
-	var out []*accessibility.Node
-	for _, n := range res.Nodes {
-		if !n.Ignored {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
-// shown is what the last check of a waitFor saw, for its failure message.
-var shown string
-
-// waitFor polls until the node exists and ok accepts it (nil: any).
-func waitFor(t *testing.T, ctx context.Context, what, role, name string, ok func(*accessibility.Node) bool) *accessibility.Node {
-	t.Helper()
-	var last string
-	for {
-		nodes, err := axFind(ctx, role, name)
-		if err != nil {
-			last = err.Error()
-		}
-		for _, n := range nodes {
-			if ok == nil || ok(n) {
-				return n
-			}
-			last = fmt.Sprintf("%s %q: %s", role, name, describe(n))
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: never seen (last: %s; shown: %q)", what, last, shown)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func axString(v *accessibility.Value) string {
-	if v == nil {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(v.Value, &s) == nil {
-		return s
-	}
-	return string(v.Value)
-}
-
-func describe(n *accessibility.Node) string {
-	return fmt.Sprintf("name=%q description=%q value=%q", axString(n.Name), axString(n.Description), axString(n.Value))
-}
-
-// call runs fn (a JavaScript function) with the node as this, returning its result.
-func call(t *testing.T, ctx context.Context, n *accessibility.Node, fn string, args ...any) string {
-	t.Helper()
-	obj, err := chromedp.Call(ctx, dom.ResolveNode, dom.ResolveNodeParams{BackendNodeID: n.BackendDOMNodeID})
-	if err != nil {
-		t.Fatalf("%s: %v", fn, err)
-	}
-	on := func(p *runtime.CallFunctionOnParams) { p.ObjectID = obj.Object.ObjectID }
-	out, err := chromedp.Run(ctx, chromedp.CallFunctionOn[string](`function(...a) { const r = (`+fn+`).apply(this, a); return r === undefined || r === null ? "" : String(r); }`, on, args...))
-	if err != nil {
-		t.Fatalf("%s: %v", fn, err)
-	}
-	return out
-}
-
-func click(t *testing.T, ctx context.Context, n *accessibility.Node) {
-	t.Helper()
-	call(t, ctx, n, `function() { this.focus(); this.click(); }`)
-}
-
-// typeInto focuses the field and types as a keyboard does (input events fire).
-func typeInto(t *testing.T, ctx context.Context, n *accessibility.Node, text string) {
-	t.Helper()
-	call(t, ctx, n, `function() { this.focus(); this.select && this.select(); }`)
-	if err := chromedp.Do(ctx, chromedp.KeyEvent(text)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// choose picks an option of a select by its text, as the keyboard would.
-func choose(t *testing.T, ctx context.Context, n *accessibility.Node, option string) {
-	t.Helper()
-	got := call(t, ctx, n, `function(v) { this.focus(); this.value = v; this.dispatchEvent(new Event('input', {bubbles: true}));
-		this.dispatchEvent(new Event('change', {bubbles: true})); return this.value; }`, option)
-	if got != option {
-		t.Fatalf("select has no option %q", option)
-	}
-}
-
-func text(t *testing.T, ctx context.Context, n *accessibility.Node) string {
-	t.Helper()
-	return call(t, ctx, n, `function() { return this.innerText; }`)
-}
-
-// rowText is the text of the table row whose row header is the store's name.
-func rowText(t *testing.T, ctx context.Context, name string) string {
-	t.Helper()
-	n := waitFor(t, ctx, "row of "+name, "rowheader", name, nil)
-	return call(t, ctx, n, `function() { return this.parentElement.innerText; }`)
-}
-
-func screenshot(t *testing.T, ctx context.Context, file string) {
-	t.Helper()
-	dir := os.Getenv("DASHBOARD_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, file), buf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestBrowser walks a store's life in Chromium as a person would: a bad name shows
-// its error at the field, a create shows its phases live in the list and reaches
-// ready, a plan change shows its diff before it is confirmed, and delete then
-// purge need their confirmations.
+// TestBrowser walks a store's life in each supported browser as a person would: a
+// bad name shows its error at the field, a create shows its phases live in the list
+// and reaches ready, a store waiting on a pull request links to it, a plan change
+// shows its diff before it is confirmed, and delete then purge need their
+// confirmations.
 func TestBrowser(t *testing.T) {
+	for _, b := range browsertest.Browsers {
+		t.Run(b, func(t *testing.T) { browse(t, b) })
+	}
+}
+
+func browse(t *testing.T, browser string) {
 	s := newStack(t)
-	ctx := browser(t)
+	p := browsertest.Start(t, browser, 90*time.Second)
 	// Another store first, so the list shows rows that the stream must not mix up.
 	other := `{"name":"other","engine":"medusa","plan":"basic","settings":{"adminEmail":"o@example.com"}}`
 	resp, err := http.Post(s.srv.URL+"/api/v1/stores", "application/json", strings.NewReader(other))
@@ -335,36 +176,36 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The create form, from the OpenAPI schema; a bad name's error at the name field.
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/#/new")); err != nil {
-		t.Fatal(err)
-	}
-	name := waitFor(t, ctx, "name field", "textbox", "name (required)", nil)
-	typeInto(t, ctx, name, "Bad_Name")
-	choose(t, ctx, waitFor(t, ctx, "engine field", "combobox", "engine (required)", nil), "woocommerce")
-	choose(t, ctx, waitFor(t, ctx, "plan field", "combobox", "plan (required)", nil), "basic")
-	typeInto(t, ctx, waitFor(t, ctx, "admin email", "textbox", "adminEmail", nil), "owner@example.com")
-	click(t, ctx, waitFor(t, ctx, "create button", "button", "Create store", nil))
-	bad := waitFor(t, ctx, "the name field's error", "textbox", "name (required)", func(n *accessibility.Node) bool {
-		return strings.Contains(axString(n.Description), "rule dns1123Label")
+	p.Open(s.srv.URL + "/#/new")
+	name := p.Wait("name field", "textbox", "name (required)", nil)
+	p.TypeInto(name, "Bad_Name")
+	p.Choose(p.Wait("engine field", "combobox", "engine (required)", nil), "woocommerce")
+	p.Choose(p.Wait("plan field", "combobox", "plan (required)", nil), "basic")
+	p.TypeInto(p.Wait("admin email", "textbox", "adminEmail", nil), "owner@example.com")
+	p.Click(p.Wait("create button", "button", "Create store", nil))
+	bad := p.Wait("the name field's error", "textbox", "name (required)", func(el browsertest.Element) bool {
+		p.Shown = p.Description(el)
+		return strings.Contains(p.Shown, "rule dns1123Label")
 	})
-	if got := call(t, ctx, bad, `function() { return this.getAttribute('aria-invalid'); }`); got != "true" {
+	if got := p.Attr(bad, "aria-invalid"); got != "true" {
 		t.Fatalf("the bad name field is not marked invalid: %q", got)
 	}
-	screenshot(t, ctx, "dashboard-create-error.png")
+	p.Screenshot("dashboard-create-error.png")
 
-	typeInto(t, ctx, bad, "shop")
-	click(t, ctx, waitFor(t, ctx, "create button", "button", "Create store", nil))
-	waitFor(t, ctx, "the store's page", "heading", "shop", nil)
+	p.TypeInto(bad, "shop")
+	p.Click(p.Wait("create button", "button", "Create store", nil))
+	p.Wait("the store's page", "heading", "shop", nil)
 
 	// The list: each row's phase, then shop's phases change live as Flux works.
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/#/")); err != nil {
-		t.Fatal(err)
+	p.Open(s.srv.URL + "/#/")
+	rowOf := func(el browsertest.Element) string {
+		return p.Call(el, `function() { return this.parentElement.innerText; }`)
 	}
 	waitRow := func(store, phase string) {
 		t.Helper()
-		waitFor(t, ctx, store+" "+phase, "rowheader", store, func(n *accessibility.Node) bool {
-			row := call(t, ctx, n, `function() { return this.parentElement.innerText; }`)
-			shown = row
+		p.Wait(store+" "+phase, "rowheader", store, func(el browsertest.Element) bool {
+			row := rowOf(el)
+			p.Shown = row
 			return strings.Contains(row, "\t"+phase+"\t") || strings.HasSuffix(strings.TrimSpace(row), phase)
 		})
 	}
@@ -377,18 +218,18 @@ func TestBrowser(t *testing.T) {
 	s.tr.SetRelease("shop", &status.Release{Generation: 1, ObservedGeneration: 1, ChartVersion: "0.1.0", Installed: true,
 		Ready: &status.Condition{Status: "True", Reason: "InstallSucceeded"}})
 	waitRow("shop", "ready")
-	if row := rowText(t, ctx, "other"); !strings.Contains(row, "committed") {
+	if row := rowOf(p.Wait("row of other", "rowheader", "other", nil)); !strings.Contains(row, "committed") {
 		t.Fatalf("other's row changed with shop's events: %q", row)
 	}
 	// Bad states plainly: other fails with Flux's reason; a lost cluster shows unknown.
 	s.fluxApplies(t, "other")
 	s.tr.SetRelease("other", &status.Release{Generation: 1, ObservedGeneration: 1, ChartVersion: "0.1.0", InstallFailures: 1,
 		Ready: &status.Condition{Status: "False", Reason: "InstallFailed", Message: "timed out waiting for the condition"}})
-	waitFor(t, ctx, "other failed with its reason", "rowheader", "other", func(n *accessibility.Node) bool {
-		shown = call(t, ctx, n, `function() { return this.parentElement.innerText; }`)
-		return strings.Contains(shown, "failed") && strings.Contains(shown, "InstallFailed")
+	p.Wait("other failed with its reason", "rowheader", "other", func(el browsertest.Element) bool {
+		p.Shown = rowOf(el)
+		return strings.Contains(p.Shown, "failed") && strings.Contains(p.Shown, "InstallFailed")
 	})
-	screenshot(t, ctx, "dashboard-list.png")
+	p.Screenshot("dashboard-list.png")
 	s.tr.SetConnected(false)
 	waitRow("shop", "unknown")
 	s.tr.SetConnected(true)
@@ -396,69 +237,60 @@ func TestBrowser(t *testing.T) {
 
 	// The filters are the server's (?q=, which pages the matches): a part of
 	// other's name leaves its row alone, and shop's goes.
-	typeInto(t, ctx, waitFor(t, ctx, "text filter", "searchbox", "Name, domain or title contains", nil), "oth")
-	click(t, ctx, waitFor(t, ctx, "filter button", "button", "Filter", nil))
-	waitFor(t, ctx, "one match", "status", "", func(n *accessibility.Node) bool {
-		shown = text(t, ctx, n)
-		return shown == "1 stores on this page."
+	p.TypeInto(p.Wait("text filter", "searchbox", "Name, domain or title contains", nil), "oth")
+	p.Click(p.Wait("filter button", "button", "Filter", nil))
+	p.Wait("one match", "status", "", func(el browsertest.Element) bool {
+		p.Shown = p.Text(el)
+		return p.Shown == "1 stores on this page."
 	})
-	if nodes, err := axFind(ctx, "rowheader", "shop"); err != nil || len(nodes) != 0 {
-		t.Fatalf("shop is still listed under the filter oth (%d rows, %v)", len(nodes), err)
+	if els := p.Find("rowheader", "shop"); len(els) != 0 {
+		t.Fatalf("shop is still listed under the filter oth (%d rows)", len(els))
 	}
-	rowText(t, ctx, "other")
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+"/#/")); err != nil {
-		t.Fatal(err)
-	}
+	p.Wait("row of other", "rowheader", "other", nil)
+	p.Open(s.srv.URL + "/#/")
 
 	// The store's page: its timeline, then a plan change previewed before it is confirmed.
-	click(t, ctx, waitFor(t, ctx, "link to shop", "link", "shop", nil))
-	waitFor(t, ctx, "the timeline", "list", "Steps", nil)
-	screenshot(t, ctx, "dashboard-store.png")
-	choose(t, ctx, waitFor(t, ctx, "plan select", "combobox", "New plan", nil), "standard")
-	click(t, ctx, waitFor(t, ctx, "preview button", "button", "Preview change", nil))
-	preview := waitFor(t, ctx, "the diff", "region", "Changes to confirm", nil)
-	diff := text(t, ctx, preview)
+	p.Click(p.Wait("link to shop", "link", "shop", nil))
+	p.Wait("the timeline", "list", "Steps", nil)
+	p.Screenshot("dashboard-store.png")
+	p.Choose(p.Wait("plan select", "combobox", "New plan", nil), "standard")
+	p.Click(p.Wait("preview button", "button", "Preview change", nil))
+	diff := p.Text(p.Wait("the diff", "region", "Changes to confirm", nil))
 	if !strings.Contains(diff, "+") || !strings.Contains(diff, "standard") {
 		t.Fatalf("the preview shows no diff to the standard plan:\n%s", diff)
 	}
 	if got := planOf(t, s, "shop"); got != "basic" {
 		t.Fatalf("the plan changed before the confirmation: %s", got)
 	}
-	click(t, ctx, waitFor(t, ctx, "confirm button", "button", "Confirm change", nil))
-	for planOf(t, s, "shop") != "standard" {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the confirmed change never landed")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	p.Click(p.Wait("confirm button", "button", "Confirm change", nil))
+	p.Until("the confirmed change lands", func() bool { return planOf(t, s, "shop") == "standard" })
 	// The history shows each change's diff on demand: the plan change's names the
 	// new plan.
 	change := s.commitOf(t, "shop")[:10]
-	click(t, ctx, waitFor(t, ctx, "the plan change's diff button", "button", "Changes of "+change, nil))
-	hist := waitFor(t, ctx, "the plan change's diff", "region", "Changes in "+change, nil)
-	if d := text(t, ctx, hist); !strings.Contains(d, "+") || !strings.Contains(d, "standard") || !strings.Contains(d, "modify") {
+	p.Click(p.Wait("the plan change's diff button", "button", "Changes of "+change, nil))
+	hist := p.Wait("the plan change's diff", "region", "Changes in "+change, nil)
+	if d := p.Text(hist); !strings.Contains(d, "+") || !strings.Contains(d, "standard") || !strings.Contains(d, "modify") {
 		t.Fatalf("the history's diff of the plan change:\n%s", d)
 	}
 
 	// Delete keeps the data; purge wants the name typed.
-	click(t, ctx, waitFor(t, ctx, "delete button", "button", "Delete store", nil))
+	p.Click(p.Wait("delete button", "button", "Delete store", nil))
 	s.fluxApplies(t, "shop")
 	s.tr.SetRelease("shop", nil)
 	s.tr.SetNamespace("shop", true)
-	waitFor(t, ctx, "retained", "region", "Status", func(n *accessibility.Node) bool {
-		shown = text(t, ctx, n)
-		return strings.Contains(shown, "retained")
+	p.Wait("retained", "region", "Status", func(el browsertest.Element) bool {
+		p.Shown = p.Text(el)
+		return strings.Contains(p.Shown, "retained")
 	})
-	purge := waitFor(t, ctx, "purge button", "button", "Purge data", nil)
-	if got := call(t, ctx, purge, `function() { return String(this.disabled); }`); got != "true" {
+	purge := p.Wait("purge button", "button", "Purge data", nil)
+	if got := p.Call(purge, `function() { return String(this.disabled); }`); got != "true" {
 		t.Fatal("purge is possible without typing the name")
 	}
-	typeInto(t, ctx, waitFor(t, ctx, "purge confirmation", "textbox", "Type shop to confirm", nil), "shop")
-	click(t, ctx, waitFor(t, ctx, "purge button", "button", "Purge data", nil))
-	waitFor(t, ctx, "purging", "region", "Status", func(n *accessibility.Node) bool {
-		shown = text(t, ctx, n)
-		return strings.Contains(shown, "purging")
+	p.TypeInto(p.Wait("purge confirmation", "textbox", "Type shop to confirm", nil), "shop")
+	p.Click(p.Wait("purge button", "button", "Purge data", nil))
+	p.Wait("purging", "region", "Status", func(el browsertest.Element) bool {
+		p.Shown = p.Text(el)
+		return strings.Contains(p.Shown, "purging")
 	})
 
 	// One stream per tab: the page was loaded once (the list, the store's page and

@@ -7,16 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/accessibility"
-	"github.com/chromedp/chromedp"
-
 	"github.com/storefleet/storefleet/internal/access"
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/dashboard"
+	"github.com/storefleet/storefleet/internal/dashboard/browsertest"
 	"github.com/storefleet/storefleet/internal/oidcauth"
 	"github.com/storefleet/storefleet/internal/testidp"
 )
@@ -26,6 +25,12 @@ import (
 // write from the page without the CSRF header is refused although the browser has
 // the session.
 func TestBrowserSignIn(t *testing.T) {
+	for _, b := range browsertest.Browsers {
+		t.Run(b, func(t *testing.T) { browseSignIn(t, b) })
+	}
+}
+
+func browseSignIn(t *testing.T, browser string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,51 +61,40 @@ func TestBrowserSignIn(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	ctx := browser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, ctx, "the signed-out page", "heading", "Signed out", nil)
-	click(t, ctx, waitFor(t, ctx, "sign-in link", "link", "Sign in", nil))
+	p := browsertest.Start(t, browser, 90*time.Second)
+	p.Open(base + "/")
+	p.Wait("the signed-out page", "heading", "Signed out", nil)
+	p.Click(p.Wait("sign-in link", "link", "Sign in", nil))
 	// The IdP's own login page.
-	typeInto(t, ctx, waitFor(t, ctx, "user field", "textbox", "User", nil), testidp.DefaultUser)
-	typeInto(t, ctx, waitFor(t, ctx, "password field", "textbox", "Password", nil), testidp.DefaultUserPassword)
-	click(t, ctx, waitFor(t, ctx, "IdP's sign-in button", "button", "Sign in", nil))
-	waitFor(t, ctx, "the list, signed in", "heading", "Stores", nil)
-	waitFor(t, ctx, "sign-out button", "button", "Sign out", nil)
+	p.TypeInto(p.Wait("user field", "textbox", "User", nil), testidp.DefaultUser)
+	p.TypeInto(p.WaitLabel("password field", "Password"), testidp.DefaultUserPassword)
+	p.Click(p.Wait("IdP's sign-in button", "button", "Sign in", nil))
+	p.Wait("the list, signed in", "heading", "Stores", nil)
+	p.Wait("sign-out button", "button", "Sign out", nil)
 
 	// The page never sees the token: the session cookie is HttpOnly.
-	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cookies != "" {
+	if cookies := p.Eval("document.cookie"); cookies != "" {
 		t.Fatalf("the page can read cookies: %q", cookies)
 	}
 	// A write without the CSRF header is not given the session's token.
-	status, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`fetch('/api/v1/stores', {method: 'POST',
+	status := p.Eval(`fetch('/api/v1/stores', {method: 'POST',
 		headers: {'Content-Type': 'application/json'},
 		body: JSON.stringify({name: 'forged', engine: 'woocommerce', plan: 'basic', tenant: 'shop-a',
-			settings: {adminEmail: 'x@example.com'}})}).then(r => r.status)`, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status != http.StatusUnauthorized {
-		t.Fatalf("a write without the CSRF header: %v, want 401", status)
+			settings: {adminEmail: 'x@example.com'}})}).then(r => r.status)`)
+	if status != strconv.Itoa(http.StatusUnauthorized) {
+		t.Fatalf("a write without the CSRF header: %s, want 401", status)
 	}
 
 	// The form's create carries the header, so the session's token goes with it.
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/#/new")); err != nil {
-		t.Fatal(err)
-	}
-	typeInto(t, ctx, waitFor(t, ctx, "name field", "textbox", "name (required)", nil), "shop")
-	choose(t, ctx, waitFor(t, ctx, "engine field", "combobox", "engine (required)", nil), "woocommerce")
-	choose(t, ctx, waitFor(t, ctx, "plan field", "combobox", "plan (required)", nil), "basic")
-	typeInto(t, ctx, waitFor(t, ctx, "admin email", "textbox", "adminEmail", nil), "owner@example.com")
-	click(t, ctx, waitFor(t, ctx, "create button", "button", "Create store", nil))
-	waitFor(t, ctx, "the store's page", "heading", "shop", nil)
-	waitFor(t, ctx, "the history naming the IdP's user", "table", "Changes, newest first", func(n *accessibility.Node) bool {
-		shown = text(t, ctx, n)
-		return strings.Contains(shown, idp.Issuer+"#")
+	p.Open(base + "/#/new")
+	p.TypeInto(p.Wait("name field", "textbox", "name (required)", nil), "shop")
+	p.Choose(p.Wait("engine field", "combobox", "engine (required)", nil), "woocommerce")
+	p.Choose(p.Wait("plan field", "combobox", "plan (required)", nil), "basic")
+	p.TypeInto(p.Wait("admin email", "textbox", "adminEmail", nil), "owner@example.com")
+	p.Click(p.Wait("create button", "button", "Create store", nil))
+	p.Wait("the store's page", "heading", "shop", nil)
+	p.Wait("the history naming the IdP's user", "table", "Changes, newest first", func(el browsertest.Element) bool {
+		p.Shown = p.Text(el)
+		return strings.Contains(p.Shown, idp.Issuer+"#")
 	})
 }
