@@ -163,16 +163,19 @@ func TestBrowser(t *testing.T) {
 func browse(t *testing.T, browser string) {
 	s := newStack(t)
 	p := browsertest.Start(t, browser, 90*time.Second)
-	// Another store first, so the list shows rows that the stream must not mix up.
-	other := `{"name":"other","engine":"medusa","plan":"basic","settings":{"adminEmail":"o@example.com"}}`
-	resp, err := http.Post(s.srv.URL+"/api/v1/stores", "application/json", strings.NewReader(other))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("create other: %d", resp.StatusCode)
+	// Other stores first, so the list shows rows that the stream must not mix up;
+	// pending's next change will wait on a pull request.
+	for _, name := range []string{"other", "pending"} {
+		body := `{"name":"` + name + `","engine":"medusa","plan":"basic","settings":{"adminEmail":"o@example.com"}}`
+		resp, err := http.Post(s.srv.URL+"/api/v1/stores", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("create %s: %d", name, resp.StatusCode)
+		}
 	}
 
 	// The create form, from the OpenAPI schema; a bad name's error at the name field.
@@ -211,6 +214,19 @@ func browse(t *testing.T, browser string) {
 	}
 	waitRow("shop", "committed")
 	waitRow("other", "committed")
+	// A change sent to review: the row links to its pull request as it happens,
+	// showing the number and announcing what it is.
+	pr := store.Review{Required: true, URL: "https://github.com/acme/fleet/pull/12", Number: 12, Branch: "storefleet/pending", Checks: "pending"}
+	s.tr.Reviewing("pending", pr, store.RequestAwaitingApproval)
+	const prName = "Pull request #12 (awaiting approval)"
+	marker := p.Wait("pending's pull request in its row", "link", prName, nil)
+	if got := p.Attr(marker, "href"); got != pr.URL {
+		t.Fatalf("the pull request's link goes to %q, want %q", got, pr.URL)
+	}
+	if got := p.Call(marker, `function() { return this.closest('tr').querySelector('th').innerText; }`); got != "pending" {
+		t.Fatalf("the pull request's link is in the row of %q", got)
+	}
+	waitRow("pending", "awaiting-approval")
 	s.fluxApplies(t, "shop")
 	waitRow("shop", "applied")
 	s.tr.SetRelease("shop", &status.Release{Generation: 1, ChartVersion: "0.1.0"})
@@ -247,6 +263,18 @@ func browse(t *testing.T, browser string) {
 		t.Fatalf("shop is still listed under the filter oth (%d rows)", len(els))
 	}
 	p.Wait("row of other", "rowheader", "other", nil)
+	p.Open(s.srv.URL + "/#/")
+
+	// pending's page names the pull request in its status, as a link to it.
+	p.Click(p.Wait("link to pending", "link", "pending", nil))
+	p.Wait("pending's page", "heading", "pending", nil)
+	link := p.Wait("the pull request on pending's page", "link", prName, nil)
+	if got := p.Attr(link, "href"); got != pr.URL {
+		t.Fatalf("the pull request's link goes to %q, want %q", got, pr.URL)
+	}
+	if got := p.Call(link, `function() { return this.closest('section').querySelector('h2').innerText; }`); got != "Status" {
+		t.Fatalf("the pull request's link is in the section %q, want Status", got)
+	}
 	p.Open(s.srv.URL + "/#/")
 
 	// The store's page: its timeline, then a plan change previewed before it is confirmed.

@@ -79,6 +79,22 @@ function phaseCell(phase) {
   return h('span', { class: `phase phase-${phase}` }, phase || 'unknown');
 }
 
+// reviewName is how a pull request is announced: its number and where it stands
+// (the store's phase while it waits: awaiting-approval, or rejected once closed).
+function reviewName(st) {
+  return `Pull request #${st.review.number} (${(st.phase || 'open').replace(/-/g, ' ')})`;
+}
+
+// reviewLink links to the pull request a store's change waits on (GitHub's page,
+// where it is approved); nothing when there is none. short is the list's marker:
+// the number shown, the full name announced.
+function reviewLink(st, short) {
+  if (!st?.review?.url) return null;
+  const name = reviewName(st);
+  return h('a', { href: st.review.url, class: 'review', rel: 'noopener', 'aria-label': short ? name : null, title: short ? name : null },
+    short ? `#${st.review.number}` : name);
+}
+
 // ---------------------------------------------------------------------------
 // One event stream per tab: /api/v1/events carries every store's status, and each
 // view subscribes to it here instead of opening a connection per store.
@@ -122,8 +138,10 @@ function subscribe(fn) {
 
 // ---------------------------------------------------------------------------
 // The store list.
-const PHASES = ['requested', 'committed', 'sourceFetched', 'applied', 'installing', 'upgrading', 'ready', 'failed',
-  'deleting', 'retained', 'purging', 'deleted', 'unknown'];
+// PHASES is the filter's list when the OpenAPI schema (whose Phase enum is the
+// source) cannot be read.
+const PHASES = ['requested', 'awaiting-approval', 'merged', 'committed', 'sourceFetched', 'applied', 'installing', 'upgrading', 'ready', 'failed',
+  'rejected', 'deleting', 'retained', 'purging', 'deleted', 'unknown'];
 let schema = null;
 
 async function loadSchema() {
@@ -148,13 +166,14 @@ async function viewList(params) {
   const s = await loadSchema().catch(() => null);
   const engines = s ? enumOf(s, 'Engine') : ['woocommerce', 'medusa'];
   const plans = s ? enumOf(s, 'Plan') : ['basic', 'standard', 'premium'];
+  const phases = s ? enumOf(s, 'Phase') : PHASES;
   const q = new URLSearchParams(params);
   const tbody = h('tbody');
   const count = h('p', { role: 'status', 'aria-live': 'polite' });
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter stores' },
     select('f-engine', 'Engine', engines, q.get('engine'), 'any'),
     select('f-plan', 'Plan', plans, q.get('plan'), 'any'),
-    select('f-phase', 'Phase', PHASES, q.get('phase'), 'any'),
+    select('f-phase', 'Phase', phases, q.get('phase'), 'any'),
     h('div', {}, h('label', { for: 'f-tenant' }, 'Tenant'),
       h('input', { id: 'f-tenant', type: 'text', value: q.get('tenant') || '', autocomplete: 'off' })),
     h('div', {}, h('label', { for: 'f-text' }, 'Name, domain or title contains'),
@@ -191,7 +210,7 @@ async function viewList(params) {
   const items = list.items;
   for (const st of items) {
     const phase = h('td', {}, phaseCell(st.status?.phase));
-    const reason = h('td', {}, st.status?.reason || '');
+    const reason = h('td', {}, st.status?.reason || '', st.status?.review ? ' ' : '', reviewLink(st.status, true));
     rows.set(st.name, { phase, reason });
     tbody.append(h('tr', {},
       h('th', { scope: 'row' }, h('a', { href: `#/stores/${encodeURIComponent(st.name)}` }, st.name)),
@@ -209,7 +228,7 @@ async function viewList(params) {
     const row = rows.get(st.store);
     if (!row) return;
     row.phase.replaceChildren(phaseCell(st.phase));
-    row.reason.textContent = st.reason || '';
+    row.reason.replaceChildren(st.reason || '', st.review ? ' ' : '', reviewLink(st, true) || '');
   });
 }
 
@@ -318,6 +337,8 @@ function statusSection(st) {
       h('dt', {}, 'Phase'), h('dd', {}, phaseCell(st.phase)),
       st.reason ? [h('dt', {}, 'Reason'), h('dd', {}, st.reason)] : null,
       st.message ? [h('dt', {}, 'Message'), h('dd', {}, st.message)] : null,
+      st.review?.url ? [h('dt', {}, 'Review'), h('dd', {}, reviewLink(st, false),
+        st.review.checks ? ` · checks ${st.review.checks}` : '')] : null,
       st.drifted ? [h('dt', {}, 'Drift'), h('dd', {}, st.driftMessage || 'the cluster differs from the fleet')] : null,
       st.clusterConnected === false ? [h('dt', {}, 'Cluster'), h('dd', {}, 'unreachable: the phase may be stale')] : null),
     steps.length ? h('ol', { class: 'timeline', 'aria-label': 'Steps' },
