@@ -114,6 +114,8 @@ func startFirefox(t testing.TB) *firefox {
 	// Port 0: Firefox picks a free one and says which on stderr.
 	cmd := exec.Command(path, "--headless", "--no-remote", "--profile", profile, "--remote-debugging-port", "0",
 		"--window-size", fmt.Sprintf("%d,%d", Width, Height), "about:blank")
+	// HOME too: Firefox keeps caches and crash reports under it, and a test leaves
+	// nothing behind in the user's.
 	cmd.Env = append(os.Environ(), "MOZ_HEADLESS=1", "HOME="+profile)
 	// Its own process group, so that the content processes it forks end with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -121,7 +123,6 @@ func startFirefox(t testing.TB) *firefox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout = nil
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting firefox (%s): %v", path, err)
 	}
