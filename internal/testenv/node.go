@@ -202,39 +202,17 @@ type Node struct {
 	egressCfg string
 	apiFwd    *forwarder
 	procs     []*process
-	sysctls   *kernelTunables
+	machine   *machineUse
 	netName   string
 	stopOnce  sync.Once
 	stopErr   error
 	mu        sync.Mutex
 	env       *Env
 	startedAt time.Time
-	// hostPathsBefore are the hostPaths that existed before the node started.
-	hostPathsBefore map[string]bool
 	// removedContainers are the containers tear-down deleted (their CNI caches go).
 	removedContainers []string
 }
 
-// hostPaths are paths outside Dir the node's programs create whatever they are
-// told: the kubelet's device-plugin socket (a constant of the device plugin API),
-// the folder it links container logs into, the CNI library's result cache,
-// containerd's shim socket folder. Tear-down removes those that did not exist
-// before the node started (a folder only once empty: another node on the machine
-// may be using it), deepest first.
-var hostPaths = []string{
-	"/var/lib/kubelet/device-plugins/kubelet.sock", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet",
-	"/var/log/containers", "/var/lib/cni/results", "/var/lib/cni", "/run/containerd/s", "/run/containerd",
-}
-
-func existing(paths []string) map[string]bool {
-	m := map[string]bool{}
-	for _, p := range paths {
-		if _, err := os.Lstat(p); err == nil {
-			m[p] = true
-		}
-	}
-	return m
-}
 
 // prepareNode runs before kube-apiserver starts: it creates the node's network
 // namespace and the egress proxy kube-apiserver is configured with, since the API
@@ -255,7 +233,10 @@ func (e *Env) prepareNode(ctx context.Context) error {
 	}
 	n.ContainerdSocket = filepath.Join(n.Dir, "containerd.sock")
 	e.Node = n
-	n.hostPathsBefore = existing(hostPaths)
+	// Before anything of the node touches the host.
+	if n.machine, err = useMachine(n.id); err != nil {
+		return err
+	}
 	for _, d := range []string{"containerd", "kubelet", "pod-logs", "volumes", "cni/net.d", "cni/ipam", "coredns", "run"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			return err
@@ -365,9 +346,6 @@ func (e *Env) startNode(ctx context.Context, p *pki, images []string) error {
 		return err
 	}
 	e.phase("node: images imported", n.startedAt)
-	if n.sysctls, err = recordKernelTunables(); err != nil {
-		return err
-	}
 	if err := createCgroup(n.CgroupRoot); err != nil {
 		return err
 	}

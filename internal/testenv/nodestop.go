@@ -3,9 +3,7 @@ package testenv
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/json"
-	"errors"
+			"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,8 +47,8 @@ func (n *Node) stop() error {
 		}
 		stopNamed("containerd")
 		errs = append(errs, n.sweep())
-		if n.sysctls != nil {
-			errs = append(errs, n.sysctls.restore())
+		if n.machine != nil {
+			errs = append(errs, n.machine.release())
 		}
 		if n.apiFwd != nil {
 			errs = append(errs, n.apiFwd.Close())
@@ -128,19 +126,6 @@ func (n *Node) sweep() error {
 			errs = append(errs, os.Remove(p))
 		}
 	}
-	// Paths outside Dir that the node's programs made (hostPaths).
-	for _, p := range hostPaths {
-		if n.hostPathsBefore[p] {
-			continue
-		}
-		if st, err := os.Lstat(p); err == nil {
-			if st.IsDir() {
-				_ = syscall.Rmdir(p) // left if another node uses it
-			} else {
-				errs = append(errs, os.Remove(p))
-			}
-		}
-	}
 	return errors.Join(errs...)
 }
 
@@ -175,11 +160,7 @@ func (n *Node) Leftovers() []string {
 	if m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", n.netName+"-*")); len(m) > 0 {
 		out = append(out, "CNI results "+strings.Join(m, " "))
 	}
-	for p := range existing(hostPaths) {
-		if !n.hostPathsBefore[p] {
-			out = append(out, "host path "+p)
-		}
-	}
+	out = append(out, n.machine.leftovers()...)
 	return out
 }
 
@@ -372,117 +353,4 @@ func removeCgroupTree(dir string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return last
-}
-
-// kernelTunables are host-wide sysctls the kubelet sets when it starts
-// (setupKernelTunables: it only warns or fails instead with
-// protectKernelDefaults, which refuses to start on this machine's values). They
-// are not namespaced, so the node records the machine's own values once, in
-// /run/storefleet, and the last node on the machine to stop writes them back.
-type kernelTunables struct {
-	id string
-}
-
-var tunableKeys = []string{
-	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
-}
-
-const tunablesDir = "/run/storefleet/kernel-tunables"
-
-func lockTunables() (*os.File, error) {
-	if err := os.MkdirAll(filepath.Join(tunablesDir, "users"), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(tunablesDir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// liveUsers returns the node ids registered as running, dropping those whose
-// process is gone.
-func liveUsers() []string {
-	ents, _ := os.ReadDir(filepath.Join(tunablesDir, "users"))
-	var live []string
-	for _, ent := range ents {
-		p := filepath.Join(tunablesDir, "users", ent.Name())
-		data, err := os.ReadFile(p)
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || perr != nil || syscall.Kill(pid, 0) != nil {
-			_ = os.Remove(p)
-			continue
-		}
-		live = append(live, ent.Name())
-	}
-	return live
-}
-
-func recordKernelTunables() (*kernelTunables, error) {
-	lock, err := lockTunables()
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Close()
-	orig := filepath.Join(tunablesDir, "original.json")
-	if len(liveUsers()) == 0 {
-		vals := map[string]string{}
-		for _, k := range tunableKeys {
-			v, err := os.ReadFile(filepath.Join("/proc/sys", k))
-			if err != nil {
-				return nil, err
-			}
-			vals[k] = strings.TrimSpace(string(v))
-		}
-		data, _ := json.Marshal(vals)
-		if err := os.WriteFile(orig, data, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	id := fmt.Sprintf("%d-%x", os.Getpid(), b)
-	if err := os.WriteFile(filepath.Join(tunablesDir, "users", id), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return nil, err
-	}
-	return &kernelTunables{id: id}, nil
-}
-
-func (t *kernelTunables) restore() error {
-	lock, err := lockTunables()
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	_ = os.Remove(filepath.Join(tunablesDir, "users", t.id))
-	if len(liveUsers()) > 0 {
-		return nil
-	}
-	data, err := os.ReadFile(filepath.Join(tunablesDir, "original.json"))
-	if err != nil {
-		return err
-	}
-	var vals map[string]string
-	if err := json.Unmarshal(data, &vals); err != nil {
-		return err
-	}
-	var errs []error
-	for k, v := range vals {
-		errs = append(errs, os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(tunablesDir); err != nil {
-		return err
-	}
-	_ = os.Remove(filepath.Dir(tunablesDir)) // only if nothing else is in it
-	return nil
 }

@@ -29,7 +29,7 @@ import (
 // hostState is what of the host the node must not change: its interfaces, its
 // iptables rules, its forwarding switch, the named network namespaces.
 type hostState struct {
-	links, iptables, ipForward, netns, tunables string
+	links, iptables, ipForward, netns, tunables, paths string
 }
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
@@ -68,7 +68,23 @@ func readHost(t *testing.T) hostState {
 		v, _ := os.ReadFile("/proc/sys/" + k)
 		tun = append(tun, k+"="+strings.TrimSpace(string(v)))
 	}
-	return hostState{strings.Join(links, " "), strings.Join(rules, "\n"), string(fwd), strings.Join(ns, " "), strings.Join(tun, " ")}
+	// Paths the kubelet, the CNI library and containerd's shims create outside
+	// the node's folder, and the /run/netns mount `ip netns add` makes.
+	var paths []string
+	for _, p := range []string{"/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/var/lib/cni",
+		"/run/containerd", "/opt/containerd", "/run/netns", "/run/storefleet"} {
+		if _, err := os.Lstat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && (f[4] == "/run/netns" || strings.HasPrefix(f[4], "/run/netns/")) {
+			paths = append(paths, "mount "+f[4])
+		}
+	}
+	return hostState{strings.Join(links, " "), strings.Join(rules, "\n"), string(fwd), strings.Join(ns, " "),
+		strings.Join(tun, " "), strings.Join(paths, " ")}
 }
 
 // podReport describes every Pod and the recent events, for a failed wait.
