@@ -213,7 +213,6 @@ type Node struct {
 	removedContainers []string
 }
 
-
 // prepareNode runs before kube-apiserver starts: it creates the node's network
 // namespace and the egress proxy kube-apiserver is configured with, since the API
 // server reaches the kubelet only through it.

@@ -3,7 +3,7 @@ package testenv
 import (
 	"bufio"
 	"context"
-			"errors"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
