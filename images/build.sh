@@ -27,6 +27,13 @@ mkdir -p "$root"
 exec 9>"$dest.lock"
 flock 9
 if [ ! -f "$dest/.complete" ]; then
+  # A build killed inside mmdebstrap can leave /proc or /sys mounted in its root
+  # file system: never delete through a mount.
+  if grep -q " $dest.tmp/" /proc/self/mountinfo; then
+    echo "images/build.sh: $dest.tmp still has mounts (a killed build?); unmount them first:" >&2
+    grep " $dest.tmp/" /proc/self/mountinfo | awk '{print $5}' >&2
+    exit 1
+  fi
   rm -rf "$dest.tmp"
   mkdir -p "$dest.tmp/rootfs"
   start=$(date +%s)

@@ -657,6 +657,9 @@ func (n *Node) startServices(ctx context.Context) error {
 // startProvisioner runs local-path-provisioner with its configuration in a
 // ConfigMap and a default StorageClass "local-path" (WaitForFirstConsumer, so a
 // volume is made once its Pod is scheduled; Delete, so a purge removes the data).
+// allowVolumeExpansion lets a plan change's bigger claim through the API (without
+// it the upgrade is refused); nothing resizes the volume, which is a folder with
+// no size limit at all: docs/node.md, "Volumes and plan changes".
 func (n *Node) startProvisioner(ctx context.Context) error {
 	e := n.env
 	busybox := n.Images[1].Ref
@@ -705,6 +708,7 @@ metadata:
 provisioner: storefleet.io/local-path
 volumeBindingMode: WaitForFirstConsumer
 reclaimPolicy: Delete
+allowVolumeExpansion: true
 `, nodeSystemNamespace, cfg, busybox, StorageClassName)
 	if err := e.Apply(ctx, []byte(objs)); err != nil {
 		return fmt.Errorf("node: provisioner objects: %w", err)
