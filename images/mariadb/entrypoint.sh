@@ -35,6 +35,12 @@ if [ ! -d "$datadir/mysql" ]; then
   done
   sq() { printf "'%s'" "$(printf %s "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g")"; }
   {
+    # mariadb-install-db also makes accounts for the Pod's host name (and, in some
+    # versions, 127.0.0.1 and ::1): a more specific host than '%' wins, so a client
+    # on 127.0.0.1 would meet one of those, not root@'%'. Only the local system
+    # accounts are kept.
+    echo "DELETE FROM mysql.global_priv WHERE NOT (Host = 'localhost' AND User IN ('root', 'mysql', 'mariadb.sys'));"
+    echo "FLUSH PRIVILEGES;"
     echo "ALTER USER 'root'@'localhost' IDENTIFIED BY $(sq "$root_pw");"
     echo "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY $(sq "$root_pw");"
     echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"

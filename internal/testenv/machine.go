@@ -72,16 +72,21 @@ func lockMachine() (*os.File, error) {
 	return f, nil
 }
 
-// liveUsers returns the registered nodes whose process still runs, dropping the
-// others.
+// liveUsers returns the registered nodes whose process still runs. A node whose
+// process is gone (a test binary killed by a timeout or SIGKILL, which runs no
+// clean-up) is swept here, so the next node on the machine removes what it left.
 func liveUsers() []string {
 	ents, _ := os.ReadDir(filepath.Join(machineDir, "users"))
 	var live []string
 	for _, ent := range ents {
 		p := filepath.Join(machineDir, "users", ent.Name())
 		data, err := os.ReadFile(p)
-		pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		pid, perr := strconv.Atoi(lines[0])
 		if err != nil || perr != nil || syscall.Kill(pid, 0) != nil {
+			if len(lines) == 2 {
+				sweepStaleNode(ent.Name(), lines[1])
+			}
 			_ = os.Remove(p)
 			continue
 		}
@@ -90,15 +95,44 @@ func liveUsers() []string {
 	return live
 }
 
-// useMachine registers node id, recording the machine's state if it is the first.
-func useMachine(id string) (*machineUse, error) {
+// sweepStaleNode removes what a node whose process died left: its containers'
+// processes and shims, its mounts, cgroups and network namespace. Its folder
+// stays (it holds the logs).
+func sweepStaleNode(id, dir string) {
+	for _, cg := range cgroupDirs("/storefleet-" + id) {
+		killCgroup(cg)
+	}
+	for _, p := range processesMentioning(dir) {
+		if pid, err := strconv.Atoi(strings.SplitN(p, ":", 2)[0]); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for _, p := range ProcessesOf(filepath.Dir(dir)) {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	_ = unmountUnder(dir)
+	for _, cg := range cgroupDirs("/storefleet-" + id) {
+		_ = removeCgroupTree(cg)
+	}
+	_ = (&netns{name: "storefleet-" + id, path: filepath.Join(netnsDir, "storefleet-"+id)}).delete()
+}
+
+// useMachine registers node id (its folder dir), recording the machine's state
+// if it is the first.
+func useMachine(id, dir string) (*machineUse, error) {
 	lock, err := lockMachine()
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Close()
 	rec := filepath.Join(machineDir, "record.json")
-	if _, err := os.Stat(rec); err != nil || len(liveUsers()) == 0 {
+	live := liveUsers()
+	if r, err := readMachineRecord(); err == nil && len(live) == 0 {
+		// The last node died without putting the machine back: do it now, so
+		// what is recorded below is the machine's own state again.
+		_ = restoreMachine(r)
+	}
+	if _, err := os.Stat(rec); err != nil || len(live) == 0 {
 		r := machineRecord{Sysctls: map[string]string{}, NetnsMounted: isMountPoint(netnsDir)}
 		for _, k := range tunableKeys {
 			v, err := os.ReadFile(filepath.Join("/proc/sys", k))
@@ -117,7 +151,7 @@ func useMachine(id string) (*machineUse, error) {
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(machineDir, "users", id), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(machineDir, "users", id), []byte(strconv.Itoa(os.Getpid())+"\n"+dir), 0o644); err != nil {
 		return nil, err
 	}
 	return &machineUse{id: id}, nil
@@ -147,6 +181,19 @@ func (m *machineUse) release() error {
 	if err != nil {
 		return err
 	}
+	if err := restoreMachine(r); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(machineDir); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Dir(machineDir)) // only if nothing else is in it
+	return nil
+}
+
+// restoreMachine writes back the recorded sysctls and removes the hostPaths that
+// did not exist before the first node.
+func restoreMachine(r machineRecord) error {
 	var errs []error
 	for k, v := range r.Sysctls {
 		errs = append(errs, os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644))
@@ -174,14 +221,7 @@ func (m *machineUse) release() error {
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(machineDir); err != nil {
-		return err
-	}
-	_ = os.Remove(filepath.Dir(machineDir)) // only if nothing else is in it
-	return nil
+	return errors.Join(errs...)
 }
 
 // leftovers lists the machine state a node left changed, when no node runs any

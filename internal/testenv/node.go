@@ -233,7 +233,7 @@ func (e *Env) prepareNode(ctx context.Context) error {
 	n.ContainerdSocket = filepath.Join(n.Dir, "containerd.sock")
 	e.Node = n
 	// Before anything of the node touches the host.
-	if n.machine, err = useMachine(n.id); err != nil {
+	if n.machine, err = useMachine(n.id, n.Dir); err != nil {
 		return err
 	}
 	for _, d := range []string{"containerd", "kubelet", "pod-logs", "volumes", "cni/net.d", "cni/ipam", "coredns", "run"} {
