@@ -9,7 +9,9 @@
 #   images/build.sh NAME   -> ~/.cache/storefleet/images/NAME-VERSION-HASH
 #
 # images/NAME/build.sh fills "$ROOTFS" and writes the image config object to
-# "$CONFIG"; its header carries "# version: X" and "# ref: localhost/storefleet/...".
+# "$CONFIG"; its header carries "# version: X" and "# ref: localhost/storefleet/...",
+# and "# base: NAME" when it starts from another image's root file system
+# (IMAGES_BUILD is this script, to build that base).
 # Debian packages come from the apt sources this machine is configured with (no
 # mirror is named in the repository); npm packages from the npm registry.
 set -euo pipefail
@@ -20,7 +22,9 @@ dir=$here/$name
 version=$(sed -n 's/^# version: *//p' "$dir/build.sh" | head -n 1)
 ref=$(sed -n 's/^# ref: *//p' "$dir/build.sh" | head -n 1)
 [ -n "$ref" ] || { echo "images/build.sh: $dir/build.sh has no '# ref:' line" >&2; exit 2; }
-hash=$( (cd "$here" && find "$name" build.sh mkimage.sh -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12)
+# An image built on another ("# base: NAME") is rebuilt when its base changes.
+base=$(sed -n 's/^# base: *//p' "$dir/build.sh" | head -n 1)
+hash=$( (cd "$here" && find "$name" $base build.sh mkimage.sh debian.sh -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12)
 root=${STOREFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/storefleet}/images
 dest=$root/$name-${version:-unversioned}-$hash
 mkdir -p "$root"
@@ -38,7 +42,7 @@ if [ ! -f "$dest/.complete" ]; then
   mkdir -p "$dest.tmp/rootfs"
   start=$(date +%s)
   echo "images/build.sh: building $ref into $dest (first build on this machine)" >&2
-  (cd "$dir" && ROOTFS="$dest.tmp/rootfs" CONFIG="$dest.tmp/config.json" GOTOOLCHAIN=local bash ./build.sh) >&2
+  (cd "$dir" && ROOTFS="$dest.tmp/rootfs" CONFIG="$dest.tmp/config.json" IMAGES_BUILD="$here/build.sh" GOTOOLCHAIN=local bash ./build.sh) >&2
   "$here/mkimage.sh" "$dest.tmp/rootfs" "$ref" "$dest.tmp/image.tar" "$dest.tmp/config.json"
   rm -rf "$dest.tmp/rootfs"
   echo "$ref" > "$dest.tmp/ref"

@@ -115,6 +115,7 @@ func sweepStaleNode(id, dir string) {
 		_ = removeCgroupTree(cg)
 	}
 	_ = (&netns{name: "storefleet-" + id, path: filepath.Join(netnsDir, "storefleet-"+id)}).delete()
+	_ = removeSandboxTraces(dir, "storefleet-"+id, nil)
 }
 
 // useMachine registers node id (its folder dir), recording the machine's state

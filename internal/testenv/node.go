@@ -747,3 +747,49 @@ func (n *Node) Resolver() *net.Resolver {
 		return n.ns.DialContext(ctx, network, net.JoinHostPort(n.IP, "53"))
 	}}
 }
+
+// Memory reports the node's resident memory in bytes: each node program's RSS
+// (by name; the containerd shims are counted under "shims"), and the Pods' —
+// total_rss of the node's cgroup in the memory hierarchy (cgroup v1), page cache
+// not included.
+func (n *Node) Memory() (programs map[string]int64, pods int64) {
+	programs = map[string]int64{}
+	rss := func(pid int) int64 {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return 0
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+		return 0
+	}
+	n.mu.Lock()
+	for _, p := range n.procs {
+		if !p.exited() {
+			programs[p.name] += rss(p.pid())
+		}
+	}
+	n.mu.Unlock()
+	for _, p := range processesMentioning(n.Dir) {
+		if strings.Contains(p, "containerd-shim") {
+			pid, _ := strconv.Atoi(strings.SplitN(p, ":", 2)[0])
+			programs["shims"] += rss(pid)
+		}
+	}
+	for _, h := range cgroupHierarchies() {
+		data, err := os.ReadFile(filepath.Join(h, n.CgroupRoot, "memory.stat"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "total_rss" {
+				pods, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+	}
+	return programs, pods
+}

@@ -3,6 +3,8 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -74,7 +76,9 @@ func (n *Node) removeContainers() error {
 	n.removedContainers = strings.Fields(out)
 	for _, id := range n.removedContainers {
 		_, _ = n.ctr(ctx, "tasks", "kill", "--signal", "SIGKILL", id)
-		if o, err := n.ctr(ctx, "tasks", "delete", "--force", id); err != nil && !strings.Contains(o, "not found") {
+		// "ttrpc: closed": the shim exited with its killed task before answering
+		// the delete; the task is gone all the same.
+		if o, err := n.ctr(ctx, "tasks", "delete", "--force", id); err != nil && !strings.Contains(o, "not found") && !strings.Contains(o, "ttrpc: closed") {
 			errs = append(errs, err)
 		}
 		if o, err := n.ctr(ctx, "containers", "delete", id); err != nil && !strings.Contains(o, "not found") {
@@ -113,18 +117,38 @@ func (n *Node) sweep() error {
 			}
 		}
 	}
-	// The CNI library caches each attachment's result under /var/lib/cni/results,
-	// named after the network; containers deleted without a CNI DEL leave them.
-	// The loopback attachment is cached as cni-loopback-<container>-lo.
-	patterns := []string{n.netName + "-*"}
-	for _, id := range n.removedContainers {
-		patterns = append(patterns, "*-"+id+"-*")
-	}
-	for _, pat := range patterns {
-		m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", pat))
-		for _, p := range m {
-			errs = append(errs, os.Remove(p))
+	errs = append(errs, removeSandboxTraces(n.Dir, n.netName, n.removedContainers))
+	return errors.Join(errs...)
+}
+
+// removeSandboxTraces removes what the node's Pod sandboxes leave outside dir when
+// they are deleted without the CRI's own tear-down (always, here: containers are
+// deleted through containerd): the CNI library's cached results under
+// /var/lib/cni/results (<network>-<sandbox>-eth0 and cni-loopback-<sandbox>-lo)
+// and the sockets of shims that were killed rather than told to exit, named
+// /run/containerd/s/sha256(<containerd address>/k8s.io/<sandbox>). ids are known
+// container ids; the sandboxes containerd's CRI recorded under dir are added.
+func removeSandboxTraces(dir, netName string, ids []string) error {
+	if ents, err := os.ReadDir(filepath.Join(dir, "containerd/root/io.containerd.grpc.v1.cri/sandboxes")); err == nil {
+		for _, e := range ents {
+			ids = append(ids, e.Name())
 		}
+	}
+	var errs []error
+	rm := func(p string) {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", netName+"-*"))
+	for _, p := range m {
+		rm(p)
+	}
+	sock := filepath.Join(dir, "containerd.sock")
+	for _, id := range ids {
+		rm(filepath.Join("/var/lib/cni/results", "cni-loopback-"+id+"-lo"))
+		sum := sha256.Sum256([]byte(sock + "/k8s.io/" + id))
+		rm(filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:])))
 	}
 	return errors.Join(errs...)
 }

@@ -136,6 +136,16 @@ images:
 		t.Fatalf("home page: %d\n%.2000s", code, body)
 	}
 
+	programs, podsRSS := n.Memory()
+	var total int64
+	var parts []string
+	for name, b := range programs {
+		total += b
+		parts = append(parts, fmt.Sprintf("%s %d", name, b>>20))
+	}
+	t.Logf("memory: node programs %d MiB (%s), Pods %d MiB (one store: WordPress + MariaDB)",
+		total>>20, strings.Join(parts, ", "), podsRSS>>20)
+
 	// The set-up's report: no WooCommerce here (the plugin directory cannot be
 	// reached), WordPress serving regardless.
 	var pods corev1.PodList
