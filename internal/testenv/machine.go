@@ -254,3 +254,18 @@ func isMountPoint(p string) bool {
 	}
 	return false
 }
+
+// NodesRunning is the number of nodes running on this machine (in any process),
+// for a test that compares the host before and after its own node: the shared
+// state is legitimately changed while another node runs.
+func NodesRunning() int {
+	if _, err := os.Stat(machineDir); err != nil {
+		return 0
+	}
+	lock, err := lockMachine()
+	if err != nil {
+		return 0
+	}
+	defer lock.Close()
+	return len(liveUsers())
+}
