@@ -107,6 +107,11 @@ func printUse(stdout io.Writer, st testenv.State) {
 	}
 	fmt.Fprintf(stdout, "# API server %s\n# fleet repo %s\n# chart repo %s\n# logs       %s\n",
 		st.APIServer, st.FleetURL, st.ChartRepoURL, st.LogDir)
+	if n := st.Node; n != nil {
+		// Pod and Service addresses exist only inside the node's network namespace.
+		fmt.Fprintf(stdout, "# node       %s %s in network namespace %s (nsenter --net=/run/netns/%s curl http://<cluster IP>/)\n# images     %s\n",
+			n.Name, n.IP, n.Netns, n.Netns, strings.Join(n.Images, " "))
+	}
 }
 
 // up starts `serve` as a detached process (its own session, so it outlives the

@@ -605,15 +605,33 @@ type State struct {
 	LogDir           string         `json:"logDir"`
 	FluxCLI          string         `json:"fluxCLI,omitempty"`
 	PIDs             map[string]int `json:"pids"`
+	// Node is set when a worker node runs.
+	Node *NodeState `json:"node,omitempty"`
+}
+
+// NodeState is where the worker node is, for the CLI and for people.
+type NodeState struct {
+	Name             string   `json:"name"`
+	IP               string   `json:"ip"`
+	Netns            string   `json:"netns"`
+	ContainerdSocket string   `json:"containerdSocket"`
+	Images           []string `json:"images"`
 }
 
 // State returns the environment's addresses and processes.
 func (e *Env) State() State {
-	return State{
+	st := State{
 		Kubeconfig: e.Kubeconfig, APIServer: e.Config.Host, FleetURL: e.FleetURL,
 		ChartRepoURL: e.ChartRepoURL, SourceStorageURL: e.SourceStorageURL, LogDir: e.LogDir, PIDs: e.PIDs(),
 		FluxCLI: e.Tools.Flux,
 	}
+	if n := e.Node; n != nil {
+		st.Node = &NodeState{Name: n.Name, IP: n.IP, Netns: n.Netns, ContainerdSocket: n.ContainerdSocket}
+		for _, img := range n.Images {
+			st.Node.Images = append(st.Node.Images, img.Ref)
+		}
+	}
+	return st
 }
 
 func (e *Env) writeState() error {
