@@ -56,13 +56,13 @@ var nodeBaseImages = []string{"pause", "busybox"}
 // NodeTools are the node's programs: those built by hack/tools and those the
 // Debian packages `make deps` installs provide.
 type NodeTools struct {
-	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner string
+	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner, Traefik string
 	Containerd, Ctr, Runc, Nsenter, IP, Iptables                     string
 	CNIBinDir                                                        string
 }
 
 // nodeToolNames are the hack/tools folders the node needs.
-var nodeToolNames = []string{"kubernetes-node", "coredns", "local-path-provisioner"}
+var nodeToolNames = []string{"kubernetes-node", "coredns", "local-path-provisioner", "traefik"}
 
 // nodePackages maps each host program the node needs to the Debian package that
 // provides it (what `make deps` installs).
@@ -135,6 +135,7 @@ func FindNodeTools(ctx context.Context, root string) (*NodeTools, error) {
 		KubeProxy:            filepath.Join(dirs["kubernetes-node"], "kube-proxy"),
 		CoreDNS:              filepath.Join(dirs["coredns"], "coredns"),
 		LocalPathProvisioner: filepath.Join(dirs["local-path-provisioner"], "local-path-provisioner"),
+		Traefik:              filepath.Join(dirs["traefik"], "traefik"),
 		CNIBinDir:            cniBinDir,
 	}
 	for prog, dst := range map[string]*string{"containerd": &t.Containerd, "ctr": &t.Ctr, "runc": &t.Runc,
@@ -209,6 +210,8 @@ type Node struct {
 	mu        sync.Mutex
 	env       *Env
 	startedAt time.Time
+	// caFile is the environment's CA (Traefik verifies the API server with it).
+	caFile string
 	// removedContainers are the containers tear-down deleted (their CNI caches go).
 	removedContainers []string
 }
@@ -334,6 +337,7 @@ func (e *Env) startNode(ctx context.Context, p *pki, images []string) error {
 		n.Images = append(n.Images, byName[name])
 	}
 
+	n.caFile = p.CACert
 	if err := n.writeConfigs(e, p); err != nil {
 		return err
 	}
@@ -647,6 +651,9 @@ func (n *Node) startServices(ctx context.Context) error {
 		return err
 	}
 	if err := n.startProvisioner(ctx); err != nil {
+		return err
+	}
+	if err := n.startIngress(ctx, n.caFile); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)

@@ -43,7 +43,7 @@ func (n *Node) stop() error {
 				}
 			}
 		}
-		stopNamed("kube-scheduler", "local-path-provisioner", "kube-proxy", "coredns", "kubelet")
+		stopNamed("traefik", "kube-scheduler", "local-path-provisioner", "kube-proxy", "coredns", "kubelet")
 		if p := byName["containerd"]; p != nil && !p.exited() {
 			errs = append(errs, n.removeContainers())
 		}

@@ -63,7 +63,6 @@ func TestWooCommerceChartServes(t *testing.T) {
   title: Storefleet Test Shop
   adminEmail: owner@example.com
 storage: {uploads: 1Gi, database: 1Gi}
-ingress: {enabled: false}
 images:
   wordpress: {repository: %s, tag: %s}
   mysql: {repository: %s, tag: %s}
@@ -135,6 +134,20 @@ images:
 	if code != 200 || !strings.Contains(body, "Storefleet Test Shop") {
 		t.Fatalf("home page: %d\n%.2000s", code, body)
 	}
+	// The store's host through the node's ingress controller (Traefik, the
+	// default IngressClass), as a visitor would reach it.
+	wait(t, "home page through the ingress", 2*time.Minute, func() (bool, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.IngressAddr()+"/", nil)
+		req.Host = "shop.stores.localhost"
+		resp, err := n.HTTPClient().Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.Contains(string(b), "Storefleet Test Shop"), fmt.Sprintf("%d %.200s", resp.StatusCode, b)
+	})
+	t.Logf("home page through the ingress at %s (Host shop.stores.localhost)", n.IngressAddr())
 
 	programs, podsRSS := n.Memory()
 	var total int64
