@@ -95,4 +95,3 @@ spec:
 // (reachable inside the node's namespace, e.g. with Node.HTTPClient and the
 // store's host as the request's Host).
 func (n *Node) IngressAddr() string { return n.IP + ":80" }
-

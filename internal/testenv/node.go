@@ -57,8 +57,8 @@ var nodeBaseImages = []string{"pause", "busybox"}
 // Debian packages `make deps` installs provide.
 type NodeTools struct {
 	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner, Traefik string
-	Containerd, Ctr, Runc, Nsenter, IP, Iptables                     string
-	CNIBinDir                                                        string
+	Containerd, Ctr, Runc, Nsenter, IP, Iptables                              string
+	CNIBinDir                                                                 string
 }
 
 // nodeToolNames are the hack/tools folders the node needs.
