@@ -54,7 +54,6 @@ func TestMedusaChartServes(t *testing.T) {
   title: Storefleet Test Market
   adminEmail: owner@example.com
 storage: {uploads: 1Gi, database: 1Gi}
-ingress: {enabled: false}
 image: {repository: %s, tag: %s, pullPolicy: Never}
 images:
   postgresql: {repository: %s, tag: %s}
@@ -144,4 +143,19 @@ images:
 		t.Fatalf("/store/products: %s %.500s", resp.Status, body)
 	}
 	t.Logf("/store/products with the set-up's publishable key: %.200s", body)
+
+	// The same through the store's Ingress host and the node's ingress controller.
+	wait(t, "/store/products through the ingress", 2*time.Minute, func() (bool, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.IngressAddr()+"/store/products", nil)
+		req.Host = "market.stores.localhost"
+		req.Header.Set("x-publishable-api-key", key)
+		resp, err := n.HTTPClient().Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.Contains(string(b), `"products"`), fmt.Sprintf("%d %.200s", resp.StatusCode, b)
+	})
+	t.Logf("/store/products through the ingress at %s (Host market.stores.localhost)", n.IngressAddr())
 }
