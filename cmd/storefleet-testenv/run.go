@@ -111,6 +111,10 @@ func printUse(stdout io.Writer, st testenv.State) {
 		// Pod and Service addresses exist only inside the node's network namespace.
 		fmt.Fprintf(stdout, "# node       %s %s in network namespace %s (nsenter --net=/run/netns/%s curl http://<cluster IP>/)\n# images     %s\n",
 			n.Name, n.IP, n.Netns, n.Netns, strings.Join(n.Images, " "))
+		if n.IngressURL != "" {
+			port := n.IngressURL[strings.LastIndex(n.IngressURL, ":")+1:]
+			fmt.Fprintf(stdout, "# shops      %s (ingress): curl http://<store>.stores.localhost:%s/\n", n.IngressURL, port)
+		}
 	}
 }
 

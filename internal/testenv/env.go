@@ -616,6 +616,8 @@ type NodeState struct {
 	Netns            string   `json:"netns"`
 	ContainerdSocket string   `json:"containerdSocket"`
 	Images           []string `json:"images"`
+	// IngressURL is the ingress controller on the host's loopback.
+	IngressURL string `json:"ingressURL"`
 }
 
 // State returns the environment's addresses and processes.
@@ -626,7 +628,7 @@ func (e *Env) State() State {
 		FluxCLI: e.Tools.Flux,
 	}
 	if n := e.Node; n != nil {
-		st.Node = &NodeState{Name: n.Name, IP: n.IP, Netns: n.Netns, ContainerdSocket: n.ContainerdSocket}
+		st.Node = &NodeState{Name: n.Name, IP: n.IP, Netns: n.Netns, ContainerdSocket: n.ContainerdSocket, IngressURL: n.IngressURL}
 		for _, img := range n.Images {
 			st.Node.Images = append(st.Node.Images, img.Ref)
 		}

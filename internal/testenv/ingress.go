@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -88,7 +89,20 @@ spec:
 	}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return waitHTTP(rctx, p, n.HTTPClient(), fmt.Sprintf("http://127.0.0.1:%d/ping", ingressPingPort))
+	if err := waitHTTP(rctx, p, n.HTTPClient(), fmt.Sprintf("http://127.0.0.1:%d/ping", ingressPingPort)); err != nil {
+		return err
+	}
+	// People (make dev, curl) reach the shops from the host: a forwarder on the
+	// host's loopback to the ingress inside the namespace, the one way in.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	n.ingressFwd = newForwarder(l, func(ctx context.Context) (net.Conn, error) {
+		return n.ns.DialContext(ctx, "tcp", n.IngressAddr())
+	})
+	n.IngressURL = "http://" + l.Addr().String()
+	return nil
 }
 
 // IngressAddr is where the node's ingress controller serves every Ingress

@@ -194,22 +194,27 @@ type Node struct {
 	CgroupRoot string
 	// Images are the images imported into the node's containerd.
 	Images []Image
+	// IngressURL is the node's ingress controller as the host's loopback sees it
+	// (http://127.0.0.1:PORT): with the store's host as the request's Host, e.g.
+	// curl http://<store>.stores.localhost:PORT/ (curl sends *.localhost to loopback).
+	IngressURL string
 
 	Tools *NodeTools
 
-	id        string
-	ns        *netns
-	egress    *connectProxy
-	egressCfg string
-	apiFwd    *forwarder
-	procs     []*process
-	machine   *machineUse
-	netName   string
-	stopOnce  sync.Once
-	stopErr   error
-	mu        sync.Mutex
-	env       *Env
-	startedAt time.Time
+	id         string
+	ns         *netns
+	egress     *connectProxy
+	egressCfg  string
+	apiFwd     *forwarder
+	ingressFwd *forwarder
+	procs      []*process
+	machine    *machineUse
+	netName    string
+	stopOnce   sync.Once
+	stopErr    error
+	mu         sync.Mutex
+	env        *Env
+	startedAt  time.Time
 	// caFile is the environment's CA (Traefik verifies the API server with it).
 	caFile string
 	// removedContainers are the containers tear-down deleted (their CNI caches go).

@@ -55,6 +55,9 @@ func (n *Node) stop() error {
 		if n.apiFwd != nil {
 			errs = append(errs, n.apiFwd.Close())
 		}
+		if n.ingressFwd != nil {
+			errs = append(errs, n.ingressFwd.Close())
+		}
 		if n.egress != nil {
 			errs = append(errs, n.egress.Close())
 		}

@@ -148,6 +148,18 @@ images:
 		return resp.StatusCode == 200 && strings.Contains(string(b), "Storefleet Test Shop"), fmt.Sprintf("%d %.200s", resp.StatusCode, b)
 	})
 	t.Logf("home page through the ingress at %s (Host shop.stores.localhost)", n.IngressAddr())
+	// And from the host, through the loopback forwarder people use (curl).
+	hreq, _ := http.NewRequest(http.MethodGet, n.IngressURL+"/", nil)
+	hreq.Host = "shop.stores.localhost"
+	hresp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatalf("ingress from the host's loopback: %v", err)
+	}
+	hbody, _ := io.ReadAll(hresp.Body)
+	hresp.Body.Close()
+	if hresp.StatusCode != 200 || !strings.Contains(string(hbody), "Storefleet Test Shop") {
+		t.Fatalf("ingress from the host's loopback %s: %d %.300s", n.IngressURL, hresp.StatusCode, hbody)
+	}
 
 	programs, podsRSS := n.Memory()
 	var total int64
