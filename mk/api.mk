@@ -1,6 +1,6 @@
 # API area: `make run` starts the API on 127.0.0.1:8080 with the embedded fleet repository
 # (.data/fleet.git, seeded from fleet/ on first start). Flags and env: bin/gitops-api serve --help.
-.PHONY: run bench-api
+.PHONY: run bench-api bench-auth
 
 RUN_FLAGS ?=
 
@@ -10,6 +10,11 @@ run: build
 ## bench-api: only the HTTP API benchmark (make bench runs it with every other one).
 bench-api:
 	$(GO) test -run '^$$' -bench HTTPCreate -benchtime 200x -count 1 -timeout 60m ./internal/api/
+
+## bench-auth: what authentication adds to a create (API token and OIDC JWT against none, same run) and the
+## authentication step alone; make bench runs them too. Figures: docs/benchmarks.md, "Authentication".
+bench-auth:
+	$(GO) test -run '^$$' -bench 'AuthCreate|Authenticate' -benchtime 200x -count 1 -timeout 30m ./internal/api/
 
 # The API's tests run a real Git server (git http-backend, shipped in Debian's git package).
 .PHONY: api-deps

@@ -26,6 +26,7 @@ import (
 // the API over HTTP on top of it.
 type benchFleet struct {
 	api     *httptest.Server
+	svc     *fleet.Service
 	repo    *gitrepo.Repo
 	render  render.Renderer
 	startup time.Duration // gitrepo.Open + the store names: the API can serve
@@ -93,7 +94,7 @@ func newBenchFleet(b *testing.B, size int) *benchFleet {
 	svc.WaitLoaded()
 	loaded := time.Since(t0)
 	ts := httptest.NewServer(api.Handler(svc, api.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	return &benchFleet{api: ts, repo: repo, render: r, startup: startup, loaded: loaded, close: func() {
+	return &benchFleet{api: ts, svc: svc, repo: repo, render: r, startup: startup, loaded: loaded, close: func() {
 		ts.Close()
 		svc.Close()
 		repo.Close()

@@ -32,9 +32,24 @@ type env struct {
 	bare   string // the remote's bare repository on disk, for inspecting with git
 	remote string
 	spec   *spec
+	// opts are the handler's options beyond the log (authentication, limits, status).
+	opts api.Options
+	svc  *fleet.Service
+	// wrap, when set, decorates the fleet service the handler is given (the access
+	// policy, as serve wires it).
+	wrap func(*fleet.Service) api.Service
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, api.Options{}) }
+
+// newEnvWith is newEnv with the handler's options.
+func newEnvWith(t *testing.T, opts api.Options) *env {
+	t.Helper()
+	return newEnvWrapped(t, opts, nil)
+}
+
+// newEnvWrapped is newEnvWith with the fleet service decorated by wrap.
+func newEnvWrapped(t *testing.T, opts api.Options, wrap func(*fleet.Service) api.Service) *env {
 	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
@@ -48,7 +63,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { git.Close() })
-	e := &env{t: t, bare: bare, remote: git.URL() + "/fleet.git", spec: loadSpec(t)}
+	e := &env{t: t, bare: bare, remote: git.URL() + "/fleet.git", spec: loadSpec(t), opts: opts, wrap: wrap}
 	// Seed the remote like a real fleet repository: one commit holding the layout.
 	seed := t.TempDir()
 	runGit(t, seed, "init", "-q", "-b", "main")
@@ -91,7 +106,17 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	srv := httptest.NewServer(api.Handler(svc, api.Options{Log: log}))
+	e.svc = svc
+	o := e.opts
+	o.Log = log
+	if o.Diffs == nil {
+		o.Diffs = fleet.Differ{R: gitrepo.Fleet{R: repo}}
+	}
+	var hs api.Service = svc
+	if e.wrap != nil {
+		hs = e.wrap(svc)
+	}
+	srv := httptest.NewServer(api.Handler(hs, o))
 	t.Cleanup(srv.Close)
 	e.api = srv
 }

@@ -42,6 +42,11 @@ func (a *api) withStatus(out StoreJSON) StoreJSON {
 	if !ok {
 		return out
 	}
+	if rv := out.Status.Review; rv != nil {
+		// The cluster still runs the spec on the fleet's branch; the change under
+		// review is what the store waits on.
+		st.AwaitReview(*rv)
+	}
 	out.Status = st
 	return out
 }
@@ -86,6 +91,14 @@ func (a *api) storeEvents(w http.ResponseWriter, r *http.Request) {
 			"event streams need a cluster: start gitops-api serve with --kubeconfig or in a cluster"))
 		return
 	}
+	if PrincipalFrom(r.Context()) != nil {
+		// Like GET: another tenant's store is not found, so a stream cannot tell
+		// that it exists either.
+		if _, err := a.svc.Get(r.Context(), name); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
 	a.stream(w, r, name)
 }
 
@@ -120,7 +133,11 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request, name string) {
 		// The headers are the whole answer; a stream would only be thrown away.
 		return
 	}
+	visible := a.visibility(r)
 	send := func(ev status.Event) (terminal bool, ok bool) {
+		if !visible(ev) {
+			return false, true
+		}
 		var data any = ev.Status
 		typ := "status"
 		if ev.Kind == status.KindEvent {
@@ -194,4 +211,60 @@ func lastStatusTerminal(evs []status.Event) bool {
 		}
 	}
 	return false
+}
+
+// visibility returns whether an event of r's stream may be sent to its principal:
+// only events of stores of its tenants. Whether a store is visible is asked once
+// per store and stream of the (access-checked) service, not of Git per event; it is
+// asked again after the store's terminal phase, as its name may then be taken by a
+// store of another tenant.
+func (a *api) visibility(r *http.Request) func(status.Event) bool {
+	p := PrincipalFrom(r.Context())
+	if p == nil {
+		return func(status.Event) bool { return true }
+	}
+	seen := map[string]bool{}
+	return func(ev status.Event) bool {
+		ok, known := seen[ev.Store]
+		if !known {
+			v, err := a.svc.Get(r.Context(), ev.Store)
+			ok = err == nil && p.Sees(tenantOf(v.Store))
+			if store.ErrorCode(err) == store.ENOTFOUND {
+				// Purged: its history still names its tenant, so the tenant sees
+				// the last events of its own store.
+				var h []store.Entry
+				if h, err = a.svc.History(r.Context(), ev.Store); err == nil {
+					ok = p.Sees(entriesTenant(h))
+				}
+			}
+			if err == nil || store.ErrorCode(err) == store.ENOTFOUND {
+				// Any other error (the fleet unavailable) is asked again next time;
+				// until then the event is not sent.
+				seen[ev.Store] = ok
+			}
+		}
+		if ev.Kind == status.KindStatus && ev.Status != nil && ev.Status.Phase.Terminal() {
+			delete(seen, ev.Store)
+		}
+		return ok
+	}
+}
+
+// tenantOf is the store's tenant, the default one for a store that names none (the
+// fleet fills in the configured default; this is the last resort).
+func tenantOf(s store.Store) string {
+	if s.Tenant == "" {
+		return store.DefaultTenant
+	}
+	return s.Tenant
+}
+
+// entriesTenant is the tenant the newest entry naming one gives.
+func entriesTenant(h []store.Entry) string {
+	for _, e := range h {
+		if e.Tenant != "" {
+			return e.Tenant
+		}
+	}
+	return store.DefaultTenant
 }

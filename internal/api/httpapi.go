@@ -43,6 +43,8 @@ type Problem struct {
 	Instance  string       `json:"instance,omitempty"`
 	RequestID string       `json:"requestId,omitempty"`
 	Errors    []FieldError `json:"errors,omitempty"`
+	// challenge is a 401's WWW-Authenticate value (RFC 9110 11.6.1 requires one).
+	challenge string
 }
 
 // Error makes a Problem usable as an error inside the HTTP layer.
@@ -74,6 +76,9 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	}
 	if p.Instance == "" {
 		p.Instance = r.URL.Path
+	}
+	if p.challenge != "" {
+		w.Header().Set("WWW-Authenticate", p.challenge)
 	}
 	writeJSON(w, p.Status, ContentProblem, p)
 }

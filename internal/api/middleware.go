@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // ctxKey is unexported so no other package can collide with (or forge) the API's
@@ -17,7 +21,7 @@ type ctxKey int
 
 const (
 	requestIDKey ctxKey = iota
-	actorKey
+	callerKey
 )
 
 // HeaderRequestID carries the request id both ways: a client may send one (to
@@ -30,15 +34,53 @@ func RequestIDFrom(ctx context.Context) string {
 	return id
 }
 
-// ActorFrom returns who made the request. Authentication is a later issue; until
-// then the actor is what the client says in X-Actor, or "anonymous" when it says
-// nothing.
+// caller is who asks, filled in as the request goes down the middleware: the
+// request log sits outside the authentication of /api/v1 yet must name the
+// authenticated subject, so the outermost middleware puts a holder in the context
+// that the inner one fills.
+type caller struct {
+	// claimed is a well-formed X-Actor, as the client sent it.
+	claimed string
+	// authOn: a principal is required, so a claimed actor is never the actor.
+	authOn    bool
+	principal *store.Principal
+}
+
+func callerFrom(ctx context.Context) *caller {
+	c, _ := ctx.Value(callerKey).(*caller)
+	return c
+}
+
+// ActorFrom returns who made the request, as the audit log records it: the
+// authenticated subject; with authentication off (make run on loopback), what the
+// client says in X-Actor, or "anonymous" when it says nothing. With authentication
+// on, X-Actor never becomes the actor (see OnBehalfOfFrom).
 func ActorFrom(ctx context.Context) string {
-	a, _ := ctx.Value(actorKey).(string)
-	if a == "" {
+	if p := store.PrincipalFrom(ctx); p != nil {
+		return p.Subject
+	}
+	c := callerFrom(ctx)
+	switch {
+	case c == nil:
+		return "anonymous"
+	case c.principal != nil:
+		return c.principal.Subject
+	case c.authOn || c.claimed == "":
 		return "anonymous"
 	}
-	return a
+	return c.claimed
+}
+
+// OnBehalfOfFrom returns the actor an authenticated principal names in X-Actor, ""
+// when none or when authentication is off (then X-Actor is the actor itself). Only
+// principals allowed to act for others may name one; the request is refused
+// otherwise (meta), and the access policy checks it again.
+func OnBehalfOfFrom(ctx context.Context) string {
+	c := callerFrom(ctx)
+	if c == nil || !c.authOn {
+		return ""
+	}
+	return c.claimed
 }
 
 // NewRequestID returns a random 128-bit id in hex.
@@ -82,22 +124,27 @@ func validActor(s string) bool {
 }
 
 // requestID accepts a well-formed X-Request-Id from the client or makes one, puts it
-// in the context and echoes it in the response.
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(HeaderRequestID)
-		if !ValidID(id) {
-			id = NewRequestID()
-		}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		// An invalid X-Actor is refused by checkRequestHeaders, inside the request
-		// log; only a valid one becomes the actor.
-		if a := r.Header.Get("X-Actor"); validActor(a) {
-			ctx = context.WithValue(ctx, actorKey, a)
-		}
-		w.Header().Set(HeaderRequestID, id)
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// in the context and echoes it in the response. It also puts the caller holder
+// there, which authentication fills.
+func requestID(authOn bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get(HeaderRequestID)
+			if !ValidID(id) {
+				id = NewRequestID()
+			}
+			ctx := context.WithValue(r.Context(), requestIDKey, id)
+			c := &caller{authOn: authOn}
+			// An invalid X-Actor is refused by checkRequestHeaders, inside the request
+			// log; only a valid one is kept.
+			if a := r.Header.Get("X-Actor"); validActor(a) {
+				c.claimed = a
+			}
+			ctx = context.WithValue(ctx, callerKey, c)
+			w.Header().Set(HeaderRequestID, id)
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
 }
 
 // statusWriter records the status and size for the access log. It implements Unwrap
@@ -128,7 +175,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests writes one structured line per request and turns a panic into a 500
 // problem instead of a dropped connection.
-func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+func logRequests(log *slog.Logger, obs Observer) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -147,12 +194,20 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 				if sw.status >= 500 {
 					level = slog.LevelError
 				}
+				// chi fills the pattern in while routing, in the context this
+				// middleware handed down (the router made it before any middleware ran).
+				route := ""
+				if rc := chi.RouteContext(r.Context()); rc != nil {
+					route = rc.RoutePattern()
+				}
+				obs.HTTPRequest(r.Method, route, sw.status, time.Since(start))
 				log.LogAttrs(r.Context(), level, "http",
-					slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 					slog.Int("status", sw.status), slog.Int("bytes", sw.bytes),
 					slog.Duration("duration", time.Since(start)),
 					slog.String("request_id", RequestIDFrom(r.Context())),
-					slog.String("actor", ActorFrom(r.Context())))
+					slog.String("actor", ActorFrom(r.Context())),
+					slog.String("on_behalf_of", OnBehalfOfFrom(r.Context())))
 			}()
 			next.ServeHTTP(sw, r)
 		})

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,13 +29,47 @@ type Service = store.Service
 // Options tune the handler; zero values are the defaults.
 type Options struct {
 	Log *slog.Logger
+	// Diffs gives a history entry's diff (GET /stores/{name}/history/{sha}); nil
+	// answers that route with 404.
+	Diffs Differ
 	// WriteDeadline bounds ordinary routes (RouteWriteDeadline by default).
 	WriteDeadline time.Duration
 	// Status is the live status from the cluster; nil when none is configured.
 	Status StatusSource
 	// Cluster reports the cluster connection for /readyz; nil when none is configured.
 	Cluster func() error
+	// Authenticate checks the bearer token of every /api/v1 request; nil turns
+	// authentication off (make run on loopback): then X-Actor is the actor, as
+	// the client claims it.
+	Authenticate Authenticator
+	// Limits are each caller's request budgets on /api/v1; zero = no limit.
+	Limits Limits
+	// Observer is told of every request, authentication and refusal by a budget
+	// (internal/metrics); nil counts nothing.
+	Observer Observer
+	// GitHub receives the webhook deliveries of pull-request review at WebhookPath;
+	// nil: no such route.
+	GitHub store.DeliveryReceiver
 }
+
+// Observer takes what the API counts. Its arguments are plain values so that the
+// metrics package implements it without the API depending on Prometheus. route is
+// the router's pattern (/api/v1/stores/{name}), never the path: a path carries a
+// store's name, and one series per store is what metrics must not have.
+type Observer interface {
+	HTTPRequest(method, route string, code int, d time.Duration)
+	// Authentication: method is the principal's (empty when no token was
+	// accepted); result is ok, missing, malformed, invalid or unavailable.
+	Authentication(method, result string)
+	// RateLimited: budget is reads or writes.
+	RateLimited(budget string)
+}
+
+type noObserver struct{}
+
+func (noObserver) HTTPRequest(string, string, int, time.Duration) {}
+func (noObserver) Authentication(string, string)                  {}
+func (noObserver) RateLimited(string)                             {}
 
 // api holds the handlers' dependencies.
 type api struct {
@@ -42,6 +77,13 @@ type api struct {
 	log     *slog.Logger
 	status  StatusSource
 	cluster func() error
+	diffs   Differ
+}
+
+// Differ gives the file diff of one change of a store's history
+// (fleet.Service.ChangeDiff).
+type Differ interface {
+	ChangeDiff(ctx context.Context, e store.Entry) ([]store.Diff, error)
 }
 
 // Handler returns the HTTP handler for svc.
@@ -52,9 +94,12 @@ func Handler(svc Service, o Options) http.Handler {
 	if o.WriteDeadline == 0 {
 		o.WriteDeadline = RouteWriteDeadline
 	}
-	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster}
+	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster, diffs: o.Diffs}
 	r := chi.NewRouter()
-	r.Use(requestID, logRequests(o.Log), routeMethods(r))
+	if o.Observer == nil {
+		o.Observer = noObserver{}
+	}
+	r.Use(requestID(o.Authenticate != nil), logRequests(o.Log, o.Observer), routeMethods(r))
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 	r.Group(func(r chi.Router) {
@@ -67,8 +112,14 @@ func Handler(svc Service, o Options) http.Handler {
 			_, _ = w.Write(openAPIDoc)
 		})
 	})
+	// Public: the probes and the API's description. Everything under /api/v1 needs a
+	// principal when authentication is on.
+	lim := newLimiter(o.Limits)
+	if o.GitHub != nil {
+		r.With(writeDeadline(webhookDeadline)).Post(WebhookPath, githubWebhook(o.GitHub, a))
+	}
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(checkRequestHeaders)
+		r.Use(guard(o.Authenticate, lim, o.Observer), checkRequestHeaders)
 		r.Group(func(r chi.Router) {
 			// Every route here answers within the deadline; the event streams below
 			// set a deadline per event instead.
@@ -79,6 +130,7 @@ func Handler(svc Service, o Options) http.Handler {
 			r.Patch("/stores/{name}", a.patchStore)
 			r.Delete("/stores/{name}", a.deleteStore)
 			r.Get("/stores/{name}/history", a.storeHistory)
+			r.Get("/stores/{name}/history/{sha}", a.storeChange)
 			r.Get("/requests/{id}", a.getRequest)
 		})
 		r.Get("/stores/{name}/events", a.storeEvents)
@@ -138,6 +190,10 @@ func storeJSON(v store.View) StoreJSON {
 		out.Status.Commit = v.Commit.SHA
 		out.Status.Steps = append(out.Status.Steps, store.Step{Name: "committed", State: "done", Time: &t, Commit: v.Commit.SHA})
 	}
+	if v.Review != nil {
+		out.Status.AwaitReview(*v.Review)
+		return out
+	}
 	switch v.State {
 	case store.StateRetained:
 		out.Status.Message = "release removed, namespace and data retained; DELETE with ?purge=true to remove the data"
@@ -161,13 +217,24 @@ type AcceptedJSON struct {
 
 // meta builds the request's identity: an Idempotency-Key becomes the change's
 // Request-Id, so a retry with the same key is recognised, also after a restart.
-func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (store.Meta, bool) {
-	m := store.Meta{Actor: ActorFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
-	q, ok := queryFlags(w, r, "dryRun", "purge")
+//
+// The actor is the authenticated subject; an X-Actor from an authenticated
+// principal is whom it acts for, and only a principal allowed to act for others may
+// name one.
+func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte, flags ...string) (store.Meta, bool) {
+	m := store.Meta{Actor: ActorFrom(r.Context()), OnBehalfOf: OnBehalfOfFrom(r.Context()), RequestID: RequestIDFrom(r.Context())}
+	if p := PrincipalFrom(r.Context()); p != nil && m.OnBehalfOf != "" && !p.ActAs {
+		WriteProblem(w, r, actAsProblem())
+		return m, false
+	}
+	q, ok := queryFlags(w, r, append([]string{"dryRun", "purge"}, flags...)...)
 	if !ok {
 		return m, false
 	}
-	m.DryRun = q["dryRun"]
+	m.DryRun, m.Force = q["dryRun"], q["force"]
+	// force overrides a guard; it does not make another request of the same one, so
+	// a retry that adds or drops it is still recognised by its key.
+	delete(q, "force")
 	if key, present := r.Header["Idempotency-Key"]; present {
 		if len(key) != 1 || !ValidID(key[0]) {
 			WriteProblem(w, r, newProblem(http.StatusBadRequest, "invalid-header", "Invalid header",
@@ -179,7 +246,13 @@ func (a *api) meta(w http.ResponseWriter, r *http.Request, body []byte) (store.M
 	}
 	// Over the canonical request, so that a retry that re-serialises the same JSON is
 	// recognised as the same request.
-	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), canonicalFlags(q), canonicalJSON(body))
+	// And over who asks: keys are the clients' choice, so another principal reusing a
+	// key is another request, never answered with the first one's outcome.
+	var who []byte
+	if p := store.PrincipalFrom(r.Context()); p != nil {
+		who = []byte(p.Subject)
+	}
+	m.Fingerprint = fingerprint([]byte(r.Method), []byte(r.URL.Path), canonicalFlags(q), canonicalJSON(body), who)
 	return m, true
 }
 
@@ -297,6 +370,8 @@ type ListJSON struct {
 const (
 	defaultLimit = 100
 	maxLimit     = 1000
+	// maxQueryText bounds ?q=: longer than any name, domain or title it could match.
+	maxQueryText = 256
 )
 
 func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
@@ -339,6 +414,18 @@ func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.Phase = v
+		case "tenant":
+			if rule, msg := store.ValidateTenant(v); rule != "" {
+				WriteProblem(w, r, badQuery(k, rule, msg))
+				return
+			}
+			f.Tenant = v
+		case "q":
+			if len(v) > maxQueryText {
+				WriteProblem(w, r, badQuery(k, "maxLength", "at most "+strconv.Itoa(maxQueryText)+" bytes"))
+				return
+			}
+			f.Text = v
 		default:
 			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
 			return
@@ -431,11 +518,11 @@ func applyPatch(cur store.Store, patch map[string]any) (store.Store, error) {
 }
 
 func (a *api) deleteStore(w http.ResponseWriter, r *http.Request) {
-	q, ok := queryFlags(w, r, "dryRun", "purge")
+	q, ok := queryFlags(w, r, "dryRun", "purge", "force")
 	if !ok {
 		return
 	}
-	m, ok := a.meta(w, r, nil)
+	m, ok := a.meta(w, r, nil, "force")
 	if !ok {
 		return
 	}
@@ -466,6 +553,55 @@ func (a *api) storeHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	Write(w, http.StatusOK, HistoryJSON{Store: name, Items: h})
+}
+
+// ChangeJSON is one change of a store's history with its file diff.
+type ChangeJSON struct {
+	store.Entry
+	Changes []store.Diff `json:"changes"`
+}
+
+// storeChange shows one history entry with its diff. The entry is looked up in the
+// store's history as GET .../history gives it, so the same tenant rules hold and a
+// commit that is not one of this store's changes is not found, whatever it holds.
+func (a *api) storeChange(w http.ResponseWriter, r *http.Request) {
+	name, sha := chi.URLParam(r, "name"), chi.URLParam(r, "sha")
+	if !validSHA(sha) {
+		WriteProblem(w, r, newProblem(http.StatusBadRequest, "invalid-path", "Invalid path parameter",
+			"sha: a full commit id, 40 lower-case hexadecimal digits", FieldError{Field: "sha", Rule: "pattern", Detail: "40 lower-case hexadecimal digits"}))
+		return
+	}
+	h, err := a.svc.History(r.Context(), name)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	i := slices.IndexFunc(h, func(e store.Entry) bool { return e.Commit.SHA == sha })
+	if i < 0 || a.diffs == nil {
+		a.writeError(w, r, store.Errorf(store.ENOTFOUND, "store %q has no change in commit %s", name, sha))
+		return
+	}
+	d, err := a.diffs.ChangeDiff(r.Context(), h[i])
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if d == nil {
+		d = []store.Diff{}
+	}
+	Write(w, http.StatusOK, ChangeJSON{Entry: h[i], Changes: d})
+}
+
+func validSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *api) getRequest(w http.ResponseWriter, r *http.Request) {
@@ -524,14 +660,17 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		WriteProblem(w, r, newProblem(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", msg,
 			FieldError{Field: "If-Match", Rule: "match", Detail: "names a version of the store that is no longer its current one"}))
 	case store.EUNAUTHORIZED:
-		WriteProblem(w, r, newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", msg))
+		WriteProblem(w, r, unauthorized("invalid_token", msg))
 	case store.EFORBIDDEN:
 		WriteProblem(w, r, newProblem(http.StatusForbidden, "forbidden", "Forbidden", msg))
 	case store.EUNAVAILABLE:
 		// Nothing was changed and nothing will be: the client may simply retry,
 		// after a pause. The type tells an operator where to look.
 		a.log.Warn("change unavailable", "request_id", RequestIDFrom(r.Context()), "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+		// A dependency that said how long to wait (GitHub's rate limits) is believed
+		// when it asks for longer than the default.
+		wait := max(RetryAfter, store.ErrorRetryAfter(err).Round(time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 		WriteProblem(w, r, unavailableProblem(store.ErrorCause(err), msg))
 	default:
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -73,7 +73,7 @@ func TestPerRouteWriteDeadline(t *testing.T) {
 	// Through the logging wrapper, as in Handler: http.ResponseController must reach
 	// the connection through statusWriter.Unwrap.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	mux.Handle("/bounded", logRequests(log)(writeDeadline(100*time.Millisecond)(http.HandlerFunc(slow))))
+	mux.Handle("/bounded", logRequests(log, noObserver{})(writeDeadline(100*time.Millisecond)(http.HandlerFunc(slow))))
 	mux.Handle("/stream", http.HandlerFunc(slow))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -552,8 +552,13 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	kubeConfig := func(u *unstructured.Unstructured) {
 		_ = unstructured.SetNestedMap(u.Object, map[string]any{"secretRef": map[string]any{"name": "remote-cluster"}}, "spec", "kubeConfig")
 	}
+	// A shard applies as render.ShardServiceAccount: another ServiceAccount, or none
+	// (kustomize-controller itself, cluster-admin), would lift the shard's least privilege.
 	serviceAccount := func(u *unstructured.Unstructured) {
 		_ = unstructured.SetNestedField(u.Object, "cluster-admin", "spec", "serviceAccountName")
+	}
+	noServiceAccount := func(u *unstructured.Unstructured) {
+		unstructured.RemoveNestedField(u.Object, "spec", "serviceAccountName")
 	}
 	otherPath := func(u *unstructured.Unstructured) {
 		_ = unstructured.SetNestedField(u.Object, "./other", "spec", "path")
@@ -603,7 +608,8 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 			_ = unstructured.SetNestedField(u.Object, "example.com/v1", "spec", "sourceRef", "apiVersion")
 		}, "spec.sourceRef"},
 		{"spec.kubeConfig", kubeConfig, "without spec.kubeConfig"},
-		{"spec.serviceAccountName", serviceAccount, "without spec.serviceAccountName"},
+		{"another spec.serviceAccountName", serviceAccount, "only with spec.serviceAccountName " + render.ShardServiceAccount},
+		{"no spec.serviceAccountName", noServiceAccount, "only with spec.serviceAccountName " + render.ShardServiceAccount},
 		{"another path", otherPath, "spec.path ./"},
 		{"no path", func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "path") }, "spec.path ./"},
 		{"another decryption Secret", otherSecret, "SOPS and Secret sops-age"},
@@ -640,7 +646,8 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 			_ = unstructured.SetNestedField(u.Object, "stores-a01", "spec", "sourceRef", "name")
 		}, "spec.sourceRef"},
 		{"spec.kubeConfig", kubeConfig, "without spec.kubeConfig"},
-		{"spec.serviceAccountName", serviceAccount, "without spec.serviceAccountName"},
+		{"another spec.serviceAccountName", serviceAccount, "only with spec.serviceAccountName " + render.ShardServiceAccount},
+		{"no spec.serviceAccountName", noServiceAccount, "only with spec.serviceAccountName " + render.ShardServiceAccount},
 		{"another path", otherPath, "spec.path ./"},
 		{"another decryption Secret", otherSecret, "SOPS and Secret sops-age"},
 		{"postBuild reading a Secret", postBuild, "spec fields of a shard layout"},

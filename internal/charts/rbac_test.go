@@ -187,7 +187,7 @@ func checkAdmissionPolicy(t *testing.T, objs []*unstructured.Unstructured, user 
 	for _, want := range []string{"reconcile.fluxcd.io/requestedAt", "object.spec == oldObject.spec", `request.operation == "UPDATE"`,
 		`request.operation == "CREATE"`, `"^stores-[0-9a-f]{3}$"`, `"storefleet.io/shard"`, `"externalartifacts"`, `subresource == "status"`,
 		`"kustomizations"`, `object.spec.sourceRef.kind == "ExternalArtifact"`, `object.spec.sourceRef.name == object.metadata.name`,
-		"object.spec.sourceRef.namespace", `object.spec.path == "./"`, "!has(object.spec.kubeConfig)", "!has(object.spec.serviceAccountName)"} {
+		"object.spec.sourceRef.namespace", `object.spec.path == "./"`, "!has(object.spec.kubeConfig)", `object.spec.serviceAccountName == "storefleet-shard"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("validations do not check %s", want)
 		}

@@ -261,14 +261,3 @@ func TestCredentialsGeneratedNotFromValues(t *testing.T) {
 		})
 	}
 }
-
-// gitops-api has no token authentication yet: a values file that asks for it must fail to
-// template instead of installing an API that looks protected and is not.
-func TestPlatformRefusesTokenAuth(t *testing.T) {
-	v := baseValues(t, "storefleet")
-	set(v, "auth.tokensSecret.name", "storefleet-api-tokens")
-	err := templateErr(t, "storefleet", v)
-	if err == nil || !strings.Contains(err.Error(), "no token authentication yet") {
-		t.Fatalf("templating with auth.tokensSecret.name set: %v, want the chart to refuse it", err)
-	}
-}

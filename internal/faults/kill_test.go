@@ -154,7 +154,7 @@ func killRounds(t *testing.T, fleet string) {
 					i := rand.IntN(len(live))
 					name := live[i]
 					live = append(live[:i], live[i+1:]...)
-					send(op{key: key, method: "DELETE", path: "/api/v1/stores/" + name, store: name})
+					send(op{key: key, method: "DELETE", path: "/api/v1/stores/" + name + "?force=true", store: name})
 				}
 			}
 		}()

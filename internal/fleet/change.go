@@ -14,6 +14,11 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 		if in.Cluster == "" {
 			in.Cluster = s.cluster
 		}
+		// The access policy names the tenant before this; with authentication off
+		// nobody does, and the store is the default tenant's.
+		if in.Tenant == "" {
+			in.Tenant = s.tenant
+		}
 		st := in.WithDefaults(s.baseDomain)
 		if err := s.admit(ctx, st, nil, dropDerived(st.Validate(), in)); err != nil {
 			return store.Outcome{}, err
@@ -73,6 +78,19 @@ func (s *Service) Update(ctx context.Context, name string, change func(store.Sto
 		next, err := change(cur.store)
 		if err != nil {
 			return store.Outcome{}, err
+		}
+		if next.Tenant == "" {
+			// Not named in the change (a merge patch that leaves it out, or
+			// removes it): the store stays its tenant's.
+			next.Tenant = cur.store.Tenant
+		}
+		if next.Tenant != cur.store.Tenant {
+			// Refused here and not only by the access policy, so that no path
+			// (auth off, an admin of every tenant) moves a store between tenants:
+			// its history, quota and audit trail belong to the first.
+			return store.Outcome{}, &store.Error{Code: store.EINVALID, Message: "a store's tenant cannot change",
+				Fields: []store.FieldError{{Field: "tenant", Rule: "immutable",
+					Message: fmt.Sprintf("tenant is %s and cannot change; create a store in the other tenant instead", cur.store.Tenant)}}}
 		}
 		next = next.WithDefaults(s.baseDomain)
 		if err := s.admit(ctx, next, &cur.store, next.Validate()); err != nil {
@@ -158,18 +176,24 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 		out.DryRun = true
 		out.State = store.RequestDryRun
 		out.Changes = diffFiles(old, files)
+		out.Review = s.wouldReview(st, action)
 		return out, nil
 	}
-	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, RequestID: m.RequestID,
-		Continues: m.Continues, Dir: dir, Files: files, Remove: state == store.StatePurged, Base: base}
+	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, OnBehalfOf: m.OnBehalfOf,
+		Tenant: st.Tenant, RequestID: m.RequestID, Continues: m.Continues, Dir: dir, Files: files,
+		Remove: state == store.StatePurged, Base: base, Plan: string(st.Plan), Engine: string(st.Engine)}
 	// The deadline is the server's: a client that hangs up does not cut the write
 	// short, and one that waits never waits longer.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.writeTO)
 	commit, err := s.repo.Submit(wctx, c)
 	cancel()
+	if p, ok := store.AsProposed(err); ok {
+		return proposed(out, p), nil
+	}
 	if errors.Is(err, store.ErrOutcomeUnknown) {
 		// Accepted, outcome not known yet: the repository decides it and
 		// GET /api/v1/requests/{id} tells.
+		s.log.Warn("change pending: the write deadline passed during its push", "request_id", m.RequestID, "store", st.Name, "action", action)
 		out.State = store.RequestPending
 		out.Reason = "the write deadline passed while the change was being pushed; whether it landed is being decided: GET the request to learn the outcome"
 		return out, nil
@@ -200,6 +224,7 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	s.mu.Unlock()
 	out.State = store.RequestCommitted
 	out.Commit = &commit
+	s.log.Info("change committed", "request_id", m.RequestID, "store", st.Name, "action", action, "commit", commit.SHA)
 	return out, nil
 }
 

@@ -31,3 +31,23 @@ func (s *Service) Known(name string) bool {
 	_, ok := s.index[name]
 	return ok
 }
+
+// TenantCounts returns how many stores each tenant owns, for the stores-by-tenant
+// gauge. A store whose folder is not read yet counts under "" (its tenant is not
+// known until the background warm-up reads it).
+func (s *Service) TenantCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range s.index {
+		t := e.store.Tenant
+		switch {
+		case !e.loaded && !e.unreadable:
+			t = ""
+		case t == "":
+			t = s.tenant
+		}
+		out[t]++
+	}
+	return out
+}

@@ -137,6 +137,7 @@ func (s *Service) load(ctx context.Context, name string) (indexed, error) {
 		return indexed{}, err
 	}
 	st, state, err := s.render.Parse(files)
+	st = s.owned(st)
 	if err != nil {
 		// A folder someone edited by hand must not stop the API; it is reported as
 		// unreadable and logged so an operator can fix it.
@@ -170,6 +171,15 @@ func (s *Service) refresh(ctx context.Context, name, dir string) {
 		return
 	}
 	if st, state, err := s.render.Parse(files); err == nil && st.Name == name {
-		s.putLocked(name, &indexed{store: st, state: state, loaded: true, dir: dir})
+		s.putLocked(name, &indexed{store: s.owned(st), state: state, loaded: true, dir: dir})
 	}
+}
+
+// owned gives a store read from its files its tenant: the one its files name, or
+// the default tenant for files from before tenants (or pushed by hand without one).
+func (s *Service) owned(st store.Store) store.Store {
+	if st.Tenant == "" {
+		st.Tenant = s.tenant
+	}
+	return st
 }

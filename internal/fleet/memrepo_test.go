@@ -68,7 +68,8 @@ func (r *memRepo) Submit(ctx context.Context, c store.Change) (store.Commit, err
 	} else {
 		r.dirs[c.Dir] = c.Files
 	}
-	e := store.Entry{Commit: commit, Store: c.Store, Cluster: c.Cluster, Action: c.Action, Actor: c.Actor, RequestID: c.RequestID}
+	e := store.Entry{Commit: commit, Store: c.Store, Cluster: c.Cluster, Action: c.Action, Actor: c.Actor,
+		OnBehalfOf: c.OnBehalfOf, Tenant: c.Tenant, RequestID: c.RequestID}
 	r.history[c.Dir] = append([]store.Entry{e}, r.history[c.Dir]...)
 	return commit, nil
 }
@@ -112,6 +113,22 @@ func (r *memRepo) History(ctx context.Context, dir string) ([]store.Entry, error
 }
 
 func (r *memRepo) Ready(context.Context) error { return nil }
+
+// RemovalsSince lists the deletes and purges of every folder's history since t;
+// newest first is not kept, which counting does not need.
+func (r *memRepo) RemovalsSince(ctx context.Context, since time.Time) ([]store.Entry, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []store.Entry
+	for _, entries := range r.history {
+		for _, e := range entries {
+			if (e.Action == store.ActionDelete || e.Action == store.ActionPurge) && !e.Commit.Time.Before(since) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
 
 func (r *memRepo) commitCount() int {
 	r.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,11 +13,17 @@ import (
 
 // Get returns one store with the commit that last changed it.
 func (s *Service) Get(ctx context.Context, name string) (store.View, error) {
+	open := s.openProposals()
 	cur, err := s.load(ctx, name)
+	if store.ErrorCode(err) == store.ENOTFOUND {
+		if v, ok := s.proposedCreate(open[name]); ok {
+			return v, nil
+		}
+	}
 	if err != nil {
 		return store.View{}, err
 	}
-	v := store.View{Store: cur.store, State: cur.state}
+	v := store.View{Store: cur.store, State: cur.state, Review: reviewOf(open, name)}
 	c, err := s.lastCommit(ctx, name, cur)
 	if err != nil {
 		return store.View{}, err
@@ -30,7 +37,7 @@ func (s *Service) Get(ctx context.Context, name string) (store.View, error) {
 // List returns up to limit stores after the continue token, sorted by name, and the
 // token for the next page ("" on the last page). Commits are not filled in.
 func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont string) ([]store.View, string, error) {
-	after := ""
+	after, text := "", strings.ToLower(f.Text)
 	if cont != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cont)
 		if err != nil || !strings.HasPrefix(string(b), "n:") {
@@ -39,10 +46,17 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 		}
 		after = string(b[2:])
 	}
+	open := s.openProposals()
 	s.mu.Lock()
 	names := make([]string, 0, len(s.index))
 	for n, e := range s.index {
 		if n > after && (f.Cluster == "" || e.store.Cluster == f.Cluster) {
+			names = append(names, n)
+		}
+	}
+	// Proposed creates are listed among the fleet's stores, in name order.
+	for n := range open {
+		if _, ok := s.index[n]; !ok && n > after {
 			names = append(names, n)
 		}
 	}
@@ -53,22 +67,32 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 	for _, n := range names {
 		// Walk in name order, reading specs only as far as the page needs.
 		e, err := s.load(ctx, n)
-		if store.ErrorCode(err) == store.ENOTFOUND || errors.Is(err, errUnreadable) {
+		if store.ErrorCode(err) == store.ENOTFOUND {
+			pv, ok := s.proposedCreate(open[n])
+			if !ok || f.Cluster != "" && pv.Store.Cluster != f.Cluster {
+				continue
+			}
+			e, err = indexed{store: pv.Store, state: pv.State}, nil
+		}
+		if errors.Is(err, errUnreadable) || store.ErrorCode(err) == store.ENOTFOUND {
 			continue
 		}
 		if err != nil {
 			return nil, "", err
 		}
 		ph := e.state.Phase()
+		if open[n] != nil {
+			ph = store.PhaseAwaitingApproval
+		}
 		if f.Engine != "" && string(e.store.Engine) != f.Engine || f.Plan != "" && string(e.store.Plan) != f.Plan ||
-			f.Phase != "" && string(ph) != f.Phase {
+			f.Phase != "" && string(ph) != f.Phase || !tenantMatches(f, e.store.Tenant) || !textMatches(text, e.store) {
 			continue
 		}
 		if len(all) == limit {
 			next = base64.RawURLEncoding.EncodeToString([]byte("n:" + all[limit-1].Store.Name))
 			break
 		}
-		v := store.View{Store: e.store, State: e.state}
+		v := store.View{Store: e.store, State: e.state, Review: reviewOf(open, n)}
 		if e.commit.SHA != "" {
 			c := e.commit
 			v.Commit = &c
@@ -94,5 +118,79 @@ func (s *Service) History(ctx context.Context, name string) ([]store.Entry, erro
 	if len(h) == 0 {
 		return nil, store.Errorf(store.ENOTFOUND, "store %q has no history", name)
 	}
+	// Commits from before tenants name none. A store's tenant never changes, so
+	// its tenant now is the one of every change it had; a store no longer in the
+	// index is the tenant its newest entry names, or the default tenant's.
+	tenant := st.Tenant
+	if tenant == "" {
+		tenant = s.tenant
+		for _, e := range h {
+			if e.Tenant != "" {
+				tenant = e.Tenant
+				break
+			}
+		}
+	}
+	for i := range h {
+		if h[i].Tenant == "" {
+			h[i].Tenant = tenant
+		}
+	}
 	return h, nil
+}
+
+// textMatches reports whether the lower-cased text is part of the store's name,
+// domain or title (all of them when empty).
+func textMatches(text string, s store.Store) bool {
+	return text == "" || strings.Contains(s.Name, text) || strings.Contains(strings.ToLower(s.Domain), text) ||
+		strings.Contains(strings.ToLower(s.Settings.Title), text)
+}
+
+// tenantMatches reports whether a store of tenant t passes f's tenant selection:
+// Tenant names one tenant, Tenants (when not nil) the ones the caller may see, all
+// of them if it holds AllTenants.
+func tenantMatches(f store.Filter, t string) bool {
+	if f.Tenant != "" && t != f.Tenant {
+		return false
+	}
+	return f.Tenants == nil || slices.Contains(f.Tenants, store.AllTenants) || slices.Contains(f.Tenants, t)
+}
+
+// openProposals are the changes under review by store, when the repository sends
+// changes to review (nil otherwise).
+func (s *Service) openProposals() map[string]*store.Proposal {
+	pl, ok := s.repo.(store.ProposalLister)
+	if !ok {
+		return nil
+	}
+	ps := pl.OpenProposals()
+	out := make(map[string]*store.Proposal, len(ps))
+	for i := range ps {
+		out[ps[i].Store] = &ps[i]
+	}
+	return out
+}
+
+func reviewOf(open map[string]*store.Proposal, name string) *store.Review {
+	if p := open[name]; p != nil {
+		r := p.Review
+		return &r
+	}
+	return nil
+}
+
+// proposedCreate is a store whose create waits for a reviewer: its spec is the
+// proposed folder's, its tenant the one it was asked for, so the access rules treat
+// it like any other store of that tenant.
+func (s *Service) proposedCreate(p *store.Proposal) (store.View, bool) {
+	if p == nil || p.Action != store.ActionCreate || len(p.Files) == 0 {
+		return store.View{}, false
+	}
+	st, state, err := s.render.Parse(p.Files)
+	if err != nil {
+		s.log.Warn("proposed store not readable", "store", p.Store, "pr", p.Review.URL, "err", err)
+		return store.View{}, false
+	}
+	r := p.Review
+	return store.View{Store: s.owned(st), State: state, Review: &r}, true
 }

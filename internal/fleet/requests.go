@@ -173,7 +173,7 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 		default:
 			return store.Outcome{RequestID: id, State: store.RequestPending}, nil
 		}
-		if r.outcome.State == store.RequestPending {
+		if r.outcome.State == store.RequestPending || r.outcome.State == store.RequestAwaitingApproval {
 			return s.settle(ctx, id, r), nil
 		}
 		return r.outcome, nil
@@ -193,7 +193,16 @@ func (s *Service) Request(ctx context.Context, id string) (store.Outcome, error)
 // known now.
 func (s *Service) settle(ctx context.Context, id string, r *request) store.Outcome {
 	f, err := s.repo.FindRequest(ctx, id)
-	if err != nil || f.State == store.RequestPending || f.State == "" {
+	if err == nil && f.State == store.RequestAwaitingApproval && f.Review != nil {
+		// Still under review: the pull request's reviewers and checks as last seen,
+		// nothing recorded (it is not decided).
+		out := r.outcome
+		rv := *f.Review
+		rv.Required = true
+		out.Review = &rv
+		return out
+	}
+	if err != nil || f.State == store.RequestPending || f.State == store.RequestAwaitingApproval || f.State == "" {
 		// Not decided, or not known to this repository (an in-memory clone that
 		// restarted): pending is still the truth.
 		return r.outcome
@@ -220,6 +229,11 @@ func (s *Service) settle(ctx context.Context, id string, r *request) store.Outco
 // foundOutcome puts what the repository found over an outcome.
 func foundOutcome(out store.Outcome, f store.Found) store.Outcome {
 	out.State, out.Commit = f.State, f.Commit
+	if f.Review != nil {
+		rv := *f.Review
+		rv.Required = true
+		out.Review = &rv
+	}
 	if out.Store == "" {
 		out.Store = f.Store
 	}
@@ -229,6 +243,13 @@ func foundOutcome(out store.Outcome, f store.Found) store.Outcome {
 	switch f.State {
 	case store.RequestCommitted:
 		out.Reason, out.ErrCode = "", ""
+		if out.Phase == store.PhaseAwaitingApproval {
+			// Its pull request was merged: from here the store's own phase
+			// (committed … ready) tells the rest.
+			out.Phase = store.PhaseMerged
+		}
+	case store.RequestRejected:
+		out.Phase = store.PhaseRejected
 	case store.RequestFailed:
 		// Nothing landed, so the change leads the store nowhere.
 		out.Reason, out.ErrCode, out.Phase = f.Reason, store.EUNAVAILABLE, ""

@@ -32,11 +32,22 @@ type Config struct {
 	// Charts tells which chart versions the chart source offers; nil means versions
 	// are not checked (any semantic version is accepted).
 	Charts store.Charts
+	// DefaultTenant owns every store whose files name no tenant (created before
+	// tenants, or pushed by hand) and every store created without one (auth off);
+	// default store.DefaultTenant. Such a store is read as the default tenant's,
+	// and its next change writes that tenant into its files: the default becomes
+	// explicit then, so changing DefaultTenant later moves only the stores that
+	// never changed since.
+	DefaultTenant string
 	// WriteTimeout is the write deadline of a change: kept by the server whatever
 	// the client's connection does. By then the change has landed, is certain not to
 	// have (EUNAVAILABLE), or is answered pending and decided later
 	// (GET /api/v1/requests/{id}). Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// Review is the review policy, only told on a dry run (whether a pull request
+	// would open); the Repository applies it to real changes. Nil: nothing is
+	// reviewed.
+	Review store.ReviewPolicy
 }
 
 // DefaultWriteTimeout is the write deadline when Config.WriteTimeout is zero.
@@ -53,6 +64,8 @@ type Service struct {
 	clusters   []string
 	charts     store.Charts
 	writeTO    time.Duration
+	tenant     string // the default tenant
+	review     store.ReviewPolicy
 
 	mu       sync.Mutex
 	index    map[string]*indexed // by store name; names are unique across clusters
@@ -113,6 +126,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.DefaultTenant == "" {
+		cfg.DefaultTenant = store.DefaultTenant
+	}
+	if rule, msg := store.ValidateTenant(cfg.DefaultTenant); rule != "" {
+		return nil, &store.Error{Code: store.EINVALID, Message: "invalid default tenant",
+			Fields: []store.FieldError{{Field: "defaultTenant", Rule: rule, Message: msg}}}
+	}
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = 100_000
 	}
@@ -125,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		log: cfg.Log, maxTracked: cfg.MaxTracked, clusters: cfg.Clusters, charts: cfg.Charts, writeTO: cfg.WriteTimeout,
 		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
 		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{},
-		claims: map[string]string{},
+		claims: map[string]string{}, tenant: cfg.DefaultTenant, review: cfg.Review,
 	}
 	if err := s.Reload(ctx); err != nil {
 		return nil, err

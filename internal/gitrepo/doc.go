@@ -9,8 +9,11 @@
 // its own Result, and a conflicting or invalid change never fails its neighbours.
 //
 // Git history is the audit log: every commit carries a readable summary and, per change,
-// the trailers Store, Action, Cluster, Actor and Request-Id, which `git log --grep` and
-// `git interpret-trailers --parse` read. A Request-Id already seen in recent history (or
+// the trailers Store, Action, Cluster, Tenant, Actor, On-Behalf-Of and Request-Id (Tenant
+// and On-Behalf-Of only when set), which `git log --grep` and
+// `git interpret-trailers --parse` read. Actor and On-Behalf-Of take an authenticated
+// subject as it is ("https://issuer#sub", "system:serviceaccount:ns:name") but never a
+// line break or other control character, which would forge a trailer. A Request-Id already seen in recent history (or
 // by this process) is not applied twice, unless the change says it Continues that
 // request (a purge's second step, committed under the first one's id); a change that leaves the folder as it is makes
 // no commit, and a commit removes only the folders of stores purged explicitly in it — a

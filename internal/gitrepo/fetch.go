@@ -64,35 +64,7 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 		return nil
 	}
 	if !haveWant {
-		req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
-		if r.opts.Dir != "" {
-			// The pack is kept as received; it must hold its own delta bases.
-			req.Capabilities.Delete(capability.ThinPack)
-		}
-		if ar.Capabilities.Supports(capability.NoProgress) {
-			_ = req.Capabilities.Set(capability.NoProgress)
-		}
-		req.Wants = []plumbing.Hash{want}
-		if !tip.IsZero() {
-			req.Haves = []plumbing.Hash{tip}
-		}
-		resp, err := sess.UploadPack(ctx, req)
-		if err != nil {
-			return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
-		}
-		defer resp.Close()
-		var rd io.Reader = resp
-		switch {
-		case req.Capabilities.Supports(capability.Sideband64k):
-			rd = sideband.NewDemuxer(sideband.Sideband64k, resp)
-		case req.Capabilities.Supports(capability.Sideband):
-			rd = sideband.NewDemuxer(sideband.Sideband, resp)
-		}
-		pp, err := readPack(rd, r.readObject)
-		if err != nil {
-			return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
-		}
-		if err := r.storePack(pp); err != nil {
+		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip); err != nil {
 			return err
 		}
 	}
@@ -100,6 +72,43 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 	defer r.mu.Unlock()
 	r.idx.walk(r.st, want, r.opts.IdempotencyDepth)
 	r.setTip(want)
+	return nil
+}
+
+// fetchObjects brings want and what it needs into the object storage, in one
+// upload-pack exchange that has have (zero: nothing in common yet).
+func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash) error {
+	req := packp.NewUploadPackRequestFromCapabilities(caps)
+	if r.opts.Dir != "" {
+		// The pack is kept as received; it must hold its own delta bases.
+		req.Capabilities.Delete(capability.ThinPack)
+	}
+	if caps.Supports(capability.NoProgress) {
+		_ = req.Capabilities.Set(capability.NoProgress)
+	}
+	req.Wants = []plumbing.Hash{want}
+	if !have.IsZero() {
+		req.Haves = []plumbing.Hash{have}
+	}
+	resp, err := sess.UploadPack(ctx, req)
+	if err != nil {
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
+	}
+	defer resp.Close()
+	var rd io.Reader = resp
+	switch {
+	case req.Capabilities.Supports(capability.Sideband64k):
+		rd = sideband.NewDemuxer(sideband.Sideband64k, resp)
+	case req.Capabilities.Supports(capability.Sideband):
+		rd = sideband.NewDemuxer(sideband.Sideband, resp)
+	}
+	pp, err := readPack(rd, r.readObject)
+	if err != nil {
+		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
+	}
+	if err := r.storePack(pp); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -69,7 +69,7 @@ func (r *Repo) requestIn(h plumbing.Hash, id, st string) (RequestInfo, bool) {
 	}
 	for _, cr := range changeRecords(parseTrailers(c.Message)) {
 		if cr.RequestID == id && (st == "" || cr.Store == st) {
-			return RequestInfo{ID: id, Store: cr.Store, Cluster: cr.Cluster, Action: Action(cr.Action),
+			return RequestInfo{ID: id, Store: cr.Store, Cluster: cr.Cluster, Tenant: cr.Tenant, Action: Action(cr.Action),
 				State: RequestCommitted, Commit: h.String(), Time: c.Committer.When.UTC()}, true
 		}
 	}

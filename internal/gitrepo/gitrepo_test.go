@@ -64,7 +64,10 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("no-op update: %+v, remote head %s -> %s", same, head, remoteHead(t, rm))
 			}
 
-			del := mustOK(t, r.Submit(ctx, change("local", "shop", ActionDelete, 2, "req-5")))
+			// An authenticated subject as the actor, for someone it acts for, in a tenant.
+			delChange := change("local", "shop", ActionDelete, 2, "req-5")
+			delChange.Tenant, delChange.Actor, delChange.OnBehalfOf = "acme", oidcSubject, "system:serviceaccount:ci:deployer"
+			del := mustOK(t, r.Submit(ctx, delChange))
 			if out, err := gitCmd(rm.bare, "cat-file", "-e", "main:"+dir+"/helmrelease.yaml"); err == nil {
 				t.Fatalf("helmrelease.yaml still there after delete: %s", out)
 			}
@@ -94,7 +97,8 @@ func TestRoundTrip(t *testing.T) {
 			}
 			msg := runGit(t, rm.bare, "log", "-1", "--format=%B", del.Commit)
 			parsed := runGitStdin(t, rm.bare, msg, "interpret-trailers", "--parse")
-			for _, want := range []string{"Store: shop", "Action: delete", "Cluster: local", "Actor: alice@example.com", "Request-Id: req-5"} {
+			for _, want := range []string{"Store: shop\n", "Action: delete\n", "Cluster: local\n", "Tenant: acme\n",
+				"Actor: " + oidcSubject + "\n", "On-Behalf-Of: system:serviceaccount:ci:deployer\n", "Request-Id: req-5\n"} {
 				if !strings.Contains(parsed, want) {
 					t.Errorf("interpret-trailers --parse lacks %q:\n%s", want, parsed)
 				}
@@ -117,6 +121,12 @@ func TestRoundTrip(t *testing.T) {
 			}
 			if got, want := strings.Join(acts, " "), "purge:req-6 delete:req-5 update:req-2 create:req-1"; got != want {
 				t.Fatalf("History = %s, want %s", got, want)
+			}
+			if d := hist[1].Changes[0]; d.Tenant != "acme" || d.Actor != oidcSubject || d.OnBehalfOf != "system:serviceaccount:ci:deployer" {
+				t.Fatalf("delete's trailers read back as %+v", d)
+			}
+			if c := hist[3].Changes[0]; c.Tenant != "" || c.OnBehalfOf != "" {
+				t.Fatalf("a change without tenant or on-behalf-of reads back as %+v", c)
 			}
 			if hist[0].Tree != "" || hist[3].Tree != created.Tree || hist[3].Changes[0].Actor != "alice@example.com" {
 				t.Fatalf("History details: %+v", hist)

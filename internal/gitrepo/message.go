@@ -8,16 +8,19 @@ import (
 
 // Trailer keys written per change, in this order; a "Store" trailer starts a change.
 const (
-	TrailerStore     = "Store"
-	TrailerAction    = "Action"
-	TrailerCluster   = "Cluster"
-	TrailerActor     = "Actor"
-	TrailerRequestID = "Request-Id"
+	TrailerStore      = "Store"
+	TrailerAction     = "Action"
+	TrailerCluster    = "Cluster"
+	TrailerTenant     = "Tenant"
+	TrailerActor      = "Actor"
+	TrailerOnBehalfOf = "On-Behalf-Of"
+	TrailerRequestID  = "Request-Id"
 )
 
-// ChangeRecord is one change as recorded in a commit's trailers.
+// ChangeRecord is one change as recorded in a commit's trailers. Tenant and
+// OnBehalfOf are empty in commits from before tenants, and whenever not given.
 type ChangeRecord struct {
-	Store, Action, Cluster, Actor, RequestID string
+	Store, Action, Cluster, Tenant, Actor, OnBehalfOf, RequestID string
 }
 
 // Trailer is one "Key: Value" line of a commit's trailer block.
@@ -54,11 +57,12 @@ func commitMessage(changes []*Change) string {
 	}
 	for _, c := range changes {
 		fmt.Fprintf(&b, "%s: %s\n%s: %s\n%s: %s\n", TrailerStore, c.Store, TrailerAction, c.Action, TrailerCluster, c.Cluster)
-		if c.Actor != "" {
-			fmt.Fprintf(&b, "%s: %s\n", TrailerActor, c.Actor)
-		}
-		if c.RequestID != "" {
-			fmt.Fprintf(&b, "%s: %s\n", TrailerRequestID, c.RequestID)
+		for _, t := range []Trailer{
+			{TrailerTenant, c.Tenant}, {TrailerActor, c.Actor}, {TrailerOnBehalfOf, c.OnBehalfOf}, {TrailerRequestID, c.RequestID},
+		} {
+			if t.Value != "" {
+				fmt.Fprintf(&b, "%s: %s\n", t.Key, t.Value)
+			}
 		}
 	}
 	return b.String()
@@ -101,8 +105,12 @@ func changeRecords(tr []Trailer) []ChangeRecord {
 			r.Action = t.Value
 		case TrailerCluster:
 			r.Cluster = t.Value
+		case TrailerTenant:
+			r.Tenant = t.Value
 		case TrailerActor:
 			r.Actor = t.Value
+		case TrailerOnBehalfOf:
+			r.OnBehalfOf = t.Value
 		case TrailerRequestID:
 			r.RequestID = t.Value
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/ssh"
@@ -49,8 +50,11 @@ type Repo struct {
 	mu     sync.RWMutex
 	tip    plumbing.Hash
 
-	idx   *requestIndex
-	limbo *limbo // changes whose push the write deadline cut off (resolve.go)
+	idx      *requestIndex
+	limbo    *limbo       // changes whose push the write deadline cut off (resolve.go)
+	removals removalCache // the mass-deletion guard's window (removals.go)
+
+	obs Observer
 
 	qmu     sync.RWMutex
 	closed  bool
@@ -129,10 +133,14 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		branchRef: plumbing.NewBranchReferenceName(opts.Branch),
 		trackRef:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 		idx:       newRequestIndex(100000),
+		obs:       opts.Observer,
 		queue:     make(chan []*pending, 1024),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		synced:    make(chan struct{}),
+	}
+	if r.obs == nil {
+		r.obs = noObserver{}
 	}
 	if ep.Protocol == "file" {
 		r.localPath = localRepoPath(ep.Path)
@@ -365,9 +373,18 @@ func (r *Repo) Store(ctx context.Context, dir string) (string, []File, error) {
 	if h.IsZero() {
 		return "", nil, fmt.Errorf("%w: %s", ErrNotFound, dir)
 	}
-	t, err := object.GetTree(r.st, h)
+	files, err := readFiles(r.st, h)
 	if err != nil {
 		return "", nil, err
+	}
+	return h.String(), files, nil
+}
+
+// readFiles reads every file under tree h, paths relative to it.
+func readFiles(st storer.EncodedObjectStorer, h plumbing.Hash) ([]File, error) {
+	t, err := object.GetTree(st, h)
+	if err != nil {
+		return nil, err
 	}
 	var files []File
 	walker := object.NewTreeWalker(t, true, nil)
@@ -380,23 +397,23 @@ func (r *Repo) Store(ctx context.Context, dir string) (string, []File, error) {
 		if !e.Mode.IsFile() {
 			continue
 		}
-		b, err := object.GetBlob(r.st, e.Hash)
+		b, err := object.GetBlob(st, e.Hash)
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		rd, err := b.Reader()
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		content := make([]byte, b.Size)
 		_, err = io.ReadFull(rd, content)
 		rd.Close()
 		if err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		files = append(files, File{Path: name, Content: content})
 	}
-	return h.String(), files, nil
+	return files, nil
 }
 
 // Commit is one commit of a store's history.

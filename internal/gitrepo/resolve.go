@@ -58,11 +58,14 @@ const (
 // RequestInfo is what FindRequest knows of a request.
 type RequestInfo struct {
 	ID, Store, Cluster string
-	Action             Action
-	State              RequestState
-	Commit             string    // when committed
-	Time               time.Time // the commit's time, when committed
-	Reason             string    // when failed
+	// Tenant is the store's tenant as the commit's trailer names it; empty for a
+	// commit from before tenants, and for a change not known to have landed.
+	Tenant string
+	Action Action
+	State  RequestState
+	Commit string    // when committed
+	Time   time.Time // the commit's time, when committed
+	Reason string    // when failed
 }
 
 type limboAttempt struct {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/storefleet/storefleet/internal/store"
@@ -27,28 +26,9 @@ var _ store.Repository = Fleet{}
 // changes files and keeps the folder (Keep); only step 2 removes it, and only that
 // counts against the writer's MaxPurges guard.
 func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error) {
-	gc := Change{
-		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
-		Actor: c.Actor, RequestID: c.RequestID, Continues: c.Continues,
-	}
-	switch {
-	case c.Remove:
-		gc.Action = ActionPurge
-	case c.Action == store.ActionPurge:
-		gc.Keep = true
-	}
-	if !c.Remove {
-		gc.Files = make([]File, 0, len(c.Files))
-		for _, f := range c.Files {
-			rel, ok := strings.CutPrefix(f.Path, c.Dir+"/")
-			if !ok {
-				return store.Commit{}, fmt.Errorf("file %s is outside the store folder %s", f.Path, c.Dir)
-			}
-			gc.Files = append(gc.Files, File{Path: rel, Content: f.Content})
-		}
-	}
-	if c.Base != "" {
-		gc.Expect = ExpectTree(c.Base)
+	gc, err := toChange(c)
+	if err != nil {
+		return store.Commit{}, err
 	}
 	res := g.R.Submit(ctx, gc)
 	if res.Err != nil {
@@ -107,7 +87,8 @@ func (g Fleet) FindRequest(ctx context.Context, id string) (store.Found, error) 
 	if err != nil {
 		return store.Found{}, err
 	}
-	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Cluster: info.Cluster, Action: store.Action(info.Action), Reason: info.Reason}
+	f := store.Found{State: store.RequestState(info.State), Store: info.Store, Cluster: info.Cluster, Tenant: info.Tenant,
+		Action: store.Action(info.Action), Reason: info.Reason}
 	if info.Commit != "" {
 		f.Commit = &store.Commit{SHA: info.Commit, Time: info.Time}
 	}
@@ -164,8 +145,26 @@ func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
 			out = append(out, store.Entry{
 				Commit: store.Commit{SHA: c.Hash, Time: c.Time.UTC()},
 				Store:  ch.Store, Cluster: ch.Cluster, Action: store.Action(ch.Action),
-				Actor: ch.Actor, RequestID: ch.RequestID, Subject: c.Subject,
+				Actor: ch.Actor, OnBehalfOf: ch.OnBehalfOf, Tenant: ch.Tenant, RequestID: ch.RequestID, Subject: c.Subject,
 			})
+		}
+	}
+	return out, nil
+}
+
+// RemovalsSince lists the deletes and purges committed since t (Repo.RemovalsSince)
+// as the domain's entries, newest first.
+func (g Fleet) RemovalsSince(ctx context.Context, since time.Time) ([]store.Entry, error) {
+	rs, err := g.R.RemovalsSince(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Entry, len(rs))
+	for i, r := range rs {
+		out[i] = store.Entry{
+			Commit: store.Commit{SHA: r.Commit, Time: r.Time}, Store: r.Store, Cluster: r.Cluster,
+			Action: store.Action(r.Action), Actor: r.Actor, OnBehalfOf: r.OnBehalfOf, Tenant: r.Tenant,
+			RequestID: r.RequestID, Subject: r.Subject,
 		}
 	}
 	return out, nil

@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -119,8 +121,13 @@ type Change struct {
 	// it: the purge's first step. The commit records it as a purge (the audit log
 	// tells the truth), but it removes nothing, so the MaxPurges guard, which is
 	// about removed folders, does not count it.
-	Keep             bool
-	Actor, RequestID string
+	Keep bool
+	// Tenant owns the store; Actor is who asked (an authenticated subject such as
+	// "https://idp.example.com/realms/x#248289761001", "token:ci" or
+	// "system:serviceaccount:ns:name"), OnBehalfOf whom it acted for. Each becomes
+	// a trailer when not empty.
+	Tenant, Actor, OnBehalfOf string
+	RequestID                 string
 	// Continues marks a later step of the request RequestID (the second purge step
 	// commits under the first one's id): it is applied even though the id was seen
 	// for the store, rather than answered as a retry.
@@ -200,7 +207,27 @@ type Options struct {
 	// Logger takes the warnings about what the writer repaired by itself (a stale ref
 	// lock, a damaged clone); default slog.Default().
 	Logger *slog.Logger
+	// Observer is told of every commit that lands and every push that does not
+	// (internal/metrics); nil counts nothing.
+	Observer Observer
 }
+
+// Observer takes what the writer counts, in plain values so that the metrics
+// package implements it without gitrepo depending on Prometheus.
+type Observer interface {
+	// Commit: a commit carrying stores changes landed, d after the writer took
+	// them (retries included).
+	Commit(stores int, d time.Duration)
+	// PushFailed: one push attempt did not land. cause is conflict (the branch
+	// moved or the ref update was refused; retried on the new tip), unreachable
+	// (certain nothing was sent) or unknown (cut off in flight).
+	PushFailed(cause string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Commit(int, time.Duration) {}
+func (noObserver) PushFailed(string)         {}
 
 // DefaultMaxPurges is the deletion guard's default.
 const DefaultMaxPurges = 10
@@ -218,6 +245,27 @@ func validName(s string) bool {
 	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxActorLength bounds the Actor and On-Behalf-Of trailers, in bytes.
+const MaxActorLength = 256
+
+// validActor accepts one line of printable characters: an authenticated subject
+// holds ':', '/', '#', '@' and the like, but a line break would end the trailer and
+// start a forged one ("alice\nActor: root"), and other control or invisible format
+// characters would make the audit log say something else than it shows. Surrounding
+// spaces are refused because parsing trims them, so the value would not read back
+// as written.
+func validActor(s string) bool {
+	if len(s) > MaxActorLength || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != ' ' {
 			return false
 		}
 	}
@@ -253,8 +301,14 @@ func (c *Change) validate() error {
 	if want := store.Dir(c.Cluster, c.Store); c.Dir != want {
 		return invalid("dir %q: want %q", c.Dir, want)
 	}
-	if !validTrailerValue(c.Actor) || !validTrailerValue(c.RequestID) {
-		return invalid("actor and request id must be single-line and at most 200 bytes")
+	if !validActor(c.Actor) || !validActor(c.OnBehalfOf) {
+		return invalid("actor and on-behalf-of must be one line of printable characters, at most %d bytes", MaxActorLength)
+	}
+	if !validTrailerValue(c.RequestID) {
+		return invalid("request id must be single-line and at most 200 bytes")
+	}
+	if c.Tenant != "" && !validName(c.Tenant) {
+		return invalid("tenant %q is not a valid name", c.Tenant)
 	}
 	if c.Keep && c.Action != ActionPurge {
 		return invalid("keep applies to a purge only, not to %s", c.Action)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -131,6 +132,10 @@ func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
 	}
 	return out
 }
+
+// QueueDepth is how many submitted groups of changes wait for the writer (a
+// SubmitAll is one group), for the queue-depth gauge.
+func (r *Repo) QueueDepth() int { return len(r.queue) }
 
 func (r *Repo) writeTimeout() time.Duration {
 	if r.opts.WriteTimeout > 0 {
@@ -331,7 +336,12 @@ func (r *Repo) process(batch []*pending) {
 			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
+			r.obs.Commit(len(applied), time.Since(now))
+			r.logLanded(commit, applied, n)
 			return
+		}
+		if certain(err) {
+			r.obs.PushFailed("unreachable")
 		}
 		switch {
 		case err == nil:
@@ -363,7 +373,18 @@ func (r *Repo) process(batch []*pending) {
 			landedObjs = objs
 			r.landed(commit, objs, applied)
 			r.finish(live, commit, applied)
+			r.obs.Commit(len(applied), time.Since(now))
+			r.logLanded(commit, applied, n)
 			return
+		}
+		switch {
+		case certain(err):
+		case err == nil, ferr == nil && tip != base:
+			// Refused, or cut off while the branch moved on (smart HTTP reports a
+			// lost compare-and-swap as an error): either way a race that was lost.
+			r.obs.PushFailed("conflict")
+		default:
+			r.obs.PushFailed("unknown")
 		}
 		if ferr == nil {
 			// An attempt whose base is no longer the tip can never land (the update
@@ -388,6 +409,19 @@ func (r *Repo) process(batch []*pending) {
 		for _, p := range live {
 			p.noop = false // re-decided on the new tip
 		}
+	}
+}
+
+// logLanded writes one debug line per change of a landed commit, carrying its
+// request id, so that a request can be followed from the API's line through the
+// fleet's to the push (and on to status) in the logs.
+func (r *Repo) logLanded(commit plumbing.Hash, applied []*pending, attempt int) {
+	if !r.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	for _, p := range applied {
+		r.log.Debug("gitrepo: change pushed", "request_id", p.ch.RequestID, "store", p.ch.Store,
+			"commit", commit.String(), "group", len(applied), "attempt", attempt+1)
 	}
 }
 

@@ -49,7 +49,20 @@ func trimConditions(dst, src map[string]any) {
 		if !ok {
 			continue
 		}
-		out = append(out, map[string]any{"type": m["type"], "status": m["status"], "reason": m["reason"], "message": m["message"]})
+		t := map[string]any{"type": m["type"], "status": m["status"], "reason": m["reason"], "message": m["message"]}
+		// Which generation the condition judged: a shard's failure is known to be about its
+		// current spec by it alone (ToShardApply).
+		if g, ok := m["observedGeneration"]; ok {
+			t["observedGeneration"] = g
+		}
+		// When Ready last changed, for the watcher's lag (Watcher.lag); the
+		// other conditions' times are not needed.
+		if m["type"] == "Ready" {
+			if lt, ok := m["lastTransitionTime"]; ok {
+				t["lastTransitionTime"] = lt
+			}
+		}
+		out = append(out, t)
 	}
 	_ = unstructured.SetNestedSlice(dst, out, "status", "conditions")
 }
@@ -130,6 +143,19 @@ func condition(u *unstructured.Unstructured, typ string) *status.Condition {
 
 func readyCondition(u *unstructured.Unstructured) *status.Condition { return condition(u, "Ready") }
 
+// conditionGeneration is the observedGeneration of condition typ (-1 when absent).
+func conditionGeneration(u *unstructured.Unstructured, typ string) int64 {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == typ {
+			if g, ok := m["observedGeneration"].(int64); ok {
+				return g
+			}
+		}
+	}
+	return -1
+}
+
 // ToShardSource reads a (trimmed) shard ExternalArtifact: its artifact's revision
 // and its Ready condition.
 func ToShardSource(u *unstructured.Unstructured) (revision string, ready *status.Condition) {
@@ -140,11 +166,18 @@ func ToShardSource(u *unstructured.Unstructured) (revision string, ready *status
 // ToShardApply reads a (trimmed) shard Kustomization: the revision it last applied
 // and its Ready condition. A Ready condition written for an older generation says
 // nothing about the current spec, so until kustomize-controller has observed the
-// current generation Ready is Unknown/Progressing.
+// current generation Ready is Unknown/Progressing. But kustomize-controller moves
+// status.observedGeneration only on success: a shard whose apply has always failed
+// (the API server refused an object, a bad manifest) would stay Progressing for ever
+// and its stores would never show why. Its Ready=False condition carries the
+// generation it judged, and when that is the current one, it is the answer.
 func ToShardApply(u *unstructured.Unstructured) (lastApplied string, ready *status.Condition) {
 	lastApplied, _, _ = unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
 	observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
 	if gen := u.GetGeneration(); observed != gen {
+		if c := readyCondition(u); c != nil && c.Status == "False" && conditionGeneration(u, "Ready") == gen {
+			return lastApplied, c
+		}
 		return lastApplied, &status.Condition{Status: "Unknown", Reason: "Progressing",
 			Message: fmt.Sprintf("kustomize-controller has not observed generation %d yet (observed %d)", gen, observed)}
 	}

@@ -53,7 +53,12 @@ type Config struct {
 	ShardKustomization func(shard string) (*kustomizev1.Kustomization, error)
 	// ProbeInterval is how often /readyz is asked (1 s by default).
 	ProbeInterval time.Duration
-	Log           *slog.Logger
+	// OnLag is told, for every Ready condition of a HelmRelease, ExternalArtifact
+	// or shard Kustomization that changed, how long after the change (its
+	// lastTransitionTime, in whole seconds, on the API server's clock) the watcher
+	// saw it: the watch's delay, including any outage it resumed from.
+	OnLag func(d time.Duration)
+	Log   *slog.Logger
 }
 
 // Sink receives observations (*status.Tracker).
@@ -138,6 +143,9 @@ func New(cfg Config, sink Sink) (*Watcher, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.OnLag == nil {
+		cfg.OnLag = func(time.Duration) {}
+	}
 	rc := cfg.Rest
 	if rc == nil {
 		var err error
@@ -181,7 +189,7 @@ func (w *Watcher) Start() {
 	byShard := func(o *metav1.ListOptions) { o.LabelSelector = store.ShardLabel }
 	w.add(HelmReleases, "", byLabel, trimRelease, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.release(o, false) },
-		UpdateFunc: func(_, o any) { w.release(o, false) },
+		UpdateFunc: func(old, o any) { w.lag(old, o); w.release(o, false) },
 		DeleteFunc: func(o any) { w.release(o, true) },
 	})
 	w.add(Namespaces, "", byLabel, trimMeta, cache.ResourceEventHandlerFuncs{
@@ -191,7 +199,7 @@ func (w *Watcher) Start() {
 	})
 	artifacts := w.add(ExternalArtifacts, w.cfg.FluxNamespace, byShard, trimArtifact, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.shardSource(o, false) },
-		UpdateFunc: func(_, o any) { w.shardSource(o, false) },
+		UpdateFunc: func(old, o any) { w.lag(old, o); w.shardSource(o, false) },
 		DeleteFunc: func(o any) { w.shardSource(o, true) },
 	})
 	w.mu.Lock()
@@ -199,7 +207,7 @@ func (w *Watcher) Start() {
 	w.mu.Unlock()
 	w.add(Kustomizations, w.cfg.FluxNamespace, byShard, trimShard, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { w.shardApply(o, false) },
-		UpdateFunc: func(_, o any) { w.shardApply(o, false) },
+		UpdateFunc: func(old, o any) { w.lag(old, o); w.shardApply(o, false) },
 		DeleteFunc: func(o any) { w.shardApply(o, true) },
 	})
 	w.add(Events, "", nil, w.trimEvent, cache.ResourceEventHandlerDetailedFuncs{
@@ -213,6 +221,38 @@ func (w *Watcher) Start() {
 	}
 	w.done.Add(1)
 	go func() { defer w.done.Done(); w.probeLoop() }()
+}
+
+// lag reports, when cur's Ready condition changed since old, how long ago the
+// change happened. A clock behind the API server's would give negative lags: 0.
+func (w *Watcher) lag(old, cur any) {
+	t, ok := readySince(cur)
+	if !ok {
+		return
+	}
+	if p, ok := readySince(old); ok && p.Equal(t) {
+		return
+	}
+	w.cfg.OnLag(max(0, time.Since(t)))
+}
+
+// readySince is when o's Ready condition last changed.
+func readySince(o any) (time.Time, bool) {
+	u, ok := asUnstructured(o)
+	if !ok {
+		return time.Time{}, false
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if !ok || m["type"] != "Ready" {
+			continue
+		}
+		s, _ := m["lastTransitionTime"].(string)
+		t, err := time.Parse(time.RFC3339, s)
+		return t, err == nil
+	}
+	return time.Time{}, false
 }
 
 // Stop stops the informers and the probe.

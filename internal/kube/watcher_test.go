@@ -290,6 +290,28 @@ func TestTrimShard(t *testing.T) {
 	if rev != "main@sha1:aaaa" || ready == nil || ready.Status != "True" || ready.Message != "ok" {
 		t.Fatalf("ToShardApply = %q, %+v", rev, ready)
 	}
+
+	// A shard that never applied: kustomize-controller leaves status.observedGeneration
+	// behind on failure, but its Ready=False of the current generation is the answer
+	// (the stores show why); one of an older generation says nothing yet.
+	failed := func(condGen int64) *unstructured.Unstructured {
+		f := kustomization("stores-6fe", map[string]any{store.ShardLabel: "6fe"})
+		f.Object["metadata"].(map[string]any)["generation"] = int64(1)
+		f.Object["status"] = map[string]any{"observedGeneration": int64(-1), "conditions": []any{map[string]any{
+			"type": "Ready", "status": "False", "reason": "ReconciliationFailed", "observedGeneration": condGen,
+			"message": `ClusterRoleBinding/x dry-run failed: forbidden`, "lastTransitionTime": "2026-01-01T00:00:00Z"}}}
+		o, err := trimShard(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(*unstructured.Unstructured)
+	}
+	if _, ready := ToShardApply(failed(1)); ready == nil || ready.Status != "False" || !strings.Contains(ready.Message, "forbidden") {
+		t.Errorf("a shard whose first apply failed: ToShardApply Ready %+v, want the failure", ready)
+	}
+	if _, ready := ToShardApply(failed(0)); ready == nil || ready.Status != "Unknown" {
+		t.Errorf("a failure of an older generation: ToShardApply Ready %+v, want Unknown", ready)
+	}
 }
 
 // The watcher connects only once the shard informers have listed too: as a user

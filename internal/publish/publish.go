@@ -85,7 +85,11 @@ type Config struct {
 	// so the store index and status re-read them. It runs outside the publisher's
 	// lock.
 	OnChange func(ctx context.Context, shards []string)
-	Log      *slog.Logger
+	// OnPublished is told of every shard artifact built and published (or not,
+	// err), and how long it took (internal/metrics). Adopting the cluster's
+	// artifact unchanged counts too: it is a publish that needed no write.
+	OnPublished func(d time.Duration, err error)
+	Log         *slog.Logger
 }
 
 // Publisher publishes shard artifacts. It is safe for concurrent use; publishing is
@@ -134,6 +138,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if cfg.OnPublish == nil {
 		cfg.OnPublish = func(string, string) {}
+	}
+	if cfg.OnPublished == nil {
+		cfg.OnPublished = func(time.Duration, error) {}
 	}
 	cfg.URL = strings.TrimSuffix(cfg.URL, "/")
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -322,7 +329,7 @@ func (p *Publisher) storesDir() string { return path.Join("stores", p.cfg.FleetC
 // at the same URL. A shard that never held a store is not published (its
 // Kustomization reports the artifact as not found); one that held stores and is now
 // empty gets an empty tarball, so Flux prunes what it applied.
-func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string, existing *Artifact) (string, error) {
+func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string, existing *Artifact) (rev string, err error) {
 	st := p.shards[shard]
 	if st != nil && st.tree == tree {
 		return st.revision, nil
@@ -330,6 +337,8 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 	if st == nil && tree == "" && existing == nil {
 		return "", nil
 	}
+	start := time.Now()
+	defer func() { p.cfg.OnPublished(time.Since(start), err) }()
 	// A shard that is gone archives as an empty tarball.
 	var buf bytes.Buffer
 	if err := p.cfg.Source.Archive(ctx, head, path.Join(p.storesDir(), shard), &buf); err != nil {

@@ -22,7 +22,7 @@ import (
 var knownFields = map[string]bool{
 	"name": true, "engine": true, "plan": true, "cluster": true, "domain": true, "version": true,
 	"settings.title": true, "settings.adminEmail": true, "settings.currency": true, "settings.country": true,
-	"settings.language": true, "settings.regionName": true,
+	"settings.language": true, "settings.regionName": true, "tenant": true,
 }
 
 // FuzzRender feeds every string field of a store through render. Each input must either be refused with
@@ -30,12 +30,12 @@ var knownFields = map[string]bool{
 // server reads it) to exactly the typed objects render built: no field can inject YAML structure or escape
 // its folder. Seeds live in testdata/fuzz/FuzzRender.
 func FuzzRender(f *testing.F) {
-	f.Add("shop", "woocommerce", "basic", "local", "", "", "Shop", "owner@example.com", "EUR", "DE", "de_DE", "")
-	f.Add("shop", "medusa", "premium", "", "shop.example.com", "1.0.0", "Shop", "a@b.co", "", "", "", "Europe")
+	f.Add("shop", "woocommerce", "basic", "local", "", "", "Shop", "owner@example.com", "EUR", "DE", "de_DE", "", "")
+	f.Add("shop", "medusa", "premium", "", "shop.example.com", "1.0.0", "Shop", "a@b.co", "", "", "", "Europe", "acme")
 	opts := LocalOptions()
-	f.Fuzz(func(t *testing.T, name, engine, plan, cluster, domain, version, title, email, currency, country, language, region string) {
+	f.Fuzz(func(t *testing.T, name, engine, plan, cluster, domain, version, title, email, currency, country, language, region, tenant string) {
 		s := store.Store{Name: name, Engine: store.Engine(engine), Plan: store.PlanName(plan), Cluster: cluster,
-			Domain: domain, Version: version, Settings: store.Settings{Title: title, AdminEmail: email,
+			Tenant: tenant, Domain: domain, Version: version, Settings: store.Settings{Title: title, AdminEmail: email,
 				Currency: currency, Country: country, Language: language, RegionName: region}}
 		r, objs, err := objects(s, opts, store.StateActive)
 		if err != nil {
@@ -86,6 +86,11 @@ func FuzzRender(f *testing.F) {
 				compare(t, r, want[i], got)
 			}
 			assertSameAsSigs(t, base, want)
+		}
+		// The tenant decides who sees the store: what Parse reads back must be
+		// exactly what was rendered.
+		if back, _, err := (Renderer{Options: opts}).Parse(files); err != nil || back.Tenant != tenant {
+			t.Fatalf("tenant %q parsed back as %q (%v)", tenant, back.Tenant, err)
 		}
 	})
 }

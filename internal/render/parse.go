@@ -58,7 +58,8 @@ type object struct {
 
 // Parse recovers a store from its folder. A live store's spec comes whole from its
 // HelmRelease values; a deleted store keeps only what its Namespace labels say
-// (name, engine, plan), since its settings went with the HelmRelease.
+// (name, engine, plan, tenant), since its settings went with the HelmRelease. The
+// tenant is read from the Namespace in every state, so it survives a delete.
 func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 	var (
 		s        store.Store
@@ -105,6 +106,9 @@ func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 	s.Name = ns.Metadata.Labels["app.kubernetes.io/instance"]
 	s.Engine = store.Engine(ns.Metadata.Labels["app.kubernetes.io/name"])
 	s.Plan = store.PlanName(ns.Metadata.Labels[LabelPlan])
+	// Absent in files written before tenants: "" here, and the lifecycle reads it
+	// as its configured default tenant.
+	s.Tenant = ns.Metadata.Labels[LabelStoreTenant]
 	if s.Name == "" || s.Cluster == "" {
 		return s, "", fmt.Errorf("namespace %s lacks the store labels", ns.Metadata.Name)
 	}

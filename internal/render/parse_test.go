@@ -17,6 +17,7 @@ func TestParseRoundTrip(t *testing.T) {
 		for _, e := range store.Engines {
 			for p := range store.Plans {
 				in := store.Store{Name: "shop-1", Engine: e, Plan: p, Cluster: "eu-1", Version: "1.2.3",
+					Tenant:   "acme-1",
 					Settings: store.Settings{Title: "Ünï \"shop\" --- kind: Secret {{ x }}", AdminEmail: "a@example.com", Currency: "EUR", Country: "DE"}}
 				in = in.WithDefaults(opts.BaseDomain)
 				for _, st := range []store.State{store.StateActive, store.StateRetained, store.StatePurging} {
@@ -33,7 +34,7 @@ func TestParseRoundTrip(t *testing.T) {
 					}
 					want := in
 					if st != store.StateActive {
-						want = store.Store{Name: in.Name, Engine: in.Engine, Plan: in.Plan, Cluster: in.Cluster}
+						want = store.Store{Name: in.Name, Engine: in.Engine, Plan: in.Plan, Cluster: in.Cluster, Tenant: in.Tenant}
 					}
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("%s %s %s:\n got %+v\nwant %+v", e, p, st, got, want)
@@ -49,7 +50,7 @@ func TestParseRoundTrip(t *testing.T) {
 func TestRetainedRendersFromParsedStore(t *testing.T) {
 	r := Renderer{Options: LocalOptions()}
 	for _, e := range store.Engines {
-		full := store.Store{Name: "gone", Engine: e, Plan: "standard", Cluster: "eu-1",
+		full := store.Store{Name: "gone", Engine: e, Plan: "standard", Cluster: "eu-1", Tenant: "acme",
 			Settings: store.Settings{Title: "T", AdminEmail: "real@example.com"}}.WithDefaults("")
 		for _, st := range []store.State{store.StateRetained, store.StatePurging} {
 			want, err := r.Render(full, st)

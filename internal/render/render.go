@@ -42,11 +42,17 @@ const (
 
 // Labels and annotations.
 const (
-	LabelTenant     = "toolkit.fluxcd.io/tenant"
-	LabelPlan       = "storefleet.io/plan"
-	AnnotationPrune = "kustomize.toolkit.fluxcd.io/prune"
-	PruneDisabled   = "disabled"
-	PruneEnabled    = "enabled"
+	LabelTenant = "toolkit.fluxcd.io/tenant"
+	// LabelStoreTenant carries the store's owning tenant (Store.Tenant) on its
+	// Namespace and HelmRelease, so that an operator can select one tenant's stores
+	// (kubectl get ns -l storefleet.io/tenant=x) and Parse reads the tenant back. The
+	// Flux label above names the store itself, as Flux's tenancy knows it; the two
+	// are not the same thing.
+	LabelStoreTenant = "storefleet.io/tenant"
+	LabelPlan        = "storefleet.io/plan"
+	AnnotationPrune  = "kustomize.toolkit.fluxcd.io/prune"
+	PruneDisabled    = "disabled"
+	PruneEnabled     = "enabled"
 )
 
 // engineSpec is everything render knows per engine, in one table.
@@ -194,6 +200,14 @@ func (r *renderer) labels() map[string]string {
 	}
 }
 
+// tenantLabel adds the tenant label when the store has a tenant: a store read back
+// from files written before tenants has none, and renders exactly as it did then.
+func (r *renderer) tenantLabel(l map[string]string) {
+	if r.s.Tenant != "" {
+		l[LabelStoreTenant] = r.s.Tenant
+	}
+}
+
 func (r *renderer) meta(name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: r.ns, Labels: r.labels()}
 }
@@ -205,6 +219,7 @@ func (r *renderer) namespace(prune string) *corev1.Namespace {
 	l["pod-security.kubernetes.io/warn"] = r.e.psa
 	l["pod-security.kubernetes.io/warn-version"] = "latest"
 	l[LabelPlan] = string(r.s.Plan)
+	r.tenantLabel(l)
 	return &corev1.Namespace{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -411,6 +426,7 @@ func (r *renderer) helmRelease() ([]any, error) {
 			Values:         &apiextensionsv1.JSON{Raw: raw},
 		},
 	}
+	r.tenantLabel(hr.Labels)
 	if r.e.stateful {
 		// Stateful engines migrate their database during an upgrade; rolling back the release afterwards
 		// would run the old code against the migrated data. Retry the upgrade instead.

@@ -18,6 +18,14 @@ import (
 // that put a store's request → ready from 3.6 s to 7.7 s (p50), see docs/benchmarks.md.
 const DependencyAppliedOnce = "has(dep.status.lastAppliedRevision) && dep.status.lastAppliedRevision != ''"
 
+// ShardServiceAccount is the ServiceAccount (in the shard Kustomizations' namespace)
+// kustomize-controller impersonates to apply a shard. Without it the controller applies
+// as itself, cluster-admin in a standard Flux install: whoever controls gitops-api or
+// lands a commit in the fleet could create a ClusterRoleBinding. Its RBAC and admission
+// policy (clusters/*/shard-identity.yaml) allow exactly what a store's folder holds. It
+// is not a layout choice: the platform chart's admission policy requires this name.
+const ShardServiceAccount = "storefleet-shard"
+
 // ShardLayout is what a cluster chooses about its shard Kustomizations; gitops-api
 // takes it from its flags (the platform chart's values).
 type ShardLayout struct {
@@ -110,6 +118,9 @@ func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization
 			Wait:          false,
 			SourceRef:     kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.ExternalArtifactKind, Name: store.ShardObjectName(shard)},
 			Path:          "./",
+			// kustomize-controller impersonates ServiceAccounts of the Kustomization's own
+			// namespace, so the name alone is the whole reference.
+			ServiceAccountName: ShardServiceAccount,
 		},
 	}
 	for _, d := range l.DependsOn {

@@ -31,6 +31,10 @@ func TestShardKustomization(t *testing.T) {
 		!k.Spec.Prune || k.Spec.Wait || k.Spec.Path != "./" || k.Spec.Interval.Duration != time.Hour {
 		t.Fatalf("%+v", k)
 	}
+	if k.Spec.ServiceAccountName != ShardServiceAccount || k.Spec.KubeConfig != nil {
+		t.Errorf("serviceAccountName %q, kubeConfig %+v: a shard applies as %s in this cluster, never as kustomize-controller itself",
+			k.Spec.ServiceAccountName, k.Spec.KubeConfig, ShardServiceAccount)
+	}
 	if len(k.Finalizers) != 1 || k.Finalizers[0] != kustomizev1.KustomizationFinalizer {
 		t.Errorf("finalizers %v: kustomize-controller's own, set up front, spare a requeue", k.Finalizers)
 	}

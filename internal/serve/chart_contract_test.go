@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"flag"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -47,6 +48,7 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := map[string]string{}
+			var args []string
 			seen := 0
 			for _, obj := range objs {
 				if obj.GetKind() != "Deployment" {
@@ -54,6 +56,8 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 				}
 				containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
 				for _, c := range containers {
+					cargs, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
+					args = append(args, chartArgs(t, objs, cargs)...)
 					vars, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
 					for _, v := range vars {
 						m := v.(map[string]any)
@@ -76,7 +80,16 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 			}
 			// parse checks the whole configuration (log settings, medusa image, chart
 			// source, names), as serve does before it starts anything.
-			if _, err := parse(nil, func(k string) string { return env[k] }); err != nil {
+			_, err = parse(args, func(k string) string { return env[k] })
+			if !saysWhoMayUse(args, env) {
+				// A chart with no auth values starts no API on the pod's address: serve's
+				// safe default must refuse it, naming what to set.
+				if err == nil || !strings.Contains(err.Error(), "--auth-config") || !strings.Contains(err.Error(), "--insecure-allow-unauthenticated-network") {
+					t.Errorf("the chart configures no authentication, and serve does not refuse to listen on %q: %v", env["STOREFLEET_LISTEN"], err)
+				}
+				return
+			}
+			if err != nil {
 				t.Errorf("serve refuses the chart's settings: %v", err)
 			}
 		})
@@ -137,4 +150,51 @@ func TestShardLayoutSettings(t *testing.T) {
 	if _, err := parse([]string{"--shard-interval", "1h"}, env(map[string]string{"STOREFLEET_SHARD_INTERVAL": "an hour"})); err != nil {
 		t.Errorf("flag over a bad variable: %v", err)
 	}
+}
+
+// chartArgs are the serve flags of a container's args. The --auth-config file is
+// mounted from a ConfigMap of the chart: its content, as rendered, is written where
+// the test can read it, so that serve checks the access configuration the chart
+// really gives it.
+func chartArgs(t *testing.T, objs []*unstructured.Unstructured, args []string) []string {
+	t.Helper()
+	var out []string
+	for _, a := range args {
+		if a == "serve" {
+			continue
+		}
+		if path, ok := strings.CutPrefix(a, "--auth-config="); ok {
+			key := filepath.Base(path)
+			found := false
+			for _, o := range objs {
+				if o.GetKind() != "ConfigMap" {
+					continue
+				}
+				if body, ok, _ := unstructured.NestedString(o.Object, "data", key); ok {
+					local := filepath.Join(t.TempDir(), key)
+					if err := os.WriteFile(local, []byte(body), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					a, found = "--auth-config="+local, true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("--auth-config %s: no ConfigMap of the chart holds %s", path, key)
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// saysWhoMayUse reports whether the chart gives serve an access configuration or
+// explicitly turns authentication off for the network.
+func saysWhoMayUse(args []string, env map[string]string) bool {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--auth-config") || strings.HasPrefix(a, "--insecure-allow-unauthenticated-network") {
+			return true
+		}
+	}
+	return env["STOREFLEET_AUTH_CONFIG"] != "" || env["STOREFLEET_INSECURE_ALLOW_UNAUTHENTICATED_NETWORK"] != ""
 }

@@ -44,14 +44,16 @@ func TestMedusaImage(t *testing.T) {
 // one failed start is enough to fix them all.
 func TestCheckReportsEveryProblem(t *testing.T) {
 	_, err := parse([]string{"--chart-source", "oci", "--medusa-image", "medusa", "--log-format", "xml",
-		"--log-level", "loud", "--shutdown-grace", "-1s", "--write-timeout", "2m", "--publish-interval", "0s", "--seed-dir", "/nonexistent/fleet"},
-		vars(map[string]string{"STOREFLEET_FLEET_SSH_KEY_FILE": "/nonexistent/key", "STOREFLEET_SHARD_TIMEOUT": "soon"}))
+		"--log-level", "loud", "--shutdown-grace", "-1s", "--write-timeout", "2m", "--publish-interval", "0s", "--seed-dir", "/nonexistent/fleet",
+		"--internal-listen", "metrics"},
+		vars(map[string]string{"STOREFLEET_FLEET_SSH_KEY_FILE": "/nonexistent/key", "STOREFLEET_SHARD_TIMEOUT": "soon", "STOREFLEET_METRICS_TENANTS": "many"}))
 	var ue *UsageError
 	if !errors.As(err, &ue) {
 		t.Fatalf("want a *UsageError, got %T %v", err, err)
 	}
 	for _, want := range []string{"--chart-oci-url", "--medusa-image", "--log-format", "--log-level", "--shutdown-grace",
-		"--write-timeout", "--publish-interval", "seed skeleton /nonexistent/fleet", "STOREFLEET_FLEET_SSH_KEY_FILE", "STOREFLEET_SHARD_TIMEOUT"} {
+		"--write-timeout", "--publish-interval", "seed skeleton /nonexistent/fleet", "STOREFLEET_FLEET_SSH_KEY_FILE", "STOREFLEET_SHARD_TIMEOUT",
+		"--internal-listen", "STOREFLEET_METRICS_TENANTS"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not mention %s:\n%v", want, err)
 		}
@@ -79,7 +81,8 @@ func TestCheckAcceptsGoodConfigurations(t *testing.T) {
 	c, err = parse([]string{"--fleet-url", "https://github.com/acme/fleet.git", "--chart-source", "oci",
 		"--chart-oci-url", "oci://ghcr.io/acme/charts", "--listen", ":8080", "--base-domain", "shops.acme.com",
 		"--cluster", "prod-eu", "--store-ingress-class", "nginx", "--store-cluster-issuer", "letsencrypt",
-		"--artifact-url", "http://storefleet-gitops-api.storefleet.svc:9091", "--artifacts-listen", ":9091"},
+		"--artifact-url", "http://storefleet-gitops-api.storefleet.svc:9091", "--artifacts-listen", ":9091",
+		"--auth-config", writeAuthConfig(t, oidcConfig)},
 		vars(map[string]string{"STOREFLEET_SEED_DIR": "/nonexistent"}))
 	if err != nil {
 		t.Fatal(err) // the seed dir only matters for the embedded repository
@@ -87,5 +90,23 @@ func TestCheckAcceptsGoodConfigurations(t *testing.T) {
 	if c.url != "https://github.com/acme/fleet.git" || c.opts.Chart.URL != "oci://ghcr.io/acme/charts" || c.opts.BaseDomain != "shops.acme.com" ||
 		c.kube.artifactsListen != ":9091" {
 		t.Errorf("%+v", c)
+	}
+}
+
+// /metrics is never on the API's port: the same address for both is refused, and
+// so is a tenant cap out of range.
+func TestInternalListenIsNotTheAPIs(t *testing.T) {
+	_, err := parse([]string{"--listen", "127.0.0.1:8080", "--internal-listen", "127.0.0.1:8080", "--metrics-tenants", "5000"}, vars(nil))
+	for _, want := range []string{"must not be the API's --listen", "--metrics-tenants must be from 0 to 1000"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q, got %v", want, err)
+		}
+	}
+	c, err := parse([]string{"--internal-listen", "none"}, vars(nil))
+	if err != nil || c.internalListen != "none" || !c.internalListenSet {
+		t.Fatalf("--internal-listen none: %+v %v", c.internalListen, err)
+	}
+	if c, err := parse(nil, vars(nil)); err != nil || c.internalListen != "127.0.0.1:9090" || c.internalListenSet || c.metricsTenants != 50 {
+		t.Fatalf("defaults: %q set=%v tenants=%d %v", c.internalListen, c.internalListenSet, c.metricsTenants, err)
 	}
 }

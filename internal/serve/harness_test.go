@@ -68,7 +68,7 @@ func runServe(t *testing.T, all *transcript, env map[string]string, args ...stri
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{t: t, out: &transcript{}, err: &transcript{}, all: all, cancel: cancel, done: make(chan error, 1)}
-	args = append([]string{"--listen", "127.0.0.1:0", "--chart-versions", "none"}, args...)
+	args = append([]string{"--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0", "--chart-versions", "none"}, args...)
 	go func() {
 		s.done <- serve.Run(ctx, args, func(k string) string { return env[k] },
 			io.MultiWriter(s.out, all), io.MultiWriter(s.err, all))

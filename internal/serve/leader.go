@@ -114,11 +114,15 @@ func (l *leader) lead(ctx context.Context) {
 	l.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	t0 := time.Now()
+	moved := 0
 	if err := pub.Start(sctx); err != nil {
 		l.log.Warn("shard publisher: first pass incomplete; retrying in the background", "err", err)
+	} else {
+		// Only a complete pass made every shard current with the head it fetched.
+		moved = l.sb.CaughtUp(t0)
 	}
-	l.log.Info("shard publisher: started on this replica (Lease leader)", "took", time.Since(t0).Round(time.Millisecond))
 	cancel()
+	l.log.Info("shard publisher: started on this replica (Lease leader)", "took", time.Since(t0).Round(time.Millisecond), "stores_caught_up", moved)
 	if l.adopted != nil {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		if err := l.adopted(actx); err != nil {

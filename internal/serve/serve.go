@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/chartindex"
 	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/github"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/metrics"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -62,8 +65,19 @@ type config struct {
 	writeTimeoutFlag                                                   string
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
-	kube                                                               kubeFlags
-	replicas                                                           replicaFlags
+	// internalListen serves /metrics (metrics.go); internalListenSet: given by
+	// flag or variable rather than defaulted.
+	internalListen    string
+	internalListenSet bool
+	// metricsTenants caps the tenants with a stores-by-tenant series of their own.
+	metricsTenants int
+	// badTenantsEnv is STOREFLEET_METRICS_TENANTS when it is not a number.
+	badTenantsEnv string
+	kube          kubeFlags
+	replicas      replicaFlags
+	access        authFlags
+	review        reviewFlags
+	dash          dashboardFlags
 
 	level slog.Level
 	grace time.Duration
@@ -188,24 +202,35 @@ func (c config) redactor() gitrepo.Redactor {
 
 func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
 	t0 := time.Now()
-	repo, err := openRepo(ctx, cfg, log)
+	m := metrics.New()
+	repo, err := openRepo(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	svc, err := buildService(ctx, cfg, repo, log)
+	m.WatchQueue(repo.QueueDepth)
+	merged := &mergedHook{}
+	writer, reviews, err := reviewing(cfg.review, repo, cfg.branch, merged, log)
+	if err != nil {
+		return err
+	}
+	if reviews != nil {
+		defer reviews.Close()
+	}
+	svc, err := buildService(ctx, cfg, writer, log)
 	if err != nil {
 		return err
 	}
 	defer svc.Close()
-	return serveAPI(ctx, cfg, svc, repo, log, t0, stdout)
+	m.WatchTenants(svc.TenantCounts, cfg.metricsTenants)
+	return serveAPI(ctx, cfg, svc, repo, reviews, merged, log, t0, stdout, m)
 }
 
 // openRepo opens the fleet repository, creating and seeding the embedded one on
 // first start. These are serve's first side effects. A remote that does not answer
 // is no reason to exit: the repository serves what its clone holds and keeps trying
 // (gitrepo.OpenBackground; available.go).
-func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo, error) {
+func openRepo(ctx context.Context, cfg config, log *slog.Logger, obs gitrepo.Observer) (*gitrepo.Repo, error) {
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -220,20 +245,20 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger) (*gitrepo.Repo,
 	return gitrepo.OpenBackground(ctx, gitrepo.Options{
 		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch, Logger: log,
 		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
-		Author: sig, WriteTimeout: cfg.writeTimeout,
+		Author: sig, WriteTimeout: cfg.writeTimeout, Observer: obs,
 	})
 }
 
 // buildService builds the store service on the fleet repository, with this cluster's
 // render options.
-func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog.Logger) (*fleet.Service, error) {
+func buildService(ctx context.Context, cfg config, repo store.Repository, log *slog.Logger) (*fleet.Service, error) {
 	opts := cfg.opts
 	charts, err := chartVersions(cfg.chartSource, cfg.chartVersions, log)
 	if err != nil {
 		return nil, err
 	}
 	svc, err := fleet.New(ctx, fleet.Config{
-		Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: opts},
+		Repo: repo, Renderer: render.Renderer{Options: opts}, Review: cfg.review.reviewPolicy(),
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
 		Charts:     charts, WriteTimeout: cfg.writeTimeout,
@@ -246,23 +271,36 @@ func buildService(ctx context.Context, cfg config, repo *gitrepo.Repo, log *slog
 
 // serveAPI listens, connects the cluster when one is configured and serves the API
 // until ctx is done.
-func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, log *slog.Logger, start time.Time, stdout io.Writer) error {
+func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo.Repo, reviews *github.Writer, merged *mergedHook, log *slog.Logger, start time.Time, stdout io.Writer, m *metrics.Metrics) error {
 	// Listening first: a port in use stops serve before it connects the cluster.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
+	iln, err := listenInternal(cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer serveInternal(iln, m, log)()
 	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
 	go fl.run(ctx)
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, log)
+	merged.set(fl.miss)
+	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, merged, log, m)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer stopStatus()
+	apiOpts.Diffs = fleet.Differ{R: gitrepo.Fleet{R: repo}}
 	handlerSvc = missService{Service: handlerSvc, known: svc.Known, miss: fl.miss}
+	auth, err := wireAuth(ctx, cfg.access, cfg.kube, cfg.listen, handlerSvc, svc, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
-	g := newGate(handlerSvc, repo)
+	g := newGate(auth.svc, repo)
 	gctx, stopGate := context.WithCancel(ctx)
 	gateDone := g.openWhenSynced(gctx, svc.Reload, log)
 	// The index must not be rebuilt under a service being closed (deferred by run).
@@ -278,7 +316,21 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	// Shutdown order: stop taking requests and let in-flight ones finish (each
 	// waits for its push), then close the writer (deferred by run).
 	apiOpts.Log = log
-	return api.Serve(ctx, ln, api.Handler(g, apiOpts), cfg.grace, log)
+	apiOpts.Authenticate, apiOpts.Limits = auth.authenticate, auth.limits
+	// /metrics is on the internal listener only (metrics.go), never on this port.
+	apiOpts.Observer = m
+	if reviews != nil {
+		apiOpts.GitHub = reviews
+		go reviews.RunPoll(ctx, cfg.review.poll)
+		go func() {
+			// In the background: GitHub down at start is no reason not to serve;
+			// until it answers, the pull requests of earlier runs are unknown here.
+			if err := reviews.Recover(ctx); err != nil {
+				log.Warn("open pull requests of earlier runs not learnt from GitHub", "err", err)
+			}
+		}()
+	}
+	return api.Serve(ctx, ln, withDashboard(api.Handler(g, apiOpts), cfg.dash.signIn(cfg.access.conf)), cfg.grace, log)
 }
 
 func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
@@ -309,8 +361,22 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.logFormat, "log-format", "STOREFLEET_LOG_FORMAT", "text", "log format: text or json")
 	str(&c.chartRepository, "chart-repository", "STOREFLEET_CHART_REPOSITORY", "", "name of the HelmRepository in flux-system that serves the store charts (--chart-source helmrepository); empty = "+render.LocalOptions().Chart.Name)
 	str(&c.writeTimeoutFlag, "write-timeout", "STOREFLEET_WRITE_TIMEOUT", "30s", "every write's deadline: by then it is answered 202 (landed), 503 (certain nothing landed, and it never will) or 202 pending (decided later: GET /api/v1/requests/{id}); at most "+maxWriteTimeout.String())
+	c.internalListenSet = env("STOREFLEET_INTERNAL_LISTEN") != ""
+	str(&c.internalListen, "internal-listen", "STOREFLEET_INTERNAL_LISTEN", defaultInternalListen, "address /metrics is served on for Prometheus, never the API's --listen; none = no metrics. If the default is taken (another gitops-api on this machine) serve warns and runs without metrics")
+	tenants := 50
+	if v := env("STOREFLEET_METRICS_TENANTS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			tenants = n
+		} else {
+			c.badTenantsEnv = v
+		}
+	}
+	fs.IntVar(&c.metricsTenants, "metrics-tenants", tenants, "at most this many tenants (those with the most stores) get a storefleet_stores_by_tenant series of their own; the rest are summed as tenant=\"_other\", so a fleet of many tenants does not make many series [STOREFLEET_METRICS_TENANTS]")
 	kubeFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
+	authFlagSet(fs, &c.access, env)
+	reviewFlagSet(fs, &c.review, env)
+	dashboardFlagSet(fs, &c.dash, env)
 	*grace = "30s"
 	if v := env("STOREFLEET_SHUTDOWN_GRACE"); v != "" {
 		*grace = v
@@ -347,6 +413,7 @@ func (c *Command) check() (config, error) {
 		}
 	}
 	problems = append(problems, cfg.replicas.validate()...)
+	problems = append(problems, cfg.review.validate()...)
 	if cfg.kube.publishInterval <= 0 {
 		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}
@@ -375,11 +442,33 @@ func (c *Command) check() (config, error) {
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		bad("--log-format must be text or json, not %q", cfg.logFormat)
 	}
+	tenantsSet := false
+	c.Flags.Visit(func(f *flag.Flag) {
+		cfg.internalListenSet = cfg.internalListenSet || f.Name == "internal-listen"
+		tenantsSet = tenantsSet || f.Name == "metrics-tenants"
+	})
+	if cfg.badTenantsEnv != "" && !tenantsSet {
+		bad("STOREFLEET_METRICS_TENANTS %q is not a whole number", cfg.badTenantsEnv)
+	}
+	if cfg.internalListen != "none" {
+		if _, port, err := net.SplitHostPort(cfg.internalListen); err != nil {
+			bad("--internal-listen %q must be host:port or none: %w", cfg.internalListen, err)
+		} else if _, err := net.LookupPort("tcp", port); err != nil {
+			bad("--internal-listen %q: %w", cfg.internalListen, err)
+		} else if cfg.internalListen == cfg.listen && port != "0" {
+			bad("--internal-listen %q must not be the API's --listen: /metrics is never served on the API's port", cfg.internalListen)
+		}
+	}
+	if cfg.metricsTenants < 0 || cfg.metricsTenants > 1000 {
+		bad("--metrics-tenants must be from 0 to 1000, not %d", cfg.metricsTenants)
+	}
 	if _, port, err := net.SplitHostPort(cfg.listen); err != nil {
 		bad("--listen %q must be host:port (an empty host listens on every address): %w", cfg.listen, err)
 	} else if _, err := net.LookupPort("tcp", port); err != nil {
 		bad("--listen %q: %w", cfg.listen, err)
 	}
+	problems = append(problems, cfg.access.check(cfg.listen, cfg.kube)...)
+	problems = append(problems, cfg.dash.check(cfg.access.conf)...)
 
 	if cfg.dataDir == "" {
 		bad("--data-dir must not be empty")

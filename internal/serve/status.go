@@ -20,6 +20,7 @@ import (
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/metrics"
 	"github.com/storefleet/storefleet/internal/publish"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/status"
@@ -133,7 +134,7 @@ func splitList(v string) []string {
 // fed by the kube Watcher, the shard publisher that turns the fleet into the
 // ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
 // service. Without a cluster the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, log *slog.Logger) (api.Service, api.Options, func(), error) {
+func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
 	if !k.configured() {
 		return svc, opts, func() {}, nil
@@ -147,10 +148,12 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if err := layout.Validate(); err != nil {
 		return nil, opts, nil, err
 	}
-	tr := status.New(status.Options{Log: log})
+	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
+	m.WatchPhases(tr.PhaseCounts)
+	reviews.setClosed(tr.Reviewing)
 	sb := newStandby(tr)
 	w, err := kube.New(kube.Config{
-		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log,
+		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log, OnLag: m.WatchLag,
 		ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
 			return render.ShardKustomization(layout, shard)
 		},
@@ -184,7 +187,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		return publish.New(publish.Config{
 			Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
 			Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
-			OnPublish: tr.Published, OnChange: resync, Log: log,
+			OnPublish: tr.Published, OnChange: resync, OnPublished: m.ShardPublished, Log: log,
 		})
 	}
 	// Every replica serves every artifact (rebuilt from Git on a miss); only the

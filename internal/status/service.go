@@ -69,6 +69,11 @@ func (s Service) Delete(ctx context.Context, name string, purge bool, m store.Me
 }
 
 func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
+	if err == nil && !out.DryRun && out.State == store.RequestAwaitingApproval && out.Review != nil && out.Store != "" {
+		// Proposed: nothing is committed; the store waits on its pull request.
+		s.T.Reviewing(out.Store, *out.Review, store.RequestAwaitingApproval)
+		return
+	}
 	if err != nil || out.DryRun || out.Commit == nil || out.Commit.SHA == "" || out.Store == "" {
 		return
 	}
@@ -95,11 +100,12 @@ func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
 	rev, err := s.Publish(pctx, d.Shard)
 	cancel()
 	if err != nil {
-		s.T.log.Warn("shard not published after the commit; the publisher's next pass will", "store", out.Store, "shard", d.Shard, "err", err)
+		s.T.log.Warn("shard not published after the commit; the publisher's next pass will", "request_id", out.RequestID, "store", out.Store, "shard", d.Shard, "err", err)
 		return
 	}
 	d.Revision = rev
 	s.T.Committed(out.Store, d)
+	s.T.log.Debug("status: shard published for the change", "request_id", out.RequestID, "store", out.Store, "shard", d.Shard, "revision", rev)
 }
 
 // Resync gives the Tracker the fleet's current state of the named stores after a

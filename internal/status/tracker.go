@@ -25,6 +25,14 @@ type Options struct {
 	ShardRevisions int
 	// Now is the clock (tests).
 	Now func() time.Time
+	// OnReady is told, for every change that brings an active store to ready, how
+	// long after its request it got there (internal/metrics' histogram). It runs
+	// under the Tracker's lock and must not call back.
+	OnReady func(d time.Duration)
+	// OnConnected is told of every change of the cluster connection (the watcher's
+	// SetConnected), for the connection gauge and the reconnect count. It runs under
+	// the Tracker's lock and must not call back.
+	OnConnected func(ok bool)
 }
 
 // Tracker holds every store's status and the cluster observations behind it. It is
@@ -85,9 +93,16 @@ type entry struct {
 	expect     uint64 // the shard publish that includes desired.Commit
 	requested  bool   // a change is being committed; no desired state yet
 	commitTime time.Time
-	result     Result
-	times      map[string]time.Time
-	status     Status
+	// requestedAt is when the change being committed was requested; readyFrom is
+	// that time once the change landed, until the store reports ready (OnReady).
+	requestedAt, readyFrom time.Time
+	result                 Result
+	times                  map[string]time.Time
+	status                 Status
+	// review is the pull request the store waits on; merged is set from its merge
+	// until the merge commit reaches the Tracker (Committed or Load).
+	review *store.Review
+	merged bool
 }
 
 // New returns a Tracker for a configured cluster; it reports every store unknown
@@ -98,6 +113,12 @@ func New(opts Options) *Tracker {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.OnReady == nil {
+		opts.OnReady = func(time.Duration) {}
+	}
+	if opts.OnConnected == nil {
+		opts.OnConnected = func(bool) {}
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = 10000
@@ -138,6 +159,7 @@ func (t *Tracker) SetConnected(ok bool) {
 	if t.connected == ok {
 		return
 	}
+	t.opts.OnConnected(ok)
 	t.connected = ok
 	t.recomputeAll()
 }
@@ -179,6 +201,30 @@ func (t *Tracker) Published(shardName, revision string) {
 	}
 }
 
+// CaughtUp tells the Tracker that a shard publisher which has just taken over made
+// every shard's artifact current with a fleet head holding every commit made before
+// since (it fetched first, then published or adopted each shard). A store committed
+// before then that still waits for its shard's next publish now waits for the
+// shard's latest one instead: the next may never come. That happens when the old
+// leader published the commit just before it died, and this replica saw the
+// artifact while standing by before it knew the commit (its own write answered
+// later, or the fetch brought it later); the new leader then finds the artifact
+// current and publishes nothing. It returns how many stores it moved on.
+func (t *Tracker) CaughtUp(since time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, e := range t.stores {
+		if e.shard == nil || e.expect <= e.shard.seq || e.commitTime.IsZero() || !e.commitTime.Before(since) {
+			continue
+		}
+		e.expect = max(1, e.shard.seq)
+		t.recompute(e)
+		n++
+	}
+	return n
+}
+
 // Load sets a store's desired state at start-up, after the publisher's initial sync
 // reported (Published) the shards it adopted or built: those include every commit
 // in the fleet, so the store waits for its shard's latest publish (or the first,
@@ -189,6 +235,7 @@ func (t *Tracker) Load(name string, d Desired) {
 	e := t.entry(name)
 	e.desired, e.requested = d, false
 	e.commitTime = time.Time{}
+	e.merged = false
 	sh := t.index(e)
 	e.expect = max(1, sh.seq)
 	t.recompute(e)
@@ -201,12 +248,54 @@ func (t *Tracker) Requested(name string) {
 	defer t.mu.Unlock()
 	e, ok := t.stores[name]
 	if ok && e.desired.State != "" {
+		e.requestedAt = t.opts.Now()
 		return // an existing store keeps its phase until the change is committed
 	}
 	e = t.entry(name)
+	e.requestedAt = t.opts.Now()
 	e.requested = true
 	e.result = Result{Phase: store.PhaseRequested, Message: "the change is being committed"}
 	t.publish(e)
+}
+
+// Reviewing records where the pull request r of a change to the store is: open
+// (awaiting-approval: the store shows it whatever its own phase), merged (the
+// merge commit follows through Committed or Load) or closed without merge
+// (rejected: the streams see it once, then a proposed create is forgotten and an
+// existing store is back in its own phase).
+func (t *Tracker) Reviewing(name string, r store.Review, state store.RequestState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, known := t.stores[name]
+	switch state {
+	case store.RequestAwaitingApproval:
+		if !known {
+			e = t.entry(name)
+		}
+		e.review, e.requested = &r, e.desired.State == ""
+		t.publish(e)
+	case store.RequestCommitted:
+		if !known {
+			return
+		}
+		e.review, e.merged = nil, true
+		t.publish(e)
+	case store.RequestRejected:
+		if !known {
+			return
+		}
+		e.review = nil
+		rejected := e.status
+		rejected.Phase, rejected.Reason = store.PhaseRejected, "Rejected"
+		rejected.Message = "the pull request was closed without merge; nothing of the change reached the fleet's branch"
+		rejected.Review = &r
+		t.hub.publish(Event{Store: name, Kind: KindStatus, Status: &rejected})
+		if e.desired.State == "" {
+			delete(t.stores, name)
+			return
+		}
+		t.publish(e)
+	}
 }
 
 // Forget drops a store that was only requested (its create failed).
@@ -228,8 +317,20 @@ func (t *Tracker) Committed(name string, d Desired) {
 	e := t.entry(name)
 	if e.desired.Commit != d.Commit {
 		e.times = map[string]time.Time{}
+		// A change that did not come through this process (a restart, an outside
+		// push) has no request time: its commit stands in.
+		from := e.requestedAt
+		if from.IsZero() {
+			from = t.opts.Now()
+		}
+		e.readyFrom = time.Time{}
+		if d.State == store.StateActive {
+			e.readyFrom = from
+		}
 	}
+	e.requestedAt = time.Time{}
 	e.desired, e.requested = d, false
+	e.merged = false
 	e.commitTime = t.opts.Now()
 	sh := t.index(e)
 	if s := sh.seqOf(d.Revision); s > 0 {
@@ -365,6 +466,20 @@ func (t *Tracker) Get(name string) (Status, bool) {
 	return e.status, true
 }
 
+// PhaseCounts returns how many stores are in each phase, for the stores-by-phase
+// gauge: counted at each scrape from what the Tracker holds anyway.
+func (t *Tracker) PhaseCounts() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range t.stores {
+		if e.status.Phase != "" {
+			out[string(e.status.Phase)]++
+		}
+	}
+	return out
+}
+
 // Phase returns a store's phase ("" if unknown to the tracker), for list filters.
 func (t *Tracker) Phase(name string) store.Phase {
 	t.mu.Lock()
@@ -458,7 +573,18 @@ func (t *Tracker) publish(e *entry) {
 		}
 		s.Steps = append(s.Steps, st)
 	}
+	switch {
+	case e.review != nil:
+		s.AwaitReview(*e.review)
+	case e.merged:
+		s.Phase, s.Reason = store.PhaseMerged, "Merged"
+		s.Message = "the pull request was merged; waiting for the fleet's branch to be read"
+	}
 	e.status = s
+	if s.Phase == store.PhaseReady && !e.readyFrom.IsZero() {
+		t.opts.OnReady(now.Sub(e.readyFrom))
+		e.readyFrom = time.Time{}
+	}
 	t.hub.publish(Event{Store: e.name, Kind: KindStatus, Status: &s})
 }
 

@@ -232,6 +232,31 @@ func TestPublishFailureWaitsForTheNextPublish(t *testing.T) {
 	phaseOf(t, tr, "shop", store.PhaseApplied)
 }
 
+// A new leader's first pass found the shard's artifact current (the old leader
+// published the commit just before it died, and this replica saw that artifact
+// before it knew the commit): no publish will come, so CaughtUp moves the store on
+// to the latest one. A store committed after the pass began keeps waiting.
+func TestCaughtUpAfterTakeover(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := New(Options{Now: func() time.Time { return now }})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f", rev("c2")) // seen while standing by
+	tr.SetShardSource("3f", rev("c2"), nil)
+	tr.SetShardApply("3f", rev("c2"), nil)
+	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c2", Shard: "3f"})
+	phaseOf(t, tr, "shop", store.PhaseCommitted)
+	took := now.Add(time.Second)
+	now = took.Add(time.Second)
+	tr.Committed("late", Desired{State: store.StateActive, Commit: "c3", Shard: "3f"})
+
+	if n := tr.CaughtUp(took); n != 1 {
+		t.Fatalf("CaughtUp moved %d stores, want 1", n)
+	}
+	phaseOf(t, tr, "shop", store.PhaseApplied)
+	phaseOf(t, tr, "late", store.PhaseCommitted)
+}
+
 func TestLoadAfterPublished(t *testing.T) {
 	tr := New(Options{})
 	defer tr.Close()
@@ -438,5 +463,65 @@ func BenchmarkShardApply(b *testing.B) {
 			b.ReportMetric(float64(len(tr.stores)), "stores")
 			b.ReportMetric(float64(in), "shard-stores")
 		})
+	}
+}
+
+// A store under review shows its pull request on the streams: a proposed create is
+// awaiting-approval, then rejected once and forgotten; a change to a running store
+// is awaiting-approval over the store's own phase, then merged until the merge
+// commit arrives, then its usual phases.
+func TestTrackerReviewPhases(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	all, _, err := tr.Subscribe("", "", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(name string, p store.Phase) Status {
+		t.Helper()
+		ev := next(t, all)
+		if ev.Kind != KindStatus || ev.Store != name || ev.Status.Phase != p {
+			t.Fatalf("event %s %+v, want %s %s", ev.Store, ev.Status, name, p)
+		}
+		return *ev.Status
+	}
+	pr := store.Review{Required: true, URL: "https://github.example/o/fleet/pull/7", Number: 7, Reviewers: []string{"bob"}}
+
+	tr.Requested("big")
+	want("big", store.PhaseRequested)
+	tr.Reviewing("big", pr, store.RequestAwaitingApproval)
+	if st := want("big", store.PhaseAwaitingApproval); st.Review == nil || st.Review.URL != pr.URL || st.Review.Reviewers[0] != "bob" {
+		t.Fatalf("awaiting-approval without its pull request: %+v", st)
+	}
+	if st, ok := tr.Get("big"); !ok || st.Phase != store.PhaseAwaitingApproval || st.Review == nil {
+		t.Fatalf("Get: %+v %v", st, ok)
+	}
+	tr.Reviewing("big", pr, store.RequestRejected)
+	if st := want("big", store.PhaseRejected); st.Review == nil || st.Review.Number != 7 {
+		t.Fatalf("rejected without its pull request: %+v", st)
+	}
+	if _, ok := tr.Get("big"); ok {
+		t.Fatal("a rejected create is still known")
+	}
+
+	tr.Published("3f", "main@sha1:c1")
+	tr.SetShardSource("3f", "main@sha1:c1", &Condition{Status: "True"})
+	tr.SetShardApply("3f", "main@sha1:c1", &Condition{Status: "True"})
+	tr.Load("shop", Desired{State: store.StateRetained, Commit: "c1", Shard: "3f"})
+	want("shop", store.PhaseRetained)
+	pr.Number, pr.URL = 8, "https://github.example/o/fleet/pull/8"
+	tr.Reviewing("shop", pr, store.RequestAwaitingApproval)
+	if st := want("shop", store.PhaseAwaitingApproval); st.Commit != "c1" || st.Review.Number != 8 {
+		t.Fatalf("a change under review: %+v", st)
+	}
+	tr.Reviewing("shop", pr, store.RequestCommitted)
+	if st := want("shop", store.PhaseMerged); st.Review != nil {
+		t.Fatalf("merged: %+v", st)
+	}
+	tr.Published("3f", "main@sha1:c2")
+	tr.Committed("shop", Desired{State: store.StatePurging, Commit: "c2", Shard: "3f", Revision: "main@sha1:c2"})
+	if st := want("shop", store.PhasePurging); st.Commit != "c2" || st.Review != nil {
+		t.Fatalf("after the merge commit: %+v", st)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Error codes. They describe what went wrong in domain terms; the HTTP layer maps them to statuses
@@ -37,6 +38,9 @@ type Error struct {
 	// constants), so a client and an operator can tell a dead remote from a full
 	// disk; empty when there is nothing more to say.
 	Cause Cause
+	// RetryAfter, for EUNAVAILABLE, is how long the dependency that refused asked to
+	// be left alone (GitHub's rate limits); zero leaves it to the HTTP layer's own.
+	RetryAfter time.Duration
 }
 
 // Cause is what made a change unavailable. Every cause means the same for the
@@ -59,6 +63,15 @@ const (
 	// (the writer was busy, or the branch kept moving under contention).
 	CauseDeadline Cause = "deadline"
 )
+
+// ErrorRetryAfter returns the RetryAfter of the first *Error in err's chain, zero if none.
+func ErrorRetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
 
 // ErrorCause returns the Cause of the first *Error in err's chain, "" if none.
 func ErrorCause(err error) Cause {

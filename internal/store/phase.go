@@ -30,15 +30,15 @@ const (
 
 // Phases lists every phase in the order a store passes through them.
 var Phases = []Phase{
-	PhaseRequested, PhaseCommitted, PhaseSourceFetched, PhaseApplied, PhaseInstalling, PhaseUpgrading,
-	PhaseReady, PhaseFailed, PhaseDeleting, PhaseRetained, PhasePurging, PhaseDeleted, PhaseUnknown,
+	PhaseRequested, PhaseAwaitingApproval, PhaseMerged, PhaseCommitted, PhaseSourceFetched, PhaseApplied,
+	PhaseInstalling, PhaseUpgrading, PhaseReady, PhaseFailed, PhaseRejected, PhaseDeleting, PhaseRetained, PhasePurging, PhaseDeleted, PhaseUnknown,
 }
 
 // Terminal reports whether a store stays in the phase until someone changes it: a stream of its progress
 // can end there.
 func (p Phase) Terminal() bool {
 	switch p {
-	case PhaseReady, PhaseFailed, PhaseRetained, PhaseDeleted:
+	case PhaseReady, PhaseFailed, PhaseRejected, PhaseRetained, PhaseDeleted:
 		return true
 	}
 	return false

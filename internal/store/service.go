@@ -78,6 +78,9 @@ type Outcome struct {
 	// ErrCode is the error code of a failed request (EINVALID, …), so a retry after a
 	// restart gets the same answer.
 	ErrCode string `json:"errorCode,omitempty"`
+	// Review is the change's pull request when the review policy sends it to a
+	// reviewer; on a dry run it says whether a pull request would open.
+	Review *Review `json:"review,omitempty"`
 }
 
 // Diff is one file a change adds, modifies or deletes.
@@ -93,6 +96,10 @@ type View struct {
 	Store  Store
 	State  State
 	Commit *Commit
+	// Review is the open pull request the store waits on: its create, or a change
+	// to it, is under review. Store is then the spec on the fleet's branch, or the
+	// proposed one for a create.
+	Review *Review
 }
 
 // Filter selects stores in List; empty fields match everything.
@@ -103,6 +110,10 @@ type Filter struct {
 	// Tenants, when not nil, restricts the result to these tenants (the ones the
 	// principal sees; AllTenants in it means no restriction).
 	Tenants []string
+	// Text selects the stores whose name, domain or title contains it, ignoring
+	// case; empty matches every store. It is what a person types to find a store,
+	// so it is matched where the list is paged, not on one page of it.
+	Text string
 }
 
 // Entry is one change as recorded in Git: a commit and the change's trailers.
@@ -144,6 +155,10 @@ type Change struct {
 	OnBehalfOf string
 	Tenant     string
 	RequestID  string
+	// Plan and Engine are the store's as the change leaves it: a review policy
+	// decides on them and a pull request shows them; the Git writer ignores them.
+	Plan   string
+	Engine string
 	// Continues: a later step of the request RequestID (Meta.Continues), which the
 	// writer must not take for a retry of an earlier step.
 	Continues bool
@@ -177,6 +192,13 @@ type Repository interface {
 	History(ctx context.Context, dir string) ([]Entry, error)
 	// Ready reports whether the remote is reachable and the writer running.
 	Ready(ctx context.Context) error
+	// RemovalsSince returns the delete and purge changes committed to the fleet at
+	// or after since, newest first, read from the repository's history (the
+	// branch's first-parent line) so that every replica counts the same. Both steps
+	// of a purge are there, under one Request-Id. The mass-deletion guard counts
+	// them (Counter.Removals); a call after every request must stay cheap, so an
+	// implementation reads only the commits new since its previous call.
+	RemovalsSince(ctx context.Context, since time.Time) ([]Entry, error)
 	// FindRequest tells what became of request id as the repository knows it: a
 	// change whose outcome is still being decided (RequestPending), decided by the
 	// writer of this process (RequestCommitted, RequestFailed), or found by its
@@ -185,14 +207,27 @@ type Repository interface {
 	FindRequest(ctx context.Context, id string) (Found, error)
 }
 
+// ChangeReader reads one change of a store's history: the store's folder as the
+// commit left it and as the commit before it had it (nil where absent). Beside
+// Repository rather than in it: only the history's diffs need it, and a
+// repository that keeps no history has none to give. internal/gitrepo implements it.
+type ChangeReader interface {
+	StoreChange(ctx context.Context, dir, commit string) (before, after []File, err error)
+}
+
 // Found is a request as the repository knows it.
 type Found struct {
 	State   RequestState
 	Store   string
 	Cluster string
-	Action  Action
-	Commit  *Commit // when committed
-	Reason  string  // when failed
+	// Tenant is the tenant the commit's trailer names; empty when the commit has
+	// none (from before tenants) or the change is not committed.
+	Tenant string
+	Action Action
+	Commit *Commit // when committed
+	Reason string  // when failed
+	// Review is the request's pull request, for a request proposed for review.
+	Review *Review
 }
 
 // Sentinel errors a Repository returns (wrapped is fine): expected states of the

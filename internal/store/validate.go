@@ -21,6 +21,7 @@ const (
 	MaxLanguageLength   = 20
 	MaxRegionNameLength = 100
 	MaxVersionLength    = 64
+	MaxTenantLength     = 63 // a label value, and a DNS label
 )
 
 // dns1123Label is the pattern [a-z0-9]([-a-z0-9]*[a-z0-9])? (without the length limit), as a loop: it is
@@ -102,7 +103,29 @@ func (s Store) Validate() error {
 		fe.add("version", "semver", "version must be a semantic version such as 1.2.3")
 	}
 	validateSettings(&fe, s.Engine, s.Settings)
+	// An empty tenant is valid here: render must still read and write stores from
+	// before tenants, and the lifecycle fills in the default before it commits.
+	if s.Tenant != "" {
+		if rule, msg := ValidateTenant(s.Tenant); rule != "" {
+			fe.add("tenant", rule, "%s", msg)
+		}
+	}
 	return fe.err("invalid store")
+}
+
+// ValidateTenant checks a tenant name and returns the rule it breaks and why, or
+// "" and "". A tenant becomes a Kubernetes label value and a Git trailer, so it is a
+// DNS label: the strictest of the places it goes.
+func ValidateTenant(t string) (rule, message string) {
+	switch {
+	case t == "":
+		return "required", "tenant is required"
+	case len(t) > MaxTenantLength:
+		return "maxLength", "tenant must be at most 63 characters"
+	case !dns1123Label.MatchString(t):
+		return "dns1123Label", "tenant must be lower-case letters, digits and '-', beginning and ending with a letter or digit"
+	}
+	return "", ""
 }
 
 func validateName(fe *fieldErrors, name string) {

@@ -111,7 +111,7 @@ metadata:
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ClusterRole
-  name: cluster-admin
+  name: admin
 subjects:
   - kind: ServiceAccount
     name: storefleet-store

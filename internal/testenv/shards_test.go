@@ -93,11 +93,15 @@ func TestShardKustomizationCreatedOnce(t *testing.T) {
 		t.Fatalf("ExternalArtifact %s of a shard that never held a store: want NotFound, got %v", key, err)
 	}
 
-	// The store is one ConfigMap: what is under test is the shard, not the store.
-	cm := client.ObjectKey{Namespace: "default", Name: "shard-test-" + name}
+	// The store is a Namespace and one ServiceAccount: what is under test is the shard,
+	// not the store. (A shard applies as render.ShardServiceAccount, which may write
+	// only what a store's folder holds, in a store's namespace.)
+	cm := client.ObjectKey{Namespace: "store-" + name, Name: "shard-test"}
 	configMap := func(v string) map[string]string {
-		return map[string]string{"configmap.yaml": fmt.Sprintf(
-			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  v: %q\n", cm.Name, cm.Namespace, v)}
+		return map[string]string{"store.yaml": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n"+
+			"  labels:\n    app.kubernetes.io/managed-by: storefleet\n---\n"+
+			"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: %s\n  namespace: %s\n  annotations:\n    v: %q\n",
+			cm.Namespace, cm.Name, cm.Namespace, v)}
 	}
 	w := cloneFleet(t, env)
 	w.writeStore(name, configMap("1"))
@@ -105,7 +109,7 @@ func TestShardKustomizationCreatedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkShardKustomization(ctx, t, env, shard)
-	checkConfigMap(ctx, t, cm, "1")
+	checkStoreObject(ctx, t, cm, "1")
 	checkOnlyPublishedShards(ctx, t)
 
 	// Someone changes the Kustomization: the environment, like gitops-api, does not
@@ -120,7 +124,7 @@ func TestShardKustomizationCreatedOnce(t *testing.T) {
 	if _, err := env.Reconcile(ctx, w.push("shard test: change the store")); err != nil {
 		t.Fatal(err)
 	}
-	checkConfigMap(ctx, t, cm, "2")
+	checkStoreObject(ctx, t, cm, "2")
 	var k kustomizev1.Kustomization
 	mustExist(ctx, t, env, &k, key)
 	if k.Spec.Interval != drift {
@@ -133,7 +137,7 @@ func TestShardKustomizationCreatedOnce(t *testing.T) {
 	if _, err := env.Reconcile(ctx, w.push("shard test: remove the store")); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(ctx, t, env, &corev1.ConfigMap{ObjectMeta: objMeta(cm.Namespace, cm.Name)})
+	waitGone(ctx, t, env, &corev1.ServiceAccount{ObjectMeta: objMeta(cm.Namespace, cm.Name)})
 	mustExist(ctx, t, env, &kustomizev1.Kustomization{}, key)
 }
 
@@ -198,6 +202,7 @@ func checkShardKustomization(ctx context.Context, t *testing.T, e *Env, shard st
 		{"path", g.Path, w.Path},
 		{"prune", g.Prune, w.Prune},
 		{"wait", g.Wait, w.Wait},
+		{"serviceAccountName", g.ServiceAccountName, w.ServiceAccountName},
 		{"interval", g.Interval, w.Interval},
 		{"retryInterval", g.RetryInterval, w.RetryInterval},
 		{"timeout", g.Timeout, w.Timeout},
@@ -221,12 +226,12 @@ func checkShardKustomization(ctx context.Context, t *testing.T, e *Env, shard st
 	}
 }
 
-func checkConfigMap(ctx context.Context, t *testing.T, key client.ObjectKey, v string) {
+func checkStoreObject(ctx context.Context, t *testing.T, key client.ObjectKey, v string) {
 	t.Helper()
-	var cm corev1.ConfigMap
-	mustExist(ctx, t, env, &cm, key)
-	if cm.Data["v"] != v {
-		t.Fatalf("ConfigMap %s data %v, want v=%s", key, cm.Data, v)
+	var sa corev1.ServiceAccount
+	mustExist(ctx, t, env, &sa, key)
+	if sa.Annotations["v"] != v {
+		t.Fatalf("ServiceAccount %s annotations %v, want v=%s", key, sa.Annotations, v)
 	}
 }
 

@@ -59,3 +59,40 @@ on a single pod, which would block every node drain.
 {{- fail "autoscaling.enabled: true is refused: the chart renders no HorizontalPodAutoscaler; set replicas (2 or more for availability)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+"true" when the API has an authenticator: an OIDC issuer, an API tokens Secret or
+TokenReview (values.schema.json requires one of them for an Ingress).
+*/}}
+{{- define "storefleet.authConfigured" -}}
+{{- $a := .Values.auth | default dict -}}
+{{- if or ($a.oidc | default dict).issuer ($a.apiTokens | default dict).secretName ($a.kubernetes | default dict).tokenReview -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* Where the API tokens Secret is mounted (a directory: a rotated Secret reaches the pod). */}}
+{{- define "storefleet.apiTokensDir" -}}
+/etc/storefleet/api-tokens
+{{- end -}}
+
+{{/*
+The --auth-config file (internal/access's format) from values auth: only the sections
+whose authenticator is configured, the tokens file as the pod sees it.
+*/}}
+{{- define "storefleet.authConfig" -}}
+{{- $a := .Values.auth -}}
+{{- $c := dict "defaultTenant" ($a.defaultTenant | default "default") -}}
+{{- with $a.oidc }}{{ if .issuer }}
+{{- $_ := set $c "oidc" (dict "issuer" .issuer "audience" .audience "subjectClaim" .subjectClaim "groupsClaim" .groupsClaim "clockSkew" .clockSkew "algorithms" .algorithms) -}}
+{{- end }}{{ end }}
+{{- with $a.apiTokens }}{{ if .secretName }}
+{{- $_ := set $c "apiTokens" (dict "file" (printf "%s/%s" (include "storefleet.apiTokensDir" $) .key)) -}}
+{{- end }}{{ end }}
+{{- with $a.kubernetes }}{{ if .tokenReview }}
+{{- $_ := set $c "kubernetes" (dict "tokenReview" true "audiences" (.audiences | default list)) -}}
+{{- end }}{{ end }}
+{{- $_ := set $c "rules" ($a.rules | default list) -}}
+{{- $_ := set $c "limits" $a.limits -}}
+{{- toYaml $c -}}
+{{- end -}}

@@ -45,7 +45,7 @@ func TestStoreLifecycle(t *testing.T) {
 	// stream, open before the request, sees every phase.
 	a.do(t, http.MethodPost, "/api/v1/stores", createBody(name, ""), http.StatusAccepted)
 	s := a.events(t, "/api/v1/stores/"+name+"/events", "")
-	created, _, kubeSeen := all.phases(t, 3*time.Minute, store.PhaseReady)
+	created, _, kubeSeen := all.phasesOf(t, name, 3*time.Minute, store.PhaseReady)
 	wantOrdered(t, created, append([]store.Phase{store.PhaseRequested}, installWay...), store.PhaseRequested, store.PhaseCommitted, store.PhaseInstalling)
 	got, last, _ := s.phases(t, 3*time.Minute)
 	wantOrdered(t, got, installWay, store.PhaseInstalling)
@@ -98,7 +98,7 @@ func TestStoreLifecycle(t *testing.T) {
 	wantSteps(t, last, status.StepCommitted, status.StepSourceFetched, status.StepApplied, status.StepNamespaceGone, status.StepDeleted)
 
 	// The all-stores stream saw all of it, and Kubernetes Events from the namespace.
-	seen, _, kube := all.phases(t, 5*time.Second, store.PhaseDeleted)
+	seen, _, kube := all.phasesOf(t, name, 5*time.Second, store.PhaseDeleted)
 	seen = append(created, seen...)
 	kube = append(kubeSeen, kube...)
 	for _, p := range []store.Phase{store.PhaseRequested, store.PhaseCommitted, store.PhaseReady, store.PhaseUpgrading, store.PhaseRetained, store.PhaseDeleted} {

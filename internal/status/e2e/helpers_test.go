@@ -37,6 +37,9 @@ var (
 	// apiArtifacts is where gitops-api serves the shard artifacts, the same for
 	// every start: the artifacts' URLs name it.
 	apiArtifacts string
+	// apiMetrics is gitops-api's internal listener (/metrics), the same for every
+	// start.
+	apiMetrics string
 )
 
 // startAPI returns the package's gitops-api, started on first use, pointed at the
@@ -51,6 +54,9 @@ func startAPI(t testing.TB) *gitopsAPI {
 	}
 	if api == nil && apiErr == nil && apiArtifacts == "" {
 		apiArtifacts, apiErr = freeAddr()
+	}
+	if api == nil && apiErr == nil && apiMetrics == "" {
+		apiMetrics, apiErr = freeAddr()
 	}
 	if api == nil && apiErr == nil {
 		api, apiErr = launchAPI("127.0.0.1:0")
@@ -108,7 +114,7 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 	pr, pw := io.Pipe()
 	args := []string{
 		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
-		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts,
+		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
 		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).
@@ -117,6 +123,10 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		// published within seconds rather than the default 30 s.
 		"--publish-interval", "2s",
 		"--shutdown-grace", "5s",
+		// The package's tests share one fleet and remove more stores in an hour
+		// than the mass-deletion guard allows by default; the guard is not what
+		// they test (internal/access and internal/api do).
+		"--removals-per-hour", "10000",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan error, 1)
@@ -284,6 +294,14 @@ func (s *stream) Close() { s.cancel() }
 // the last status.
 func (s *stream) phases(t testing.TB, timeout time.Duration, stopAt ...store.Phase) ([]store.Phase, status.Status, []status.KubeEvent) {
 	t.Helper()
+	return s.phasesOf(t, "", timeout, stopAt...)
+}
+
+// phasesOf is phases for one store of an all-stores stream ("" = every store): the
+// package's tests share the cluster, so the stream also carries what other tests'
+// stores still do (a purge finishing, a namespace going away).
+func (s *stream) phasesOf(t testing.TB, name string, timeout time.Duration, stopAt ...store.Phase) ([]store.Phase, status.Status, []status.KubeEvent) {
+	t.Helper()
 	var seen []store.Phase
 	var last status.Status
 	var kube []status.KubeEvent
@@ -296,7 +314,11 @@ func (s *stream) phases(t testing.TB, timeout time.Duration, stopAt ...store.Pha
 			}
 			switch ev.Type {
 			case "status":
-				last = ev.status(t)
+				st := ev.status(t)
+				if name != "" && st.Store != name {
+					continue
+				}
+				last = st
 				if len(seen) == 0 || seen[len(seen)-1] != last.Phase {
 					seen = append(seen, last.Phase)
 					t.Logf("%s: %s %s %s", last.Store, last.Phase, last.Reason, last.Message)

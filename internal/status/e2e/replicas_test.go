@@ -158,6 +158,10 @@ func TestThreeReplicasLeaderKilled(t *testing.T) {
 	if err := env.Client.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
+	// The replicas' shards apply as storefleet-shard of their own Flux namespace.
+	if err := env.ApplyShardIdentity(ctx, repFluxNS); err != nil {
+		t.Fatal(err)
+	}
 	bin := buildGitopsAPI(t)
 	reps := make([]*replicaProc, 3)
 	svc := artifactService(t, reps)
