@@ -80,6 +80,9 @@ func (a *api) storeLogs(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return // the headers only; a follow would otherwise hold the request open for nothing
+	}
 	ctl := http.NewResponseController(w)
 	_ = ctl.Flush() // the client knows the stream is open before the first line
 	buf := make([]byte, 32<<10)

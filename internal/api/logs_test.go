@@ -110,6 +110,12 @@ func TestStoreLogsParameters(t *testing.T) {
 		}
 	}
 
+	// HEAD answers as GET would, without holding a follow open.
+	if r := e.do("HEAD", "/api/v1/stores/shop/logs?follow=true", nil); r.status != http.StatusOK || len(r.body) != 0 ||
+		r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("HEAD: %d %q %q", r.status, r.header.Get("Content-Type"), r.body)
+	}
+
 	p = e.expect(e.do("GET", "/api/v1/stores/ghost/logs", nil), http.StatusNotFound)
 	if p["type"] != "urn:storefleet:problem:not-found" {
 		t.Errorf("unknown store: %v", p)
