@@ -29,29 +29,31 @@ type Container struct {
 }
 
 // troubleWaiting are the waiting reasons after which a container will not run
-// without someone changing something. ContainerCreating and PodInitializing are
-// the way to running, not trouble.
+// without someone changing something, ranked. ContainerCreating and
+// PodInitializing are the way to running; ErrImagePull is a first failed pull,
+// which ImagePullBackOff follows if it lasts; a failed exit alone is followed by a
+// restart (CrashLoopBackOff) or ends its Pod (which then counts for nothing).
 var troubleWaiting = map[string]int{
-	"CrashLoopBackOff":           4,
-	"CreateContainerConfigError": 3,
-	"CreateContainerError":       3,
-	"RunContainerError":          3,
-	"InvalidImageName":           3,
-	"ImagePullBackOff":           3,
-	"ErrImagePull":               3,
-	"ErrImageNeverPull":          3,
+	"CrashLoopBackOff":           3,
+	"CreateContainerConfigError": 2,
+	"CreateContainerError":       2,
+	"RunContainerError":          2,
+	"InvalidImageName":           2,
+	"ImagePullBackOff":           2,
+	"ErrImageNeverPull":          2,
 }
 
-// severity ranks c: 0 is no trouble. A failed exit that is not (yet) a crash loop
-// ranks below every waiting reason.
+// CrashLoopRestarts is the restarts from which a container in CrashLoopBackOff
+// counts: one that failed once while something it needs was starting (its
+// database) is not a crash loop yet, and the store is not failed for it.
+const CrashLoopRestarts = 2
+
+// severity ranks c: 0 is no trouble.
 func (c Container) severity() int {
-	if s, ok := troubleWaiting[c.Waiting]; ok {
-		return s
+	if c.Waiting == "CrashLoopBackOff" && c.Restarts < CrashLoopRestarts {
+		return 0
 	}
-	if c.Waiting == "" && c.Terminated && c.ExitCode != 0 {
-		return 1
-	}
-	return 0
+	return troubleWaiting[c.Waiting]
 }
 
 // Trouble reports whether c keeps its Pod from serving.

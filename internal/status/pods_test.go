@@ -11,6 +11,8 @@ func TestWorstContainer(t *testing.T) {
 	creating := Container{Pod: "shop-wordpress-1", Name: "wordpress", Waiting: "ContainerCreating"}
 	exited0 := Container{Pod: "shop-setup", Name: "setup", Terminated: true}
 	exited1 := Container{Pod: "shop-mysql-0", Name: "mysql", Terminated: true, ExitCode: 1, Reason: "Error", Restarts: 0}
+	firstCrash := Container{Pod: "shop-mysql-0", Name: "mysql", Waiting: "CrashLoopBackOff", Terminated: true, ExitCode: 1, Restarts: 1}
+	firstPull := Container{Pod: "shop-mysql-0", Name: "mysql", Waiting: "ErrImagePull"}
 	crash := Container{Pod: "shop-wordpress-1", Name: "wordpress", Waiting: "CrashLoopBackOff", Terminated: true, ExitCode: 1, Restarts: 2}
 	crashMore := crash
 	crashMore.Pod, crashMore.Restarts = "shop-wordpress-2", 5
@@ -24,8 +26,9 @@ func TestWorstContainer(t *testing.T) {
 	}{
 		{"none", nil, nil},
 		{"running and on the way are no trouble", []Container{running, creating, exited0}, nil},
-		{"a failed exit", []Container{running, exited1}, &exited1},
-		{"a crash loop beats a failed exit", []Container{exited1, crash}, &crash},
+		{"a failed exit is followed by a restart or ends the pod", []Container{running, exited1}, nil},
+		{"one restart is not a crash loop yet, a first pull not a back-off", []Container{firstCrash, firstPull}, nil},
+		{"a crash loop", []Container{exited1, firstCrash, crash}, &crash},
 		{"a crash loop beats an image pull, whatever the restarts", []Container{pull, crash}, &crash},
 		{"more restarts among crash loops", []Container{crash, crashMore}, &crashMore},
 		{"equal ones: the first pod by name, in any order", []Container{crash, crashOther}, &crashOther},
@@ -54,8 +57,9 @@ func TestComputeWithPodTrouble(t *testing.T) {
 	crash := &Container{Pod: "shop-wordpress-5d8f", Name: "wordpress", Waiting: "CrashLoopBackOff",
 		WaitingMessage: "back-off 10s restarting failed container", Terminated: true, ExitCode: 1, Reason: "Error",
 		Restarts: 2, LastLine: "database connection refused"}
-	initFailed := &Container{Pod: "shop-wordpress-5d8f", Name: "woocommerce-setup", Init: true, Terminated: true, ExitCode: 2, Reason: "Error"}
-	pull := &Container{Pod: "shop-mysql-0", Name: "mysql", Waiting: "ErrImagePull", WaitingMessage: "image not found: localhost/x"}
+	initFailed := &Container{Pod: "shop-wordpress-5d8f", Name: "woocommerce-setup", Init: true, Waiting: "CrashLoopBackOff",
+		Terminated: true, ExitCode: 2, Reason: "Error", Restarts: 3}
+	pull := &Container{Pod: "shop-mysql-0", Name: "mysql", Waiting: "ImagePullBackOff", WaitingMessage: "Back-off pulling image \"localhost/x\""}
 	calm := &Container{Pod: "shop-mysql-0", Name: "mysql"}
 	with := func(hr *Release, p *Container) Cluster { c := applied; c.Release, c.Pods = hr, p; return c }
 	const crashMsg = "container wordpress of pod shop-wordpress-5d8f: CrashLoopBackOff, exit code 1 (Error), restarted 2 times; last line: database connection refused"
@@ -73,10 +77,10 @@ func TestComputeWithPodTrouble(t *testing.T) {
 		{"Helm's timeout names the container", active, with(&timedOut, crash), store.PhaseFailed, "CrashLoopBackOff",
 			crashMsg + "; helm: InstallFailed: " + timedOut.Ready.Message, 3},
 		{"released without waiting, crash loop", active, with(ready, crash), store.PhaseFailed, "CrashLoopBackOff", crashMsg, 4},
-		{"an init container that failed", active, with(installing, initFailed), store.PhaseFailed, "Error",
-			"init container woocommerce-setup of pod shop-wordpress-5d8f: Error, exit code 2", 3},
-		{"an image that cannot be pulled", active, with(installing, pull), store.PhaseFailed, "ErrImagePull",
-			"container mysql of pod shop-mysql-0: ErrImagePull; image not found: localhost/x", 3},
+		{"an init container in a crash loop", active, with(installing, initFailed), store.PhaseFailed, "CrashLoopBackOff",
+			"init container woocommerce-setup of pod shop-wordpress-5d8f: CrashLoopBackOff, exit code 2 (Error), restarted 3 times", 3},
+		{"an image that cannot be pulled", active, with(installing, pull), store.PhaseFailed, "ImagePullBackOff",
+			`container mysql of pod shop-mysql-0: ImagePullBackOff; Back-off pulling image "localhost/x"`, 3},
 		{"not applied yet: the commit's way first", Desired{State: store.StateActive, Commit: "c1", Version: "0.1.0", Shard: "abc"}, Cluster{Connected: true, SourceFetched: true, Pods: crash}, store.PhaseSourceFetched, "", "waiting for Kustomization stores-abc to apply it", 2},
 		{"deleting: pods are going away", Desired{State: store.StateRetained, Commit: "c2"}, with(ready, crash), store.PhaseDeleting, "InstallSucceeded", "waiting for helm-controller to uninstall the release", 3},
 		{"cluster unreachable", active, Cluster{Pods: crash, Release: installing}, store.PhaseUnknown, "ClusterUnreachable", "", 0},
@@ -102,9 +106,9 @@ func TestTrackerSetPods(t *testing.T) {
 	if s, _ := tr.Get("shop"); s.Phase != store.PhaseReady {
 		t.Fatalf("before: %s %s", s.Phase, s.Message)
 	}
-	tr.SetPods("shop", &Container{Pod: "p", Name: "wordpress", Waiting: "CrashLoopBackOff", Terminated: true, ExitCode: 1, Restarts: 1, LastLine: "boom"})
+	tr.SetPods("shop", &Container{Pod: "p", Name: "wordpress", Waiting: "CrashLoopBackOff", Terminated: true, ExitCode: 1, Restarts: 2, LastLine: "boom"})
 	s, _ := tr.Get("shop")
-	if s.Phase != store.PhaseFailed || s.Reason != "CrashLoopBackOff" || s.Message != "container wordpress of pod p: CrashLoopBackOff, exit code 1, restarted 1 times; last line: boom" {
+	if s.Phase != store.PhaseFailed || s.Reason != "CrashLoopBackOff" || s.Message != "container wordpress of pod p: CrashLoopBackOff, exit code 1, restarted 2 times; last line: boom" {
 		t.Fatalf("crash loop: %s %q %q", s.Phase, s.Reason, s.Message)
 	}
 	if st := s.Steps[len(s.Steps)-1]; st.Name != StepReady || st.State != "failed" {
