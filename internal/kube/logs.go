@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -95,7 +96,7 @@ func (l *PodLogs) StoreLogs(ctx context.Context, s store.Store, o store.LogOptio
 			po.TailLines = &o.TailLines
 		}
 		if o.Since > 0 {
-			secs := int64((o.Since + 999_999_999) / 1_000_000_000) // whole seconds, rounded up
+			secs := int64((o.Since + time.Second - 1) / time.Second) // the API takes whole seconds: round up
 			po.SinceSeconds = &secs
 		}
 		rc, err := l.cs.CoreV1().Pods(ns).GetLogs(src.pod, po).Stream(sctx)
