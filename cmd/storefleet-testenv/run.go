@@ -107,6 +107,15 @@ func printUse(stdout io.Writer, st testenv.State) {
 	}
 	fmt.Fprintf(stdout, "# API server %s\n# fleet repo %s\n# chart repo %s\n# logs       %s\n",
 		st.APIServer, st.FleetURL, st.ChartRepoURL, st.LogDir)
+	if n := st.Node; n != nil {
+		// Pod and Service addresses exist only inside the node's network namespace.
+		fmt.Fprintf(stdout, "# node       %s %s in network namespace %s (nsenter --net=/run/netns/%s curl http://<cluster IP>/)\n# images     %s\n",
+			n.Name, n.IP, n.Netns, n.Netns, strings.Join(n.Images, " "))
+		if n.IngressURL != "" {
+			port := n.IngressURL[strings.LastIndex(n.IngressURL, ":")+1:]
+			fmt.Fprintf(stdout, "# shops      %s (ingress): curl http://<store>.stores.localhost:%s/\n", n.IngressURL, port)
+		}
+	}
 }
 
 // up starts `serve` as a detached process (its own session, so it outlives the
@@ -228,7 +237,9 @@ func serve(ctx context.Context, dir string, stdout io.Writer) error {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stdout, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 	}
-	e, err := testenv.Start(ctx, testenv.Options{Dir: dir, WithFluxCLI: true, Logf: logf})
+	opts := testenv.Options{Dir: dir, WithFluxCLI: true, Logf: logf}
+	opts.Node, opts.NodeImages = nodeWanted(logf)
+	e, err := testenv.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -238,6 +249,11 @@ func serve(ctx context.Context, dir string, stdout io.Writer) error {
 	err = e.Stop()
 	if left := e.Leftovers(); len(left) > 0 {
 		err = errors.Join(err, fmt.Errorf("left behind: %v", left))
+	}
+	if e.Node != nil {
+		if left := e.Node.Leftovers(); len(left) > 0 {
+			err = errors.Join(err, fmt.Errorf("node left behind: %v", left))
+		}
 	}
 	logf("stopped (err=%v)", err)
 	return err
@@ -306,3 +322,28 @@ func down(dir string, stdout io.Writer) error {
 // selfEnv is set for the background `serve` process; the command's tests use it
 // to run the test binary as the command.
 const selfEnv = "STOREFLEET_TESTENV_SERVE"
+
+// nodeWanted brings the worker node up when this machine can run it and its
+// binaries are already built (`make node-tools`), so `make testenv` never starts
+// a long build by surprise; STOREFLEET_NODE=0 turns it off, =1 requires it.
+// STOREFLEET_NODE_IMAGES (space-separated images/ folders) are imported besides
+// the node's own images.
+func nodeWanted(logf func(string, ...any)) (bool, []string) {
+	images := strings.Fields(os.Getenv("STOREFLEET_NODE_IMAGES"))
+	switch os.Getenv("STOREFLEET_NODE") {
+	case "0":
+		return false, nil
+	case "1":
+		return true, images
+	}
+	if err := testenv.NodeHostReady(); err != nil {
+		logf("no worker node: %v", err)
+		return false, nil
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil || !testenv.NodeToolsBuilt(root) {
+		logf("no worker node: its binaries are not built (make node-tools)")
+		return false, nil
+	}
+	return true, images
+}

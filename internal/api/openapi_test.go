@@ -144,6 +144,9 @@ func (s *spec) check(t *testing.T, method, path string, status int, header http.
 	if _, ok := content[mt]; !ok {
 		t.Fatalf("OpenAPI: %s %s %d has Content-Type %q, documented: %v", method, tmpl, status, mt, keys(content))
 	}
+	if strings.HasPrefix(mt, "text/") {
+		return // a text body (logs) is a string by definition; only JSON has a shape to check
+	}
 	sch := s.schema(t, loc+"/content/"+ptrEscape(mt)+"/schema")
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {

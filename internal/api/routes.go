@@ -50,6 +50,11 @@ type Options struct {
 	// GitHub receives the webhook deliveries of pull-request review at WebhookPath;
 	// nil: no such route.
 	GitHub store.DeliveryReceiver
+	// Logs reads stores' Pod logs (GET /stores/{name}/logs); nil when no cluster
+	// is configured (the route answers 404 no-cluster).
+	Logs store.Logs
+	// LogFollowLifetime bounds a followed logs stream (LogFollowLifetime by default).
+	LogFollowLifetime time.Duration
 }
 
 // Observer takes what the API counts. Its arguments are plain values so that the
@@ -78,6 +83,9 @@ type api struct {
 	status  StatusSource
 	cluster func() error
 	diffs   Differ
+	logs    store.Logs
+	// logLifetime bounds a followed logs stream.
+	logLifetime time.Duration
 }
 
 // Differ gives the file diff of one change of a store's history
@@ -94,7 +102,10 @@ func Handler(svc Service, o Options) http.Handler {
 	if o.WriteDeadline == 0 {
 		o.WriteDeadline = RouteWriteDeadline
 	}
-	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster, diffs: o.Diffs}
+	if o.LogFollowLifetime <= 0 {
+		o.LogFollowLifetime = LogFollowLifetime
+	}
+	a := &api{svc: svc, log: o.Log, status: o.Status, cluster: o.Cluster, diffs: o.Diffs, logs: o.Logs, logLifetime: o.LogFollowLifetime}
 	r := chi.NewRouter()
 	if o.Observer == nil {
 		o.Observer = noObserver{}
@@ -134,6 +145,8 @@ func Handler(svc Service, o Options) http.Handler {
 			r.Get("/requests/{id}", a.getRequest)
 		})
 		r.Get("/stores/{name}/events", a.storeEvents)
+		// A stream: bounded by its own lifetime and a deadline per write.
+		r.Get("/stores/{name}/logs", a.storeLogs)
 		r.Get("/events", a.allEvents)
 	})
 	return r

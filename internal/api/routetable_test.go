@@ -78,7 +78,7 @@ limits: {readsPerMinute: 100000, writesPerMinute: 100000, storesPerTenant: 100, 
 	t.Cleanup(s.tr.Close)
 	s.tr.SetConnected(true)
 	s.tr.Published("x", "main@sha1:c1")
-	s.env = newEnvWrapped(t, api.Options{Authenticate: gate.Principal, Status: s.tr, GitHub: &receiver{}}, func(f *fleet.Service) api.Service {
+	s.env = newEnvWrapped(t, api.Options{Authenticate: gate.Principal, Status: s.tr, GitHub: &receiver{}, Logs: newFakeLogs()}, func(f *fleet.Service) api.Service {
 		return access.NewService(f, f, access.Options{Limits: conf.Limits, DefaultTenant: conf.DefaultTenant})
 	})
 	return s
@@ -161,6 +161,7 @@ func TestRoutesRolesTenants(t *testing.T) {
 		"GET /api/v1/requests/{id}":               {read(func(t string) string { return "/api/v1/requests/req-" + t }), want{ok, ok, ok}, want{nf, nf, nf}},
 		"GET /api/v1/stores/{name}/events":        {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/events" }), want{ok, ok, ok}, want{nf, nf, nf}},
 		"GET /api/v1/events":                      {read(func(string) string { return "/api/v1/events" }), want{ok, ok, ok}, want{ok, ok, ok}},
+		"GET /api/v1/stores/{name}/logs":          {read(func(t string) string { return "/api/v1/stores/" + storeOf(t) + "/logs?tailLines=5" }), want{ok, ok, ok}, want{nf, nf, nf}},
 		// GitHub's signature decides, never a role: an unsigned delivery is 401 with
 		// any bearer token.
 		"POST /api/v1/github/webhook": {func(string) []probe {

@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events
-// and namespaces cluster-wide; patch no source; in the Flux namespace only, for the shard
+// The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events,
+// namespaces and Pods (and get Pod logs) cluster-wide; patch no source; in the Flux namespace only, for the shard
 // publisher, create ExternalArtifacts and write their status, and create, patch (server-side
 // apply) and update Kustomizations; in its own namespace, create, get and update the Lease of
 // the replicas' election. Nothing else: no delete, no update of ExternalArtifacts, no other
@@ -27,6 +27,11 @@ func TestPlatformRBAC(t *testing.T) {
 			"/events":              read,
 			"events.k8s.io/events": read,
 			"/namespaces":          read,
+			// Store Pods: a crash-looping container's reason on the store's status, and
+			// the logs endpoint. Cluster-wide because the watch selects by the store label
+			// across every store namespace.
+			"/pods":     read,
+			"/pods/log": {"get"},
 		},
 		"flux-system": {
 			"source.toolkit.fluxcd.io/externalartifacts":        {"get", "list", "watch", "create"},

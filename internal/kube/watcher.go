@@ -215,6 +215,9 @@ func (w *Watcher) Start() {
 		AddFunc:    func(o any, initial bool) { w.event(o, initial) },
 		UpdateFunc: func(_, o any) { w.event(o, false) },
 	})
+	if ps, ok := w.sink.(PodSink); ok {
+		w.watchPods(ps)
+	}
 	for _, inf := range w.informers {
 		w.done.Add(1)
 		go func() { defer w.done.Done(); inf.Run(w.stop) }()

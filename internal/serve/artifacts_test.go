@@ -63,6 +63,16 @@ func TestArtifactsOnTheirOwnListener(t *testing.T) {
 	if st, err := create(http.DefaultClient, api, "artifacts", "a-1"); err != nil || st != http.StatusAccepted {
 		t.Fatalf("create: %d %v", st, err)
 	}
+	// With a cluster the logs route reads it: this one has no node, so no Pod runs.
+	lres, err := http.Get(api + "/api/v1/stores/artifacts/logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbody, _ := io.ReadAll(lres.Body)
+	lres.Body.Close()
+	if lres.StatusCode != http.StatusConflict || !strings.Contains(string(lbody), "urn:storefleet:problem:no-running-pods") {
+		t.Errorf("logs of a store without running pods: %d %s", lres.StatusCode, lbody)
+	}
 
 	dyn, err := dynamic.NewForConfig(env.Config)
 	if err != nil {

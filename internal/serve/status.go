@@ -239,6 +239,15 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		}
 	}()
 	opts.Status, opts.Cluster = tr, w.Check
+	// Store logs are read through the same API server, with the same identity.
+	rc, err := kube.RestConfig(kubeconfig)
+	if err == nil {
+		opts.Logs, err = kube.NewPodLogs(rc, log)
+	}
+	if err != nil {
+		log.Warn("store logs: no client for the cluster; GET .../logs answers no-cluster", "err", err)
+		opts.Logs = nil
+	}
 	// The purger stops first: a second step in flight needs the publisher.
 	return ss, opts, func() {
 		stopPurger()

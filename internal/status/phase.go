@@ -68,6 +68,9 @@ type Cluster struct {
 	Release *Release
 	// NamespaceExists: the store's namespace exists (terminating or not).
 	NamespaceExists bool
+	// Pods is the worst container in trouble among the store's Pods (Worst); nil
+	// when every container runs or is on its way.
+	Pods *Container
 }
 
 // Result is where a store is.
@@ -173,7 +176,7 @@ func Compute(d Desired, c Cluster) Result {
 	if r.Done < 3 {
 		return r
 	}
-	return active(r, d, c.Release)
+	return podFailure(active(r, d, c.Release), c.Pods)
 }
 
 // shardObject names the ExternalArtifact and Kustomization of a shard.

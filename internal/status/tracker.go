@@ -49,6 +49,8 @@ type Tracker struct {
 	shards     map[string]*shard
 	releases   map[string]*Release
 	namespaces map[string]bool
+	// pods holds, per store, only its worst container in trouble (SetPods).
+	pods       map[string]Container
 	hub        hub
 	recomputes uint64 // stores recomputed so far (tests check the fan-out)
 
@@ -130,6 +132,7 @@ func New(opts Options) *Tracker {
 		opts: opts, log: opts.Log,
 		stores: map[string]*entry{}, shards: map[string]*shard{},
 		releases: map[string]*Release{}, namespaces: map[string]bool{},
+		pods: map[string]Container{},
 	}
 	t.hub.init(opts.Buffer, opts.Now())
 	return t
@@ -521,6 +524,9 @@ func (t *Tracker) recompute(e *entry) {
 		Apply:           sh.applyReady,
 		Release:         t.releases[e.name],
 		NamespaceExists: t.namespaces[e.name],
+	}
+	if p, ok := t.pods[e.name]; ok {
+		c.Pods = &p
 	}
 	t.publishIfChanged(e, Compute(e.desired, c))
 }

@@ -24,9 +24,13 @@
 // Kustomization (render.ShardKustomization, render.DefaultShardLayout) as the
 // publisher does. A shard that never held a store has neither object.
 //
-// No scheduler or kubelet runs: Pods are created (so ResourceQuota, LimitRange and
-// Pod Security admission judge them) and stay Pending. HelmReleases here therefore
-// need Helm's wait off; see clusters/README.md.
+// By default no scheduler or kubelet runs: Pods are created (so ResourceQuota,
+// LimitRange and Pod Security admission judge them) and stay Pending. HelmReleases
+// here therefore need Helm's wait off; see clusters/README.md. With Options.Node a
+// worker node runs as well (node.go, docs/node.md): containerd, kubelet, kube-proxy
+// and CoreDNS in a network namespace the environment creates, kube-scheduler and a
+// volume provisioner beside the control plane, images built by images/build.sh; its
+// tests are in package nodetest.
 //
 // Outside tests, the only packages that import client-go are this one and
 // internal/kube (gitops-api's cluster adapter), and this is the only one that

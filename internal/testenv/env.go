@@ -65,6 +65,14 @@ type Options struct {
 	FleetSeedDir string
 	// WithFluxCLI also builds/locates the flux CLI (Env.Tools.Flux).
 	WithFluxCLI bool
+	// Node also runs a worker node (node.go): containerd, kubelet, kube-proxy,
+	// CoreDNS in a network namespace of their own, kube-scheduler and a volume
+	// provisioner, so Pods really run. Needs root and `make deps`; off by
+	// default, so the cluster tests keep Pods Pending and start no shops.
+	Node bool
+	// NodeImages are images/ folders built and imported into the node besides
+	// its own (pause, busybox).
+	NodeImages []string
 	// Logf, when set, receives progress lines.
 	Logf func(format string, args ...any)
 }
@@ -89,6 +97,8 @@ type Env struct {
 	SourceStorageURL string
 
 	Tools *Tools
+	// Node is the worker node when Options.Node asked for one.
+	Node *Node
 
 	// Phases records when each start-up step finished, relative to the call.
 	Phases []Phase
@@ -137,6 +147,12 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Tools, err = FindTools(ctx, e.root, opts.WithFluxCLI); err != nil {
 		return nil, err
 	}
+	if opts.Node {
+		// Before the API server: it is configured with the node's egress proxy.
+		if err := e.prepareNode(ctx); err != nil {
+			return nil, err
+		}
+	}
 	e.phase("tools ready", t0)
 	p, err := newPKI(filepath.Join(e.Dir, "pki"))
 	if err != nil {
@@ -168,6 +184,11 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 	e.phase("controllers ready", t0)
+	if e.Node != nil {
+		if err := e.startNode(ctx, p, opts.NodeImages); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.startArtifacts(); err != nil {
 		return nil, err
 	}
@@ -301,7 +322,7 @@ func (e *Env) startAPIServer(ctx context.Context, p *pki, etcdURL string) error 
 	var port int
 	_, _, err := e.startWithRetry(ctx, "kube-apiserver", 1, func(ports []int) (*process, error) {
 		port = ports[0]
-		return startProcess("kube-apiserver", e.Tools.KubeAPIServer, []string{
+		return startProcess("kube-apiserver", e.Tools.KubeAPIServer, append([]string{
 			"--etcd-servers=" + etcdURL,
 			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(port),
@@ -318,7 +339,7 @@ func (e *Env) startAPIServer(ctx context.Context, p *pki, etcdURL string) error 
 			"--disable-admission-plugins=ServiceAccount",
 			"--enable-priority-and-fairness=false",
 			"--cert-dir=" + filepath.Join(e.Dir, "pki", "apiserver"),
-		}, nil, e.LogDir)
+		}, e.apiServerNodeArgs(p)...), nil, e.LogDir)
 	}, func(proc *process, ports []int) error {
 		if err := e.writeKubeconfig(p, fmt.Sprintf("https://127.0.0.1:%d", ports[0])); err != nil {
 			return err
@@ -449,7 +470,7 @@ func (e *Env) startKCM(ctx context.Context, p *pki) error {
 		"--kubeconfig=" + e.Kubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
-		"--controllers=" + strings.Join(kcmControllers, ","),
+		"--controllers=" + strings.Join(e.kcmControllers(), ","),
 		"--service-account-private-key-file=" + p.SAKey,
 		"--root-ca-file=" + p.CACert,
 		"--use-service-account-credentials=false",
@@ -492,6 +513,10 @@ func (e *Env) Stop() error {
 		procs := append([]*process(nil), e.procs...)
 		e.mu.Unlock()
 		var errs []error
+		// The node first, while the API server still answers its programs.
+		if e.Node != nil {
+			errs = append(errs, e.Node.stop())
+		}
 		order := [][]string{
 			{"source-controller", "kustomize-controller", "helm-controller"},
 			{"kube-controller-manager"},
@@ -580,15 +605,35 @@ type State struct {
 	LogDir           string         `json:"logDir"`
 	FluxCLI          string         `json:"fluxCLI,omitempty"`
 	PIDs             map[string]int `json:"pids"`
+	// Node is set when a worker node runs.
+	Node *NodeState `json:"node,omitempty"`
+}
+
+// NodeState is where the worker node is, for the CLI and for people.
+type NodeState struct {
+	Name             string   `json:"name"`
+	IP               string   `json:"ip"`
+	Netns            string   `json:"netns"`
+	ContainerdSocket string   `json:"containerdSocket"`
+	Images           []string `json:"images"`
+	// IngressURL is the ingress controller on the host's loopback.
+	IngressURL string `json:"ingressURL"`
 }
 
 // State returns the environment's addresses and processes.
 func (e *Env) State() State {
-	return State{
+	st := State{
 		Kubeconfig: e.Kubeconfig, APIServer: e.Config.Host, FleetURL: e.FleetURL,
 		ChartRepoURL: e.ChartRepoURL, SourceStorageURL: e.SourceStorageURL, LogDir: e.LogDir, PIDs: e.PIDs(),
 		FluxCLI: e.Tools.Flux,
 	}
+	if n := e.Node; n != nil {
+		st.Node = &NodeState{Name: n.Name, IP: n.IP, Netns: n.Netns, ContainerdSocket: n.ContainerdSocket, IngressURL: n.IngressURL}
+		for _, img := range n.Images {
+			st.Node.Images = append(st.Node.Images, img.Ref)
+		}
+	}
+	return st
 }
 
 func (e *Env) writeState() error {

@@ -1,15 +1,22 @@
 import { ExecArgs } from "@medusajs/framework/types"
 import { ContainerRegistrationKeys, Modules } from "@medusajs/framework/utils"
 import {
+  createApiKeysWorkflow,
   createRegionsWorkflow,
+  createSalesChannelsWorkflow,
   createUserAccountWorkflow,
+  linkSalesChannelsToApiKeyWorkflow,
   updateStoresWorkflow,
 } from "@medusajs/medusa/core-flows"
+import { writeFileSync } from "node:fs"
 
 // First-start setup, run by the medusa chart's `setup` init container after `db:migrate`:
 // `medusa exec ./src/scripts/storefleet-setup.js`. Idempotent: it creates the first region
 // and the admin user only when missing, and applies the store's name and default currency
-// from values on every start (the fleet repo is their source of truth).
+// from values on every start (the fleet repo is their source of truth). It also makes sure
+// the storefront has a publishable API key on the store's default sales channel (Medusa's
+// store API answers only requests that carry one) and reports that key — public by
+// design — as the container's termination message, where the store's status can read it.
 export default async function storefleetSetup({ container }: ExecArgs) {
   const logger = container.resolve(ContainerRegistrationKeys.LOGGER)
   const env = (name: string): string => {
@@ -50,6 +57,51 @@ export default async function storefleetSetup({ container }: ExecArgs) {
     })
     logger.info(`storefleet-setup: region "${regionName}" (${currency}, ${country}) created`)
   }
+
+  const salesChannelModule = container.resolve(Modules.SALES_CHANNEL)
+  let channelId = store.default_sales_channel_id
+  if (!channelId) {
+    let [channel] = await salesChannelModule.listSalesChannels({ name: "Default Sales Channel" })
+    if (!channel) {
+      const { result } = await createSalesChannelsWorkflow(container).run({
+        input: { salesChannelsData: [{ name: "Default Sales Channel" }] },
+      })
+      channel = result[0]
+    }
+    channelId = channel.id
+    await updateStoresWorkflow(container).run({
+      input: { selector: { id: store.id }, update: { default_sales_channel_id: channelId } },
+    })
+    logger.info(`storefleet-setup: default sales channel ${channelId}`)
+  }
+
+  const keyTitle = "Storefleet storefront"
+  const apiKeyModule = container.resolve(Modules.API_KEY)
+  let [key] = await apiKeyModule.listApiKeys({ title: keyTitle, type: "publishable" })
+  if (!key) {
+    const { result } = await createApiKeysWorkflow(container).run({
+      input: { api_keys: [{ title: keyTitle, type: "publishable", created_by: "" }] },
+    })
+    key = result[0]
+    logger.info(`storefleet-setup: publishable API key "${keyTitle}" created`)
+  }
+  const query = container.resolve(ContainerRegistrationKeys.QUERY)
+  const { data: keys } = await query.graph({
+    entity: "api_key",
+    fields: ["id", "sales_channels.id"],
+    filters: { id: key.id },
+  })
+  const linked = (keys[0]?.sales_channels ?? []).some((c: { id: string } | null) => c?.id === channelId)
+  if (!linked) {
+    await linkSalesChannelsToApiKeyWorkflow(container).run({ input: { id: key.id, add: [channelId] } })
+    logger.info(`storefleet-setup: publishable API key linked to sales channel ${channelId}`)
+  }
+  try {
+    writeFileSync("/dev/termination-log", `publishable-api-key: ${key.token}\n`)
+  } catch {
+    // Outside Kubernetes there is no termination log; the key is in the logs below.
+  }
+  logger.info(`storefleet-setup: publishable API key ${key.token}`)
 
   if (process.env.CREATE_ADMIN_USER === "true") {
     const email = env("ADMIN_EMAIL")
