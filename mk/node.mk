@@ -3,7 +3,7 @@
 # their Go modules by hack/tools, containerd/runc/CNI plugins from Debian, images
 # built from Debian packages by images/build.sh. All cached per machine.
 
-NODE_TOOLS := kubernetes-node coredns local-path-provisioner traefik
+NODE_TOOLS := kubernetes-node coredns local-path-provisioner
 # Debian packages: the container runtime, the CNI plugins, iptables for
 # kube-proxy, conntrack (kube-proxy clears stale UDP entries with it), and the
 # root file system builders the images use.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,13 +57,13 @@ var nodeBaseImages = []string{"pause", "busybox"}
 // NodeTools are the node's programs: those built by hack/tools and those the
 // Debian packages `make deps` installs provide.
 type NodeTools struct {
-	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner, Traefik string
-	Containerd, Ctr, Runc, Nsenter, IP, Iptables                              string
-	CNIBinDir                                                                 string
+	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner string
+	Containerd, Ctr, Runc, Nsenter, IP, Iptables                     string
+	CNIBinDir                                                        string
 }
 
 // nodeToolNames are the hack/tools folders the node needs.
-var nodeToolNames = []string{"kubernetes-node", "coredns", "local-path-provisioner", "traefik"}
+var nodeToolNames = []string{"kubernetes-node", "coredns", "local-path-provisioner"}
 
 // nodePackages maps each host program the node needs to the Debian package that
 // provides it (what `make deps` installs).
@@ -135,7 +136,6 @@ func FindNodeTools(ctx context.Context, root string) (*NodeTools, error) {
 		KubeProxy:            filepath.Join(dirs["kubernetes-node"], "kube-proxy"),
 		CoreDNS:              filepath.Join(dirs["coredns"], "coredns"),
 		LocalPathProvisioner: filepath.Join(dirs["local-path-provisioner"], "local-path-provisioner"),
-		Traefik:              filepath.Join(dirs["traefik"], "traefik"),
 		CNIBinDir:            cniBinDir,
 	}
 	for prog, dst := range map[string]*string{"containerd": &t.Containerd, "ctr": &t.Ctr, "runc": &t.Runc,
@@ -201,22 +201,20 @@ type Node struct {
 
 	Tools *NodeTools
 
-	id         string
-	ns         *netns
-	egress     *connectProxy
-	egressCfg  string
-	apiFwd     *forwarder
-	ingressFwd *forwarder
-	procs      []*process
-	machine    *machineUse
-	netName    string
-	stopOnce   sync.Once
-	stopErr    error
-	mu         sync.Mutex
-	env        *Env
-	startedAt  time.Time
-	// caFile is the environment's CA (Traefik verifies the API server with it).
-	caFile string
+	id        string
+	ns        *netns
+	egress    *connectProxy
+	egressCfg string
+	apiFwd    *forwarder
+	ingress   *ingressRouter
+	procs     []*process
+	machine   *machineUse
+	netName   string
+	stopOnce  sync.Once
+	stopErr   error
+	mu        sync.Mutex
+	env       *Env
+	startedAt time.Time
 	// removedContainers are the containers tear-down deleted (their CNI caches go).
 	removedContainers []string
 }
@@ -342,7 +340,6 @@ func (e *Env) startNode(ctx context.Context, p *pki, images []string) error {
 		n.Images = append(n.Images, byName[name])
 	}
 
-	n.caFile = p.CACert
 	if err := n.writeConfigs(e, p); err != nil {
 		return err
 	}
@@ -658,7 +655,7 @@ func (n *Node) startServices(ctx context.Context) error {
 	if err := n.startProvisioner(ctx); err != nil {
 		return err
 	}
-	if err := n.startIngress(ctx, n.caFile); err != nil {
+	if err := n.startIngress(ctx); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -804,4 +801,44 @@ func (n *Node) Memory() (programs map[string]int64, pods int64) {
 		}
 	}
 	return programs, pods
+}
+
+// ServeFlags are the gitops-api serve flags of this environment's cluster: with a
+// node, Helm waits (so ready means serving) and the charts run on the images the
+// node imported; without one, Helm must not wait (no Pod ever becomes ready).
+// `make dev` passes them ({nodeFlags}), and so do the API tests on the node.
+func (s State) ServeFlags() []string {
+	if s.Node == nil {
+		return []string{"--helm-wait", "off"}
+	}
+	flags := []string{"--helm-wait", "on"}
+	var services []string
+	for _, ref := range s.Node.Images {
+		name := ref[strings.LastIndex(ref, "/")+1:]
+		name, _, _ = strings.Cut(name, ":")
+		if key, ok := serviceImageKeys[name]; ok {
+			services = append(services, key+"="+ref)
+		}
+		if name == "medusa" {
+			flags = append(flags, "--medusa-image", ref)
+		}
+	}
+	if len(services) > 0 {
+		sort.Strings(services)
+		flags = append(flags, "--service-images", strings.Join(services, ","))
+	}
+	return flags
+}
+
+// ShopImages are the images the charts' stores run on (images/), by engine:
+// WordPress and MariaDB, Medusa with PostgreSQL and Redis.
+var ShopImages = []string{"mariadb", "wordpress", "postgresql", "redis", "medusa"}
+
+// serviceImageKeys maps the images built here to the charts' images.<key> of
+// their engine (gitops-api's --service-images).
+var serviceImageKeys = map[string]string{
+	"wordpress":  "woocommerce.wordpress",
+	"mariadb":    "woocommerce.mysql",
+	"postgresql": "medusa.postgresql",
+	"redis":      "medusa.redis",
 }
