@@ -65,6 +65,11 @@ spec:
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
 		},
+		// The reason goes to the client (a shop restarting refuses connections
+		// for a while), not to the test process's stderr.
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, "storefleet-testenv ingress: "+err.Error(), http.StatusBadGateway)
+		},
 		Transport: &http.Transport{
 			DialContext:         n.ns.DialContext,
 			MaxIdleConnsPerHost: 4,
