@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,8 +19,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -43,27 +40,24 @@ const (
 	kubeletPort = 10250
 	// StorageClassName is the default StorageClass the node's provisioner serves.
 	StorageClassName = "local-path"
-	// nodeSystemNamespace holds the node's own objects (the provisioner's
-	// configuration and helper Pods).
-	nodeSystemNamespace = "storefleet-node"
 	// cniBridge is the bridge device's name inside the namespace.
 	cniBridge = "sfbr0"
 )
 
-// Standard images every node has: the Pod sandbox, and the shell the volume
-// provisioner's helper Pods run. Built by images/build.sh.
+// Standard images every node has: the Pod sandbox, and a shell (Debian's
+// busybox) for tests' own Pods. Built by images/build.sh.
 var nodeBaseImages = []string{"pause", "busybox"}
 
 // NodeTools are the node's programs: those built by hack/tools and those the
 // Debian packages `make deps` installs provide.
 type NodeTools struct {
-	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner string
-	Containerd, Ctr, Runc, Nsenter, IP, Iptables                     string
-	CNIBinDir                                                        string
+	Kubelet, KubeScheduler, KubeProxy, CoreDNS   string
+	Containerd, Ctr, Runc, Nsenter, IP, Iptables string
+	CNIBinDir                                    string
 }
 
 // nodeToolNames are the hack/tools folders the node needs.
-var nodeToolNames = []string{"kubernetes-node", "coredns", "local-path-provisioner"}
+var nodeToolNames = []string{"kubernetes-node", "coredns"}
 
 // nodePackages maps each host program the node needs to the Debian package that
 // provides it (what `make deps` installs).
@@ -131,12 +125,11 @@ func FindNodeTools(ctx context.Context, root string) (*NodeTools, error) {
 		dirs[n] = d
 	}
 	t := &NodeTools{
-		Kubelet:              filepath.Join(dirs["kubernetes-node"], "kubelet"),
-		KubeScheduler:        filepath.Join(dirs["kubernetes-node"], "kube-scheduler"),
-		KubeProxy:            filepath.Join(dirs["kubernetes-node"], "kube-proxy"),
-		CoreDNS:              filepath.Join(dirs["coredns"], "coredns"),
-		LocalPathProvisioner: filepath.Join(dirs["local-path-provisioner"], "local-path-provisioner"),
-		CNIBinDir:            cniBinDir,
+		Kubelet:       filepath.Join(dirs["kubernetes-node"], "kubelet"),
+		KubeScheduler: filepath.Join(dirs["kubernetes-node"], "kube-scheduler"),
+		KubeProxy:     filepath.Join(dirs["kubernetes-node"], "kube-proxy"),
+		CoreDNS:       filepath.Join(dirs["coredns"], "coredns"),
+		CNIBinDir:     cniBinDir,
 	}
 	for prog, dst := range map[string]*string{"containerd": &t.Containerd, "ctr": &t.Ctr, "runc": &t.Runc,
 		"nsenter": &t.Nsenter, "ip": &t.IP, "iptables": &t.Iptables} {
@@ -207,6 +200,7 @@ type Node struct {
 	egressCfg string
 	apiFwd    *forwarder
 	ingress   *ingressRouter
+	volumes   *volumeProvisioner
 	procs     []*process
 	machine   *machineUse
 	netName   string
@@ -652,7 +646,7 @@ func (n *Node) startServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := n.startProvisioner(ctx); err != nil {
+	if err := n.startVolumes(ctx); err != nil {
 		return err
 	}
 	if err := n.startIngress(ctx); err != nil {
@@ -661,77 +655,6 @@ func (n *Node) startServices(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	return waitHTTP(rctx, dns, n.HTTPClient(), "http://127.0.0.1:8181/ready")
-}
-
-// startProvisioner runs local-path-provisioner with its configuration in a
-// ConfigMap and a default StorageClass "local-path" (WaitForFirstConsumer, so a
-// volume is made once its Pod is scheduled; Delete, so a purge removes the data).
-// allowVolumeExpansion lets a plan change's bigger claim through the API (without
-// it the upgrade is refused); nothing resizes the volume, which is a folder with
-// no size limit at all: docs/node.md, "Volumes and plan changes".
-func (n *Node) startProvisioner(ctx context.Context) error {
-	e := n.env
-	busybox := n.Images[1].Ref
-	cfg, err := json.Marshal(map[string]any{"nodePathMap": []map[string]any{{
-		"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": []string{n.path("volumes")},
-	}}})
-	if err != nil {
-		return err
-	}
-	objs := fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: local-path-config, namespace: %[1]s}
-data:
-  config.json: '%[2]s'
-  setup: |-
-    #!/bin/sh
-    set -eu
-    mkdir -m 0777 -p "$VOL_DIR"
-  teardown: |-
-    #!/bin/sh
-    set -eu
-    rm -rf "$VOL_DIR"
-  helperPod.yaml: |-
-    apiVersion: v1
-    kind: Pod
-    metadata:
-      name: helper-pod
-    spec:
-      priorityClassName: system-node-critical
-      tolerations:
-      - {key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}
-      containers:
-      - name: helper-pod
-        image: %[3]s
-        imagePullPolicy: Never
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: %[4]s
-  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
-provisioner: storefleet.io/local-path
-volumeBindingMode: WaitForFirstConsumer
-reclaimPolicy: Delete
-allowVolumeExpansion: true
-`, nodeSystemNamespace, cfg, busybox, StorageClassName)
-	if err := e.Apply(ctx, []byte(objs)); err != nil {
-		return fmt.Errorf("node: provisioner objects: %w", err)
-	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "local-path-provisioner", Namespace: nodeSystemNamespace}}
-	if err := e.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	_, err = n.start("local-path-provisioner", n.Tools.LocalPathProvisioner, []string{
-		"start", "--kubeconfig=" + e.Kubeconfig, "--namespace=" + nodeSystemNamespace,
-		"--provisioner-name=storefleet.io/local-path", "--helper-image=" + busybox,
-		"--service-account-name=local-path-provisioner", "--configmap-name=local-path-config",
-	}, false)
-	return err
 }
 
 // HTTPClient returns a client whose connections are opened inside the node's

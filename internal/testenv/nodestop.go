@@ -43,7 +43,10 @@ func (n *Node) stop() error {
 				}
 			}
 		}
-		stopNamed("kube-scheduler", "local-path-provisioner", "kube-proxy", "coredns", "kubelet")
+		if n.volumes != nil {
+			errs = append(errs, n.volumes.Close())
+		}
+		stopNamed("kube-scheduler", "kube-proxy", "coredns", "kubelet")
 		if p := byName["containerd"]; p != nil && !p.exited() {
 			errs = append(errs, n.removeContainers())
 		}
