@@ -1,9 +1,10 @@
 # The test environment's worker node (internal/testenv node.go, docs/node.md):
-# kubelet, kube-scheduler, kube-proxy, CoreDNS and a volume provisioner built from
-# their Go modules by hack/tools, containerd/runc/CNI plugins from Debian, images
-# built from Debian packages by images/build.sh. All cached per machine.
+# kubelet, kube-scheduler, kube-proxy and CoreDNS built from their Go modules by
+# hack/tools (the ingress and the volume provisioner are the test process's own),
+# containerd/runc/CNI plugins from Debian, images built from Debian packages by
+# images/build.sh. All cached per machine.
 
-NODE_TOOLS := kubernetes-node coredns local-path-provisioner traefik
+NODE_TOOLS := kubernetes-node coredns
 # Debian packages: the container runtime, the CNI plugins, iptables for
 # kube-proxy, conntrack (kube-proxy clears stale UDP entries with it), and the
 # root file system builders the images use.

@@ -17,7 +17,7 @@ dev: testenv-tools build
 	$(GO) build -o $(BIN)/storefleet-testenv ./cmd/storefleet-testenv
 	@exec $(BIN)/storefleet-testenv dev --dir $(TESTENV_DIR) -- \
 	  $(BIN)/gitops-api serve --listen $(DEV_LISTEN) --data-dir $(TESTENV_DIR)/gitops-api \
-	    --fleet-url '{fleetURL}' --kubeconfig '{kubeconfig}' --chart-repository storefleet $(RUN_FLAGS)
+	    --fleet-url '{fleetURL}' --kubeconfig '{kubeconfig}' --chart-repository storefleet '{nodeFlags}' $(RUN_FLAGS)
 
 ## bench-status: only the status benchmarks (make bench runs them with every other one).
 bench-status:

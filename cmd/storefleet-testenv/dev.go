@@ -193,9 +193,15 @@ func expandDevArgs(args []string, st testenv.State, dir string) []string {
 		"{chartRepoURL}", st.ChartRepoURL,
 		"{dir}", dir,
 	)
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = r.Replace(a)
+	var out []string
+	for _, a := range args {
+		if a == "{nodeFlags}" {
+			// Several arguments, or none: what the environment's cluster needs
+			// (Helm's wait, the node's images).
+			out = append(out, st.ServeFlags()...)
+			continue
+		}
+		out = append(out, r.Replace(a))
 	}
 	return out
 }

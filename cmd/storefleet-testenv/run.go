@@ -327,9 +327,13 @@ const selfEnv = "STOREFLEET_TESTENV_SERVE"
 // binaries are already built (`make node-tools`), so `make testenv` never starts
 // a long build by surprise; STOREFLEET_NODE=0 turns it off, =1 requires it.
 // STOREFLEET_NODE_IMAGES (space-separated images/ folders) are imported besides
-// the node's own images.
+// the node's own images; unset, the shops' images (testenv.ShopImages), so the
+// stores `make dev` creates run.
 func nodeWanted(logf func(string, ...any)) (bool, []string) {
-	images := strings.Fields(os.Getenv("STOREFLEET_NODE_IMAGES"))
+	images := testenv.ShopImages
+	if v, ok := os.LookupEnv("STOREFLEET_NODE_IMAGES"); ok {
+		images = strings.Fields(v)
+	}
 	switch os.Getenv("STOREFLEET_NODE") {
 	case "0":
 		return false, nil

@@ -45,13 +45,17 @@ type Options struct {
 	BaseDomain string
 	Chart      ChartSource
 	// DisableWait turns off Helm's waiting for resources and jobs on install and upgrade. Only for
-	// environments without a kubelet (our test environment runs a bare kube-apiserver, so Pods never become
-	// ready and every install would time out); real clusters must leave it false so a failed rollout is
-	// seen as a failed release.
+	// clusters without a kubelet (the test environment without its node: Pods never become ready there and
+	// every install would time out); real clusters, and the test environment with a node, leave it false so
+	// a release is ready only when its shop serves and a failed rollout is a failed release.
 	DisableWait bool
 	// Interval is how often helm-controller reconciles each release; Timeout bounds one Helm action.
 	Interval time.Duration
 	Timeout  time.Duration
+	// WaitTimeouts replace Timeout per engine and plan where Helm waits: a first Medusa install runs its
+	// migrations and set-up before it serves, and a bigger plan rolls out more replicas. An engine or plan
+	// not listed gets Timeout.
+	WaitTimeouts map[store.Engine]map[store.PlanName]time.Duration
 	// RetryInterval is how long helm-controller waits before retrying a failed upgrade.
 	RetryInterval time.Duration
 
@@ -70,6 +74,28 @@ type Options struct {
 
 	// MedusaImage is the medusa image (there is no official one; each cluster names its build).
 	MedusaImage Image
+	// ServiceImages replace the charts' default images of an engine's services, by the chart's
+	// images.<key> (woocommerce: wordpress, mysql; medusa: postgresql, redis). Empty = the official images
+	// the charts name. The test environment's node sets them to the images it builds from Debian packages.
+	ServiceImages map[store.Engine]map[string]Image
+}
+
+// DefaultWaitTimeouts are the Helm action timeouts of a waiting cluster. Measured on the test node (2
+// shared cores): WordPress serves 25-45 s after helm install, Medusa 56-72 s (migrations, set-up); these
+// leave room for a busy cluster pulling images and for premium's extra replicas.
+func DefaultWaitTimeouts() map[store.Engine]map[store.PlanName]time.Duration {
+	return map[store.Engine]map[store.PlanName]time.Duration{
+		store.WooCommerce: {store.Basic: 5 * time.Minute, store.Standard: 6 * time.Minute, store.Premium: 8 * time.Minute},
+		store.Medusa:      {store.Basic: 10 * time.Minute, store.Standard: 12 * time.Minute, store.Premium: 15 * time.Minute},
+	}
+}
+
+// ActionTimeout bounds one Helm action (install, upgrade) of a store of engine e on plan p.
+func (o Options) ActionTimeout(e store.Engine, p store.PlanName) time.Duration {
+	if d := o.WaitTimeouts[e][p]; !o.DisableWait && d > 0 {
+		return d
+	}
+	return o.Timeout
 }
 
 // MetadataCIDR is the cloud metadata address; store egress never reaches it.
@@ -83,6 +109,7 @@ func LocalOptions() Options {
 		DisableWait:      true,
 		Interval:         10 * time.Minute,
 		Timeout:          10 * time.Minute,
+		WaitTimeouts:     DefaultWaitTimeouts(),
 		RetryInterval:    5 * time.Minute,
 		IngressNamespace: "ingress-nginx",
 		DNSNamespace:     "kube-system",
@@ -112,6 +139,20 @@ func (o Options) Validate() error {
 	for name, d := range map[string]time.Duration{"interval": o.Interval, "timeout": o.Timeout, "retry interval": o.RetryInterval} {
 		if d <= 0 {
 			bad("%s must be positive", name)
+		}
+	}
+	for e, imgs := range o.ServiceImages {
+		for key, img := range imgs {
+			if img.Repository == "" || img.Tag == "" {
+				bad("service image %s of %s needs a repository and a tag", key, e)
+			}
+		}
+	}
+	for e, plans := range o.WaitTimeouts {
+		for p, d := range plans {
+			if d <= 0 {
+				bad("wait timeout of %s on %s must be positive", e, p)
+			}
 		}
 	}
 	if o.IngressNamespace == "" || o.DNSNamespace == "" {

@@ -334,6 +334,8 @@ type ChartValues struct {
 	Storage   store.Storage  `json:"storage"`
 	Ingress   ingressValues  `json:"ingress"`
 	Image     *imageValues   `json:"image,omitempty"`
+	// Images are the services' images where the cluster names its own (Options.ServiceImages).
+	Images map[string]imageValues `json:"images,omitempty"`
 }
 
 // StoreValues is the store part of ChartValues.
@@ -389,6 +391,12 @@ func (r *renderer) values() ChartValues {
 		v.Resources.Cache = &cache
 		v.Image = &imageValues{Repository: r.opts.MedusaImage.Repository, Tag: r.opts.MedusaImage.Tag}
 	}
+	for key, img := range r.opts.ServiceImages[r.s.Engine] {
+		if v.Images == nil {
+			v.Images = map[string]imageValues{}
+		}
+		v.Images[key] = imageValues{Repository: img.Repository, Tag: img.Tag}
+	}
 	return v
 }
 
@@ -406,7 +414,7 @@ func (r *renderer) helmRelease() ([]any, error) {
 			ReleaseName:        r.s.Name,
 			ServiceAccountName: ServiceAccountName,
 			Interval:           metav1.Duration{Duration: r.opts.Interval},
-			Timeout:            &metav1.Duration{Duration: r.opts.Timeout},
+			Timeout:            &metav1.Duration{Duration: r.opts.ActionTimeout(r.s.Engine, r.s.Plan)},
 			Install: &helmv2.Install{
 				// A failed first install holds no data yet: uninstall and try again.
 				Remediation:        &helmv2.InstallRemediation{Retries: 3},

@@ -131,6 +131,8 @@ func TestParseBeforeTenants(t *testing.T) {
 	oci := LocalOptions()
 	oci.Chart = ChartSource{Kind: SourceOCIRepository, URL: "oci://ghcr.io/storefleet/charts"}
 	oci.DisableWait = false
+	// The fixture's cluster had one Helm timeout for every engine and plan.
+	oci.WaitTimeouts = nil
 	oci.IngressClassName, oci.ClusterIssuer, oci.TLSSecretName = "nginx", "letsencrypt", "wildcard-tls"
 	cases := map[string]struct {
 		opts  Options

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ type config struct {
 	writeTimeoutFlag                                                   string
 	authorName, authorEmail                                            string
 	chartRepository                                                    string
+	// helmWait ("on"/"off") and serviceImages: render options of clusters
+	// that run Pods (the test environment's node, real clusters).
+	helmWait, serviceImages string
 	// internalListen serves /metrics (metrics.go); internalListenSet: given by
 	// flag or variable rather than defaulted.
 	internalListen    string
@@ -351,6 +355,8 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.chartURL, "chart-oci-url", "STOREFLEET_CHART_OCI_URL", "", "OCI prefix of the charts for --chart-source oci, e.g. oci://ghcr.io/acme/charts")
 	str(&c.chartVersions, "chart-versions", "STOREFLEET_CHART_VERSIONS", defaultChartVersions, "where the chart versions the HelmRepository offers are listed, so a store asking for another is refused (422): its index.yaml (https://… or a path), or a folder of charts (<folder>/<chart>/Chart.yaml, such as this repository's charts/, which the local environment serves); \"none\" = not checked. Not used with --chart-source oci (a registry lists no versions: any version is accepted)")
 	str(&c.medusaImage, "medusa-image", "STOREFLEET_MEDUSA_IMAGE", "", "medusa image repository:tag for this cluster")
+	str(&c.helmWait, "helm-wait", "STOREFLEET_HELM_WAIT", "off", "on: Helm waits until a store's workloads are ready (timeouts per engine and plan), so ready means serving; off: only for a cluster where no kubelet runs (the test environment without its node)")
+	str(&c.serviceImages, "service-images", "STOREFLEET_SERVICE_IMAGES", "", "the engines' service images this cluster uses instead of the charts' official ones: ENGINE.KEY=repository:tag,... (e.g. woocommerce.wordpress=localhost/storefleet/wordpress:6.1.9-deb12)")
 	str(&c.logLevel, "log-level", "STOREFLEET_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	str(&c.ingressClass, "store-ingress-class", "STOREFLEET_STORE_INGRESS_CLASS", "", "IngressClass of store Ingresses; empty = the cluster default")
 	str(&c.clusterIssuer, "store-cluster-issuer", "STOREFLEET_STORE_CLUSTER_ISSUER", "", "cert-manager ClusterIssuer for store TLS; empty = none")
@@ -570,6 +576,30 @@ func (c config) renderOptions() (render.Options, []error) {
 			bad("--medusa-image %q: %w", c.medusaImage, err)
 		}
 		opts.MedusaImage = img
+	}
+	switch c.helmWait {
+	case "on":
+		opts.DisableWait = false
+	case "off":
+		opts.DisableWait = true
+	default:
+		bad("--helm-wait must be on or off, not %q", c.helmWait)
+	}
+	for _, item := range strings.FieldsFunc(c.serviceImages, func(r rune) bool { return r == ',' }) {
+		key, ref, _ := strings.Cut(strings.TrimSpace(item), "=")
+		engine, name, _ := strings.Cut(key, ".")
+		img, err := parseImage(ref)
+		if !slices.Contains(store.Engines, store.Engine(engine)) || name == "" || err != nil {
+			bad("--service-images %q: each item must be ENGINE.KEY=repository:tag with ENGINE one of %v", item, store.Engines)
+			continue
+		}
+		if opts.ServiceImages == nil {
+			opts.ServiceImages = map[store.Engine]map[string]render.Image{}
+		}
+		if opts.ServiceImages[store.Engine(engine)] == nil {
+			opts.ServiceImages[store.Engine(engine)] = map[string]render.Image{}
+		}
+		opts.ServiceImages[store.Engine(engine)][name] = img
 	}
 	if len(errs) == 0 {
 		// What render itself checks on every store, so that nothing above can miss it.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,14 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -42,27 +40,24 @@ const (
 	kubeletPort = 10250
 	// StorageClassName is the default StorageClass the node's provisioner serves.
 	StorageClassName = "local-path"
-	// nodeSystemNamespace holds the node's own objects (the provisioner's
-	// configuration and helper Pods).
-	nodeSystemNamespace = "storefleet-node"
 	// cniBridge is the bridge device's name inside the namespace.
 	cniBridge = "sfbr0"
 )
 
-// Standard images every node has: the Pod sandbox, and the shell the volume
-// provisioner's helper Pods run. Built by images/build.sh.
+// Standard images every node has: the Pod sandbox, and a shell (Debian's
+// busybox) for tests' own Pods. Built by images/build.sh.
 var nodeBaseImages = []string{"pause", "busybox"}
 
 // NodeTools are the node's programs: those built by hack/tools and those the
 // Debian packages `make deps` installs provide.
 type NodeTools struct {
-	Kubelet, KubeScheduler, KubeProxy, CoreDNS, LocalPathProvisioner, Traefik string
-	Containerd, Ctr, Runc, Nsenter, IP, Iptables                              string
-	CNIBinDir                                                                 string
+	Kubelet, KubeScheduler, KubeProxy, CoreDNS   string
+	Containerd, Ctr, Runc, Nsenter, IP, Iptables string
+	CNIBinDir                                    string
 }
 
 // nodeToolNames are the hack/tools folders the node needs.
-var nodeToolNames = []string{"kubernetes-node", "coredns", "local-path-provisioner", "traefik"}
+var nodeToolNames = []string{"kubernetes-node", "coredns"}
 
 // nodePackages maps each host program the node needs to the Debian package that
 // provides it (what `make deps` installs).
@@ -130,13 +125,11 @@ func FindNodeTools(ctx context.Context, root string) (*NodeTools, error) {
 		dirs[n] = d
 	}
 	t := &NodeTools{
-		Kubelet:              filepath.Join(dirs["kubernetes-node"], "kubelet"),
-		KubeScheduler:        filepath.Join(dirs["kubernetes-node"], "kube-scheduler"),
-		KubeProxy:            filepath.Join(dirs["kubernetes-node"], "kube-proxy"),
-		CoreDNS:              filepath.Join(dirs["coredns"], "coredns"),
-		LocalPathProvisioner: filepath.Join(dirs["local-path-provisioner"], "local-path-provisioner"),
-		Traefik:              filepath.Join(dirs["traefik"], "traefik"),
-		CNIBinDir:            cniBinDir,
+		Kubelet:       filepath.Join(dirs["kubernetes-node"], "kubelet"),
+		KubeScheduler: filepath.Join(dirs["kubernetes-node"], "kube-scheduler"),
+		KubeProxy:     filepath.Join(dirs["kubernetes-node"], "kube-proxy"),
+		CoreDNS:       filepath.Join(dirs["coredns"], "coredns"),
+		CNIBinDir:     cniBinDir,
 	}
 	for prog, dst := range map[string]*string{"containerd": &t.Containerd, "ctr": &t.Ctr, "runc": &t.Runc,
 		"nsenter": &t.Nsenter, "ip": &t.IP, "iptables": &t.Iptables} {
@@ -201,22 +194,21 @@ type Node struct {
 
 	Tools *NodeTools
 
-	id         string
-	ns         *netns
-	egress     *connectProxy
-	egressCfg  string
-	apiFwd     *forwarder
-	ingressFwd *forwarder
-	procs      []*process
-	machine    *machineUse
-	netName    string
-	stopOnce   sync.Once
-	stopErr    error
-	mu         sync.Mutex
-	env        *Env
-	startedAt  time.Time
-	// caFile is the environment's CA (Traefik verifies the API server with it).
-	caFile string
+	id        string
+	ns        *netns
+	egress    *connectProxy
+	egressCfg string
+	apiFwd    *forwarder
+	ingress   *ingressRouter
+	volumes   *volumeProvisioner
+	procs     []*process
+	machine   *machineUse
+	netName   string
+	stopOnce  sync.Once
+	stopErr   error
+	mu        sync.Mutex
+	env       *Env
+	startedAt time.Time
 	// removedContainers are the containers tear-down deleted (their CNI caches go).
 	removedContainers []string
 }
@@ -342,7 +334,6 @@ func (e *Env) startNode(ctx context.Context, p *pki, images []string) error {
 		n.Images = append(n.Images, byName[name])
 	}
 
-	n.caFile = p.CACert
 	if err := n.writeConfigs(e, p); err != nil {
 		return err
 	}
@@ -655,86 +646,15 @@ func (n *Node) startServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := n.startProvisioner(ctx); err != nil {
+	if err := n.startVolumes(ctx); err != nil {
 		return err
 	}
-	if err := n.startIngress(ctx, n.caFile); err != nil {
+	if err := n.startIngress(ctx); err != nil {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	return waitHTTP(rctx, dns, n.HTTPClient(), "http://127.0.0.1:8181/ready")
-}
-
-// startProvisioner runs local-path-provisioner with its configuration in a
-// ConfigMap and a default StorageClass "local-path" (WaitForFirstConsumer, so a
-// volume is made once its Pod is scheduled; Delete, so a purge removes the data).
-// allowVolumeExpansion lets a plan change's bigger claim through the API (without
-// it the upgrade is refused); nothing resizes the volume, which is a folder with
-// no size limit at all: docs/node.md, "Volumes and plan changes".
-func (n *Node) startProvisioner(ctx context.Context) error {
-	e := n.env
-	busybox := n.Images[1].Ref
-	cfg, err := json.Marshal(map[string]any{"nodePathMap": []map[string]any{{
-		"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": []string{n.path("volumes")},
-	}}})
-	if err != nil {
-		return err
-	}
-	objs := fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: local-path-config, namespace: %[1]s}
-data:
-  config.json: '%[2]s'
-  setup: |-
-    #!/bin/sh
-    set -eu
-    mkdir -m 0777 -p "$VOL_DIR"
-  teardown: |-
-    #!/bin/sh
-    set -eu
-    rm -rf "$VOL_DIR"
-  helperPod.yaml: |-
-    apiVersion: v1
-    kind: Pod
-    metadata:
-      name: helper-pod
-    spec:
-      priorityClassName: system-node-critical
-      tolerations:
-      - {key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}
-      containers:
-      - name: helper-pod
-        image: %[3]s
-        imagePullPolicy: Never
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: %[4]s
-  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
-provisioner: storefleet.io/local-path
-volumeBindingMode: WaitForFirstConsumer
-reclaimPolicy: Delete
-allowVolumeExpansion: true
-`, nodeSystemNamespace, cfg, busybox, StorageClassName)
-	if err := e.Apply(ctx, []byte(objs)); err != nil {
-		return fmt.Errorf("node: provisioner objects: %w", err)
-	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "local-path-provisioner", Namespace: nodeSystemNamespace}}
-	if err := e.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	_, err = n.start("local-path-provisioner", n.Tools.LocalPathProvisioner, []string{
-		"start", "--kubeconfig=" + e.Kubeconfig, "--namespace=" + nodeSystemNamespace,
-		"--provisioner-name=storefleet.io/local-path", "--helper-image=" + busybox,
-		"--service-account-name=local-path-provisioner", "--configmap-name=local-path-config",
-	}, false)
-	return err
 }
 
 // HTTPClient returns a client whose connections are opened inside the node's
@@ -804,4 +724,44 @@ func (n *Node) Memory() (programs map[string]int64, pods int64) {
 		}
 	}
 	return programs, pods
+}
+
+// ServeFlags are the gitops-api serve flags of this environment's cluster: with a
+// node, Helm waits (so ready means serving) and the charts run on the images the
+// node imported; without one, Helm must not wait (no Pod ever becomes ready).
+// `make dev` passes them ({nodeFlags}), and so do the API tests on the node.
+func (s State) ServeFlags() []string {
+	if s.Node == nil {
+		return []string{"--helm-wait", "off"}
+	}
+	flags := []string{"--helm-wait", "on"}
+	var services []string
+	for _, ref := range s.Node.Images {
+		name := ref[strings.LastIndex(ref, "/")+1:]
+		name, _, _ = strings.Cut(name, ":")
+		if key, ok := serviceImageKeys[name]; ok {
+			services = append(services, key+"="+ref)
+		}
+		if name == "medusa" {
+			flags = append(flags, "--medusa-image", ref)
+		}
+	}
+	if len(services) > 0 {
+		sort.Strings(services)
+		flags = append(flags, "--service-images", strings.Join(services, ","))
+	}
+	return flags
+}
+
+// ShopImages are the images the charts' stores run on (images/), by engine:
+// WordPress and MariaDB, Medusa with PostgreSQL and Redis.
+var ShopImages = []string{"mariadb", "wordpress", "postgresql", "redis", "medusa"}
+
+// serviceImageKeys maps the images built here to the charts' images.<key> of
+// their engine (gitops-api's --service-images).
+var serviceImageKeys = map[string]string{
+	"wordpress":  "woocommerce.wordpress",
+	"mariadb":    "woocommerce.mysql",
+	"postgresql": "medusa.postgresql",
+	"redis":      "medusa.redis",
 }

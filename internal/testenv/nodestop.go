@@ -43,7 +43,10 @@ func (n *Node) stop() error {
 				}
 			}
 		}
-		stopNamed("traefik", "kube-scheduler", "local-path-provisioner", "kube-proxy", "coredns", "kubelet")
+		if n.volumes != nil {
+			errs = append(errs, n.volumes.Close())
+		}
+		stopNamed("kube-scheduler", "kube-proxy", "coredns", "kubelet")
 		if p := byName["containerd"]; p != nil && !p.exited() {
 			errs = append(errs, n.removeContainers())
 		}
@@ -55,8 +58,8 @@ func (n *Node) stop() error {
 		if n.apiFwd != nil {
 			errs = append(errs, n.apiFwd.Close())
 		}
-		if n.ingressFwd != nil {
-			errs = append(errs, n.ingressFwd.Close())
+		if n.ingress != nil {
+			errs = append(errs, n.ingress.Close())
 		}
 		if n.egress != nil {
 			errs = append(errs, n.egress.Close())

@@ -19,6 +19,7 @@ import (
 	"github.com/storefleet/storefleet/internal/serve"
 	"github.com/storefleet/storefleet/internal/status"
 	"github.com/storefleet/storefleet/internal/store"
+	"github.com/storefleet/storefleet/internal/testenv"
 )
 
 // gitopsAPI is `gitops-api serve` running in this process against the environment.
@@ -106,19 +107,25 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		name = fmt.Sprintf("gitops-api.%d.log", apiStarts)
 	}
 	apiStarts++
-	logPath := filepath.Join(env.LogDir, name)
+	return launchServe(env, listen, apiDataDir, apiArtifacts, apiMetrics, name)
+}
+
+// launchServe runs serve.Run against environment e until stop, logging to
+// e.LogDir/logName; extra flags follow the package's own.
+func launchServe(e *testenv.Env, listen, dataDir, artifacts, metrics, logName string, extra ...string) (*gitopsAPI, error) {
+	logPath := filepath.Join(e.LogDir, logName)
 	logF, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
 	args := []string{
-		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
-		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
+		"--listen", listen, "--data-dir", dataDir, "--fleet-url", e.FleetURL,
+		"--kubeconfig", e.Kubeconfig, "--artifacts-listen", artifacts, "--internal-listen", metrics,
 		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).
-		"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL + "/index.yaml",
+		"--chart-repository", "storefleet", "--chart-versions", e.ChartRepoURL + "/index.yaml",
 		// Pushes made outside gitops-api (the benchmark's bulk seeding) are
 		// published within seconds rather than the default 30 s.
 		"--publish-interval", "2s",
@@ -128,6 +135,7 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		// they test (internal/access and internal/api do).
 		"--removals-per-hour", "10000",
 	}
+	args = append(args, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan error, 1)
 	go func() {

@@ -2,6 +2,7 @@
 // (testenv.Options.Node): Pods run, Services answer, DNS resolves, volumes bind, logs
 // stream through the API server, and tear-down leaves nothing on the host. They
 // live apart from package testenv so they do not also start that package's shared
-// environment. They need root and the Debian packages of `make deps`, and skip
-// with the reason otherwise.
+// environment. They need root and the Debian packages of `make deps`: without root
+// they skip with the reason (CI runs as root), as root without the packages they fail
+// (testenv.RequireNode).
 package nodetest

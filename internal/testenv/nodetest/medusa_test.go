@@ -26,9 +26,7 @@ import (
 // node: migrations and the set-up run as init containers, and Medusa answers
 // /health through the Service.
 func TestMedusaChartServes(t *testing.T) {
-	if err := testenv.NodeHostReady(); err != nil {
-		t.Skip(err)
-	}
+	testenv.RequireNode(t)
 	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"postgresql", "redis", "medusa"}})
 	n := e.Node
 	ctx := context.Background()

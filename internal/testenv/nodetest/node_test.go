@@ -152,9 +152,7 @@ func wait(t *testing.T, what string, d time.Duration, check func() (bool, string
 // with a volume from the provisioner, reads logs through the API server, then
 // stops the environment and checks the host is as it was.
 func TestNodeRunsPods(t *testing.T) {
-	if err := testenv.NodeHostReady(); err != nil {
-		t.Skip(err)
-	}
+	testenv.RequireNode(t)
 	before := readHost(t)
 	othersAtStart := testenv.NodesRunning()
 	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"probe"}})

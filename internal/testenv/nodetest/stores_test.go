@@ -28,9 +28,7 @@ func TestManyWooCommerceStoresMemory(t *testing.T) {
 	if count <= 0 {
 		t.Skip("set STOREFLEET_NODE_STORES=N to measure N stores on one node")
 	}
-	if err := testenv.NodeHostReady(); err != nil {
-		t.Skip(err)
-	}
+	testenv.RequireNode(t)
 	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"mariadb", "wordpress"}})
 	n := e.Node
 	ctx := context.Background()

@@ -34,9 +34,7 @@ func splitRef(ref string) (string, string) {
 // termination message that WooCommerce could not be had (no plugin directory
 // here), keeps its data when its Pods are killed, and a purge removes the volumes.
 func TestWooCommerceChartServes(t *testing.T) {
-	if err := testenv.NodeHostReady(); err != nil {
-		t.Skip(err)
-	}
+	testenv.RequireNode(t)
 	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"mariadb", "wordpress"}})
 	n := e.Node
 	ctx := context.Background()
@@ -134,7 +132,7 @@ images:
 	if code != 200 || !strings.Contains(body, "Storefleet Test Shop") {
 		t.Fatalf("home page: %d\n%.2000s", code, body)
 	}
-	// The store's host through the node's ingress controller (Traefik, the
+	// The store's host through the node's ingress (the test process's router, the
 	// default IngressClass), as a visitor would reach it.
 	wait(t, "home page through the ingress", 2*time.Minute, func() (bool, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.IngressAddr()+"/", nil)
