@@ -235,3 +235,28 @@ func TestPlatformPublisherValuesInvalid(t *testing.T) {
 		})
 	}
 }
+
+// Real clusters run kubelets: the platform chart has Helm wait for a store's workloads
+// by default, so a store is ready only when its shop serves; a cluster without a
+// kubelet turns it off explicitly.
+func TestPlatformHelmWait(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		values map[string]any
+		want   string
+	}{
+		{"default", nil, "on"},
+		{"off", map[string]any{"stores": map[string]any{"helmWait": false}}, "off"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			o := TemplateOptions{Release: "storefleet", Namespace: "storefleet"}
+			if c.values != nil {
+				o.ValuesFiles = []string{writeValues(t, c.values)}
+			}
+			if got := deploymentEnv(t, template(t, "storefleet", o))["STOREFLEET_HELM_WAIT"]; got != c.want {
+				t.Errorf("STOREFLEET_HELM_WAIT = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
