@@ -281,7 +281,8 @@ func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, er
 		return nil, err
 	}
 	var out []string
-	err = walkChangedFolders(ctx, r.st, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
+	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return dirEntries(r.st, h) }
+	err = walkChangedFolders(ctx, entries, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
 	if err != nil {
 		return nil, err
 	}
@@ -291,8 +292,9 @@ func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, er
 
 // walkChangedFolders calls fn with every store folder (stores/<cluster>/<shard>/<name>)
 // whose tree differs between the stores/ trees a and b (zero: none), and its tree at b
-// (zero: removed there). Only subtrees that differ are read.
-func walkChangedFolders(ctx context.Context, st storer.EncodedObjectStorer, a, b plumbing.Hash, fn func(dir string, tree plumbing.Hash)) error {
+// (zero: removed there). Only subtrees that differ are read, through entries (dirEntries
+// or a cache of it).
+func walkChangedFolders(ctx context.Context, entries func(plumbing.Hash) (map[string]plumbing.Hash, error), a, b plumbing.Hash, fn func(dir string, tree plumbing.Hash)) error {
 	// Three levels below stores/: cluster, shard, name.
 	var walk func(dir string, a, b plumbing.Hash, depth int) error
 	walk = func(dir string, a, b plumbing.Hash, depth int) error {
@@ -306,11 +308,11 @@ func walkChangedFolders(ctx context.Context, st storer.EncodedObjectStorer, a, b
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ea, err := dirEntries(st, a)
+		ea, err := entries(a)
 		if err != nil {
 			return err
 		}
-		eb, err := dirEntries(st, b)
+		eb, err := entries(b)
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,10 @@ type historyIndex struct {
 	seen  map[plumbing.Hash]struct{}
 	byDir map[string][]folderChange
 	f     *os.File // append-only, nil when the index lives in memory only
+	// trees are the sub-folders of trees read lately: a commit's trees are its
+	// child's parent's, so a run of commits decodes each cluster tree (up to 4,096
+	// shards) once, not twice.
+	trees treeCache
 	// closed: the Repo is closed; the file is not opened again by a build that
 	// was still on its way.
 	closed bool
@@ -183,7 +187,7 @@ func (x *historyIndex) catchUp(ctx context.Context, r *Repo, tip plumbing.Hash) 
 	var line bytes.Buffer
 	var lines bytes.Buffer
 	for _, c := range order {
-		ic, err := r.folderChanges(ctx, c)
+		ic, err := r.folderChanges(ctx, c, &x.trees)
 		if err != nil {
 			return err
 		}
@@ -295,9 +299,10 @@ func (r *Repo) commit(h plumbing.Hash) (*object.Commit, error) {
 // folderChanges tells which store folders commit c changed: those whose tree differs
 // from every parent's (a merge lists only what it brought in against each side), all
 // of them for a commit without parents in the clone.
-func (r *Repo) folderChanges(ctx context.Context, c *object.Commit) (indexedCommit, error) {
+func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeCache) (indexedCommit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return cache.entries(r, h) }
 	mine, err := lookupTree(r.st, c.TreeHash, "stores")
 	if err != nil {
 		return indexedCommit{}, err
@@ -317,7 +322,7 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit) (indexedComm
 			return indexedCommit{}, err
 		}
 		changed := map[string]plumbing.Hash{}
-		if err := walkChangedFolders(ctx, r.st, theirs, mine, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
+		if err := walkChangedFolders(ctx, entries, theirs, mine, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
 			return indexedCommit{}, err
 		}
 		if parents == 0 {
@@ -333,11 +338,40 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit) (indexedComm
 	}
 	if parents == 0 {
 		out = map[string]plumbing.Hash{}
-		if err := walkChangedFolders(ctx, r.st, plumbing.ZeroHash, mine, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
+		if err := walkChangedFolders(ctx, entries, plumbing.ZeroHash, mine, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
 			return indexedCommit{}, err
 		}
 	}
 	return indexedCommit{commit: c.Hash, changes: out}, nil
+}
+
+// treeCache keeps the sub-folders of the last few trees read (dirEntries), for the
+// index's diffs. Callers hold r.mu (read) and the index's lock.
+type treeCache struct {
+	keys []plumbing.Hash
+	vals map[plumbing.Hash]map[string]plumbing.Hash
+}
+
+const treeCacheSize = 16
+
+func (t *treeCache) entries(r *Repo, h plumbing.Hash) (map[string]plumbing.Hash, error) {
+	if m, ok := t.vals[h]; ok {
+		return m, nil
+	}
+	m, err := dirEntries(r.st, h)
+	if err != nil {
+		return nil, err
+	}
+	if t.vals == nil {
+		t.vals = map[plumbing.Hash]map[string]plumbing.Hash{}
+	}
+	if len(t.keys) == treeCacheSize {
+		delete(t.vals, t.keys[0])
+		t.keys = t.keys[1:]
+	}
+	t.keys = append(t.keys, h)
+	t.vals[h] = m
+	return m, nil
 }
 
 // build brings the index to the clone's tip in the background, starting over when the
