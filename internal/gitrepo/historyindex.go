@@ -53,11 +53,9 @@ type historyIndex struct {
 	tip   plumbing.Hash
 	seen  map[plumbing.Hash]struct{}
 	byDir map[string][]folderChange
-	f     *os.File // append-only, nil when the index lives in memory only
-	// trees are the sub-folders of trees read lately: a commit's trees are its
-	// child's parent's, so a run of commits decodes each cluster tree (up to 4,096
-	// shards) once, not twice.
-	trees treeCache
+	f     *os.File  // append-only, nil when the index lives in memory only
+	trees treeCache // the index's own, so reads at the tip do not evict its trees
+
 	// closed: the Repo is closed; the file is not opened again by a build that
 	// was still on its way.
 	closed bool
@@ -302,7 +300,7 @@ func (r *Repo) commit(h plumbing.Hash) (*object.Commit, error) {
 func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeCache) (indexedCommit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return cache.entries(r, h) }
+	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return cache.entries(r.st, h) }
 	mine, err := lookupTree(r.st, c.TreeHash, "stores")
 	if err != nil {
 		return indexedCommit{}, err
@@ -343,35 +341,6 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeC
 		}
 	}
 	return indexedCommit{commit: c.Hash, changes: out}, nil
-}
-
-// treeCache keeps the sub-folders of the last few trees read (dirEntries), for the
-// index's diffs. Callers hold r.mu (read) and the index's lock.
-type treeCache struct {
-	keys []plumbing.Hash
-	vals map[plumbing.Hash]map[string]plumbing.Hash
-}
-
-const treeCacheSize = 16
-
-func (t *treeCache) entries(r *Repo, h plumbing.Hash) (map[string]plumbing.Hash, error) {
-	if m, ok := t.vals[h]; ok {
-		return m, nil
-	}
-	m, err := dirEntries(r.st, h)
-	if err != nil {
-		return nil, err
-	}
-	if t.vals == nil {
-		t.vals = map[plumbing.Hash]map[string]plumbing.Hash{}
-	}
-	if len(t.keys) == treeCacheSize {
-		delete(t.vals, t.keys[0])
-		t.keys = t.keys[1:]
-	}
-	t.keys = append(t.keys, h)
-	t.vals[h] = m
-	return m, nil
 }
 
 // build brings the index to the clone's tip in the background, starting over when the

@@ -52,6 +52,7 @@ type Repo struct {
 
 	idx      *requestIndex
 	hist     *historyIndex // which commits changed each store folder (historyindex.go)
+	trees    treeCache     // the upper trees folder reads at the tip share
 	limbo    *limbo        // changes whose push the write deadline cut off (resolve.go)
 	removals removalCache  // the mass-deletion guard's window (removals.go)
 
@@ -373,7 +374,7 @@ func (r *Repo) Store(ctx context.Context, dir string) (string, []File, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	h, err := lookupTree(r.st, c.TreeHash, dir)
+	h, err := r.trees.lookup(r.st, c.TreeHash, dir)
 	if err != nil {
 		return "", nil, err
 	}
