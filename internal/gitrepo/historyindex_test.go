@@ -2,9 +2,11 @@ package gitrepo
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -194,5 +196,50 @@ func TestHistoryIndexTornFile(t *testing.T) {
 	}
 	if c, _ := os.ReadFile(path); strings.Count(string(c), "\n") != strings.Count(string(b), "\n") {
 		t.Fatalf("index file after the torn line was indexed again:\n%s\nwas:\n%s", c, b)
+	}
+}
+
+// Histories read while changes land from several clients (and the index catches up
+// under them) end up as the log walk tells them; on a memory clone, whose index lives
+// in memory only.
+func TestHistoryIndexUnderWrites(t *testing.T) {
+	rm := newRemote(t, "path")
+	r := open(t, rm)
+	ctx := context.Background()
+	waitIndexReady(t, r)
+	names := []string{"w-0", "w-1", "w-2", "w-3"}
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if res := r.Submit(ctx, change("local", name, ActionCreate, 1, fmt.Sprintf("c-%d", i))); res.Err != nil {
+				t.Errorf("create %s: %v", name, res.Err)
+				return
+			}
+			for rev := 2; rev <= 6; rev++ {
+				c := change("local", name, ActionUpdate, rev, fmt.Sprintf("u-%d-%d", i, rev))
+				if res := r.Submit(ctx, c); res.Err != nil {
+					t.Errorf("update %s: %v", name, res.Err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := r.History(ctx, store.Dir("local", name), 0); err != nil {
+					t.Errorf("history of %s: %v", name, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, name := range names {
+		if h := sameHistory(t, r, store.Dir("local", name)); len(h) != 6 {
+			t.Errorf("history of %s: %s", name, historyOf(t, h))
+		}
+	}
+	if r.hist.path != "" || r.hist.f != nil {
+		t.Errorf("a memory clone keeps its index in a file: %q", r.hist.path)
 	}
 }
