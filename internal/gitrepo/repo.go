@@ -51,8 +51,10 @@ type Repo struct {
 	tip    plumbing.Hash
 
 	idx      *requestIndex
-	limbo    *limbo       // changes whose push the write deadline cut off (resolve.go)
-	removals removalCache // the mass-deletion guard's window (removals.go)
+	hist     *historyIndex // which commits changed each store folder (historyindex.go)
+	trees    treeCache     // the upper trees folder reads at the tip share
+	limbo    *limbo        // changes whose push the write deadline cut off (resolve.go)
+	removals removalCache  // the mass-deletion guard's window (removals.go)
 
 	obs Observer
 
@@ -164,6 +166,12 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 			"dir", r.opts.Dir, "tip", r.tip, "err", r.red.err(err))
 	}
 	r.limbo = r.openLimbo()
+	r.hist = openHistoryIndex(historyIndexPath(r.opts.Dir), r.log)
+	if r.hist.tip == r.tip {
+		r.hist.ready.Store(true) // the common restart: nothing new since
+	} else {
+		r.hist.build(r)
+	}
 	go r.run()
 	if err != nil {
 		go r.syncLoop()
@@ -366,7 +374,7 @@ func (r *Repo) Store(ctx context.Context, dir string) (string, []File, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	h, err := lookupTree(r.st, c.TreeHash, dir)
+	h, err := r.trees.lookup(r.st, c.TreeHash, dir)
 	if err != nil {
 		return "", nil, err
 	}
@@ -434,6 +442,15 @@ func (r *Repo) History(ctx context.Context, dir string, limit int) ([]Commit, er
 	if limit <= 0 {
 		limit = 100
 	}
+	out, err := r.indexedHistory(ctx, dir, limit)
+	if !errors.Is(err, errIndexBuilding) {
+		return out, err
+	}
+	return r.walkHistory(ctx, dir, limit)
+}
+
+// walkHistory is History by walking the log, while the index is being built.
+func (r *Repo) walkHistory(ctx context.Context, dir string, limit int) ([]Commit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.tip.IsZero() {

@@ -157,6 +157,7 @@ func (r *Repo) Close() error {
 	close(r.closing)
 	<-r.done
 	r.limbo.close()
+	r.hist.close()
 	return nil
 }
 

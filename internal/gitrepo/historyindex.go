@@ -1,0 +1,441 @@
+package gitrepo
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// The history index answers a store's history without walking the log: for every store
+// folder, the commits that changed it (its tree differs from every parent's), oldest
+// first. It is kept up to date from the clone's tip whenever a history is asked for (a
+// handful of new commits then, whether this writer made them or a fetch brought them),
+// and on disk beside the clone, one line per commit, so a restart reads it back instead
+// of walking 100,000 commits. A tip that does not descend from the indexed one (a
+// force-push rewrote the branch) makes it start over, in the background.
+
+var (
+	// errIndexBuilding: the index is being built and cannot answer yet; the caller
+	// walks the log instead.
+	errIndexBuilding = errors.New("gitrepo: history index is being built")
+	// errHistoryRewritten: the tip does not descend from the commit indexed last,
+	// so what is indexed may name commits the branch no longer holds.
+	errHistoryRewritten = errors.New("gitrepo: the branch's history was rewritten")
+)
+
+// folderChange is one commit that changed a store folder, and the folder's tree there
+// (zero: removed).
+type folderChange struct {
+	commit, tree plumbing.Hash
+}
+
+type historyIndex struct {
+	path string // "" for a clone in memory: nothing is kept across restarts
+	log  *slog.Logger
+
+	// ready is set once every commit up to some tip has been indexed; until then
+	// (the first build, a rebuild after a rewrite) History walks the log.
+	ready    atomic.Bool
+	building atomic.Bool
+
+	mu    sync.Mutex
+	tip   plumbing.Hash
+	seen  map[plumbing.Hash]struct{}
+	byDir map[string][]folderChange
+	f     *os.File  // append-only, nil when the index lives in memory only
+	trees treeCache // the index's own, so reads at the tip do not evict its trees
+
+	// closed: the Repo is closed; the file is not opened again by a build that
+	// was still on its way.
+	closed bool
+}
+
+// historyIndexPath is where the index of the clone in dir is kept: beside it, like the
+// pending requests' log, so that healing the clone (which moves it aside) keeps it; the
+// index checks itself against the tip anyway.
+func historyIndexPath(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return dir + ".history.idx"
+}
+
+// openHistoryIndex reads back what an earlier process indexed. A missing, torn or
+// unreadable file is an empty index (rebuilt); it never stops the start.
+func openHistoryIndex(path string, log *slog.Logger) *historyIndex {
+	x := &historyIndex{path: path, log: log}
+	x.reset()
+	if path == "" {
+		return x
+	}
+	if err := x.load(); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("gitrepo: the history index is rebuilt", "path", path, "err", err)
+		}
+		x.reset()
+		_ = os.Remove(path)
+	}
+	return x
+}
+
+func (x *historyIndex) reset() {
+	x.tip = plumbing.ZeroHash
+	x.seen = map[plumbing.Hash]struct{}{}
+	x.byDir = map[string][]folderChange{}
+}
+
+// load replays the file: each line is a commit and the folders it changed, as
+// "<commit> <dir>=<tree> ...", parents before children, so the last line is the tip
+// indexed. A line cut short by a crash is dropped (and cut off the file).
+func (x *historyIndex) load() error {
+	b, err := os.ReadFile(x.path)
+	if err != nil {
+		return err
+	}
+	end := bytes.LastIndexByte(b, '\n') + 1
+	sc := bufio.NewScanner(bytes.NewReader(b[:end]))
+	sc.Buffer(nil, len(b)+1)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || !plumbing.IsHash(fields[0]) {
+			return fmt.Errorf("malformed line %q", truncate(sc.Text(), 80))
+		}
+		c := plumbing.NewHash(fields[0])
+		for _, f := range fields[1:] {
+			dir, tree, ok := strings.Cut(f, "=")
+			if !ok || tree != "" && !plumbing.IsHash(tree) {
+				return fmt.Errorf("malformed entry %q", truncate(f, 80))
+			}
+			x.byDir[dir] = append(x.byDir[dir], folderChange{commit: c, tree: plumbing.NewHash(tree)})
+		}
+		x.seen[c] = struct{}{}
+		x.tip = c
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(x.path, os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(int64(end)); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Seek(int64(end), io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	x.f = f
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// close closes the file.
+func (x *historyIndex) close() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.closed = true
+	if x.f != nil {
+		x.f.Close()
+		x.f = nil
+	}
+}
+
+// indexedCommit is one commit as the index records it.
+type indexedCommit struct {
+	commit  plumbing.Hash
+	changes map[string]plumbing.Hash // folder → its tree there
+}
+
+// catchUp indexes the commits between the indexed tip and tip. Callers hold x.mu.
+// errHistoryRewritten if tip does not descend from the indexed tip: nothing is changed
+// then.
+func (x *historyIndex) catchUp(ctx context.Context, r *Repo, tip plumbing.Hash) error {
+	if tip.IsZero() || tip == x.tip {
+		return nil
+	}
+	if _, ok := x.seen[tip]; ok {
+		return errHistoryRewritten // moved back: later commits indexed are gone
+	}
+	order, reached, err := x.newCommits(ctx, r, tip)
+	if err != nil {
+		return err
+	}
+	if !x.tip.IsZero() && !reached {
+		return errHistoryRewritten
+	}
+	var line bytes.Buffer
+	var lines bytes.Buffer
+	for _, c := range order {
+		ic, err := r.folderChanges(ctx, c, &x.trees)
+		if err != nil {
+			return err
+		}
+		line.Reset()
+		line.WriteString(c.Hash.String())
+		for dir, tree := range ic.changes {
+			x.byDir[dir] = append(x.byDir[dir], folderChange{commit: c.Hash, tree: tree})
+			line.WriteByte(' ')
+			line.WriteString(dir)
+			line.WriteByte('=')
+			if !tree.IsZero() {
+				line.WriteString(tree.String())
+			}
+		}
+		line.WriteByte('\n')
+		lines.Write(line.Bytes())
+		x.seen[c.Hash] = struct{}{}
+		x.tip = c.Hash
+		if lines.Len() > 1<<20 {
+			x.persist(&lines)
+		}
+	}
+	x.persist(&lines)
+	return nil
+}
+
+// persist appends the buffered lines to the file. A failed write (a full disk) drops
+// the file: the index goes on in memory, and the next start builds it again.
+func (x *historyIndex) persist(lines *bytes.Buffer) {
+	defer lines.Reset()
+	if x.path == "" || lines.Len() == 0 || x.closed {
+		return
+	}
+	if x.f == nil {
+		f, err := os.OpenFile(x.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			x.log.Warn("gitrepo: the history index is kept in memory only", "path", x.path, "err", err)
+			x.path = ""
+			return
+		}
+		x.f = f
+	}
+	if _, err := x.f.Write(lines.Bytes()); err != nil {
+		x.log.Warn("gitrepo: the history index is kept in memory only", "path", x.path, "err", err)
+		x.f.Close()
+		x.f = nil
+		_ = os.Remove(x.path)
+		x.path = ""
+	}
+}
+
+// newCommits lists the commits reachable from tip that are not indexed, parents before
+// children, and whether the walk met the indexed tip (tip descends from it).
+func (x *historyIndex) newCommits(ctx context.Context, r *Repo, tip plumbing.Hash) ([]*object.Commit, bool, error) {
+	type frame struct {
+		c    *object.Commit
+		next int // parents pushed so far
+	}
+	var order []*object.Commit
+	reached := false
+	visited := map[plumbing.Hash]bool{tip: true}
+	c, err := r.commit(tip)
+	if err != nil {
+		return nil, false, err
+	}
+	stack := []frame{{c: c}}
+	// Iterative post-order: a commit is listed after all its parents.
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+		top := &stack[len(stack)-1]
+		if top.next < len(top.c.ParentHashes) {
+			ph := top.c.ParentHashes[top.next]
+			top.next++
+			if ph == x.tip {
+				reached = true
+			}
+			if visited[ph] {
+				continue
+			}
+			visited[ph] = true
+			if _, ok := x.seen[ph]; ok {
+				continue
+			}
+			p, err := r.commit(ph)
+			if errors.Is(err, plumbing.ErrObjectNotFound) {
+				continue // shallow boundary: history ends here
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			stack = append(stack, frame{c: p})
+			continue
+		}
+		order = append(order, top.c)
+		stack = stack[:len(stack)-1]
+	}
+	return order, reached, nil
+}
+
+// commit reads one commit under the storage lock.
+func (r *Repo) commit(h plumbing.Hash) (*object.Commit, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return object.GetCommit(r.st, h)
+}
+
+// folderChanges tells which store folders commit c changed: those whose tree differs
+// from every parent's (a merge lists only what it brought in against each side), all
+// of them for a commit without parents in the clone.
+func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeCache) (indexedCommit, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return cache.entries(r.st, h) }
+	mine, err := lookupTree(r.st, c.TreeHash, "stores")
+	if err != nil {
+		return indexedCommit{}, err
+	}
+	var out map[string]plumbing.Hash
+	parents := 0
+	for _, ph := range c.ParentHashes {
+		p, err := object.GetCommit(r.st, ph)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			continue
+		}
+		if err != nil {
+			return indexedCommit{}, err
+		}
+		theirs, err := lookupTree(r.st, p.TreeHash, "stores")
+		if err != nil {
+			return indexedCommit{}, err
+		}
+		changed := map[string]plumbing.Hash{}
+		if err := walkChangedFolders(ctx, entries, theirs, mine, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
+			return indexedCommit{}, err
+		}
+		if parents == 0 {
+			out = changed
+		} else {
+			for dir := range out {
+				if _, ok := changed[dir]; !ok {
+					delete(out, dir)
+				}
+			}
+		}
+		parents++
+	}
+	if parents == 0 {
+		out = map[string]plumbing.Hash{}
+		if err := walkChangedFolders(ctx, entries, plumbing.ZeroHash, mine, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
+			return indexedCommit{}, err
+		}
+	}
+	return indexedCommit{commit: c.Hash, changes: out}, nil
+}
+
+// build brings the index to the clone's tip in the background, starting over when the
+// branch was rewritten, and marks it ready. One build runs at a time.
+func (x *historyIndex) build(r *Repo) {
+	if !x.building.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer x.building.Store(false)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-r.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.closed {
+			return
+		}
+		err := x.catchUp(ctx, r, r.currentTip())
+		if errors.Is(err, errHistoryRewritten) {
+			r.log.Info("gitrepo: the branch's history was rewritten; the history index is built again", "was", x.tip)
+			x.restart()
+			err = x.catchUp(ctx, r, r.currentTip())
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("gitrepo: the history index could not be built; histories walk the log", "err", err)
+			}
+			return
+		}
+		x.ready.Store(true)
+	}()
+}
+
+// restart empties the index and its file. Callers hold x.mu.
+func (x *historyIndex) restart() {
+	x.reset()
+	if x.f != nil {
+		x.f.Close()
+		x.f = nil
+	}
+	if x.path != "" {
+		_ = os.Remove(x.path)
+	}
+}
+
+func (r *Repo) currentTip() plumbing.Hash {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.tip
+}
+
+// indexedHistory answers History from the index: the newest limit changes of dir.
+// errIndexBuilding while the index cannot answer (it is being built or rebuilt).
+func (r *Repo) indexedHistory(ctx context.Context, dir string, limit int) ([]Commit, error) {
+	x := r.hist
+	if !x.ready.Load() {
+		return nil, errIndexBuilding
+	}
+	x.mu.Lock()
+	err := x.catchUp(ctx, r, r.currentTip())
+	if errors.Is(err, errHistoryRewritten) {
+		x.ready.Store(false)
+		x.mu.Unlock()
+		x.build(r)
+		return nil, errIndexBuilding
+	}
+	if err != nil {
+		x.mu.Unlock()
+		return nil, err
+	}
+	all := x.byDir[dir]
+	page := make([]folderChange, 0, min(limit, len(all)))
+	for i := len(all) - 1; i >= 0 && len(page) < limit; i-- {
+		page = append(page, all[i])
+	}
+	x.mu.Unlock()
+	out := make([]Commit, 0, len(page))
+	for _, fc := range page {
+		c, err := r.commit(fc.commit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, toCommit(c, fc.tree))
+	}
+	return out, nil
+}
+
+// HistoryIndexed reports whether histories are answered from the index; false while it
+// is built (the first start on a long history, or after a rewrite), when History walks
+// the log instead.
+func (r *Repo) HistoryIndexed() bool { return r.hist.ready.Load() }
