@@ -97,6 +97,7 @@ func TestMetricsAfterAStoresLife(t *testing.T) {
 		{"storefleet_fleet_commit_stores", nil, 4},
 		{"storefleet_fleet_push_failures_total", nil, 0},
 		{"storefleet_fleet_write_queue_depth", nil, 0},
+		{"storefleet_shard_publish_queue_depth", nil, 0},
 		{"storefleet_shard_publishes_total", map[string]string{"result": "ok"}, 4},
 		{"storefleet_shard_publish_duration_seconds", nil, 4},
 		{"storefleet_store_request_to_ready_seconds", nil, 1},
