@@ -49,6 +49,7 @@ type Queue struct {
 	due      map[string]time.Time         // not to be tried before (after a failure)
 	failures map[string]int
 	idle     chan struct{} // closed while nothing waits or is in flight
+	closed   bool
 
 	wake chan struct{}
 	stop chan struct{}
@@ -146,21 +147,28 @@ func (q *Queue) Idle(ctx context.Context) error {
 // publish in flight is cut short). What is left is in Git and handed over to the
 // publisher's passes; the count of shards left is returned.
 func (q *Queue) Close(ctx context.Context) int {
-	_ = q.Idle(ctx)
-	select {
-	case <-q.stop:
-	default:
-		close(q.stop)
+	q.mu.Lock()
+	closed := q.closed
+	q.closed = true
+	q.mu.Unlock()
+	if closed {
+		return q.left()
 	}
+	_ = q.Idle(ctx)
+	close(q.stop)
 	q.halt()
 	q.wg.Wait()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	left := len(q.waiting)
+	left := q.left()
 	if left > 0 {
 		q.cfg.Log.Warn("publish queue: stopped with shards waiting; the shard publisher's next pass publishes them", "shards", left)
 	}
 	return left
+}
+
+func (q *Queue) left() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.waiting)
 }
 
 func (q *Queue) work() {
