@@ -40,6 +40,9 @@ var (
 	// apiMetrics is gitops-api's internal listener (/metrics), the same for every
 	// start.
 	apiMetrics string
+	// apiKubeconfig is the kubeconfig the next start uses ("" = the environment's):
+	// a test may put a proxy of its own between gitops-api and the API server.
+	apiKubeconfig string
 )
 
 // startAPI returns the package's gitops-api, started on first use, pointed at the
@@ -112,9 +115,13 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
+	kubeconfig := env.Kubeconfig
+	if apiKubeconfig != "" {
+		kubeconfig = apiKubeconfig
+	}
 	args := []string{
 		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
-		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
+		"--kubeconfig", kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
 		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).
