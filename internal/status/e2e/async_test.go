@@ -178,4 +178,3 @@ func TestCreateAnswersBeforePublish(t *testing.T) {
 	got, _, _ := all.phasesOf(t, name, 3*time.Minute, store.PhaseReady)
 	wantOrdered(t, got, append([]store.Phase{store.PhaseRequested}, installWay...), store.PhaseCommitted)
 }
-
