@@ -109,23 +109,16 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		name = fmt.Sprintf("gitops-api.%d.log", apiStarts)
 	}
 	apiStarts++
-	logPath := filepath.Join(env.LogDir, name)
-	logF, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
 	kubeconfig := env.Kubeconfig
 	if apiKubeconfig != "" {
 		kubeconfig = apiKubeconfig
 	}
-	args := []string{
+	return runServe(name,
 		"--listen", listen, "--data-dir", apiDataDir, "--fleet-url", env.FleetURL,
 		"--kubeconfig", kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
-		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).
-		"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL + "/index.yaml",
+		"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL+"/index.yaml",
 		// Pushes made outside gitops-api (the benchmark's bulk seeding) are
 		// published within seconds rather than the default 30 s.
 		"--publish-interval", "2s",
@@ -134,7 +127,18 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		// than the mass-deletion guard allows by default; the guard is not what
 		// they test (internal/access and internal/api do).
 		"--removals-per-hour", "10000",
+	)
+}
+
+// runServe runs `gitops-api serve` with args in this process until stop, logging
+// to logName in the environment's log folder.
+func runServe(logName string, args ...string) (*gitopsAPI, error) {
+	logPath := filepath.Join(env.LogDir, logName)
+	logF, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
 	}
+	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan error, 1)
 	go func() {

@@ -18,7 +18,7 @@ import (
 )
 
 // scrape reads gitops-api's /metrics as Prometheus would and parses it.
-func scrape(t *testing.T) map[string]*dto.MetricFamily {
+func scrape(t testing.TB) map[string]*dto.MetricFamily {
 	t.Helper()
 	res, err := http.Get("http://" + apiMetrics + "/metrics")
 	if err != nil {
