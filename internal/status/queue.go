@@ -202,6 +202,7 @@ func (q *Queue) work() {
 			for name, commit := range batch {
 				q.cfg.T.Carried(name, commit, rev)
 			}
+			q.cfg.Log.Debug("publish queue: shard published", "shard", shard, "revision", rev, "stores", len(batch))
 		}
 		q.done(shard, batch, err)
 	}

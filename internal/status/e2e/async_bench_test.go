@@ -79,8 +79,8 @@ func BenchmarkCreateBurst(b *testing.B) {
 	drained := time.Now()
 	for {
 		depth := sum(scrape(b)["storefleet_shard_publish_queue_depth"], nil)
-		if depth == 0 {
-			break
+		if depth <= 0 {
+			break // empty, or a gitops-api without a queue (a run of the code before it)
 		}
 		if time.Since(drained) > 10*time.Minute {
 			b.Fatalf("the publish queue still holds %v shards 10 minutes after the burst", depth)
