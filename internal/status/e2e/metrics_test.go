@@ -123,8 +123,8 @@ func TestMetricsAfterAStoresLife(t *testing.T) {
 		}
 	}
 	sort.Strings(ours)
-	if len(ours) != 17 {
-		t.Errorf("%d storefleet families, want 17: %v", len(ours), ours)
+	if len(ours) != 18 {
+		t.Errorf("%d storefleet families, want 18: %v", len(ours), ours)
 	}
 	// Cardinality: no label value names the store (routes are patterns).
 	for _, mf := range mfs {
