@@ -1,7 +1,7 @@
 # Status area: `make dev` is the full local platform — the test environment's control
 # plane and Flux (make testenv) with gitops-api pointed at its fleet repository and
 # cluster, so stores go from a request to ready (README "Watching stores become ready").
-.PHONY: dev bench-status
+.PHONY: dev bench-status bench-async
 
 DEV_LISTEN ?= 127.0.0.1:8080
 
@@ -22,3 +22,8 @@ dev: testenv-tools build
 ## bench-status: only the status benchmarks (make bench runs them with every other one).
 bench-status:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 180m ./internal/status/...
+
+## bench-async: creates from 100 clients with the test environment's cluster connected against the same API
+## with no cluster, same run (make bench runs it too). Figures: docs/benchmarks.md, "Answering at the durable point".
+bench-async:
+	$(GO) test -run '^$$' -bench CreateBurst -count 1 -timeout 60m ./internal/status/e2e/

@@ -54,6 +54,7 @@ type Metrics struct {
 	tenants   func() map[string]int
 	tenantCap int
 	queue     func() int
+	publishQ  func() int
 }
 
 // OtherTenants is the tenant label of the stores of every tenant past the cap. A
@@ -129,6 +130,8 @@ func New() *Metrics {
 		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.watchLag, m.connected, m.reconnects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
 			"Groups of changes waiting for the fleet writer.")), m.queueDepth),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("shard_publish_queue_depth",
+			"Shards with pushed commits waiting for their publish (in flight included).")), m.publishQueueDepth),
 		phaseCollector{m}, tenantCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -235,6 +238,23 @@ func (m *Metrics) WatchQueue(depth func() int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.queue = depth
+}
+
+// WatchPublishQueue makes the publish-queue gauge read depth at every scrape.
+func (m *Metrics) WatchPublishQueue(depth func() int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.publishQ = depth
+}
+
+func (m *Metrics) publishQueueDepth() float64 {
+	m.mu.Lock()
+	q := m.publishQ
+	m.mu.Unlock()
+	if q == nil {
+		return 0
+	}
+	return float64(q())
 }
 
 func (m *Metrics) queueDepth() float64 {

@@ -208,9 +208,15 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	rep.fl.onChange(func(ctx context.Context, names, _ []string) { ss.Resync(ctx, names) })
 	log.Info("shard publisher: runs on the Lease leader", "artifacts", artifactURL+publish.ArtifactsPath,
 		"artifacts-listen", aln.Addr().String())
-	ss.Publish = lg.Publish
+	// A request answers once its commit is pushed; the queue publishes its shard
+	// right after, on the leader (a standby's leader.Publish only waits for the
+	// leader's artifact).
+	queue := status.NewQueue(status.QueueConfig{T: tr, Publish: lg.Publish, Log: log})
+	m.WatchPublishQueue(queue.Depth)
+	ss.Queue = queue
 	n, err := ss.Load(ctx)
 	if err != nil {
+		queue.Close(ctx)
 		lg.stop()
 		stopArtifacts()
 		return nil, opts, nil, err
@@ -253,12 +259,20 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		stopPurger()
 		<-purged
 		close(stopped)
+		// Shards still waiting get a few seconds, while this replica may still
+		// lead; what is left is in Git, for the next leader's first pass.
+		qctx, cancel := context.WithTimeout(context.Background(), queueDrain)
+		queue.Close(qctx)
+		cancel()
 		lg.stop()
 		stopArtifacts()
 		w.Stop()
 		tr.Close()
 	}, nil
 }
+
+// queueDrain is how long shutdown lets the publish queue finish.
+const queueDrain = 5 * time.Second
 
 // serveArtifacts serves the shard artifacts on their own listener until the
 // returned func is called. Downloads in flight get a few seconds to finish; Flux

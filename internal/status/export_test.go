@@ -13,3 +13,14 @@ func (t *Tracker) ReadyToPurge(name string) bool {
 	_, ok := t.readyToPurge(name)
 	return ok
 }
+
+// DesiredOf is what the Tracker holds for the store: its commit and the revision
+// that carried it, once the publish queue reported one.
+func (t *Tracker) DesiredOf(name string) Desired {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.stores[name]; ok {
+		return e.desired
+	}
+	return Desired{}
+}

@@ -16,8 +16,9 @@ type Desired struct {
 	// Shard is the store's shard (three hex digits): ExternalArtifact and
 	// Kustomization stores-<shard> carry it to the cluster.
 	Shard string
-	// Revision is the shard artifact revision published for this change
-	// ("main@sha1:<commit>"); empty when publishing failed or there is no cluster.
+	// Revision is the shard artifact revision that carried this change
+	// ("main@sha1:<commit>"); empty until the publish queue reports it (Queue,
+	// Tracker.Carried), and when there is no cluster.
 	Revision string
 }
 

@@ -58,9 +58,16 @@ func (p *syncPublisher) waitPublished(t *testing.T, n int) {
 type cluster struct {
 	t   *status.Tracker
 	pub *syncPublisher
+	q   *status.Queue
 }
 
 func (c cluster) apply(shard string) {
+	if c.q != nil {
+		// What the publish queue has yet to publish is not in the cluster.
+		if err := c.q.Idle(context.Background()); err != nil {
+			panic(err)
+		}
+	}
 	_, rev := c.pub.latest()
 	c.t.SetShardSource(shard, rev, &status.Condition{Status: "True"})
 	c.t.SetShardApply(shard, rev, &status.Condition{Status: "True"})
@@ -207,8 +214,8 @@ func TestPurgerOneRequest(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	pub := &syncPublisher{t: tr}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Publish: pub.publish}
-	c := cluster{t: tr, pub: pub}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Queue: queued(t, tr, pub.publish)}
+	c := cluster{t: tr, pub: pub, q: ss.Queue}
 	shard := store.Shard("shop")
 	retained(t, ss, c, "shop")
 	runPurger(t, &status.Purger{T: tr, Stores: ss})
@@ -282,8 +289,8 @@ func TestPurgerUserFirst(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	pub := &syncPublisher{t: tr}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Publish: pub.publish}
-	c := cluster{t: tr, pub: pub}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Queue: queued(t, tr, pub.publish)}
+	c := cluster{t: tr, pub: pub, q: ss.Queue}
 	retained(t, ss, c, "two")
 	if _, err := ss.Delete(ctx, "two", true, store.Meta{Actor: "bob", RequestID: "purge-2"}); err != nil {
 		t.Fatal(err)
@@ -322,8 +329,8 @@ func TestPurgerRestart(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	pub := &syncPublisher{t: tr}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Publish: pub.publish}
-	c := cluster{t: tr, pub: pub}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Queue: queued(t, tr, pub.publish)}
+	c := cluster{t: tr, pub: pub, q: ss.Queue}
 	shard := store.Shard("three")
 	retained(t, ss, c, "three")
 	out, err := ss.Delete(ctx, "three", true, store.Meta{Actor: "dave", RequestID: "purge-3"})
@@ -339,7 +346,7 @@ func TestPurgerRestart(t *testing.T) {
 	n, rev := pub.latest()
 	tr2.Published(shard, rev) // the publisher adopts what the cluster has
 	pub2 := &syncPublisher{t: tr2, n: n}
-	ss2 := status.Service{Stores: svc2, T: tr2, ShardOf: store.Shard, Publish: pub2.publish}
+	ss2 := status.Service{Stores: svc2, T: tr2, ShardOf: store.Shard, Queue: queued(t, tr2, pub2.publish)}
 	if _, err := ss2.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -383,8 +390,8 @@ func TestPurgerGuard(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	pub := &syncPublisher{t: tr}
-	ss := status.Service{Stores: strict, T: tr, ShardOf: store.Shard, Publish: pub.publish}
-	c := cluster{t: tr, pub: pub}
+	ss := status.Service{Stores: strict, T: tr, ShardOf: store.Shard, Queue: queued(t, tr, pub.publish)}
+	c := cluster{t: tr, pub: pub, q: ss.Queue}
 	retained(t, ss, c, "four")
 	out, err := ss.Delete(ctx, "four", true, store.Meta{Actor: "erin", RequestID: "purge-4"})
 	if err != nil {
@@ -402,7 +409,7 @@ func TestPurgerGuard(t *testing.T) {
 
 	// Refused twice more, then through: the Purger keeps trying.
 	relaxed := openFleet(t, remote, gitrepo.Options{})
-	g := &guarded{Service: status.Service{Stores: relaxed, T: tr, ShardOf: store.Shard, Publish: pub.publish}, fails: 2}
+	g := &guarded{Service: status.Service{Stores: relaxed, T: tr, ShardOf: store.Shard, Queue: ss.Queue}, fails: 2}
 	runPurger(t, &status.Purger{T: tr, Stores: g, MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond})
 	waitGone(t, relaxed, "four")
 	wantPurgeHistory(t, relaxed, "four", first, "purge-4", "erin")

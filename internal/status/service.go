@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"time"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -18,16 +17,10 @@ type Service struct {
 	// ShardOf is the shard of a store name (store.Shard in production). Nil puts
 	// every store in shard "", which tests of one shard use.
 	ShardOf func(name string) string
-	// Publish brings the shard's artifact up to date with the fleet after a commit
-	// and returns its revision (internal/publish; it calls Tracker.Published
-	// itself). Nil when nothing publishes (no cluster).
-	Publish func(ctx context.Context, shard string) (string, error)
+	// Queue publishes the store's shard after each commit, off the request path
+	// (Queue). Nil when nothing publishes (no cluster).
+	Queue *Queue
 }
-
-// publishTimeout bounds the publish a request waits for before its 202: a cluster
-// that does not answer must not hold the API; the publisher's background pass
-// publishes the shard later, and the store waits for that (Desired.Revision "").
-const publishTimeout = 5 * time.Second
 
 func (s Service) shardOf(name string) string {
 	if s.ShardOf == nil {
@@ -87,25 +80,13 @@ func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
 			d.Version = v.Store.Version
 		}
 	}
-	// The commit is in Git: the store is committed, waiting for a publish of its shard.
+	// The commit is in Git: the store is committed, waiting for the shard's next
+	// publish, and the request answers now. The queue then tells the Tracker which
+	// revision carried the commit (Tracker.Carried).
 	s.T.Committed(out.Store, d)
-	if s.Publish == nil {
-		return
+	if s.Queue != nil {
+		s.Queue.Add(d.Shard, out.Store, d.Commit)
 	}
-	// Publish the shard now rather than at the publisher's next pass. The revision it
-	// returns includes the commit (it is built from a head at or after it), so the
-	// store waits for exactly that one, even when another request's publish got there
-	// first and this one found nothing left to publish.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	rev, err := s.Publish(pctx, d.Shard)
-	cancel()
-	if err != nil {
-		s.T.log.Warn("shard not published after the commit; the publisher's next pass will", "request_id", out.RequestID, "store", out.Store, "shard", d.Shard, "err", err)
-		return
-	}
-	d.Revision = rev
-	s.T.Committed(out.Store, d)
-	s.T.log.Debug("status: shard published for the change", "request_id", out.RequestID, "store", out.Store, "shard", d.Shard, "revision", rev)
 }
 
 // Resync gives the Tracker the fleet's current state of the named stores after a

@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/githttp"
@@ -20,15 +22,19 @@ import (
 
 // publisher stands in for gitops-api's shard publisher (internal/publish, which has
 // its own tests against the cluster): it publishes a new revision of the shard and
-// tells the Tracker, or fails when fail is set.
+// tells the Tracker, or fails while fail is set. It is safe for concurrent use (the
+// publish queue's workers call it).
 type publisher struct {
 	t    *status.Tracker
+	mu   sync.Mutex
 	fail bool
 	n    int
 	last string
 }
 
 func (p *publisher) publish(_ context.Context, shard string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.fail {
 		return "", errors.New("cluster unreachable")
 	}
@@ -36,6 +42,18 @@ func (p *publisher) publish(_ context.Context, shard string) (string, error) {
 	p.last = fmt.Sprintf("main@sha1:%040x", p.n)
 	p.t.Published(shard, p.last)
 	return p.last, nil
+}
+
+func (p *publisher) setFail(v bool) {
+	p.mu.Lock()
+	p.fail = v
+	p.mu.Unlock()
+}
+
+func (p *publisher) latest() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
 }
 
 // newFleet is the fleet service over a real Git repository served by git
@@ -97,6 +115,24 @@ func openFleet(t *testing.T, remote string, opts gitrepo.Options) *fleet.Service
 	return svc
 }
 
+// queued is a publish queue over publish, closed when the test ends.
+func queued(t *testing.T, tr *status.Tracker, publish func(context.Context, string) (string, error)) *status.Queue {
+	t.Helper()
+	q := status.NewQueue(status.QueueConfig{T: tr, Publish: publish, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	t.Cleanup(func() { q.Close(context.Background()) })
+	return q
+}
+
+// idle waits until q has published every commit added so far.
+func idle(t *testing.T, q *status.Queue) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := q.Idle(ctx); err != nil {
+		t.Fatalf("publish queue not idle: %v", err)
+	}
+}
+
 func phase(t *testing.T, tr *status.Tracker, name string, p store.Phase) status.Status {
 	t.Helper()
 	st, ok := tr.Get(name)
@@ -116,7 +152,7 @@ func TestServiceShards(t *testing.T) {
 	defer tr.Close()
 	tr.SetConnected(true)
 	pub := &publisher{t: tr}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Publish: pub.publish}
+	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard, Queue: queued(t, tr, pub.publish)}
 	shard := store.Shard("shop")
 
 	out, err := ss.Create(ctx, store.Store{Name: "shop", Engine: store.WooCommerce, Plan: "basic",
@@ -124,17 +160,18 @@ func TestServiceShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idle(t, ss.Queue)
 	st := phase(t, tr, "shop", store.PhaseCommitted)
 	if want := "waiting for ExternalArtifact stores-" + shard + " to include the commit"; st.Message != want || st.Commit != out.Commit.SHA {
 		t.Fatalf("committed: %q at %s, want %q at %s", st.Message, st.Commit, want, out.Commit.SHA)
 	}
-	first := pub.last
+	first := pub.latest()
 	tr.SetShardSource(shard, first, nil)
 	tr.SetShardApply(shard, first, nil)
 	phase(t, tr, "shop", store.PhaseApplied)
 
 	// The update's publish fails: what the cluster has does not include it.
-	pub.fail = true
+	pub.setFail(true)
 	_, err = ss.Update(ctx, "shop", func(s store.Store) (store.Store, error) {
 		s.Settings.Title = "Shop two"
 		return s, nil
@@ -143,9 +180,13 @@ func TestServiceShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	phase(t, tr, "shop", store.PhaseCommitted)
-	// The periodic sync publishes the shard at the newest head.
-	pub.fail = false
-	latest, _ := pub.publish(ctx, shard)
+	// The cluster answers again: the queue's retry publishes the shard at the newest head.
+	pub.setFail(false)
+	idle(t, ss.Queue)
+	latest := pub.latest()
+	if latest == first {
+		t.Fatal("the failed publish was not retried")
+	}
 	tr.SetShardSource(shard, latest, nil)
 	phase(t, tr, "shop", store.PhaseSourceFetched)
 

@@ -344,6 +344,26 @@ func (t *Tracker) Committed(name string, d Desired) {
 	t.recompute(e)
 }
 
+// Carried records that revision, published for the store's shard, carries its
+// commit: the store waits for that publish rather than the shard's next, which may
+// already be under way from an older head. A store committed again since is left
+// alone (its newer commit's publish carries it), as is a revision the Tracker was
+// not told of (the next publish then stands in).
+func (t *Tracker) Carried(name, commit, revision string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.stores[name]
+	if !ok || e.shard == nil || e.desired.Commit != commit {
+		return
+	}
+	s := e.shard.seqOf(revision)
+	if s == 0 {
+		return
+	}
+	e.desired.Revision, e.expect = revision, s
+	t.recompute(e)
+}
+
 // applied reports whether the shard's Kustomization has applied the publish that
 // carries the store's desired commit (Cluster.Applied): the purger acts on the same
 // rule the phase shows.

@@ -40,9 +40,9 @@ func TestStoreLifecycle(t *testing.T) {
 	}
 	const name = "shop"
 
-	// Create. The shard is published before the 202, so a store stream opened after it
-	// may start past committed (it sends the current state first); the all-stores
-	// stream, open before the request, sees every phase.
+	// Create. The shard is published right after the 202, so a store stream opened
+	// after it may start past committed (it sends the current state first); the
+	// all-stores stream, open before the request, sees every phase.
 	a.do(t, http.MethodPost, "/api/v1/stores", createBody(name, ""), http.StatusAccepted)
 	s := a.events(t, "/api/v1/stores/"+name+"/events", "")
 	created, _, kubeSeen := all.phasesOf(t, name, 3*time.Minute, store.PhaseReady)

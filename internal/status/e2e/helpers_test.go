@@ -41,6 +41,9 @@ var (
 	// apiMetrics is gitops-api's internal listener (/metrics), the same for every
 	// start.
 	apiMetrics string
+	// apiKubeconfig is the kubeconfig the next start uses ("" = the environment's):
+	// a test may put a proxy of its own between gitops-api and the API server.
+	apiKubeconfig string
 )
 
 // startAPI returns the package's gitops-api, started on first use, pointed at the
@@ -107,22 +110,20 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		name = fmt.Sprintf("gitops-api.%d.log", apiStarts)
 	}
 	apiStarts++
-	return launchServe(env, listen, apiDataDir, apiArtifacts, apiMetrics, name)
+	kubeconfig := env.Kubeconfig
+	if apiKubeconfig != "" {
+		kubeconfig = apiKubeconfig
+	}
+	return launchServe(env, listen, apiDataDir, apiArtifacts, apiMetrics, name, "--kubeconfig", kubeconfig)
 }
 
 // launchServe runs serve.Run against environment e until stop, logging to
-// e.LogDir/logName; extra flags follow the package's own.
+// e.LogDir/logName; extra flags follow the package's own (a later --kubeconfig
+// wins over e's).
 func launchServe(e *testenv.Env, listen, dataDir, artifacts, metrics, logName string, extra ...string) (*gitopsAPI, error) {
-	logPath := filepath.Join(e.LogDir, logName)
-	logF, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
 	args := []string{
 		"--listen", listen, "--data-dir", dataDir, "--fleet-url", e.FleetURL,
 		"--kubeconfig", e.Kubeconfig, "--artifacts-listen", artifacts, "--internal-listen", metrics,
-		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
 		// lists the versions these tests publish (0.1.0 to 0.1.2).
 		"--chart-repository", "storefleet", "--chart-versions", e.ChartRepoURL + "/index.yaml",
@@ -135,7 +136,18 @@ func launchServe(e *testenv.Env, listen, dataDir, artifacts, metrics, logName st
 		// they test (internal/access and internal/api do).
 		"--removals-per-hour", "10000",
 	}
-	args = append(args, extra...)
+	return runServe(e, logName, append(args, extra...)...)
+}
+
+// runServe runs `gitops-api serve` with args in this process until stop, logging
+// to logName in e's log folder.
+func runServe(e *testenv.Env, logName string, args ...string) (*gitopsAPI, error) {
+	logPath := filepath.Join(e.LogDir, logName)
+	logF, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan error, 1)
 	go func() {

@@ -18,7 +18,7 @@ import (
 )
 
 // scrape reads gitops-api's /metrics as Prometheus would and parses it.
-func scrape(t *testing.T) map[string]*dto.MetricFamily {
+func scrape(t testing.TB) map[string]*dto.MetricFamily {
 	t.Helper()
 	res, err := http.Get("http://" + apiMetrics + "/metrics")
 	if err != nil {
@@ -97,6 +97,7 @@ func TestMetricsAfterAStoresLife(t *testing.T) {
 		{"storefleet_fleet_commit_stores", nil, 4},
 		{"storefleet_fleet_push_failures_total", nil, 0},
 		{"storefleet_fleet_write_queue_depth", nil, 0},
+		{"storefleet_shard_publish_queue_depth", nil, 0},
 		{"storefleet_shard_publishes_total", map[string]string{"result": "ok"}, 4},
 		{"storefleet_shard_publish_duration_seconds", nil, 4},
 		{"storefleet_store_request_to_ready_seconds", nil, 1},
@@ -122,8 +123,8 @@ func TestMetricsAfterAStoresLife(t *testing.T) {
 		}
 	}
 	sort.Strings(ours)
-	if len(ours) != 17 {
-		t.Errorf("%d storefleet families, want 17: %v", len(ours), ours)
+	if len(ours) != 18 {
+		t.Errorf("%d storefleet families, want 18: %v", len(ours), ours)
 	}
 	// Cardinality: no label value names the store (routes are patterns).
 	for _, mf := range mfs {
