@@ -129,7 +129,7 @@ func objects(s store.Store, opts Options, st store.State) (*renderer, map[string
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &renderer{s: s, e: e, opts: opts, ns: s.Namespace(), dir: store.Dir(s.Cluster, s.Name)}
+	r := &renderer{s: s, e: e, opts: opts, st: st, ns: s.Namespace(), dir: store.Dir(s.Cluster, s.Name)}
 	switch st {
 	case store.StatePurging:
 		return r, map[string][]any{NamespaceFile: {r.namespace(PruneEnabled)}}, nil
@@ -156,6 +156,7 @@ type renderer struct {
 	s    store.Store
 	e    engineSpec
 	opts Options
+	st   store.State
 	ns   string
 	dir  string
 }
@@ -173,13 +174,13 @@ func (r *renderer) folder(files map[string][]any) ([]File, error) {
 		Resources: names,
 	}
 	out := make([]File, 0, len(names)+1)
-	kb, err := encode(&k)
+	kb, err := kustomizationFile(names, func() ([]byte, error) { return encode(&k) })
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, File{Path: path.Join(r.dir, KustomizationFile), Content: kb})
 	for _, n := range names {
-		b, err := encode(files[n]...)
+		b, err := r.encodeCached(n, files[n])
 		if err != nil {
 			return nil, err
 		}
