@@ -30,6 +30,7 @@ func TestSharedChartSource(t *testing.T) {
 		names[i] = fmt.Sprintf("shared-%d", i)
 		a.do(t, http.MethodPost, "/api/v1/stores", createBody(names[i], "0.1.0"), http.StatusAccepted)
 	}
+	fetchFleet(t)
 	for _, name := range names {
 		waitReady(t, a, name)
 	}
@@ -43,6 +44,7 @@ func TestSharedChartSource(t *testing.T) {
 
 	a.do(t, http.MethodPatch, "/api/v1/stores/"+names[0], map[string]any{"version": "0.1.1"}, http.StatusAccepted)
 	second := render.ChartSourceName(store.WooCommerce, "0.1.1")
+	fetchFleet(t)
 	waitFor(t, 3*time.Minute, func() (bool, string) {
 		v := a.get(t, names[0])
 		ref := chartRef(t, names[0])
@@ -58,6 +60,22 @@ func TestSharedChartSource(t *testing.T) {
 		if v := a.get(t, name); v.Status.Phase != "ready" {
 			t.Errorf("%s after the other's upgrade: %s %s", name, v.Status.Phase, v.Status.Message)
 		}
+	}
+}
+
+// fetchFleet asks source-controller to fetch the fleet repository now, as the Git
+// host's webhook does on a real cluster (clusters/production/receiver.yaml): the
+// chart source of a version no store used before comes with the fleet
+// GitRepository, not with the shard artifacts, and the test would otherwise wait
+// for its one-minute interval. A store of that version waits for its source
+// either way; this only shortens the wait.
+func fetchFleet(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	gvk := schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
+	if _, err := env.RequestReconcile(ctx, gvk, client.ObjectKey{Namespace: "flux-system", Name: "fleet"}); err != nil {
+		t.Fatal(err)
 	}
 }
 
