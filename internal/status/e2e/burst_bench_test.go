@@ -152,4 +152,3 @@ func countHelmCharts(b *testing.B, dyn dynamic.Interface) int {
 	}
 	return len(list.Items)
 }
-
