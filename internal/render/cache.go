@@ -46,7 +46,10 @@ func (r *renderer) encodeCached(n string, objs []any) ([]byte, error) {
 	if !cachedFiles[n] || !plainScalar(r.s.Name) {
 		return encode(objs...)
 	}
-	key := strings.Join([]string{string(st), n, string(r.s.Engine), string(r.s.Plan), r.s.Tenant, r.s.Cluster, fmt.Sprintf("%+v", r.opts)}, "\x00")
+	if r.cacheKey == "" {
+		r.cacheKey = strings.Join([]string{string(st), string(r.s.Engine), string(r.s.Plan), r.s.Tenant, r.s.Cluster, fmt.Sprintf("%+v", r.opts)}, "\x00")
+	}
+	key := n + "\x00" + r.cacheKey
 	v, ok := templates.Load(key)
 	if !ok {
 		t, err := r.template(st, n)

@@ -158,7 +158,9 @@ type renderer struct {
 	opts Options
 	st   store.State
 	ns   string
-	dir  string
+	// cacheKey is what, besides the file, keys the templates of encodeCached.
+	cacheKey string
+	dir      string
 }
 
 // folder marshals each file's objects and adds the kustomization.yaml listing them. Files come out sorted
