@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 	"github.com/storefleet/storefleet/internal/testenv"
@@ -75,6 +76,37 @@ func fetchFleet(t *testing.T) {
 	defer cancel()
 	gvk := schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
 	if _, err := env.RequestReconcile(ctx, gvk, client.ObjectKey{Namespace: "flux-system", Name: "fleet"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sharedSource is the chart source st references, as a file for a push from outside
+// gitops-api.
+func sharedSource(t testing.TB, rnd render.Renderer, st store.Store) []gitrepo.File {
+	t.Helper()
+	files, err := rnd.Shared(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []gitrepo.File
+	for _, f := range files {
+		out = append(out, gitrepo.File{Path: f.Path, Content: f.Content})
+	}
+	return out
+}
+
+// applySharedSource applies the chart source st references straight to the
+// cluster, for stores of a cluster whose chart-sources folder no Kustomization of the
+// test environment applies (only clusters/local's is).
+func applySharedSource(t testing.TB, rnd render.Renderer, st store.Store) {
+	t.Helper()
+	f, err := render.SharedChartSource(st, rnd.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := env.Apply(ctx, f.Content); err != nil {
 		t.Fatal(err)
 	}
 }
