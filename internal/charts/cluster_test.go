@@ -56,7 +56,13 @@ func TestStoreChartsOnCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, f := range files {
+			// The chart source the store's HelmRelease references comes with it, as
+			// gitops-api commits it.
+			shared, err := render.SharedChartSource(s, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range append(files, shared) {
 				p := filepath.Join(fleet, filepath.FromSlash(f.Path))
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 					t.Fatal(err)

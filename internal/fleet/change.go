@@ -182,6 +182,15 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, OnBehalfOf: m.OnBehalfOf,
 		Tenant: st.Tenant, RequestID: m.RequestID, Continues: m.Continues, Dir: dir, Files: files,
 		Remove: state == store.StatePurged, Base: base, Plan: string(st.Plan), Engine: string(st.Engine)}
+	if state == store.StateActive {
+		// A live store references its engine × version's chart source: committed
+		// with it, so the source exists in Git whenever a store uses it.
+		shared, err := s.render.Shared(st)
+		if err != nil {
+			return store.Outcome{}, err
+		}
+		c.Shared = shared
+	}
 	// The deadline is the server's: a client that hangs up does not cut the write
 	// short, and one that waits never waits longer.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.writeTO)

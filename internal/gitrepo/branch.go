@@ -229,6 +229,9 @@ func toChange(c store.Change) (Change, error) {
 			}
 			gc.Files = append(gc.Files, File{Path: rel, Content: f.Content})
 		}
+		for _, f := range c.Shared {
+			gc.Shared = append(gc.Shared, File{Path: f.Path, Content: f.Content})
+		}
 	}
 	if c.Base != "" {
 		gc.Expect = ExpectTree(c.Base)

@@ -232,6 +232,35 @@ func (o *overlay) set(dir string, h plumbing.Hash) error {
 	}
 }
 
+// setFile puts a regular file with blob h at p, creating the folders on its way. A
+// file already there with that blob leaves the tree as it was.
+func (o *overlay) setFile(p string, h plumbing.Hash) error {
+	parent, err := o.node(parentDir(p))
+	if err != nil {
+		return err
+	}
+	name := path.Base(p)
+	if e, ok := parent.entries[name]; ok {
+		if e.Mode == filemode.Dir {
+			return fmt.Errorf("%w: %s is a folder in the fleet repository", ErrInvalid, p)
+		}
+		if e.Hash == h {
+			return nil
+		}
+	}
+	parent.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h}
+	for d := parentDir(p); ; d = parentDir(d) {
+		n, err := o.node(d)
+		if err != nil {
+			return err
+		}
+		n.dirty = true
+		if d == "" {
+			return nil
+		}
+	}
+}
+
 // write encodes every dirty tree bottom-up and returns the new root hash. A tree left
 // empty is dropped from its parent (git does not keep empty folders).
 func (o *overlay) write() (plumbing.Hash, error) {

@@ -115,6 +115,12 @@ type Change struct {
 	// Files is the folder's full new content; files not listed are removed. Nil for purge.
 	Files  []File
 	Expect Expectation
+	// Shared are files outside the store folders (paths from the repository root,
+	// under the cluster's store.ChartSourcesDir) that the change needs present with
+	// this content: the chart source its store shares with every store of its engine
+	// and version. They land in the commit that applies the change, written only if
+	// absent or different; no change removes them.
+	Shared []File
 	// Force lets a purge through the deletion guard.
 	Force bool
 	// Keep, only with ActionPurge, keeps the folder with Files instead of removing
@@ -342,6 +348,14 @@ func (c *Change) validate() error {
 		}
 	default:
 		return invalid("action %q", c.Action)
+	}
+	for _, f := range c.Shared {
+		if !validFilePath(f.Path) || path.Dir(f.Path) != store.ChartSourcesDir(c.Cluster) {
+			return invalid("shared file %q is not in %s", f.Path, store.ChartSourcesDir(c.Cluster))
+		}
+		if c.removes() {
+			return invalid("purge takes no shared files")
+		}
 	}
 	if c.Action == ActionCreate && c.Expect.kind == expectTree {
 		return invalid("create cannot expect an existing tree")

@@ -596,6 +596,12 @@ func (b *batchTree) apply(p *pending) {
 		p.fail(err)
 		return
 	}
+	for _, f := range c.Shared {
+		if err := b.ov.setFile(f.Path, b.objs.add(blobObject(f.Content))); err != nil {
+			p.fail(err)
+			return
+		}
+	}
 	if c.removes() {
 		b.purged[c.Dir] = true
 	}

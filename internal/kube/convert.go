@@ -90,6 +90,7 @@ func trimRelease(o any) (any, error) {
 	}
 	out := meta(u)
 	pick(out, u.Object, "spec", "chart", "spec", "version")
+	pick(out, u.Object, "metadata", "annotations", store.AnnotationVersion)
 	pick(out, u.Object, "spec", "install", "remediation", "retries")
 	pick(out, u.Object, "spec", "upgrade", "remediation", "retries")
 	for _, f := range []string{"observedGeneration", "installFailures", "upgradeFailures", "failures",
@@ -188,7 +189,12 @@ func ToShardApply(u *unstructured.Unstructured) (lastApplied string, ready *stat
 func ToRelease(u *unstructured.Unstructured) *status.Release {
 	r := &status.Release{Generation: u.GetGeneration(), Deleting: u.GetDeletionTimestamp() != nil}
 	r.ObservedGeneration, _, _ = unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-	r.ChartVersion, _, _ = unstructured.NestedString(u.Object, "spec", "chart", "spec", "version")
+	// A release referencing its engine × version's shared chart source names the
+	// version in an annotation; one written before carries it in spec.chart.
+	r.ChartVersion = u.GetAnnotations()[store.AnnotationVersion]
+	if r.ChartVersion == "" {
+		r.ChartVersion, _, _ = unstructured.NestedString(u.Object, "spec", "chart", "spec", "version")
+	}
 	r.InstallRetries, _, _ = unstructured.NestedInt64(u.Object, "spec", "install", "remediation", "retries")
 	r.UpgradeRetries, _, _ = unstructured.NestedInt64(u.Object, "spec", "upgrade", "remediation", "retries")
 	r.InstallFailures, _, _ = unstructured.NestedInt64(u.Object, "status", "installFailures")

@@ -1,8 +1,10 @@
 package kube
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/storefleet/storefleet/internal/store"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -98,5 +100,33 @@ func TestTrimEvent(t *testing.T) {
 	o, _ = w.trimEvent(ev("kube-system"))
 	if _, ok := o.(*unstructured.Unstructured).Object["message"]; ok {
 		t.Fatal("an event outside store namespaces kept its message")
+	}
+}
+
+// A release referencing a shared chart source (spec.chartRef) names its version in
+// the storefleet.io/version annotation: the trim keeps that annotation alone.
+func TestTrimReleaseChartRef(t *testing.T) {
+	doc := strings.Replace(helmRelease, "  chart: {spec: {chart: woocommerce, version: 0.1.1}}\n",
+		"  chartRef: {kind: HelmChart, name: woocommerce-0.1.1, namespace: flux-system}\n", 1)
+	doc = strings.Replace(doc, "annotations: {reconcile.fluxcd.io/requestedAt: now}",
+		"annotations: {reconcile.fluxcd.io/requestedAt: now, storefleet.io/version: 0.1.1}", 1)
+	js, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(js); err != nil {
+		t.Fatal(err)
+	}
+	o, err := trimRelease(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := o.(*unstructured.Unstructured)
+	if a := tr.GetAnnotations(); len(a) != 1 || a[store.AnnotationVersion] != "0.1.1" {
+		t.Fatalf("annotations kept: %v", a)
+	}
+	if r := ToRelease(tr); r.ChartVersion != "0.1.1" {
+		t.Fatalf("chart version %q", r.ChartVersion)
 	}
 }

@@ -12,11 +12,12 @@ import (
 
 // Chart source kinds.
 const (
-	// SourceHelmRepository: the chart comes from a HelmRepository (an HTTP chart repository). The local test
-	// environment serves one on loopback.
+	// SourceHelmRepository: the chart comes from a HelmRepository (an HTTP chart repository), through one
+	// HelmChart per engine and version beside it (SharedChartSource). The local test environment serves one on
+	// loopback.
 	SourceHelmRepository = "HelmRepository"
-	// SourceOCIRepository: each store gets an OCIRepository pinned to its chart version in its own namespace,
-	// referenced by the HelmRelease's chartRef (the production setup: charts pushed to an OCI registry).
+	// SourceOCIRepository: one OCIRepository per engine and version, pinned to the version's tag, in
+	// Namespace (SharedChartSource; the production setup: charts pushed to an OCI registry).
 	SourceOCIRepository = "OCIRepository"
 )
 
@@ -25,8 +26,9 @@ const (
 // chart.
 type ChartSource struct {
 	Kind string
-	// Name and Namespace of the HelmRepository (SourceHelmRepository).
-	Name      string
+	// Name of the HelmRepository (SourceHelmRepository).
+	Name string
+	// Namespace holds the HelmRepository and, with either kind, the shared chart sources (the Flux namespace).
 	Namespace string
 	// URL is the OCI repository prefix (SourceOCIRepository); the engine's chart is URL + "/" + engine,
 	// e.g. oci://ghcr.io/storefleet/charts/woocommerce, tagged with the store's version.
@@ -130,6 +132,9 @@ func (o Options) Validate() error {
 			bad("chart source: HelmRepository needs a name and a namespace")
 		}
 	case SourceOCIRepository:
+		if o.Chart.Namespace == "" {
+			bad("chart source: OCIRepository needs a namespace")
+		}
 		if !strings.HasPrefix(o.Chart.URL, "oci://") || strings.HasSuffix(o.Chart.URL, "/") {
 			bad("chart source: OCIRepository URL %q must begin with oci:// and not end with /", o.Chart.URL)
 		}

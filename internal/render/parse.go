@@ -32,6 +32,15 @@ func (r Renderer) Render(s store.Store, st store.State) ([]File, error) {
 	return nil, fmt.Errorf("render: a store in state %q has no files", st)
 }
 
+// Shared renders the chart source an active store references (SharedChartSource).
+func (r Renderer) Shared(s store.Store) ([]File, error) {
+	f, err := SharedChartSource(s, r.Options)
+	if err != nil {
+		return nil, err
+	}
+	return []File{f}, nil
+}
+
 // object is the part of a rendered Kubernetes object Parse reads.
 type object struct {
 	Kind     string `json:"kind"`
@@ -130,7 +139,11 @@ func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 	if v.Plan != "" {
 		s.Plan = store.PlanName(v.Plan)
 	}
+	// The annotation since stores reference a shared chart source; spec.chart or
+	// the store's own OCIRepository in folders written before.
 	switch {
+	case hr.Metadata.Annotations[store.AnnotationVersion] != "":
+		s.Version = hr.Metadata.Annotations[store.AnnotationVersion]
 	case hr.Spec.Chart != nil:
 		s.Version = hr.Spec.Chart.Spec.Version
 	case ociTag != "":

@@ -11,7 +11,7 @@ import (
 // render wrote must give back the store exactly.
 func TestParseRoundTrip(t *testing.T) {
 	oci := LocalOptions()
-	oci.Chart = ChartSource{Kind: SourceOCIRepository, URL: "oci://registry.example.com/charts"}
+	oci.Chart = ChartSource{Kind: SourceOCIRepository, URL: "oci://registry.example.com/charts", Namespace: "flux-system"}
 	for _, opts := range []Options{LocalOptions(), oci} {
 		r := Renderer{Options: opts}
 		for _, e := range store.Engines {

@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -130,7 +129,7 @@ func objects(s store.Store, opts Options, st store.State) (*renderer, map[string
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &renderer{s: s, e: e, opts: opts, ns: s.Namespace(), dir: store.Dir(s.Cluster, s.Name)}
+	r := &renderer{s: s, e: e, opts: opts, st: st, ns: s.Namespace(), dir: store.Dir(s.Cluster, s.Name)}
 	switch st {
 	case store.StatePurging:
 		return r, map[string][]any{NamespaceFile: {r.namespace(PruneEnabled)}}, nil
@@ -157,8 +156,11 @@ type renderer struct {
 	s    store.Store
 	e    engineSpec
 	opts Options
+	st   store.State
 	ns   string
-	dir  string
+	// cacheKey is what, besides the file, keys the templates of encodeCached.
+	cacheKey string
+	dir      string
 }
 
 // folder marshals each file's objects and adds the kustomization.yaml listing them. Files come out sorted
@@ -174,13 +176,13 @@ func (r *renderer) folder(files map[string][]any) ([]File, error) {
 		Resources: names,
 	}
 	out := make([]File, 0, len(names)+1)
-	kb, err := encode(&k)
+	kb, err := kustomizationFile(names, func() ([]byte, error) { return encode(&k) })
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, File{Path: path.Join(r.dir, KustomizationFile), Content: kb})
 	for _, n := range names {
-		b, err := encode(files[n]...)
+		b, err := r.encodeCached(n, files[n])
 		if err != nil {
 			return nil, err
 		}
@@ -435,6 +437,7 @@ func (r *renderer) helmRelease() ([]any, error) {
 		},
 	}
 	r.tenantLabel(hr.Labels)
+	hr.Annotations = map[string]string{store.AnnotationVersion: r.s.Version}
 	if r.e.stateful {
 		// Stateful engines migrate their database during an upgrade; rolling back the release afterwards
 		// would run the old code against the migrated data. Retry the upgrade instead.
@@ -443,33 +446,12 @@ func (r *renderer) helmRelease() ([]any, error) {
 			RetryInterval: &metav1.Duration{Duration: r.opts.RetryInterval},
 		}
 	}
-	switch r.opts.Chart.Kind {
-	case SourceHelmRepository:
-		hr.Spec.Chart = &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
-			Chart:   r.e.chart,
-			Version: r.s.Version,
-			SourceRef: helmv2.CrossNamespaceObjectReference{
-				Kind: sourcev1.HelmRepositoryKind, Name: r.opts.Chart.Name, Namespace: r.opts.Chart.Namespace,
-			},
-			Interval: &metav1.Duration{Duration: r.opts.Interval},
-		}}
-		return []any{hr}, nil
-	case SourceOCIRepository:
-		repo := &sourcev1.OCIRepository{
-			TypeMeta:   metav1.TypeMeta{APIVersion: sourcev1.GroupVersion.String(), Kind: sourcev1.OCIRepositoryKind},
-			ObjectMeta: r.meta(r.s.Name),
-			Spec: sourcev1.OCIRepositorySpec{
-				URL:       r.opts.Chart.URL + "/" + r.e.chart,
-				Reference: &sourcev1.OCIRepositoryRef{Tag: r.s.Version},
-				Interval:  metav1.Duration{Duration: r.opts.Interval},
-				LayerSelector: &sourcev1.OCILayerSelector{
-					MediaType: "application/vnd.cncf.helm.chart.content.v1.tar+gzip", Operation: sourcev1.OCILayerCopy,
-				},
-			},
-		}
-		hr.Spec.ChartRef = &helmv2.CrossNamespaceSourceReference{Kind: sourcev1.OCIRepositoryKind, Name: r.s.Name}
-		return []any{repo, hr}, nil
-	default:
-		return nil, store.Errorf(store.EINTERNAL, "render: unknown chart source kind %q", r.opts.Chart.Kind)
+	kind, err := chartSourceKind(r.opts)
+	if err != nil {
+		return nil, err
 	}
+	hr.Spec.ChartRef = &helmv2.CrossNamespaceSourceReference{
+		Kind: kind, Name: ChartSourceName(r.s.Engine, r.s.Version), Namespace: r.opts.Chart.Namespace,
+	}
+	return []any{hr}, nil
 }

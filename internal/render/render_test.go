@@ -95,7 +95,7 @@ func TestGolden(t *testing.T) {
 	}
 	t.Run("oci", func(t *testing.T) {
 		o := opts
-		o.Chart = ChartSource{Kind: SourceOCIRepository, URL: "oci://ghcr.io/storefleet/charts"}
+		o.Chart = ChartSource{Kind: SourceOCIRepository, URL: "oci://ghcr.io/storefleet/charts", Namespace: "flux-system"}
 		o.DisableWait = false
 		o.IngressClassName, o.ClusterIssuer, o.TLSSecretName = "nginx", "letsencrypt", "wildcard-tls"
 		s := shop(store.WooCommerce, store.Standard)

@@ -563,7 +563,8 @@ func (c config) renderOptions() (render.Options, []error) {
 			name("chart-repository", c.chartRepository, validation.IsDNS1123Subdomain)
 		}
 	case "oci":
-		opts.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: c.chartURL}
+		// The shared chart sources go where the HelmRepository would have been: the Flux namespace.
+		opts.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: c.chartURL, Namespace: opts.Chart.Namespace}
 		if !strings.HasPrefix(c.chartURL, "oci://") || strings.HasSuffix(c.chartURL, "/") {
 			bad("--chart-oci-url %q must begin with oci:// and not end with / (--chart-source oci)", c.chartURL)
 		}

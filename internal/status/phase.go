@@ -35,7 +35,9 @@ func (c *Condition) is(s string) bool { return c != nil && c.Status == s }
 type Release struct {
 	Generation         int64
 	ObservedGeneration int64
-	// ChartVersion is spec.chart.spec.version: what the HelmRelease asks for.
+	// ChartVersion is what the HelmRelease asks for: its storefleet.io/version
+	// annotation (store.AnnotationVersion), or spec.chart.spec.version in one
+	// written before the shared chart sources.
 	ChartVersion string
 	// Installed: the history holds a release that was deployed at some point.
 	Installed bool

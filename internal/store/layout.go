@@ -12,6 +12,7 @@ import (
 // the layout is defined once.
 //
 //	stores/<cluster>/<shard>/<name>/   one store's files
+//	chart-sources/<cluster>/          the chart sources the stores share
 //
 // A shard is the first ShardDigits hex characters of the SHA-256 of the store's
 // name. It is also the unit Flux applies (one Kustomization stores-<shard> a
@@ -26,6 +27,16 @@ const (
 	// ShardLabel marks the per-shard Flux objects (Kustomization and ExternalArtifact
 	// stores-<shard>); its value is the shard.
 	ShardLabel = "storefleet.io/shard"
+	// ChartSourcesRoot is the top folder of the shared chart sources, beside
+	// infrastructure/ (not inside it: Flux applies infrastructure/<cluster>/ with
+	// its own identity, and would take in a folder below it that has no
+	// kustomization.yaml of its own).
+	ChartSourcesRoot = "chart-sources"
+	// AnnotationVersion carries a store's chart version on its HelmRelease: the
+	// release references a chart source shared by every store of its engine and
+	// version (ChartSourcesDir), whose name is not meant to be parsed. An annotation,
+	// since a semantic version may hold "+", which a label value may not.
+	AnnotationVersion = "storefleet.io/version"
 	// shardObjectPrefix begins the name of a shard's Kustomization and ExternalArtifact.
 	shardObjectPrefix = "stores-"
 )
@@ -106,3 +117,10 @@ func ParseFile(p string) (Ref, string, bool) {
 	r, ok := ParseDir(StoresRoot + "/" + strings.Join(parts[:3], "/"))
 	return r, parts[3], ok
 }
+
+// ChartSourcesDir is the folder of a cluster's shared chart sources, one file per
+// engine and version that some store uses: chart-sources/<cluster>. Its own Flux
+// Kustomization (clusters/<cluster>/chart-sources.yaml) applies it as an identity
+// that may write only those sources, since the store shards may not write the
+// Flux namespace.
+func ChartSourcesDir(cluster string) string { return ChartSourcesRoot + "/" + cluster }

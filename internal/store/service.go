@@ -141,6 +141,11 @@ type File struct {
 // lives (internal/render).
 type Renderer interface {
 	Render(s Store, st State) ([]File, error)
+	// Shared renders the files outside the store's folder that an active store
+	// needs (its chart source, shared by every store of its engine and version).
+	// Their content depends on nothing but what names them, so writing them again
+	// changes nothing.
+	Shared(s Store) ([]File, error)
 	// Parse recovers the store and its state from the files Render wrote.
 	Parse(files []File) (Store, State, error)
 }
@@ -167,6 +172,10 @@ type Change struct {
 	Dir    string
 	Files  []File
 	Remove bool
+	// Shared are files outside the folder (paths from the repository root) that
+	// the change needs present with this content (Renderer.Shared); they land in
+	// the same commit and no change removes them.
+	Shared []File
 	// Base is the folder's tree hash the change was computed from (from ReadDir);
 	// if the folder is no longer at Base the change fails with ErrConflict, so an
 	// outside push is never overwritten. Empty for a create, which instead fails

@@ -17,6 +17,7 @@ import (
 var seedPaths = map[string]string{
 	"infrastructure/local/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n",
 	"stores/local/README.md":                  "Stores of the cluster \"local\": stores/local/<shard>/<name>/ (see docs/design.md).\n",
+	"chart-sources/local/README.md":           "The chart sources the stores of the cluster \"local\" share, one per engine and version (see docs/design.md).\n",
 }
 
 // GitEnv is the environment for git commands run against the fleet repository:

@@ -103,6 +103,7 @@ subjects:
 			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: content})
 		}
 		c.Files = append(c.Files, gitrepo.File{Path: r.file, Content: []byte(r.manifest)})
+		c.Shared = sharedSource(t, rnd, st)
 		changes = append(changes, c)
 	}
 	for _, r := range repo.SubmitAll(ctx, changes) {

@@ -38,6 +38,8 @@ func TestOutsidePush(t *testing.T) {
 		for _, f := range files {
 			c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})
 		}
+		// A push by hand brings the store's chart source along, as gitops-api's commits do.
+		c.Shared = sharedSource(t, rnd, st)
 		for _, r := range repo.SubmitAll(ctx, []gitrepo.Change{c}) {
 			if r.Err != nil {
 				t.Fatal(r.Err)

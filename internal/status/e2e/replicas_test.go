@@ -188,6 +188,11 @@ func TestThreeReplicasLeaderKilled(t *testing.T) {
 	opts := render.LocalOptions()
 	opts.Chart.Name = "storefleet"
 	rnd := render.Renderer{Options: opts}
+	// The stores of this cluster reference the shared chart source in flux-system,
+	// written to chart-sources/replicas/, which no Kustomization of the test
+	// environment applies (only clusters/local's folder is).
+	applySharedSource(t, rnd, store.Store{Name: "source", Engine: store.WooCommerce, Plan: "basic", Cluster: repCluster,
+		Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults(""))
 	pushOutside := func(name string) error {
 		st := store.Store{Name: name, Engine: store.WooCommerce, Plan: "basic", Cluster: repCluster,
 			Settings: store.Settings{AdminEmail: "owner@example.com"}}.WithDefaults("")

@@ -1,0 +1,58 @@
+package fleet_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// A store's create and its version upgrade commit, in the store's own commit, the
+// chart source its engine × version shares (render.SharedChartSource); a second store
+// of the same version leaves it untouched; a delete, which leaves no HelmRelease,
+// commits none.
+func TestSharedChartSourceCommitted(t *testing.T) {
+	rm := newFleetRemote(t)
+	rep := openReplica(t, rm, nil)
+	ctx := context.Background()
+	src := store.ChartSourcesDir(store.DefaultCluster) + "/" + render.ChartSourceName(store.WooCommerce, "0.1.0") + ".yaml"
+	a, b := shop("shop-a", ""), shop("shop-b", "")
+	a.Version, b.Version = "0.1.0", "0.1.0"
+
+	if _, err := rep.svc.Create(ctx, a, meta()); err != nil {
+		t.Fatal(err)
+	}
+	first := remoteHead(t, rm)
+	want, err := render.SharedChartSource(a, render.LocalOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, rm.bare, "show", "main:"+src); got+"\n" != string(want.Content) {
+		t.Fatalf("%s after the first store:\n%s\nwant:\n%s", src, got, want.Content)
+	}
+	if _, err := rep.svc.Create(ctx, b, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, rm.bare, "log", "--format=%H", "main", "--", src); got != first {
+		t.Fatalf("commits touching %s: %q, want only the first store's %s", src, got, first)
+	}
+
+	if _, err := rep.svc.Update(ctx, "shop-b", func(s store.Store) (store.Store, error) {
+		s.Version = "0.1.1"
+		return s, nil
+	}, meta()); err != nil {
+		t.Fatal(err)
+	}
+	upgraded := remoteHead(t, rm)
+	if got := git(t, rm.bare, "diff", "--name-only", first, upgraded, "--", store.ChartSourcesDir(store.DefaultCluster)); got != store.ChartSourcesDir(store.DefaultCluster)+"/woocommerce-0.1.1.yaml" {
+		t.Fatalf("chart sources the upgrade added: %q", got)
+	}
+
+	if _, err := rep.svc.Delete(ctx, "shop-a", false, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, rm.bare, "diff", "--name-only", upgraded, "main", "--", store.ChartSourcesDir(store.DefaultCluster)); got != "" {
+		t.Fatalf("the delete changed chart sources: %q", got)
+	}
+}
