@@ -49,6 +49,9 @@ func killRounds(t *testing.T, fleet string) {
 	args := []string{"--data-dir", data}
 	bare := filepath.Join(data, "fleet.git")
 	repos := []string{data}
+	// exclusive runs a check of the repositories while the fleet's server (if any)
+	// serves nothing: a push the killed process started may still be landing.
+	exclusive := func(f func()) { f() }
 	if fleet == "remote" {
 		srv, err := githttp.New(t.TempDir())
 		if err != nil {
@@ -63,6 +66,7 @@ func killRounds(t *testing.T, fleet string) {
 		t.Cleanup(func() { srv.Close() })
 		args = append(args, "--fleet-url", srv.URL()+"/fleet.git")
 		repos = append(repos, bare)
+		exclusive = srv.Exclusive
 	}
 
 	var cur atomic.Pointer[generation]
@@ -200,7 +204,8 @@ func killRounds(t *testing.T, fleet string) {
 			}
 		}
 		totalDup += dup
-		checked, findings := fsck(t, repos...)
+		var checked, findings int
+		exclusive(func() { checked, findings = fsck(t, repos...) })
 		totalFsck += findings
 		t.Logf("round %d: %d acknowledged so far, %d lost, %d Request-Ids committed twice, git fsck --strict on %d repositories: %d failed",
 			round, len(snapshot), lost, dup, checked, findings)

@@ -36,6 +36,19 @@ type Server struct {
 	srv     *http.Server
 	handler http.Handler
 	wg      sync.WaitGroup
+	// serving is held shared by every request and exclusively by Exclusive.
+	serving sync.RWMutex
+}
+
+// Exclusive runs f while no request is being served: it waits for the requests in
+// flight (a push whose client died may still be moving its objects in, and
+// receive-pack's automatic gc runs inside the request) and holds new ones until f
+// returns. Tests use it to read the repositories as git left them, e.g. git fsck,
+// which reports objects a concurrent repack deleted under it as missing.
+func (s *Server) Exclusive(f func()) {
+	s.serving.Lock()
+	defer s.serving.Unlock()
+	f()
 }
 
 // BackendPath returns the path of git-http-backend, as reported by git itself.
@@ -81,6 +94,8 @@ func New(root string) (*Server, error) {
 		Stderr: logWriter{s},
 	}
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serving.RLock()
+		defer s.serving.RUnlock()
 		if s.Username != "" || s.Password != "" {
 			u, p, ok := r.BasicAuth()
 			if !ok || u != s.Username || p != s.Password {
