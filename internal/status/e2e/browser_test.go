@@ -20,6 +20,14 @@ import (
 // keeps the states a cluster is hard to bring to (failed, unknown).
 func TestBrowserOnCluster(t *testing.T) {
 	a := startAPI(t)
+	// A gitops-api that has just started shows every store unknown until its watches
+	// have listed once (it may be this test that starts it): the walk begins once it
+	// is connected, as a person's visit would.
+	waitFor(t, time.Minute, func() (bool, string) {
+		var ready map[string]string
+		_ = json.Unmarshal(a.do(t, http.MethodGet, "/readyz", nil, http.StatusOK), &ready)
+		return ready["cluster"] == "connected", "readyz: " + ready["cluster"]
+	})
 	// A bound on the whole scenario so that a page that never shows what is awaited
 	// fails instead of hanging; Flux installs, upgrades and uninstalls in it, so it
 	// is generous. Nothing is asserted about durations. Chromium only: the
