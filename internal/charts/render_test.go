@@ -17,6 +17,8 @@ type rendered struct {
 	values      map[string]any
 	helmRelease *unstructured.Unstructured
 	namespace   *unstructured.Unstructured
+	// source is the shared chart source of the store's engine and version.
+	source *unstructured.Unstructured
 }
 
 func renderStore(t *testing.T, e store.Engine, p store.PlanName, name string) rendered {
@@ -32,7 +34,11 @@ func renderStore(t *testing.T, e store.Engine, p store.PlanName, name string) re
 		t.Fatal(err)
 	}
 	var r rendered
-	for _, f := range files {
+	shared, err := render.SharedChartSource(s, render.LocalOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, shared) {
 		objs, err := DecodeObjects(f.Content)
 		if err != nil {
 			t.Fatalf("%s: %v", f.Path, err)
@@ -44,6 +50,8 @@ func renderStore(t *testing.T, e store.Engine, p store.PlanName, name string) re
 				r.values, _, _ = unstructured.NestedMap(o.Object, "spec", "values")
 			case "Namespace":
 				r.namespace = o
+			case "HelmChart":
+				r.source = o
 			}
 		}
 	}
@@ -78,10 +86,16 @@ func TestRenderOutputFitsCharts(t *testing.T) {
 					if rel != name {
 						t.Errorf("HelmRelease releaseName %q, want the store name %q", rel, name)
 					}
-					chart, _, _ := unstructured.NestedString(r.helmRelease.Object, "spec", "chart", "spec", "chart")
-					version, _, _ := unstructured.NestedString(r.helmRelease.Object, "spec", "chart", "spec", "version")
+					// The HelmRelease points by chartRef at the shared source of its engine
+					// and version, and that source asks for this chart at this version.
+					ref, _, _ := unstructured.NestedStringMap(r.helmRelease.Object, "spec", "chartRef")
+					if ref["kind"] != "HelmChart" || ref["name"] != r.source.GetName() || ref["namespace"] != r.source.GetNamespace() {
+						t.Errorf("HelmRelease chartRef %v, want the shared HelmChart %s/%s", ref, r.source.GetNamespace(), r.source.GetName())
+					}
+					chart, _, _ := unstructured.NestedString(r.source.Object, "spec", "chart")
+					version, _, _ := unstructured.NestedString(r.source.Object, "spec", "version")
 					if chart != string(e) || version != chartVersion {
-						t.Errorf("HelmRelease asks for chart %s %s, charts/%s is version %s", chart, version, e, chartVersion)
+						t.Errorf("the shared chart source asks for chart %s %s, charts/%s is version %s", chart, version, e, chartVersion)
 					}
 					objs := template(t, string(e), TemplateOptions{Release: rel, Namespace: r.helmRelease.GetNamespace(),
 						ValuesFiles: []string{writeValues(t, r.values)}})
