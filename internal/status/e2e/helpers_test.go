@@ -117,7 +117,7 @@ func launchAPI(listen string) (*gitopsAPI, error) {
 		"--kubeconfig", env.Kubeconfig, "--artifacts-listen", apiArtifacts, "--internal-listen", apiMetrics,
 		// clusters/local names the chart HelmRepository "storefleet".
 		// clusters/local names the chart HelmRepository "storefleet"; its index
-		// lists the versions these tests publish (0.1.0 to 0.1.2).
+		// lists the versions these tests publish (0.1.0 to 0.1.3).
 		"--chart-repository", "storefleet", "--chart-versions", env.ChartRepoURL + "/index.yaml",
 		// Pushes made outside gitops-api (the benchmark's bulk seeding) are
 		// published within seconds rather than the default 30 s.
