@@ -307,11 +307,18 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	// Flux sources: gitops-api patches none, not even a reconcile request (a shard's new
-	// artifact is what makes kustomize-controller apply it). Kustomizations: RBAC lets it patch
-	// those of the Flux namespace (the shards' server-side apply), the policy none but a shard's.
-	if err := patch(repo, requestedAt()); !rbacDenied(err, "patch") {
-		t.Errorf("patching the fleet GitRepository: want RBAC's Forbidden, got %v", err)
+	// Flux sources: gitops-api patches the fleet GitRepository alone (RBAC, by name), and only
+	// its reconcile request (the policy): the fetch it asks for when the shared chart sources
+	// changed. Kustomizations: RBAC lets it patch those of the Flux namespace (the shards'
+	// server-side apply), the policy none but a shard's.
+	if err := patch(repo, requestedAt()); err != nil {
+		t.Errorf("a reconcile request on the fleet GitRepository: %v", err)
+	}
+	if err := patch(repo, `{"spec":{"interval":"1s"}}`); !policyDenied(err, "may not change the spec") {
+		t.Errorf("patching the spec of the fleet GitRepository: want the policy's denial, got %v", err)
+	}
+	if err := patch(object(gitRepositoryGVK, "flux-system", "another"), requestedAt()); !rbacDenied(err, "patch") {
+		t.Errorf("a reconcile request on another GitRepository: want RBAC's Forbidden, got %v", err)
 	}
 	if err := patch(ks, requestedAt()); !policyDenied(err, "may write only Kustomizations named stores-<shard>") {
 		t.Errorf("a reconcile request on Kustomization policy-probe (not a shard's): want the policy's denial, got %v", err)

@@ -10,11 +10,12 @@ import (
 )
 
 // The platform chart's RBAC is least privilege, and exactly this: read Flux objects, events,
-// namespaces and Pods (and get Pod logs) cluster-wide; patch no source; in the Flux namespace only, for the shard
-// publisher, create ExternalArtifacts and write their status, and create, patch (server-side
-// apply) and update Kustomizations; in its own namespace, create, get and update the Lease of
-// the replicas' election. Nothing else: no delete, no update of ExternalArtifacts, no other
-// patch, no other namespace.
+// namespaces and Pods (and get Pod logs) cluster-wide; in the Flux namespace only, for the
+// shard publisher, create ExternalArtifacts and write their status, create, patch
+// (server-side apply) and update Kustomizations, and patch the fleet GitRepository alone,
+// by name (a fetch request when the shared chart sources changed); in its own namespace,
+// create, get and update the Lease of the replicas' election. Nothing else: no delete, no
+// update of ExternalArtifacts, no other patch of a source, no other namespace.
 func TestPlatformRBAC(t *testing.T) {
 	read := []string{"get", "list", "watch"}
 	want := map[string]map[string][]string{ // namespace ("" = cluster) -> group/resource -> verbs
@@ -37,11 +38,17 @@ func TestPlatformRBAC(t *testing.T) {
 			"source.toolkit.fluxcd.io/externalartifacts":        {"get", "list", "watch", "create"},
 			"source.toolkit.fluxcd.io/externalartifacts/status": {"get", "update", "patch"},
 			"kustomize.toolkit.fluxcd.io/kustomizations":        {"create", "patch", "update"},
+			// The fetch request for the shared chart sources: only by name (named, below).
+			"source.toolkit.fluxcd.io/gitrepositories": {"patch"},
 		},
 		// Leader election among the replicas, in the release namespace.
 		"storefleet": {
 			"coordination.k8s.io/leases": {"create", "get", "update"},
 		},
+	}
+	// Grants limited to these objects by resourceNames (namespace -> group/resource).
+	named := map[string]map[string][]string{
+		"flux-system": {"source.toolkit.fluxcd.io/gitrepositories": {"fleet"}},
 	}
 	for _, vf := range []string{"", "values-local.yaml", "values-prod.yaml"} {
 		t.Run("values="+vf, func(t *testing.T) {
@@ -97,6 +104,9 @@ func TestPlatformRBAC(t *testing.T) {
 							key := g + "/" + res
 							if want[ns][key] == nil {
 								t.Errorf("%s: grants %s in %q, which the API has no reason to touch there", id, key, ns)
+							}
+							if only, ok := named[ns][key]; ok && fmt.Sprint(names) != fmt.Sprint(only) {
+								t.Errorf("%s: grants %s in %q on %v, want only %v", id, key, ns, names, only)
 							}
 							for _, v := range verbs {
 								if granted[ns] == nil {

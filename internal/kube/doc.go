@@ -16,7 +16,9 @@
 // ExternalArtifact's status.artifact, which is what makes kustomize-controller apply
 // the shard; PublishedArtifact(s) read it back, PublishedArtifacts from the
 // ExternalArtifacts informer's cache once it has listed, so the publisher's pass costs
-// the API server nothing). It asks Flux for nothing else: the
-// fleet GitRepository (infrastructure, rarely changed) reconciles at its interval or
-// through a Receiver on the Git host's webhook.
+// the API server nothing). It asks Flux for one thing more: a fetch of the fleet
+// GitRepository (RequestSourceFetch) when a commit changed the shared chart sources,
+// which reach the cluster through that repository; the rest of it (infrastructure,
+// rarely changed) reconciles at its interval or through a Receiver on the Git host's
+// webhook.
 package kube

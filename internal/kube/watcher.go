@@ -39,8 +39,8 @@ type Config struct {
 	// Rest, when set, is used instead of Kubeconfig (tests).
 	Rest *rest.Config
 	// FluxNamespace holds the shards' ExternalArtifacts and Kustomizations
-	// (flux-system). Publishing an artifact is what makes kustomize-controller apply
-	// a shard, so no reconcile request (annotation, Receiver) is needed.
+	// (flux-system) and the fleet GitRepository. Publishing an artifact is what makes
+	// kustomize-controller apply a shard, so a shard needs no reconcile request.
 	FluxNamespace string
 	// StoreSelector selects store HelmReleases and Namespaces.
 	StoreSelector string

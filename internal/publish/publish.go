@@ -89,7 +89,15 @@ type Config struct {
 	// err), and how long it took (internal/metrics). Adopting the cluster's
 	// artifact unchanged counts too: it is a publish that needed no write.
 	OnPublished func(d time.Duration, err error)
-	Log         *slog.Logger
+	// ChartSourcesDir is the fleet folder of this cluster's shared chart sources
+	// (chart-sources/<FleetCluster>), which the fleet GitRepository brings to the
+	// cluster. FetchSources asks Flux to fetch that repository now
+	// (internal/kube's RequestSourceFetch): it is called after a publish or a pass
+	// when the folder's tree changed since the last call that succeeded. Either
+	// empty: the repository's interval alone brings a new chart source.
+	ChartSourcesDir string
+	FetchSources    func(ctx context.Context) error
+	Log             *slog.Logger
 }
 
 // Publisher publishes shard artifacts. It is safe for concurrent use; publishing is
@@ -104,6 +112,9 @@ type Publisher struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	srcMu   sync.Mutex
+	srcTree string // the chart-sources tree Flux was last asked to fetch (sources.go)
 
 	served served
 }
@@ -163,6 +174,7 @@ func (p *Publisher) Start(ctx context.Context) error {
 	if err == nil {
 		p.prune()
 	}
+	p.fetchSources(ctx)
 	go p.loop()
 	return err
 }
@@ -226,6 +238,7 @@ func (p *Publisher) loop() {
 		if err != nil {
 			p.log.Warn("shard publisher: a pass failed; retrying at the next", "err", err)
 		}
+		p.fetchSources(ctx)
 		if len(changed) > 0 && p.cfg.OnChange != nil {
 			p.cfg.OnChange(ctx, changed)
 		}
@@ -235,8 +248,15 @@ func (p *Publisher) loop() {
 
 // Publish brings one shard's artifact up to date with the fleet's head and returns
 // its revision: call it after a push that touched the shard. It returns the current
-// revision without publishing when the shard's tree did not change.
+// revision without publishing when the shard's tree did not change. Then it asks
+// Flux to fetch the fleet if the push changed the shared chart sources.
 func (p *Publisher) Publish(ctx context.Context, shard string) (string, error) {
+	rev, err := p.publish(ctx, shard)
+	p.fetchSources(ctx)
+	return rev, err
+}
+
+func (p *Publisher) publish(ctx context.Context, shard string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	head, trees, err := p.head(ctx)

@@ -30,6 +30,9 @@ import (
 // kubeFlags say which cluster status watches.
 type kubeFlags struct {
 	kubeconfig, fluxNamespace, artifactURL string
+	// fleetSource is the GitRepository (in fluxNamespace) that brings the shared chart
+	// sources: the publisher asks it to fetch when they changed.
+	fleetSource string
 	// artifactsListen is where the shard artifacts are served: a listener of their
 	// own, so that a NetworkPolicy can admit only Flux to it (the API port does not
 	// serve them).
@@ -55,6 +58,9 @@ func (k kubeFlags) validate(fs *flag.FlagSet) error {
 			errs = append(errs, err)
 		}
 	}
+	if k.fleetSource == "" {
+		errs = append(errs, errors.New(`--fleet-source is empty: name the fleet GitRepository, or "none"`))
+	}
 	l := k.shards
 	l.Namespace = k.fluxNamespace
 	errs = append(errs, l.Validate())
@@ -79,6 +85,7 @@ func kubeFlagSet(fs *flag.FlagSet, k *kubeFlags, env func(string) string) {
 	inCluster, _ := strconv.ParseBool(env("STOREFLEET_IN_CLUSTER"))
 	fs.BoolVar(&k.inCluster, "in-cluster", inCluster, "watch the cluster gitops-api runs in, with its ServiceAccount [STOREFLEET_IN_CLUSTER]")
 	str(&k.fluxNamespace, "flux-namespace", "STOREFLEET_FLUX_NAMESPACE", "flux-system", "namespace of the shard Kustomizations and the ExternalArtifacts gitops-api publishes")
+	str(&k.fleetSource, "fleet-source", "STOREFLEET_FLEET_SOURCE", "fleet", "the fleet GitRepository in the Flux namespace (it applies chart-sources/<cluster>/): the shard publisher asks it to fetch when a commit changed the shared chart sources; \"none\" = wait for its interval")
 	str(&k.artifactsListen, "artifacts-listen", "STOREFLEET_ARTIFACTS_LISTEN", "127.0.0.1:9091", "address the shard artifacts are served on, for Flux alone (not the API's --listen); with a cluster only")
 	str(&k.artifactURL, "artifact-url", "STOREFLEET_ARTIFACT_URL", "", "base URL kustomize-controller fetches the shard artifacts from: --artifacts-listen as the cluster reaches it, with several replicas their Service (any replica serves any artifact), e.g. http://storefleet-gitops-api.storefleet.svc:9091; empty = http://<artifacts-listen address>")
 	interval := 30 * time.Second
@@ -183,11 +190,18 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if artifactURL == "" {
 		artifactURL = "http://" + aln.Addr().String()
 	}
+	// The first store of a version is applied with its shard at once, but its chart
+	// source comes with the fleet GitRepository: the publisher asks for a fetch.
+	var fetchSources func(ctx context.Context) error
+	if k.fleetSource != "none" {
+		fetchSources = func(ctx context.Context) error { return w.RequestSourceFetch(ctx, k.fleetSource) }
+	}
 	newPub := func() (*publish.Publisher, error) {
 		return publish.New(publish.Config{
 			Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
 			Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
 			OnPublish: tr.Published, OnChange: resync, OnPublished: m.ShardPublished, Log: log,
+			ChartSourcesDir: store.ChartSourcesDir(fleetCluster), FetchSources: fetchSources,
 		})
 	}
 	// Every replica serves every artifact (rebuilt from Git on a miss); only the

@@ -24,8 +24,8 @@ import (
 // every one of their HelmReleases is Ready at its generation in the cluster (polled
 // once a second). One store of the same engine and version is created and waited for
 // first, so the burst measures stores of a version already in use (the first store of
-// a new version also waits for the fleet GitRepository to bring its chart source:
-// first-s). The figure of interest is burst-ready-s before and after a change, in the
+// a new version also waits for the fleet GitRepository, which the publisher asks to
+// fetch, to bring its chart source: first-s). The figure of interest is burst-ready-s before and after a change, in the
 // same environment; it also reports how many HelmCharts the cluster holds at the end
 // (one per store before the shared chart sources, one per version after) and the
 // busiest processes while the burst settled.

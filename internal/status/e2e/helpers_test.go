@@ -125,7 +125,7 @@ func launchServe(e *testenv.Env, listen, dataDir, artifacts, metrics, logName st
 		"--listen", listen, "--data-dir", dataDir, "--fleet-url", e.FleetURL,
 		"--kubeconfig", e.Kubeconfig, "--artifacts-listen", artifacts, "--internal-listen", metrics,
 		// clusters/local names the chart HelmRepository "storefleet"; its index
-		// lists the versions these tests publish (0.1.0 to 0.1.2).
+		// lists the versions these tests publish (0.1.0 to 0.1.3).
 		"--chart-repository", "storefleet", "--chart-versions", e.ChartRepoURL + "/index.yaml",
 		// Pushes made outside gitops-api (the benchmark's bulk seeding) are
 		// published within seconds rather than the default 30 s.

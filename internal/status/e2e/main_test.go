@@ -27,8 +27,9 @@ func TestMain(m *testing.M) {
 }
 
 // testCharts is the chart repository of these tests: the project's woocommerce chart
-// (0.1.0), the same chart as 0.1.1 (the version bump a patch asks for) and as 0.1.2
-// with a template the API server refuses (a chart that fails to install). The
+// (0.1.0), the same chart as 0.1.1 (the version bump a patch asks for), as 0.1.2
+// with a template the API server refuses (a chart that fails to install) and as 0.1.3,
+// which only TestNewVersionFetchedAtOnce uses (a version no store used before). The
 // versions live only in this temporary folder.
 func testCharts() (string, error) {
 	root, err := testenv.RepoRoot()
@@ -40,7 +41,7 @@ func testCharts() (string, error) {
 		return "", err
 	}
 	src := os.DirFS(filepath.Join(root, "charts", "woocommerce"))
-	for _, v := range []string{"0.1.0", "0.1.1", "0.1.2"} {
+	for _, v := range []string{"0.1.0", "0.1.1", "0.1.2", "0.1.3"} {
 		d := filepath.Join(dir, "woocommerce-"+v)
 		if err := os.CopyFS(d, src); err != nil {
 			return "", err

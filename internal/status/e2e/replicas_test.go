@@ -93,6 +93,9 @@ func startReplica(t *testing.T, bin string, i int, artifactURL string) *replicaP
 		"--publish-interval", "2s", "--fetch-interval", "1s",
 		"--lease-name", repLease, "--lease-identity", id, "--lease-duration", "6s", "--lease-renew-deadline", "4s",
 		"--artifact-url", artifactURL,
+		// No GitRepository of theirs applies chart-sources/replicas/ (applySharedSource
+		// puts their chart source in the cluster): nothing to ask to fetch.
+		"--fleet-source", "none",
 		"--shutdown-grace", "5s", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
 	cmd.Stderr = logF

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/internal/gitrepo"
@@ -31,7 +32,6 @@ func TestSharedChartSource(t *testing.T) {
 		names[i] = fmt.Sprintf("shared-%d", i)
 		a.do(t, http.MethodPost, "/api/v1/stores", createBody(names[i], "0.1.0"), http.StatusAccepted)
 	}
-	fetchFleet(t)
 	for _, name := range names {
 		waitReady(t, a, name)
 	}
@@ -45,7 +45,6 @@ func TestSharedChartSource(t *testing.T) {
 
 	a.do(t, http.MethodPatch, "/api/v1/stores/"+names[0], map[string]any{"version": "0.1.1"}, http.StatusAccepted)
 	second := render.ChartSourceName(store.WooCommerce, "0.1.1")
-	fetchFleet(t)
 	waitFor(t, 3*time.Minute, func() (bool, string) {
 		v := a.get(t, names[0])
 		ref := chartRef(t, names[0])
@@ -64,21 +63,67 @@ func TestSharedChartSource(t *testing.T) {
 	}
 }
 
-// fetchFleet asks source-controller to fetch the fleet repository now, as the Git
-// host's webhook does on a real cluster (clusters/production/receiver.yaml): the
-// chart source of a version no store used before comes with the fleet
-// GitRepository, not with the shard artifacts, and the test would otherwise wait
-// for its one-minute interval. A store of that version waits for its source
-// either way; this only shortens the wait.
-func fetchFleet(t *testing.T) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// TestNewVersionFetchedAtOnce: the first store of a version no store used before
+// becomes ready although the fleet GitRepository, which brings the version's shared
+// chart source, would not fetch on its own for ten minutes: the shard publisher saw
+// the commit change chart-sources/local and asked source-controller to fetch (the
+// reconcile request annotation changed), as it publishes the store's shard.
+func TestNewVersionFetchedAtOnce(t *testing.T) {
+	a := startAPI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	gvk := schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
-	if _, err := env.RequestReconcile(ctx, gvk, client.ObjectKey{Namespace: "flux-system", Name: "fleet"}); err != nil {
+	key := client.ObjectKey{Namespace: "flux-system", Name: "fleet"}
+	fleet := func() *unstructured.Unstructured {
+		t.Helper()
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gitRepositoryGVK)
+		if err := env.Client.Get(ctx, key, u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	setInterval := func(ctx context.Context, v string) error {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gitRepositoryGVK)
+		u.SetNamespace(key.Namespace)
+		u.SetName(key.Name)
+		return env.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"interval":%q}}`, v)))
+	}
+	interval, _, _ := unstructured.NestedString(fleet().Object, "spec", "interval")
+	if err := setInterval(ctx, "10m"); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := setInterval(ctx, interval); err != nil {
+			t.Errorf("restoring the fleet GitRepository's interval %s: %v", interval, err)
+		}
+	})
+	// The new spec makes source-controller fetch once more: let it finish, so that
+	// what brings the store's chart source can only be a reconcile request.
+	waitFor(t, time.Minute, func() (bool, string) {
+		u := fleet()
+		observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+		ok, msg := testenv.IsReady(u)
+		return ok && observed == u.GetGeneration(), fmt.Sprintf("observed generation %d of %d; %s", observed, u.GetGeneration(), msg)
+	})
+	asked := fleet().GetAnnotations()[testenv.ReconcileAnnotation]
+
+	const name, version = "newversion", "0.1.3"
+	a.do(t, http.MethodPost, "/api/v1/stores", createBody(name, version), http.StatusAccepted)
+	waitReady(t, a, name)
+	if now := fleet().GetAnnotations()[testenv.ReconcileAnnotation]; now == asked {
+		t.Errorf("the fleet GitRepository's reconcile request is still %q: nobody asked for a fetch", asked)
+	}
+	source := render.ChartSourceName(store.WooCommerce, version)
+	if got := chartRef(t, name); got != "HelmChart flux-system/"+source {
+		t.Errorf("%s: chartRef %s", name, got)
+	}
+	wantCharts(t, map[string]bool{source: true}, version)
 }
+
+var gitRepositoryGVK = schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
 
 // sharedSource is the chart source st references, as a file for a push from outside
 // gitops-api.
