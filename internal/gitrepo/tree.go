@@ -220,16 +220,7 @@ func (o *overlay) set(dir string, h plumbing.Hash) error {
 	} else {
 		parent.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: h}
 	}
-	for d := parentDir(dir); ; d = parentDir(d) {
-		n, err := o.node(d)
-		if err != nil {
-			return err
-		}
-		n.dirty = true
-		if d == "" {
-			return nil
-		}
-	}
+	return o.dirtyUp(parentDir(dir))
 }
 
 // setFile puts a regular file with blob h at p, creating the folders on its way. A
@@ -249,7 +240,12 @@ func (o *overlay) setFile(p string, h plumbing.Hash) error {
 		}
 	}
 	parent.entries[name] = object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h}
-	for d := parentDir(p); ; d = parentDir(d) {
+	return o.dirtyUp(parentDir(p))
+}
+
+// dirtyUp marks dir and every folder above it to be written again.
+func (o *overlay) dirtyUp(dir string) error {
+	for d := dir; ; d = parentDir(d) {
 		n, err := o.node(d)
 		if err != nil {
 			return err
