@@ -75,7 +75,7 @@ func (r *Repo) ReadBranch(ctx context.Context, branch string) (BranchChange, err
 			return BranchChange{}, fmt.Errorf("%w: %s removes %s with action %s", ErrInvalid, branch, ch.Dir, ch.Action)
 		}
 	default:
-		if ch.Files, err = readFiles(r.st, after); err != nil {
+		if ch.Files, err = readFiles(ctx, r.st, after); err != nil {
 			return BranchChange{}, err
 		}
 		ch.Keep = ch.Action == ActionPurge

@@ -381,15 +381,16 @@ func (r *Repo) Store(ctx context.Context, dir string) (string, []File, error) {
 	if h.IsZero() {
 		return "", nil, fmt.Errorf("%w: %s", ErrNotFound, dir)
 	}
-	files, err := readFiles(r.st, h)
+	files, err := readFiles(ctx, r.st, h)
 	if err != nil {
 		return "", nil, err
 	}
 	return h.String(), files, nil
 }
 
-// readFiles reads every file under tree h, paths relative to it.
-func readFiles(st storer.EncodedObjectStorer, h plumbing.Hash) ([]File, error) {
+// readFiles reads every file under tree h, paths relative to it. A read error is
+// returned, never taken for the end of the tree.
+func readFiles(ctx context.Context, st storer.EncodedObjectStorer, h plumbing.Hash) ([]File, error) {
 	t, err := object.GetTree(st, h)
 	if err != nil {
 		return nil, err
@@ -398,9 +399,15 @@ func readFiles(st storer.EncodedObjectStorer, h plumbing.Hash) ([]File, error) {
 	walker := object.NewTreeWalker(t, true, nil)
 	defer walker.Close()
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		name, e, err := walker.Next()
+		if errors.Is(err, io.EOF) {
+			return files, nil
+		}
 		if err != nil {
-			break
+			return nil, err
 		}
 		if !e.Mode.IsFile() {
 			continue
@@ -421,7 +428,6 @@ func readFiles(st storer.EncodedObjectStorer, h plumbing.Hash) ([]File, error) {
 		}
 		files = append(files, File{Path: name, Content: content})
 	}
-	return files, nil
 }
 
 // Commit is one commit of a store's history.

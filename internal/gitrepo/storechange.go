@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -54,43 +53,7 @@ func (r *Repo) folderFiles(ctx context.Context, root plumbing.Hash, dir string) 
 	if err != nil || h.IsZero() {
 		return nil, err
 	}
-	t, err := object.GetTree(r.st, h)
-	if err != nil {
-		return nil, err
-	}
-	var files []File
-	walker := object.NewTreeWalker(t, true, nil)
-	defer walker.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		name, e, err := walker.Next()
-		if errors.Is(err, io.EOF) {
-			return files, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !e.Mode.IsFile() {
-			continue
-		}
-		b, err := object.GetBlob(r.st, e.Hash)
-		if err != nil {
-			return nil, err
-		}
-		rd, err := b.Reader()
-		if err != nil {
-			return nil, err
-		}
-		content := make([]byte, b.Size)
-		_, err = io.ReadFull(rd, content)
-		rd.Close()
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, File{Path: name, Content: content})
-	}
+	return readFiles(ctx, r.st, h)
 }
 
 // StoreChange is Repo.StoreChange in the domain's terms: paths from the
