@@ -475,20 +475,28 @@ func TestPurgeUnderReviewNeedsOneApproval(t *testing.T) {
 	}
 }
 
-// A pull request whose base moved (another PR merged, or a direct commit pushed) is
-// built again on the new tip and stays a fast-forward of main.
-func TestOpenProposalFollowsItsBase(t *testing.T) {
-	s := newStack(t)
+// twoProposals opens pull requests for two premium stores, "first" and "second",
+// and returns their outcomes and the second branch's commit.
+func twoProposals(t *testing.T, s *stack) (a, b store.Outcome, oldB string) {
+	t.Helper()
 	ctx := context.Background()
 	a, err := s.svc.Create(ctx, premium("first"), meta("req-a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := s.svc.Create(ctx, premium("second"), meta("req-b"))
+	b, err = s.svc.Create(ctx, premium("second"), meta("req-b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldB := git(t, s.bare, "rev-parse", b.Review.Branch)
+	return a, b, git(t, s.bare, "rev-parse", b.Review.Branch)
+}
+
+// A pull request whose base moved (another PR merged, or a direct commit pushed) is
+// built again on the new tip and stays a fast-forward of main.
+func TestOpenProposalFollowsItsBase(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	a, b, oldB := twoProposals(t, s)
 	mergeOnServer(t, s.bare, a.Review.Branch)
 	deliver(t, s.writer, "a-merged", s.gh.close(a.Review.Number, true))
 	waitFor(t, "the second branch is rebuilt", func() bool {
@@ -780,15 +788,7 @@ func TestStoreViewShowsTheReview(t *testing.T) {
 func TestAdoptedProposalFollowsItsBase(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
-	a, err := s.svc.Create(ctx, premium("first"), meta("req-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.svc.Create(ctx, premium("second"), meta("req-b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldB := git(t, s.bare, "rev-parse", b.Review.Branch)
+	a, b, oldB := twoProposals(t, s)
 	folder := store.Dir("local", "second")
 
 	// A restart: a new writer knows the pull requests only from GitHub.
