@@ -20,8 +20,10 @@ build:
 ## deps: install what the tests need on a fresh machine (CI calls this first).
 deps: $(DEPS_TARGETS)
 
-## test: the one test command (CI runs it through .ci/run).
-test: lint $(TEST_PREREQS)
+## test: the one test command (CI runs it through .ci/run). It installs what is
+## missing first (`deps`, a no-op where everything is there), so a fresh machine
+## needs nothing else.
+test: lint deps $(TEST_PREREQS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## bench: every benchmark; figures go to docs/benchmarks.md.
