@@ -131,7 +131,7 @@ var reportClient client.Client
 // the machine is shared and the wait is a deadline, not a measurement.
 var waitScale = 3
 
-func wait(t *testing.T, what string, d time.Duration, check func() (bool, string)) {
+func wait(t testing.TB, what string, d time.Duration, check func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var last string

@@ -19,15 +19,23 @@ import (
 	"github.com/storefleet/storefleet/internal/testenv"
 )
 
-// TestManyWooCommerceStoresMemory installs STOREFLEET_NODE_STORES WooCommerce
-// stores (Helm, the Debian images) on one node and reports the node's memory
-// once all serve: the figure docs/benchmarks.md asks for. A measurement, not a
-// check of the product: it runs only when that variable is set.
-func TestManyWooCommerceStoresMemory(t *testing.T) {
-	count, _ := strconv.Atoi(os.Getenv("STOREFLEET_NODE_STORES"))
-	if count <= 0 {
-		t.Skip("set STOREFLEET_NODE_STORES=N to measure N stores on one node")
+// BenchmarkNodeMemory installs STOREFLEET_NODE_STORES (default 10) WooCommerce
+// stores (Helm, the Debian images) on one node and reports the node's memory once
+// all serve: the figure docs/benchmarks.md asks for. One run whatever b.N is: a
+// node with N stores is the unit measured.
+func BenchmarkNodeMemory(b *testing.B) {
+	count := 10
+	if v := os.Getenv("STOREFLEET_NODE_STORES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("STOREFLEET_NODE_STORES=%q: want a positive number of stores", v)
+		}
+		count = n
 	}
+	if b.N > 1 {
+		b.Skip("measured once, at b.N = 1")
+	}
+	var t testing.TB = b
 	testenv.RequireNode(t)
 	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"mariadb", "wordpress"}})
 	n := e.Node
@@ -87,4 +95,7 @@ func TestManyWooCommerceStoresMemory(t *testing.T) {
 	}
 	t.Logf("memory with %d stores: node programs %d MiB (%s), Pods %d MiB (%d MiB per store)",
 		count, total>>20, strings.Join(parts, ", "), pods>>20, pods>>20/int64(count))
+	b.ReportMetric(float64(total>>20), "node-MiB")
+	b.ReportMetric(float64(pods>>20)/float64(count), "pod-MiB/store")
+	b.ReportMetric(time.Since(t0).Seconds(), "s-to-serving")
 }
