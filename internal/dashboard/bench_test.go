@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/storefleet/storefleet/internal/dashboard"
 	"github.com/storefleet/storefleet/internal/dashboard/browsertest"
 	"github.com/storefleet/storefleet/internal/fleet"
+	"github.com/storefleet/storefleet/internal/fleetfixture"
 	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/render"
@@ -50,33 +50,9 @@ func BenchmarkListFirstRender(b *testing.B) {
 	b.Cleanup(func() { git.Close() })
 	ctx := context.Background()
 	r := render.Renderer{Options: render.LocalOptions()}
-	fill, err := gitrepo.Open(ctx, gitrepo.Options{URL: bare})
-	if err != nil {
+	if err := fleetfixture.Fill(ctx, bare, size); err != nil {
 		b.Fatal(err)
 	}
-	for start := 0; start < size; start += 1000 {
-		var changes []gitrepo.Change
-		for i := start; i < min(start+1000, size); i++ {
-			s := store.Store{Name: fmt.Sprintf("fixture-%05d", i), Engine: store.WooCommerce, Plan: "basic",
-				Settings: store.Settings{AdminEmail: "a@example.com"}}.WithDefaults("")
-			files, err := r.Render(s, store.StateActive)
-			if err != nil {
-				b.Fatal(err)
-			}
-			dir := store.Dir(s.Cluster, s.Name)
-			c := gitrepo.Change{Store: s.Name, Cluster: s.Cluster, Dir: dir, Action: gitrepo.ActionCreate, Actor: "fixture"}
-			for _, f := range files {
-				c.Files = append(c.Files, gitrepo.File{Path: strings.TrimPrefix(f.Path, dir+"/"), Content: f.Content})
-			}
-			changes = append(changes, c)
-		}
-		for _, res := range fill.SubmitAll(ctx, changes) {
-			if res.Err != nil {
-				b.Fatal(res.Err)
-			}
-		}
-	}
-	fill.Close()
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: git.URL() + "/fleet.git"})
 	if err != nil {
 		b.Fatal(err)
