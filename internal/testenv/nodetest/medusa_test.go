@@ -26,17 +26,10 @@ import (
 // node: migrations and the set-up run as init containers, and Medusa answers
 // /health through the Service.
 func TestMedusaChartServes(t *testing.T) {
-	testenv.RequireNode(t)
-	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"postgresql", "redis", "medusa"}})
+	e, refs := startNode(t, "postgresql", "redis", "medusa")
 	n := e.Node
 	ctx := context.Background()
 	c := e.Client
-	reportClient = c
-	refs := map[string]string{}
-	for _, img := range n.Images {
-		refs[img.Name] = img.Ref
-		t.Logf("image %s: %s (built in %ds on this machine)", img.Name, img.Ref, img.BuildSeconds)
-	}
 	mRepo, mTag := splitRef(refs["medusa"])
 	pRepo, pTag := splitRef(refs["postgresql"])
 	rRepo, rTag := splitRef(refs["redis"])

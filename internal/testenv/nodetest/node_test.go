@@ -131,6 +131,21 @@ var reportClient client.Client
 // the machine is shared and the wait is a deadline, not a measurement.
 var waitScale = 3
 
+// startNode starts an environment whose node imports images, and returns it with
+// each image's reference by name (the shops' charts are pointed at them).
+func startNode(t testing.TB, images ...string) (*testenv.Env, map[string]string) {
+	t.Helper()
+	testenv.RequireNode(t)
+	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: images})
+	reportClient = e.Client
+	refs := map[string]string{}
+	for _, img := range e.Node.Images {
+		refs[img.Name] = img.Ref
+		t.Logf("image %s: %s (built in %ds on this machine)", img.Name, img.Ref, img.BuildSeconds)
+	}
+	return e, refs
+}
+
 func wait(t testing.TB, what string, d time.Duration, check func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(d)

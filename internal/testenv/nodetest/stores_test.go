@@ -36,16 +36,10 @@ func BenchmarkNodeMemory(b *testing.B) {
 		b.Skip("measured once, at b.N = 1")
 	}
 	var t testing.TB = b
-	testenv.RequireNode(t)
-	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"mariadb", "wordpress"}})
+	e, refs := startNode(t, "mariadb", "wordpress")
 	n := e.Node
 	ctx := context.Background()
 	c := e.Client
-	reportClient = c
-	refs := map[string]string{}
-	for _, img := range n.Images {
-		refs[img.Name] = img.Ref
-	}
 	wpRepo, wpTag := splitRef(refs["wordpress"])
 	dbRepo, dbTag := splitRef(refs["mariadb"])
 	root, err := testenv.RepoRoot()

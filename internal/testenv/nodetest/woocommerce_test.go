@@ -34,17 +34,10 @@ func splitRef(ref string) (string, string) {
 // termination message that WooCommerce could not be had (no plugin directory
 // here), keeps its data when its Pods are killed, and a purge removes the volumes.
 func TestWooCommerceChartServes(t *testing.T) {
-	testenv.RequireNode(t)
-	e := testenv.StartT(t, testenv.Options{Node: true, NodeImages: []string{"mariadb", "wordpress"}})
+	e, refs := startNode(t, "mariadb", "wordpress")
 	n := e.Node
 	ctx := context.Background()
 	c := e.Client
-	reportClient = c
-	refs := map[string]string{}
-	for _, img := range n.Images {
-		refs[img.Name] = img.Ref
-		t.Logf("image %s: %s (built in %ds on this machine)", img.Name, img.Ref, img.BuildSeconds)
-	}
 	wpRepo, wpTag := splitRef(refs["wordpress"])
 	dbRepo, dbTag := splitRef(refs["mariadb"])
 
