@@ -1,6 +1,7 @@
 package githttp
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
@@ -129,4 +131,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// While Exclusive runs its function, no request is served: a fetch sent meanwhile is
+// answered only after the function returned, and is answered then.
+func TestExclusiveHoldsRequests(t *testing.T) {
+	srv := startFleet(t)
+	answered := make(chan error, 1)
+	srv.Exclusive(func() {
+		go func() {
+			resp, err := http.Get(srv.URL() + "/fleet.git/info/refs?service=git-upload-pack")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			answered <- err
+		}()
+		select {
+		case err := <-answered:
+			t.Errorf("a request was answered during Exclusive (err %v)", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	})
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the held request, once released: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held request was never answered after Exclusive returned")
+	}
 }
