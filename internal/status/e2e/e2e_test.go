@@ -200,9 +200,16 @@ func TestAPIServerRestart(t *testing.T) {
 	}
 	// Changes made after the restart are seen: the informers watch again.
 	a.do(t, http.MethodPatch, "/api/v1/stores/steady", map[string]any{"version": "0.1.1"}, http.StatusAccepted)
-	got, _, _ := a.events(t, "/api/v1/stores/steady/events", "").phases(t, 3*time.Minute)
-	if got[len(got)-1] != store.PhaseReady || !hasPhase(got, store.PhaseUpgrading) {
-		t.Fatalf("upgrade after the restart: %v", got)
+	// Ready is only computed once the newest release in history has the asked
+	// version, so it alone proves the upgrade was seen. Upgrading itself may be
+	// skipped: watches are level-based and may hand over only the end state (a
+	// relist after a broken watch does); CI once saw committed, applied, ready.
+	got, last, _ := a.events(t, "/api/v1/stores/steady/events", "").phases(t, 3*time.Minute)
+	if got[len(got)-1] != store.PhaseReady || !strings.Contains(last.Message, "0.1.1") {
+		t.Fatalf("upgrade after the restart: %v, last %+v", got, last)
+	}
+	if !hasPhase(got, store.PhaseUpgrading) {
+		t.Logf("upgrading was not seen between two watch events: %v", got)
 	}
 }
 
