@@ -16,6 +16,9 @@ type Desired struct {
 	// Shard is the store's shard (three hex digits): ExternalArtifact and
 	// Kustomization stores-<shard> carry it to the cluster.
 	Shard string
+	// Cluster is the cluster whose Flux applies the store (the key of its
+	// ClusterView): "" when the Tracker watches one cluster.
+	Cluster string
 	// Revision is the shard artifact revision that carried this change
 	// ("main@sha1:<commit>"); empty until the publish queue reports it (Queue,
 	// Tracker.Carried), and when there is no cluster.

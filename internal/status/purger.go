@@ -331,7 +331,7 @@ func (t *Tracker) readyToPurge(name string) (Desired, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.stores[name]
-	if !ok || !t.connected || e.desired.State != store.StatePurging {
+	if !ok || !t.conn[e.desired.Cluster] || e.desired.State != store.StatePurging {
 		return Desired{}, false
 	}
 	return e.desired, e.applied()
@@ -347,7 +347,7 @@ func (t *Tracker) earlyPurge(name string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.stores[name]
-	if !ok || !t.connected || e.desired.State != store.StatePurging || e.applied() {
+	if !ok || !t.conn[e.desired.Cluster] || e.desired.State != store.StatePurging || e.applied() {
 		return nil
 	}
 	return store.Errorf(store.ECONFLICT, "store %q is being purged: its namespace was made prunable and the store folder is removed once Flux has applied that; nothing to do", name)
@@ -357,12 +357,9 @@ func (t *Tracker) earlyPurge(name string) error {
 func (t *Tracker) purgeable() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.connected {
-		return nil
-	}
 	var out []string
 	for name, e := range t.stores {
-		if e.desired.State == store.StatePurging && e.applied() {
+		if t.conn[e.desired.Cluster] && e.desired.State == store.StatePurging && e.applied() {
 			out = append(out, name)
 		}
 	}

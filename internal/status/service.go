@@ -20,6 +20,20 @@ type Service struct {
 	// Queue publishes the store's shard after each commit, off the request path
 	// (Queue). Nil when nothing publishes (no cluster).
 	Queue *Queue
+	// Queues serve stores spread over several clusters: each cluster's publish
+	// queue, by cluster name. A store's Desired.Cluster is then the cluster the
+	// fleet gives it (the Tracker's ClusterView of that name), and its commits go to
+	// that cluster's queue; a store of a cluster with no queue here is tracked, never
+	// published (nobody applies it). Nil: one cluster, Queue, Desired.Cluster "".
+	Queues map[string]*Queue
+}
+
+// clusterOf is the Desired.Cluster of a store the fleet has as st.
+func (s Service) clusterOf(st store.Store) string {
+	if s.Queues == nil {
+		return ""
+	}
+	return st.Cluster
 }
 
 func (s Service) shardOf(name string) string {
@@ -75,17 +89,28 @@ func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
 		return
 	}
 	d := Desired{Commit: out.Commit.SHA, State: st, Shard: s.shardOf(out.Store)}
-	if d.State == store.StateActive {
-		if v, err := s.Stores.Get(ctx, out.Store); err == nil {
-			d.Version = v.Store.Version
+	q := s.Queue
+	if d.State == store.StateActive || s.Queues != nil {
+		v, err := s.Stores.Get(ctx, out.Store)
+		if err == nil {
+			d.Version, d.Cluster = v.Store.Version, s.clusterOf(v.Store)
+		} else if s.Queues != nil {
+			// Purged (no folder left) or unreadable: the store stays where it was.
+			d.Cluster = s.T.clusterOf(out.Store)
 		}
+		if d.State != store.StateActive {
+			d.Version = ""
+		}
+	}
+	if s.Queues != nil {
+		q = s.Queues[d.Cluster]
 	}
 	// The commit is in Git: the store is committed, waiting for the shard's next
 	// publish, and the request answers now. The queue then tells the Tracker which
 	// revision carried the commit (Tracker.Carried).
 	s.T.Committed(out.Store, d)
-	if s.Queue != nil {
-		s.Queue.Add(d.Shard, out.Store, d.Commit)
+	if q != nil {
+		q.Add(d.Shard, out.Store, d.Commit)
 	}
 }
 
@@ -99,12 +124,12 @@ func (s Service) Resync(ctx context.Context, names []string) {
 		v, err := s.Stores.Get(ctx, name)
 		switch {
 		case err == nil:
-			d.State, d.Version = v.State, v.Store.Version
+			d.State, d.Version, d.Cluster = v.State, v.Store.Version, s.clusterOf(v.Store)
 			if v.Commit != nil {
 				d.Commit = v.Commit.SHA
 			}
 		case store.ErrorCode(err) == store.ENOTFOUND:
-			d.State = store.StatePurged
+			d.State, d.Cluster = store.StatePurged, s.T.clusterOf(name)
 		default:
 			s.T.log.Warn("store not re-read after an outside push", "store", name, "err", err)
 			continue
@@ -126,7 +151,7 @@ func (s Service) Load(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, v := range views {
-			d := Desired{State: v.State, Version: v.Store.Version, Shard: s.shardOf(v.Store.Name)}
+			d := Desired{State: v.State, Version: v.Store.Version, Shard: s.shardOf(v.Store.Name), Cluster: s.clusterOf(v.Store)}
 			if v.Commit != nil {
 				d.Commit = v.Commit.SHA
 			}

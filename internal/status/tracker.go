@@ -43,10 +43,12 @@ type Tracker struct {
 	opts Options
 	log  *slog.Logger
 
-	mu         sync.Mutex
-	connected  bool
+	mu sync.Mutex
+	// conn is each cluster's connection (the key of ClusterView; "" for a
+	// Tracker of one cluster).
+	conn       map[string]bool
 	stores     map[string]*entry
-	shards     map[string]*shard
+	shards     map[shardKey]*shard
 	releases   map[string]*Release
 	namespaces map[string]bool
 	// pods holds, per store, only its worst container in trouble (SetPods).
@@ -56,6 +58,10 @@ type Tracker struct {
 
 	closeOnce sync.Once
 }
+
+// shardKey names a shard in one cluster: two clusters' shards of the same name are
+// two ExternalArtifacts, published and applied apart.
+type shardKey struct{ cluster, name string }
 
 // shard is what the Tracker knows of one shard's artifact and Kustomization.
 //
@@ -130,7 +136,7 @@ func New(opts Options) *Tracker {
 	}
 	t := &Tracker{
 		opts: opts, log: opts.Log,
-		stores: map[string]*entry{}, shards: map[string]*shard{},
+		conn: map[string]bool{}, stores: map[string]*entry{}, shards: map[shardKey]*shard{},
 		releases: map[string]*Release{}, namespaces: map[string]bool{},
 		pods: map[string]Container{},
 	}
@@ -148,37 +154,26 @@ func (t *Tracker) Close() {
 }
 
 // Connected reports whether the cluster answers.
-func (t *Tracker) Connected() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.connected
-}
+func (t *Tracker) Connected() bool { return t.View("").Connected() }
 
 // SetConnected records whether the cluster answers; every store is recomputed (all
 // unknown while it does not).
-func (t *Tracker) SetConnected(ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.connected == ok {
-		return
-	}
-	t.opts.OnConnected(ok)
-	t.connected = ok
-	t.recomputeAll()
-}
+func (t *Tracker) SetConnected(ok bool) { t.View("").SetConnected(ok) }
 
 // Published records that the shard publisher wrote revision ("main@sha1:<commit>")
 // to the shard's ExternalArtifact. The publisher calls it in publish order, before
 // Committed for the stores the publish carries; a revision already known changes
 // nothing.
-func (t *Tracker) Published(shardName, revision string) {
+func (t *Tracker) Published(shardName, revision string) { t.View("").Published(shardName, revision) }
+
+func (t *Tracker) published(cluster, shardName, revision string) {
 	key := revisionCommit(revision)
 	if key == "" {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sh := t.shard(shardName)
+	sh := t.shard(cluster, shardName)
 	if _, ok := sh.revs[key]; ok {
 		return
 	}
@@ -213,12 +208,14 @@ func (t *Tracker) Published(shardName, revision string) {
 // artifact while standing by before it knew the commit (its own write answered
 // later, or the fetch brought it later); the new leader then finds the artifact
 // current and publishes nothing. It returns how many stores it moved on.
-func (t *Tracker) CaughtUp(since time.Time) int {
+func (t *Tracker) CaughtUp(since time.Time) int { return t.View("").CaughtUp(since) }
+
+func (t *Tracker) caughtUp(cluster string, since time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, e := range t.stores {
-		if e.shard == nil || e.expect <= e.shard.seq || e.commitTime.IsZero() || !e.commitTime.Before(since) {
+		if e.shard == nil || e.desired.Cluster != cluster || e.expect <= e.shard.seq || e.commitTime.IsZero() || !e.commitTime.Before(since) {
 			continue
 		}
 		e.expect = max(1, e.shard.seq)
@@ -378,11 +375,12 @@ func (t *Tracker) entry(name string) *entry {
 	return e
 }
 
-func (t *Tracker) shard(name string) *shard {
-	sh, ok := t.shards[name]
+func (t *Tracker) shard(cluster, name string) *shard {
+	k := shardKey{cluster, name}
+	sh, ok := t.shards[k]
 	if !ok {
 		sh = &shard{name: name, revs: map[string]uint64{}, stores: map[string]*entry{}}
-		t.shards[name] = sh
+		t.shards[k] = sh
 	}
 	return sh
 }
@@ -390,7 +388,7 @@ func (t *Tracker) shard(name string) *shard {
 // index files e under its desired shard, so a shard's observation recomputes only
 // that shard's stores.
 func (t *Tracker) index(e *entry) *shard {
-	sh := t.shard(e.desired.Shard)
+	sh := t.shard(e.desired.Cluster, e.desired.Shard)
 	if e.shard != nil && e.shard != sh {
 		delete(e.shard.stores, e.name)
 	}
@@ -404,9 +402,13 @@ func (t *Tracker) index(e *entry) *shard {
 // reported (yet) tells nothing about order and leaves the shard's progress as it
 // was; Published picks it up.
 func (t *Tracker) SetShardSource(shardName, revision string, ready *Condition) {
+	t.View("").SetShardSource(shardName, revision, ready)
+}
+
+func (t *Tracker) setShardSource(cluster, shardName, revision string, ready *Condition) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sh := t.shard(shardName)
+	sh := t.shard(cluster, shardName)
 	if sh.source == revision && sameCondition(sh.sourceReady, ready) {
 		return
 	}
@@ -420,9 +422,13 @@ func (t *Tracker) SetShardSource(shardName, revision string, ready *Condition) {
 // SetShardApply records Kustomization stores-<shard>: its lastAppliedRevision and
 // Ready condition (Unknown while the controller has not observed the generation).
 func (t *Tracker) SetShardApply(shardName, lastApplied string, ready *Condition) {
+	t.View("").SetShardApply(shardName, lastApplied, ready)
+}
+
+func (t *Tracker) setShardApply(cluster, shardName, lastApplied string, ready *Condition) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sh := t.shard(shardName)
+	sh := t.shard(cluster, shardName)
 	if sh.applied == lastApplied && sameCondition(sh.applyReady, ready) {
 		return
 	}
@@ -536,7 +542,7 @@ func (t *Tracker) recompute(e *entry) {
 	}
 	sh := e.shard
 	c := Cluster{
-		Connected: t.connected,
+		Connected: t.conn[e.desired.Cluster],
 		// An applied revision was fetched, whatever the artifact shows meanwhile.
 		SourceFetched:   max(sh.sourceSeq, sh.appliedSeq) >= e.expect,
 		Applied:         e.applied(),
@@ -564,7 +570,7 @@ func (t *Tracker) publishIfChanged(e *entry, r Result) {
 	old := e.result
 	if e.status.Store != "" && old.Phase == r.Phase && old.Done == r.Done && old.Reason == r.Reason &&
 		old.Message == r.Message && old.Generation == r.Generation && old.Drifted == r.Drifted &&
-		e.status.ClusterConnected == t.connected && e.status.Commit == e.desired.Commit {
+		e.status.ClusterConnected == t.conn[e.desired.Cluster] && e.status.Commit == e.desired.Commit {
 		return
 	}
 	e.result = r
@@ -577,7 +583,7 @@ func (t *Tracker) publish(e *entry) {
 	s := Status{
 		Store: e.name, Phase: r.Phase, Reason: r.Reason, Message: r.Message, Percent: r.Percent(),
 		CurrentStep: r.Current(), Drifted: r.Drifted, DriftMessage: r.DriftMessage, Generation: r.Generation,
-		Commit: e.desired.Commit, ClusterConnected: t.connected, UpdatedAt: &now,
+		Commit: e.desired.Commit, ClusterConnected: t.conn[e.desired.Cluster], UpdatedAt: &now,
 		Steps: make([]Step, 0, len(r.Steps)),
 	}
 	for i, name := range r.Steps {

@@ -204,7 +204,7 @@ func TestPublishedIsIdempotent(t *testing.T) {
 	tr.Committed("shop", Desired{State: store.StateActive, Commit: "c1", Shard: "3f", Revision: rev("c1")})
 	tr.SetShardSource("3f", rev("c1"), nil)
 	phaseOf(t, tr, "shop", store.PhaseSourceFetched)
-	if sh := tr.shards["3f"]; sh.seq != 1 || len(sh.revs) != 1 {
+	if sh := tr.shards[shardKey{name: "3f"}]; sh.seq != 1 || len(sh.revs) != 1 {
 		t.Fatalf("seq %d, %d revisions after publishing c1 twice", sh.seq, len(sh.revs))
 	}
 }
@@ -401,7 +401,7 @@ func TestShardRevisionBound(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		tr.Published("3f", rev(fmt.Sprint("c", i)))
 	}
-	sh := tr.shards["3f"]
+	sh := tr.shards[shardKey{name: "3f"}]
 	if sh.seq != 6 || len(sh.revs) != 4 || sh.seqOf(rev("c2")) != 0 || sh.seqOf(rev("c3")) != 3 || sh.seqOf(rev("c6")) != 6 {
 		t.Fatalf("seq %d, revisions %v", sh.seq, sh.revs)
 	}
@@ -429,7 +429,7 @@ func TestShardRevisionBound(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		def.Published("00", rev(fmt.Sprint("r", i)))
 	}
-	if n := len(def.shards["00"].revs); n != 256 {
+	if n := len(def.shards[shardKey{name: "00"}].revs); n != 256 {
 		t.Fatalf("default bound: %d revisions kept", n)
 	}
 }
