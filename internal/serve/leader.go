@@ -29,21 +29,21 @@ type replicas struct {
 // (one object's updates arrive in the order they were written). It also remembers
 // each shard's newest revision, for Publish to wait on.
 type standby struct {
-	*status.Tracker
+	*status.ClusterView
 	mu      sync.Mutex
 	leading bool
 	revs    map[string]string // shard → newest artifact revision seen
 	changed chan struct{}     // closed when revs changes
 }
 
-func newStandby(tr *status.Tracker) *standby {
-	return &standby{Tracker: tr, revs: map[string]string{}, changed: make(chan struct{})}
+func newStandby(v *status.ClusterView) *standby {
+	return &standby{ClusterView: v, revs: map[string]string{}, changed: make(chan struct{})}
 }
 
 func (s *standby) SetShardSource(shard, revision string, ready *status.Condition) {
 	s.mu.Lock()
 	if !s.leading && revision != "" {
-		s.Tracker.Published(shard, revision)
+		s.ClusterView.Published(shard, revision)
 	}
 	if revision != "" && s.revs[shard] != revision {
 		s.revs[shard] = revision
@@ -51,7 +51,7 @@ func (s *standby) SetShardSource(shard, revision string, ready *status.Condition
 		s.changed = make(chan struct{})
 	}
 	s.mu.Unlock()
-	s.Tracker.SetShardSource(shard, revision, ready)
+	s.ClusterView.SetShardSource(shard, revision, ready)
 }
 
 func (s *standby) setLeading(ok bool) {
@@ -210,16 +210,16 @@ func revisionCommit(rev string) string {
 
 // leaseConfig is the Lease of the replicas' election: in a cluster by default in the
 // pod's namespace, else in the Flux namespace (which exists wherever Flux does).
-func (r replicas) leaseConfig(k kubeFlags, kubeconfig string, log *slog.Logger) kube.LeaseConfig {
+func (r replicas) leaseConfig(k kubeFlags, c servedCluster, log *slog.Logger) kube.LeaseConfig {
 	ns := r.flags.leaseNS
-	if ns == "" && k.inCluster {
+	if ns == "" && c.inCluster {
 		ns = kube.Namespace()
 	}
 	if ns == "" {
 		ns = k.fluxNamespace
 	}
 	return kube.LeaseConfig{
-		Kubeconfig: kubeconfig, Namespace: ns, Name: r.flags.leaseName, Identity: r.flags.identity,
+		Kubeconfig: c.kubeconfig, Namespace: ns, Name: r.flags.leaseName, Identity: r.flags.identity,
 		Duration: r.flags.leaseDuration, RenewDeadline: r.flags.leaseRenew, RetryPeriod: min(r.flags.leaseDuration/7, r.flags.leaseRenew/2), Log: log,
 	}
 }

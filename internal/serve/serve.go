@@ -266,6 +266,9 @@ func buildService(ctx context.Context, cfg config, repo store.Repository, log *s
 		BaseDomain: cfg.baseDomain, Cluster: cfg.cluster, Log: log,
 		RequestLog: filepath.Join(cfg.dataDir, "requests.jsonl"),
 		Charts:     charts, WriteTimeout: cfg.writeTimeout,
+		// A store may name only a cluster some Flux applies: with none configured,
+		// just the default one, as always.
+		Clusters: names(cfg.kube.clusters),
 	})
 	if err != nil {
 		return nil, err
@@ -411,6 +414,9 @@ func (c *Command) check() (config, error) {
 		bad("serve takes no arguments, got %q", c.Flags.Args())
 	}
 	add(cfg.kube.validate(c.Flags))
+	clusters, errs := cfg.kube.served(c.Flags, cfg.cluster)
+	problems = append(problems, errs...)
+	cfg.kube.clusters = clusters
 	if cfg.kube.configured() && !cfg.kube.inCluster {
 		// Loaded again when the watcher starts; a path that does not load should not
 		// wait for the fleet repository to be cloned first.

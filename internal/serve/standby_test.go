@@ -71,7 +71,7 @@ func TestQueueOnStandby(t *testing.T) {
 	tr := status.New(status.Options{})
 	t.Cleanup(tr.Close)
 	tr.SetConnected(true)
-	sb := newStandby(tr)
+	sb := newStandby(tr.View(""))
 	cluster := &writes{}
 	pub, err := publish.New(publish.Config{Source: repo, Cluster: cluster, FleetCluster: "local", Dir: t.TempDir(),
 		URL: "http://127.0.0.1:9", OnPublish: tr.Published})

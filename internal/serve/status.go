@@ -8,13 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 
 	"github.com/storefleet/storefleet/internal/api"
 	"github.com/storefleet/storefleet/internal/fleet"
@@ -42,6 +38,10 @@ type kubeFlags struct {
 	// shards is the cluster's choice for the shard Kustomizations the publisher
 	// creates (render.ShardKustomization); its namespace is fluxNamespace.
 	shards render.ShardLayout
+	// extra is --cluster-kubeconfig as given; clusters is every cluster served,
+	// filled by check (served).
+	extra    clusterKubeconfigs
+	clusters []servedCluster
 	// envErrs are variables that did not parse: reported by validate, after the
 	// flags, so a flag can still override a bad variable.
 	envErrs map[string]error
@@ -119,6 +119,7 @@ func kubeFlagSet(fs *flag.FlagSet, k *kubeFlags, env func(string) string) {
 		k.shards.DependsOn = splitList(v)
 		return nil
 	})
+	clusterFlagSet(fs, k, env)
 	str(&k.shards.DecryptionSecret, "shard-decryption-secret", "STOREFLEET_SHARD_DECRYPTION_SECRET", "", "Secret (in the Flux namespace) with the age key Flux decrypts SOPS-encrypted store files with; empty = no decryption")
 }
 
@@ -137,18 +138,16 @@ func splitList(v string) []string {
 	return out
 }
 
-// attachStatus connects the API to the cluster when one is configured: a Tracker
-// fed by the kube Watcher, the shard publisher that turns the fleet into the
-// ExternalArtifacts Flux applies, stores loaded from the fleet, and the status-aware
-// service. Without a cluster the service and options are returned unchanged.
+// attachStatus connects the API to the clusters when any is configured: one
+// Tracker, and per cluster (cluster.go) a kube Watcher feeding it, the shard
+// publisher that turns that cluster's stores/<name>/ into the ExternalArtifacts its
+// Flux applies, elected by a Lease in that cluster, and its publish queue; then
+// the stores loaded from the fleet and the status-aware service. Without a cluster
+// the service and options are returned unchanged.
 func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func(), error) {
 	opts := api.Options{Log: log}
-	if !k.configured() {
+	if len(k.clusters) == 0 {
 		return svc, opts, func() {}, nil
-	}
-	kubeconfig := k.kubeconfig
-	if k.inCluster {
-		kubeconfig = ""
 	}
 	layout := k.shards
 	layout.Namespace = k.fluxNamespace
@@ -158,28 +157,10 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
 	m.WatchPhases(tr.PhaseCounts)
 	reviews.setClosed(tr.Reviewing)
-	sb := newStandby(tr)
-	w, err := kube.New(kube.Config{
-		Kubeconfig: kubeconfig, FluxNamespace: k.fluxNamespace, Log: log, OnLag: m.WatchLag,
-		ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
-			return render.ShardKustomization(layout, shard)
-		},
-	}, sb)
-	if err != nil {
-		return nil, opts, nil, err
-	}
-	ss := status.Service{Stores: svc, T: tr, ShardOf: store.Shard}
-	// A shard a background pass published changed outside gitops-api: the store
-	// index and the Tracker read its stores again.
-	resync := func(ctx context.Context, shards []string) {
-		for _, shard := range shards {
-			names, err := svc.Resync(ctx, path.Join("stores", fleetCluster, shard))
-			if err != nil {
-				log.Warn("store index not refreshed after an outside push", "shard", shard, "err", err)
-				continue
-			}
-			ss.Resync(ctx, names)
-		}
+	ss := &status.Service{Stores: svc, T: tr, ShardOf: store.Shard}
+	multi := len(k.clusters) > 1
+	if multi {
+		ss.Queues = map[string]*status.Queue{}
 	}
 	// Listening first: the artifacts' URLs name the address.
 	aln, err := net.Listen("tcp", k.artifactsListen)
@@ -190,55 +171,54 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if artifactURL == "" {
 		artifactURL = "http://" + aln.Addr().String()
 	}
-	// The first store of a version is applied with its shard at once, but its chart
-	// source comes with the fleet GitRepository: the publisher asks for a fetch.
-	var fetchSources func(ctx context.Context) error
-	if k.fleetSource != "none" {
-		fetchSources = func(ctx context.Context) error { return w.RequestSourceFetch(ctx, k.fleetSource) }
-	}
-	newPub := func() (*publish.Publisher, error) {
-		return publish.New(publish.Config{
-			Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
-			Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
-			OnPublish: tr.Published, OnChange: resync, OnPublished: m.ShardPublished, Log: log,
-			ChartSourcesDir: store.ChartSourcesDir(fleetCluster), FetchSources: fetchSources,
-		})
-	}
-	// Every replica serves every artifact (rebuilt from Git on a miss); only the
-	// leader's own publisher publishes.
-	pub, err := newPub()
-	if err != nil {
-		aln.Close()
-		return nil, opts, nil, err
-	}
-	stopArtifacts := serveArtifacts(aln, pub.Handler(), log)
-	// Only the Lease holder publishes (leader.go); a cluster that does not answer
-	// yet is not fatal: the API serves (stores show unknown) and the election retries.
-	lg, err := startLeader(ctx, rep.leaseConfig(k, kubeconfig, log), rep, repo, sb, fleetCluster, newPub, w.EnsureShardKustomizations, log)
-	if err != nil {
+	// An artifact's path names its cluster (/artifacts/<cluster>/<shard>/…): one
+	// listener serves every cluster's, each from its own publisher.
+	// The listener serves once every cluster's handler is in; a download asked for
+	// meanwhile waits in the listener's queue.
+	handlers := artifactHandlers{}
+	stopArtifacts := func() { aln.Close() }
+	var started []*attached
+	stopAll := func() {
+		for _, c := range started {
+			c.stop()
+		}
 		stopArtifacts()
-		return nil, opts, nil, err
+		tr.Close()
 	}
+	for _, c := range k.clusters {
+		key := ""
+		if multi {
+			key = c.name
+		}
+		a, err := attachCluster(ctx, clusterSetup{
+			cluster: c, view: tr.View(key), k: k, layout: layout, rep: rep, svc: svc, ss: ss, repo: repo,
+			branch: branch, dataDir: dataDir, artifactURL: artifactURL, multi: multi, log: log, m: m,
+		})
+		if err != nil {
+			stopAll()
+			return nil, opts, nil, err
+		}
+		started = append(started, a)
+		handlers[c.name] = a.artifacts
+		if multi {
+			ss.Queues[c.name] = a.queue
+		} else {
+			ss.Queue = a.queue
+		}
+	}
+	stopArtifacts = serveArtifacts(aln, handlers, log)
 	rep.fl.onChange(func(ctx context.Context, names, _ []string) { ss.Resync(ctx, names) })
-	log.Info("shard publisher: runs on the Lease leader", "artifacts", artifactURL+publish.ArtifactsPath,
-		"artifacts-listen", aln.Addr().String())
-	// A request answers once its commit is pushed; the queue publishes its shard
-	// right after, on the leader (a standby's leader.Publish only waits for the
-	// leader's artifact).
-	queue := status.NewQueue(status.QueueConfig{T: tr, Publish: lg.Publish, Log: log})
-	m.WatchPublishQueue(queue.Depth)
-	ss.Queue = queue
+	log.Info("shard publishers: each runs on its cluster's Lease leader", "clusters", names(k.clusters),
+		"artifacts", artifactURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
 	n, err := ss.Load(ctx)
 	if err != nil {
-		queue.Close(ctx)
-		lg.stop()
-		stopArtifacts()
+		stopAll()
 		return nil, opts, nil, err
 	}
-	log.Info("status: watching the cluster", "stores", n, "flux-namespace", k.fluxNamespace)
+	log.Info("status: watching the clusters", "stores", n, "clusters", names(k.clusters), "flux-namespace", k.fluxNamespace)
 	// With a cluster one DELETE ?purge=true is enough: the purger commits the second
-	// step once Flux applied the first. It starts before the watcher, so the stores a
-	// previous run left purging are finished as soon as the cluster shows them
+	// step once Flux applied the first. It starts before the watchers, so the stores a
+	// previous run left purging are finished as soon as their cluster shows them
 	// applied.
 	pctx, stopPurger := context.WithCancel(ctx)
 	purger := &status.Purger{T: tr, Stores: ss, Log: log}
@@ -247,7 +227,9 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		defer close(purged)
 		purger.Run(pctx)
 	}()
-	w.Start()
+	for _, c := range started {
+		c.w.Start()
+	}
 	// Event streams end when the server shuts down, so graceful shutdown does not
 	// wait on them.
 	stopped := make(chan struct{})
@@ -258,30 +240,36 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		case <-stopped:
 		}
 	}()
-	opts.Status, opts.Cluster = tr, w.Check
-	// Store logs are read through the same API server, with the same identity.
-	rc, err := kube.RestConfig(kubeconfig)
-	if err == nil {
-		opts.Logs, err = kube.NewPodLogs(rc, log)
+	opts.Status, opts.Cluster = tr, checkClusters(started)
+	// Store logs are read through the API server of the store's cluster, with the
+	// same identity as its watcher.
+	logs := clusterLogs{}
+	for _, c := range k.clusters {
+		rc, err := kube.RestConfig(c.kubeconfig)
+		var l *kube.PodLogs
+		if err == nil {
+			l, err = kube.NewPodLogs(rc, log)
+		}
+		if err != nil {
+			log.Warn("store logs: no client for the cluster; GET .../logs of its stores answers no-cluster", "cluster", c.name, "err", err)
+			continue
+		}
+		logs[c.name] = l
 	}
-	if err != nil {
-		log.Warn("store logs: no client for the cluster; GET .../logs answers no-cluster", "err", err)
+	switch {
+	case len(logs) == 0:
 		opts.Logs = nil
+	case !multi:
+		opts.Logs = logs[k.clusters[0].name]
+	default:
+		opts.Logs = logs
 	}
 	// The purger stops first: a second step in flight needs the publisher.
 	return ss, opts, func() {
 		stopPurger()
 		<-purged
 		close(stopped)
-		// Shards still waiting get a few seconds, while this replica may still
-		// lead; what is left is in Git, for the next leader's first pass.
-		qctx, cancel := context.WithTimeout(context.Background(), queueDrain)
-		queue.Close(qctx)
-		cancel()
-		lg.stop()
-		stopArtifacts()
-		w.Stop()
-		tr.Close()
+		stopAll()
 	}, nil
 }
 
