@@ -119,10 +119,6 @@ func attachCluster(ctx context.Context, c clusterSetup) (*attached, error) {
 	// right after, on the leader (a standby's leader.Publish only waits for the
 	// leader's artifact).
 	queue := status.NewQueue(status.QueueConfig{T: c.view.Tracker, Publish: lg.Publish, Log: log})
-	if !c.multi {
-		// One gauge: with several clusters it would count one queue only.
-		c.m.WatchPublishQueue(queue.Depth)
-	}
 	return &attached{name: name, w: w, lg: lg, queue: queue, artifacts: pub.Handler()}, nil
 }
 

@@ -207,6 +207,14 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		}
 	}
 	stopArtifacts = serveArtifacts(aln, handlers, log)
+	// The queue gauge counts the shards waiting in every cluster's queue.
+	m.WatchPublishQueue(func() int {
+		n := 0
+		for _, c := range started {
+			n += c.queue.Depth()
+		}
+		return n
+	})
 	rep.fl.onChange(func(ctx context.Context, names, _ []string) { ss.Resync(ctx, names) })
 	log.Info("shard publishers: each runs on its cluster's Lease leader", "clusters", names(k.clusters),
 		"artifacts", artifactURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
