@@ -477,12 +477,12 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 		if len(keys) == 0 {
 			return args
 		}
-		return append(append([]string(nil), args...), "--watch-label-selector=!"+render.FluxShardLabel)
+		return append(append([]string(nil), args...), "--watch-label-selector="+render.MainControllersSelector)
 	}
 	go flux(2, "kustomize-controller", e.Tools.KustomizeController, 2, func([]int) []string { return mainSelector(kustomizeArgs) })
 	go flux(3, "helm-controller", e.Tools.HelmController, 2, func([]int) []string { return mainSelector(helmArgs) })
 	for i, key := range keys {
-		selector := fmt.Sprintf("--watch-label-selector=%s in (%s)", render.FluxShardLabel, key)
+		selector := "--watch-label-selector=" + render.ShardControllersSelector(key)
 		go flux(4+2*i, "kustomize-controller-"+key, e.Tools.KustomizeController, 2, func([]int) []string {
 			return append(append([]string(nil), kustomizeArgs...), selector)
 		})
