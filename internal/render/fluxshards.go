@@ -80,11 +80,11 @@ func labelFluxShard(l map[string]string, k FluxShards, shard string) {
 
 // MainControllersSelector is the --watch-label-selector of the main
 // kustomize-controller and helm-controller once a cluster has extra controller
-// shards: everything without a key (clusters/flux-shards/main-controllers-patch.yaml).
+// shards: everything without a key (clusters/production/flux-shards/main-controllers-patch.yaml).
 const MainControllersSelector = "!" + FluxShardLabel
 
 // ShardControllersSelector is the --watch-label-selector of the extra controllers
-// of controller shard key ("shard1", ...; clusters/flux-shards/).
+// of controller shard key ("shard1", ...; clusters/production/flux-shards/).
 func ShardControllersSelector(key string) string {
 	return FluxShardLabel + " in (" + key + ")"
 }

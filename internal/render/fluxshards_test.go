@@ -128,7 +128,9 @@ func TestFluxShardsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "woocommerce-basic-fluxshards2", append(concat(files), append([]byte("# shard Kustomization\n"), k...)...))
+	golden(t, "woocommerce-basic-fluxshards2", concat(files))
+	// Beside, not in, the store goldens: those are what a store folder holds.
+	golden(t, "shard-kustomization/stores-8d9-fluxshards2", k)
 }
 
 func TestFluxShardsRefused(t *testing.T) {

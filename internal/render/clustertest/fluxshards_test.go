@@ -19,7 +19,7 @@ import (
 	"github.com/storefleet/storefleet/internal/testenv"
 )
 
-// clusters/flux-shards is what a cluster with two Flux controller shards applies:
+// clusters/production/flux-shards is what a cluster with two Flux controller shards applies:
 // it builds with kustomize, the API server takes every object (strict server-side
 // dry run), its controllers select exactly render's labels (the labels gitops-api
 // writes with --flux-shards 2), and the main controllers' patch restricts them to
@@ -31,7 +31,7 @@ func TestClusterFluxShards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, "clusters", "flux-shards")
+	dir := filepath.Join(root, "clusters", "production", "flux-shards")
 	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestClusterFluxShards(t *testing.T) {
 		}
 	}
 	for name := range want {
-		t.Errorf("clusters/flux-shards has no Deployment %s", name)
+		t.Errorf("clusters/production/flux-shards has no Deployment %s", name)
 	}
 
 	data, err := os.ReadFile(filepath.Join(dir, "main-controllers-patch.yaml"))
