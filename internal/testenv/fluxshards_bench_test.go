@@ -52,16 +52,18 @@ func BenchmarkFluxShardsBurst(b *testing.B) {
 	names := append(fluxShardStores(b, 2, "", "burst-a", stores/2, used), fluxShardStores(b, 2, "shard1", "burst-b", stores/2, used)...)
 	var burst, cpu [3]time.Duration
 	var runs [3]int
-	var extraRSS, extraCPU float64
+	var extraRSS, extraCPU, mainRSS float64
 	for range b.N {
 		for _, k := range []render.FluxShards{1, 2, 2, 1} {
-			d, c, rss, xcpu := fluxShardsBurst(b, k, names)
-			burst[k] += d
-			cpu[k] += c
+			u := fluxShardsBurst(b, k, names)
+			burst[k] += u.wall
+			cpu[k] += u.cpu
 			runs[k]++
 			if k == 2 {
-				extraRSS += rss
-				extraCPU += xcpu
+				extraRSS += u.extraRSS
+				extraCPU += u.extraCPU
+			} else {
+				mainRSS += u.mainRSS
 			}
 		}
 	}
@@ -71,14 +73,23 @@ func BenchmarkFluxShardsBurst(b *testing.B) {
 	b.ReportMetric(two/one, "burst-k2/k1")
 	b.ReportMetric(cpu[2].Seconds()/cpu[1].Seconds(), "controller-cpu-k2/k1")
 	b.ReportMetric(extraRSS/float64(runs[2]), "extra-pair-rss-MiB")
+	b.ReportMetric(mainRSS/float64(runs[1]), "k1-pair-rss-MiB")
+	b.ReportMetric((extraRSS/float64(runs[2]))/(mainRSS/float64(runs[1])), "extra/k1-pair-rss")
 	b.ReportMetric(extraCPU/float64(runs[2]), "extra-pair-cpu-s")
 }
 
+// burstUsage is what one burst cost: the wall time from the push until every store
+// was Ready, the CPU time all kustomize-controllers and helm-controllers spent from
+// just before the push, the RSS and CPU (since start) of the extra pairs, and the
+// RSS of the main pair, all after the burst.
+type burstUsage struct {
+	wall, cpu                   time.Duration
+	extraRSS, extraCPU, mainRSS float64
+}
+
 // fluxShardsBurst starts an environment with k controller shards, pushes the
-// stores in one commit and waits until all are Ready. It returns the wall time from
-// the push, the CPU time all kustomize-controllers and helm-controllers spent from
-// just before the push, and the RSS and CPU (since start) of the extra pair.
-func fluxShardsBurst(b *testing.B, k render.FluxShards, names []string) (wall, cpu time.Duration, extraRSS, extraCPU float64) {
+// stores in one commit and waits until all are Ready.
+func fluxShardsBurst(b *testing.B, k render.FluxShards, names []string) (u burstUsage) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -126,17 +137,25 @@ func fluxShardsBurst(b *testing.B, k render.FluxShards, names []string) (wall, c
 			b.Fatalf("HelmRelease %s: %v", key, err)
 		}
 	}
-	wall = time.Since(start)
-	cpu = time.Duration((controllers() - before) * float64(time.Second))
+	u.wall = time.Since(start)
+	u.cpu = time.Duration((controllers() - before) * float64(time.Second))
+	pids := e.PIDs()
 	for _, key := range k.Keys() {
 		for _, c := range []string{"kustomize-controller-", "helm-controller-"} {
-			rss, s, err := procUsage(e.PIDs()[c+key])
+			rss, s, err := procUsage(pids[c+key])
 			if err != nil {
 				b.Fatal(err)
 			}
-			extraRSS += rss
-			extraCPU += s
+			u.extraRSS += rss
+			u.extraCPU += s
 		}
 	}
-	return wall, cpu, extraRSS, extraCPU
+	for _, c := range []string{"kustomize-controller", "helm-controller"} {
+		rss, _, err := procUsage(pids[c])
+		if err != nil {
+			b.Fatal(err)
+		}
+		u.mainRSS += rss
+	}
+	return u
 }
