@@ -117,7 +117,7 @@ func fluxShardsBurst(b *testing.B, k render.FluxShards, names []string) (u burst
 	}
 	w := cloneFleet(b, e)
 	for _, n := range names {
-		w.writeShardedStore(k, n)
+		w.writeShardedStore(k, n, false)
 	}
 	before := controllers()
 	start := time.Now()

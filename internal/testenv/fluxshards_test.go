@@ -38,11 +38,47 @@ func fluxShardStores(t testing.TB, k render.FluxShards, key, prefix string, n in
 	return names
 }
 
+// sharedFixtureChart is a chart source shared by stores, as render's
+// (render.SharedChartSource): one HelmChart of the fixture chart in the Flux
+// namespace, unlabelled, so source-controller (never sharded) reconciles it for
+// the stores of every controller shard.
+const sharedFixtureChart = `apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata:
+  name: fixture-0.1.0
+  namespace: flux-system
+spec:
+  chart: fixture
+  version: "0.1.0"
+  sourceRef:
+    kind: HelmRepository
+    name: storefleet
+  interval: 10m
+`
+
 // writeShardedStore writes a store whose HelmRelease carries its controller shard's
-// label, as render does (render.Options.FluxShards).
-func (w *fleetWork) writeShardedStore(k render.FluxShards, name string) {
+// label, as render does (render.Options.FluxShards). With shared, it refers to
+// sharedFixtureChart with spec.chartRef, as render's do; otherwise it names its
+// chart itself (spec.chart, one HelmChart per store).
+func (w *fleetWork) writeShardedStore(k render.FluxShards, name string, shared bool) {
 	w.t.Helper()
 	files := storeFiles(name, "0.1.0", true, false)
+	if shared {
+		chart := `  chart:
+    spec:
+      chart: fixture
+      version: "0.1.0"
+      sourceRef:
+        kind: HelmRepository
+        name: storefleet
+        namespace: flux-system
+`
+		if !strings.Contains(files["helmrelease.yaml"], chart) {
+			w.t.Fatalf("storeFiles' HelmRelease changed shape:\n%s", files["helmrelease.yaml"])
+		}
+		files["helmrelease.yaml"] = strings.Replace(files["helmrelease.yaml"], chart,
+			"  chartRef:\n    kind: HelmChart\n    name: fixture-0.1.0\n    namespace: flux-system\n", 1)
+	}
 	if key := k.Key(store.Shard(name)); key != "" {
 		meta := "  namespace: store-" + name + "\nspec:\n"
 		if !strings.Contains(files["helmrelease.yaml"], meta) {
@@ -83,9 +119,14 @@ func TestFluxControllerShards(t *testing.T) {
 	main := fluxShardStores(t, k, "", "fsa", 2, used)
 	extra := fluxShardStores(t, k, "shard1", "fsb", 2, used)
 
+	// The stores of both controller shards share one chart source, which nobody
+	// labels: source-controller, not sharded, serves it to both helm-controllers.
+	if err := e.Apply(ctx, []byte(sharedFixtureChart)); err != nil {
+		t.Fatal(err)
+	}
 	w := cloneFleet(t, e)
 	for _, n := range append(append([]string(nil), main...), extra...) {
-		w.writeShardedStore(k, n)
+		w.writeShardedStore(k, n, true)
 	}
 	if _, err := e.Reconcile(ctx, w.push("stores on both controller shards")); err != nil {
 		t.Fatal(err)
@@ -99,6 +140,20 @@ func TestFluxControllerShards(t *testing.T) {
 		if got, want := ks.GetLabels()[render.FluxShardLabel], k.Key(store.Shard(n)); got != want {
 			t.Errorf("Kustomization %s labelled %s=%q, want %q", ks.GetName(), render.FluxShardLabel, got, want)
 		}
+	}
+
+	charts := &unstructured.UnstructuredList{}
+	charts.SetAPIVersion("source.toolkit.fluxcd.io/v1")
+	charts.SetKind("HelmChartList")
+	if err := e.Client.List(ctx, charts); err != nil {
+		t.Fatal(err)
+	}
+	if len(charts.Items) != 1 || charts.Items[0].GetName() != "fixture-0.1.0" {
+		var names []string
+		for _, c := range charts.Items {
+			names = append(names, c.GetNamespace()+"/"+c.GetName())
+		}
+		t.Errorf("HelmCharts %v, want only the shared flux-system/fixture-0.1.0", names)
 	}
 
 	// Who did it: a controller logs the objects it reconciles by name; a sharded one
@@ -144,8 +199,8 @@ func TestFluxControllerShards(t *testing.T) {
 	}
 	main2 := fluxShardStores(t, k, "", "fsc", 1, used)[0]
 	extra2 := fluxShardStores(t, k, "shard1", "fsd", 1, used)[0]
-	w.writeShardedStore(k, main2)
-	w.writeShardedStore(k, extra2)
+	w.writeShardedStore(k, main2, true)
+	w.writeShardedStore(k, extra2, true)
 	_, published, err := e.reconcileAndPublish(ctx, w.push("a store on each controller shard, shard 1 stopped"))
 	if err != nil {
 		t.Fatal(err)
