@@ -98,7 +98,9 @@ func fluxShardsBurst(b *testing.B, k render.FluxShards, names []string) (u burst
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	e, err := Start(ctx, Options{Dir: dir, ChartsDir: env.opts.ChartsDir, FluxShards: k})
+	charts := fixtureCharts() // its own: tests bump the shared copy's version
+	defer os.RemoveAll(charts)
+	e, err := Start(ctx, Options{Dir: dir, ChartsDir: charts, FluxShards: k})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -109,7 +109,11 @@ func TestFluxControllerShards(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	const k = render.FluxShards(2)
-	e := StartT(t, Options{ChartsDir: env.opts.ChartsDir, FluxShards: k})
+	// A copy of the fixture charts of its own: other tests of the package bump the
+	// shared copy's version (seen: 0.1.0 gone from the repository mid-run).
+	charts := fixtureCharts()
+	t.Cleanup(func() { os.RemoveAll(charts) })
+	e := StartT(t, Options{ChartsDir: charts, FluxShards: k})
 	for _, c := range []string{"kustomize-controller-shard1", "helm-controller-shard1"} {
 		if _, ok := e.PIDs()[c]; !ok {
 			t.Fatalf("no %s running: %v", c, e.PIDs())
@@ -142,15 +146,15 @@ func TestFluxControllerShards(t *testing.T) {
 		}
 	}
 
-	charts := &unstructured.UnstructuredList{}
-	charts.SetAPIVersion("source.toolkit.fluxcd.io/v1")
-	charts.SetKind("HelmChartList")
-	if err := e.Client.List(ctx, charts); err != nil {
+	helmCharts := &unstructured.UnstructuredList{}
+	helmCharts.SetAPIVersion("source.toolkit.fluxcd.io/v1")
+	helmCharts.SetKind("HelmChartList")
+	if err := e.Client.List(ctx, helmCharts); err != nil {
 		t.Fatal(err)
 	}
-	if len(charts.Items) != 1 || charts.Items[0].GetName() != "fixture-0.1.0" {
+	if len(helmCharts.Items) != 1 || helmCharts.Items[0].GetName() != "fixture-0.1.0" {
 		var names []string
-		for _, c := range charts.Items {
+		for _, c := range helmCharts.Items {
 			names = append(names, c.GetNamespace()+"/"+c.GetName())
 		}
 		t.Errorf("HelmCharts %v, want only the shared flux-system/fixture-0.1.0", names)
