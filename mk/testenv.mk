@@ -4,7 +4,7 @@
 TESTENV_TOOLS := etcd kubernetes source-controller kustomize-controller helm-controller helm flux
 TESTENV_DIR ?= $(CURDIR)/.data/testenv
 
-.PHONY: testenv testenv-down testenv-status testenv-tools testenv-deps
+.PHONY: testenv testenv-down testenv-status testenv-tools testenv-deps bench-fluxshards
 
 ## testenv-tools: build the pinned control-plane and Flux binaries once per machine
 ## (~22 min cold on 2 cores; cached in ~/.cache/storefleet/bin).
@@ -30,6 +30,11 @@ testenv-down:
 testenv-deps:
 	@command -v git >/dev/null && [ -x "$$(git --exec-path)/git-http-backend" ] || \
 	  { apt-get update && apt-get install -y --no-install-recommends git; }
+
+## bench-fluxshards: a store burst with one set of Flux controllers against two controller
+## shards, alternated in one run (docs/benchmarks.md, "Flux controller sharding"; ~3 min).
+bench-fluxshards: testenv-tools
+	$(GO) test -run '^$$' -bench FluxShardsBurst -benchtime 1x -count 1 -timeout 30m ./internal/testenv/
 
 TEST_PREREQS += testenv-tools
 DEPS_TARGETS += testenv-deps

@@ -358,6 +358,9 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		{"fleet-3f0", artifact("flux-system", "fleet-3f0", shard), "named stores-<shard>"},
 		{"wrong shard label", artifact("flux-system", "stores-3f0", map[string]string{"storefleet.io/shard": "3e0"}), "single label"},
 		{"extra label", artifact("flux-system", "stores-3f0", map[string]string{"storefleet.io/shard": "3f0", "x": "y"}), "single label"},
+		// The controller-sharding key is a Kustomization's: kustomize-controller reads the
+		// artifacts through an unfiltered cache.
+		{"controller-sharding key", artifact("flux-system", "stores-3f0", map[string]string{"storefleet.io/shard": "3f0", "sharding.fluxcd.io/key": "shard1"}), "single label"},
 		{"no label", artifact("flux-system", "stores-3f0", nil), "single label"},
 		{"annotation", withAnnotation, "without annotations"},
 		{"finalizer", withFinalizer, "finalizers"},
@@ -512,6 +515,11 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		}
 	}
 
+	fiveFluxShards := prod
+	fiveFluxShards.FluxShards = 5
+	if k := fiveFluxShards.FluxShards.Key("3f0") + fiveFluxShards.FluxShards.Key("b05"); k != "shard3shard1" {
+		t.Fatalf("the cases below expect 3f0 and b05 on controller shards 3 and 1 of 5, not %s", k)
+	}
 	// Admitted: a new shard's Kustomization in the production and in the default layout (a
 	// CREATE), the same again (an UPDATE that changes nothing), and a change of layout after a
 	// restart with other values (an UPDATE of the spec), there and back.
@@ -525,6 +533,11 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 		{"production layout, applied again", prod, "3f0"},
 		{"default layout over the production one", render.DefaultShardLayout(), "3f0"},
 		{"production layout over the default one", prod, "3f0"},
+		// Flux controller sharding (shards.fluxShards): stores-3f0 is controller shard 3 of 5,
+		// b05 shard 1; the key label comes and goes with the setting.
+		{"five controller shards over production (the key added)", fiveFluxShards, "3f0"},
+		{"production over five controller shards (the key removed)", prod, "3f0"},
+		{"five controller shards, new shard", fiveFluxShards, "b05"},
 	} {
 		if err := apply(shardKs(c.layout, c.shard)); err != nil {
 			t.Fatalf("applying Kustomization stores-%s (%s) as the shard publisher does was refused: %v", c.shard, c.what, err)
@@ -605,6 +618,9 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 			u.SetLabels(map[string]string{"storefleet.io/shard": "c03", "x": "y"})
 		}, "single label"},
 		{"no label", func(u *unstructured.Unstructured) { u.SetLabels(nil) }, "single label"},
+		{"a controller-sharding key that is not shard<i>", func(u *unstructured.Unstructured) {
+			u.SetLabels(map[string]string{"storefleet.io/shard": "c03", "sharding.fluxcd.io/key": "main"})
+		}, "single label"},
 		{"annotation", func(u *unstructured.Unstructured) { u.SetAnnotations(map[string]string{"example.com/x": "y"}) }, "without annotations"},
 		{"finalizer", func(u *unstructured.Unstructured) { u.SetFinalizers([]string{"example.com/x"}) }, "finalizers"},
 		{"Flux's finalizer and another", func(u *unstructured.Unstructured) {
@@ -668,7 +684,10 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 			"only labelled storefleet.io/shard=<shard>"},
 		{"extra label", func(u *unstructured.Unstructured) {
 			u.SetLabels(map[string]string{"storefleet.io/shard": "3f0", "x": "y"})
-		}, "may not change labels"},
+		}, "at most sharding.fluxcd.io/key"},
+		{"a controller-sharding key that is not shard<i>", func(u *unstructured.Unstructured) {
+			u.SetLabels(map[string]string{"storefleet.io/shard": "3f0", "sharding.fluxcd.io/key": "shard0"})
+		}, "at most sharding.fluxcd.io/key"},
 		{"annotation", func(u *unstructured.Unstructured) { u.SetAnnotations(map[string]string{"example.com/x": "y"}) }, "no annotation but"},
 	} {
 		u := shardKs(prod, "3f0")
@@ -793,8 +812,8 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 	}
 	kss := &unstructured.UnstructuredList{}
 	kss.SetGroupVersionKind(kustomizationGVK.GroupVersion().WithKind("KustomizationList"))
-	if err := api.List(ctx, kss, client.InNamespace("flux-system"), client.HasLabels{"storefleet.io/shard"}); err != nil || len(kss.Items) != 3 {
-		t.Errorf("list shard Kustomizations in flux-system (the watcher needs it): %d items (want stores-3f0, stores-a01, stores-b02), %v", len(kss.Items), err)
+	if err := api.List(ctx, kss, client.InNamespace("flux-system"), client.HasLabels{"storefleet.io/shard"}); err != nil || len(kss.Items) != 4 {
+		t.Errorf("list shard Kustomizations in flux-system (the watcher needs it): %d items (want stores-3f0, stores-a01, stores-b02, stores-b05), %v", len(kss.Items), err)
 	}
 
 	// Without shards.decryptionSecret (the chart's default) the policy refuses any decryption:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 // The shard layout env variables gitops-api reads (internal/serve): the chart always sets
 // them all, so gitops-api's own defaults never decide a cluster's layout.
 var shardEnv = []string{"STOREFLEET_SHARD_INTERVAL", "STOREFLEET_SHARD_RETRY_INTERVAL", "STOREFLEET_SHARD_TIMEOUT",
-	"STOREFLEET_SHARD_DEPENDS_ON", "STOREFLEET_SHARD_DECRYPTION_SECRET"}
+	"STOREFLEET_SHARD_DEPENDS_ON", "STOREFLEET_SHARD_DECRYPTION_SECRET", "STOREFLEET_FLUX_SHARDS"}
 
 // shardLayoutFromEnv is the render.ShardLayout gitops-api builds from the chart's env:
 // Go durations, a comma-separated dependsOn (empty = none), the Flux namespace.
@@ -45,6 +46,12 @@ func shardLayoutFromEnv(t *testing.T, env map[string]string) render.ShardLayout 
 		if n = strings.TrimSpace(n); n != "" && n != "none" {
 			l.DependsOn = append(l.DependsOn, n)
 		}
+	}
+	// 1 (the chart's default) and 0 (render's) both mean no controller sharding.
+	if n, err := strconv.Atoi(env["STOREFLEET_FLUX_SHARDS"]); err != nil {
+		t.Fatalf("STOREFLEET_FLUX_SHARDS=%q: %v", env["STOREFLEET_FLUX_SHARDS"], err)
+	} else if n > 1 {
+		l.FluxShards = render.FluxShards(n)
 	}
 	if err := l.Validate(); err != nil {
 		t.Fatalf("the chart's env gives an invalid layout: %v", err)
@@ -99,6 +106,7 @@ func TestPlatformShardLayout(t *testing.T) {
 		Timeout:          metav1.Duration{Duration: 10*time.Minute + 30*time.Second},
 		DependsOn:        []string{"infrastructure", "monitoring.stack"},
 		DecryptionSecret: "age-key",
+		FluxShards:       4,
 	}
 	noDeps := render.DefaultShardLayout()
 	noDeps.DependsOn = nil
@@ -113,7 +121,7 @@ func TestPlatformShardLayout(t *testing.T) {
 		{"overrides", func(*testing.T) map[string]any {
 			return map[string]any{"flux": map[string]any{"namespace": "flux"}, "shards": map[string]any{
 				"interval": "90m", "retryInterval": "45s", "timeout": "10m30s",
-				"dependsOn": []any{"infrastructure", "monitoring.stack"}, "decryptionSecret": "age-key"}}
+				"dependsOn": []any{"infrastructure", "monitoring.stack"}, "decryptionSecret": "age-key", "fluxShards": 4}}
 		}, custom},
 		{"no dependency", func(*testing.T) map[string]any {
 			return map[string]any{"shards": map[string]any{"dependsOn": []any{}}}
@@ -187,6 +195,9 @@ func TestPlatformShardValuesInvalid(t *testing.T) {
 		{"shards.dependsOn", []any{"infrastructure", "infrastructure"}},
 		{"shards.decryptionSecret", "Sops_Age"},
 		{"shards.decryptionSecret", []any{"sops-age"}},
+		{"shards.fluxShards", 0},
+		{"shards.fluxShards", 65},
+		{"shards.fluxShards", "2"},
 	} {
 		t.Run(fmt.Sprintf("%s=%v", c.path, c.value), func(t *testing.T) {
 			t.Parallel()

@@ -80,6 +80,12 @@ type Options struct {
 	// images.<key> (woocommerce: wordpress, mysql; medusa: postgresql, redis). Empty = the official images
 	// the charts name. The test environment's node sets them to the images it builds from Debian packages.
 	ServiceImages map[store.Engine]map[string]Image
+
+	// FluxShards is the cluster's number of Flux controller shards: with more than
+	// one, each store's HelmRelease carries its controller shard's label (FluxShards.Key
+	// of the store's fleet shard), the one its shard Kustomization carries
+	// (ShardLayout.FluxShards, set from the same setting).
+	FluxShards FluxShards
 }
 
 // DefaultWaitTimeouts are the Helm action timeouts of a waiting cluster. Measured on the test node (2
@@ -159,6 +165,9 @@ func (o Options) Validate() error {
 				bad("wait timeout of %s on %s must be positive", e, p)
 			}
 		}
+	}
+	if err := o.FluxShards.Validate(); err != nil {
+		bad("%v", err)
 	}
 	if o.IngressNamespace == "" || o.DNSNamespace == "" {
 		bad("ingress and DNS namespaces are required for the NetworkPolicies")

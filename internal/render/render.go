@@ -437,6 +437,7 @@ func (r *renderer) helmRelease() ([]any, error) {
 		},
 	}
 	r.tenantLabel(hr.Labels)
+	labelFluxShard(hr.Labels, r.opts.FluxShards, store.Shard(r.s.Name))
 	hr.Annotations = map[string]string{store.AnnotationVersion: r.s.Version}
 	if r.e.stateful {
 		// Stateful engines migrate their database during an upgrade; rolling back the release afterwards

@@ -47,6 +47,10 @@ type ShardLayout struct {
 	// DecryptionSecret, when set, decrypts SOPS-encrypted files with the age key in
 	// that Secret (in Namespace).
 	DecryptionSecret string
+	// FluxShards is the cluster's number of Flux controller shards; with more than
+	// one, a shard Kustomization carries its controller shard's label (FluxShards.Key),
+	// as do the HelmReleases it applies (Options.FluxShards, the same setting).
+	FluxShards FluxShards
 }
 
 // DefaultShardLayout is the layout of a cluster that chose nothing else: the test
@@ -79,6 +83,9 @@ func (l ShardLayout) Validate() error {
 		if d == "" {
 			errs = append(errs, errors.New("shard layout: an empty dependsOn name"))
 		}
+	}
+	if err := l.FluxShards.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("shard layout: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -123,6 +130,9 @@ func ShardKustomization(l ShardLayout, shard string) (*kustomizev1.Kustomization
 			ServiceAccountName: ShardServiceAccount,
 		},
 	}
+	// A shard on another controller shard than its dependencies still sees them:
+	// kustomize-controller reads a dependency past its label-filtered cache.
+	labelFluxShard(k.Labels, l.FluxShards, shard)
 	for _, d := range l.DependsOn {
 		k.Spec.DependsOn = append(k.Spec.DependsOn, kustomizev1.DependencyReference{Name: d, ReadyExpr: DependencyAppliedOnce})
 	}

@@ -382,6 +382,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	}
 	fs.IntVar(&c.metricsTenants, "metrics-tenants", tenants, "at most this many tenants (those with the most stores) get a storefleet_stores_by_tenant series of their own; the rest are summed as tenant=\"_other\", so a fleet of many tenants does not make many series [STOREFLEET_METRICS_TENANTS]")
 	kubeFlagSet(fs, &c.kube, env)
+	fluxShardsFlagSet(fs, &c.kube, env)
 	replicaFlagSet(fs, &c.replicas, env)
 	authFlagSet(fs, &c.access, env)
 	reviewFlagSet(fs, &c.review, env)
@@ -554,6 +555,7 @@ func (c config) renderOptions() (render.Options, []error) {
 
 	opts := render.LocalOptions()
 	opts.BaseDomain = c.baseDomain
+	opts.FluxShards = c.kube.shards.FluxShards
 	opts.IngressClassName, opts.ClusterIssuer, opts.TLSSecretName = c.ingressClass, c.clusterIssuer, c.tlsSecret
 	name("store-ingress-class", c.ingressClass, validation.IsDNS1123Subdomain)
 	name("store-cluster-issuer", c.clusterIssuer, validation.IsDNS1123Subdomain)

@@ -22,7 +22,11 @@
 // stores/local/<shard>/ (three hex characters, store.Shard: 4,096 shards, 000 to
 // fff) whose tree changed and, the first time a shard holds a store, applies its
 // Kustomization (render.ShardKustomization, render.DefaultShardLayout) as the
-// publisher does. A shard that never held a store has neither object.
+// publisher does. A shard that never held a store has neither object. With
+// Options.FluxShards > 1 the Flux controllers are sharded as clusters/production/flux-shards
+// shards a cluster: kustomize-controller-shard<i> and helm-controller-shard<i> see
+// only objects labelled sharding.fluxcd.io/key=shard<i>, the main ones only
+// unlabelled objects, and the shard Kustomizations are labelled for it (Env.ShardLayout).
 //
 // By default no scheduler or kubelet runs: Pods are created (so ResourceQuota,
 // LimitRange and Pod Security admission judge them) and stay Pending. HelmReleases

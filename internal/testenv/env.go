@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/internal/githttp"
+	"github.com/storefleet/storefleet/internal/render"
 )
 
 const (
@@ -73,6 +74,14 @@ type Options struct {
 	// NodeImages are images/ folders built and imported into the node besides
 	// its own (pause, busybox).
 	NodeImages []string
+	// FluxShards runs that many sets of kustomize-controller and helm-controller,
+	// as clusters/README.md ("Flux controller sharding") sets a cluster up: with
+	// K > 1 the main ones watch only objects without render.FluxShardLabel, and
+	// kustomize-controller-shard<i> and helm-controller-shard<i> (i = 1 … K-1)
+	// only those labelled shard<i>; the environment's own shard publisher labels
+	// the shard Kustomizations for K (render.ShardLayout.FluxShards). 0 or 1: one
+	// set, no selector, as before. source-controller is never sharded.
+	FluxShards render.FluxShards
 	// Logf, when set, receives progress lines.
 	Logf func(format string, args ...any)
 }
@@ -228,6 +237,9 @@ func (e *Env) logf(format string, args ...any) {
 }
 
 func (e *Env) resolveOptions() error {
+	if err := e.opts.FluxShards.Validate(); err != nil {
+		return err
+	}
 	root := e.opts.Root
 	if root == "" {
 		r, err := RepoRoot()
@@ -404,9 +416,10 @@ func (e *Env) prepareCluster(ctx context.Context, crdDirs []string) error {
 }
 
 func (e *Env) startControllers(ctx context.Context, p *pki) error {
+	keys := e.opts.FluxShards.Keys()
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	wg.Add(4)
+	errs := make([]error, 4+2*len(keys))
+	wg.Add(len(errs))
 	go func() { defer wg.Done(); errs[0] = e.startKCM(ctx, p) }()
 	fluxEnv := []string{"KUBECONFIG=" + e.Kubeconfig, "RUNTIME_NAMESPACE=" + fluxNamespace}
 	common := func(ports []int) []string {
@@ -455,12 +468,28 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 	// stores close to the cost of the apply itself.
 	// ExternalArtifact: the stores' shard Kustomizations apply the artifacts
 	// gitops-api publishes (docs/design.md, "How Flux applies the stores").
-	go flux(2, "kustomize-controller", e.Tools.KustomizeController, 2, func([]int) []string {
-		return []string{"--requeue-dependency=1s", "--feature-gates=ExternalArtifact=true"}
-	})
-	go flux(3, "helm-controller", e.Tools.HelmController, 2, func([]int) []string {
-		return []string{"--requeue-dependency=1s"}
-	})
+	kustomizeArgs := []string{"--requeue-dependency=1s", "--feature-gates=ExternalArtifact=true"}
+	helmArgs := []string{"--requeue-dependency=1s"}
+	// Controller sharding as Flux documents it: the main controllers take what has
+	// no key (the cluster configuration, controller shard 0's stores), each extra
+	// pair exactly its key.
+	mainSelector := func(args []string) []string {
+		if len(keys) == 0 {
+			return args
+		}
+		return append(append([]string(nil), args...), "--watch-label-selector="+render.MainControllersSelector)
+	}
+	go flux(2, "kustomize-controller", e.Tools.KustomizeController, 2, func([]int) []string { return mainSelector(kustomizeArgs) })
+	go flux(3, "helm-controller", e.Tools.HelmController, 2, func([]int) []string { return mainSelector(helmArgs) })
+	for i, key := range keys {
+		selector := "--watch-label-selector=" + render.ShardControllersSelector(key)
+		go flux(4+2*i, "kustomize-controller-"+key, e.Tools.KustomizeController, 2, func([]int) []string {
+			return append(append([]string(nil), kustomizeArgs...), selector)
+		})
+		go flux(5+2*i, "helm-controller-"+key, e.Tools.HelmController, 2, func([]int) []string {
+			return append(append([]string(nil), helmArgs...), selector)
+		})
+	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
@@ -527,7 +556,7 @@ func (e *Env) Stop() error {
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			for _, p := range procs {
-				if !contains(group, p.name) {
+				if !contains(group, componentOf(p.name)) {
 					continue
 				}
 				wg.Add(1)
@@ -557,6 +586,15 @@ func (e *Env) Stop() error {
 		e.stopErr = errors.Join(errs...)
 	})
 	return e.stopErr
+}
+
+// componentOf is the program a process runs: its name without the controller
+// shard ("helm-controller-shard1" runs helm-controller).
+func componentOf(name string) string {
+	if i := strings.LastIndex(name, "-shard"); i > 0 {
+		return name[:i]
+	}
+	return name
 }
 
 func contains(list []string, s string) bool {

@@ -237,9 +237,22 @@ func (e *Env) RequestReconcile(ctx context.Context, gvk schema.GroupVersionKind,
 // changed (publishShards) and waits until their Kustomizations applied them. It
 // returns the revision (main@sha1:<commit>).
 func (e *Env) Reconcile(ctx context.Context, commit string) (string, error) {
+	revision, published, err := e.reconcileAndPublish(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	if err := e.waitShardsApplied(ctx, published); err != nil {
+		return "", err
+	}
+	return revision, nil
+}
+
+// reconcileAndPublish is Reconcile up to the shards' publication: it returns the
+// revision and the published shards without waiting for Flux to apply them.
+func (e *Env) reconcileAndPublish(ctx context.Context, commit string) (string, map[string]string, error) {
 	repo := client.ObjectKey{Namespace: fluxNamespace, Name: "fleet"}
 	if _, err := e.RequestReconcile(ctx, gitRepositoryGVK, repo); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var revision string
 	err := Poll(ctx, 50*time.Millisecond, func() (bool, string, error) {
@@ -255,19 +268,16 @@ func (e *Env) Reconcile(ctx context.Context, commit string) (string, error) {
 		return false, "artifact revision " + revision + "; " + msg, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("GitRepository fleet did not fetch %s: %w", commit, err)
+		return "", nil, fmt.Errorf("GitRepository fleet did not fetch %s: %w", commit, err)
 	}
 	if err := e.reconcileKustomizations(ctx, revision); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	published, err := e.publishShards(ctx, commit)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := e.waitShardsApplied(ctx, published); err != nil {
-		return "", err
-	}
-	return revision, nil
+	return revision, published, nil
 }
 
 func (e *Env) reconcileKustomizations(ctx context.Context, revision string) error {

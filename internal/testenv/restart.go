@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -79,4 +80,41 @@ func (e *Env) StopComponent(name string) error {
 		return fmt.Errorf("no component %q", name)
 	}
 	return p.stop(15 * time.Second)
+}
+
+// RestartComponent starts a Flux controller that StopComponent stopped again, with
+// the flags (and so the ports) it had, and waits until its /readyz answers.
+func (e *Env) RestartComponent(ctx context.Context, name string) error {
+	old := e.proc(name)
+	if old == nil {
+		return fmt.Errorf("no component %q", name)
+	}
+	if !old.exited() {
+		return fmt.Errorf("%s is still running (pid %d)", name, old.pid())
+	}
+	var health string
+	for _, a := range old.cmd.Args[1:] {
+		if v, ok := strings.CutPrefix(a, "--health-addr="); ok {
+			health = v
+		}
+	}
+	if health == "" {
+		return fmt.Errorf("%s has no --health-addr to wait on: only the Flux controllers restart this way", name)
+	}
+	// old.cmd.Env is os.Environ() and the component's own variables after it; exec
+	// keeps the last value of a repeated one.
+	p, err := startProcess(name, old.cmd.Path, old.cmd.Args[1:], old.cmd.Env, e.LogDir)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for i, q := range e.procs {
+		if q == old {
+			e.procs[i] = p
+		}
+	}
+	e.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return waitHTTP(rctx, p, http.DefaultClient, "http://"+health+"/readyz")
 }

@@ -210,7 +210,7 @@ func (e *Env) ensureShardKustomization(ctx context.Context, shard string) error 
 	if e.shardKustomizations[shard] {
 		return nil
 	}
-	data, err := render.ShardKustomizationYAML(render.DefaultShardLayout(), shard)
+	data, err := render.ShardKustomizationYAML(e.ShardLayout(), shard)
 	if err != nil {
 		return fmt.Errorf("shard %s: %w", shard, err)
 	}
@@ -232,6 +232,15 @@ func (e *Env) ensureShardKustomization(ctx context.Context, shard string) error 
 	}
 	e.shardKustomizations[shard] = true
 	return nil
+}
+
+// ShardLayout is the layout the environment's own shard publisher applies shard
+// Kustomizations with: render.DefaultShardLayout, labelled for Options.FluxShards.
+// A gitops-api started against the environment is given the same (--flux-shards).
+func (e *Env) ShardLayout() render.ShardLayout {
+	l := render.DefaultShardLayout()
+	l.FluxShards = e.opts.FluxShards
+	return l
 }
 
 // waitShardsApplied waits until each shard's Kustomization is Ready with the given
