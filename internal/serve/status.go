@@ -201,7 +201,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 			Source: repo, Cluster: w, FleetCluster: fleetCluster, Branch: branch,
 			Dir: filepath.Join(dataDir, "artifacts"), URL: artifactURL, Interval: k.publishInterval,
 			OnPublish: tr.Published, OnChange: resync, OnPublished: m.ShardPublished, Log: log,
-			ChartSourcesDir: store.ChartSourcesDir(fleetCluster), FetchSources: fetchSources,
+			ChartSourcesDir: store.ChartSourcesDir(fleetCluster), FetchSources: fetchSources, Applied: w.WaitApplied,
 		})
 	}
 	// Every replica serves every artifact (rebuilt from Git on a miss); only the
