@@ -246,6 +246,16 @@ func TestReshardKeepsEveryStore(t *testing.T) {
 	}
 	t.Logf("reshard: %s", stdout.String())
 
+	// The command returned once every changed shard applied the move: each store's
+	// HelmRelease must be the one installed before, not gone (pruned by the shard it
+	// left, and then not recreated while helm-controller's uninstall finalizer held it)
+	// nor a new one.
+	for _, n := range names {
+		hr := &helmv2.HelmRelease{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "store-" + n, Name: n}, hr); err != nil || hr.UID != before[n].release {
+			t.Fatalf("store %s: the move deleted its HelmRelease (UID before %s, now %q: %v)", n, before[n].release, hr.UID, err)
+		}
+	}
 	for _, n := range names {
 		if got := state(n); got != before[n] {
 			t.Errorf("store %s: before the move %+v, after %+v: uninstalled or recreated", n, before[n], got)
