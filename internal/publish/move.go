@@ -110,14 +110,24 @@ func (p *Publisher) commitOf(revision string) string {
 }
 
 // publishMoved publishes shards in the order movePlan's dependencies ask, in waves:
-// each wave's shards are published, then waited for until Flux applied them
-// (Config.Applied) before the next wave, whose shards lost stores to them, is
+// each wave's shards are published, then those that later shards lost stores to are
+// waited for until Flux applied them (Config.Applied) before the next wave is
 // published. It returns the shards published and the first error; a shard not published is left
 // for the next pass, and so is every shard that waits for it.
 func (p *Publisher) publishMoved(ctx context.Context, head string, trees map[string]string, shards []string,
 	deps map[string][]string) (published map[string]string, err error) {
 	published = map[string]string{}
 	done := map[string]bool{}
+	// Only a shard that others wait for is waited for: one whose apply keeps failing
+	// must not hold up a move it takes no part in. A target already up to date (a
+	// pass that failed half-way published it) is published as a no-op and waited for
+	// all the same.
+	target := map[string]bool{}
+	for _, ds := range deps {
+		for _, d := range ds {
+			target[d] = true
+		}
+	}
 	remaining := append([]string(nil), shards...)
 	for wave := 1; len(remaining) > 0; wave++ {
 		var now, later []string
@@ -148,7 +158,7 @@ func (p *Publisher) publishMoved(ctx context.Context, head string, trees map[str
 			p.log.Warn("shard publisher: stores moved between shards but nothing waits for Flux to apply them; publishing without waiting", "wave", wave)
 		} else {
 			for _, s := range now {
-				if rev := published[s]; rev != "" {
+				if rev := published[s]; rev != "" && target[s] {
 					if err := p.cfg.Applied(ctx, s, rev); err != nil {
 						return published, fmt.Errorf("publish: waiting for shard %s to apply %s: %w", s, rev, err)
 					}
