@@ -335,3 +335,19 @@ func TestReshardKeepsEveryStore(t *testing.T) {
 		t.Errorf("Kustomization %s of the old layout: %v, want not found", old, err)
 	}
 }
+
+// A shard count that is not a power of two from 16 to 4,096, or no repository, is a
+// usage mistake (exit code 2) naming the flag, before anything is cloned.
+func TestReshardRefusesBadCounts(t *testing.T) {
+	for _, args := range [][]string{
+		{"reshard", "--repo", "unused", "--shards", "300"},
+		{"reshard", "--repo", "unused", "--shards", "8192"},
+		{"reshard", "--shards", "256"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := Run(context.Background(), args, nil, &stdout, &stderr)
+		if ExitCode(err) != 2 || !strings.Contains(stderr.String(), "--") {
+			t.Errorf("%v: exit %d, stderr %q", args, ExitCode(err), stderr.String())
+		}
+	}
+}
