@@ -150,6 +150,14 @@ func (w *Watcher) ensureArtifactObject(ctx context.Context, shard string) (*sour
 			return nil, err
 		}
 		created, err := ri.Create(ctx, u, metav1.CreateOptions{})
+		if err == nil {
+			// A shard new to the cluster, or one removed after a move emptied it
+			// (`gitops-api reshard`) and filled again: its Kustomization is applied
+			// again even if this process applied it before.
+			w.ksMu.Lock()
+			delete(w.ksDone, shard)
+			w.ksMu.Unlock()
+		}
 		if apierrors.IsAlreadyExists(err) {
 			// Created meanwhile: a conflict, so RetryOnConflict reads it again.
 			return nil, apierrors.NewConflict(ExternalArtifacts.GroupResource(), name, err)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +96,13 @@ type Config struct {
 	// empty: the repository's interval alone brings a new chart source.
 	ChartSourcesDir string
 	FetchSources    func(ctx context.Context) error
-	Log             *slog.Logger
+	// Applied waits until Flux applied revision to shard (its Kustomization's
+	// lastAppliedRevision): when stores move between shards (a new shard count),
+	// the shards that take them in must apply before those that lose them are
+	// published (move.go). Nil publishes a move without waiting, which can make Flux
+	// uninstall a moved store.
+	Applied func(ctx context.Context, shard, revision string) error
+	Log     *slog.Logger
 }
 
 // Publisher publishes shard artifacts. It is safe for concurrent use; publishing is
@@ -251,19 +256,42 @@ func (p *Publisher) loop() {
 // revision without publishing when the shard's tree did not change. Then it asks
 // Flux to fetch the fleet if the push changed the shared chart sources.
 func (p *Publisher) Publish(ctx context.Context, shard string) (string, error) {
-	rev, err := p.publish(ctx, shard)
+	rev, moved, err := p.publish(ctx, shard)
 	p.fetchSources(ctx)
+	if len(moved) > 0 && p.cfg.OnChange != nil {
+		p.cfg.OnChange(ctx, moved)
+	}
 	return rev, err
 }
 
-func (p *Publisher) publish(ctx context.Context, shard string) (string, error) {
+// publish publishes shard, or, when it lost stores to other shards since it was
+// published, the whole move in its order (move.go), returning the shards that moved.
+func (p *Publisher) publish(ctx context.Context, shard string) (string, []string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	head, trees, err := p.head(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return p.publishLocked(ctx, head, shard, trees[shard], nil)
+	if lost, err := p.loses(ctx, head, shard, trees[shard]); err != nil {
+		return "", nil, err
+	} else if lost {
+		shards := p.allShards(trees, nil)
+		deps, err := p.movePlan(ctx, head, trees, shards)
+		if err != nil {
+			return "", nil, err
+		}
+		if len(deps) > 0 {
+			moved, err := p.moved(ctx, head, trees, shards, deps)
+			rev := ""
+			if st := p.shards[shard]; st != nil {
+				rev = st.revision
+			}
+			return rev, moved, err
+		}
+	}
+	rev, err := p.publishLocked(ctx, head, shard, trees[shard], nil)
+	return rev, nil, err
 }
 
 // sync compares every shard with what was published. At start (adopt) it also
@@ -282,21 +310,17 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: reading the published artifacts: %w", err)
 	}
-	names := map[string]bool{}
-	for s := range trees {
-		names[s] = true
+	// existing adds a shard emptied while this process was not running.
+	sorted := p.allShards(trees, existing)
+	if !adopt {
+		deps, err := p.movePlan(ctx, head, trees, sorted)
+		if err != nil {
+			return nil, err
+		}
+		if len(deps) > 0 {
+			return p.moved(ctx, head, trees, sorted, deps)
+		}
 	}
-	for s := range existing {
-		names[s] = true // a shard emptied while this process was not running
-	}
-	for s := range p.shards {
-		names[s] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for s := range names {
-		sorted = append(sorted, s)
-	}
-	sort.Strings(sorted)
 	var failed, changed []string
 	var firstErr error
 	for _, shard := range sorted {
@@ -305,7 +329,11 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) ([]string, error) {
 		if a, ok := existing[shard]; ok {
 			found = &a
 		}
-		if st := p.shards[shard]; st != nil && (found == nil || found.Digest != st.digest || found.Revision != st.revision) {
+		if st := p.shards[shard]; st != nil && st.tree == "" && found == nil {
+			// An emptied shard whose objects were removed (`gitops-api reshard` removes
+			// the shards a move emptied): nothing to put back.
+			delete(p.shards, shard)
+		} else if st != nil && (found == nil || found.Digest != st.digest || found.Revision != st.revision) {
 			p.log.Warn("shard publisher: the cluster lost a shard's artifact; publishing it again", "shard", shard)
 			delete(p.shards, shard)
 		}

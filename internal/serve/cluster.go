@@ -101,7 +101,7 @@ func attachCluster(ctx context.Context, c clusterSetup) (*attached, error) {
 			Source: c.repo, Cluster: w, FleetCluster: name, Branch: c.branch,
 			Dir: dir, URL: c.artifactURL, Interval: c.k.publishInterval,
 			OnPublish: c.view.Published, OnChange: resync, OnPublished: c.m.ShardPublished, Log: log,
-			ChartSourcesDir: store.ChartSourcesDir(name), FetchSources: fetchSources,
+			ChartSourcesDir: store.ChartSourcesDir(name), FetchSources: fetchSources, Applied: w.WaitApplied,
 		})
 	}
 	// Every replica serves every artifact (rebuilt from Git on a miss); only the

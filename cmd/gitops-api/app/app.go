@@ -38,6 +38,7 @@ type command struct {
 // commands is every subcommand. The API server registers "serve" here.
 var commands = map[string]command{
 	"render":  {summary: "print every file a store gets in the fleet repository", run: runRender},
+	"reshard": {summary: "move every store to its shard under a new shard count, in one commit", run: runReshard},
 	"version": {summary: "print the version, commit and Go version gitops-api was built with", run: runVersion},
 }
 

@@ -1,0 +1,257 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+func reshardHelp() helpText {
+	return helpText{
+		usage: "gitops-api reshard --repo URL --shards N [flags]",
+		about: `Changes the fleet's shard count (the file "` + store.ShardsFile + `" at the fleet repository's root,
+` + fmt.Sprint(store.DefaultShards) + ` when absent): moves every store folder of --cluster to its shard under the new
+count in one commit, with the count, and pushes it. gitops-api's shard publisher then publishes the
+shards that take stores in, waits until Flux applied them, and only then the shards that lose them,
+so Flux adopts every moved object without uninstalling a store (clusters/README.md, "Changing the
+shard count").
+
+With --kubeconfig it then waits until the publisher and Flux carried the move out, and removes the
+Kustomizations and ExternalArtifacts of the shards the move emptied (with your credentials:
+gitops-api's own may not delete them). Without it, do that by hand once those shards applied their
+empty artifact. Needs the git CLI.`,
+	}
+}
+
+// reshardTrailers name the action and its actor as the API's commits do (internal/gitrepo,
+// message.go), plus the new count.
+const (
+	reshardAction  = "reshard"
+	trailerShards  = "Shards"
+	committerEmail = "storefleet@localhost"
+)
+
+func runReshard(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var repo, cluster, branch, actor, kubeconfig, fluxNS string
+	var shards int
+	var timeout time.Duration
+	fs := newFlagSet("gitops-api reshard")
+	fs.StringVar(&repo, "repo", "", "fleet repository URL or path; required")
+	fs.IntVar(&shards, "shards", 0, fmt.Sprintf("new shard count: a power of two from %d to %d; required", store.MinShards, store.MaxShards))
+	fs.StringVar(&cluster, "cluster", store.DefaultCluster, "cluster folder whose stores move (stores/<cluster>/)")
+	fs.StringVar(&branch, "branch", "main", "fleet branch")
+	fs.StringVar(&actor, "actor", os.Getenv("USER"), "who moves the fleet, for the commit's Actor trailer")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "cluster to watch the move on and remove the emptied shards from (optional)")
+	fs.StringVar(&fluxNS, "flux-namespace", "flux-system", "namespace of the shard Kustomizations")
+	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "how long to wait for the move to be applied (with --kubeconfig)")
+	if helped, err := parseFlags(fs, reshardHelp(), args, stdout); helped || err != nil {
+		return err
+	}
+	switch {
+	case repo == "":
+		return usageError{msg: "--repo is required", cmd: fs.Name()}
+	case store.ValidShards(shards) != nil:
+		return usageError{msg: "--shards: " + store.ValidShards(shards).Error(), cmd: fs.Name()}
+	case actor == "" || strings.ContainsAny(actor, "\r\n"):
+		return usageError{msg: "--actor must be one non-empty line", cmd: fs.Name()}
+	}
+	var sh *kube.Shards
+	if kubeconfig != "" {
+		cfg, err := kube.RestConfig(kubeconfig)
+		if err != nil {
+			return err
+		}
+		if sh, err = kube.NewShards(cfg, fluxNS); err != nil {
+			return err
+		}
+	}
+	m, err := moveFleet(ctx, reshardPlan{repo: repo, branch: branch, cluster: cluster, shards: shards, actor: actor}, sh)
+	if err != nil {
+		return err
+	}
+	if m.commit == "" {
+		fmt.Fprintf(stdout, "the fleet already has %d shards: nothing to move\n", shards)
+		return nil
+	}
+	fmt.Fprintf(stdout, "moved %d stores from %d to %d shards in commit %s\n", m.moved, m.from, shards, m.commit)
+	if sh == nil {
+		fmt.Fprintf(stdout, "remove these emptied shards' Kustomizations and ExternalArtifacts once they applied an empty artifact: %s\n",
+			strings.Join(m.emptied, " "))
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := sh.WaitMoved(wctx, m.before, func(left int) {
+		fmt.Fprintf(stderr, "waiting for the publisher and Flux: %d shards left\n", left)
+	}); err != nil {
+		return err
+	}
+	for _, s := range m.emptied {
+		if err := sh.Remove(wctx, s); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "applied; removed %d emptied shards\n", len(m.emptied))
+	return nil
+}
+
+type reshardPlan struct {
+	repo, branch, cluster, actor string
+	shards                       int
+}
+
+// move is what moveFleet did.
+type move struct {
+	commit      string
+	from, moved int
+	// emptied are the shards that held stores before and none after.
+	emptied []string
+	// before is, for every shard the move changed, its artifact's revision before
+	// the push (with a cluster).
+	before map[string]string
+}
+
+// moveFleet clones the fleet, moves the store folders and pushes one commit; a push
+// that lost a race with another writer is done again from a fresh clone.
+func moveFleet(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error) {
+	var last error
+	for range 3 {
+		m, err := moveOnce(ctx, p, sh)
+		if !errors.Is(err, errPushRejected) {
+			return m, err
+		}
+		last = err
+	}
+	return move{}, last
+}
+
+var errPushRejected = errors.New("the fleet moved on during the reshard")
+
+func moveOnce(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error) {
+	dir, err := os.MkdirTemp("", "gitops-api-reshard-")
+	if err != nil {
+		return move{}, err
+	}
+	defer os.RemoveAll(dir)
+	git := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	if _, err := git("clone", "--quiet", "--single-branch", "--branch", p.branch, p.repo, "."); err != nil {
+		return move{}, err
+	}
+	from := store.DefaultShards
+	if data, err := os.ReadFile(filepath.Join(dir, store.ShardsFile)); err == nil {
+		if from, err = store.ParseShards(data); err != nil {
+			return move{}, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return move{}, err
+	}
+	if from == p.shards {
+		return move{}, nil
+	}
+	root := filepath.Join(dir, filepath.FromSlash(store.ClusterDir(p.cluster)))
+	shardDirs, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return move{}, err
+	}
+	type folder struct{ shard, name string }
+	var folders []folder
+	held := map[string]bool{}
+	for _, sd := range shardDirs {
+		if !sd.IsDir() {
+			continue
+		}
+		if !store.ValidShard(sd.Name()) {
+			return move{}, fmt.Errorf("%s/%s is not a shard folder", store.ClusterDir(p.cluster), sd.Name())
+		}
+		names, err := os.ReadDir(filepath.Join(root, sd.Name()))
+		if err != nil {
+			return move{}, err
+		}
+		for _, n := range names {
+			if n.IsDir() {
+				folders = append(folders, folder{sd.Name(), n.Name()})
+				held[sd.Name()] = true
+			}
+		}
+	}
+	// All folders are listed before any moves: a shard name can be both a source
+	// and a destination (000–0ff exist at every count).
+	changed, holds := map[string]bool{}, map[string]bool{}
+	moved := 0
+	for _, f := range folders {
+		to := store.ShardIn(f.name, p.shards)
+		holds[to] = true
+		if to == f.shard {
+			continue
+		}
+		dst := filepath.Join(root, to, f.name)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return move{}, err
+		}
+		if err := os.Rename(filepath.Join(root, f.shard, f.name), dst); err != nil {
+			return move{}, err
+		}
+		changed[f.shard], changed[to] = true, true
+		moved++
+	}
+	if err := os.WriteFile(filepath.Join(dir, store.ShardsFile), store.FormatShards(p.shards), 0o644); err != nil {
+		return move{}, err
+	}
+	m := move{from: from, moved: moved}
+	for s := range held {
+		if !holds[s] {
+			m.emptied = append(m.emptied, s)
+		}
+	}
+	sort.Strings(m.emptied)
+	list := make([]string, 0, len(changed))
+	for s := range changed {
+		list = append(list, s)
+	}
+	sort.Strings(list)
+	if sh != nil {
+		if m.before, err = sh.Revisions(ctx, list); err != nil {
+			return move{}, fmt.Errorf("reading the shards' artifacts before the move: %w", err)
+		}
+	}
+	msg := fmt.Sprintf("reshard %s from %d to %d shards (%d stores moved)\n\n%s: %s\n%s: %s\n%s: %s\n%s: %d\n",
+		p.cluster, from, p.shards, moved, "Action", reshardAction, "Cluster", p.cluster, "Actor", p.actor, trailerShards, p.shards)
+	if _, err := git("add", "--all", "--", store.ShardsFile, path.Join(store.StoresRoot, p.cluster)); err != nil {
+		return move{}, err
+	}
+	if _, err := git("-c", "user.name="+p.actor, "-c", "user.email="+committerEmail, "commit", "--quiet", "--no-verify", "-m", msg); err != nil {
+		return move{}, err
+	}
+	if m.commit, err = git("rev-parse", "HEAD"); err != nil {
+		return move{}, err
+	}
+	if _, err := git("push", "--quiet", "origin", "HEAD:refs/heads/"+p.branch); err != nil {
+		if strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "fetch first") {
+			return move{}, fmt.Errorf("%w: %w", errPushRejected, err)
+		}
+		return move{}, err
+	}
+	return m, nil
+}
