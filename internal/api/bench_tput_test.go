@@ -59,6 +59,11 @@ func newTputFleet(b *testing.B, remote string, size int) *tputFleet {
 	}
 	url := bare
 	if remote == "http" {
+		// The floor's own copy of the fleet, taken before any push: afterwards the
+		// server's automatic gc may be repacking fleet.git while it is read.
+		if out, err := exec.Command("cp", "-a", bare, filepath.Join(filepath.Dir(bare), "floor.git")).CombinedOutput(); err != nil {
+			b.Fatalf("cp: %v %s", err, out)
+		}
 		if err := git.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -218,13 +223,11 @@ func (f *tputFleet) writerRound(b *testing.B, chs []gitrepo.Change, conc int) ti
 // pushes took.
 func (f *tputFleet) floor(b *testing.B, group, pushes int) (int, time.Duration) {
 	b.Helper()
-	root := filepath.Dir(f.bare)
-	dst := filepath.Join(root, fmt.Sprintf("floor-%d.git", benchSeq.Add(1)))
+	dst := filepath.Join(filepath.Dir(f.bare), "floor.git")
+	// Through git, not cp: the server's automatic gc may be repacking dst.
 	scratch := filepath.Join(b.TempDir(), "scratch.git")
-	for _, to := range []string{dst, scratch} {
-		if out, err := exec.Command("cp", "-a", f.bare, to).CombinedOutput(); err != nil {
-			b.Fatalf("cp: %v %s", err, out)
-		}
+	if out, err := exec.Command("git", "clone", "-q", "--bare", "--no-local", dst, scratch).CombinedOutput(); err != nil {
+		b.Fatalf("clone: %v %s", err, out)
 	}
 	ctx := context.Background()
 	w, err := gitrepo.Open(ctx, gitrepo.Options{URL: scratch})
