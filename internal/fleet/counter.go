@@ -16,6 +16,14 @@ var _ store.Counter = (*Service)(nil)
 // the count is answered from memory. Creates still in flight are not counted.
 func (s *Service) Stores(ctx context.Context, tenant string) (int, error) {
 	s.mu.Lock()
+	if len(s.unread) == 0 {
+		// Every entry is read: the count kept beside the index (countLocked) is the
+		// answer. A walk of the index here cost ~0.4 ms per create at 10,000 stores,
+		// under the lock every request of the service takes.
+		n := s.tenants[tenant]
+		s.mu.Unlock()
+		return n, nil
+	}
 	var unknown []string
 	n := 0
 	for name, e := range s.index {

@@ -29,6 +29,7 @@ func (s *Service) resetLocked(idx map[string]*indexed) {
 	s.index = idx
 	s.domains = map[string][]string{}
 	s.unread = map[string]bool{}
+	s.tenants = map[string]int{}
 	for _, e := range idx {
 		s.countLocked(e, +1)
 	}
@@ -75,9 +76,15 @@ func (s *Service) unreadableLocked(name string, e *indexed) {
 	s.countLocked(e, +1)
 }
 
-// countLocked adds (+1) or removes (-1) what entry e contributes to domains and
-// unread.
+// countLocked adds (+1) or removes (-1) what entry e contributes to domains,
+// unread and tenants.
 func (s *Service) countLocked(e *indexed, sign int) {
+	if e.loaded && !e.unreadable {
+		t := e.store.Tenant
+		if s.tenants[t] += sign; s.tenants[t] == 0 {
+			delete(s.tenants, t)
+		}
+	}
 	switch {
 	case !e.loaded && !e.unreadable:
 		if sign > 0 {

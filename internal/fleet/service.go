@@ -79,6 +79,7 @@ type Service struct {
 	// unreadableLocked, which keep them in step.
 	domains map[string][]string // domain → names of the active stores with it
 	unread  map[string]bool     // names whose folder is not read yet
+	tenants map[string]int      // tenant → read, readable entries: the quota's count without a walk of index
 	claims  map[string]string   // domain → name of a create or update taking it, in flight
 
 	logMu sync.Mutex
@@ -144,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		repo: cfg.Repo, render: cfg.Renderer, baseDomain: cfg.BaseDomain, cluster: cfg.Cluster,
 		log: cfg.Log, maxTracked: cfg.MaxTracked, clusters: cfg.Clusters, charts: cfg.Charts, writeTO: cfg.WriteTimeout,
 		index: map[string]*indexed{}, pending: map[string]bool{}, locks: map[string]*nameLock{},
-		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{},
+		requests: map[string]*request{}, domains: map[string][]string{}, unread: map[string]bool{}, tenants: map[string]int{},
 		claims: map[string]string{}, tenant: cfg.DefaultTenant, review: cfg.Review,
 	}
 	if err := s.Reload(ctx); err != nil {

@@ -376,6 +376,14 @@ func TestCounterStores(t *testing.T) {
 			t.Errorf("replica: Stores(%s) = %d, %v; want %d", tenant, got, err, n)
 		}
 	}
+	// Once every spec is read the count comes from the tally kept beside the index,
+	// not a walk of it: the same answer.
+	other.svc.WaitLoaded()
+	for tenant, n := range want {
+		if got, err := other.svc.Stores(ctx, tenant); err != nil || got != n {
+			t.Errorf("replica, loaded: Stores(%s) = %d, %v; want %d", tenant, got, err, n)
+		}
+	}
 }
 
 // purge takes a deleted store through both purge steps under one request id, as

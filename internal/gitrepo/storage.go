@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -116,26 +118,71 @@ func writeRef(dir string, name plumbing.ReferenceName, content string) error {
 
 // keepObjects writes a commit's new objects into the on-disk clone ahead of its push
 // and records in kept the ones it added, so they can be removed again if the commit
-// does not land.
+// does not land. A commit of a group of creates holds a few hundred objects, each its
+// own file: the writes go out on a few goroutines, so one file's syscalls overlap
+// another's (the writer's wall time per commit was ~40% these writes, one at a time).
 func (r *Repo) keepObjects(objs *objectSet, kept map[plumbing.Hash]bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var todo []plumbing.Hash
+	dirs := map[string]bool{filepath.Join(r.opts.Dir, "objects", "pack"): true}
 	for _, h := range objs.order {
 		if kept[h] || r.st.HasEncodedObject(h) == nil {
 			continue
 		}
-		if err := writeLoose(r.opts.Dir, objs.byHash[h]); err != nil {
+		todo = append(todo, h)
+		dirs[filepath.Join(r.opts.Dir, "objects", h.String()[:2])] = true
+	}
+	for d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return storageErr("write objects to the clone", err)
 		}
-		kept[h] = true
+	}
+	var (
+		mu    sync.Mutex
+		first error
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	for range min(looseWriters, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(todo) {
+					return
+				}
+				h := todo[i]
+				err := writeLoose(r.opts.Dir, objs.byHash[h])
+				mu.Lock()
+				if err == nil {
+					kept[h] = true
+				} else if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return storageErr("write objects to the clone", first)
 	}
 	return nil
 }
 
+// looseWriters is how many loose objects keepObjects writes at once.
+const looseWriters = 4
+
 // writeLoose writes o as a loose object of the repository in dir, where go-git reads
-// it. Not go-git's writer: when a write fails it returns without closing its
-// temporary file, and a deleted file still open keeps its space, so a full disk would
-// stay full after every failed write. Not synced, as go-git's are not (see writeRef).
+// it; its fan-out folder and objects/pack must exist (keepObjects makes them). Not
+// go-git's writer: when a write fails it returns without closing its temporary file,
+// and a deleted file still open keeps its space, so a full disk would stay full after
+// every failed write. Not synced, as go-git's are not (see writeRef).
 func writeLoose(dir string, o plumbing.EncodedObject) (err error) {
 	hex := o.Hash().String()
 	path := filepath.Join(dir, "objects", hex[:2], hex[2:])
@@ -148,33 +195,31 @@ func writeLoose(dir string, o plumbing.EncodedObject) (err error) {
 	// loose object of a few hundred bytes fills a disk block either way.
 	var buf bytes.Buffer
 	writeStoredZlib(&buf, append([]byte(fmt.Sprintf("%s %d\x00", o.Type(), len(content))), content...))
-	// Beside go-git's own temporary objects, where tidyClone looks for leftovers.
-	tmpDir := filepath.Join(dir, "objects", "pack")
-	for _, d := range []string{filepath.Dir(path), tmpDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	// Beside go-git's own temporary objects, where tidyClone looks for leftovers. The
+	// name is the object's, so no random name is drawn; created read-only, as git
+	// keeps objects, with no chmod after. One left by a killed writer is replaced.
+	tmp := filepath.Join(dir, "objects", "pack", "tmp_obj_"+hex)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if errors.Is(err, os.ErrExist) {
+		os.Remove(tmp)
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	}
-	f, err := os.CreateTemp(tmpDir, "tmp_obj_")
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
+			os.Remove(tmp)
 		}
 	}()
 	if _, err = f.Write(buf.Bytes()); err != nil {
 		return err
 	}
-	if err = f.Chmod(0o444); err != nil {
-		return err
-	}
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	return os.Rename(tmp, path)
 }
 
 // dropObjects removes the loose objects keepObjects added that the landed commit (nil
