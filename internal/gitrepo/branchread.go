@@ -114,7 +114,7 @@ func (r *Repo) fetchBranch(ctx context.Context, ref plumbing.ReferenceName) (plu
 	have := r.st.HasEncodedObject(want) == nil
 	r.mu.RUnlock()
 	if !have {
-		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip); err != nil {
+		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, 0); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}

@@ -64,7 +64,11 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 		return nil
 	}
 	if !haveWant {
-		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip); err != nil {
+		depth := 0
+		if r.shallowStart(ar.Capabilities) {
+			depth = 1 // the history follows in the background (shallow.go)
+		}
+		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, depth); err != nil {
 			return err
 		}
 	}
@@ -76,8 +80,10 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 }
 
 // fetchObjects brings want and what it needs into the object storage, in one
-// upload-pack exchange that has have (zero: nothing in common yet).
-func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash) error {
+// upload-pack exchange that has have (zero: nothing in common yet). A depth above zero
+// fetches that many commits of history only and records the boundary the server
+// names (shallow.go).
+func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash, depth int) error {
 	req := packp.NewUploadPackRequestFromCapabilities(caps)
 	if r.opts.Dir != "" {
 		// The pack is kept as received; it must hold its own delta bases.
@@ -89,6 +95,10 @@ func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSessio
 	req.Wants = []plumbing.Hash{want}
 	if !have.IsZero() {
 		req.Haves = []plumbing.Hash{have}
+	}
+	if depth > 0 {
+		_ = req.Capabilities.Set(capability.Shallow)
+		req.Depth = packp.DepthCommits(depth)
 	}
 	resp, err := sess.UploadPack(ctx, req)
 	if err != nil {
@@ -109,7 +119,9 @@ func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSessio
 	if err := r.storePack(pp); err != nil {
 		return err
 	}
-	return nil
+	// The boundary is recorded once the objects are stored: a clone marked shallow
+	// always holds its boundary commits.
+	return r.recordShallow(resp.Shallows)
 }
 
 // readObject returns a stored object's content (delta bases of thin packs).
