@@ -293,57 +293,13 @@ func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, er
 		return nil, err
 	}
 	var out []string
-	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return dirEntries(r.st, h) }
-	err = walkChangedFolders(ctx, entries, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
+	raw := func(h plumbing.Hash) ([]byte, error) { return readRawTree(r.st, h) }
+	err = walkChangedFolders(ctx, raw, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// walkChangedFolders calls fn with every store folder (stores/<cluster>/<shard>/<name>)
-// whose tree differs between the stores/ trees a and b (zero: none), and its tree at b
-// (zero: removed there). Only subtrees that differ are read, through entries (dirEntries
-// or a cache of it).
-func walkChangedFolders(ctx context.Context, entries func(plumbing.Hash) (map[string]plumbing.Hash, error), a, b plumbing.Hash, fn func(dir string, tree plumbing.Hash)) error {
-	// Three levels below stores/: cluster, shard, name.
-	var walk func(dir string, a, b plumbing.Hash, depth int) error
-	walk = func(dir string, a, b plumbing.Hash, depth int) error {
-		if a == b {
-			return nil
-		}
-		if depth == 3 {
-			fn(dir, b)
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ea, err := entries(a)
-		if err != nil {
-			return err
-		}
-		eb, err := entries(b)
-		if err != nil {
-			return err
-		}
-		for n, h := range ea {
-			if err := walk(dir+"/"+n, h, eb[n], depth+1); err != nil {
-				return err
-			}
-		}
-		for n, h := range eb {
-			if _, ok := ea[n]; ok {
-				continue
-			}
-			if err := walk(dir+"/"+n, plumbing.ZeroHash, h, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return walk("stores", a, b, 0)
 }
 
 // dirEntries maps the sub-folders of tree h (zero: none) to their trees.
