@@ -31,13 +31,27 @@ var benchSizes = []int{0, 1000, 10000}
 // httpFleet serves a fresh copy of the n-store fixture and returns its URL and path.
 func httpFleet(b *testing.B, n int) (string, string) {
 	b.Helper()
-	fleetFixture(b, n) // builds under fixtureRoot
+	return serveFixture(b, fleetFixture(b, n))
+}
+
+// httpHistoryFleet serves a fresh copy of historyFixture(n, updates).
+func httpHistoryFleet(b *testing.B, n, updates int) string {
+	b.Helper()
+	url, _ := serveFixture(b, historyFixture(b, n, updates))
+	return url
+}
+
+// serveFixture serves a copy of the bare repository src over HTTP.
+func serveFixture(b *testing.B, src string) (string, string) {
+	b.Helper()
 	root, err := os.MkdirTemp(fixtureRoot, "srv-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	bare := filepath.Join(root, "fleet.git")
-	copyFixture(b, n, bare)
+	if out, err := exec.Command("cp", "-a", src, bare).CombinedOutput(); err != nil {
+		b.Fatalf("copy fixture: %v %s", err, out)
+	}
 	srv, err := githttp.New(root)
 	if err != nil {
 		b.Fatal(err)
@@ -267,15 +281,29 @@ func benchThroughput(b *testing.B, rem string, c int) {
 // interleaved in the same run so the shared machine's load weighs on both alike. Five
 // opens of each per run, median and worst reported, and for the shallow start the time
 // until its history is complete too.
+//
+// Two histories: the fixture's 101 commits (the tip holds nearly every object of the
+// history) and 5,100 (each one-store update adds a 4,096-entry cluster tree), in
+// memory only for the long one.
 func BenchmarkFreshReplica(b *testing.B) {
-	for _, mode := range []string{"memory", "disk"} {
-		b.Run("stores=10000/"+mode, func(b *testing.B) {
-			url, _ := httpFleet(b, 10000)
+	for _, tc := range []struct {
+		name    string
+		updates int
+		mode    string
+		opens   int
+	}{
+		{"stores=10000/memory", 0, "memory", 5},
+		{"stores=10000/disk", 0, "disk", 5},
+		{"stores=10000,commits=5100/memory", 5000, "memory", 3},
+	} {
+		mode := tc.mode
+		b.Run(tc.name, func(b *testing.B) {
+			url := httpHistoryFleet(b, 10000, tc.updates)
 			ctx := context.Background()
 			var shallow, full, complete []time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				for j := 0; j < 5; j++ {
+				for j := 0; j < tc.opens; j++ {
 					for _, whole := range []bool{false, true} {
 						o := Options{URL: url, fullFirstFetch: whole}
 						if mode == "disk" {
