@@ -66,7 +66,7 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 	if !haveWant {
 		depth := 0
 		if r.shallowStart(ar.Capabilities) {
-			depth = 1 // the history follows in the background (shallow.go)
+			depth = r.firstFetchDepth() // the rest follows in the background (shallow.go)
 		}
 		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, depth); err != nil {
 			return err

@@ -17,12 +17,14 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
-// A first start with no clone on disk fetches the branch's tip alone (depth 1): the
-// tip's tree is all that reads of stores and the writer need, while the whole history
-// of a large fleet is what made that start take seconds (the server builds the pack of
-// every commit, each with its own 4,096-entry cluster tree). The history follows in
-// the background (deepen), and until it is complete every answer that needs it says so
-// (ErrHistoryLoading) rather than give a history cut at the boundary as if it were all.
+// A first start with no clone on disk fetches the branch's newest firstFetchDepth
+// commits only: the tip's tree is all that reads of stores and the writer need, while
+// the whole history of a large fleet is what made that start take seconds (the server
+// builds the pack of every commit, each with its own 4,096-entry cluster tree). The
+// history follows in the background (deepen), and until it is complete every answer
+// that needs it says so (ErrHistoryLoading) rather than give a history cut at the
+// boundary as if it were all. A history no longer than the depth arrives whole, with
+// no boundary: a small fleet starts as it always did.
 //
 // Pushing from the shallow clone needs nothing more: the writer sends the objects of
 // its own commits only (never go-git's Remote.Push, whose object walk needs the
@@ -63,10 +65,22 @@ func (r *Repo) shallowBoundary() []plumbing.Hash {
 	return h
 }
 
-// historyWait is how long Open waits for the history after a shallow start: a small
-// fleet's arrives within it, so the replica starts whole as before; a large fleet's
-// does not, and the replica serves meanwhile.
-const historyWait = 500 * time.Millisecond
+// firstFetchDepth is how many commits a first start fetches. More than one: a fleet
+// with a short history (every test's, a new installation's) gets all of it in the first
+// fetch and never answers "history still loading"; a long one saves all but these.
+const firstFetchDepth = 100
+
+func (r *Repo) firstFetchDepth() int {
+	if r.opts.shallowDepth > 0 {
+		return r.opts.shallowDepth
+	}
+	return firstFetchDepth
+}
+
+// historyWait is how long Open waits for the history after a shallow start: a fleet
+// just past firstFetchDepth may get the rest within it and start whole; a long
+// history does not, and the replica serves meanwhile.
+const historyWait = 200 * time.Millisecond
 
 // awaitHistory waits up to historyWait (or ctx) for the history to be complete.
 func (r *Repo) awaitHistory(ctx context.Context) {

@@ -13,7 +13,7 @@ import (
 )
 
 // TestShallowFirstStart: a replica with no clone starts from the tip alone over HTTP
-// (git http-backend), reads and writes at once, answers "still loading" for any history
+// (git http-backend; depth 1 here, so a short history has a boundary), reads and writes at once, answers "still loading" for any history
 // that reaches behind its boundary (never a history cut there), and once the history
 // has arrived answers exactly as a full clone does. On disk, a restart before the
 // history arrived goes on fetching it.
@@ -33,12 +33,18 @@ func TestShallowFirstStart(t *testing.T) {
 				t.Fatalf("full clone's history: %v, %d commits", err, len(want))
 			}
 
+			// A history shorter than the first fetch's depth arrives whole.
+			whole := open(t, rm)
+			if !whole.historyComplete() || len(whole.shallowBoundary()) != 0 {
+				t.Fatal("a 6-commit history started shallow; want it whole in the first fetch")
+			}
+
 			hold := make(chan struct{})
 			dir := ""
 			if mode == "disk" {
 				dir = filepath.Join(t.TempDir(), "clone.git")
 			}
-			r := open(t, rm, func(o *Options) { o.Dir = dir; o.holdHistory = hold })
+			r := open(t, rm, func(o *Options) { o.Dir = dir; o.holdHistory = hold; o.shallowDepth = 1 })
 			if r.historyComplete() {
 				t.Fatal("a first start over HTTP fetched the whole history; want the tip alone")
 			}
@@ -75,7 +81,7 @@ func TestShallowFirstStart(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(dir, "shallow")); err != nil {
 					t.Fatalf("the clone's shallow file: %v", err)
 				}
-				r = open(t, rm, func(o *Options) { o.Dir = dir; o.holdHistory = hold })
+				r = open(t, rm, func(o *Options) { o.Dir = dir; o.holdHistory = hold; o.shallowDepth = 1 })
 				if r.historyComplete() {
 					t.Fatal("a restart of a shallow clone took its history for complete")
 				}
