@@ -276,15 +276,15 @@ func benchThroughput(b *testing.B, rem string, c int) {
 }
 
 // BenchmarkFreshReplica: Open on a 10,000-store fleet over HTTP until it is ready to
-// serve and write, in memory and on disk: a shallow start (the tip alone, the history
-// following in the background) against the full clone of before (baseline), the two
-// interleaved in the same run so the shared machine's load weighs on both alike. Five
-// opens of each per run, median and worst reported, and for the shallow start the time
-// until its history is complete too.
+// serve and write: a shallow start (the newest firstFetchDepth commits, the rest of the
+// history following in the background) against the full clone of before (baseline),
+// the two interleaved in the same run so the shared machine's load weighs on both
+// alike. Median and worst reported, and for the shallow start the time until its
+// history is complete too.
 //
 // Two histories: the fixture's 101 commits (the tip holds nearly every object of the
-// history) and 5,100 (each one-store update adds a 4,096-entry cluster tree), in
-// memory only for the long one.
+// history), in memory and on disk, five opens each; and 5,100 (each one-store update
+// adds a 4,096-entry cluster tree), in memory, three opens each.
 func BenchmarkFreshReplica(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
