@@ -68,7 +68,9 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 		if r.shallowStart(ar.Capabilities) {
 			depth = r.firstFetchDepth() // the rest follows in the background (shallow.go)
 		}
-		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, depth); err != nil {
+		// While the history is still loading, the server must know where the clone
+		// ends: our have stands for its history down to the boundary only.
+		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, r.shallowBoundary(), depth); err != nil {
 			return err
 		}
 	}
@@ -83,7 +85,16 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 // upload-pack exchange that has have (zero: nothing in common yet). A depth above zero
 // fetches that many commits of history only and records the boundary the server
 // names (shallow.go).
-func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash, depth int) error {
+//
+// shallows is the clone's shallow boundary, sent as git's own client sends it from a
+// shallow clone ("shallow <sha>" lines): without them upload-pack takes the have for
+// its whole history and may leave out any object reachable from it (it does when it
+// packs from reachability bitmaps), even one the clone never received because it lies
+// behind the boundary (a blob a new commit restores).
+// Without a depth the server answers no shallow-info section (upload-pack sends one
+// only for deepen requests), which is what go-git's decoder expects: it reads one only
+// when Depth is set.
+func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash, shallows []plumbing.Hash, depth int) error {
 	req := packp.NewUploadPackRequestFromCapabilities(caps)
 	if r.opts.Dir != "" {
 		// The pack is kept as received; it must hold its own delta bases.
@@ -95,6 +106,14 @@ func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSessio
 	req.Wants = []plumbing.Hash{want}
 	if !have.IsZero() {
 		req.Haves = []plumbing.Hash{have}
+	}
+	if len(shallows) > 0 {
+		if !caps.Supports(capability.Shallow) {
+			// Only a smart server that offers shallow fetches made the boundary.
+			return fmt.Errorf("gitrepo: fetch %s: the clone is shallow and the server offers no shallow fetches", r.red.shown)
+		}
+		_ = req.Capabilities.Set(capability.Shallow)
+		req.Shallows = append([]plumbing.Hash(nil), shallows...)
 	}
 	if depth > 0 {
 		_ = req.Capabilities.Set(capability.Shallow)
@@ -121,7 +140,7 @@ func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSessio
 	}
 	// The boundary is recorded once the objects are stored: a clone marked shallow
 	// always holds its boundary commits.
-	return r.recordShallow(resp.Shallows)
+	return r.recordShallow(resp.Shallows, resp.Unshallows)
 }
 
 // readObject returns a stored object's content (delta bases of thin packs).

@@ -96,19 +96,51 @@ func (r *Repo) awaitHistory(ctx context.Context) {
 // historyComplete reports whether the clone holds the whole history of its tip.
 func (r *Repo) historyComplete() bool { return !r.incomplete.Load() }
 
-// recordShallow keeps the server's shallow commits in the clone (the shallow file of
-// an on-disk clone, as git keeps it), so a restart before the history arrived goes on
-// fetching it, and marks the history incomplete.
-func (r *Repo) recordShallow(commits []plumbing.Hash) error {
-	if len(commits) == 0 {
+// recordShallow merges the server's shallow-info answer into the clone's boundary
+// (the shallow file of an on-disk clone, as git keeps it): shallow commits join it,
+// unshallowed ones leave it, as git's client updates its shallow file. A restart
+// before the history arrived thus goes on fetching it. A boundary left non-empty marks
+// the history incomplete. The server answers only requests with a depth; any other
+// fetch leaves the boundary as it was.
+func (r *Repo) recordShallow(shallows, unshallows []plumbing.Hash) error {
+	if len(shallows) == 0 && len(unshallows) == 0 {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s, ok := r.st.(storer.ShallowStorer); ok {
-		if err := s.SetShallow(commits); err != nil {
-			return storageErr("record the clone's shallow boundary", err)
+	s, ok := r.st.(storer.ShallowStorer)
+	if !ok {
+		if len(shallows) > 0 {
+			r.incomplete.Store(true)
 		}
+		return nil
+	}
+	old, err := s.Shallow()
+	if err != nil {
+		return storageErr("read the clone's shallow boundary", err)
+	}
+	gone := map[plumbing.Hash]bool{}
+	for _, h := range unshallows {
+		gone[h] = true
+	}
+	seen := map[plumbing.Hash]bool{}
+	var merged []plumbing.Hash
+	for _, h := range append(old, shallows...) {
+		if !gone[h] && !seen[h] {
+			seen[h] = true
+			merged = append(merged, h)
+		}
+	}
+	if len(merged) == 0 {
+		// Everything unshallowed: the deepen loop, finding no boundary, marks the
+		// history complete.
+		if err := r.dropShallow(); err != nil {
+			return storageErr("drop the clone's shallow boundary", err)
+		}
+		return nil
+	}
+	if err := s.SetShallow(merged); err != nil {
+		return storageErr("record the clone's shallow boundary", err)
 	}
 	r.incomplete.Store(true)
 	return nil
@@ -184,7 +216,9 @@ func (r *Repo) deepen(ctx context.Context) error {
 	}
 	if err == nil {
 		if want, ok := ar.References[r.branchRef.String()]; ok {
-			if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, plumbing.ZeroHash, 0); err != nil {
+			// No shallow lines either: without a depth they would make the
+			// server stop its walk at our boundary, the very history wanted.
+			if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, plumbing.ZeroHash, nil, 0); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -135,5 +137,104 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within a minute", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShallowFetchNamesBoundary: while the history behind a shallow start is loading,
+// a fetch tells the server where the clone ends. A fleet of more than firstFetchDepth
+// commits once held a file, removed long ago; a commit pushed from outside restores it
+// with the same content, so the same blob, which lies only behind the boundary. A
+// fetch that sent its have as if the clone were complete would not receive that blob
+// (upload-pack, packing from reachability bitmaps, leaves out all the have reaches),
+// and the file at the new tip could not be read until the history arrived.
+func TestShallowFetchNamesBoundary(t *testing.T) {
+	ctx := context.Background()
+	rm := newRemote(t, "http")
+	work := filepath.Join(t.TempDir(), "work")
+	runGit(t, "", "clone", "-q", rm.bare, work)
+	const path = "stores/local/restored/config.yaml"
+	content := "restored: same bytes as long ago\n"
+	if err := os.MkdirAll(filepath.Join(work, filepath.Dir(path)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, path), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, work, "add", path)
+	runGit(t, work, "commit", "-q", "-m", "add the file")
+	blob := runGit(t, work, "rev-parse", "HEAD:"+path)
+	runGit(t, work, "rm", "-q", path)
+	runGit(t, work, "commit", "-q", "-m", "remove the file")
+	for i := 0; i < firstFetchDepth+10; i++ {
+		runGit(t, work, "commit", "-q", "--allow-empty", "-m", "filler")
+	}
+	runGit(t, work, "push", "-q", "origin", "HEAD:main")
+	// The server packs its history with reachability bitmaps, as git gc does for a
+	// bare repository: upload-pack then leaves out everything a have reaches, not
+	// only what its tree holds.
+	runGit(t, rm.bare, "repack", "-q", "-a", "-d", "-b")
+
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	replicas := map[string]*Repo{
+		"memory": open(t, rm, func(o *Options) { o.holdHistory = hold }),
+		"disk":   open(t, rm, func(o *Options) { o.Dir = dir; o.holdHistory = hold }),
+	}
+	for mode, r := range replicas {
+		if r.historyComplete() || len(r.shallowBoundary()) != 1 {
+			t.Fatalf("%s: a %d-commit fleet did not start shallow (boundary %d)", mode, firstFetchDepth+13, len(r.shallowBoundary()))
+		}
+		r.mu.RLock()
+		err := r.st.HasEncodedObject(plumbing.NewHash(blob))
+		r.mu.RUnlock()
+		if err == nil {
+			t.Fatalf("%s: the blob behind the boundary arrived with the shallow start; the test proves nothing", mode)
+		}
+	}
+
+	// From outside: a commit restoring the file, byte for byte.
+	if err := os.MkdirAll(filepath.Join(work, filepath.Dir(path)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, path), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, work, "add", path)
+	runGit(t, work, "commit", "-q", "-m", "restore the file")
+	runGit(t, work, "push", "-q", "origin", "HEAD:main")
+	head := remoteHead(t, rm)
+
+	for mode, r := range replicas {
+		if err := r.fetch(ctx); err != nil {
+			t.Fatalf("%s: fetch: %v", mode, err)
+		}
+		r.mu.RLock()
+		tip := r.tip
+		got, err := func() (string, error) {
+			cm, err := object.GetCommit(r.st, tip)
+			if err != nil {
+				return "", err
+			}
+			tree, err := cm.Tree()
+			if err != nil {
+				return "", err
+			}
+			f, err := tree.File(path)
+			if err != nil {
+				return "", err
+			}
+			return f.Contents()
+		}()
+		r.mu.RUnlock()
+		if tip.String() != head {
+			t.Fatalf("%s: tip %s after the fetch, want the remote's %s", mode, tip, head)
+		}
+		if err != nil || got != content {
+			t.Fatalf("%s: the restored file at the new tip: %q, %v; want its content (blob %s, behind the boundary)", mode, got, err, blob[:8])
+		}
+		if r.historyComplete() || len(r.shallowBoundary()) != 1 {
+			t.Fatalf("%s: the fetch changed the boundary (%d commits) or took the history for complete", mode, len(r.shallowBoundary()))
+		}
 	}
 }
