@@ -31,13 +31,27 @@ var benchSizes = []int{0, 1000, 10000}
 // httpFleet serves a fresh copy of the n-store fixture and returns its URL and path.
 func httpFleet(b *testing.B, n int) (string, string) {
 	b.Helper()
-	fleetFixture(b, n) // builds under fixtureRoot
+	return serveFixture(b, fleetFixture(b, n))
+}
+
+// httpHistoryFleet serves a fresh copy of historyFixture(n, updates).
+func httpHistoryFleet(b *testing.B, n, updates int) string {
+	b.Helper()
+	url, _ := serveFixture(b, historyFixture(b, n, updates))
+	return url
+}
+
+// serveFixture serves a copy of the bare repository src over HTTP.
+func serveFixture(b *testing.B, src string) (string, string) {
+	b.Helper()
 	root, err := os.MkdirTemp(fixtureRoot, "srv-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	bare := filepath.Join(root, "fleet.git")
-	copyFixture(b, n, bare)
+	if out, err := exec.Command("cp", "-a", src, bare).CombinedOutput(); err != nil {
+		b.Fatalf("copy fixture: %v %s", err, out)
+	}
 	srv, err := githttp.New(root)
 	if err != nil {
 		b.Fatal(err)
@@ -262,33 +276,65 @@ func benchThroughput(b *testing.B, rem string, c int) {
 }
 
 // BenchmarkFreshReplica: Open on a 10,000-store fleet over HTTP until it is ready to
-// write (cloned, tip known, Request-Id index built), in memory and on disk. Five opens
-// per run, median and worst reported: one sample is at the mercy of the shared machine.
+// serve and write: a shallow start (the newest firstFetchDepth commits, the rest of the
+// history following in the background) against the full clone of before (baseline),
+// the two interleaved in the same run so the shared machine's load weighs on both
+// alike. Median and worst reported, and for the shallow start the time until its
+// history is complete too.
+//
+// Two histories: the fixture's 101 commits (the tip holds nearly every object of the
+// history), in memory and on disk, five opens each; and 5,100 (each one-store update
+// adds a 4,096-entry cluster tree), in memory, three opens each.
 func BenchmarkFreshReplica(b *testing.B) {
-	for _, mode := range []string{"memory", "disk"} {
-		b.Run("stores=10000/"+mode, func(b *testing.B) {
-			url, _ := httpFleet(b, 10000)
+	for _, tc := range []struct {
+		name    string
+		updates int
+		mode    string
+		opens   int
+	}{
+		{"stores=10000/memory", 0, "memory", 5},
+		{"stores=10000/disk", 0, "disk", 5},
+		{"stores=10000,commits=5100/memory", 5000, "memory", 3},
+	} {
+		mode := tc.mode
+		b.Run(tc.name, func(b *testing.B) {
+			url := httpHistoryFleet(b, 10000, tc.updates)
 			ctx := context.Background()
-			var samples []time.Duration
+			var shallow, full, complete []time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				for j := 0; j < 5; j++ {
-					o := Options{URL: url}
-					if mode == "disk" {
-						o.Dir = filepath.Join(b.TempDir(), fmt.Sprintf("clone-%d-%d", i, j))
+				for j := 0; j < tc.opens; j++ {
+					for _, whole := range []bool{false, true} {
+						o := Options{URL: url, fullFirstFetch: whole}
+						if mode == "disk" {
+							o.Dir = filepath.Join(b.TempDir(), fmt.Sprintf("clone-%d-%d-%t", i, j, whole))
+						}
+						t0 := time.Now()
+						r, err := Open(ctx, o)
+						if err != nil {
+							b.Fatal(err)
+						}
+						ready := time.Since(t0)
+						if whole {
+							full = append(full, ready)
+						} else {
+							shallow = append(shallow, ready)
+							for !r.historyComplete() {
+								time.Sleep(5 * time.Millisecond)
+							}
+							complete = append(complete, time.Since(t0))
+						}
+						r.Close()
 					}
-					t0 := time.Now()
-					r, err := Open(ctx, o)
-					if err != nil {
-						b.Fatal(err)
-					}
-					samples = append(samples, time.Since(t0))
-					r.Close()
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(percentile(samples, 0.5).Milliseconds()), "p50-ms/ready")
-			b.ReportMetric(float64(percentile(samples, 1).Milliseconds()), "max-ms/ready")
+			b.ReportMetric(float64(percentile(shallow, 0.5).Milliseconds()), "p50-ms/ready")
+			b.ReportMetric(float64(percentile(shallow, 1).Milliseconds()), "max-ms/ready")
+			b.ReportMetric(float64(percentile(full, 0.5).Milliseconds()), "p50-ms/full-clone")
+			b.ReportMetric(float64(percentile(full, 1).Milliseconds()), "max-ms/full-clone")
+			b.ReportMetric(float64(percentile(shallow, 0.5))/float64(percentile(full, 0.5)), "ready/full-clone")
+			b.ReportMetric(float64(percentile(complete, 0.5).Milliseconds()), "p50-ms/history")
 		})
 	}
 }

@@ -114,7 +114,8 @@ func (r *Repo) fetchBranch(ctx context.Context, ref plumbing.ReferenceName) (plu
 	have := r.st.HasEncodedObject(want) == nil
 	r.mu.RUnlock()
 	if !have {
-		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip); err != nil {
+		// A shallow clone names its boundary here too (fetch.go).
+		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, r.shallowBoundary(), 0); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}

@@ -275,6 +275,10 @@ func TestFindRequestFromTrailers(t *testing.T) {
 	}
 	// Indexes only the newest commit at start.
 	r := open(t, rm, func(o *Options) { o.IdempotencyDepth = 1 })
+	if _, err := r.FindRequest(context.Background(), "req-old"); !r.historyComplete() && !errors.Is(err, ErrHistoryLoading) {
+		t.Fatalf("a request behind the shallow start's boundary: %v, want ErrHistoryLoading", err)
+	}
+	waitFor(t, "the history behind the shallow start", r.historyComplete)
 	if _, _, ok := r.idx.lookupID("req-old"); ok {
 		t.Fatal("the index holds the old request (the test proves nothing)")
 	}

@@ -64,7 +64,13 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 		return nil
 	}
 	if !haveWant {
-		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip); err != nil {
+		depth := 0
+		if r.shallowStart(ar.Capabilities) {
+			depth = r.firstFetchDepth() // the rest follows in the background (shallow.go)
+		}
+		// While the history is still loading, the server must know where the clone
+		// ends: our have stands for its history down to the boundary only.
+		if err := r.fetchObjects(ctx, sess, ar.Capabilities, want, tip, r.shallowBoundary(), depth); err != nil {
 			return err
 		}
 	}
@@ -76,8 +82,19 @@ func (r *Repo) fetchTip(ctx context.Context) error {
 }
 
 // fetchObjects brings want and what it needs into the object storage, in one
-// upload-pack exchange that has have (zero: nothing in common yet).
-func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash) error {
+// upload-pack exchange that has have (zero: nothing in common yet). A depth above zero
+// fetches that many commits of history only and records the boundary the server
+// names (shallow.go).
+//
+// shallows is the clone's shallow boundary, sent as git's own client sends it from a
+// shallow clone ("shallow <sha>" lines): without them upload-pack takes the have for
+// its whole history and may leave out any object reachable from it (it does when it
+// packs from reachability bitmaps), even one the clone never received because it lies
+// behind the boundary (a blob a new commit restores).
+// Without a depth the server answers no shallow-info section (upload-pack sends one
+// only for deepen requests), which is what go-git's decoder expects: it reads one only
+// when Depth is set.
+func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSession, caps *capability.List, want, have plumbing.Hash, shallows []plumbing.Hash, depth int) error {
 	req := packp.NewUploadPackRequestFromCapabilities(caps)
 	if r.opts.Dir != "" {
 		// The pack is kept as received; it must hold its own delta bases.
@@ -89,6 +106,18 @@ func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSessio
 	req.Wants = []plumbing.Hash{want}
 	if !have.IsZero() {
 		req.Haves = []plumbing.Hash{have}
+	}
+	if len(shallows) > 0 {
+		if !caps.Supports(capability.Shallow) {
+			// Only a smart server that offers shallow fetches made the boundary.
+			return fmt.Errorf("gitrepo: fetch %s: the clone is shallow and the server offers no shallow fetches", r.red.shown)
+		}
+		_ = req.Capabilities.Set(capability.Shallow)
+		req.Shallows = append([]plumbing.Hash(nil), shallows...)
+	}
+	if depth > 0 {
+		_ = req.Capabilities.Set(capability.Shallow)
+		req.Depth = packp.DepthCommits(depth)
 	}
 	resp, err := sess.UploadPack(ctx, req)
 	if err != nil {
@@ -109,7 +138,9 @@ func (r *Repo) fetchObjects(ctx context.Context, sess transport.UploadPackSessio
 	if err := r.storePack(pp); err != nil {
 		return err
 	}
-	return nil
+	// The boundary is recorded once the objects are stored: a clone marked shallow
+	// always holds its boundary commits.
+	return r.recordShallow(resp.Shallows, resp.Unshallows)
 }
 
 // readObject returns a stored object's content (delta bases of thin packs).
@@ -281,57 +312,13 @@ func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, er
 		return nil, err
 	}
 	var out []string
-	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return dirEntries(r.st, h) }
-	err = walkChangedFolders(ctx, entries, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
+	raw := func(h plumbing.Hash) ([]byte, error) { return readRawTree(r.st, h) }
+	err = walkChangedFolders(ctx, raw, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// walkChangedFolders calls fn with every store folder (stores/<cluster>/<shard>/<name>)
-// whose tree differs between the stores/ trees a and b (zero: none), and its tree at b
-// (zero: removed there). Only subtrees that differ are read, through entries (dirEntries
-// or a cache of it).
-func walkChangedFolders(ctx context.Context, entries func(plumbing.Hash) (map[string]plumbing.Hash, error), a, b plumbing.Hash, fn func(dir string, tree plumbing.Hash)) error {
-	// Three levels below stores/: cluster, shard, name.
-	var walk func(dir string, a, b plumbing.Hash, depth int) error
-	walk = func(dir string, a, b plumbing.Hash, depth int) error {
-		if a == b {
-			return nil
-		}
-		if depth == 3 {
-			fn(dir, b)
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ea, err := entries(a)
-		if err != nil {
-			return err
-		}
-		eb, err := entries(b)
-		if err != nil {
-			return err
-		}
-		for n, h := range ea {
-			if err := walk(dir+"/"+n, h, eb[n], depth+1); err != nil {
-				return err
-			}
-		}
-		for n, h := range eb {
-			if _, ok := ea[n]; ok {
-				continue
-			}
-			if err := walk(dir+"/"+n, plumbing.ZeroHash, h, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return walk("stores", a, b, 0)
 }
 
 // dirEntries maps the sub-folders of tree h (zero: none) to their trees.

@@ -46,6 +46,11 @@ func (r *Repo) FindRequest(ctx context.Context, id string) (RequestInfo, error) 
 			return info, nil
 		}
 	}
+	if !r.historyComplete() {
+		// Not in the index, and the walk would stop at the shallow boundary: "not
+		// found" could be wrong.
+		return RequestInfo{}, ErrHistoryLoading
+	}
 	h, err := r.deepLookup(ctx, id)
 	if err != nil {
 		return RequestInfo{}, err

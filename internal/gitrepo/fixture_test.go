@@ -16,7 +16,7 @@ import (
 var (
 	fixtureRoot string
 	fixtureMu   sync.Mutex
-	fixtures    = map[int]string{}
+	fixtures    = map[[2]int]string{}
 )
 
 func TestMain(m *testing.M) {
@@ -35,11 +35,15 @@ func TestMain(m *testing.M) {
 
 // fleetFixture returns a bare repository holding the skeleton and n stores in cluster
 // "local", added 100 per commit with the writer's trailers.
-func fleetFixture(tb testing.TB, n int) string {
+func fleetFixture(tb testing.TB, n int) string { return historyFixture(tb, n, 0) }
+
+// historyFixture is fleetFixture followed by updates one-store commits (an update of
+// each store in turn), for a long history over a full cluster tree.
+func historyFixture(tb testing.TB, n, updates int) string {
 	tb.Helper()
 	fixtureMu.Lock()
 	defer fixtureMu.Unlock()
-	if p, ok := fixtures[n]; ok {
+	if p, ok := fixtures[[2]int{n, updates}]; ok {
 		return p
 	}
 	if fixtureRoot == "" {
@@ -49,7 +53,7 @@ func fleetFixture(tb testing.TB, n int) string {
 		}
 		fixtureRoot = d
 	}
-	bare := filepath.Join(fixtureRoot, fmt.Sprintf("fleet-%d.git", n))
+	bare := filepath.Join(fixtureRoot, fmt.Sprintf("fleet-%d-%d.git", n, updates))
 	runGit(tb, fixtureRoot, "init", "-q", "--bare", "--initial-branch=main", bare)
 	cmd := gitExec(bare, "fast-import", "--quiet", "--done")
 	stdin, err := cmd.StdinPipe()
@@ -96,6 +100,15 @@ func fleetFixture(tb testing.TB, n int) string {
 		}
 		commit(commitMessage(changes), files)
 	}
+	for u := 0; u < updates && n > 0; u++ {
+		name := fmt.Sprintf("fixture-%05d", u%n)
+		c := change("local", name, ActionUpdate, 2+u/n, fmt.Sprintf("fixture-upd-%d", u))
+		files := map[string][]byte{}
+		for _, f := range c.Files {
+			files[c.Dir+"/"+f.Path] = f.Content
+		}
+		commit(commitMessage([]*Change{&c}), files)
+	}
 	fmt.Fprintf(w, "done\n")
 	if err := w.Flush(); err != nil {
 		tb.Fatal(err)
@@ -107,7 +120,7 @@ func fleetFixture(tb testing.TB, n int) string {
 	// A server repository is packed and has a commit-graph, like any served fleet.
 	runGit(tb, bare, "repack", "-adq")
 	runGit(tb, bare, "commit-graph", "write", "--reachable")
-	fixtures[n] = bare
+	fixtures[[2]int{n, updates}] = bare
 	return bare
 }
 

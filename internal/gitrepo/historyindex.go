@@ -53,8 +53,8 @@ type historyIndex struct {
 	tip   plumbing.Hash
 	seen  map[plumbing.Hash]struct{}
 	byDir map[string][]folderChange
-	f     *os.File  // append-only, nil when the index lives in memory only
-	trees treeCache // the index's own, so reads at the tip do not evict its trees
+	f     *os.File     // append-only, nil when the index lives in memory only
+	trees rawTreeCache // the index's own, so reads at the tip do not evict its trees
 
 	// closed: the Repo is closed; the file is not opened again by a build that
 	// was still on its way.
@@ -297,11 +297,18 @@ func (r *Repo) commit(h plumbing.Hash) (*object.Commit, error) {
 // folderChanges tells which store folders commit c changed: those whose tree differs
 // from every parent's (a merge lists only what it brought in against each side), all
 // of them for a commit without parents in the clone.
-func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeCache) (indexedCommit, error) {
+func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *rawTreeCache) (indexedCommit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	entries := func(h plumbing.Hash) (map[string]plumbing.Hash, error) { return cache.entries(r.st, h) }
-	mine, err := lookupTree(r.st, c.TreeHash, "stores")
+	raw := func(h plumbing.Hash) ([]byte, error) { return cache.raw(r.st, h) }
+	storesOf := func(root plumbing.Hash) (plumbing.Hash, error) {
+		b, err := raw(root)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		return rawSubtree(b, "stores")
+	}
+	mine, err := storesOf(c.TreeHash)
 	if err != nil {
 		return indexedCommit{}, err
 	}
@@ -315,12 +322,12 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeC
 		if err != nil {
 			return indexedCommit{}, err
 		}
-		theirs, err := lookupTree(r.st, p.TreeHash, "stores")
+		theirs, err := storesOf(p.TreeHash)
 		if err != nil {
 			return indexedCommit{}, err
 		}
 		changed := map[string]plumbing.Hash{}
-		if err := walkChangedFolders(ctx, entries, theirs, mine, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
+		if err := walkChangedFolders(ctx, raw, theirs, mine, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
 			return indexedCommit{}, err
 		}
 		if parents == 0 {
@@ -336,7 +343,7 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *treeC
 	}
 	if parents == 0 {
 		out = map[string]plumbing.Hash{}
-		if err := walkChangedFolders(ctx, entries, plumbing.ZeroHash, mine, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
+		if err := walkChangedFolders(ctx, raw, plumbing.ZeroHash, mine, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
 			return indexedCommit{}, err
 		}
 	}

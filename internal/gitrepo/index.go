@@ -98,7 +98,10 @@ func (x *requestIndex) walk(s storer.EncodedObjectStorer, tip plumbing.Hash, dep
 		x.indexed[h] = true
 		c, err := object.GetCommit(s, h)
 		if err != nil {
-			continue // shallow boundary or missing: history ends here
+			// Shallow boundary or missing: history ends here, until the history
+			// behind a shallow start arrives and the walk goes on from here.
+			delete(x.indexed, h)
+			continue
 		}
 		for _, cr := range changeRecords(parseTrailers(c.Message)) {
 			if cr.RequestID != "" {

@@ -42,6 +42,14 @@ type removalCache struct {
 	deeperTime time.Time
 }
 
+// reset forgets every walk: the history behind a shallow start arrived, and the walks
+// so far stopped at its boundary.
+func (c *removalCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tip, c.entries, c.deeper, c.deeperTime = plumbing.ZeroHash, nil, plumbing.ZeroHash, time.Time{}
+}
+
 // RemovalsSince returns the delete and purge changes of the commits on the branch's
 // first-parent line committed at or after since, newest first, as of the clone's tip
 // (which follows the remote with every fetch and push, so every replica that is up
@@ -50,6 +58,9 @@ type removalCache struct {
 // writer only shortens the window it is counted in. Both steps of a purge are
 // returned; they share a Request-Id.
 func (r *Repo) RemovalsSince(ctx context.Context, since time.Time) ([]Removal, error) {
+	if !r.historyComplete() {
+		return nil, ErrHistoryLoading // the window may reach behind the boundary
+	}
 	r.mu.RLock()
 	tip := r.tip
 	r.mu.RUnlock()

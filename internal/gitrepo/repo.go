@@ -69,6 +69,11 @@ type Repo struct {
 	synced   chan struct{}
 	syncOnce sync.Once
 	syncFail atomic.Pointer[error]
+
+	// incomplete is set while the clone holds the tip's history only down to a
+	// shallow boundary (a first start fetches the tip alone; shallow.go).
+	incomplete  atomic.Bool
+	historyDone chan struct{} // closed once the history is complete
 }
 
 // Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
@@ -127,19 +132,20 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		return nil, err
 	}
 	r := &Repo{
-		opts:      opts,
-		red:       red,
-		log:       opts.Logger,
-		ep:        ep,
-		auth:      auth,
-		branchRef: plumbing.NewBranchReferenceName(opts.Branch),
-		trackRef:  plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
-		idx:       newRequestIndex(100000),
-		obs:       opts.Observer,
-		queue:     make(chan []*pending, 1024),
-		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
-		synced:    make(chan struct{}),
+		opts:        opts,
+		red:         red,
+		log:         opts.Logger,
+		ep:          ep,
+		auth:        auth,
+		branchRef:   plumbing.NewBranchReferenceName(opts.Branch),
+		trackRef:    plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+		idx:         newRequestIndex(100000),
+		obs:         opts.Observer,
+		queue:       make(chan []*pending, 1024),
+		closing:     make(chan struct{}),
+		done:        make(chan struct{}),
+		synced:      make(chan struct{}),
+		historyDone: make(chan struct{}),
 	}
 	if r.obs == nil {
 		r.obs = noObserver{}
@@ -167,10 +173,17 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 	}
 	r.limbo = r.openLimbo()
 	r.hist = openHistoryIndex(historyIndexPath(r.opts.Dir), r.log)
-	if r.hist.tip == r.tip {
+	switch {
+	case r.hist.tip == r.tip:
 		r.hist.ready.Store(true) // the common restart: nothing new since
-	} else {
+	case r.incomplete.Load():
+		// Indexed once the history behind the boundary is in (deepenLoop).
+	default:
 		r.hist.build(r)
+	}
+	if r.incomplete.Load() {
+		go r.deepenLoop()
+		r.awaitHistory(ctx)
 	}
 	go r.run()
 	if err != nil {
@@ -194,6 +207,10 @@ func (r *Repo) initStorage() error {
 	if ref, err := r.st.Reference(r.trackRef); err == nil {
 		r.tip = ref.Hash()
 		r.idx.walk(r.st, r.tip, r.opts.IdempotencyDepth)
+	}
+	// A first start that stopped before the history behind its tip arrived.
+	if len(r.shallowBoundary()) > 0 {
+		r.incomplete.Store(true)
 	}
 	// The remote is recorded for git tools pointed at the clone, without credentials:
 	// nothing here reads it back, and the clone's config is no place for a token.
@@ -500,7 +517,13 @@ func (r *Repo) walkHistory(ctx context.Context, dir string, limit int) ([]Commit
 			p, err := object.GetCommit(r.st, ph)
 			if err != nil {
 				if errors.Is(err, plumbing.ErrObjectNotFound) {
-					continue // shallow boundary
+					if r.incomplete.Load() {
+						// Whether c changed the folder, and all that came
+						// before, is behind the boundary: no answer yet
+						// rather than one cut short.
+						return nil, ErrHistoryLoading
+					}
+					continue
 				}
 				return nil, err
 			}

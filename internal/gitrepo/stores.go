@@ -78,9 +78,19 @@ func unavailable(err error) *store.Error {
 	return e
 }
 
+// historyLoading is the domain's answer while the history behind a shallow first
+// start is still being fetched: nothing happened, ask again in a moment.
+func historyLoading() *store.Error {
+	return &store.Error{Code: store.EUNAVAILABLE, RetryAfter: 2 * time.Second,
+		Message: "the fleet's history is still loading after this replica's first start; retry shortly"}
+}
+
 // FindRequest tells what became of a request (Repo.FindRequest) in the domain's terms.
 func (g Fleet) FindRequest(ctx context.Context, id string) (store.Found, error) {
 	info, err := g.R.FindRequest(ctx, id)
+	if errors.Is(err, ErrHistoryLoading) {
+		return store.Found{}, fmt.Errorf("%w: %v", historyLoading(), err)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return store.Found{}, fmt.Errorf("%w: request %s", store.ErrNotFound, id)
 	}
@@ -128,6 +138,9 @@ func (g Fleet) ReadDir(ctx context.Context, dir string) (string, []store.File, e
 // trailers.
 func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
 	commits, err := g.R.History(ctx, dir, g.HistoryLimit)
+	if errors.Is(err, ErrHistoryLoading) {
+		return nil, fmt.Errorf("%w: %v", historyLoading(), err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +169,9 @@ func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
 // as the domain's entries, newest first.
 func (g Fleet) RemovalsSince(ctx context.Context, since time.Time) ([]store.Entry, error) {
 	rs, err := g.R.RemovalsSince(ctx, since)
+	if errors.Is(err, ErrHistoryLoading) {
+		return nil, fmt.Errorf("%w: %v", historyLoading(), err)
+	}
 	if err != nil {
 		return nil, err
 	}

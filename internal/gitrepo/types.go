@@ -216,6 +216,16 @@ type Options struct {
 	// Observer is told of every commit that lands and every push that does not
 	// (internal/metrics); nil counts nothing.
 	Observer Observer
+
+	// fullFirstFetch makes a first start fetch the whole history before Open
+	// returns, as before shallow starts: the baseline of BenchmarkFreshReplica.
+	fullFirstFetch bool
+	// shallowDepth overrides firstFetchDepth (tests: a short history still starts
+	// shallow).
+	shallowDepth int
+	// holdHistory, when set, keeps the history behind a shallow start from being
+	// fetched until it is closed: tests look at the replica in between.
+	holdHistory <-chan struct{}
 }
 
 // Observer takes what the writer counts, in plain values so that the metrics

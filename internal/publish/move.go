@@ -98,7 +98,10 @@ func (p *Publisher) storesOf(ctx context.Context, commit, shard, tree string) (m
 // the commit of its artifact in the cluster would make each start cost thousands
 // of tree reads (see clusters/README.md for a restart in the middle of a move).
 func (p *Publisher) publishedAt(shard string) (string, string) {
-	if st := p.shards[shard]; st != nil {
+	p.mu.Lock()
+	st := p.shards[shard]
+	p.mu.Unlock()
+	if st != nil {
 		return p.commitOf(st.revision), st.tree
 	}
 	return "", ""
@@ -197,7 +200,8 @@ func (p *Publisher) loses(ctx context.Context, head, shard, tree string) (bool, 
 	return false, nil
 }
 
-// moved publishes a move (movePlan found one) under p.mu and returns the shards
+// moved publishes a move (movePlan found one), alone (the pass lock held for
+// writing), and returns the shards
 // whose revision changed.
 func (p *Publisher) moved(ctx context.Context, head string, trees map[string]string, shards []string,
 	deps map[string][]string) ([]string, error) {

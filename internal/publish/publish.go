@@ -105,15 +105,21 @@ type Config struct {
 	Log     *slog.Logger
 }
 
-// Publisher publishes shard artifacts. It is safe for concurrent use; publishing is
-// serialized, always from the newest fleet commit, so a shard's artifact never goes
-// back to an older tree.
+// Publisher publishes shard artifacts. It is safe for concurrent use. Publishes of
+// different shards run side by side (each is mostly waiting for the API server);
+// those of one shard are serialized, each from the newest fleet commit read once its
+// turn has come, so a shard's artifact never goes back to an older tree. A background
+// pass, which reads the head once for every shard, runs alone.
 type Publisher struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	shards map[string]*shardState
+	// pass is held for writing by a background pass and prune, for reading by each
+	// Publish.
+	pass       sync.RWMutex
+	mu         sync.Mutex // guards shards and shardLocks
+	shards     map[string]*shardState
+	shardLocks map[string]*sync.Mutex
 
 	stop chan struct{}
 	done chan struct{}
@@ -162,7 +168,8 @@ func New(cfg Config) (*Publisher, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, log: cfg.Log, shards: map[string]*shardState{}, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return &Publisher{cfg: cfg, log: cfg.Log, shards: map[string]*shardState{}, shardLocks: map[string]*sync.Mutex{},
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Start fetches the fleet and brings every shard's artifact up to date with its
@@ -188,8 +195,8 @@ func (p *Publisher) Start(ctx context.Context) error {
 // a restart does not take over (it adopts what the cluster has), would otherwise
 // pile up. Any of them is rebuilt from Git should Flux still ask for it.
 func (p *Publisher) prune() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.pass.Lock()
+	defer p.pass.Unlock()
 	keep := map[string]bool{}
 	for _, st := range p.shards {
 		keep[st.file], keep[st.previous] = true, true
@@ -266,39 +273,62 @@ func (p *Publisher) Publish(ctx context.Context, shard string) (string, error) {
 
 // publish publishes shard, or, when it lost stores to other shards since it was
 // published, the whole move in its order (move.go), returning the shards that moved.
+// A move publishes many shards in waves and reads what each was published at, so it
+// runs alone, as a background pass does.
 func (p *Publisher) publish(ctx context.Context, shard string) (string, []string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	rev, lost, err := p.publishOne(ctx, shard)
+	if err != nil || !lost {
+		return rev, nil, err
+	}
+	p.pass.Lock() // no Publish runs meanwhile: p.shards is the move's alone
+	defer p.pass.Unlock()
 	head, trees, err := p.head(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	if lost, err := p.loses(ctx, head, shard, trees[shard]); err != nil {
+	shards := p.allShards(trees, nil)
+	deps, err := p.movePlan(ctx, head, trees, shards)
+	if err != nil {
 		return "", nil, err
-	} else if lost {
-		shards := p.allShards(trees, nil)
-		deps, err := p.movePlan(ctx, head, trees, shards)
-		if err != nil {
-			return "", nil, err
-		}
-		if len(deps) > 0 {
-			moved, err := p.moved(ctx, head, trees, shards, deps)
-			rev := ""
-			if st := p.shards[shard]; st != nil {
-				rev = st.revision
-			}
-			return rev, moved, err
-		}
 	}
-	rev, err := p.publishLocked(ctx, head, shard, trees[shard], nil)
+	if len(deps) > 0 {
+		moved, err := p.moved(ctx, head, trees, shards, deps)
+		rev := ""
+		if st := p.shards[shard]; st != nil {
+			rev = st.revision
+		}
+		return rev, moved, err
+	}
+	// A store removed and found nowhere else: a purge, published as any change.
+	rev, err = p.publishLocked(ctx, head, shard, trees[shard], nil)
 	return rev, nil, err
+}
+
+// publishOne publishes shard alone, beside other shards' publishes, unless it lost a
+// store since it was published (lost): then it publishes nothing and the caller
+// looks for a move.
+func (p *Publisher) publishOne(ctx context.Context, shard string) (rev string, lost bool, err error) {
+	p.pass.RLock()
+	defer p.pass.RUnlock()
+	l := p.shardLock(shard)
+	l.Lock()
+	defer l.Unlock()
+	head, trees, err := p.head(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	if lost, err := p.loses(ctx, head, shard, trees[shard]); err != nil || lost {
+		return "", lost, err
+	}
+	rev, err = p.publishLocked(ctx, head, shard, trees[shard], nil)
+	return rev, false, err
 }
 
 // sync compares every shard with what was published. At start (adopt) it also
 // reads what the cluster already has, so a restart republishes nothing unchanged.
 func (p *Publisher) sync(ctx context.Context, adopt bool) ([]string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.pass.Lock() // no Publish runs meanwhile: p.shards is this pass's alone
+	defer p.pass.Unlock()
 	head, trees, err := p.head(ctx)
 	if err != nil {
 		return nil, err
@@ -370,15 +400,29 @@ func (p *Publisher) head(ctx context.Context) (string, map[string]string, error)
 	return head, trees, nil
 }
 
+// shardLock is the lock serializing shard's publishes.
+func (p *Publisher) shardLock(shard string) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.shardLocks[shard]
+	if l == nil {
+		l = &sync.Mutex{}
+		p.shardLocks[shard] = l
+	}
+	return l
+}
+
 func (p *Publisher) storesDir() string { return path.Join("stores", p.cfg.FleetCluster) }
 
-// publishLocked publishes shard at head unless its tree is what was published;
-// existing is what the cluster has (at start), adopted when it is the same tarball
-// at the same URL. A shard that never held a store is not published (its
-// Kustomization reports the artifact as not found); one that held stores and is now
-// empty gets an empty tarball, so Flux prunes what it applied.
+// publishLocked publishes shard at head unless its tree is what was published; callers
+// hold the shard's lock or the pass's. existing is what the cluster has (at start),
+// adopted when it is the same tarball at the same URL. A shard that never held a store
+// is not published (its Kustomization reports the artifact as not found); one that
+// held stores and is now empty gets an empty tarball, so Flux prunes what it applied.
 func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string, existing *Artifact) (rev string, err error) {
+	p.mu.Lock()
 	st := p.shards[shard]
+	p.mu.Unlock()
 	if st != nil && st.tree == tree {
 		return st.revision, nil
 	}
@@ -425,7 +469,9 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 			p.removeFile(st.previous)
 		}
 	}
+	p.mu.Lock()
 	p.shards[shard] = next
+	p.mu.Unlock()
 	p.cfg.OnPublish(shard, a.Revision)
 	return a.Revision, nil
 }

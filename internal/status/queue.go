@@ -17,9 +17,11 @@ type QueueConfig struct {
 	// publishes on the Lease holder and on a standby only waits for the holder's
 	// artifact to carry that head (a standby never writes to the cluster).
 	Publish func(ctx context.Context, shard string) (string, error)
-	// Workers bounds the publishes in flight (default 2). The publisher serializes
-	// its own writes; more than one worker lets a slow shard not hold the others
-	// behind it on a standby, which only waits.
+	// Workers bounds the publishes in flight (default 8). The publisher runs
+	// different shards' publishes side by side (one shard's stay in order), each
+	// mostly a wait for the API server, so a burst's shards drain several at a time
+	// rather than one after another; on a standby, which only waits, a slow shard
+	// does not hold the others behind it.
 	Workers int
 	// Timeout bounds one publish (default 30 s); a publish cut short is retried.
 	Timeout time.Duration
@@ -61,7 +63,7 @@ type Queue struct {
 // NewQueue starts the workers; Close stops them.
 func NewQueue(cfg QueueConfig) *Queue {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 2
+		cfg.Workers = 8
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
