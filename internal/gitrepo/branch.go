@@ -108,11 +108,12 @@ func (r *Repo) pushBranchRemote(ctx context.Context, ref plumbing.ReferenceName,
 	if err != nil {
 		return err
 	}
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return err
 	}
-	sess, err := cli.NewReceivePackSession(r.ep, r.auth)
+	sess, err := cli.NewReceivePackSession(ep, r.auth)
 	if err != nil {
 		return fmt.Errorf("gitrepo: push session: %w", err)
 	}

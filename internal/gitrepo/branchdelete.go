@@ -33,11 +33,12 @@ func (r *Repo) DeleteBranch(ctx context.Context, branch string) error {
 }
 
 func (r *Repo) deleteBranchRemote(ctx context.Context, ref plumbing.ReferenceName) error {
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return err
 	}
-	sess, err := cli.NewReceivePackSession(r.ep, r.auth)
+	sess, err := cli.NewReceivePackSession(ep, r.auth)
 	if err != nil {
 		return fmt.Errorf("gitrepo: push session: %w", err)
 	}

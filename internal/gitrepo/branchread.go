@@ -89,11 +89,12 @@ func (r *Repo) ReadBranch(ctx context.Context, branch string) (BranchChange, err
 func (r *Repo) fetchBranch(ctx context.Context, ref plumbing.ReferenceName) (plumbing.Hash, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	sess, err := cli.NewUploadPackSession(r.ep, r.auth)
+	sess, err := cli.NewUploadPackSession(ep, r.auth)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}

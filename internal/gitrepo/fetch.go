@@ -36,11 +36,12 @@ func (r *Repo) fetch(ctx context.Context) error {
 func (r *Repo) fetchTip(ctx context.Context) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return err
 	}
-	sess, err := cli.NewUploadPackSession(r.ep, r.auth)
+	sess, err := cli.NewUploadPackSession(ep, r.auth)
 	if err != nil {
 		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}

@@ -576,3 +576,11 @@ func toCommit(c *object.Commit, folder plumbing.Hash) Commit {
 	}
 	return out
 }
+
+// endpoint is a copy of the remote's endpoint for one session: go-git's HTTP
+// transport rewrites its session's endpoint after every reference discovery (to
+// follow a redirect), and a fetch and a push run at once (the follower, the writer).
+func (r *Repo) endpoint() *transport.Endpoint {
+	ep := *r.ep
+	return &ep
+}

@@ -323,11 +323,12 @@ func (r *Repo) remoteTip(ctx context.Context) (plumbing.Hash, error) {
 	if r.localPath != "" {
 		return readLocalRef(r.localPath, r.branchRef)
 	}
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	sess, err := cli.NewUploadPackSession(r.ep, r.auth)
+	sess, err := cli.NewUploadPackSession(ep, r.auth)
 	if err != nil {
 		return plumbing.ZeroHash, r.red.err(err)
 	}

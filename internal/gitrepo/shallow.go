@@ -201,11 +201,12 @@ func (r *Repo) deepen(ctx context.Context) error {
 		close(r.historyDone)
 		return nil
 	}
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return err
 	}
-	sess, err := cli.NewUploadPackSession(r.ep, r.auth)
+	sess, err := cli.NewUploadPackSession(ep, r.auth)
 	if err != nil {
 		return fmt.Errorf("gitrepo: fetch history %s: %w", r.red.shown, err)
 	}

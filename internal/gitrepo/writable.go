@@ -155,12 +155,13 @@ func (r *Repo) probeRemote(ctx context.Context) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		cli, err := client.NewClient(r.ep)
+		ep := r.endpoint()
+		cli, err := client.NewClient(ep)
 		if err != nil {
 			done <- err
 			return
 		}
-		sess, err := cli.NewUploadPackSession(r.ep, r.auth)
+		sess, err := cli.NewUploadPackSession(ep, r.auth)
 		if err != nil {
 			done <- fmt.Errorf("gitrepo: reach %s: %w", r.red.shown, err)
 			return

@@ -812,11 +812,12 @@ func (r *Repo) pushRemote(ctx context.Context, base, commit plumbing.Hash, objs 
 	if err != nil {
 		return false, err
 	}
-	cli, err := client.NewClient(r.ep)
+	ep := r.endpoint()
+	cli, err := client.NewClient(ep)
 	if err != nil {
 		return false, err
 	}
-	sess, err := cli.NewReceivePackSession(r.ep, r.auth)
+	sess, err := cli.NewReceivePackSession(ep, r.auth)
 	if err != nil {
 		return false, fmt.Errorf("gitrepo: push session: %w", err)
 	}
