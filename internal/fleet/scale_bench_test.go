@@ -108,4 +108,3 @@ func rssMiB() float64 {
 	}
 	return 0
 }
-
