@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -329,4 +330,72 @@ func rssOf(pid int) uint64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkScaleBurst is docs/scale.md's onboarding burst: STOREFLEET_BENCH_BURST
+// stores (default 1,000) created through the API by 20 concurrent clients into the
+// test environment, after one store of the same version was created and waited for
+// (its time is the baseline of the same run: request → Ready with nothing else
+// queued). It reports the time from the first request to the last store Ready and,
+// per store, request → Ready (from when its own create was sent) at p50 and p95,
+// also as ratios to the baseline. `make bench-scale-burst`.
+func BenchmarkScaleBurst(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_BURST")); err == nil && v > 0 {
+		n = v
+	}
+	a := startAPI(b)
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	create(b, a, "scaleburst-first")
+	waitAllReady(b, dyn, []string{"scaleburst-first"}, 10*time.Minute)
+	first := time.Since(t0)
+
+	names := make([]string, n)
+	for j := range names {
+		names[j] = fmt.Sprintf("scaleburst-%05d", j)
+	}
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	procs := procTimes()
+	start := time.Now()
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range next {
+				mu.Lock()
+				sent[name] = time.Now()
+				mu.Unlock()
+				create(b, a, name)
+			}
+		}()
+	}
+	for _, name := range names {
+		next <- name
+	}
+	close(next)
+	wg.Wait()
+	answered := time.Since(start)
+	readyAt := waitAllReady(b, dyn, names, 140*time.Minute)
+	total := time.Since(start)
+	var lat []time.Duration
+	for name, at := range readyAt {
+		lat = append(lat, at.Sub(sent[name]))
+	}
+	p50, p95 := percentile(lat, 0.5), percentile(lat, 0.95)
+	b.ReportMetric(first.Seconds(), "baseline-s")
+	b.ReportMetric(answered.Seconds(), "creates-s")
+	b.ReportMetric(total.Seconds(), "last-ready-s")
+	b.ReportMetric(p50.Seconds(), "ready-p50-s")
+	b.ReportMetric(p95.Seconds(), "ready-p95-s")
+	b.ReportMetric(p50.Seconds()/first.Seconds(), "p50/baseline")
+	b.ReportMetric(float64(n)/total.Seconds(), "stores/s")
+	b.Logf("%d stores: answered in %v, last Ready %v after the first request; request → Ready p50 %v p95 %v; one store alone first %v; busiest processes: %s",
+		n, answered, total, p50, p95, first, busiest(procs, procTimes(), total))
 }
