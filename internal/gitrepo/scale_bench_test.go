@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,9 @@ var scaleSizes = []int{0, 2500, 5000, 10000}
 // gitops-api with --fleet-url pays), the same to a path remote (this package's own
 // cost, no server process), `git receive-pack` alone on the bare repository (the
 // server's floor), grouped throughput from 100 clients over HTTP and to a path, and
-// the served repository's size. It logs a linear fit of each figure against the
+// the served repository's size. The sizes take turns (120 single creates each, one
+// at a time round the sizes; three grouped bursts of 500 each, median), so the
+// shared machine's load falls on every size alike. It logs a linear fit of each figure against the
 // store count with its R², residuals and the values at 50,000 and 100,000 stores.
 // Run with `make bench-scale-writer`.
 func BenchmarkScaleWriter(b *testing.B) {
@@ -42,28 +45,51 @@ func BenchmarkScaleWriter(b *testing.B) {
 		}
 		s.y = append(s.y, v)
 	}
-	for _, n := range scaleSizes {
-		for _, impl := range []string{"gitrepo", "gitrepo-path", "receive-pack-floor"} {
-			// No sub-benchmark: Go would re-run a short one with growing b.N, and each
-			// run here is a fixed set of requests; the parent runs once.
-			var samples []time.Duration
-			apply := setupLatency(b, n, impl)
-			for j := range latencyRequests {
-				name := fmt.Sprintf("scale-%05d", j)
+	// The sizes take turns, request by request and round by round, so that the load
+	// of a shared machine weighs on every size alike: a size measured alone in a busy
+	// minute would bend the line more than the fleet does.
+	impls := []string{"gitrepo", "gitrepo-path", "receive-pack-floor"}
+	samples := map[string]map[int][]time.Duration{}
+	applies := map[string]map[int]func(string){}
+	for _, impl := range impls {
+		samples[impl], applies[impl] = map[int][]time.Duration{}, map[int]func(string){}
+		for _, n := range scaleSizes {
+			applies[impl][n] = setupLatency(b, n, impl)
+		}
+	}
+	for j := range scaleRequests {
+		for _, impl := range impls {
+			for _, n := range scaleSizes {
 				t0 := time.Now()
-				apply(name)
-				samples = append(samples, time.Since(t0))
+				applies[impl][n](fmt.Sprintf("scale-%05d", j))
+				samples[impl][n] = append(samples[impl][n], time.Since(t0))
 			}
-			p50, p95 := percentile(samples, 0.5), percentile(samples, 0.95)
-			b.Logf("stores=%d %s: p50 %v p95 %v over %d creates", n, impl, p50, p95, len(samples))
+		}
+	}
+	for _, impl := range impls {
+		for _, n := range scaleSizes {
+			p50, p95 := percentile(samples[impl][n], 0.5), percentile(samples[impl][n], 0.95)
+			b.Logf("stores=%d %s: p50 %v p95 %v over %d creates", n, impl, p50, p95, len(samples[impl][n]))
 			add(impl+" p50", "ms", float64(p50.Microseconds())/1000)
 		}
-		for _, rem := range []string{"http", "path"} {
-			perSec, perCommit := scaleThroughput(b, n, rem, 100, 2000)
-			b.Logf("stores=%d group remote=%s 100 clients: %.1f stores/s, %.1f stores a commit", n, rem, perSec, perCommit)
-			add("group "+rem+" throughput", "stores/s", perSec)
-			add("group "+rem+" stores per commit", "stores", perCommit)
+	}
+	for _, rem := range []string{"http", "path"} {
+		rates := map[int][]float64{}
+		perCommit := map[int][]float64{}
+		for round := range scaleRounds {
+			for _, n := range scaleSizes {
+				r, c := scaleThroughput(b, n, rem, 100, 500, round)
+				rates[n] = append(rates[n], r)
+				perCommit[n] = append(perCommit[n], c)
+			}
 		}
+		for _, n := range scaleSizes {
+			b.Logf("stores=%d group remote=%s 100 clients: %.1f stores/s (rounds %.0f), %.1f stores a commit", n, rem, median(rates[n]), rates[n], median(perCommit[n]))
+			add("group "+rem+" throughput", "stores/s", median(rates[n]))
+			add("group "+rem+" stores per commit", "stores", median(perCommit[n]))
+		}
+	}
+	for _, n := range scaleSizes {
 		add("bare repository size", "MiB", float64(diskKiB(b, fleetFixture(b, n)))/1024)
 	}
 	xs := make([]float64, 0, len(scaleSizes)-1)
@@ -85,9 +111,23 @@ func BenchmarkScaleWriter(b *testing.B) {
 	b.ReportMetric(lat["group http throughput"].y[3], "http-stores/s@10000")
 }
 
+// scaleRequests is how many single creates each size and writer gets, taking turns;
+// scaleRounds how many grouped bursts of 500 creates each size gets (median taken).
+const (
+	scaleRequests = 120
+	scaleRounds   = 3
+)
+
+func median(v []float64) float64 {
+	c := append([]float64(nil), v...)
+	sort.Float64s(c)
+	return c[len(c)/2]
+}
+
 // scaleThroughput is BenchmarkGroupThroughput's loop for any fleet size: c clients
-// submitting total creates at once; stores/s and stores per commit.
-func scaleThroughput(b *testing.B, n int, rem string, c, total int) (perSec, perCommit float64) {
+// submitting total creates at once; stores/s and stores per commit. round keeps the
+// store names of successive rounds apart.
+func scaleThroughput(b *testing.B, n int, rem string, c, total, round int) (perSec, perCommit float64) {
 	var url, bare string
 	if rem == "http" {
 		url, bare = httpFleet(b, n)
@@ -114,7 +154,7 @@ func scaleThroughput(b *testing.B, n int, rem string, c, total int) (perSec, per
 				if k > int64(total) {
 					return
 				}
-				name := fmt.Sprintf("tp-%05d", k)
+				name := fmt.Sprintf("tp-%d-%05d", round, k)
 				if res := r.Submit(ctx, change("local", name, ActionCreate, 1, "req-"+name)); res.Err != nil {
 					b.Error(res.Err)
 					return
