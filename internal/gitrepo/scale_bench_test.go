@@ -87,6 +87,9 @@ func BenchmarkScaleWriter(b *testing.B) {
 			b.Logf("stores=%d group remote=%s 100 clients: %.1f stores/s (rounds %.0f), %.1f stores a commit", n, rem, median(rates[n]), rates[n], median(perCommit[n]))
 			add("group "+rem+" throughput", "stores/s", median(rates[n]))
 			add("group "+rem+" stores per commit", "stores", median(perCommit[n]))
+			// Throughput is stores per commit over time per commit; the time per commit
+			// is what grows with the fleet, so it is the series to fit a line to.
+			add("group "+rem+" time per commit", "ms", 1000*median(perCommit[n])/median(rates[n]))
 		}
 	}
 	for _, n := range scaleSizes {
