@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -246,16 +249,8 @@ func shardsOf(n int) map[string]bool {
 
 // etcdURLOf reads --etcd-servers from kube-apiserver's command line.
 func etcdURLOf(pid int) (string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return "", err
-	}
-	for _, a := range strings.Split(string(data), "\x00") {
-		if v, ok := strings.CutPrefix(a, "--etcd-servers="); ok {
-			return strings.Split(v, ",")[0], nil
-		}
-	}
-	return "", fmt.Errorf("kube-apiserver (pid %d) has no --etcd-servers", pid)
+	v, err := apiserverFlag(pid, "--etcd-servers=")
+	return strings.Split(v, ",")[0], err
 }
 
 // etcdMetrics reads etcd's Prometheus metrics without labels (sizes and counters).
@@ -344,6 +339,7 @@ func BenchmarkScaleBurst(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_BURST")); err == nil && v > 0 {
 		n = v
 	}
+	ctx := context.Background()
 	a := startAPI(b)
 	dyn, err := dynamic.NewForConfig(env.Config)
 	if err != nil {
@@ -353,6 +349,9 @@ func BenchmarkScaleBurst(b *testing.B) {
 	create(b, a, "scaleburst-first")
 	waitAllReady(b, dyn, []string{"scaleburst-first"}, 10*time.Minute)
 	first := time.Since(t0)
+	if err := serviceRoom(ctx, dyn, "store-scaleburst-first", n); err != nil {
+		b.Fatal(err)
+	}
 
 	names := make([]string, n)
 	for j := range names {
@@ -398,4 +397,56 @@ func BenchmarkScaleBurst(b *testing.B) {
 	b.ReportMetric(float64(n)/total.Seconds(), "stores/s")
 	b.Logf("%d stores: answered in %v, last Ready %v after the first request; request → Ready p50 %v p95 %v; one store alone first %v; busiest processes: %s",
 		n, answered, total, p50, p95, first, busiest(procs, procTimes(), total))
+}
+
+// serviceRoom fails when n more stores like the one in namespace ns cannot all get
+// their ClusterIP Services from kube-apiserver's --service-cluster-ip-range: each
+// install past that fails with "failed to allocate" and the burst would wait for
+// ever (seen: a /24 range stopped a 1,000-store burst at 253 Ready stores).
+func serviceRoom(ctx context.Context, dyn dynamic.Interface, ns string, n int) error {
+	cidr, err := apiserverFlag(env.PIDs()["kube-apiserver"], "--service-cluster-ip-range=")
+	if err != nil {
+		return err
+	}
+	_, ipnet, err := net.ParseCIDR(strings.Split(cidr, ",")[0])
+	if err != nil {
+		return err
+	}
+	ones, bits := ipnet.Mask.Size()
+	// The network and broadcast addresses are not handed out.
+	room := (1 << (bits - ones)) - 2
+	list, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "services"}).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	used, perStore := 0, 0
+	for _, svc := range list.Items {
+		ip, _, _ := unstructured.NestedString(svc.Object, "spec", "clusterIP")
+		if ip == "" || ip == "None" {
+			continue
+		}
+		used++
+		if svc.GetNamespace() == ns {
+			perStore++
+		}
+	}
+	if need := n * perStore; used+need > room {
+		return fmt.Errorf("a burst of %d stores needs %d more ClusterIPs (%d a store) but --service-cluster-ip-range=%s has %d and %d are taken: the test environment's range must be wider for this burst",
+			n, need, perStore, cidr, room, used)
+	}
+	return nil
+}
+
+// apiserverFlag reads a flag's value from kube-apiserver's command line.
+func apiserverFlag(pid int, prefix string) (string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, a := range strings.Split(string(data), "\x00") {
+		if v, ok := strings.CutPrefix(a, prefix); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("kube-apiserver (pid %d) has no %s", pid, prefix)
 }
