@@ -51,11 +51,15 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 		if err != nil {
 			return store.Outcome{}, err
 		}
-		files, err := s.render.Render(st, store.StateActive)
+		n, err := s.repo.Shards(ctx)
 		if err != nil {
 			return store.Outcome{}, err
 		}
-		return s.commit(ctx, m, st, store.StateActive, store.ActionCreate, "", nil, files)
+		files, err := s.render.InFleet(n).Render(st, store.StateActive)
+		if err != nil {
+			return store.Outcome{}, err
+		}
+		return s.commit(ctx, m, st, store.StateActive, store.ActionCreate, n, "", nil, files)
 	})
 }
 
@@ -140,21 +144,32 @@ func (s *Service) Delete(ctx context.Context, name string, purge bool, m store.M
 		case cur.state == store.StateRetained:
 			return s.renderAndCommit(ctx, m, cur, cur.store, store.StatePurging, store.ActionPurge)
 		default: // purging: remove the folder
-			tree, old, err := s.repo.ReadDir(ctx, dirOf(cur.store))
+			n, err := s.repo.Shards(ctx)
 			if err != nil {
 				return store.Outcome{}, err
 			}
-			return s.commit(ctx, m, cur.store, store.StatePurged, store.ActionPurge, tree, old, nil)
+			tree, old, err := s.repo.ReadDir(ctx, store.DirIn(cur.store.Cluster, cur.store.Name, n))
+			if err != nil {
+				return store.Outcome{}, err
+			}
+			return s.commit(ctx, m, cur.store, store.StatePurged, store.ActionPurge, n, tree, old, nil)
 		}
 	})
 }
 
 func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed, next store.Store, state store.State, action store.Action) (store.Outcome, error) {
-	files, err := s.render.Render(next, state)
+	// One count for the render, the read and the commit: the writer refuses the
+	// change if the fleet's count moved on before it lands (a reshard), and the
+	// caller's retry computes all three again at the new count.
+	n, err := s.repo.Shards(ctx)
 	if err != nil {
 		return store.Outcome{}, err
 	}
-	tree, old, err := s.repo.ReadDir(ctx, dirOf(cur.store))
+	files, err := s.render.InFleet(n).Render(next, state)
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	tree, old, err := s.repo.ReadDir(ctx, store.DirIn(cur.store.Cluster, cur.store.Name, n))
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Outcome{}, store.Errorf(store.ENOTFOUND, "store %q is no longer in the fleet repository", cur.store.Name)
 	}
@@ -164,13 +179,14 @@ func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed
 	if sameFiles(old, files) {
 		return unchanged(m, next, state, action), nil
 	}
-	return s.commit(ctx, m, next, state, action, tree, old, files)
+	return s.commit(ctx, m, next, state, action, n, tree, old, files)
 }
 
 // commit sends one change to the writer (or, for a dry run, only diffs it). The
-// purged state removes the folder.
-func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, state store.State, action store.Action, base string, old, files []store.File) (store.Outcome, error) {
-	dir := dirOf(st)
+// purged state removes the folder. shards is the fleet's count files were rendered
+// and base read at.
+func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, state store.State, action store.Action, shards int, base string, old, files []store.File) (store.Outcome, error) {
+	dir := store.DirIn(st.Cluster, st.Name, shards)
 	out := store.Outcome{RequestID: m.RequestID, Store: st.Name, Action: action, Phase: state.Phase()}
 	if m.DryRun {
 		out.DryRun = true
@@ -210,7 +226,7 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		// Someone else changed the fleet repository: learn the store's current state
 		// so the next request sees it.
-		s.refresh(ctx, st.Name, dir)
+		s.refresh(ctx, st.Name, st.Cluster, dir)
 	}
 	switch {
 	case errors.Is(err, store.ErrExists):
@@ -263,5 +279,11 @@ func dropDerived(err error, in store.Store) error {
 	return out
 }
 
-// dirOf is the store's folder in the fleet repository.
-func dirOf(st store.Store) string { return store.Dir(st.Cluster, st.Name) }
+// dirOf is the store's folder in the fleet repository at the head's shard count.
+func (s *Service) dirOf(ctx context.Context, st store.Store) (string, error) {
+	n, err := s.repo.Shards(ctx)
+	if err != nil {
+		return "", err
+	}
+	return store.DirIn(st.Cluster, st.Name, n), nil
+}

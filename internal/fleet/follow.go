@@ -18,7 +18,7 @@ func (s *Service) Refreshed(ctx context.Context, dirs []string) []string {
 		if !ok {
 			continue
 		}
-		s.refresh(ctx, ref.Name, d)
+		s.refresh(ctx, ref.Name, ref.Cluster, d)
 		names = append(names, ref.Name)
 	}
 	return names

@@ -16,7 +16,13 @@ type Differ struct{ R store.ChangeReader }
 // the entry's commit against the commit before, in the same form as a dry run's.
 // The caller found e in History, where the tenant rules were applied.
 func (d Differ) ChangeDiff(ctx context.Context, e store.Entry) ([]store.Diff, error) {
-	before, after, err := d.R.StoreChange(ctx, store.Dir(e.Cluster, e.Store), e.Commit.SHA)
+	// History read the folder at the head's count, so its entries are that
+	// folder's changes.
+	n, err := d.R.Shards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	before, after, err := d.R.StoreChange(ctx, store.DirIn(e.Cluster, e.Store, n), e.Commit.SHA)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, store.Errorf(store.ENOTFOUND, "commit %s is not in this replica's clone yet", e.Commit.SHA)
 	}

@@ -126,6 +126,14 @@ func (s *Service) load(ctx context.Context, name string) (indexed, error) {
 	s.mu.Unlock()
 	_, files, err := s.repo.ReadDir(ctx, dir)
 	if errors.Is(err, store.ErrNotFound) {
+		// The folder listed when the index was built may have moved to another
+		// shard since (a reshard): the store is where the head's count puts it.
+		if at, aerr := s.dirOf(ctx, e.store); aerr == nil && at != dir {
+			dir = at
+			_, files, err = s.repo.ReadDir(ctx, dir)
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
 		s.mu.Lock()
 		if s.index[name] == e {
 			s.dropLocked(name)
@@ -158,9 +166,21 @@ func (s *Service) load(ctx context.Context, name string) (indexed, error) {
 }
 
 // refresh re-reads one store folder into the index after the writer reported that it
-// differs from what the index holds (an outside push).
-func (s *Service) refresh(ctx context.Context, name, dir string) {
+// differs from what the index holds (an outside push). The store is read where the
+// head's shard count puts it, so a folder that a reshard moved is found at its new
+// shard whichever of the move's two folders the caller saw; seen (the folder the
+// caller saw, or "") is read only if that is not there: a folder pushed by hand to
+// another shard.
+func (s *Service) refresh(ctx context.Context, name, cluster, seen string) {
+	dir, err := s.dirOf(ctx, store.Store{Cluster: cluster, Name: name})
+	if err != nil {
+		return
+	}
 	_, files, err := s.repo.ReadDir(ctx, dir)
+	if errors.Is(err, store.ErrNotFound) && seen != "" && seen != dir {
+		dir = seen
+		_, files, err = s.repo.ReadDir(ctx, dir)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {

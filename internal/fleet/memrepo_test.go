@@ -74,6 +74,10 @@ func (r *memRepo) Submit(ctx context.Context, c store.Change) (store.Commit, err
 	return commit, nil
 }
 
+// Shards is the default count: the memory fleet has no shards file. The count's
+// own paths are tested on a real repository (shards_test.go).
+func (r *memRepo) Shards(ctx context.Context) (int, error) { return store.DefaultShards, nil }
+
 func (r *memRepo) ListDirs(ctx context.Context) ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

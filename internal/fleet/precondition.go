@@ -15,7 +15,11 @@ func (s *Service) lastCommit(ctx context.Context, name string, cur indexed) (sto
 	if cur.commit.SHA != "" {
 		return cur.commit, nil
 	}
-	h, err := s.repo.History(ctx, dirOf(cur.store))
+	dir, err := s.dirOf(ctx, cur.store)
+	if err != nil {
+		return store.Commit{}, err
+	}
+	h, err := s.repo.History(ctx, dir)
 	if err != nil || len(h) == 0 {
 		return store.Commit{}, err
 	}
@@ -49,7 +53,9 @@ func (s *Service) checkIfMatch(ctx context.Context, m store.Meta, name string, c
 		return store.Outcome{}, false, nil
 	}
 	if m.ClientKey && !m.DryRun {
-		if h, err := s.repo.History(ctx, dirOf(cur.store)); err == nil && len(h) > 0 && h[0].RequestID == m.RequestID {
+		if dir, err := s.dirOf(ctx, cur.store); err != nil {
+			return store.Outcome{}, true, err
+		} else if h, err := s.repo.History(ctx, dir); err == nil && len(h) > 0 && h[0].RequestID == m.RequestID {
 			c := h[0].Commit
 			return store.Outcome{RequestID: m.RequestID, Store: name, Action: action, State: store.RequestCommitted,
 				Commit: &c, Phase: cur.state.Phase()}, true, nil

@@ -111,7 +111,11 @@ func (s *Service) History(ctx context.Context, name string) ([]store.Entry, erro
 	if cur, err := s.load(ctx, name); err == nil {
 		st = cur.store
 	}
-	h, err := s.repo.History(ctx, dirOf(st))
+	dir, err := s.dirOf(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.repo.History(ctx, dir)
 	if err != nil {
 		return nil, err
 	}

@@ -221,7 +221,7 @@ func (s *Service) settle(ctx context.Context, id string, r *request) store.Outco
 	s.logRequest(r.fingerprint, out)
 	if out.State == store.RequestCommitted && f.Store != "" && f.Cluster != "" {
 		// The store changed in the fleet repository behind the index's back.
-		s.refresh(ctx, f.Store, store.Dir(f.Cluster, f.Store))
+		s.refresh(ctx, f.Store, f.Cluster, "")
 	}
 	return out
 }

@@ -70,7 +70,13 @@ func (r *Repo) buildProposal(c Change) (base, commit plumbing.Hash, objs *object
 	}
 	objs = newObjectSet()
 	p := &pending{ch: c}
-	b := r.newBatchTree([]*pending{p}, baseRoot, objs)
+	b, err := r.newBatchTree([]*pending{p}, baseRoot, objs)
+	if err != nil {
+		return base, plumbing.ZeroHash, nil, false, err
+	}
+	if err := c.checkLayout(b.shards); err != nil {
+		return base, plumbing.ZeroHash, nil, false, err
+	}
 	// Not b.apply: a proposal is not a retry of a change on the fleet's branch, so
 	// the Request-Id index must not answer it.
 	cur, err := b.ov.get(c.Dir)

@@ -52,11 +52,18 @@ func (r *Repo) ReadBranch(ctx context.Context, branch string) (BranchChange, err
 	if ch.Store == "" || ch.Cluster == "" {
 		return BranchChange{}, fmt.Errorf("%w: %s names no store and cluster", ErrInvalid, branch)
 	}
-	ch.Dir = store.Dir(ch.Cluster, ch.Store)
 	parent, err := c.Parent(0)
 	if err != nil {
 		return BranchChange{}, err
 	}
+	// The proposal was built on its parent, so its folder is the store's at the
+	// parent's count; rebuilt on a base with another count, the writer refuses it
+	// as a conflict (checkLayout).
+	n, err := r.shardsAt(parent.TreeHash)
+	if err != nil {
+		return BranchChange{}, err
+	}
+	ch.Dir = store.DirIn(ch.Cluster, ch.Store, n)
 	before, err := lookupTree(r.st, parent.TreeHash, ch.Dir)
 	if err != nil {
 		return BranchChange{}, err

@@ -53,6 +53,7 @@ type Repo struct {
 	idx      *requestIndex
 	hist     *historyIndex // which commits changed each store folder (historyindex.go)
 	trees    treeCache     // the upper trees folder reads at the tip share
+	shards   shardsCache   // the shard count of the last root read (shards.go)
 	limbo    *limbo        // changes whose push the write deadline cut off (resolve.go)
 	removals removalCache  // the mass-deletion guard's window (removals.go)
 

@@ -314,8 +314,11 @@ func (c *Change) validate() error {
 	if !validName(c.Cluster) {
 		return invalid("cluster %q is not a valid name", c.Cluster)
 	}
-	if want := store.Dir(c.Cluster, c.Store); c.Dir != want {
-		return invalid("dir %q: want %q", c.Dir, want)
+	// Which shard is the store's depends on the fleet's count at the commit the
+	// change lands on, which only the writer knows (checkLayout); here the folder
+	// need only be a folder of this store.
+	if ref, ok := store.ParseDir(c.Dir); !ok || ref.Cluster != c.Cluster || ref.Name != c.Store || !store.ValidShard(ref.Shard) {
+		return invalid("dir %q: want %s", c.Dir, store.ShardDir(c.Cluster, "<shard>")+"/"+c.Store)
 	}
 	if !validActor(c.Actor) || !validActor(c.OnBehalfOf) {
 		return invalid("actor and on-behalf-of must be one line of printable characters, at most %d bytes", MaxActorLength)

@@ -493,7 +493,10 @@ func (r *Repo) build(live []*pending) (base, commit plumbing.Hash, applied []*pe
 		return base, plumbing.ZeroHash, nil, nil, err
 	}
 	objs = newObjectSet()
-	b := r.newBatchTree(live, baseRoot, objs)
+	b, err := r.newBatchTree(live, baseRoot, objs)
+	if err != nil {
+		return base, plumbing.ZeroHash, nil, nil, err
+	}
 	for _, p := range live {
 		if !p.final {
 			b.apply(p)
@@ -545,12 +548,18 @@ type batchTree struct {
 	inBatch map[string]*pending // first change per Request-Id and store
 	purged  map[string]bool     // folders purged explicitly, for the deletion guard
 	applied []*pending
+	shards  int // the fleet's shard count at the base (checkLayout)
 }
 
 // newBatchTree counts the batch's purges before any change is applied: the MaxPurges
 // limit is about the whole commit, not about the changes that happen to come first.
-func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objectSet) *batchTree {
+func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objectSet) (*batchTree, error) {
+	n, err := r.shardsAt(baseRoot)
+	if err != nil {
+		return nil, err
+	}
 	b := &batchTree{
+		shards:  n,
 		r:       r,
 		ov:      newOverlay(r.st, baseRoot, objs),
 		objs:    objs,
@@ -562,7 +571,7 @@ func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objec
 			b.purges++
 		}
 	}
-	return b
+	return b, nil
 }
 
 // apply decides one change against the tree as the batch left it so far. A change
@@ -573,6 +582,10 @@ func (b *batchTree) apply(p *pending) {
 		return
 	}
 	c := &p.ch
+	if err := c.checkLayout(b.shards); err != nil {
+		p.fail(err)
+		return
+	}
 	cur, err := b.ov.get(c.Dir)
 	if err != nil {
 		p.fail(err)

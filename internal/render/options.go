@@ -86,6 +86,21 @@ type Options struct {
 	// of the store's fleet shard), the one its shard Kustomization carries
 	// (ShardLayout.FluxShards, set from the same setting).
 	FluxShards FluxShards
+	// Shards is the fleet's shard count (store.ShardsFile): it places the store's
+	// folder (store.DirIn) and picks the shard whose Flux controller shard the
+	// HelmRelease is labelled with. It is the fleet repository's, read from the head
+	// a change is written onto, so a long-running caller sets it per render
+	// (Renderer.InFleet) rather than once. 0 means store.DefaultShards, the count of
+	// a fleet without the file.
+	Shards int
+}
+
+// shards is the fleet's shard count the options render for.
+func (o Options) shards() int {
+	if o.Shards == 0 {
+		return store.DefaultShards
+	}
+	return o.Shards
 }
 
 // DefaultWaitTimeouts are the Helm action timeouts of a waiting cluster. Measured on the test node (2
@@ -164,6 +179,11 @@ func (o Options) Validate() error {
 			if d <= 0 {
 				bad("wait timeout of %s on %s must be positive", e, p)
 			}
+		}
+	}
+	if o.Shards != 0 {
+		if err := store.ValidShards(o.Shards); err != nil {
+			bad("%v", err)
 		}
 	}
 	if err := o.FluxShards.Validate(); err != nil {

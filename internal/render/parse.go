@@ -19,6 +19,12 @@ type Renderer struct {
 
 var _ store.Renderer = Renderer{}
 
+// InFleet is the renderer for a fleet of shards shards (Options.Shards).
+func (r Renderer) InFleet(shards int) store.Renderer {
+	r.Options.Shards = shards
+	return r
+}
+
 // Render renders s in state st.
 func (r Renderer) Render(s store.Store, st store.State) ([]File, error) {
 	switch st {

@@ -129,7 +129,7 @@ func objects(s store.Store, opts Options, st store.State) (*renderer, map[string
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &renderer{s: s, e: e, opts: opts, st: st, ns: s.Namespace(), dir: store.Dir(s.Cluster, s.Name)}
+	r := &renderer{s: s, e: e, opts: opts, st: st, ns: s.Namespace(), dir: store.DirIn(s.Cluster, s.Name, opts.shards())}
 	switch st {
 	case store.StatePurging:
 		return r, map[string][]any{NamespaceFile: {r.namespace(PruneEnabled)}}, nil
@@ -437,7 +437,7 @@ func (r *renderer) helmRelease() ([]any, error) {
 		},
 	}
 	r.tenantLabel(hr.Labels)
-	labelFluxShard(hr.Labels, r.opts.FluxShards, store.Shard(r.s.Name))
+	labelFluxShard(hr.Labels, r.opts.FluxShards, store.ShardIn(r.s.Name, r.opts.shards()))
 	hr.Annotations = map[string]string{store.AnnotationVersion: r.s.Version}
 	if r.e.stateful {
 		// Stateful engines migrate their database during an upgrade; rolling back the release afterwards

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/storefleet/storefleet/internal/api"
@@ -157,7 +158,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
 	m.WatchPhases(tr.PhaseCounts)
 	reviews.setClosed(tr.Reviewing)
-	ss := &status.Service{Stores: svc, T: tr, ShardOf: store.Shard}
+	ss := &status.Service{Stores: svc, T: tr, ShardOf: fleetShardOf(repo, log)}
 	multi := len(k.clusters) > 1
 	if multi {
 		ss.Queues = map[string]*status.Queue{}
@@ -306,5 +307,24 @@ func serveArtifacts(ln net.Listener, h http.Handler, log *slog.Logger) func() {
 			_ = srv.Close()
 		}
 		<-done
+	}
+}
+
+// fleetShardOf maps a store to its shard at the fleet's shard count at the head
+// (gitrepo.Repo.Shards), so the status side publishes the shard the writer wrote
+// the store to, and follows a reshard once the head has it. A count that cannot be
+// read (a shards file that does not parse) leaves the last one read: the writer
+// refuses every change meanwhile, so nothing new needs a shard.
+func fleetShardOf(repo *gitrepo.Repo, log *slog.Logger) func(name string) string {
+	var last atomic.Int64
+	last.Store(store.DefaultShards)
+	return func(name string) string {
+		n, err := repo.Shards(context.Background())
+		if err != nil {
+			log.Warn("the fleet's shard count cannot be read; the last one read stays", "err", err)
+			return store.ShardIn(name, int(last.Load()))
+		}
+		last.Store(int64(n))
+		return store.ShardIn(name, n)
 	}
 }

@@ -148,6 +148,12 @@ type Renderer interface {
 	Shared(s Store) ([]File, error)
 	// Parse recovers the store and its state from the files Render wrote.
 	Parse(files []File) (Store, State, error)
+	// InFleet is the renderer for a fleet of shards shards (ValidShards): a store's
+	// folder, and the Flux controller shard its shard maps to, depend on the count,
+	// which is the fleet repository's (ShardsFile) and can change while the
+	// service runs, so the caller passes the count it read from the head it writes
+	// onto.
+	InFleet(shards int) Renderer
 }
 
 // Change is one store's change as a Repository commits it.
@@ -194,6 +200,12 @@ type Repository interface {
 	Submit(ctx context.Context, c Change) (Commit, error)
 	// ListDirs returns every store folder at the head.
 	ListDirs(ctx context.Context) ([]string, error)
+	// Shards returns the fleet's shard count at the head (ShardsFile, DefaultShards
+	// when absent): the count a store's folder (DirIn) is computed with. Submit
+	// refuses with ErrConflict a change whose Dir is not its store's folder at the
+	// count of the commit it lands on, so a change computed before the count changed
+	// is computed again rather than written to the old layout.
+	Shards(ctx context.Context) (int, error)
 	// ReadDir returns the tree hash and files of one store folder at the head
 	// (ErrNotFound if none). Paths are relative to the repository root.
 	ReadDir(ctx context.Context, dir string) (string, []File, error)
@@ -222,6 +234,9 @@ type Repository interface {
 // repository that keeps no history has none to give. internal/gitrepo implements it.
 type ChangeReader interface {
 	StoreChange(ctx context.Context, dir, commit string) (before, after []File, err error)
+	// Shards is Repository.Shards: History reads a store's folder at the head's
+	// count, and a diff of its entries reads the same folder.
+	Shards(ctx context.Context) (int, error)
 }
 
 // Found is a request as the repository knows it.
