@@ -343,7 +343,7 @@ func (e *Env) startAPIServer(ctx context.Context, p *pki, etcdURL string) error 
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 			"--service-account-key-file=" + p.SAPub,
 			"--service-account-signing-key-file=" + p.SAKey,
-			"--service-cluster-ip-range=10.0.0.0/24",
+			"--service-cluster-ip-range=" + serviceCIDR,
 			"--authorization-mode=RBAC",
 			// Required: the default reconciler refuses a loopback advertise address.
 			"--endpoint-reconciler-type=none",

@@ -32,7 +32,7 @@ const (
 	// listens on it, CoreDNS answers on it (it is the Pods' nameserver).
 	nodeIP = "10.250.0.1"
 	// serviceCIDR is kube-apiserver's --service-cluster-ip-range.
-	serviceCIDR = "10.0.0.0/24"
+	serviceCIDR = "10.0.0.0/16"
 	// podCIDR is the CNI bridge's range; its first address is the Pods' gateway.
 	podCIDR = "10.244.0.0/24"
 	// kubeletPort is the kubelet's port inside the namespace (the API server
