@@ -343,7 +343,8 @@ func followStatus(fl *follower, ss *status.Service, repo *gitrepo.Repo, log *slo
 		if err != nil || n == last {
 			return
 		}
-		moved := ss.T.Rekey(ss.Head(), ss.ShardOf)
+		head, _ := repo.Head()
+		moved := ss.T.Rekey(head, ss.ShardOf)
 		log.Info("status: the fleet's shard count changed; stores follow their new shards", "from", last, "to", n, "moved_unread", moved)
 		last = n
 	})
