@@ -158,7 +158,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
 	m.WatchPhases(tr.PhaseCounts)
 	reviews.setClosed(tr.Reviewing)
-	ss := &status.Service{Stores: svc, T: tr, ShardOf: fleetShardOf(repo, log)}
+	ss := &status.Service{Stores: svc, T: tr, ShardOf: fleetShardOf(repo, log), Head: fleetHead(repo)}
 	multi := len(k.clusters) > 1
 	if multi {
 		ss.Queues = map[string]*status.Queue{}
@@ -216,7 +216,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		}
 		return n
 	})
-	rep.fl.onChange(func(ctx context.Context, names, _ []string) { ss.Resync(ctx, names) })
+	followStatus(rep.fl, ss, repo, log)
 	log.Info("shard publishers: each runs on its cluster's Lease leader", "clusters", names(k.clusters),
 		"artifacts", artifactURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
 	n, err := ss.Load(ctx)
@@ -326,5 +326,34 @@ func fleetShardOf(repo *gitrepo.Repo, log *slog.Logger) func(name string) string
 		}
 		last.Store(int64(n))
 		return store.ShardIn(name, n)
+	}
+}
+
+// followStatus tells the status side of what the follower read: the stores whose
+// folders changed are read again, and when the head's shard count changed (a
+// reshard reached this replica) every store the Tracker follows is filed under its
+// shard at the new count (Tracker.Rekey), so its status follows its new shard's
+// artifact and Kustomization. Comparing the count costs one cached read per
+// catch-up; the re-key runs only when it changed.
+func followStatus(fl *follower, ss *status.Service, repo *gitrepo.Repo, log *slog.Logger) {
+	last, _ := repo.Shards(context.Background())
+	fl.onChange(func(ctx context.Context, names, _ []string) {
+		ss.Resync(ctx, names)
+		n, err := repo.Shards(ctx)
+		if err != nil || n == last {
+			return
+		}
+		head, _ := repo.Head()
+		moved := ss.T.Rekey(head, ss.ShardOf)
+		log.Info("status: the fleet's shard count changed; stores follow their new shards", "from", last, "to", n, "moved_unread", moved)
+		last = n
+	})
+}
+
+// fleetHead is the fleet's head commit ("" before the first).
+func fleetHead(repo *gitrepo.Repo) func() string {
+	return func() string {
+		h, _ := repo.Head()
+		return h
 	}
 }

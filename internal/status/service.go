@@ -17,6 +17,10 @@ type Service struct {
 	// ShardOf is the shard of a store name (store.Shard in production). Nil puts
 	// every store in shard "", which tests of one shard use.
 	ShardOf func(name string) string
+	// Head is the fleet's head commit (gitrepo.Repo.Head in production), the
+	// revision a store a reshard moved waits for on its new shard (Tracker.Load).
+	// Nil: such a store waits for its new shard's next publish.
+	Head func() string
 	// Queue publishes the store's shard after each commit, off the request path
 	// (Queue). Nil when nothing publishes (no cluster).
 	Queue *Queue
@@ -116,11 +120,16 @@ func (s Service) committed(ctx context.Context, out store.Outcome, err error) {
 
 // Resync gives the Tracker the fleet's current state of the named stores after a
 // push made outside gitops-api changed their shard (the shard publisher has already
-// published it, so each store waits for that shard revision at the latest). A store
-// no longer in the fleet was purged.
+// published it, so each store waits for that shard revision at the latest), or the
+// follower read others' commits. A store no longer in the fleet was purged; one a
+// reshard moved waits for its new shard's publish of the head (Tracker.Load).
 func (s Service) Resync(ctx context.Context, names []string) {
+	head := ""
+	if s.Head != nil {
+		head = s.Head()
+	}
 	for _, name := range names {
-		d := Desired{Shard: s.shardOf(name)}
+		d := Desired{Shard: s.shardOf(name), Revision: head}
 		v, err := s.Stores.Get(ctx, name)
 		switch {
 		case err == nil:

@@ -228,17 +228,80 @@ func (t *Tracker) caughtUp(cluster string, since time.Time) int {
 // Load sets a store's desired state at start-up, after the publisher's initial sync
 // reported (Published) the shards it adopted or built: those include every commit
 // in the fleet, so the store waits for its shard's latest publish (or the first,
-// if none was reported). d.Revision is not used.
+// if none was reported).
+//
+// A store the Tracker already follows on another shard of the same cluster was
+// moved by a reshard (Service.Resync after the fleet's count changed): the new
+// shard's latest publish may predate the move (a shard both counts have), so the
+// store waits for the publish of d.Revision (the head that has the move) when it
+// was reported, else for the new shard's next one (moved).
 func (t *Tracker) Load(name string, d Desired) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.entry(name)
+	moved := e.shard != nil && e.desired.State != "" && e.desired.Cluster == d.Cluster && e.desired.Shard != d.Shard
 	e.desired, e.requested = d, false
 	e.commitTime = time.Time{}
 	e.merged = false
 	sh := t.index(e)
-	e.expect = max(1, sh.seq)
+	if moved {
+		e.waitMoved(sh, d.Revision)
+	} else {
+		e.expect = max(1, sh.seq)
+	}
+	// d.Revision is only where a move may have been published, not a publish that
+	// carried this state (Carried's).
+	e.desired.Revision = ""
 	t.recompute(e)
+}
+
+// Rekey files every store under its shard at the fleet's new shard count (shardOf)
+// once the count changed (a reshard reached this replica's head, revision), so its
+// status follows its new shard's artifact and Kustomization rather than the old
+// shard's. Service.Resync moves the stores whose folders the reshard moved as it
+// reads them again; Rekey moves the rest (one not read again: its read failed).
+// A moved store waits for its new shard's publish of revision, or the next one. It
+// returns how many stores it moved. shardOf is called without the Tracker's lock
+// (it may read the fleet).
+func (t *Tracker) Rekey(revision string, shardOf func(name string) string) int {
+	t.mu.Lock()
+	names := make([]string, 0, len(t.stores))
+	for name, e := range t.stores {
+		if e.shard != nil && e.desired.State != "" {
+			names = append(names, name)
+		}
+	}
+	t.mu.Unlock()
+	want := make(map[string]string, len(names))
+	for _, name := range names {
+		want[name] = shardOf(name)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for name, shard := range want {
+		e, ok := t.stores[name]
+		if !ok || e.shard == nil || e.desired.State == "" || e.desired.Shard == shard {
+			continue
+		}
+		e.desired.Shard = shard
+		e.desired.Revision = ""
+		e.waitMoved(t.index(e), revision)
+		t.recompute(e)
+		n++
+	}
+	return n
+}
+
+// waitMoved makes a store moved to shard sh wait for sh's publish of revision, when
+// the publisher reported it, else for sh's next publish: the publisher builds that
+// from the newest head, which has the move.
+func (e *entry) waitMoved(sh *shard, revision string) {
+	if s := sh.seqOf(revision); s > 0 {
+		e.expect = s
+	} else {
+		e.expect = sh.seq + 1
+	}
 }
 
 // Requested marks a change to a store as received; the phase is requested until
@@ -493,6 +556,18 @@ func (t *Tracker) Get(name string) (Status, bool) {
 		return Status{}, false
 	}
 	return e.status, true
+}
+
+// ShardOf is the shard whose artifact and Kustomization the store's status follows
+// ("" for a store the Tracker does not know or has no desired state for): what a
+// reshard must move (Rekey).
+func (t *Tracker) ShardOf(name string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.stores[name]; ok && e.shard != nil {
+		return e.shard.name
+	}
+	return ""
 }
 
 // PhaseCounts returns how many stores are in each phase, for the stores-by-phase

@@ -525,3 +525,71 @@ func TestTrackerReviewPhases(t *testing.T) {
 		t.Fatalf("after the merge commit: %+v", st)
 	}
 }
+
+// A reshard moves stores between shards. Rekey files each under its shard at the
+// new count, and the store then waits for that shard's publish of the move: the
+// new shard's earlier publishes (a shard both counts have) do not carry it, and the
+// old shard's observations no longer concern it. A store whose shard stays is left
+// as it was.
+func TestRekeyAfterReshard(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	for _, sh := range []string{"3f0", "003"} {
+		tr.Published(sh, rev("c1"))
+		tr.SetShardSource(sh, rev("c1"), nil)
+		tr.SetShardApply(sh, rev("c1"), nil)
+	}
+	tr.Load("moved", Desired{State: store.StateActive, Commit: "c1", Shard: "3f0"})
+	tr.Load("stays", Desired{State: store.StateActive, Commit: "c1", Shard: "003"})
+	phaseOf(t, tr, "moved", store.PhaseApplied)
+	phaseOf(t, tr, "stays", store.PhaseApplied)
+
+	newShard := map[string]string{"moved": "003", "stays": "003"}
+	if n := tr.Rekey("c2", func(name string) string { return newShard[name] }); n != 1 {
+		t.Fatalf("Rekey moved %d stores, want 1", n)
+	}
+	if sh := tr.ShardOf("moved"); sh != "003" {
+		t.Fatalf("moved follows shard %q, want 003", sh)
+	}
+	// 003's publish c1 predates the move.
+	phaseOf(t, tr, "moved", store.PhaseCommitted)
+	phaseOf(t, tr, "stays", store.PhaseApplied)
+	// The old shard applying its emptied artifact tells nothing about the store.
+	tr.Published("3f0", rev("c2"))
+	tr.SetShardApply("3f0", rev("c2"), nil)
+	phaseOf(t, tr, "moved", store.PhaseCommitted)
+	// The new shard's publish of the move brings it back.
+	tr.Published("003", rev("c2"))
+	tr.SetShardSource("003", rev("c2"), nil)
+	tr.SetShardApply("003", rev("c2"), nil)
+	phaseOf(t, tr, "moved", store.PhaseApplied)
+	if n := tr.Rekey("c3", func(name string) string { return newShard[name] }); n != 0 {
+		t.Fatalf("a second Rekey at the same count moved %d stores", n)
+	}
+}
+
+// Service.Resync reads a store a reshard moved again and Loads it on its new shard:
+// it waits for the publish of the head that has the move (d.Revision) when it was
+// reported, else for the new shard's next publish; the shard's latest publish, as
+// at start-up, may predate the move.
+func TestLoadMovedStore(t *testing.T) {
+	tr := New(Options{})
+	defer tr.Close()
+	tr.SetConnected(true)
+	tr.Published("3f0", rev("c1"))
+	tr.Published("003", rev("c1"))
+	tr.SetShardApply("003", rev("c1"), nil)
+	tr.Committed("early", Desired{State: store.StateActive, Commit: "c1", Shard: "3f0", Revision: rev("c1")})
+	tr.Committed("late", Desired{State: store.StateActive, Commit: "c1", Shard: "3f0", Revision: rev("c1")})
+
+	// Read again before the new shard published the move (the follower).
+	tr.Load("early", Desired{State: store.StateActive, Commit: "c2", Shard: "003", Revision: "c2"})
+	phaseOf(t, tr, "early", store.PhaseCommitted)
+	tr.Published("003", rev("c2"))
+	tr.SetShardApply("003", rev("c2"), nil)
+	phaseOf(t, tr, "early", store.PhaseApplied)
+	// Read again after it (the publisher's resync): that publish carried it.
+	tr.Load("late", Desired{State: store.StateActive, Commit: "c2", Shard: "003", Revision: "c2"})
+	phaseOf(t, tr, "late", store.PhaseApplied)
+}

@@ -24,6 +24,45 @@ func run(args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
+// render --shards renders for a fleet of another shard count: the store's folder is
+// its shard's at that count, byte for byte what the fleet's writer commits there
+// (render.Options.Shards). A count that is not one is a usage error naming the flag,
+// not a panic from the layout.
+func TestRenderShards(t *testing.T) {
+	args := []string{"render", "--name", "shop", "--engine", "woocommerce", "--plan", "basic", "--set-admin-email", "o@example.com"}
+	out, stderr, err := run(append(args, "--shards", "16")...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	opts := render.LocalOptions()
+	opts.Shards = 16
+	files, err := render.Store(store.Store{Name: "shop", Engine: store.WooCommerce, Plan: store.Basic,
+		Settings: store.Settings{AdminEmail: "o@example.com"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for _, f := range files {
+		want.WriteString("---\n# " + f.Path + "\n" + string(f.Content))
+	}
+	if out != want.String() {
+		t.Fatalf("output differs from render.Store at 16 shards:\n%s", out)
+	}
+	dir := store.DirIn(store.DefaultCluster, "shop", 16)
+	if dir == store.Dir(store.DefaultCluster, "shop") {
+		t.Fatalf("shop is in the same folder at 16 and %d shards; pick a name that moves", store.DefaultShards)
+	}
+	if !strings.Contains(out, "# "+path.Join(dir, render.KustomizationFile)+"\n") {
+		t.Fatalf("not in %s:\n%s", dir, out)
+	}
+	for _, bad := range []string{"100", "8", "0", "many"} {
+		_, stderr, err := run(append(args, "--shards", bad)...)
+		if ExitCode(err) != 2 || !strings.Contains(stderr, "--shards") {
+			t.Errorf("--shards %s: %v %q, want a usage error naming --shards", bad, err, stderr)
+		}
+	}
+}
+
 // render prints every file the fleet repository gets for the store, kustomization.yaml
 // included, each after its path, byte for byte as render.Store makes them.
 func TestRender(t *testing.T) {

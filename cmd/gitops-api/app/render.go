@@ -29,6 +29,7 @@ func renderHelp(baseDomain string) helpText {
 		about: `Prints every file the fleet repository gets for the store, as gitops-api commits it with the local
 cluster's options: the store folder's kustomization.yaml and the manifests it lists, each after a
 "# <path>" comment, as multi-document YAML. Nothing is committed and no server is needed.
+--shards places the folder for a fleet of that many shards (its "` + store.ShardsFile + `" file; ` + fmt.Sprint(store.DefaultShards) + ` without it).
 
 --name, --engine, --plan and --set-admin-email are required. --domain defaults to <name>.` + baseDomain + `
 and --set-title to <name>; the other flags' defaults are below.`,
@@ -53,8 +54,14 @@ func runRender(_ context.Context, args []string, _ io.Reader, stdout, stderr io.
 	fs.StringVar(&s.Settings.Language, "set-language", "", "woocommerce: WordPress locale (default "+store.DefaultLanguage+")")
 	fs.StringVar(&s.Settings.RegionName, "set-region-name", "", "medusa: first region's name (default "+store.DefaultRegionName+")")
 	fs.StringVar(&state, "state", string(store.StateActive), "which of the store's states to render: active, retained (deleted, data kept) or purging (the purge's first commit)")
+	fs.IntVar(&opts.Shards, "shards", store.DefaultShards, fmt.Sprintf("the fleet's shard count (its %q file), which places the store's folder: a power of two from %d to %d", store.ShardsFile, store.MinShards, store.MaxShards))
 	if helped, err := parseFlags(fs, renderHelp(opts.BaseDomain), args, stdout); helped || err != nil {
 		return err
+	}
+	// Checked here: Render panics on an invalid count (store.ShardIn), which from
+	// the command line is a typing mistake.
+	if err := store.ValidShards(opts.Shards); err != nil {
+		return usageError{msg: "--shards: " + err.Error(), cmd: fs.Name()}
 	}
 	s.Engine, s.Plan = store.Engine(engine), store.PlanName(plan)
 
