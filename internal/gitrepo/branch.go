@@ -13,7 +13,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -114,12 +113,7 @@ func (r *Repo) pushBranchRemote(ctx context.Context, ref plumbing.ReferenceName,
 	if err != nil {
 		return err
 	}
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return err
-	}
-	sess, err := cli.NewReceivePackSession(ep, r.auth)
+	sess, err := r.receivePackSession()
 	if err != nil {
 		return fmt.Errorf("gitrepo: push session: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -33,12 +32,7 @@ func (r *Repo) DeleteBranch(ctx context.Context, branch string) error {
 }
 
 func (r *Repo) deleteBranchRemote(ctx context.Context, ref plumbing.ReferenceName) error {
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return err
-	}
-	sess, err := cli.NewReceivePackSession(ep, r.auth)
+	sess, err := r.receivePackSession()
 	if err != nil {
 		return fmt.Errorf("gitrepo: push session: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -96,12 +95,7 @@ func (r *Repo) ReadBranch(ctx context.Context, branch string) (BranchChange, err
 func (r *Repo) fetchBranch(ctx context.Context, ref plumbing.ReferenceName) (plumbing.Hash, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	sess, err := cli.NewUploadPackSession(ep, r.auth)
+	sess, err := r.uploadPackSession()
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}

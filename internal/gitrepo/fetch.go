@@ -21,7 +21,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -36,12 +35,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 func (r *Repo) fetchTip(ctx context.Context) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return err
-	}
-	sess, err := cli.NewUploadPackSession(ep, r.auth)
+	sess, err := r.uploadPackSession()
 	if err != nil {
 		return fmt.Errorf("gitrepo: fetch %s: %w", r.red.shown, err)
 	}

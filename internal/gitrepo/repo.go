@@ -19,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage"
@@ -578,10 +579,24 @@ func toCommit(c *object.Commit, folder plumbing.Hash) Commit {
 	return out
 }
 
-// endpoint is a copy of the remote's endpoint for one session: go-git's HTTP
-// transport rewrites its session's endpoint after every reference discovery (to
-// follow a redirect), and a fetch and a push run at once (the follower, the writer).
-func (r *Repo) endpoint() *transport.Endpoint {
+// uploadPackSession and receivePackSession open a session with the remote, each on
+// its own copy of the endpoint: go-git's HTTP transport rewrites its session's
+// endpoint after every reference discovery (to follow a redirect), and a fetch and a
+// push run at once (the follower, the writer).
+func (r *Repo) uploadPackSession() (transport.UploadPackSession, error) {
 	ep := *r.ep
-	return &ep
+	cli, err := client.NewClient(&ep)
+	if err != nil {
+		return nil, err
+	}
+	return cli.NewUploadPackSession(&ep, r.auth)
+}
+
+func (r *Repo) receivePackSession() (transport.ReceivePackSession, error) {
+	ep := *r.ep
+	cli, err := client.NewClient(&ep)
+	if err != nil {
+		return nil, err
+	}
+	return cli.NewReceivePackSession(&ep, r.auth)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
 // A push the write deadline cut off in flight may or may not land: the remote may
@@ -323,12 +322,7 @@ func (r *Repo) remoteTip(ctx context.Context) (plumbing.Hash, error) {
 	if r.localPath != "" {
 		return readLocalRef(r.localPath, r.branchRef)
 	}
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	sess, err := cli.NewUploadPackSession(ep, r.auth)
+	sess, err := r.uploadPackSession()
 	if err != nil {
 		return plumbing.ZeroHash, r.red.err(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
 // A first start with no clone on disk fetches the branch's newest firstFetchDepth
@@ -201,12 +200,7 @@ func (r *Repo) deepen(ctx context.Context) error {
 		close(r.historyDone)
 		return nil
 	}
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return err
-	}
-	sess, err := cli.NewUploadPackSession(ep, r.auth)
+	sess, err := r.uploadPackSession()
 	if err != nil {
 		return fmt.Errorf("gitrepo: fetch history %s: %w", r.red.shown, err)
 	}

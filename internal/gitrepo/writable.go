@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -155,13 +154,7 @@ func (r *Repo) probeRemote(ctx context.Context) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		ep := r.endpoint()
-		cli, err := client.NewClient(ep)
-		if err != nil {
-			done <- err
-			return
-		}
-		sess, err := cli.NewUploadPackSession(ep, r.auth)
+		sess, err := r.uploadPackSession()
 		if err != nil {
 			done <- fmt.Errorf("gitrepo: reach %s: %w", r.red.shown, err)
 			return

@@ -18,7 +18,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 )
 
 // pending is one submitted change on its way through the writer.
@@ -825,12 +824,7 @@ func (r *Repo) pushRemote(ctx context.Context, base, commit plumbing.Hash, objs 
 	if err != nil {
 		return false, err
 	}
-	ep := r.endpoint()
-	cli, err := client.NewClient(ep)
-	if err != nil {
-		return false, err
-	}
-	sess, err := cli.NewReceivePackSession(ep, r.auth)
+	sess, err := r.receivePackSession()
 	if err != nil {
 		return false, fmt.Errorf("gitrepo: push session: %w", err)
 	}
