@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,8 +21,9 @@ func reshardHelp() helpText {
 	return helpText{
 		usage: "gitops-api reshard --repo URL --shards N [flags]",
 		about: `Changes the fleet's shard count (the file "` + store.ShardsFile + `" at the fleet repository's root,
-` + fmt.Sprint(store.DefaultShards) + ` when absent): moves every store folder of --cluster to its shard under the new
-count in one commit, with the count, and pushes it. gitops-api's shard publisher then publishes the
+` + fmt.Sprint(store.DefaultShards) + ` when absent): moves every store folder to its shard under the new
+count in one commit, with the count, and pushes it: every cluster's stores (stores/<cluster>/), since the
+count is the fleet's. gitops-api's shard publisher then publishes the
 shards that take stores in, waits until Flux applied them, and only then the shards that lose them,
 so Flux adopts every moved object without uninstalling a store (clusters/README.md, "Changing the
 shard count").
@@ -50,7 +50,7 @@ func runReshard(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs := newFlagSet("gitops-api reshard")
 	fs.StringVar(&repo, "repo", "", "fleet repository URL or path; required")
 	fs.IntVar(&shards, "shards", 0, fmt.Sprintf("new shard count: a power of two from %d to %d; required", store.MinShards, store.MaxShards))
-	fs.StringVar(&cluster, "cluster", store.DefaultCluster, "cluster folder whose stores move (stores/<cluster>/)")
+	fs.StringVar(&cluster, "cluster", store.DefaultCluster, "the cluster --kubeconfig reaches: its emptied shards are removed there (every cluster's stores move, the count being the fleet's)")
 	fs.StringVar(&branch, "branch", "main", "fleet branch")
 	fs.StringVar(&actor, "actor", os.Getenv("USER"), "who moves the fleet, for the commit's Actor trailer")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "cluster to watch the move on and remove the emptied shards from (optional)")
@@ -86,9 +86,19 @@ func runReshard(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return nil
 	}
 	fmt.Fprintf(stdout, "moved %d stores from %d to %d shards in commit %s\n", m.moved, m.from, shards, m.commit)
+	names := make([]string, 0, len(m.clusters))
+	for c := range m.clusters {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	for _, c := range names {
+		if sh != nil && c == cluster || len(m.clusters[c].emptied) == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "cluster %s: remove these emptied shards' Kustomizations and ExternalArtifacts once they applied an empty artifact: %s\n",
+			c, strings.Join(m.clusters[c].emptied, " "))
+	}
 	if sh == nil {
-		fmt.Fprintf(stdout, "remove these emptied shards' Kustomizations and ExternalArtifacts once they applied an empty artifact: %s\n",
-			strings.Join(m.emptied, " "))
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
@@ -116,7 +126,9 @@ type reshardPlan struct {
 type move struct {
 	commit      string
 	from, moved int
-	// emptied are the shards that held stores before and none after.
+	// clusters is what moved in each cluster folder.
+	clusters map[string]clusterMove
+	// emptied are --cluster's shards that held stores before and none after.
 	emptied []string
 	// before is, for every shard the move changed, its artifact's revision before
 	// the push (with a cluster).
@@ -170,75 +182,40 @@ func moveOnce(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error)
 	if from == p.shards {
 		return move{}, nil
 	}
-	root := filepath.Join(dir, filepath.FromSlash(store.ClusterDir(p.cluster)))
-	shardDirs, err := os.ReadDir(root)
+	// The count is the fleet's, so every cluster's stores move in the same commit: a
+	// cluster left at the old layout would have every later change of its stores
+	// refused by the writer (its folders no longer match the count).
+	clusters, err := os.ReadDir(filepath.Join(dir, store.StoresRoot))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return move{}, err
 	}
-	type folder struct{ shard, name string }
-	var folders []folder
-	held := map[string]bool{}
-	for _, sd := range shardDirs {
-		if !sd.IsDir() {
+	m := move{from: from, clusters: map[string]clusterMove{}}
+	var list []string
+	for _, c := range clusters {
+		if !c.IsDir() {
 			continue
 		}
-		if !store.ValidShard(sd.Name()) {
-			return move{}, fmt.Errorf("%s/%s is not a shard folder", store.ClusterDir(p.cluster), sd.Name())
-		}
-		names, err := os.ReadDir(filepath.Join(root, sd.Name()))
+		cm, err := moveCluster(filepath.Join(dir, filepath.FromSlash(store.ClusterDir(c.Name()))), c.Name(), p.shards)
 		if err != nil {
 			return move{}, err
 		}
-		for _, n := range names {
-			if n.IsDir() {
-				folders = append(folders, folder{sd.Name(), n.Name()})
-				held[sd.Name()] = true
-			}
+		m.clusters[c.Name()] = cm
+		m.moved += cm.moved
+		if c.Name() == p.cluster {
+			m.emptied, list = cm.emptied, cm.changed
 		}
-	}
-	// All folders are listed before any moves: a shard name can be both a source
-	// and a destination (000–0ff exist at every count).
-	changed, holds := map[string]bool{}, map[string]bool{}
-	moved := 0
-	for _, f := range folders {
-		to := store.ShardIn(f.name, p.shards)
-		holds[to] = true
-		if to == f.shard {
-			continue
-		}
-		dst := filepath.Join(root, to, f.name)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return move{}, err
-		}
-		if err := os.Rename(filepath.Join(root, f.shard, f.name), dst); err != nil {
-			return move{}, err
-		}
-		changed[f.shard], changed[to] = true, true
-		moved++
 	}
 	if err := os.WriteFile(filepath.Join(dir, store.ShardsFile), store.FormatShards(p.shards), 0o644); err != nil {
 		return move{}, err
 	}
-	m := move{from: from, moved: moved}
-	for s := range held {
-		if !holds[s] {
-			m.emptied = append(m.emptied, s)
-		}
-	}
-	sort.Strings(m.emptied)
-	list := make([]string, 0, len(changed))
-	for s := range changed {
-		list = append(list, s)
-	}
-	sort.Strings(list)
 	if sh != nil {
 		if m.before, err = sh.Revisions(ctx, list); err != nil {
 			return move{}, fmt.Errorf("reading the shards' artifacts before the move: %w", err)
 		}
 	}
-	msg := fmt.Sprintf("reshard %s from %d to %d shards (%d stores moved)\n\n%s: %s\n%s: %s\n%s: %s\n%s: %d\n",
-		p.cluster, from, p.shards, moved, "Action", reshardAction, "Cluster", p.cluster, "Actor", p.actor, trailerShards, p.shards)
-	if _, err := git("add", "--all", "--", store.ShardsFile, path.Join(store.StoresRoot, p.cluster)); err != nil {
+	msg := fmt.Sprintf("reshard the fleet from %d to %d shards (%d stores moved in %d clusters)\n\n%s: %s\n%s: %s\n%s: %d\n",
+		from, p.shards, m.moved, len(m.clusters), "Action", reshardAction, "Actor", p.actor, trailerShards, p.shards)
+	if _, err := git("add", "--all", "--", store.ShardsFile, store.StoresRoot); err != nil {
 		return move{}, err
 	}
 	if _, err := git("-c", "user.name="+p.actor, "-c", "user.email="+committerEmail, "commit", "--quiet", "--no-verify", "-m", msg); err != nil {
@@ -254,4 +231,72 @@ func moveOnce(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error)
 		return move{}, err
 	}
 	return m, nil
+}
+
+// clusterMove is what moved in one cluster's folder.
+type clusterMove struct {
+	moved int
+	// emptied held stores before and none after; changed gained or lost a store.
+	emptied, changed []string
+}
+
+// moveCluster moves the store folders below root (stores/<cluster>) to their shards
+// under the count shards.
+func moveCluster(root, cluster string, shards int) (clusterMove, error) {
+	shardDirs, err := os.ReadDir(root)
+	if err != nil {
+		return clusterMove{}, err
+	}
+	type folder struct{ shard, name string }
+	var folders []folder
+	held := map[string]bool{}
+	for _, sd := range shardDirs {
+		if !sd.IsDir() {
+			continue
+		}
+		if !store.ValidShard(sd.Name()) {
+			return clusterMove{}, fmt.Errorf("%s/%s is not a shard folder", store.ClusterDir(cluster), sd.Name())
+		}
+		names, err := os.ReadDir(filepath.Join(root, sd.Name()))
+		if err != nil {
+			return clusterMove{}, err
+		}
+		for _, n := range names {
+			if n.IsDir() {
+				folders = append(folders, folder{sd.Name(), n.Name()})
+				held[sd.Name()] = true
+			}
+		}
+	}
+	// All folders are listed before any moves: a shard name can be both a source
+	// and a destination (000–0ff exist at every count).
+	changed, holds := map[string]bool{}, map[string]bool{}
+	var cm clusterMove
+	for _, f := range folders {
+		to := store.ShardIn(f.name, shards)
+		holds[to] = true
+		if to == f.shard {
+			continue
+		}
+		dst := filepath.Join(root, to, f.name)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return clusterMove{}, err
+		}
+		if err := os.Rename(filepath.Join(root, f.shard, f.name), dst); err != nil {
+			return clusterMove{}, err
+		}
+		changed[f.shard], changed[to] = true, true
+		cm.moved++
+	}
+	for s := range held {
+		if !holds[s] {
+			cm.emptied = append(cm.emptied, s)
+		}
+	}
+	for s := range changed {
+		cm.changed = append(cm.changed, s)
+	}
+	sort.Strings(cm.emptied)
+	sort.Strings(cm.changed)
+	return cm, nil
 }
