@@ -172,30 +172,7 @@ func TestReshardKeepsEveryStore(t *testing.T) {
 
 	// gitops-api's shard publisher, as serve wires it: the real fleet clone, the real
 	// watcher's PublishArtifact and WaitApplied, its tarballs served on loopback.
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: filepath.Join(t.TempDir(), "clone.git")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repo.Close()
-	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system", ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
-		return render.ShardKustomization(render.DefaultShardLayout(), shard)
-	}}, nopSink{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var handler http.Handler = http.NotFoundHandler()
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { handler.ServeHTTP(rw, r) }))
-	defer srv.Close()
-	pub, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: testenv.FleetCluster, Dir: t.TempDir(),
-		URL: srv.URL, Interval: time.Second, Applied: w.WaitApplied})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler = pub.Handler()
-	if err := pub.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Stop()
+	startShardPublisher(t, ctx, env, time.Second)
 
 	ready := func(name string) *helmv2.HelmRelease {
 		t.Helper()
@@ -350,4 +327,36 @@ func TestReshardRefusesBadCounts(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", args, ExitCode(err), stderr.String())
 		}
 	}
+}
+
+// startShardPublisher runs gitops-api's shard publisher as serve wires it, until
+// the test ends: the environment's fleet cloned, the real watcher's
+// PublishArtifact and WaitApplied, its tarballs served on loopback.
+func startShardPublisher(tb testing.TB, ctx context.Context, env *testenv.Env, interval time.Duration) (*gitrepo.Repo, *publish.Publisher) {
+	tb.Helper()
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: filepath.Join(tb.TempDir(), "clone.git")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { repo.Close() })
+	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system", ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
+		return render.ShardKustomization(render.DefaultShardLayout(), shard)
+	}}, nopSink{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var handler http.Handler = http.NotFoundHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { handler.ServeHTTP(rw, r) }))
+	tb.Cleanup(srv.Close)
+	pub, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: testenv.FleetCluster, Dir: tb.TempDir(),
+		URL: srv.URL, Interval: interval, Applied: w.WaitApplied})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	handler = pub.Handler()
+	if err := pub.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pub.Stop)
+	return repo, pub
 }

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,10 +17,6 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 
-	"github.com/storefleet/storefleet/internal/gitrepo"
-	"github.com/storefleet/storefleet/internal/kube"
-	"github.com/storefleet/storefleet/internal/publish"
-	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 	"github.com/storefleet/storefleet/internal/testenv"
 )
@@ -139,30 +133,7 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 		return out
 	}
 
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: filepath.Join(b.TempDir(), "clone.git")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer repo.Close()
-	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system", ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
-		return render.ShardKustomization(render.DefaultShardLayout(), shard)
-	}}, nopSink{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var handler http.Handler = http.NotFoundHandler()
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { handler.ServeHTTP(rw, r) }))
-	defer srv.Close()
-	pub, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: testenv.FleetCluster, Dir: b.TempDir(),
-		URL: srv.URL, Interval: 2 * time.Second, Applied: w.WaitApplied})
-	if err != nil {
-		b.Fatal(err)
-	}
-	handler = pub.Handler()
-	if err := pub.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer pub.Stop()
+	repo, pub := startShardPublisher(b, ctx, env, 2*time.Second)
 
 	// allReady waits until n HelmReleases whose names begin with prefix are Ready.
 	allReady := func(prefix string, n int) {
