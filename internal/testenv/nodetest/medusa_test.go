@@ -3,7 +3,6 @@ package nodetest
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -103,13 +102,7 @@ images:
 		if key != "" {
 			req.Header.Set("x-publishable-api-key", key)
 		}
-		resp, err := n.HTTPClient().Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return answer(n.HTTPClient(), req)
 	}
 	wait(t, "/health through the Service", 2*time.Minute, func() (bool, string) {
 		code, body := get("/health", "")
@@ -146,13 +139,8 @@ images:
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.IngressAddr()+"/store/products", nil)
 		req.Host = "market.stores.localhost"
 		req.Header.Set("x-publishable-api-key", key)
-		resp, err := n.HTTPClient().Do(req)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == 200 && strings.Contains(string(b), `"products"`), fmt.Sprintf("%d %.200s", resp.StatusCode, b)
+		code, body := answer(n.HTTPClient(), req)
+		return code == 200 && strings.Contains(body, `"products"`), fmt.Sprintf("%d %.200s", code, body)
 	})
 	t.Logf("/store/products through the ingress at %s (Host market.stores.localhost)", n.IngressAddr())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -379,4 +380,16 @@ func TestNodeRunsPods(t *testing.T) {
 	if after != before {
 		t.Fatalf("host changed:\nbefore %+v\nafter  %+v", before, after)
 	}
+}
+
+// answer sends req and returns the status code and the body; a request that fails
+// is code 0 with the error for a body, so a wait can say why it is still waiting.
+func answer(hc *http.Client, req *http.Request) (int, string) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -113,13 +113,7 @@ images:
 		req.Host = "shop.stores.localhost"
 		hc := n.HTTPClient()
 		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return answer(hc, req)
 	}
 	// Ready is the probe's answer; the first page WordPress renders (PHP's caches
 	// cold) can take longer than a request's 10 s on a loaded machine, so the page
@@ -133,13 +127,8 @@ images:
 	wait(t, "home page through the ingress", 2*time.Minute, func() (bool, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+n.IngressAddr()+"/", nil)
 		req.Host = "shop.stores.localhost"
-		resp, err := n.HTTPClient().Do(req)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == 200 && strings.Contains(string(b), "Storefleet Test Shop"), fmt.Sprintf("%d %.200s", resp.StatusCode, b)
+		code, body := answer(n.HTTPClient(), req)
+		return code == 200 && strings.Contains(body, "Storefleet Test Shop"), fmt.Sprintf("%d %.200s", code, body)
 	})
 	t.Logf("home page through the ingress at %s (Host shop.stores.localhost)", n.IngressAddr())
 	// And from the host, through the loopback forwarder people use (curl).
