@@ -1,18 +1,16 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -35,12 +33,11 @@ empty artifact. Needs the git CLI.`,
 	}
 }
 
-// reshardTrailers name the action and its actor as the API's commits do (internal/gitrepo,
-// message.go), plus the new count.
+// reshard's commit names the action and its actor as the API's commits do
+// (fleetMessage), plus the new count.
 const (
-	reshardAction  = "reshard"
-	trailerShards  = "Shards"
-	committerEmail = "storefleet@localhost"
+	reshardAction = "reshard"
+	trailerShards = "Shards"
 )
 
 func runReshard(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -64,7 +61,7 @@ func runReshard(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return usageError{msg: "--repo is required", cmd: fs.Name()}
 	case store.ValidShards(shards) != nil:
 		return usageError{msg: "--shards: " + store.ValidShards(shards).Error(), cmd: fs.Name()}
-	case actor == "" || strings.ContainsAny(actor, "\r\n"):
+	case !validActor(actor):
 		return usageError{msg: "--actor must be one non-empty line", cmd: fs.Name()}
 	}
 	var sh *kube.Shards
@@ -135,73 +132,55 @@ type move struct {
 	before map[string]string
 }
 
-// moveFleet clones the fleet, moves the store folders and pushes one commit; a push
-// that lost a race with another writer is done again from a fresh clone.
+// moveFleet clones the fleet, moves the store folders and pushes one commit
+// (commitFleet, which redoes it all from a fresh clone after a lost race).
 func moveFleet(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error) {
-	var last error
-	for range 3 {
-		m, err := moveOnce(ctx, p, sh)
-		if !errors.Is(err, errPushRejected) {
-			return m, err
-		}
-		last = err
+	var m move
+	commit, err := commitFleet(ctx, fleetTarget{repo: p.repo, branch: p.branch, actor: p.actor},
+		func(ctx context.Context, dir string, _ gitFunc) (string, []string, error) {
+			var err error
+			m, err = moveClone(ctx, dir, p, sh)
+			if err != nil || m.from == p.shards {
+				return "", nil, err
+			}
+			msg := fleetMessage(fmt.Sprintf("reshard the fleet from %d to %d shards (%d stores moved in %d clusters)", m.from, p.shards, m.moved, len(m.clusters)),
+				reshardAction, p.actor, gitrepo.Trailer{Key: trailerShards, Value: fmt.Sprint(p.shards)})
+			return msg, []string{store.ShardsFile, store.StoresRoot}, nil
+		})
+	if err != nil || commit == "" {
+		return move{}, err
 	}
-	return move{}, last
+	m.commit = commit
+	return m, nil
 }
 
-var errPushRejected = errors.New("the fleet moved on during the reshard")
-
-func moveOnce(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error) {
-	dir, err := os.MkdirTemp("", "gitops-api-reshard-")
+// moveClone moves the store folders of the clone in dir to the count p.shards and
+// writes the count.
+func moveClone(ctx context.Context, dir string, p reshardPlan, sh *kube.Shards) (move, error) {
+	from, err := fleetShards(dir)
 	if err != nil {
 		return move{}, err
 	}
-	defer os.RemoveAll(dir)
-	git := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(errb.String()))
-		}
-		return strings.TrimSpace(out.String()), nil
-	}
-	if _, err := git("clone", "--quiet", "--single-branch", "--branch", p.branch, p.repo, "."); err != nil {
-		return move{}, err
-	}
-	from := store.DefaultShards
-	if data, err := os.ReadFile(filepath.Join(dir, store.ShardsFile)); err == nil {
-		if from, err = store.ParseShards(data); err != nil {
-			return move{}, err
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return move{}, err
-	}
+	m := move{from: from, clusters: map[string]clusterMove{}}
 	if from == p.shards {
-		return move{}, nil
+		return m, nil
 	}
 	// The count is the fleet's, so every cluster's stores move in the same commit: a
 	// cluster left at the old layout would have every later change of its stores
 	// refused by the writer (its folders no longer match the count).
-	clusters, err := os.ReadDir(filepath.Join(dir, store.StoresRoot))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	clusters, err := fleetClusters(dir)
+	if err != nil {
 		return move{}, err
 	}
-	m := move{from: from, clusters: map[string]clusterMove{}}
 	var list []string
 	for _, c := range clusters {
-		if !c.IsDir() {
-			continue
-		}
-		cm, err := moveCluster(filepath.Join(dir, filepath.FromSlash(store.ClusterDir(c.Name()))), c.Name(), p.shards)
+		cm, err := moveCluster(filepath.Join(dir, filepath.FromSlash(store.ClusterDir(c))), c, p.shards)
 		if err != nil {
 			return move{}, err
 		}
-		m.clusters[c.Name()] = cm
+		m.clusters[c] = cm
 		m.moved += cm.moved
-		if c.Name() == p.cluster {
+		if c == p.cluster {
 			m.emptied, list = cm.emptied, cm.changed
 		}
 	}
@@ -212,23 +191,6 @@ func moveOnce(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error)
 		if m.before, err = sh.Revisions(ctx, list); err != nil {
 			return move{}, fmt.Errorf("reading the shards' artifacts before the move: %w", err)
 		}
-	}
-	msg := fmt.Sprintf("reshard the fleet from %d to %d shards (%d stores moved in %d clusters)\n\n%s: %s\n%s: %s\n%s: %d\n",
-		from, p.shards, m.moved, len(m.clusters), "Action", reshardAction, "Actor", p.actor, trailerShards, p.shards)
-	if _, err := git("add", "--all", "--", store.ShardsFile, store.StoresRoot); err != nil {
-		return move{}, err
-	}
-	if _, err := git("-c", "user.name="+p.actor, "-c", "user.email="+committerEmail, "commit", "--quiet", "--no-verify", "-m", msg); err != nil {
-		return move{}, err
-	}
-	if m.commit, err = git("rev-parse", "HEAD"); err != nil {
-		return move{}, err
-	}
-	if _, err := git("push", "--quiet", "origin", "HEAD:refs/heads/"+p.branch); err != nil {
-		if strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "fetch first") {
-			return move{}, fmt.Errorf("%w: %w", errPushRejected, err)
-		}
-		return move{}, err
 	}
 	return m, nil
 }
