@@ -37,9 +37,10 @@ type command struct {
 
 // commands is every subcommand. The API server registers "serve" here.
 var commands = map[string]command{
-	"render":  {summary: "print every file a store gets in the fleet repository", run: runRender},
-	"reshard": {summary: "move every store to its shard under a new shard count, in one commit", run: runReshard},
-	"version": {summary: "print the version, commit and Go version gitops-api was built with", run: runVersion},
+	"render":   {summary: "print every file a store gets in the fleet repository", run: runRender},
+	"reshard":  {summary: "move every store to its shard under a new shard count, in one commit", run: runReshard},
+	"rerender": {summary: "render every store again for a new --flux-shards or chart source, in one commit", run: runRerender},
+	"version":  {summary: "print the version, commit and Go version gitops-api was built with", run: runVersion},
 }
 
 // Run runs gitops-api with args (without the program name).

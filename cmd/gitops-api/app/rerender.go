@@ -1,0 +1,412 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/storefleet/storefleet/internal/gitrepo"
+	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+func rerenderHelp() helpText {
+	return helpText{
+		usage: "gitops-api rerender --repo URL --flux-shards K --chart-source SOURCE [flags]",
+		about: `Renders every store of every cluster again with --flux-shards, the chart source given here and
+the fleet's shard count (its "` + store.ShardsFile + `" file), and commits what differs in one commit: after a
+change of the cluster's --flux-shards, every store's HelmRelease carries the controller shard label
+its shard Kustomization carries; after a change of the chart source, every store references the
+new one (and its shared chart source is written). A second run finds nothing to change and commits
+nothing.
+
+Only the HelmReleases' controller shard label and chart reference, and the shared chart sources,
+may change: no store folder is removed or moved, no Namespace or other file is rewritten. Every
+other render option is the local cluster's default (as gitops-api render has them); a fleet whose
+stores were rendered with others (--helm-wait on, images, ingress settings) is refused whole, with
+nothing committed. Restart gitops-api serve with the same --flux-shards and chart source first
+(clusters/README.md, "Flux controller sharding"). Needs the git CLI.`,
+	}
+}
+
+// rerender's commit trailers: the action, the actor, and the options the stores were
+// rendered with.
+const (
+	rerenderAction     = "rerender"
+	trailerFluxShards  = "Flux-Shards"
+	trailerChartSource = "Chart-Source"
+	trailerStores      = "Stores-Changed"
+)
+
+// Chart source names as serve's --chart-source spells them.
+const (
+	chartSourceHelm = "helmrepository"
+	chartSourceOCI  = "oci"
+)
+
+// fluxShardsFlag is --flux-shards: a count with no default, so that a forgotten flag
+// never strips a sharded cluster's labels.
+type fluxShardsFlag struct {
+	k   render.FluxShards
+	set bool
+}
+
+func (f *fluxShardsFlag) String() string {
+	if !f.set {
+		return ""
+	}
+	return strconv.Itoa(int(f.k))
+}
+
+func (f *fluxShardsFlag) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	f.k, f.set = render.FluxShards(n), true
+	return nil
+}
+
+func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.Writer) error {
+	var repo, branch, actor, chartSource, chartURL, chartRepo string
+	var k fluxShardsFlag
+	fs := newFlagSet("gitops-api rerender")
+	fs.StringVar(&repo, "repo", "", "fleet repository URL or path; required")
+	fs.StringVar(&branch, "branch", "main", "fleet branch")
+	fs.StringVar(&actor, "actor", os.Getenv("USER"), "who re-renders the fleet, for the commit's Actor trailer")
+	fs.Var(&k, "flux-shards", fmt.Sprintf("the cluster's number `K` of Flux controller shards, as gitops-api serve's --flux-shards: 0 or 1 = no %s label, at most %d; required", render.FluxShardLabel, render.MaxFluxShards))
+	fs.StringVar(&chartSource, "chart-source", "", "where store charts come from, as gitops-api serve's --chart-source: "+chartSourceHelm+" or "+chartSourceOCI+"; required")
+	fs.StringVar(&chartURL, "chart-oci-url", "", "OCI prefix of the charts, with --chart-source oci (e.g. oci://ghcr.io/acme/charts)")
+	fs.StringVar(&chartRepo, "chart-repository", "", "name of the HelmRepository in flux-system, with --chart-source helmrepository (empty = "+render.LocalOptions().Chart.Name+")")
+	if helped, err := parseFlags(fs, rerenderHelp(), args, stdout); helped || err != nil {
+		return err
+	}
+	usage := func(format string, a ...any) error { return usageError{msg: fmt.Sprintf(format, a...), cmd: fs.Name()} }
+	opts := render.LocalOptions()
+	switch {
+	case repo == "":
+		return usage("--repo is required")
+	case !k.set:
+		return usage("--flux-shards is required: the cluster's number of Flux controller shards (0 or 1 without sharding)")
+	case k.k.Validate() != nil:
+		return usage("--flux-shards: %v", k.k.Validate())
+	case !validActor(actor):
+		return usage("--actor must be one non-empty line")
+	}
+	opts.FluxShards = k.k
+	switch chartSource {
+	case chartSourceHelm:
+		if chartURL != "" {
+			return usage("--chart-oci-url is for --chart-source %s, not %s", chartSourceOCI, chartSourceHelm)
+		}
+		if chartRepo != "" {
+			opts.Chart.Name = chartRepo
+		}
+	case chartSourceOCI:
+		if chartRepo != "" {
+			return usage("--chart-repository is for --chart-source %s, not %s", chartSourceHelm, chartSourceOCI)
+		}
+		if !strings.HasPrefix(chartURL, "oci://") || strings.HasSuffix(chartURL, "/") {
+			return usage("--chart-oci-url %q must begin with oci:// and not end with / (--chart-source oci)", chartURL)
+		}
+		opts.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: chartURL, Namespace: opts.Chart.Namespace}
+	case "":
+		return usage("--chart-source is required: %s or %s, as the cluster's gitops-api serve has it", chartSourceHelm, chartSourceOCI)
+	default:
+		return usage("--chart-source must be %s or %s, not %q", chartSourceHelm, chartSourceOCI, chartSource)
+	}
+	// What render checks on every store, checked once: a name --chart-repository
+	// cannot be is the command line's mistake.
+	if err := opts.Validate(); err != nil {
+		return usage("%s", store.ErrorMessage(err))
+	}
+
+	r, err := rerenderFleet(ctx, fleetTarget{repo: repo, branch: branch, actor: actor}, opts)
+	if err != nil {
+		return err
+	}
+	if r.commit == "" {
+		fmt.Fprintf(stdout, "every store of the %d clusters (%d stores) already renders as committed: nothing to commit\n", len(r.clusters), r.stores())
+		return nil
+	}
+	fmt.Fprintf(stdout, "re-rendered %d of %d stores in commit %s\n", r.changed(), r.stores(), r.commit)
+	for _, c := range r.names() {
+		cr := r.clusters[c]
+		fmt.Fprintf(stdout, "cluster %s: %d of %d stores changed, %d shared chart sources written\n", c, len(cr.changed), cr.stores, cr.sources)
+	}
+	return nil
+}
+
+// rerendered is what rerenderFleet did.
+type rerendered struct {
+	commit   string
+	clusters map[string]clusterRerender
+}
+
+// clusterRerender is what changed in one cluster's folders.
+type clusterRerender struct {
+	stores int
+	// changed are the stores with a file rewritten, by name.
+	changed []string
+	// sources is how many shared chart sources were written.
+	sources int
+}
+
+func (r rerendered) names() []string {
+	out := make([]string, 0, len(r.clusters))
+	for c := range r.clusters {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (r rerendered) stores() (n int) {
+	for _, c := range r.clusters {
+		n += c.stores
+	}
+	return n
+}
+
+func (r rerendered) changed() (n int) {
+	for _, c := range r.clusters {
+		n += len(c.changed)
+	}
+	return n
+}
+
+// rerenderFleet clones the fleet, renders every store again with opts at the fleet's
+// shard count and pushes the difference in one commit (none when there is none).
+func rerenderFleet(ctx context.Context, t fleetTarget, opts render.Options) (rerendered, error) {
+	var r rerendered
+	commit, err := commitFleet(ctx, t, func(_ context.Context, dir string, _ gitFunc) (string, []string, error) {
+		var err error
+		r, err = rerenderClone(dir, opts)
+		if err != nil || r.changed() == 0 && r.sources() == 0 {
+			return "", nil, err
+		}
+		src := opts.Chart.Kind + " " + opts.Chart.Namespace + "/" + opts.Chart.Name
+		if opts.Chart.Kind == render.SourceOCIRepository {
+			src = opts.Chart.Kind + " " + opts.Chart.URL
+		}
+		msg := fleetMessage(fmt.Sprintf("rerender %d stores in %d clusters (Flux controller shards %d, %s)", r.changed(), len(r.clusters), int(opts.FluxShards), src),
+			rerenderAction, t.actor,
+			gitrepo.Trailer{Key: trailerFluxShards, Value: strconv.Itoa(int(opts.FluxShards))},
+			gitrepo.Trailer{Key: trailerChartSource, Value: src},
+			gitrepo.Trailer{Key: trailerStores, Value: strconv.Itoa(r.changed())})
+		return msg, []string{store.StoresRoot, store.ChartSourcesRoot}, nil
+	})
+	r.commit = commit
+	return r, err
+}
+
+func (r rerendered) sources() (n int) {
+	for _, c := range r.clusters {
+		n += c.sources
+	}
+	return n
+}
+
+// rerenderClone renders every store folder of the clone in dir again and writes the
+// files whose bytes differ.
+func rerenderClone(dir string, opts render.Options) (rerendered, error) {
+	shards, err := fleetShards(dir)
+	if err != nil {
+		return rerendered{}, err
+	}
+	opts.Shards = shards
+	rd := render.Renderer{Options: opts}
+	clusters, err := fleetClusters(dir)
+	if err != nil {
+		return rerendered{}, err
+	}
+	r := rerendered{clusters: map[string]clusterRerender{}}
+	for _, c := range clusters {
+		cr, err := rerenderCluster(dir, c, rd, shards)
+		if err != nil {
+			return rerendered{}, err
+		}
+		r.clusters[c] = cr
+	}
+	return r, nil
+}
+
+// rerenderCluster renders the stores of one cluster folder again.
+func rerenderCluster(dir, cluster string, rd render.Renderer, shards int) (clusterRerender, error) {
+	var cr clusterRerender
+	root := filepath.Join(dir, filepath.FromSlash(store.ClusterDir(cluster)))
+	shardDirs, err := os.ReadDir(root)
+	if err != nil {
+		return cr, err
+	}
+	sources := map[string]bool{}
+	for _, sd := range shardDirs {
+		if !sd.IsDir() {
+			continue
+		}
+		// Rendering places a store by the count: a folder of another layout is a
+		// half-done reshard, and writing it here would leave the store in two places.
+		if !store.ShardInRange(sd.Name(), shards) {
+			return cr, fmt.Errorf("%s is not a shard folder of a fleet of %d shards (%s): finish the reshard first",
+				store.ShardDir(cluster, sd.Name()), shards, store.ShardsFile)
+		}
+		names, err := os.ReadDir(filepath.Join(root, sd.Name()))
+		if err != nil {
+			return cr, err
+		}
+		for _, n := range names {
+			if !n.IsDir() {
+				continue
+			}
+			folder := path.Join(store.ShardDir(cluster, sd.Name()), n.Name())
+			changed, shared, err := rerenderStore(dir, folder, rd)
+			if err != nil {
+				return cr, err
+			}
+			cr.stores++
+			if changed {
+				cr.changed = append(cr.changed, n.Name())
+			}
+			for _, f := range shared {
+				if sources[f.Path] {
+					continue
+				}
+				sources[f.Path] = true
+				wrote, err := writeIfDifferent(dir, f)
+				if err != nil {
+					return cr, err
+				}
+				if wrote {
+					cr.sources++
+				}
+			}
+		}
+	}
+	sort.Strings(cr.changed)
+	return cr, nil
+}
+
+// rerenderStore reads the store of folder back (render.Parse, as the API's writer
+// does), renders it again in its state and writes the files whose bytes differ. It
+// returns whether any did, and the shared chart source a live store references.
+func rerenderStore(dir, folder string, rd render.Renderer) (bool, []render.File, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(folder)))
+	if err != nil {
+		return false, nil, err
+	}
+	var files []render.File
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		p := path.Join(folder, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			return false, nil, err
+		}
+		files = append(files, render.File{Path: p, Content: b})
+	}
+	s, st, err := rd.Parse(files)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s: %w", folder, err)
+	}
+	out, err := rd.Render(s, st)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s: %s", folder, store.ErrorMessage(err))
+	}
+	old := map[string][]byte{}
+	for _, f := range files {
+		old[f.Path] = f.Content
+	}
+	changed := false
+	for _, f := range out {
+		if path.Dir(f.Path) != folder {
+			return false, nil, fmt.Errorf("%s: store %s renders to %s, not its folder", folder, s.Name, path.Dir(f.Path))
+		}
+		if err := onlyWhatRerenderChanges(old[f.Path], f); err != nil {
+			return false, nil, fmt.Errorf("%s: %w", folder, err)
+		}
+		wrote, err := writeIfDifferent(dir, f)
+		if err != nil {
+			return false, nil, err
+		}
+		changed = changed || wrote
+	}
+	if st != store.StateActive {
+		return changed, nil, nil
+	}
+	shared, err := rd.Shared(s)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s: %s", folder, store.ErrorMessage(err))
+	}
+	return changed, shared, nil
+}
+
+// errOtherOptions: a store's new files differ from its committed ones in more than
+// rerender's options decide.
+var errOtherOptions = errors.New("the cluster's other render options are not the defaults rerender renders with (or render changed since): nothing committed")
+
+// onlyWhatRerenderChanges refuses a new store file that differs from the committed
+// one (old) in anything but what --flux-shards and the chart source decide: the
+// HelmRelease's controller shard label and its chart reference. rerender takes only
+// those options; the others (--helm-wait, images, ingress, the NetworkPolicies'
+// namespaces and CIDRs) are the local defaults, so a difference there is a cluster
+// that has other values, whose stores this must not rewrite, not a store to change.
+func onlyWhatRerenderChanges(old []byte, f render.File) error {
+	if bytes.Equal(old, f.Content) {
+		return nil
+	}
+	if path.Base(f.Path) != render.HelmReleaseFile {
+		return fmt.Errorf("%s would change: %w", path.Base(f.Path), errOtherOptions)
+	}
+	var was, now map[string]any
+	if err := yaml.Unmarshal(old, &was); err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if err := yaml.Unmarshal(f.Content, &now); err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	for _, o := range []map[string]any{was, now} {
+		if meta, ok := o["metadata"].(map[string]any); ok {
+			if labels, ok := meta["labels"].(map[string]any); ok {
+				delete(labels, render.FluxShardLabel)
+			}
+		}
+		if spec, ok := o["spec"].(map[string]any); ok {
+			// spec.chart: folders written before the shared chart sources.
+			delete(spec, "chartRef")
+			delete(spec, "chart")
+		}
+	}
+	if !reflect.DeepEqual(was, now) {
+		return fmt.Errorf("%s would change beyond its %s label and chart reference: %w", path.Base(f.Path), render.FluxShardLabel, errOtherOptions)
+	}
+	return nil
+}
+
+// writeIfDifferent writes f below dir unless it holds these bytes already.
+func writeIfDifferent(dir string, f render.File) (bool, error) {
+	p := filepath.Join(dir, filepath.FromSlash(f.Path))
+	old, err := os.ReadFile(p)
+	switch {
+	case err == nil && bytes.Equal(old, f.Content):
+		return false, nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(p, f.Content, 0o644)
+}
