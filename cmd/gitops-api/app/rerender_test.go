@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -181,6 +183,35 @@ func TestRerenderFluxShards(t *testing.T) {
 			if !strings.Contains(string(b), render.FluxShardLabel+": shard1") {
 				t.Errorf("%s lacks the controller shard label:\n%s", p, b)
 			}
+		}
+	}
+	// Every live store's HelmRelease is now on the controller pair of the Kustomization
+	// the shard publisher applies for its shard with the same K.
+	layout := render.DefaultShardLayout()
+	layout.FluxShards = 2
+	for _, s := range stores {
+		if s.st != store.StateActive {
+			continue
+		}
+		shard := store.ShardIn(s.s.Name, rerenderShards)
+		k, err := render.ShardKustomization(layout, shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hr struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+		}
+		b, err := os.ReadFile(filepath.Join(f.work, filepath.FromSlash(store.DirIn(s.s.Cluster, s.s.Name, rerenderShards)), render.HelmReleaseFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, &hr); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := hr.Metadata.Labels[render.FluxShardLabel], k.Labels[render.FluxShardLabel]; got != want {
+			t.Errorf("store %s: HelmRelease on controller shard %q, its shard %s's Kustomization on %q", s.s.Name, got, shard, want)
 		}
 	}
 	sort.Strings(want)
