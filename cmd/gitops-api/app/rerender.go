@@ -14,9 +14,12 @@ import (
 	"strconv"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/internal/gitrepo"
+	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -36,7 +39,8 @@ may change: no store folder is removed or moved, no Namespace or other file is r
 other render option is the local cluster's default (as gitops-api render has them); a fleet whose
 stores were rendered with others (--helm-wait on, images, ingress settings) is refused whole, with
 nothing committed. Restart gitops-api serve with the same --flux-shards and chart source first
-(clusters/README.md, "Flux controller sharding"). Needs the git CLI.`,
+(clusters/README.md, "Flux controller sharding"); with --kubeconfig, a K its shard publisher does
+not label the shard Kustomizations with is refused before anything is committed. Needs the git CLI.`,
 	}
 }
 
@@ -79,7 +83,7 @@ func (f *fluxShardsFlag) Set(v string) error {
 }
 
 func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.Writer) error {
-	var repo, branch, actor, chartSource, chartURL, chartRepo string
+	var repo, branch, actor, chartSource, chartURL, chartRepo, kubeconfig, fluxNS string
 	var k fluxShardsFlag
 	fs := newFlagSet("gitops-api rerender")
 	fs.StringVar(&repo, "repo", "", "fleet repository URL or path; required")
@@ -89,6 +93,8 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 	fs.StringVar(&chartSource, "chart-source", "", "where store charts come from, as gitops-api serve's --chart-source: "+chartSourceHelm+" or "+chartSourceOCI+"; required")
 	fs.StringVar(&chartURL, "chart-oci-url", "", "OCI prefix of the charts, with --chart-source oci (e.g. oci://ghcr.io/acme/charts)")
 	fs.StringVar(&chartRepo, "chart-repository", "", "name of the HelmRepository in flux-system, with --chart-source helmrepository (empty = "+render.LocalOptions().Chart.Name+")")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "a cluster whose shard Kustomizations must already be labelled for --flux-shards (by gitops-api serve's shard publisher) before anything is committed (optional)")
+	fs.StringVar(&fluxNS, "flux-namespace", "flux-system", "namespace of the shard Kustomizations (with --kubeconfig)")
 	if helped, err := parseFlags(fs, rerenderHelp(), args, stdout); helped || err != nil {
 		return err
 	}
@@ -132,6 +138,11 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 		return usage("%s", store.ErrorMessage(err))
 	}
 
+	if kubeconfig != "" {
+		if err := checkPublisherFluxShards(ctx, kubeconfig, fluxNS, opts.FluxShards); err != nil {
+			return err
+		}
+	}
 	r, err := rerenderFleet(ctx, fleetTarget{repo: repo, branch: branch, actor: actor}, opts)
 	if err != nil {
 		return err
@@ -146,6 +157,46 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 		fmt.Fprintf(stdout, "cluster %s: %d of %d stores changed, %d shared chart sources written\n", c, len(cr.changed), cr.stores, cr.sources)
 	}
 	return nil
+}
+
+// errPublisherFluxShards: the cluster's shard Kustomizations are labelled for
+// another K than --flux-shards.
+var errPublisherFluxShards = errors.New("the shard publisher labels the shard Kustomizations for another --flux-shards")
+
+// checkPublisherFluxShards refuses a K the cluster's shard publisher does not use:
+// it labels each shard Kustomization with render.FluxShards.Key of its shard for the
+// K gitops-api serve runs with, and HelmReleases re-rendered for another K would sit
+// on other controllers than their Kustomizations, until the next change of each store
+// through the API relabelled it with serve's K.
+func checkPublisherFluxShards(ctx context.Context, kubeconfig, ns string, k render.FluxShards) error {
+	cfg, err := kube.RestConfig(kubeconfig)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	list, err := dyn.Resource(kube.Kustomizations).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: store.ShardLabel})
+	if err != nil {
+		return fmt.Errorf("reading the shard Kustomizations: %w", err)
+	}
+	var wrong []string
+	for _, o := range list.Items {
+		shard := o.GetLabels()[store.ShardLabel]
+		if got, want := o.GetLabels()[render.FluxShardLabel], k.Key(shard); got != want {
+			wrong = append(wrong, fmt.Sprintf("%s has %q, K=%d gives %q", o.GetName(), got, int(k), want))
+		}
+	}
+	if len(wrong) == 0 {
+		return nil
+	}
+	sort.Strings(wrong)
+	if len(wrong) > 3 {
+		wrong = append(wrong[:3], fmt.Sprintf("%d more", len(wrong)-3))
+	}
+	return fmt.Errorf("%w (%s label: %s): restart gitops-api serve with --flux-shards %d first, or give the K it runs with; nothing committed",
+		errPublisherFluxShards, render.FluxShardLabel, strings.Join(wrong, "; "), int(k))
 }
 
 // rerendered is what rerenderFleet did.

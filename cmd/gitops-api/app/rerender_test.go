@@ -13,11 +13,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
+	"github.com/storefleet/storefleet/internal/testenv"
 )
 
 // rerenderShards is the test fleet's shard count: small, so that stores of both
@@ -379,6 +386,97 @@ func TestRerenderRefusesBadFlags(t *testing.T) {
 		out, stderr, err := rerenderRun(tc.args...)
 		if ExitCode(err) != 2 || !strings.Contains(stderr, tc.flag) || out != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want a usage error naming %s", tc.args, ExitCode(err), out, stderr, tc.flag)
+		}
+	}
+}
+
+// TestRerenderJoinsEachHelmReleaseToItsKustomization runs the test environment with
+// two Flux controller shards, whose shard publisher labels the shard Kustomizations
+// for K=2, on a fleet written with K=1: a store of an odd shard is applied by
+// shard 1's kustomize-controller while its HelmRelease, unlabelled, is the main
+// helm-controller's. rerender with a K the publisher does not use (1) is refused
+// before anything is committed; with K=2 it relabels the HelmRelease in Git, and
+// once Flux applied that the HelmRelease in the cluster carries its Kustomization's
+// key, and the store's Namespace is the one it had.
+func TestRerenderJoinsEachHelmReleaseToItsKustomization(t *testing.T) {
+	const k = render.FluxShards(2)
+	env := testenv.StartT(t, testenv.Options{ChartsDir: filepath.Join("..", "..", "..", "internal", "testenv", "testdata", "charts"), FluxShards: k})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	f := testFleet{remote: env.FleetURL, work: t.TempDir(), t: t}
+	f.git("clone", "--quiet", env.FleetURL, ".")
+	shards, err := fleetShards(f.work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := render.LocalOptions()
+	opts.Shards = shards
+	var names []string
+	for _, key := range []string{"shard1", ""} {
+		var name string
+		for i := 0; ; i++ {
+			if name = fmt.Sprintf("join%s-%d", key, i); k.Key(store.ShardIn(name, shards)) == key {
+				break
+			}
+		}
+		names = append(names, name)
+		f.write(store.Store{Name: name, Cluster: testenv.FleetCluster, Engine: store.WooCommerce, Plan: store.Basic,
+			Settings: store.Settings{AdminEmail: "owner@example.com"}}, store.StateActive, opts)
+	}
+	f.push("two stores written with K=1")
+	if _, err := env.Reconcile(ctx, f.git("rev-parse", "HEAD")); err != nil {
+		t.Fatal(err)
+	}
+	namespaces := map[string]types.UID{}
+	keys := func() map[string][2]string { // store → {HelmRelease key, Kustomization key}
+		t.Helper()
+		out := map[string][2]string{}
+		for _, n := range names {
+			hr := &helmv2.HelmRelease{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "store-" + n, Name: n}, hr); err != nil {
+				t.Fatalf("HelmRelease of %s: %v", n, err)
+			}
+			ks := &kustomizev1.Kustomization{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "flux-system", Name: store.ShardObjectName(store.ShardIn(n, shards))}, ks); err != nil {
+				t.Fatalf("Kustomization of %s: %v", n, err)
+			}
+			out[n] = [2]string{hr.Labels[render.FluxShardLabel], ks.Labels[render.FluxShardLabel]}
+			ns := &corev1.Namespace{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Name: "store-" + n}, ns); err != nil {
+				t.Fatal(err)
+			}
+			if namespaces[n] == "" {
+				namespaces[n] = ns.UID
+			} else if ns.UID != namespaces[n] {
+				t.Errorf("store %s: its Namespace was replaced", n)
+			}
+		}
+		return out
+	}
+	if got := keys()[names[0]]; got != [2]string{"", "shard1"} {
+		t.Fatalf("before the rerender: store %s's HelmRelease and Kustomization keys %q, want the HelmRelease unlabelled on a shard1 Kustomization", names[0], got)
+	}
+
+	head := f.git("rev-parse", "HEAD")
+	args := []string{"--repo", env.FleetURL, "--chart-source", "helmrepository", "--actor", "ops", "--kubeconfig", env.Kubeconfig}
+	if _, _, err := rerenderRun(append(args, "--flux-shards", "1")...); !errors.Is(err, errPublisherFluxShards) {
+		t.Fatalf("rerender --flux-shards 1 against a publisher of K=2: %v, want it refused", err)
+	}
+	if now := f.git("ls-remote", "origin", "refs/heads/main"); !strings.HasPrefix(now, head) {
+		t.Fatalf("the refused rerender pushed: %s", now)
+	}
+	out, stderr, err := rerenderRun(append(args, "--flux-shards", "2")...)
+	if err != nil {
+		t.Fatalf("rerender: %v\n%s", err, stderr)
+	}
+	t.Log(out)
+	f.git("pull", "--quiet", "--ff-only", "origin", "main")
+	if _, err := env.Reconcile(ctx, f.git("rev-parse", "HEAD")); err != nil {
+		t.Fatal(err)
+	}
+	for n, got := range keys() {
+		if got[0] != got[1] {
+			t.Errorf("after the rerender: store %s's HelmRelease has key %q, its Kustomization %q", n, got[0], got[1])
 		}
 	}
 }
