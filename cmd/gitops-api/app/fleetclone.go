@@ -33,10 +33,7 @@ type fleetTarget struct {
 // fleetEdit rewrites the clone in dir (the work tree at the branch's head). It returns
 // the commit message and the paths to commit (given to git add --all, so a path may
 // lose files); an empty message means there is nothing to do, and nothing is committed.
-type fleetEdit func(ctx context.Context, dir string, git gitFunc) (msg string, paths []string, err error)
-
-// gitFunc runs the git CLI in the clone and returns its trimmed stdout.
-type gitFunc func(args ...string) (string, error)
+type fleetEdit func(ctx context.Context, dir string) (msg string, paths []string, err error)
 
 // errPushRejected: another writer pushed to the branch after the clone.
 var errPushRejected = errors.New("the fleet moved on while the command ran")
@@ -82,7 +79,7 @@ func commitFleetOnce(ctx context.Context, t fleetTarget, edit fleetEdit) (string
 	if _, err := git("clone", "--quiet", "--single-branch", "--branch", t.branch, t.repo, "."); err != nil {
 		return "", err
 	}
-	msg, paths, err := edit(ctx, dir, git)
+	msg, paths, err := edit(ctx, dir)
 	if err != nil || msg == "" {
 		return "", err
 	}

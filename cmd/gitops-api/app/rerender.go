@@ -241,7 +241,7 @@ func (r rerendered) changed() (n int) {
 // shard count and pushes the difference in one commit (none when there is none).
 func rerenderFleet(ctx context.Context, t fleetTarget, opts render.Options) (rerendered, error) {
 	var r rerendered
-	commit, err := commitFleet(ctx, t, func(_ context.Context, dir string, _ gitFunc) (string, []string, error) {
+	commit, err := commitFleet(ctx, t, func(_ context.Context, dir string) (string, []string, error) {
 		var err error
 		r, err = rerenderClone(dir, opts)
 		if err != nil || r.changed() == 0 && r.sources() == 0 {

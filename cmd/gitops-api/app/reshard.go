@@ -137,7 +137,7 @@ type move struct {
 func moveFleet(ctx context.Context, p reshardPlan, sh *kube.Shards) (move, error) {
 	var m move
 	commit, err := commitFleet(ctx, fleetTarget{repo: p.repo, branch: p.branch, actor: p.actor},
-		func(ctx context.Context, dir string, _ gitFunc) (string, []string, error) {
+		func(ctx context.Context, dir string) (string, []string, error) {
 			var err error
 			m, err = moveClone(ctx, dir, p, sh)
 			if err != nil || m.from == p.shards {
