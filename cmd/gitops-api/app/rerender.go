@@ -123,8 +123,8 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 		if chartRepo != "" {
 			return usage("--chart-repository is for --chart-source %s, not %s", chartSourceHelm, chartSourceOCI)
 		}
-		if !strings.HasPrefix(chartURL, "oci://") || strings.HasSuffix(chartURL, "/") {
-			return usage("--chart-oci-url %q must begin with oci:// and not end with / (--chart-source oci)", chartURL)
+		if chartURL == "" {
+			return usage("--chart-oci-url is required with --chart-source %s", chartSourceOCI)
 		}
 		opts.Chart = render.ChartSource{Kind: render.SourceOCIRepository, URL: chartURL, Namespace: opts.Chart.Namespace}
 	case "":
@@ -132,10 +132,10 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 	default:
 		return usage("--chart-source must be %s or %s, not %q", chartSourceHelm, chartSourceOCI, chartSource)
 	}
-	// What render checks on every store, checked once: a name --chart-repository
-	// cannot be is the command line's mistake.
+	// What render checks on every store (the OCI prefix's form), checked once: only
+	// the chart source flags can make options it refuses here.
 	if err := opts.Validate(); err != nil {
-		return usage("%s", store.ErrorMessage(err))
+		return usage("--chart-source %s, --chart-oci-url %q, --chart-repository %q: %s", chartSource, chartURL, chartRepo, store.ErrorMessage(err))
 	}
 
 	if kubeconfig != "" {
@@ -155,6 +155,9 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 	for _, c := range r.names() {
 		cr := r.clusters[c]
 		fmt.Fprintf(stdout, "cluster %s: %d of %d stores changed, %d shared chart sources written\n", c, len(cr.changed), cr.stores, cr.sources)
+		if len(cr.changed) > 0 {
+			fmt.Fprintf(stdout, "  %s\n", listSome(cr.changed, 10))
+		}
 	}
 	return nil
 }
@@ -192,11 +195,17 @@ func checkPublisherFluxShards(ctx context.Context, kubeconfig, ns string, k rend
 		return nil
 	}
 	sort.Strings(wrong)
-	if len(wrong) > 3 {
-		wrong = append(wrong[:3], fmt.Sprintf("%d more", len(wrong)-3))
-	}
 	return fmt.Errorf("%w (%s label: %s): restart gitops-api serve with --flux-shards %d first, or give the K it runs with; nothing committed",
-		errPublisherFluxShards, render.FluxShardLabel, strings.Join(wrong, "; "), int(k))
+		errPublisherFluxShards, render.FluxShardLabel, listSome(wrong, 3), int(k))
+}
+
+// listSome joins the first n items and says how many more there are: a fleet of
+// thousands of stores must not print them all.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, " ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], " "), len(items)-n)
 }
 
 // rerendered is what rerenderFleet did.
