@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -431,8 +430,8 @@ func (c *Command) check() (config, error) {
 		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}
 	if u := cfg.kube.artifactURL; u != "" {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			bad("--artifact-url %q must be an http:// or https:// URL", u)
+		if msg := artifactURLProblem(u); msg != "" {
+			bad("--artifact-url %q %s", u, msg)
 		}
 	}
 	if d, err := time.ParseDuration(c.grace); err != nil {

@@ -39,10 +39,10 @@ type kubeFlags struct {
 	// shards is the cluster's choice for the shard Kustomizations the publisher
 	// creates (render.ShardKustomization); its namespace is fluxNamespace.
 	shards render.ShardLayout
-	// extra is --cluster-kubeconfig as given; clusters is every cluster served,
-	// filled by check (served).
-	extra    clusterKubeconfigs
-	clusters []servedCluster
+	// extra is --cluster-kubeconfig as given, artifactURLs --cluster-artifact-url;
+	// clusters is every cluster served, filled by check (served).
+	extra, artifactURLs listFlag
+	clusters            []servedCluster
 	// envErrs are variables that did not parse: reported by validate, after the
 	// flags, so a flag can still override a bad variable.
 	envErrs map[string]error
@@ -155,8 +155,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if err := layout.Validate(); err != nil {
 		return nil, opts, nil, err
 	}
-	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
-	m.WatchPhases(tr.PhaseCounts)
+	tr := status.New(status.Options{Log: log, OnReady: m.Ready})
 	reviews.setClosed(tr.Reviewing)
 	ss := &status.Service{Stores: svc, T: tr, ShardOf: fleetShardOf(repo, log), Head: fleetHead(repo)}
 	multi := len(k.clusters) > 1
@@ -168,9 +167,9 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	if err != nil {
 		return nil, opts, nil, fmt.Errorf("--artifacts-listen: %w", err)
 	}
-	artifactURL := k.artifactURL
-	if artifactURL == "" {
-		artifactURL = "http://" + aln.Addr().String()
+	defaultURL := k.artifactURL
+	if defaultURL == "" {
+		defaultURL = "http://" + aln.Addr().String()
 	}
 	// An artifact's path names its cluster (/artifacts/<cluster>/<shard>/…): one
 	// listener serves every cluster's, each from its own publisher.
@@ -191,15 +190,31 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		if multi {
 			key = c.name
 		}
+		// A cluster whose Flux reaches the artifacts by another address (another
+		// network) has its own URL; the others share the default.
+		artifactURL := defaultURL
+		if c.artifactURL != "" {
+			artifactURL = c.artifactURL
+		}
+		cm := m.Cluster(c.name)
+		view := tr.View(key)
+		// With one cluster the view is the whole Tracker ("" names no cluster):
+		// every store it tracks is that cluster's.
+		phases := tr.PhaseCounts
+		if multi {
+			phases = view.PhaseCounts
+		}
+		cm.WatchPhases(phases)
 		a, err := attachCluster(ctx, clusterSetup{
-			cluster: c, view: tr.View(key), k: k, layout: layout, rep: rep, svc: svc, ss: ss, repo: repo,
-			branch: branch, dataDir: dataDir, artifactURL: artifactURL, multi: multi, log: log, m: m,
+			cluster: c, view: view, k: k, layout: layout, rep: rep, svc: svc, ss: ss, repo: repo,
+			branch: branch, dataDir: dataDir, artifactURL: artifactURL, multi: multi, log: log, m: cm,
 		})
 		if err != nil {
 			stopAll()
 			return nil, opts, nil, err
 		}
 		started = append(started, a)
+		cm.WatchPublishQueue(a.queue.Depth)
 		handlers[c.name] = a.artifacts
 		if multi {
 			ss.Queues[c.name] = a.queue
@@ -208,17 +223,9 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		}
 	}
 	stopArtifacts = serveArtifacts(aln, handlers, log)
-	// The queue gauge counts the shards waiting in every cluster's queue.
-	m.WatchPublishQueue(func() int {
-		n := 0
-		for _, c := range started {
-			n += c.queue.Depth()
-		}
-		return n
-	})
 	followStatus(rep.fl, ss, repo, log)
 	log.Info("shard publishers: each runs on its cluster's Lease leader", "clusters", names(k.clusters),
-		"artifacts", artifactURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
+		"artifacts", defaultURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
 	n, err := ss.Load(ctx)
 	if err != nil {
 		stopAll()
