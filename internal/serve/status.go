@@ -144,16 +144,17 @@ func splitList(v string) []string {
 // publisher that turns that cluster's stores/<name>/ into the ExternalArtifacts its
 // Flux applies, elected by a Lease in that cluster, and its publish queue; then
 // the stores loaded from the fleet and the status-aware service. Without a cluster
-// the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func(), error) {
+// the service and options are returned unchanged. It also returns the clusters'
+// checks for /readyz?verbose (nil without a cluster).
+func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func() []clusterCheck, func(), error) {
 	opts := api.Options{Log: log}
 	if len(k.clusters) == 0 {
-		return svc, opts, func() {}, nil
+		return svc, opts, nil, func() {}, nil
 	}
 	layout := k.shards
 	layout.Namespace = k.fluxNamespace
 	if err := layout.Validate(); err != nil {
-		return nil, opts, nil, err
+		return nil, opts, nil, nil, err
 	}
 	tr := status.New(status.Options{Log: log, OnReady: m.Ready})
 	reviews.setClosed(tr.Reviewing)
@@ -165,7 +166,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	// Listening first: the artifacts' URLs name the address.
 	aln, err := net.Listen("tcp", k.artifactsListen)
 	if err != nil {
-		return nil, opts, nil, fmt.Errorf("--artifacts-listen: %w", err)
+		return nil, opts, nil, nil, fmt.Errorf("--artifacts-listen: %w", err)
 	}
 	defaultURL := k.artifactURL
 	if defaultURL == "" {
@@ -211,7 +212,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		})
 		if err != nil {
 			stopAll()
-			return nil, opts, nil, err
+			return nil, opts, nil, nil, err
 		}
 		started = append(started, a)
 		cm.WatchPublishQueue(a.queue.Depth)
@@ -229,7 +230,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	n, err := ss.Load(ctx)
 	if err != nil {
 		stopAll()
-		return nil, opts, nil, err
+		return nil, opts, nil, nil, err
 	}
 	log.Info("status: watching the clusters", "stores", n, "clusters", names(k.clusters), "flux-namespace", k.fluxNamespace)
 	// With a cluster one DELETE ?purge=true is enough: the purger commits the second
@@ -281,7 +282,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		opts.Logs = logs
 	}
 	// The purger stops first: a second step in flight needs the publisher.
-	return ss, opts, func() {
+	return ss, opts, clusterChecks(started), func() {
 		stopPurger()
 		<-purged
 		close(stopped)
