@@ -21,7 +21,7 @@ type Cluster struct {
 }
 
 // Cluster registers a served cluster and returns its hooks. Its series exist at
-// zero from here on (not connected, standing by, nothing published), so a
+// zero from here on (not connected, nothing published), so a
 // dashboard has them before anything happens. Asking twice for one name returns
 // the same hooks.
 func (m *Metrics) Cluster(name string) *Cluster {
@@ -34,7 +34,6 @@ func (m *Metrics) Cluster(name string) *Cluster {
 	m.clusters[name] = c
 	m.connected.WithLabelValues(name)
 	m.reconnects.WithLabelValues(name)
-	m.leader.WithLabelValues(name)
 	for _, r := range []string{"ok", "error"} {
 		m.publishes.WithLabelValues(name, r)
 	}
@@ -69,15 +68,6 @@ func (c *Cluster) Connected(ok bool) {
 		c.m.reconnects.WithLabelValues(c.name).Inc()
 	}
 	c.everConnected = true
-}
-
-// Leading records whether this replica runs the cluster's shard publisher.
-func (c *Cluster) Leading(ok bool) {
-	v := 0.0
-	if ok {
-		v = 1
-	}
-	c.m.leader.WithLabelValues(c.name).Set(v)
 }
 
 // WatchPhases makes the cluster's stores-by-phase series read count at every

@@ -47,7 +47,6 @@ type Metrics struct {
 	watchLag       *prometheus.HistogramVec
 	connected      *prometheus.GaugeVec
 	reconnects     *prometheus.CounterVec
-	leader         *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	tenants   func() map[string]int
@@ -109,8 +108,6 @@ func New() *Metrics {
 		"1 while the status watcher reaches the cluster's API server, 0 while it does not (its stores then show unknown).")), []string{"cluster"})
 	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts(f("cluster_reconnects_total",
 		"Times the status watcher got the cluster back after losing it.")), []string{"cluster"})
-	m.leader = prometheus.NewGaugeVec(prometheus.GaugeOpts(f("shard_publisher_leader",
-		"1 while this replica holds the cluster's Lease and runs its shard publisher, 0 while it stands by.")), []string{"cluster"})
 	for _, b := range []string{"reads", "writes"} {
 		m.rateLimited.WithLabelValues(b)
 	}
@@ -126,7 +123,7 @@ func New() *Metrics {
 		m.auths.WithLabelValues("none", result)
 	}
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.commits, m.commitLatency, m.commitStores, m.pushFailures,
-		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.watchLag, m.connected, m.reconnects, m.leader,
+		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.watchLag, m.connected, m.reconnects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
 			"Groups of changes waiting for the fleet writer.")), m.queueDepth),
 		clusterCollector{m}, tenantCollector{m},

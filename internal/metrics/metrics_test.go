@@ -210,17 +210,12 @@ func TestPerClusterSeries(t *testing.T) {
 	east.WatchPhases(func() map[string]int { return map[string]int{"ready": 3, "unknown": 0} })
 	west.WatchPhases(func() map[string]int { return map[string]int{"ready": 1, "unknown": 4} })
 	east.WatchPublishQueue(func() int { return 2 })
-	east.Leading(true)
 	west.ShardPublished(time.Millisecond, nil)
 	want := `
 # HELP storefleet_shard_publish_queue_depth Shards with pushed commits waiting for their publish (in flight included), by cluster.
 # TYPE storefleet_shard_publish_queue_depth gauge
 storefleet_shard_publish_queue_depth{cluster="east"} 2
 storefleet_shard_publish_queue_depth{cluster="west"} 0
-# HELP storefleet_shard_publisher_leader 1 while this replica holds the cluster's Lease and runs its shard publisher, 0 while it stands by.
-# TYPE storefleet_shard_publisher_leader gauge
-storefleet_shard_publisher_leader{cluster="east"} 1
-storefleet_shard_publisher_leader{cluster="west"} 0
 # HELP storefleet_shard_publishes_total Shard artifacts published for Flux, by cluster and result.
 # TYPE storefleet_shard_publishes_total counter
 storefleet_shard_publishes_total{cluster="east",result="error"} 0
@@ -229,7 +224,7 @@ storefleet_shard_publishes_total{cluster="west",result="error"} 0
 storefleet_shard_publishes_total{cluster="west",result="ok"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
-		"storefleet_shard_publish_queue_depth", "storefleet_shard_publisher_leader", "storefleet_shard_publishes_total"); err != nil {
+		"storefleet_shard_publish_queue_depth", "storefleet_shard_publishes_total"); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := m.Registry().Gather()

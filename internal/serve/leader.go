@@ -31,7 +31,7 @@ type replicas struct {
 // each shard's newest revision, for Publish to wait on.
 type standby struct {
 	*status.ClusterView
-	// m is the cluster's metrics: its connection and whether this replica leads.
+	// m is the cluster's metrics: its connection gauge.
 	m       *metrics.Cluster
 	mu      sync.Mutex
 	leading bool
@@ -68,7 +68,6 @@ func (s *standby) setLeading(ok bool) {
 	s.mu.Lock()
 	s.leading = ok
 	s.mu.Unlock()
-	s.m.Leading(ok)
 }
 
 // leader runs the shard publisher while this replica holds the Lease, and stands

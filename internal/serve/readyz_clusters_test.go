@@ -126,8 +126,6 @@ func TestServedClustersReadyzMetricsArtifactURL(t *testing.T) {
 	for _, want := range []string{
 		`storefleet_cluster_connected{cluster="local"} 1`,
 		`storefleet_cluster_connected{cluster="west"} 0`,
-		`storefleet_shard_publisher_leader{cluster="local"} 1`,
-		`storefleet_shard_publisher_leader{cluster="west"} 0`,
 		`storefleet_shard_publish_queue_depth{cluster="west"} 0`,
 		`storefleet_shard_publishes_total{cluster="local",result="ok"}`,
 		`storefleet_stores{cluster="west",phase="ready"} 0`,
