@@ -55,7 +55,8 @@ func TestUnknownValuesKeyFails(t *testing.T) {
 		"medusa": {"bogus", "store.bogus", "store.language", "resources.app.bogus", "resources.cache.limits.gpu",
 			"storage.bogus", "ingress.bogus", "image.bogus", "images.redis.bogus", "redis.persistence.bogus", "medusa.bogus"},
 		"storefleet": {"bogus", "image.bogus", "fleet.bogus", "fleet.credentialsSecret.bogus", "auth.bogus", "stores.bogus",
-			"ingress.bogus", "autoscaling.bogus", "podDisruptionBudget.bogus", "resources.requests.gpu", "artifacts.bogus", "flux.bogus", "shards.bogus"},
+			"ingress.bogus", "autoscaling.bogus", "podDisruptionBudget.bogus", "resources.requests.gpu", "artifacts.bogus", "flux.bogus", "shards.bogus",
+			"clusters.bogus", "artifacts.expose.bogus"},
 	}
 	for chart, paths := range cases {
 		for _, path := range paths {

@@ -40,21 +40,20 @@ type Metrics struct {
 	commitStores   prometheus.Histogram
 	pushFailures   *prometheus.CounterVec
 	publishes      *prometheus.CounterVec
-	publishLatency prometheus.Histogram
+	publishLatency *prometheus.HistogramVec
 	requestToReady prometheus.Histogram
 	auths          *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
-	watchLag       prometheus.Histogram
-	connected      prometheus.Gauge
-	reconnects     prometheus.Counter
-	everConnected  bool // guarded by mu: the first connection is no reconnect
+	watchLag       *prometheus.HistogramVec
+	connected      *prometheus.GaugeVec
+	reconnects     *prometheus.CounterVec
 
 	mu        sync.Mutex
-	phases    func() map[string]int
 	tenants   func() map[string]int
 	tenantCap int
 	queue     func() int
-	publishQ  func() int
+	// clusters are the served clusters' scrape-time sources, by name.
+	clusters map[string]*Cluster
 }
 
 // OtherTenants is the tenant label of the stores of every tenant past the cap. A
@@ -76,7 +75,7 @@ var knownPhases = []string{
 
 // New registers every family, plus the Go runtime's and the process's collectors.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), clusters: map[string]*Cluster{}}
 	f := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: namespace, Name: name, Help: help}
 	}
@@ -93,30 +92,27 @@ func New() *Metrics {
 	m.pushFailures = prometheus.NewCounterVec(prometheus.CounterOpts(f("fleet_push_failures_total",
 		"Push attempts to the fleet repository that did not land, by cause: conflict (the branch moved; retried), unreachable (nothing sent), unknown (cut off in flight).")), []string{"cause"})
 	m.publishes = prometheus.NewCounterVec(prometheus.CounterOpts(f("shard_publishes_total",
-		"Shard artifacts published for Flux, by result.")), []string{"result"})
-	m.publishLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "shard_publish_duration_seconds",
-		Help: "Time to build and publish one shard artifact.", Buckets: latencyBuckets})
+		"Shard artifacts published for Flux, by cluster and result.")), []string{"cluster", "result"})
+	m.publishLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "shard_publish_duration_seconds",
+		Help: "Time to build and publish one shard artifact, by cluster.", Buckets: latencyBuckets}, []string{"cluster"})
 	m.requestToReady = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "store_request_to_ready_seconds",
 		Help: "Time from a store change being requested to the store reporting ready.", Buckets: readyBuckets})
 	m.auths = prometheus.NewCounterVec(prometheus.CounterOpts(f("authentications_total",
 		"Bearer token checks on /api/v1, by method (oidc, token, kubernetes; none when no token was accepted) and result.")), []string{"method", "result"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts(f("rate_limited_requests_total",
 		"Requests refused with 429, by budget (reads or writes).")), []string{"budget"})
-	m.watchLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "watch_lag_seconds",
-		Help:    "Time from a Flux object's Ready condition changing in the cluster (whole seconds, the API server's clock) to the status watcher seeing it.",
-		Buckets: []float64{.5, 1, 2, 5, 10, 30, 60, 300}})
-	m.connected = prometheus.NewGauge(prometheus.GaugeOpts(f("cluster_connected",
-		"1 while the status watcher reaches the cluster's API server, 0 while it does not (stores then show unknown).")))
-	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts(f("cluster_reconnects_total",
-		"Times the status watcher got the cluster back after losing it.")))
+	m.watchLag = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "watch_lag_seconds",
+		Help:    "Time from a Flux object's Ready condition changing in the cluster (whole seconds, the API server's clock) to the status watcher seeing it, by cluster.",
+		Buckets: []float64{.5, 1, 2, 5, 10, 30, 60, 300}}, []string{"cluster"})
+	m.connected = prometheus.NewGaugeVec(prometheus.GaugeOpts(f("cluster_connected",
+		"1 while the status watcher reaches the cluster's API server, 0 while it does not (its stores then show unknown).")), []string{"cluster"})
+	m.reconnects = prometheus.NewCounterVec(prometheus.CounterOpts(f("cluster_reconnects_total",
+		"Times the status watcher got the cluster back after losing it.")), []string{"cluster"})
 	for _, b := range []string{"reads", "writes"} {
 		m.rateLimited.WithLabelValues(b)
 	}
 	for _, c := range []string{"conflict", "unreachable", "unknown"} {
 		m.pushFailures.WithLabelValues(c)
-	}
-	for _, r := range []string{"ok", "error"} {
-		m.publishes.WithLabelValues(r)
 	}
 	// Every pair that can occur, so the family exists (at zero) before the first
 	// token and a dashboard's rates have a series to start from.
@@ -130,9 +126,7 @@ func New() *Metrics {
 		m.publishes, m.publishLatency, m.requestToReady, m.auths, m.rateLimited, m.watchLag, m.connected, m.reconnects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("fleet_write_queue_depth",
 			"Groups of changes waiting for the fleet writer.")), m.queueDepth),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("shard_publish_queue_depth",
-			"Shards with pushed commits waiting for their publish (in flight included).")), m.publishQueueDepth),
-		phaseCollector{m}, tenantCollector{m},
+		clusterCollector{m}, tenantCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -185,44 +179,8 @@ func (m *Metrics) Commit(stores int, d time.Duration) {
 // PushFailed counts one push attempt that did not land.
 func (m *Metrics) PushFailed(cause string) { m.pushFailures.WithLabelValues(cause).Inc() }
 
-// ShardPublished records one shard publish; err is its outcome.
-func (m *Metrics) ShardPublished(d time.Duration, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	m.publishes.WithLabelValues(result).Inc()
-	m.publishLatency.Observe(d.Seconds())
-}
-
-// WatchLag records how long after a change in the cluster the watcher saw it.
-func (m *Metrics) WatchLag(d time.Duration) { m.watchLag.Observe(d.Seconds()) }
-
-// Connected records a change of the cluster connection.
-func (m *Metrics) Connected(ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if ok {
-		m.connected.Set(1)
-		if m.everConnected {
-			m.reconnects.Inc()
-		}
-		m.everConnected = true
-		return
-	}
-	m.connected.Set(0)
-}
-
 // Ready records a store reaching ready, d after its change was requested.
 func (m *Metrics) Ready(d time.Duration) { m.requestToReady.Observe(d.Seconds()) }
-
-// WatchPhases makes the stores-by-phase gauge read count at every scrape: the
-// tracker already holds every store's phase, so nothing is kept twice.
-func (m *Metrics) WatchPhases(count func() map[string]int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.phases = count
-}
 
 // WatchTenants makes the stores-by-tenant gauge read count at every scrape. The
 // limit tenants with the most stores get a series each; the others are summed as
@@ -240,23 +198,6 @@ func (m *Metrics) WatchQueue(depth func() int) {
 	m.queue = depth
 }
 
-// WatchPublishQueue makes the publish-queue gauge read depth at every scrape.
-func (m *Metrics) WatchPublishQueue(depth func() int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.publishQ = depth
-}
-
-func (m *Metrics) publishQueueDepth() float64 {
-	m.mu.Lock()
-	q := m.publishQ
-	m.mu.Unlock()
-	if q == nil {
-		return 0
-	}
-	return float64(q())
-}
-
 func (m *Metrics) queueDepth() float64 {
 	m.mu.Lock()
 	q := m.queue
@@ -265,31 +206,6 @@ func (m *Metrics) queueDepth() float64 {
 		return 0
 	}
 	return float64(q())
-}
-
-// phaseCollector reports storefleet_stores by phase at scrape time.
-type phaseCollector struct{ m *Metrics }
-
-var storesDesc = prometheus.NewDesc(namespace+"_stores", "Stores by current phase (as the status tracker sees them; none without a cluster).", []string{"phase"}, nil)
-
-func (c phaseCollector) Describe(ch chan<- *prometheus.Desc) { ch <- storesDesc }
-
-func (c phaseCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	count := c.m.phases
-	c.m.mu.Unlock()
-	byPhase := map[string]int{}
-	if count != nil {
-		byPhase = count()
-	}
-	for _, p := range knownPhases {
-		ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(byPhase[p]), p)
-	}
-	for p, n := range byPhase {
-		if !known(p) && p != "" {
-			ch <- prometheus.MustNewConstMetric(storesDesc, prometheus.GaugeValue, float64(n), p)
-		}
-	}
 }
 
 func known(p string) bool {

@@ -26,9 +26,11 @@ func TestLint(t *testing.T) {
 	m.RateLimited("writes")
 	m.Commit(3, 20*time.Millisecond)
 	m.PushFailed("conflict")
-	m.ShardPublished(time.Millisecond, errors.New("boom"))
+	c := m.Cluster("east")
+	c.ShardPublished(time.Millisecond, errors.New("boom"))
+	c.WatchLag(time.Second)
 	m.Ready(42 * time.Second)
-	m.WatchPhases(func() map[string]int { return map[string]int{"ready": 2} })
+	c.WatchPhases(func() map[string]int { return map[string]int{"ready": 2} })
 	m.WatchQueue(func() int { return 1 })
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
@@ -50,7 +52,7 @@ func TestLint(t *testing.T) {
 			continue
 		}
 		for _, s := range mf.GetMetric() {
-			if s.GetLabel()[0].GetValue() == "ready" {
+			if s.GetLabel()[1].GetValue() == "ready" {
 				ready = s.GetGauge().GetValue()
 			}
 		}
@@ -99,6 +101,9 @@ func TestDashboardQueriesExistingFamilies(t *testing.T) {
 	// tenants once serve wires them.
 	m.HTTPRequest(http.MethodGet, "/healthz", 200, time.Millisecond)
 	m.WatchTenants(func() map[string]int { return map[string]int{"acme": 1} }, 1)
+	c := m.Cluster("east")
+	c.ShardPublished(time.Millisecond, nil)
+	c.WatchLag(time.Second)
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -172,21 +177,76 @@ func TestTenantsWithNoStore(t *testing.T) {
 	}
 }
 
-// The first connection is no reconnect; each one after a loss is.
+// The first connection is no reconnect; each one after a loss is. Each cluster
+// counts its own.
 func TestReconnects(t *testing.T) {
 	m := metrics.New()
+	east, west := m.Cluster("east"), m.Cluster("west")
 	for _, ok := range []bool{true, false, true, false, true} {
-		m.Connected(ok)
+		east.Connected(ok)
 	}
+	west.Connected(true)
+	west.Connected(false)
 	want := `
-# HELP storefleet_cluster_connected 1 while the status watcher reaches the cluster's API server, 0 while it does not (stores then show unknown).
+# HELP storefleet_cluster_connected 1 while the status watcher reaches the cluster's API server, 0 while it does not (its stores then show unknown).
 # TYPE storefleet_cluster_connected gauge
-storefleet_cluster_connected 1
+storefleet_cluster_connected{cluster="east"} 1
+storefleet_cluster_connected{cluster="west"} 0
 # HELP storefleet_cluster_reconnects_total Times the status watcher got the cluster back after losing it.
 # TYPE storefleet_cluster_reconnects_total counter
-storefleet_cluster_reconnects_total 2
+storefleet_cluster_reconnects_total{cluster="east"} 2
+storefleet_cluster_reconnects_total{cluster="west"} 0
 `
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "storefleet_cluster_connected", "storefleet_cluster_reconnects_total"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every per-cluster family carries the cluster, so two clusters' stores, queues
+// and publishers are told apart; a cluster's series exist at zero once it is served.
+func TestPerClusterSeries(t *testing.T) {
+	m := metrics.New()
+	east, west := m.Cluster("east"), m.Cluster("west")
+	east.WatchPhases(func() map[string]int { return map[string]int{"ready": 3, "unknown": 0} })
+	west.WatchPhases(func() map[string]int { return map[string]int{"ready": 1, "unknown": 4} })
+	east.WatchPublishQueue(func() int { return 2 })
+	west.ShardPublished(time.Millisecond, nil)
+	want := `
+# HELP storefleet_shard_publish_queue_depth Shards with pushed commits waiting for their publish (in flight included), by cluster.
+# TYPE storefleet_shard_publish_queue_depth gauge
+storefleet_shard_publish_queue_depth{cluster="east"} 2
+storefleet_shard_publish_queue_depth{cluster="west"} 0
+# HELP storefleet_shard_publishes_total Shard artifacts published for Flux, by cluster and result.
+# TYPE storefleet_shard_publishes_total counter
+storefleet_shard_publishes_total{cluster="east",result="error"} 0
+storefleet_shard_publishes_total{cluster="east",result="ok"} 0
+storefleet_shard_publishes_total{cluster="west",result="error"} 0
+storefleet_shard_publishes_total{cluster="west",result="ok"} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"storefleet_shard_publish_queue_depth", "storefleet_shard_publishes_total"); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "storefleet_stores" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			l := s.GetLabel()
+			if l[1].GetValue() == "ready" || l[1].GetValue() == "unknown" {
+				got[l[0].GetValue()+"/"+l[1].GetValue()] = s.GetGauge().GetValue()
+			}
+		}
+	}
+	if want := map[string]float64{"east/ready": 3, "east/unknown": 0, "west/ready": 1, "west/unknown": 4}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("storefleet_stores %v, want %v", got, want)
+	}
+	if n, err := testutil.GatherAndCount(m.Registry(), "storefleet_stores"); err != nil || n != 26 {
+		t.Fatalf("storefleet_stores has %d series (%v), want each known phase for each cluster (26)", n, err)
 	}
 }

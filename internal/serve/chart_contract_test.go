@@ -37,10 +37,34 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 		t.Fatalf("found only %d STOREFLEET_* names in serve --help:\n%s", len(known), help)
 	}
 
-	for _, values := range []string{"", "values-local.yaml", "values-prod.yaml"} {
-		t.Run("values="+values, func(t *testing.T) {
+	// Production's values serving two more clusters, one with its own artifact URL.
+	extra := filepath.Join(t.TempDir(), "values-extra-clusters.yaml")
+	prod, err := os.ReadFile(filepath.Join(root, "charts", "storefleet", "values-prod.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(extra, append(prod, []byte(`
+clusters:
+  extra:
+    - name: eu-west
+      kubeconfigSecret: {name: eu-west-kubeconfig, key: kubeconfig}
+      artifactURL: https://artifacts.example.com:9443
+    - name: us
+      kubeconfigSecret: {name: us-kubeconfig, key: config}
+`)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, values := range []string{"", "values-local.yaml", "values-prod.yaml", extra} {
+		name := values
+		if filepath.IsAbs(values) {
+			name = filepath.Base(values)
+		}
+		t.Run("values="+name, func(t *testing.T) {
 			o := charts.TemplateOptions{Release: "storefleet", Namespace: "storefleet"}
-			if values != "" {
+			switch {
+			case filepath.IsAbs(values):
+				o.ValuesFiles = []string{values}
+			case values != "":
 				o.ValuesFiles = []string{filepath.Join(root, "charts", "storefleet", values)}
 			}
 			objs, err := helm.Template(ctx, filepath.Join(root, "charts", "storefleet"), o)
@@ -91,6 +115,16 @@ func TestPlatformChartEnvIsWhatServeReads(t *testing.T) {
 			}
 			if err != nil {
 				t.Errorf("serve refuses the chart's settings: %v", err)
+			}
+			if values == extra {
+				c, _ := parse(args, func(k string) string { return env[k] })
+				got := map[string]string{}
+				for _, sc := range c.kube.clusters {
+					got[sc.name] = sc.artifactURL
+				}
+				if len(got) != 3 || got["eu-west"] != "https://artifacts.example.com:9443" || got["us"] != "" {
+					t.Errorf("serve serves %v from the chart's clusters.extra", got)
+				}
 			}
 		})
 	}
@@ -162,6 +196,12 @@ func chartArgs(t *testing.T, objs []*unstructured.Unstructured, args []string) [
 	for _, a := range args {
 		if a == "serve" {
 			continue
+		}
+		// A kubeconfig comes from a Secret the chart does not hold: one that loads
+		// stands in for it where the test can read it.
+		if item, ok := strings.CutPrefix(a, "--cluster-kubeconfig="); ok {
+			name, _, _ := strings.Cut(item, "=")
+			a = "--cluster-kubeconfig=" + name + "=" + kubeconfigFile(t, "https://"+name+".example.com:6443")
 		}
 		if path, ok := strings.CutPrefix(a, "--auth-config="); ok {
 			key := filepath.Base(path)

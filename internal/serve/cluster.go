@@ -41,7 +41,7 @@ type clusterSetup struct {
 	// point at) and logs name the cluster.
 	multi bool
 	log   *slog.Logger
-	m     *metrics.Metrics
+	m     *metrics.Cluster
 }
 
 // attached is one served cluster while it runs: its watcher, its elected
@@ -62,7 +62,7 @@ func attachCluster(ctx context.Context, c clusterSetup) (*attached, error) {
 	if c.multi {
 		log = log.With("cluster", c.cluster.name)
 	}
-	sb := newStandby(c.view)
+	sb := newStandby(c.view, c.m)
 	w, err := kube.New(kube.Config{
 		Kubeconfig: c.cluster.kubeconfig, FluxNamespace: c.k.fluxNamespace, Log: log, OnLag: c.m.WatchLag,
 		ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {

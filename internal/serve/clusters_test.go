@@ -81,3 +81,59 @@ func TestClusterKubeconfigs(t *testing.T) {
 		}
 	}
 }
+
+// --cluster-artifact-url gives a served cluster the artifact URL its own Flux
+// reaches; the others keep the default. Its variable is the same list, replaced
+// as a whole by the flag; every mistake is a usage error naming the flag or
+// variable and the item.
+func TestClusterArtifactURLs(t *testing.T) {
+	a, b := kubeconfigFile(t, "https://127.0.0.1:1"), kubeconfigFile(t, "https://127.0.0.1:2")
+	base := []string{"--kubeconfig", a, "--cluster", "eu", "--cluster-kubeconfig", "us=" + b}
+	urls := func(c config) map[string]string {
+		out := map[string]string{}
+		for _, s := range c.kube.clusters {
+			out[s.name] = s.artifactURL
+		}
+		return out
+	}
+	c, err := parse(append(base, "--cluster-artifact-url", "us=https://artifacts.eu.example.com:9443"), vars(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := urls(c); got["us"] != "https://artifacts.eu.example.com:9443" || got["eu"] != "" {
+		t.Fatalf("artifact URLs %v, want us's own and eu's default", got)
+	}
+	c, err = parse(base, vars(map[string]string{clusterArtifactURLEnv: "eu=http://a.example:1, us=http://b.example:2"}))
+	if got := urls(c); err != nil || got["eu"] != "http://a.example:1" || got["us"] != "http://b.example:2" {
+		t.Fatalf("from the variable: %v %v", got, err)
+	}
+	c, err = parse(append(base, "--cluster-artifact-url", "eu=http://c.example:3"), vars(map[string]string{clusterArtifactURLEnv: "us=http://b.example:2"}))
+	if got := urls(c); err != nil || got["eu"] != "http://c.example:3" || got["us"] != "" {
+		t.Fatalf("flag over variable: %v %v", got, err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--cluster-artifact-url", "us"}, nil, `--cluster-artifact-url "us" must be NAME=URL`},
+		{[]string{"--cluster-artifact-url", "=http://a.example"}, nil, "must be NAME=URL"},
+		{[]string{"--cluster-artifact-url", "asia=http://a.example"}, nil, `--cluster-artifact-url "asia=http://a.example": cluster asia is not served; served: eu, us`},
+		{[]string{"--cluster-artifact-url", "us=a.example:9091"}, nil, `--cluster-artifact-url "us=a.example:9091": must be an http:// or https:// URL`},
+		{[]string{"--cluster-artifact-url", "us=https://u:p@a.example"}, nil, "must carry no user, query or fragment"},
+		{[]string{"--cluster-artifact-url", "us=http://a.example", "--cluster-artifact-url", "us=http://b.example"}, nil,
+			`--cluster-artifact-url "us=http://b.example": cluster us already has its artifact URL, from --cluster-artifact-url us=http://a.example`},
+		{nil, map[string]string{clusterArtifactURLEnv: "asia=http://a.example"}, clusterArtifactURLEnv + ` "asia=http://a.example": cluster asia is not served`},
+	} {
+		_, err := parse(append(slices.Clone(base), tc.args...), vars(tc.env))
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want a usage error with %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	// No cluster served: the flag has nothing to name.
+	if _, err := parse([]string{"--cluster-artifact-url", "local=http://a.example"}, vars(nil)); err == nil || !strings.Contains(err.Error(), "cluster local is not served; served: none") {
+		t.Errorf("no cluster: %v", err)
+	}
+}

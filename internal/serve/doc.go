@@ -6,6 +6,7 @@
 // It owns two promises of the process as a whole. It starts whatever the fleet
 // remote does: without it, reads answer from the clone on disk (503 while there is
 // none), writes answer 503 having done nothing, and /readyz says not ready until the
-// remote answers (available.go). And no credential shows: every log line and
+// remote answers (available.go); /readyz?verbose lists that check and each served
+// cluster's connection and shard publisher (readyz.go). And no credential shows: every log line and
 // start-up error passes through the fleet's gitrepo.Redactor (redact.go).
 package serve

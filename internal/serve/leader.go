@@ -11,6 +11,7 @@ import (
 
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
+	"github.com/storefleet/storefleet/internal/metrics"
 	"github.com/storefleet/storefleet/internal/publish"
 	"github.com/storefleet/storefleet/internal/status"
 	"github.com/storefleet/storefleet/internal/store"
@@ -30,14 +31,23 @@ type replicas struct {
 // each shard's newest revision, for Publish to wait on.
 type standby struct {
 	*status.ClusterView
+	// m is the cluster's metrics: its connection gauge.
+	m       *metrics.Cluster
 	mu      sync.Mutex
 	leading bool
 	revs    map[string]string // shard → newest artifact revision seen
 	changed chan struct{}     // closed when revs changes
 }
 
-func newStandby(v *status.ClusterView) *standby {
-	return &standby{ClusterView: v, revs: map[string]string{}, changed: make(chan struct{})}
+func newStandby(v *status.ClusterView, m *metrics.Cluster) *standby {
+	return &standby{ClusterView: v, m: m, revs: map[string]string{}, changed: make(chan struct{})}
+}
+
+// SetConnected is the watcher's report of its cluster's connection: the Tracker's,
+// and the cluster's gauge.
+func (s *standby) SetConnected(ok bool) {
+	s.m.Connected(ok)
+	s.ClusterView.SetConnected(ok)
 }
 
 func (s *standby) SetShardSource(shard, revision string, ready *status.Condition) {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -293,7 +292,7 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 	fl := newFollower(repo, svc, cfg.replicas.fetchInterval, log)
 	go fl.run(ctx)
 	merged.set(fl.miss)
-	handlerSvc, apiOpts, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, merged, log, m)
+	handlerSvc, apiOpts, clusters, stopStatus, err := attachStatus(ctx, cfg.kube, replicas{cfg.replicas, fl}, svc, repo, cfg.cluster, cfg.branch, cfg.dataDir, merged, log, m)
 	if err != nil {
 		ln.Close()
 		return err
@@ -337,7 +336,8 @@ func serveAPI(ctx context.Context, cfg config, svc *fleet.Service, repo *gitrepo
 			}
 		}()
 	}
-	return api.Serve(ctx, ln, withDashboard(api.Handler(g, apiOpts), cfg.dash.signIn(cfg.access.conf)), cfg.grace, log)
+	h := verboseReadyz(api.Handler(g, apiOpts), g.Ready, clusters, log)
+	return api.Serve(ctx, ln, withDashboard(h, cfg.dash.signIn(cfg.access.conf)), cfg.grace, log)
 }
 
 func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) string) {
@@ -431,8 +431,8 @@ func (c *Command) check() (config, error) {
 		bad("--publish-interval must be positive, not %s", cfg.kube.publishInterval)
 	}
 	if u := cfg.kube.artifactURL; u != "" {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			bad("--artifact-url %q must be an http:// or https:// URL", u)
+		if msg := artifactURLProblem(u); msg != "" {
+			bad("--artifact-url %q %s", u, msg)
 		}
 	}
 	if d, err := time.ParseDuration(c.grace); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/storefleet/storefleet/internal/fleet"
 	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/gitrepo"
+	"github.com/storefleet/storefleet/internal/metrics"
 	"github.com/storefleet/storefleet/internal/publish"
 	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/status"
@@ -71,7 +72,7 @@ func TestQueueOnStandby(t *testing.T) {
 	tr := status.New(status.Options{})
 	t.Cleanup(tr.Close)
 	tr.SetConnected(true)
-	sb := newStandby(tr.View(""))
+	sb := newStandby(tr.View(""), metrics.New().Cluster("local"))
 	cluster := &writes{}
 	pub, err := publish.New(publish.Config{Source: repo, Cluster: cluster, FleetCluster: "local", Dir: t.TempDir(),
 		URL: "http://127.0.0.1:9", OnPublish: tr.Published})

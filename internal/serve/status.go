@@ -39,10 +39,10 @@ type kubeFlags struct {
 	// shards is the cluster's choice for the shard Kustomizations the publisher
 	// creates (render.ShardKustomization); its namespace is fluxNamespace.
 	shards render.ShardLayout
-	// extra is --cluster-kubeconfig as given; clusters is every cluster served,
-	// filled by check (served).
-	extra    clusterKubeconfigs
-	clusters []servedCluster
+	// extra is --cluster-kubeconfig as given, artifactURLs --cluster-artifact-url;
+	// clusters is every cluster served, filled by check (served).
+	extra, artifactURLs listFlag
+	clusters            []servedCluster
 	// envErrs are variables that did not parse: reported by validate, after the
 	// flags, so a flag can still override a bad variable.
 	envErrs map[string]error
@@ -144,19 +144,19 @@ func splitList(v string) []string {
 // publisher that turns that cluster's stores/<name>/ into the ExternalArtifacts its
 // Flux applies, elected by a Lease in that cluster, and its publish queue; then
 // the stores loaded from the fleet and the status-aware service. Without a cluster
-// the service and options are returned unchanged.
-func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func(), error) {
+// the service and options are returned unchanged. It also returns the clusters'
+// checks for /readyz?verbose (nil without a cluster).
+func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Service, repo *gitrepo.Repo, fleetCluster, branch, dataDir string, reviews *mergedHook, log *slog.Logger, m *metrics.Metrics) (api.Service, api.Options, func() []clusterCheck, func(), error) {
 	opts := api.Options{Log: log}
 	if len(k.clusters) == 0 {
-		return svc, opts, func() {}, nil
+		return svc, opts, nil, func() {}, nil
 	}
 	layout := k.shards
 	layout.Namespace = k.fluxNamespace
 	if err := layout.Validate(); err != nil {
-		return nil, opts, nil, err
+		return nil, opts, nil, nil, err
 	}
-	tr := status.New(status.Options{Log: log, OnReady: m.Ready, OnConnected: m.Connected})
-	m.WatchPhases(tr.PhaseCounts)
+	tr := status.New(status.Options{Log: log, OnReady: m.Ready})
 	reviews.setClosed(tr.Reviewing)
 	ss := &status.Service{Stores: svc, T: tr, ShardOf: fleetShardOf(repo, log), Head: fleetHead(repo)}
 	multi := len(k.clusters) > 1
@@ -166,11 +166,11 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 	// Listening first: the artifacts' URLs name the address.
 	aln, err := net.Listen("tcp", k.artifactsListen)
 	if err != nil {
-		return nil, opts, nil, fmt.Errorf("--artifacts-listen: %w", err)
+		return nil, opts, nil, nil, fmt.Errorf("--artifacts-listen: %w", err)
 	}
-	artifactURL := k.artifactURL
-	if artifactURL == "" {
-		artifactURL = "http://" + aln.Addr().String()
+	defaultURL := k.artifactURL
+	if defaultURL == "" {
+		defaultURL = "http://" + aln.Addr().String()
 	}
 	// An artifact's path names its cluster (/artifacts/<cluster>/<shard>/…): one
 	// listener serves every cluster's, each from its own publisher.
@@ -191,15 +191,31 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		if multi {
 			key = c.name
 		}
+		// A cluster whose Flux reaches the artifacts by another address (another
+		// network) has its own URL; the others share the default.
+		artifactURL := defaultURL
+		if c.artifactURL != "" {
+			artifactURL = c.artifactURL
+		}
+		cm := m.Cluster(c.name)
+		view := tr.View(key)
+		// With one cluster the view is the whole Tracker ("" names no cluster):
+		// every store it tracks is that cluster's.
+		phases := tr.PhaseCounts
+		if multi {
+			phases = view.PhaseCounts
+		}
+		cm.WatchPhases(phases)
 		a, err := attachCluster(ctx, clusterSetup{
-			cluster: c, view: tr.View(key), k: k, layout: layout, rep: rep, svc: svc, ss: ss, repo: repo,
-			branch: branch, dataDir: dataDir, artifactURL: artifactURL, multi: multi, log: log, m: m,
+			cluster: c, view: view, k: k, layout: layout, rep: rep, svc: svc, ss: ss, repo: repo,
+			branch: branch, dataDir: dataDir, artifactURL: artifactURL, multi: multi, log: log, m: cm,
 		})
 		if err != nil {
 			stopAll()
-			return nil, opts, nil, err
+			return nil, opts, nil, nil, err
 		}
 		started = append(started, a)
+		cm.WatchPublishQueue(a.queue.Depth)
 		handlers[c.name] = a.artifacts
 		if multi {
 			ss.Queues[c.name] = a.queue
@@ -208,21 +224,13 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		}
 	}
 	stopArtifacts = serveArtifacts(aln, handlers, log)
-	// The queue gauge counts the shards waiting in every cluster's queue.
-	m.WatchPublishQueue(func() int {
-		n := 0
-		for _, c := range started {
-			n += c.queue.Depth()
-		}
-		return n
-	})
 	followStatus(rep.fl, ss, repo, log)
 	log.Info("shard publishers: each runs on its cluster's Lease leader", "clusters", names(k.clusters),
-		"artifacts", artifactURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
+		"artifacts", defaultURL+publish.ArtifactsPath, "artifacts-listen", aln.Addr().String())
 	n, err := ss.Load(ctx)
 	if err != nil {
 		stopAll()
-		return nil, opts, nil, err
+		return nil, opts, nil, nil, err
 	}
 	log.Info("status: watching the clusters", "stores", n, "clusters", names(k.clusters), "flux-namespace", k.fluxNamespace)
 	// With a cluster one DELETE ?purge=true is enough: the purger commits the second
@@ -274,7 +282,7 @@ func attachStatus(ctx context.Context, k kubeFlags, rep replicas, svc *fleet.Ser
 		opts.Logs = logs
 	}
 	// The purger stops first: a second step in flight needs the publisher.
-	return ss, opts, func() {
+	return ss, opts, clusterChecks(started), func() {
 		stopPurger()
 		<-purged
 		close(stopped)

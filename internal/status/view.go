@@ -52,6 +52,20 @@ func (v *ClusterView) SetConnected(ok bool) {
 	}
 }
 
+// PhaseCounts is Tracker.PhaseCounts for the view's stores: each served cluster's
+// stores-by-phase series.
+func (v *ClusterView) PhaseCounts() map[string]int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range v.stores {
+		if e.desired.Cluster == v.cluster && e.status.Phase != "" {
+			out[string(e.status.Phase)]++
+		}
+	}
+	return out
+}
+
 // allConnected: every cluster heard of answers (false before any was).
 func (t *Tracker) allConnected() bool {
 	if len(t.conn) == 0 {

@@ -49,6 +49,29 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
 {{/*
+The clusters served besides .Values.cluster (clusters.extra), checked where the schema
+cannot: each name once, and none the chart's own cluster. Renders nothing.
+*/}}
+{{- define "storefleet.extraClusters" -}}
+{{- $seen := dict .Values.cluster "cluster" -}}
+{{- range $i, $c := (.Values.clusters | default dict).extra | default list -}}
+{{- if hasKey $seen $c.name -}}
+{{- fail (printf "clusters.extra[%d].name %q: cluster %s is already served (by %s); each cluster is named once" $i $c.name $c.name (get $seen $c.name)) -}}
+{{- end -}}
+{{- $_ := set $seen $c.name (printf "clusters.extra[%d]" $i) -}}
+{{- end -}}
+{{- $x := .Values.artifacts.expose | default dict -}}
+{{- if and $x.enabled (not $x.sourceRanges) -}}
+{{- fail "artifacts.expose.sourceRanges: the CIDRs of the clusters whose Flux fetches the artifacts are required with artifacts.expose.enabled (the artifacts are the fleet's rendered manifests: never open to everyone)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where clusters.extra[].kubeconfigSecret of cluster NAME is mounted. */}}
+{{- define "storefleet.kubeconfigDir" -}}
+{{- printf "/etc/storefleet/clusters/%s" . -}}
+{{- end -}}
+
+{{/*
 Several replicas share the fleet: every pod serves the API and follows the others' commits,
 and only the holder of a Lease runs the shard publisher (docs/design.md). What is still
 refused: an autoscaler (the chart renders none; set replicas), and a PodDisruptionBudget
