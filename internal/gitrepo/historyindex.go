@@ -9,12 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // The history index answers a store's history without walking the log: for every store
@@ -24,6 +27,12 @@ import (
 // and on disk beside the clone, one line per commit, so a restart reads it back instead
 // of walking 100,000 commits. A tip that does not descend from the indexed one (a
 // force-push rewrote the branch) makes it start over, in the background.
+//
+// A store's history follows the store, not one path: a reshard (`gitops-api reshard`,
+// one commit) moves every store folder to another shard, and a history read from the
+// new folder alone would start at that commit. So the index also knows every folder
+// each store (cluster and name) had, and a history merges theirs in commit order; the
+// reshard commit itself is listed once, with the folder's tree after it.
 
 var (
 	// errIndexBuilding: the index is being built and cannot answer yet; the caller
@@ -38,6 +47,7 @@ var (
 // (zero: removed).
 type folderChange struct {
 	commit, tree plumbing.Hash
+	seq          int // the commit's place in the index: parents before children
 }
 
 type historyIndex struct {
@@ -53,8 +63,12 @@ type historyIndex struct {
 	tip   plumbing.Hash
 	seen  map[plumbing.Hash]struct{}
 	byDir map[string][]folderChange
-	f     *os.File     // append-only, nil when the index lives in memory only
-	trees rawTreeCache // the index's own, so reads at the tip do not evict its trees
+	// byStore lists, for each store ("<cluster>/<name>"), the folders it has had, one
+	// per shard count it lived at.
+	byStore map[string][]string
+	n       int          // commits indexed: the next one's seq
+	f       *os.File     // append-only, nil when the index lives in memory only
+	trees   rawTreeCache // the index's own, so reads at the tip do not evict its trees
 
 	// closed: the Repo is closed; the file is not opened again by a build that
 	// was still on its way.
@@ -93,6 +107,47 @@ func (x *historyIndex) reset() {
 	x.tip = plumbing.ZeroHash
 	x.seen = map[plumbing.Hash]struct{}{}
 	x.byDir = map[string][]folderChange{}
+	x.byStore = map[string][]string{}
+	x.n = 0
+}
+
+// add records that the commit at seq changed folder dir to tree.
+func (x *historyIndex) add(dir string, c, tree plumbing.Hash, seq int) {
+	if _, ok := x.byDir[dir]; !ok {
+		if ref, ok := store.ParseDir(dir); ok {
+			k := ref.Cluster + "/" + ref.Name
+			x.byStore[k] = append(x.byStore[k], dir)
+		}
+	}
+	x.byDir[dir] = append(x.byDir[dir], folderChange{commit: c, tree: tree, seq: seq})
+}
+
+// changesOf is every change of the store whose folder is dir (at any shard count), in
+// index order: a commit that changed several of its folders (a reshard moving it) is
+// one change, with the tree of the folder it left the store in. A dir that is not a
+// store folder is that folder's changes alone.
+func (x *historyIndex) changesOf(dir string) []folderChange {
+	ref, ok := store.ParseDir(dir)
+	dirs := x.byStore[ref.Cluster+"/"+ref.Name]
+	if !ok || len(dirs) <= 1 {
+		return x.byDir[dir]
+	}
+	var all []folderChange
+	for _, d := range dirs {
+		all = append(all, x.byDir[d]...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].seq < all[j].seq })
+	out := all[:0]
+	for _, fc := range all {
+		if n := len(out); n > 0 && out[n-1].seq == fc.seq {
+			if out[n-1].tree.IsZero() {
+				out[n-1] = fc
+			}
+			continue
+		}
+		out = append(out, fc)
+	}
+	return out
 }
 
 // load replays the file: each line is a commit and the folders it changed, as
@@ -117,10 +172,11 @@ func (x *historyIndex) load() error {
 			if !ok || tree != "" && !plumbing.IsHash(tree) {
 				return fmt.Errorf("malformed entry %q", truncate(f, 80))
 			}
-			x.byDir[dir] = append(x.byDir[dir], folderChange{commit: c, tree: plumbing.NewHash(tree)})
+			x.add(dir, c, plumbing.NewHash(tree), x.n)
 		}
 		x.seen[c] = struct{}{}
 		x.tip = c
+		x.n++
 	}
 	if err := sc.Err(); err != nil {
 		return err
@@ -192,7 +248,7 @@ func (x *historyIndex) catchUp(ctx context.Context, r *Repo, tip plumbing.Hash) 
 		line.Reset()
 		line.WriteString(c.Hash.String())
 		for dir, tree := range ic.changes {
-			x.byDir[dir] = append(x.byDir[dir], folderChange{commit: c.Hash, tree: tree})
+			x.add(dir, c.Hash, tree, x.n)
 			line.WriteByte(' ')
 			line.WriteString(dir)
 			line.WriteByte('=')
@@ -204,6 +260,7 @@ func (x *historyIndex) catchUp(ctx context.Context, r *Repo, tip plumbing.Hash) 
 		lines.Write(line.Bytes())
 		x.seen[c.Hash] = struct{}{}
 		x.tip = c.Hash
+		x.n++
 		if lines.Len() > 1<<20 {
 			x.persist(&lines)
 		}
@@ -425,7 +482,7 @@ func (r *Repo) indexedHistory(ctx context.Context, dir string, limit int) ([]Com
 		x.mu.Unlock()
 		return nil, err
 	}
-	all := x.byDir[dir]
+	all := x.changesOf(dir)
 	page := make([]folderChange, 0, min(limit, len(all)))
 	for i := len(all) - 1; i >= 0 && len(page) < limit; i-- {
 		page = append(page, all[i])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -28,40 +29,60 @@ import (
 // applied that tarball: its inventory is empty by then, so its finalizer deletes
 // nothing.
 
-// movePlan returns, for every shard among shards whose stores at head differ from
-// what was published, the shards that took in a store it lost (its dependencies).
-// It is empty when no store moved: a removed store that is nowhere else at head is a purge, not a move. old
-// movePlan reads the stores of the changed shards only: two tree reads each.
-func (p *Publisher) movePlan(ctx context.Context, head string, trees map[string]string, shards []string) (map[string][]string, error) {
+// A move is read from durable state only, so that a leader that starts after the
+// push, or takes over in the middle of a move, carries it on in the same order: what
+// each shard's artifact in the cluster was built from (the commit its revision names,
+// or, once this process published the shard, the head it published it from), and the
+// fleet at that commit and at the head. A store's shard is a function of its name and
+// the fleet's shard count, so only a shard whose artifact was built at another count
+// than the head's can have lost a store to another shard; the others cost one read of
+// the count at their commit, and a restart adopts the shards whose tarball is the
+// head's before it asks even that.
+
+// movePlan returns, for every shard among shards that lost a store to another shard
+// since its artifact was built, the shards that took its stores in at head (its
+// dependencies). It is empty when no store moved: a removed store that is nowhere
+// else at head is a purge, not a move. undecided are the shards whose artifact's
+// commit could not be read (a clone whose history is still being fetched): whether
+// they lose stores is not known, so they must not be published yet.
+func (p *Publisher) movePlan(ctx context.Context, head string, trees map[string]string, shards []string) (deps map[string][]string, undecided map[string]error, err error) {
+	n, err := p.cfg.Source.ShardsAt(ctx, head)
+	if err != nil {
+		return nil, nil, fmt.Errorf("publish: the shard count at %s: %w", head, err)
+	}
 	type loss struct{ shard, name string }
 	var lost []loss
-	where := map[string]string{} // store name → its shard at head, over the changed shards
+	undecided = map[string]error{}
 	for _, s := range shards {
-		commit, tree := p.publishedAt(s)
-		if tree == trees[s] {
+		names, err := p.lostStores(ctx, head, n, s, trees[s])
+		if err != nil {
+			undecided[s] = err
 			continue
 		}
-		now, err := p.storesOf(ctx, head, s, trees[s])
+		for _, name := range names {
+			lost = append(lost, loss{s, name})
+		}
+	}
+	deps = map[string][]string{}
+	if len(lost) == 0 {
+		return deps, undecided, nil
+	}
+	// Where each store is at head, over every shard: a shard that takes stores in may
+	// be up to date already (published before a restart or a failed wait), and it is
+	// still the one to wait for.
+	where := map[string]string{}
+	for s, tree := range trees {
+		if tree == "" {
+			continue
+		}
+		now, err := p.storesOf(ctx, head, s)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for name := range now {
 			where[name] = s
 		}
-		if commit == "" || tree == "" {
-			continue // never published with stores: it can lose none
-		}
-		before, err := p.storesOf(ctx, commit, s, tree)
-		if err != nil {
-			return nil, err
-		}
-		for name := range before {
-			if !now[name] {
-				lost = append(lost, loss{s, name})
-			}
-		}
 	}
-	deps := map[string][]string{}
 	seen := map[[2]string]bool{}
 	for _, l := range lost {
 		to, ok := where[l.name]
@@ -73,43 +94,111 @@ func (p *Publisher) movePlan(ctx context.Context, head string, trees map[string]
 			deps[l.shard] = append(deps[l.shard], to)
 		}
 	}
-	return deps, nil
+	for s := range deps {
+		sort.Strings(deps[s])
+	}
+	return deps, undecided, nil
 }
 
-// storesOf lists the store folders of shard at commit; tree "" is an empty shard.
-func (p *Publisher) storesOf(ctx context.Context, commit, shard, tree string) (map[string]bool, error) {
-	out := map[string]bool{}
-	if tree == "" {
-		return out, nil
+// lostStores lists the stores shard's artifact holds that are no longer in shard at
+// head (tree is shard's tree there), when its artifact was built at another shard
+// count than n, the head's: only then can one have moved to another shard.
+func (p *Publisher) lostStores(ctx context.Context, head string, n int, shard, tree string) ([]string, error) {
+	commit, was, known := p.publishedAt(shard)
+	if commit == "" || known && (was == tree || was == "") {
+		return nil, nil
 	}
+	at, err := p.cfg.Source.ShardsAt(ctx, commit)
+	if err != nil {
+		return nil, fmt.Errorf("publish: shard %s: the shard count of the commit its artifact was built at (%s): %w", shard, commit, err)
+	}
+	if at == n {
+		return nil, nil
+	}
+	before, err := p.storesOf(ctx, commit, shard)
+	if err != nil {
+		return nil, err
+	}
+	now := map[string]bool{}
+	if tree != "" {
+		if now, err = p.storesOf(ctx, head, shard); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	for name := range before {
+		if !now[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// storesOf lists the store folders of shard at commit (none when it is absent).
+func (p *Publisher) storesOf(ctx context.Context, commit, shard string) (map[string]bool, error) {
 	sub, err := p.cfg.Source.Subtrees(ctx, commit, path.Join(p.storesDir(), shard))
 	if err != nil {
 		return nil, fmt.Errorf("publish: stores of shard %s at %s: %w", shard, commit, err)
 	}
+	out := make(map[string]bool, len(sub))
 	for name := range sub {
 		out[name] = true
 	}
 	return out, nil
 }
 
-// publishedAt is the commit and tree this process last published shard at. A
-// shard it has not published (after a start) has none, so a move is seen only by
-// a publisher that published the shards before it: reading every shard's stores at
-// the commit of its artifact in the cluster would make each start cost thousands
-// of tree reads (see clusters/README.md for a restart in the middle of a move).
-func (p *Publisher) publishedAt(shard string) (string, string) {
+// publishedAt is the commit shard's artifact was built from and, when this process
+// published or adopted it (known), the shard's tree there. Otherwise it is the commit
+// the artifact in the cluster names, as the last pass read it ("" when the shard has
+// none).
+func (p *Publisher) publishedAt(shard string) (commit, tree string, known bool) {
 	p.mu.Lock()
-	st := p.shards[shard]
-	p.mu.Unlock()
-	if st != nil {
-		return p.commitOf(st.revision), st.tree
+	defer p.mu.Unlock()
+	if st := p.shards[shard]; st != nil {
+		return st.at, st.tree, true
 	}
-	return "", ""
+	if a, ok := p.cluster[shard]; ok {
+		if c, ok := p.revisionCommit(a.Revision); ok {
+			return c, "", false
+		}
+	}
+	return "", "", false
 }
 
-func (p *Publisher) commitOf(revision string) string {
-	c, _ := strings.CutPrefix(revision, p.cfg.Branch+"@sha1:")
-	return c
+// revisionCommit is the commit an artifact revision (<branch>@sha1:<commit>) names.
+func (p *Publisher) revisionCommit(revision string) (string, bool) {
+	commit, ok := strings.CutPrefix(revision, p.cfg.Branch+"@sha1:")
+	return commit, ok && isHex(commit) && (len(commit) == 40 || len(commit) == 64)
+}
+
+// undecidedErr says which shards were left unpublished because whether they lose
+// stores is not known yet (movePlan).
+func undecidedErr(undecided map[string]error) error {
+	if len(undecided) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(undecided))
+	for s := range undecided {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("shards %s not published until it is known whether they lose stores to others: %w",
+		strings.Join(names, " "), undecided[names[0]])
+}
+
+// without returns shards less those in drop.
+func without(shards []string, drop map[string]error) []string {
+	if len(drop) == 0 {
+		return shards
+	}
+	out := make([]string, 0, len(shards))
+	for _, s := range shards {
+		if _, ok := drop[s]; !ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // publishMoved publishes shards in the order movePlan's dependencies ask, in waves:
@@ -148,10 +237,22 @@ func (p *Publisher) publishMoved(ctx context.Context, head string, trees map[str
 			}
 		}
 		if len(now) == 0 {
+			if missing := waitsOutside(later, deps, shards); len(missing) > 0 {
+				return published, fmt.Errorf("publish: shards %s wait for shards %s, which this pass cannot publish; not published",
+					strings.Join(later, " "), strings.Join(missing, " "))
+			}
 			return published, fmt.Errorf("publish: shards %s lose stores to each other in a cycle; not published", strings.Join(later, " "))
 		}
 		for _, s := range now {
-			rev, err := p.publishLocked(ctx, head, s, trees[s], nil)
+			// A shard this process has not published yet is measured from its artifact
+			// in the cluster: one the move emptied still gets its empty tarball.
+			var existing *Artifact
+			p.mu.Lock()
+			if a, ok := p.cluster[s]; ok && p.shards[s] == nil {
+				existing = &a
+			}
+			p.mu.Unlock()
+			rev, err := p.publishLocked(ctx, head, s, trees[s], existing)
 			if err != nil {
 				return published, err
 			}
@@ -177,27 +278,37 @@ func (p *Publisher) publishMoved(ctx context.Context, head string, trees map[str
 	return published, nil
 }
 
-// loses reports whether shard lost a store since this process published it: only
-// then can a store have moved out of it (a purge loses one too; movePlan tells).
+// loses reports whether shard lost a store to another shard since its artifact was
+// built (lostStores): then its publish waits for a move's order.
 func (p *Publisher) loses(ctx context.Context, head, shard, tree string) (bool, error) {
-	commit, was := p.publishedAt(shard)
-	if was == "" || was == tree {
-		return false, nil
+	if commit, was, known := p.publishedAt(shard); commit == "" || known && was == tree {
+		return false, nil // the common case: no read at all
 	}
-	before, err := p.storesOf(ctx, commit, shard, was)
+	n, err := p.cfg.Source.ShardsAt(ctx, head)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("publish: the shard count at %s: %w", head, err)
 	}
-	now, err := p.storesOf(ctx, head, shard, tree)
-	if err != nil {
-		return false, err
+	lost, err := p.lostStores(ctx, head, n, shard, tree)
+	return len(lost) > 0, err
+}
+
+// waitsOutside lists the shards that some of later wait for but that are not among
+// shards (left out of the pass: movePlan could not tell whether they lose stores).
+func waitsOutside(later []string, deps map[string][]string, shards []string) []string {
+	in := map[string]bool{}
+	for _, s := range shards {
+		in[s] = true
 	}
-	for name := range before {
-		if !now[name] {
-			return true, nil
+	var out []string
+	for _, s := range later {
+		for _, d := range deps[s] {
+			if !in[d] && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
 		}
 	}
-	return false, nil
+	sort.Strings(out)
+	return out
 }
 
 // moved publishes a move (movePlan found one), alone (the pass lock held for

@@ -27,6 +27,9 @@ type Source interface {
 	// Archive writes a deterministic gzipped tar of dir at commit (the same tree
 	// gives the same bytes), fetching the remote first when the clone lacks commit.
 	Archive(ctx context.Context, commit, dir string, w io.Writer) error
+	// ShardsAt is the fleet's shard count at commit: stores move between shards
+	// only when it changes (move.go).
+	ShardsAt(ctx context.Context, commit string) (int, error)
 }
 
 // Artifact is what a shard's ExternalArtifact points kustomize-controller at: the
@@ -117,9 +120,12 @@ type Publisher struct {
 	// pass is held for writing by a background pass and prune, for reading by each
 	// Publish.
 	pass       sync.RWMutex
-	mu         sync.Mutex // guards shards and shardLocks
+	mu         sync.Mutex // guards shards, cluster and shardLocks
 	shards     map[string]*shardState
 	shardLocks map[string]*sync.Mutex
+	// cluster is every shard's artifact as the last pass read it from the cluster:
+	// for a shard this process has not published, what a move is measured from.
+	cluster map[string]Artifact
 
 	stop chan struct{}
 	done chan struct{}
@@ -132,6 +138,7 @@ type Publisher struct {
 
 type shardState struct {
 	tree     string // tree hash published ("" = the shard is empty)
+	at       string // the fleet commit tree was read at (the revision's, or a later one with the same tree)
 	revision string
 	digest   string
 	file     string // current tarball, relative to Dir
@@ -287,17 +294,20 @@ func (p *Publisher) publish(ctx context.Context, shard string) (string, []string
 		return "", nil, err
 	}
 	shards := p.allShards(trees, nil)
-	deps, err := p.movePlan(ctx, head, trees, shards)
+	deps, undecided, err := p.movePlan(ctx, head, trees, shards)
 	if err != nil {
 		return "", nil, err
 	}
+	if err := undecided[shard]; err != nil {
+		return "", nil, err
+	}
 	if len(deps) > 0 {
-		moved, err := p.moved(ctx, head, trees, shards, deps)
+		moved, err := p.moved(ctx, head, trees, without(shards, undecided), deps)
 		rev := ""
 		if st := p.shards[shard]; st != nil {
 			rev = st.revision
 		}
-		return rev, moved, err
+		return rev, moved, errors.Join(err, undecidedErr(undecided))
 	}
 	// A store removed and found nowhere else: a purge, published as any change.
 	rev, err = p.publishLocked(ctx, head, shard, trees[shard], nil)
@@ -340,16 +350,33 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: reading the published artifacts: %w", err)
 	}
+	p.mu.Lock()
+	p.cluster = existing
+	p.mu.Unlock()
 	// existing adds a shard emptied while this process was not running.
 	sorted := p.allShards(trees, existing)
-	if !adopt {
-		deps, err := p.movePlan(ctx, head, trees, sorted)
-		if err != nil {
-			return nil, err
+	if adopt {
+		// What the cluster already has at the head's content is adopted first: a
+		// move then reads the old commits of the other shards only.
+		for _, shard := range sorted {
+			if a, ok := existing[shard]; ok && p.shards[shard] == nil {
+				if _, err := p.publishAt(ctx, head, shard, trees[shard], &a, true); err != nil {
+					p.log.Warn("shard publisher: adopting a shard's artifact failed", "shard", shard, "err", err)
+				}
+			}
 		}
-		if len(deps) > 0 {
-			return p.moved(ctx, head, trees, sorted, deps)
-		}
+	}
+	// A move (a new shard count) is carried on from what the cluster and Git hold,
+	// whoever published its first shards: a restart in the middle of one, or a start
+	// after the push, keeps its order.
+	deps, undecided, err := p.movePlan(ctx, head, trees, sorted)
+	if err != nil {
+		return nil, err
+	}
+	sorted = without(sorted, undecided)
+	if len(deps) > 0 {
+		changed, err := p.moved(ctx, head, trees, sorted, deps)
+		return changed, errors.Join(err, undecidedErr(undecided))
 	}
 	var failed, changed []string
 	var firstErr error
@@ -383,9 +410,10 @@ func (p *Publisher) sync(ctx context.Context, adopt bool) ([]string, error) {
 		p.log.Info("shard publisher: shards up to date", "head", head, "shards", len(sorted), "changed", len(changed))
 	}
 	if len(failed) > 0 {
-		return changed, fmt.Errorf("%d of %d shards not published (%s): %w", len(failed), len(sorted), strings.Join(failed, " "), firstErr)
+		return changed, errors.Join(fmt.Errorf("%d of %d shards not published (%s): %w", len(failed), len(sorted), strings.Join(failed, " "), firstErr),
+			undecidedErr(undecided))
 	}
-	return changed, nil
+	return changed, undecidedErr(undecided)
 }
 
 func (p *Publisher) head(ctx context.Context) (string, map[string]string, error) {
@@ -420,6 +448,12 @@ func (p *Publisher) storesDir() string { return path.Join("stores", p.cfg.FleetC
 // is not published (its Kustomization reports the artifact as not found); one that
 // held stores and is now empty gets an empty tarball, so Flux prunes what it applied.
 func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string, existing *Artifact) (rev string, err error) {
+	return p.publishAt(ctx, head, shard, tree, existing, false)
+}
+
+// publishAt is publishLocked; with sameOnly it only adopts existing when it is the
+// head's tarball, and publishes nothing otherwise (rev "").
+func (p *Publisher) publishAt(ctx context.Context, head, shard, tree string, existing *Artifact, sameOnly bool) (rev string, err error) {
 	p.mu.Lock()
 	st := p.shards[shard]
 	p.mu.Unlock()
@@ -430,7 +464,12 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 		return "", nil
 	}
 	start := time.Now()
-	defer func() { p.cfg.OnPublished(time.Since(start), err) }()
+	skipped := false // sameOnly and not the same: no publish to count
+	defer func() {
+		if !skipped {
+			p.cfg.OnPublished(time.Since(start), err)
+		}
+	}()
 	// A shard that is gone archives as an empty tarball.
 	var buf bytes.Buffer
 	if err := p.cfg.Source.Archive(ctx, head, path.Join(p.storesDir(), shard), &buf); err != nil {
@@ -443,11 +482,16 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 		Digest: "sha256:" + digest, Size: int64(buf.Len()), LastUpdateTime: time.Now().UTC().Truncate(time.Second),
 	}
 	adopt := existing != nil && p.adoptable(shard, digest, *existing)
+	commit, same := p.sameBytesAt(existing, a.Digest)
+	if sameOnly && !adopt && !same {
+		skipped = true
+		return "", nil
+	}
 	if adopt {
 		// The cluster has this very tarball, built from an older commit with the same
 		// shard tree: keep its URL and revision, so Flux has nothing to reconcile.
 		a, rel = *existing, existing.Path
-	} else if commit, ok := p.sameBytesAt(existing, a.Digest); ok {
+	} else if same {
 		// The same tarball under a URL this publisher does not serve (an older URL
 		// layout, another --artifact-url): move the URL, keep the revision, so that
 		// Flux does not apply every shard again for it.
@@ -462,7 +506,7 @@ func (p *Publisher) publishLocked(ctx context.Context, head, shard, tree string,
 			return "", fmt.Errorf("publish: shard %s: %w", shard, err)
 		}
 	}
-	next := &shardState{tree: tree, revision: a.Revision, digest: a.Digest, file: rel}
+	next := &shardState{tree: tree, at: head, revision: a.Revision, digest: a.Digest, file: rel}
 	if st != nil && st.file != rel {
 		next.previous = st.file
 		if st.previous != "" && st.previous != rel {

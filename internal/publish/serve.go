@@ -68,8 +68,7 @@ func (p *Publisher) sameBytesAt(a *Artifact, digest string) (string, bool) {
 	if a == nil || a.Digest != digest {
 		return "", false
 	}
-	commit, ok := strings.CutPrefix(a.Revision, p.cfg.Branch+"@sha1:")
-	return commit, ok && isHex(commit) && (len(commit) == 40 || len(commit) == 64)
+	return p.revisionCommit(a.Revision)
 }
 
 // served is the serving side's state: tarballs already checked, kept in memory up
