@@ -10,8 +10,9 @@ import (
 
 // A store's create and its version upgrade commit, in the store's own commit, the
 // chart source its engine × version shares (render.SharedChartSource); a second store
-// of the same version leaves it untouched; a delete, which leaves no HelmRelease,
-// commits none.
+// of the same version leaves it untouched; the upgrade keeps the source the other
+// store still uses, and the delete of the last store of a version removes that
+// version's source in the delete's own commit, and nothing else.
 func TestSharedChartSourceCommitted(t *testing.T) {
 	rm := newFleetRemote(t)
 	rep := openReplica(t, rm, nil)
@@ -52,7 +53,19 @@ func TestSharedChartSourceCommitted(t *testing.T) {
 	if _, err := rep.svc.Delete(ctx, "shop-a", false, meta()); err != nil {
 		t.Fatal(err)
 	}
-	if got := git(t, rm.bare, "diff", "--name-only", upgraded, "main", "--", store.ChartSourcesDir(store.DefaultCluster)); got != "" {
-		t.Fatalf("the delete changed chart sources: %q", got)
+	if got := git(t, rm.bare, "diff", "--name-status", upgraded, "main", "--", store.ChartSourcesDir(store.DefaultCluster)); got != "D\t"+src {
+		t.Fatalf("chart sources the delete of the last 0.1.0 store changed: %q, want %s removed", got, src)
+	}
+	if got := git(t, rm.bare, "rev-list", "--count", upgraded+"..main"); got != "1" {
+		t.Fatalf("the delete took %s commits", got)
+	}
+
+	// The last source gone, the folder stays (Flux's Kustomization of it prunes
+	// only a path that exists).
+	if _, err := rep.svc.Delete(ctx, "shop-b", false, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, rm.bare, "ls-tree", "--name-only", "main:"+store.ChartSourcesDir(store.DefaultCluster)); got != ".gitkeep" {
+		t.Fatalf("chart sources once no store is live: %q", got)
 	}
 }

@@ -1,0 +1,248 @@
+package gitrepo
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/storefleet/storefleet/internal/store"
+)
+
+// A shared file (a chart source, chart-sources/<cluster>/<name>.yaml) is removed in
+// the commit of the change that leaves no store using it, and decided from that
+// commit's tree, by the writer, after every change of the batch is applied: so a
+// create that needs the file is either in the tree the decision reads (its folder
+// names the file: kept), in the same batch (kept), or built after the removal landed
+// (its Shared writes the file again). A push that loses its race is built again on
+// the new tip, and the decision with it; a proposal branch never removes one (it is
+// merged onto a tree nobody has decided on).
+//
+// Which store uses a shared file is read the one way this package can without
+// knowing what a store's files mean: a store that needs an object of the Flux
+// namespace names it, and the file is named after the object it holds. A folder
+// whose files hold <name> as a whole word (not part of a longer name) keeps
+// <name>.yaml. A setting that happens to spell the name keeps the file too: that
+// errs towards the idle object, never towards a store without its source.
+//
+// Only the change that may leave a file unused pays for the read (Change.Unshared:
+// a delete, an upgrade off a version; the lifecycle leaves it out when its index
+// knows another store of the version): every store folder of the cluster, stopping
+// at the first that names every candidate. A create reads nothing.
+
+// unshare removes the batch's Unshared files that no store folder of their cluster
+// names in the tree the batch leaves. A read that fails keeps the files (an idle
+// object) rather than failing changes that are otherwise fine.
+func (b *batchTree) unshare() {
+	needed := map[string]bool{}
+	for _, p := range b.applied {
+		for _, f := range p.ch.Shared {
+			needed[f.Path] = true
+		}
+	}
+	type candidate struct {
+		path string
+		by   *pending
+	}
+	byCluster := map[string]map[string]candidate{} // cluster → object name → file
+	for _, p := range b.applied {
+		for _, f := range p.ch.Unshared {
+			if needed[f] {
+				continue
+			}
+			name := strings.TrimSuffix(path.Base(f), ".yaml")
+			if byCluster[p.ch.Cluster] == nil {
+				byCluster[p.ch.Cluster] = map[string]candidate{}
+			}
+			if _, ok := byCluster[p.ch.Cluster][name]; ok {
+				continue
+			}
+			if ok, err := b.ov.hasFile(f); err != nil || !ok {
+				continue
+			}
+			byCluster[p.ch.Cluster][name] = candidate{path: f, by: p}
+		}
+	}
+	for cluster, cands := range byCluster {
+		if len(cands) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(cands))
+		for n := range cands {
+			names = append(names, n)
+		}
+		used, err := b.named(store.StoresRoot+"/"+cluster, names)
+		if err != nil {
+			b.r.log.Warn("gitrepo: reading which stores use the shared files failed; they stay", "cluster", cluster, "err", err)
+			continue
+		}
+		for name, c := range cands {
+			if used[name] {
+				continue
+			}
+			if err := b.ov.removeFile(c.path); err != nil {
+				b.r.log.Warn("gitrepo: removing an unused shared file failed; it stays", "file", c.path, "err", err)
+				continue
+			}
+			c.by.res.Unshared = append(c.by.res.Unshared, c.path)
+		}
+		b.keepFolder(store.ChartSourcesDir(cluster))
+	}
+}
+
+// keepFolder puts an empty .gitkeep in dir when the removals left it empty: Flux's
+// Kustomization of the folder fails on a path that is gone, and then prunes
+// nothing, so the last source removed would stay in the cluster.
+func (b *batchTree) keepFolder(dir string) {
+	n, err := b.ov.node(dir)
+	if err != nil || len(n.entries) > 0 {
+		return
+	}
+	if err := b.ov.setFile(dir+"/"+keepFile, b.objs.add(blobObject(nil))); err != nil {
+		b.r.log.Warn("gitrepo: keeping the emptied shared folder failed", "dir", dir, "err", err)
+	}
+}
+
+// keepFile keeps an otherwise empty folder in Git.
+const keepFile = ".gitkeep"
+
+// named reports which of names some store folder under clusterDir (as the batch
+// leaves it) names. It stops as soon as every name is found.
+func (b *batchTree) named(clusterDir string, names []string) (map[string]bool, error) {
+	used := make(map[string]bool, len(names))
+	shards, err := b.entries(clusterDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sh := range shards {
+		if !sh.dir {
+			continue
+		}
+		folders, err := b.entries(clusterDir + "/" + string(sh.name))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range folders {
+			if !f.dir {
+				continue
+			}
+			if err := b.folderNames(f.hash, names, used); err != nil {
+				return nil, err
+			}
+			if len(used) == len(names) {
+				return used, nil
+			}
+		}
+	}
+	return used, nil
+}
+
+// folderNames marks in used the names a store folder's files (at any depth) hold.
+func (b *batchTree) folderNames(tree plumbing.Hash, names []string, used map[string]bool) error {
+	raw, err := b.raw(tree)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(raw); {
+		e, err := nextRawEntry(raw, off)
+		if err != nil {
+			return err
+		}
+		off = e.end
+		if e.dir {
+			if err := b.folderNames(e.hash, names, used); err != nil {
+				return err
+			}
+			continue
+		}
+		content, err := b.raw(e.hash)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if !used[n] && holdsName(content, n) {
+				used[n] = true
+			}
+		}
+	}
+	return nil
+}
+
+// holdsName reports whether b holds name not as a part of a longer object name
+// (medusa-1.0 in medusa-1.0.1).
+func holdsName(b []byte, name string) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(name))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		end := at + len(name)
+		if (at == 0 || !nameByte(b[at-1])) && (end == len(b) || !nameByte(b[end])) {
+			return true
+		}
+		i = at + 1
+	}
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_'
+}
+
+// entries lists the folder dir as the batch leaves it: from the overlay when the
+// batch loaded it, else as stored.
+func (b *batchTree) entries(dir string) ([]rawTreeEntry, error) {
+	if n, ok := b.ov.nodes[dir]; ok {
+		out := make([]rawTreeEntry, 0, len(n.entries))
+		for _, e := range n.entries {
+			out = append(out, rawTreeEntry{name: []byte(e.Name), dir: e.Mode == filemode.Dir, hash: e.Hash})
+		}
+		return out, nil
+	}
+	h, err := b.ov.get(dir)
+	if err != nil || h.IsZero() {
+		return nil, err
+	}
+	raw, err := b.raw(h)
+	if err != nil {
+		return nil, err
+	}
+	var out []rawTreeEntry
+	for off := 0; off < len(raw); {
+		e, err := nextRawEntry(raw, off)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+		off = e.end
+	}
+	return out, nil
+}
+
+// raw returns an object's content, from the batch's new objects or the clone.
+func (b *batchTree) raw(h plumbing.Hash) ([]byte, error) {
+	if o, ok := b.objs.byHash[h]; ok {
+		if m, ok := o.(*memObject); ok {
+			return m.content, nil
+		}
+		return readAll(o)
+	}
+	o, err := b.r.st.EncodedObject(plumbing.AnyObject, h)
+	if err != nil {
+		return nil, fmt.Errorf("gitrepo: read %s: %w", h, err)
+	}
+	return readAll(o)
+}
+
+func readAll(o plumbing.EncodedObject) ([]byte, error) {
+	rd, err := o.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
+}
