@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -75,7 +77,7 @@ func (b *batchTree) unshare() {
 		for n := range cands {
 			names = append(names, n)
 		}
-		used, err := b.named(store.StoresRoot+"/"+cluster, names)
+		used, err := b.named(cluster, names)
 		if err != nil {
 			b.r.log.Warn("gitrepo: reading which stores use the shared files failed; they stay", "cluster", cluster, "err", err)
 			continue
@@ -111,38 +113,186 @@ func (b *batchTree) keepFolder(dir string) {
 const keepFile = ".gitkeep"
 
 // named reports which of names some store folder under clusterDir (as the batch
-// leaves it) names. It stops as soon as every name is found.
-func (b *batchTree) named(clusterDir string, names []string) (map[string]bool, error) {
+// leaves it) names. It stops as soon as every name is found. A folder's answer is
+// kept by its tree hash (namedCache), so a folder is read once for as long as it
+// does not change.
+func (b *batchTree) named(cluster string, names []string) (map[string]bool, error) {
+	clusterDir := store.StoresRoot + "/" + cluster
 	used := make(map[string]bool, len(names))
+	// A folder read now is searched for every shared file of the cluster, so that
+	// its answer serves the removals of the other versions too.
+	lookFor := map[string]bool{}
+	for _, n := range names {
+		lookFor[n] = true
+	}
+	if n, ok := b.ov.nodes[store.ChartSourcesDir(cluster)]; ok {
+		for name, e := range n.entries {
+			if e.Mode != filemode.Dir && strings.HasSuffix(name, ".yaml") {
+				lookFor[strings.TrimSuffix(name, ".yaml")] = true
+			}
+		}
+	}
+	look := make([]string, 0, len(lookFor))
+	for n := range lookFor {
+		look = append(look, n)
+	}
 	shards, err := b.entries(clusterDir)
 	if err != nil {
 		return nil, err
+	}
+	visited := make(map[plumbing.Hash]folderNames, len(b.r.named.get()))
+	complete := true
+	defer func() {
+		b.r.named.keep(visited, complete)
+	}()
+	mark := func(fn folderNames) bool {
+		for _, n := range fn.holds {
+			if slices.Contains(names, n) {
+				used[n] = true
+			}
+		}
+		return len(used) == len(names)
 	}
 	for _, sh := range shards {
 		if !sh.dir {
 			continue
 		}
-		folders, err := b.entries(clusterDir + "/" + string(sh.name))
+		shardDir := clusterDir + "/" + string(sh.name)
+		// A shard the batch changed has no hash yet (the overlay writes it last);
+		// any other shard is answered whole when its tree was seen before.
+		node, loaded := b.ov.nodes[shardDir]
+		cacheable := !loaded || !node.dirty
+		if cacheable {
+			if fn, ok := b.r.named.lookup(sh.hash, names); ok {
+				visited[sh.hash] = fn
+				if mark(fn) {
+					complete = false
+					return used, nil
+				}
+				continue
+			}
+		}
+		folders, err := b.entries(shardDir)
 		if err != nil {
 			return nil, err
 		}
+		shard := folderNames{checked: lookFor}
 		for _, f := range folders {
 			if !f.dir {
 				continue
 			}
-			if err := b.folderNames(f.hash, names, used); err != nil {
-				return nil, err
+			fn, ok := b.r.named.lookup(f.hash, names)
+			if !ok {
+				fn = folderNames{checked: lookFor}
+				found := map[string]bool{}
+				if err := b.readNames(f.hash, look, found); err != nil {
+					complete = false
+					return nil, err
+				}
+				for n := range found {
+					fn.holds = append(fn.holds, n)
+				}
 			}
-			if len(used) == len(names) {
+			visited[f.hash] = fn
+			shard = shard.with(fn)
+			if mark(fn) {
+				complete = false
 				return used, nil
 			}
+		}
+		if cacheable {
+			visited[sh.hash] = shard
 		}
 	}
 	return used, nil
 }
 
-// folderNames marks in used the names a store folder's files (at any depth) hold.
-func (b *batchTree) folderNames(tree plumbing.Hash, names []string, used map[string]bool) error {
+// with adds a folder's answer to its shard's: the shard holds what any folder
+// holds, and has checked only what every folder checked.
+func (s folderNames) with(f folderNames) folderNames {
+	if !sameSet(s.checked, f.checked) {
+		both := map[string]bool{}
+		for n := range s.checked {
+			if f.checked[n] {
+				both[n] = true
+			}
+		}
+		s.checked = both
+	}
+	for _, n := range f.holds {
+		if !slices.Contains(s.holds, n) {
+			s.holds = append(s.holds, n)
+		}
+	}
+	return s
+}
+
+func sameSet(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for n := range a {
+		if !b[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// folderNames is what one store folder's files name: of the shared files checked
+// (their object names), those in holds.
+type folderNames struct {
+	checked map[string]bool
+	holds   []string
+}
+
+// namedCache keeps, by store folder (and shard) tree hash, the shared files each
+// was found to name. A tree is its content, so an answer never goes stale; a name not
+// checked when the folder was read is looked for by reading it again. A scan that
+// visits every folder replaces the cache with what it visited, so folders gone
+// from the fleet do not stay.
+type namedCache struct {
+	mu     sync.Mutex
+	byTree map[plumbing.Hash]folderNames
+}
+
+func (c *namedCache) get() map[plumbing.Hash]folderNames {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byTree
+}
+
+// lookup answers for tree if every one of names was checked when it was read.
+func (c *namedCache) lookup(tree plumbing.Hash, names []string) (folderNames, bool) {
+	c.mu.Lock()
+	fn, ok := c.byTree[tree]
+	c.mu.Unlock()
+	if !ok {
+		return folderNames{}, false
+	}
+	for _, n := range names {
+		if !fn.checked[n] {
+			return folderNames{}, false
+		}
+	}
+	return fn, true
+}
+
+// keep adds the answers of a scan; a complete scan's answers replace the rest.
+func (c *namedCache) keep(visited map[plumbing.Hash]folderNames, complete bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if complete || c.byTree == nil {
+		c.byTree = visited
+		return
+	}
+	for h, fn := range visited {
+		c.byTree[h] = fn
+	}
+}
+
+// readNames marks in found the names a store folder's files (at any depth) hold.
+func (b *batchTree) readNames(tree plumbing.Hash, names []string, found map[string]bool) error {
 	raw, err := b.raw(tree)
 	if err != nil {
 		return err
@@ -154,7 +304,7 @@ func (b *batchTree) folderNames(tree plumbing.Hash, names []string, used map[str
 		}
 		off = e.end
 		if e.dir {
-			if err := b.folderNames(e.hash, names, used); err != nil {
+			if err := b.readNames(e.hash, names, found); err != nil {
 				return err
 			}
 			continue
@@ -164,8 +314,8 @@ func (b *batchTree) folderNames(tree plumbing.Hash, names []string, used map[str
 			return err
 		}
 		for _, n := range names {
-			if !used[n] && holdsName(content, n) {
-				used[n] = true
+			if !found[n] && holdsName(content, n) {
+				found[n] = true
 			}
 		}
 	}

@@ -148,3 +148,30 @@ func TestUnsharedRacesCreate(t *testing.T) {
 		})
 	}
 }
+
+// The writer remembers what each store folder names, by its tree; a folder read
+// before a source existed is read again when that source's removal is decided. A
+// store written without its source (by hand, say) that names 6.0 keeps 6.0 once
+// another store brought the source, although the writer had read that folder when
+// no 6.0 existed.
+func TestUnsharedReadsFolderAgainForNewName(t *testing.T) {
+	rm := newRemote(t, "path")
+	r := open(t, rm)
+	ctx := context.Background()
+	hand := onVersion(change("local", "by-hand", ActionCreate, 1, "h1"), "6.0")
+	hand.Shared = nil
+	mustOK(t, r.Submit(ctx, hand))
+	mustOK(t, r.Submit(ctx, onVersion(change("local", "old", ActionCreate, 1, "o1"), "5.0")))
+	del := change("local", "old", ActionDelete, 1, "o2")
+	del.Unshared = []string{sourcePath("5.0")}
+	if res := mustOK(t, r.Submit(ctx, del)); len(res.Unshared) != 1 {
+		t.Fatalf("deleting the last 5.0 store removed %v", res.Unshared)
+	}
+
+	mustOK(t, r.Submit(ctx, onVersion(change("local", "new", ActionCreate, 1, "n1"), "6.0")))
+	del = change("local", "new", ActionDelete, 1, "n2")
+	del.Unshared = []string{sourcePath("6.0")}
+	if res := mustOK(t, r.Submit(ctx, del)); len(res.Unshared) != 0 || !hasSource(t, rm, "main", "6.0") {
+		t.Fatalf("the delete removed %v although store by-hand names woocommerce-6.0", res.Unshared)
+	}
+}
