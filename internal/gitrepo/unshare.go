@@ -33,8 +33,10 @@ import (
 //
 // Only the change that may leave a file unused pays for the read (Change.Unshared:
 // a delete, an upgrade off a version; the lifecycle leaves it out when its index
-// knows another store of the version): every store folder of the cluster, stopping
-// at the first that names every candidate. A create reads nothing.
+// knows another store of the version): the store folders of the cluster, stopping
+// at the first that names every candidate. What a folder or an unchanged shard
+// names is kept by tree hash (namedCache), so only the first such change after a
+// start reads every folder. A create reads nothing.
 
 // unshare removes the batch's Unshared files that no store folder of their cluster
 // names in the tree the batch leaves. A read that fails keeps the files (an idle
@@ -112,8 +114,8 @@ func (b *batchTree) keepFolder(dir string) {
 // keepFile keeps an otherwise empty folder in Git.
 const keepFile = ".gitkeep"
 
-// named reports which of names some store folder under clusterDir (as the batch
-// leaves it) names. It stops as soon as every name is found. A folder's answer is
+// named reports which of names some store folder of cluster (as the batch leaves
+// it) names. It stops as soon as every name is found. A folder's answer is
 // kept by its tree hash (namedCache), so a folder is read once for as long as it
 // does not change.
 func (b *batchTree) named(cluster string, names []string) (map[string]bool, error) {
