@@ -184,11 +184,10 @@ func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed
 
 // unshared names the shared files the change from cur to next (in state) may leave
 // no store using: the source of cur's version when next is deleted or on another
-// version. The writer decides from the commit's tree whether one really is unused
-// (it reads every store folder of the cluster), so a source this index knows
-// another active store of is left out: most deletes and upgrades then cost the
-// writer nothing. Index entries not read yet count for nothing here, which only
-// sends the writer to look.
+// version. The writer decides from the commit's tree whether one really is unused.
+// It is named even when this index knows another store of the version: that store
+// may be leaving the version at this moment (two last stores deleted together),
+// and the writer's answer, kept by tree hash, costs little (docs/benchmarks.md).
 func (s *Service) unshared(cur indexed, next store.Store, state store.State) []string {
 	if cur.state != store.StateActive {
 		return nil
@@ -213,24 +212,7 @@ func (s *Service) unshared(cur indexed, next store.Store, state store.State) []s
 			out = append(out, f.Path)
 		}
 	}
-	if len(out) == 0 || s.versionLive(cur.store) {
-		return nil
-	}
 	return out
-}
-
-// versionLive reports whether the index knows an active store other than st of
-// st's cluster, engine and version.
-func (s *Service) versionLive(st store.Store) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, e := range s.index {
-		if name != st.Name && e.loaded && e.state == store.StateActive && e.store.Cluster == st.Cluster &&
-			e.store.Engine == st.Engine && e.store.Version == st.Version {
-			return true
-		}
-	}
-	return false
 }
 
 // commit sends one change to the writer (or, for a dry run, only diffs it). The

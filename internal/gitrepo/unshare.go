@@ -32,8 +32,7 @@ import (
 // errs towards the idle object, never towards a store without its source.
 //
 // Only the change that may leave a file unused pays for the read (Change.Unshared:
-// a delete, an upgrade off a version; the lifecycle leaves it out when its index
-// knows another store of the version): the store folders of the cluster, stopping
+// a delete, an upgrade off a version): the store folders of the cluster, stopping
 // at the first that names every candidate. What a folder or an unchanged shard
 // names is kept by tree hash (namedCache), so only the first such change after a
 // start reads every folder. A create reads nothing.
