@@ -125,7 +125,7 @@ type Change struct {
 	// using: the source of the version an upgrade leaves, or of a store a delete
 	// takes the release from. The commit that applies the change removes each one
 	// that no store folder of the cluster, as that commit leaves the tree, still
-	// names (unusedShared); a change of the same commit that needs it keeps it.
+	// names (unshare.go); a change of the same commit that needs it keeps it.
 	Unshared []string
 	// Force lets a purge through the deletion guard.
 	Force bool
