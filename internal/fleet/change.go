@@ -59,7 +59,7 @@ func (s *Service) Create(ctx context.Context, in store.Store, m store.Meta) (sto
 		if err != nil {
 			return store.Outcome{}, err
 		}
-		return s.commit(ctx, m, st, store.StateActive, store.ActionCreate, n, "", nil, files)
+		return s.commit(ctx, m, st, store.StateActive, store.ActionCreate, n, "", nil, files, nil)
 	})
 }
 
@@ -152,7 +152,7 @@ func (s *Service) Delete(ctx context.Context, name string, purge bool, m store.M
 			if err != nil {
 				return store.Outcome{}, err
 			}
-			return s.commit(ctx, m, cur.store, store.StatePurged, store.ActionPurge, n, tree, old, nil)
+			return s.commit(ctx, m, cur.store, store.StatePurged, store.ActionPurge, n, tree, old, nil, nil)
 		}
 	})
 }
@@ -179,13 +179,46 @@ func (s *Service) renderAndCommit(ctx context.Context, m store.Meta, cur indexed
 	if sameFiles(old, files) {
 		return unchanged(m, next, state, action), nil
 	}
-	return s.commit(ctx, m, next, state, action, n, tree, old, files)
+	return s.commit(ctx, m, next, state, action, n, tree, old, files, s.unshared(cur, next, state))
+}
+
+// unshared names the shared files the change from cur to next (in state) may leave
+// no store using: the source of cur's version when next is deleted or on another
+// version. The writer decides from the commit's tree whether one really is unused.
+// It is named even when this index knows another store of the version: that store
+// may be leaving the version at this moment (two last stores deleted together),
+// and the writer's answer, kept by tree hash, costs little (docs/benchmarks.md).
+func (s *Service) unshared(cur indexed, next store.Store, state store.State) []string {
+	if cur.state != store.StateActive {
+		return nil
+	}
+	was, err := s.render.Shared(cur.store)
+	if err != nil {
+		return nil
+	}
+	keep := map[string]bool{}
+	if state == store.StateActive {
+		now, err := s.render.Shared(next)
+		if err != nil {
+			return nil
+		}
+		for _, f := range now {
+			keep[f.Path] = true
+		}
+	}
+	var out []string
+	for _, f := range was {
+		if !keep[f.Path] {
+			out = append(out, f.Path)
+		}
+	}
+	return out
 }
 
 // commit sends one change to the writer (or, for a dry run, only diffs it). The
 // purged state removes the folder. shards is the fleet's count files were rendered
-// and base read at.
-func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, state store.State, action store.Action, shards int, base string, old, files []store.File) (store.Outcome, error) {
+// and base read at; unshared are the shared files the change may leave unused.
+func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, state store.State, action store.Action, shards int, base string, old, files []store.File, unshared []string) (store.Outcome, error) {
 	dir := store.DirIn(st.Cluster, st.Name, shards)
 	out := store.Outcome{RequestID: m.RequestID, Store: st.Name, Action: action, Phase: state.Phase()}
 	if m.DryRun {
@@ -197,7 +230,7 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	}
 	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, OnBehalfOf: m.OnBehalfOf,
 		Tenant: st.Tenant, RequestID: m.RequestID, Continues: m.Continues, Dir: dir, Files: files,
-		Remove: state == store.StatePurged, Base: base, Plan: string(st.Plan), Engine: string(st.Engine)}
+		Remove: state == store.StatePurged, Base: base, Plan: string(st.Plan), Engine: string(st.Engine), Unshared: unshared}
 	if state == store.StateActive {
 		// A live store references its engine × version's chart source: committed
 		// with it, so the source exists in Git whenever a store uses it.

@@ -233,6 +233,7 @@ func toChange(c store.Change) (Change, error) {
 		for _, f := range c.Shared {
 			gc.Shared = append(gc.Shared, File{Path: f.Path, Content: f.Content})
 		}
+		gc.Unshared = c.Unshared
 	}
 	if c.Base != "" {
 		gc.Expect = ExpectTree(c.Base)

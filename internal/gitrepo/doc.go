@@ -57,4 +57,11 @@
 // The package knows the fleet layout (stores/<cluster>/<shard>/<name>/, see
 // docs/design.md) only as far as it must to list stores and to guard deletions; it knows
 // nothing about what the files in a store folder mean.
+//
+// It also owns the shared files beside them (chart-sources/<cluster>/<name>.yaml):
+// written by the commit of a change that needs one (Change.Shared), and removed by the
+// commit of a change that may leave one unused (Change.Unshared) when no store folder
+// of the cluster, as that commit leaves the tree, names <name> (unshare.go). The
+// decision is the writer's, on the tree it pushes, so a concurrent create of the same
+// version can never lose its source.
 package gitrepo

@@ -57,6 +57,7 @@ type Repo struct {
 	shards   shardsCache   // the shard count of the last root read (shards.go)
 	limbo    *limbo        // changes whose push the write deadline cut off (resolve.go)
 	removals removalCache  // the mass-deletion guard's window (removals.go)
+	named    namedCache    // which shared files each store folder names (unshare.go)
 
 	obs Observer
 

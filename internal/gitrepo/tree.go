@@ -243,6 +243,31 @@ func (o *overlay) setFile(p string, h plumbing.Hash) error {
 	return o.dirtyUp(parentDir(p))
 }
 
+// hasFile reports whether a regular file is at p.
+func (o *overlay) hasFile(p string) (bool, error) {
+	parent, err := o.node(parentDir(p))
+	if err != nil {
+		return false, err
+	}
+	e, ok := parent.entries[path.Base(p)]
+	return ok && e.Mode != filemode.Dir, nil
+}
+
+// removeFile removes the regular file at p, if there. A folder it leaves empty
+// goes with it when the tree is written (git keeps no empty folder).
+func (o *overlay) removeFile(p string) error {
+	parent, err := o.node(parentDir(p))
+	if err != nil {
+		return err
+	}
+	name := path.Base(p)
+	if e, ok := parent.entries[name]; !ok || e.Mode == filemode.Dir {
+		return nil
+	}
+	delete(parent.entries, name)
+	return o.dirtyUp(parentDir(p))
+}
+
 // dirtyUp marks dir and every folder above it to be written again.
 func (o *overlay) dirtyUp(dir string) error {
 	for d := dir; ; d = parentDir(d) {

@@ -119,8 +119,14 @@ type Change struct {
 	// under the cluster's store.ChartSourcesDir) that the change needs present with
 	// this content: the chart source its store shares with every store of its engine
 	// and version. They land in the commit that applies the change, written only if
-	// absent or different; no change removes them.
+	// absent or different.
 	Shared []File
+	// Unshared are shared files (paths as in Shared) the change may leave no store
+	// using: the source of the version an upgrade leaves, or of a store a delete
+	// takes the release from. The commit that applies the change removes each one
+	// that no store folder of the cluster, as that commit leaves the tree, still
+	// names (unshare.go); a change of the same commit that needs it keeps it.
+	Unshared []string
 	// Force lets a purge through the deletion guard.
 	Force bool
 	// Keep, only with ActionPurge, keeps the folder with Files instead of removing
@@ -155,7 +161,10 @@ type Result struct {
 	Duplicate bool
 	// Tree is the folder's tree hash after the change (empty after purge).
 	Tree string
-	Err  error
+	// Unshared are the files of Change.Unshared its commit removed (no store used
+	// them any more).
+	Unshared []string
+	Err      error
 }
 
 // Signature names the author or committer of the writer's commits.
@@ -368,6 +377,16 @@ func (c *Change) validate() error {
 		}
 		if c.removes() {
 			return invalid("purge takes no shared files")
+		}
+	}
+	for _, p := range c.Unshared {
+		if !validFilePath(p) || path.Dir(p) != store.ChartSourcesDir(c.Cluster) {
+			return invalid("unshared file %q is not in %s", p, store.ChartSourcesDir(c.Cluster))
+		}
+		for _, f := range c.Shared {
+			if f.Path == p {
+				return invalid("file %q is both shared and unshared", p)
+			}
 		}
 	}
 	if c.Action == ActionCreate && c.Expect.kind == expectTree {

@@ -506,6 +506,7 @@ func (r *Repo) build(live []*pending) (base, commit plumbing.Hash, applied []*pe
 	if len(b.applied) == 0 {
 		return base, plumbing.ZeroHash, nil, objs, nil
 	}
+	b.unshare()
 	root, err := b.writeRoot()
 	if err != nil {
 		return base, plumbing.ZeroHash, nil, nil, err

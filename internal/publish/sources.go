@@ -14,6 +14,14 @@ import (
 // again when it changed. Only the leader publishes, so only the leader asks; a
 // request that fails is made again at the next publish or pass, and the
 // repository's interval stays the safety net.
+//
+// A source no store uses any more leaves the folder in the commit that made it
+// unused (internal/gitrepo unshare.go): the folder's tree changes as it does for
+// a new source, so the same request brings the removal, and the chart-sources
+// Kustomization (prune: true) deletes the object. The writer leaves a .gitkeep in
+// a folder it empties: a Kustomization whose path is gone fails and prunes nothing.
+// Were the folder removed all the same (by hand), its tree reads "" here, which
+// differs from the last one asked for, so Flux is asked once more.
 
 // fetchSources asks for a fetch of the fleet GitRepository when the chart-sources
 // folder's tree at the head differs from the one last asked for. It reads the head

@@ -180,8 +180,13 @@ type Change struct {
 	Remove bool
 	// Shared are files outside the folder (paths from the repository root) that
 	// the change needs present with this content (Renderer.Shared); they land in
-	// the same commit and no change removes them.
+	// the same commit.
 	Shared []File
+	// Unshared are paths of shared files the change may leave no store using (the
+	// store's source before a delete or an upgrade to another version). The
+	// repository removes each in the change's commit unless a store, as that
+	// commit leaves the fleet, still uses it; a create never names one.
+	Unshared []string
 	// Base is the folder's tree hash the change was computed from (from ReadDir);
 	// if the folder is no longer at Base the change fails with ErrConflict, so an
 	// outside push is never overwritten. Empty for a create, which instead fails
