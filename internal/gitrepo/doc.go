@@ -52,7 +52,9 @@
 //
 // For the shard publisher it reads without writing: Subtrees lists a folder's child
 // trees at a commit (which shards changed), Archive writes a folder as a deterministic
-// gzipped tar (the artifact Flux applies for a shard; same tree, same bytes).
+// gzipped tar (the artifact Flux applies for a shard; same tree, same bytes). ShardsAt
+// gives the fleet's shard count at any commit, so a publisher that starts in the middle
+// of a reshard can tell, from an artifact's commit alone, which shards still wait for the move.
 //
 // The package knows the fleet layout (stores/<cluster>/<shard>/<name>/, see
 // docs/design.md) only as far as it must to list stores and to guard deletions; it knows
