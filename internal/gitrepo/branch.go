@@ -95,6 +95,15 @@ func (r *Repo) buildProposal(c Change) (base, commit plumbing.Hash, objs *object
 	if err := b.ov.set(c.Dir, next); err != nil {
 		return base, plumbing.ZeroHash, nil, false, err
 	}
+	// The shared chart source goes with the store that names it, as on the fleet's
+	// branch: merged without it, a create of a new version would reference a chart
+	// source that exists nowhere. Unshared is not honoured here (a proposal never
+	// removes a source; the merge's base may have gained users meanwhile).
+	for _, f := range c.Shared {
+		if err := b.ov.setFile(f.Path, b.objs.add(blobObject(f.Content))); err != nil {
+			return base, plumbing.ZeroHash, nil, false, err
+		}
+	}
 	if c.removes() {
 		b.purged[c.Dir] = true
 	}

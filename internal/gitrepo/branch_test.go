@@ -218,3 +218,22 @@ func TestReadProposalBranch(t *testing.T) {
 		})
 	}
 }
+
+// A proposal of a store on a chart version no store used before carries the shared
+// chart source, as a direct commit does: merged, the store's HelmRelease names a
+// source that is there.
+func TestProposalCarriesSharedChartSource(t *testing.T) {
+	rm := newRemote(t, "path")
+	r := open(t, rm)
+	c := onVersion(change("local", "pr-shop", ActionCreate, 1, "req-pr"), "7.1")
+	p, err := r.PushBranch(context.Background(), "storefleet/pr-shop/req-pr", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasSource(t, rm, p.Commit, "7.1") {
+		t.Fatalf("proposal %s lacks %s", p.Commit, sourcePath("7.1"))
+	}
+	if hasSource(t, rm, remoteHead(t, rm), "7.1") {
+		t.Fatal("the fleet branch gained the source before any merge")
+	}
+}
