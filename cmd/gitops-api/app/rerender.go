@@ -21,12 +21,13 @@ import (
 	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/render"
+	"github.com/storefleet/storefleet/internal/serve"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
 func rerenderHelp() helpText {
 	return helpText{
-		usage: "gitops-api rerender --repo URL --flux-shards K --chart-source SOURCE [flags]",
+		usage: "gitops-api rerender --repo URL (--flux-shards K --chart-source SOURCE | --serve-env) [flags]",
 		about: `Renders every store of every cluster again with --flux-shards, the chart source given here and
 the fleet's shard count (its "` + store.ShardsFile + `" file), and commits what differs in one commit: after a
 change of the cluster's --flux-shards, every store's HelmRelease carries the controller shard label
@@ -40,7 +41,13 @@ other render option is the local cluster's default (as gitops-api render has the
 stores were rendered with others (--helm-wait on, images, ingress settings) is refused whole, with
 nothing committed. Restart gitops-api serve with the same --flux-shards and chart source first
 (clusters/README.md, "Flux controller sharding"); with --kubeconfig, a K its shard publisher does
-not label the shard Kustomizations with is refused before anything is committed. Needs the git CLI.`,
+not label the shard Kustomizations with is refused before anything is committed. Needs the git CLI.
+
+With --serve-env instead of --flux-shards and the chart flags, every render option is read from the
+STOREFLEET_* environment gitops-api serve reads (its --flux-shards, chart source, --helm-wait,
+images and ingress settings): run in the gitops-api pod (kubectl exec), it renders every store as
+serve renders its next change, so any file may change, and a cluster with other settings than the
+local defaults is rendered, not refused.`,
 	}
 }
 
@@ -85,6 +92,7 @@ func (f *fluxShardsFlag) Set(v string) error {
 func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.Writer) error {
 	var repo, branch, actor, chartSource, chartURL, chartRepo, kubeconfig, fluxNS string
 	var k fluxShardsFlag
+	var serveEnv bool
 	fs := newFlagSet("gitops-api rerender")
 	fs.StringVar(&repo, "repo", "", "fleet repository URL or path; required")
 	fs.StringVar(&branch, "branch", "main", "fleet branch")
@@ -93,6 +101,7 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 	fs.StringVar(&chartSource, "chart-source", "", "where store charts come from, as gitops-api serve's --chart-source: "+chartSourceHelm+" or "+chartSourceOCI+"; required")
 	fs.StringVar(&chartURL, "chart-oci-url", "", "OCI prefix of the charts, with --chart-source oci (e.g. oci://ghcr.io/acme/charts)")
 	fs.StringVar(&chartRepo, "chart-repository", "", "name of the HelmRepository in flux-system, with --chart-source helmrepository (empty = "+render.LocalOptions().Chart.Name+")")
+	fs.BoolVar(&serveEnv, "serve-env", false, "take every render option from the STOREFLEET_* environment gitops-api serve reads (run it in the gitops-api pod); instead of --flux-shards and the chart flags")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "a cluster whose shard Kustomizations must already be labelled for --flux-shards (by gitops-api serve's shard publisher) before anything is committed (optional)")
 	fs.StringVar(&fluxNS, "flux-namespace", "flux-system", "namespace of the shard Kustomizations (with --kubeconfig)")
 	if helped, err := parseFlags(fs, rerenderHelp(), args, stdout); helped || err != nil {
@@ -103,12 +112,21 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 	switch {
 	case repo == "":
 		return usage("--repo is required")
+	case !validActor(actor):
+		return usage("--actor must be one non-empty line")
+	case serveEnv:
+		if k.set || chartSource != "" || chartURL != "" || chartRepo != "" {
+			return usage("--serve-env reads --flux-shards and the chart source from the environment: give none of --flux-shards, --chart-source, --chart-oci-url, --chart-repository with it")
+		}
+		o, err := serve.RenderOptions(os.Getenv)
+		if err != nil {
+			return usage("--serve-env: the environment is not one gitops-api serve would start with: %v", err)
+		}
+		return rerenderWith(ctx, fleetTarget{repo: repo, branch: branch, actor: actor}, o, true, kubeconfig, fluxNS, stdout)
 	case !k.set:
 		return usage("--flux-shards is required: the cluster's number of Flux controller shards (0 or 1 without sharding)")
 	case k.k.Validate() != nil:
 		return usage("--flux-shards: %v", k.k.Validate())
-	case !validActor(actor):
-		return usage("--actor must be one non-empty line")
 	}
 	opts.FluxShards = k.k
 	switch chartSource {
@@ -138,12 +156,19 @@ func runRerender(ctx context.Context, args []string, _ io.Reader, stdout, _ io.W
 		return usage("--chart-source %s, --chart-oci-url %q, --chart-repository %q: %s", chartSource, chartURL, chartRepo, store.ErrorMessage(err))
 	}
 
+	return rerenderWith(ctx, fleetTarget{repo: repo, branch: branch, actor: actor}, opts, false, kubeconfig, fluxNS, stdout)
+}
+
+// rerenderWith re-renders the fleet with opts and reports it. exact: opts are the
+// cluster's own (--serve-env), so any file may change; otherwise only what rerender's
+// flags decide may (onlyWhatRerenderChanges).
+func rerenderWith(ctx context.Context, t fleetTarget, opts render.Options, exact bool, kubeconfig, fluxNS string, stdout io.Writer) error {
 	if kubeconfig != "" {
 		if err := checkPublisherFluxShards(ctx, kubeconfig, fluxNS, opts.FluxShards); err != nil {
 			return err
 		}
 	}
-	r, err := rerenderFleet(ctx, fleetTarget{repo: repo, branch: branch, actor: actor}, opts)
+	r, err := rerenderFleet(ctx, t, opts, exact)
 	if err != nil {
 		return err
 	}
@@ -248,11 +273,11 @@ func (r rerendered) changed() (n int) {
 
 // rerenderFleet clones the fleet, renders every store again with opts at the fleet's
 // shard count and pushes the difference in one commit (none when there is none).
-func rerenderFleet(ctx context.Context, t fleetTarget, opts render.Options) (rerendered, error) {
+func rerenderFleet(ctx context.Context, t fleetTarget, opts render.Options, exact bool) (rerendered, error) {
 	var r rerendered
 	commit, err := commitFleet(ctx, t, func(_ context.Context, dir string) (string, []string, error) {
 		var err error
-		r, err = rerenderClone(dir, opts)
+		r, err = rerenderClone(dir, opts, exact)
 		if err != nil || r.changed() == 0 && r.sources() == 0 {
 			return "", nil, err
 		}
@@ -280,7 +305,7 @@ func (r rerendered) sources() (n int) {
 
 // rerenderClone renders every store folder of the clone in dir again and writes the
 // files whose bytes differ.
-func rerenderClone(dir string, opts render.Options) (rerendered, error) {
+func rerenderClone(dir string, opts render.Options, exact bool) (rerendered, error) {
 	shards, err := fleetShards(dir)
 	if err != nil {
 		return rerendered{}, err
@@ -293,7 +318,7 @@ func rerenderClone(dir string, opts render.Options) (rerendered, error) {
 	}
 	r := rerendered{clusters: map[string]clusterRerender{}}
 	for _, c := range clusters {
-		cr, err := rerenderCluster(dir, c, rd, shards)
+		cr, err := rerenderCluster(dir, c, rd, shards, exact)
 		if err != nil {
 			return rerendered{}, err
 		}
@@ -303,7 +328,7 @@ func rerenderClone(dir string, opts render.Options) (rerendered, error) {
 }
 
 // rerenderCluster renders the stores of one cluster folder again.
-func rerenderCluster(dir, cluster string, rd render.Renderer, shards int) (clusterRerender, error) {
+func rerenderCluster(dir, cluster string, rd render.Renderer, shards int, exact bool) (clusterRerender, error) {
 	var cr clusterRerender
 	root := filepath.Join(dir, filepath.FromSlash(store.ClusterDir(cluster)))
 	shardDirs, err := os.ReadDir(root)
@@ -330,7 +355,7 @@ func rerenderCluster(dir, cluster string, rd render.Renderer, shards int) (clust
 				continue
 			}
 			folder := path.Join(store.ShardDir(cluster, sd.Name()), n.Name())
-			changed, shared, err := rerenderStore(dir, folder, rd)
+			changed, shared, err := rerenderStore(dir, folder, rd, exact)
 			if err != nil {
 				return cr, err
 			}
@@ -360,7 +385,7 @@ func rerenderCluster(dir, cluster string, rd render.Renderer, shards int) (clust
 // rerenderStore reads the store of folder back (render.Parse, as the API's writer
 // does), renders it again in its state and writes the files whose bytes differ. It
 // returns whether any did, and the shared chart source a live store references.
-func rerenderStore(dir, folder string, rd render.Renderer) (bool, []render.File, error) {
+func rerenderStore(dir, folder string, rd render.Renderer, exact bool) (bool, []render.File, error) {
 	entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(folder)))
 	if err != nil {
 		return false, nil, err
@@ -394,8 +419,10 @@ func rerenderStore(dir, folder string, rd render.Renderer) (bool, []render.File,
 		if path.Dir(f.Path) != folder {
 			return false, nil, fmt.Errorf("%s: store %s renders to %s, not its folder", folder, s.Name, path.Dir(f.Path))
 		}
-		if err := onlyWhatRerenderChanges(old[f.Path], f); err != nil {
-			return false, nil, fmt.Errorf("%s: %w", folder, err)
+		if !exact {
+			if err := onlyWhatRerenderChanges(old[f.Path], f); err != nil {
+				return false, nil, fmt.Errorf("%s: %w", folder, err)
+			}
 		}
 		wrote, err := writeIfDifferent(dir, f)
 		if err != nil {

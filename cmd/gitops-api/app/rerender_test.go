@@ -272,7 +272,7 @@ func TestRerenderRetriesAConcurrentPush(t *testing.T) {
 	}}
 	k2 := render.LocalOptions()
 	k2.FluxShards = 2
-	r, err := rerenderFleet(context.Background(), target, k2)
+	r, err := rerenderFleet(context.Background(), target, k2, false)
 	if err != nil {
 		t.Fatalf("rerender: %v", err)
 	}
