@@ -16,8 +16,6 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/storefleet/storefleet/internal/gitrepo"
@@ -168,38 +166,8 @@ func TestReshardSurvivesAPublisherRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ready := func(name string) *helmv2.HelmRelease {
-		t.Helper()
-		key := client.ObjectKey{Namespace: "store-" + name, Name: name}
-		hr := &helmv2.HelmRelease{}
-		if err := testenv.Poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-			if err := env.Client.Get(ctx, key, hr); err != nil {
-				return false, err.Error(), client.IgnoreNotFound(err)
-			}
-			for _, c := range hr.Status.Conditions {
-				if c.Type == "Ready" {
-					return c.Status == metav1.ConditionTrue, c.Message, nil
-				}
-			}
-			return false, "no Ready condition", nil
-		}); err != nil {
-			t.Fatalf("HelmRelease %s: %v", key, err)
-		}
-		return hr
-	}
-	state := func(name string) installed {
-		t.Helper()
-		hr := ready(name)
-		ns := &corev1.Namespace{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: "store-" + name}, ns); err != nil {
-			t.Fatal(err)
-		}
-		sec := &corev1.Secret{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "store-" + name, Name: "sh.helm.release.v1." + name + ".v1"}, sec); err != nil {
-			t.Fatalf("store %s: Helm release revision 1: %v", name, err)
-		}
-		return installed{release: hr.UID, helmV1: sec.UID, namespace: ns.UID}
-	}
+	ready := func(name string) *helmv2.HelmRelease { t.Helper(); return readyRelease(t, ctx, env, name) }
+	state := func(name string) installed { t.Helper(); return installedState(t, ctx, env, name) }
 	before := map[string]installed{}
 	for _, n := range names {
 		before[n] = state(n)

@@ -119,6 +119,43 @@ spec:
 // makes a new one) and the Namespace's UID.
 type installed struct{ release, helmV1, namespace types.UID }
 
+// readyRelease waits until store name's HelmRelease is Ready and returns it.
+func readyRelease(t *testing.T, ctx context.Context, env *testenv.Env, name string) *helmv2.HelmRelease {
+	t.Helper()
+	key := client.ObjectKey{Namespace: "store-" + name, Name: name}
+	hr := &helmv2.HelmRelease{}
+	if err := testenv.Poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
+		if err := env.Client.Get(ctx, key, hr); err != nil {
+			return false, err.Error(), client.IgnoreNotFound(err)
+		}
+		for _, c := range hr.Status.Conditions {
+			if c.Type == "Ready" {
+				return c.Status == metav1.ConditionTrue, c.Message, nil
+			}
+		}
+		return false, "no Ready condition", nil
+	}); err != nil {
+		t.Fatalf("HelmRelease %s: %v", key, err)
+	}
+	return hr
+}
+
+// installedState is what must survive a move of store name, once it is Ready: the
+// UIDs of its HelmRelease, its Helm release's first revision and its Namespace.
+func installedState(t *testing.T, ctx context.Context, env *testenv.Env, name string) installed {
+	t.Helper()
+	hr := readyRelease(t, ctx, env, name)
+	ns := &corev1.Namespace{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "store-" + name}, ns); err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "store-" + name, Name: "sh.helm.release.v1." + name + ".v1"}, sec); err != nil {
+		t.Fatalf("store %s: Helm release revision 1: %v", name, err)
+	}
+	return installed{release: hr.UID, helmV1: sec.UID, namespace: ns.UID}
+}
+
 // TestReshardKeepsEveryStore installs stores at 4,096 shards through the real shard
 // publisher, kube-apiserver and Flux controllers, runs `gitops-api reshard --shards
 // 256`, and checks that Flux adopted every store instead of uninstalling it: each
@@ -174,38 +211,8 @@ func TestReshardKeepsEveryStore(t *testing.T) {
 	// watcher's PublishArtifact and WaitApplied, its tarballs served on loopback.
 	startShardPublisher(t, ctx, env, time.Second)
 
-	ready := func(name string) *helmv2.HelmRelease {
-		t.Helper()
-		key := client.ObjectKey{Namespace: "store-" + name, Name: name}
-		hr := &helmv2.HelmRelease{}
-		if err := testenv.Poll(ctx, 250*time.Millisecond, func() (bool, string, error) {
-			if err := env.Client.Get(ctx, key, hr); err != nil {
-				return false, err.Error(), client.IgnoreNotFound(err)
-			}
-			for _, c := range hr.Status.Conditions {
-				if c.Type == "Ready" {
-					return c.Status == metav1.ConditionTrue, c.Message, nil
-				}
-			}
-			return false, "no Ready condition", nil
-		}); err != nil {
-			t.Fatalf("HelmRelease %s: %v", key, err)
-		}
-		return hr
-	}
-	state := func(name string) installed {
-		t.Helper()
-		hr := ready(name)
-		ns := &corev1.Namespace{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: "store-" + name}, ns); err != nil {
-			t.Fatal(err)
-		}
-		sec := &corev1.Secret{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "store-" + name, Name: "sh.helm.release.v1." + name + ".v1"}, sec); err != nil {
-			t.Fatalf("store %s: Helm release revision 1: %v", name, err)
-		}
-		return installed{release: hr.UID, helmV1: sec.UID, namespace: ns.UID}
-	}
+	ready := func(name string) *helmv2.HelmRelease { t.Helper(); return readyRelease(t, ctx, env, name) }
+	state := func(name string) installed { t.Helper(); return installedState(t, ctx, env, name) }
 	before := map[string]installed{}
 	for _, n := range names {
 		before[n] = state(n)
