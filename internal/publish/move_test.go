@@ -78,25 +78,7 @@ func TestMoveWaitsForTheShardsThatTakeStoresIn(t *testing.T) {
 	}
 	layout := func(n int, msg string) {
 		t.Helper()
-		if err := os.RemoveAll(filepath.Join(work, "stores")); err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range names {
-			p := filepath.Join(work, filepath.FromSlash(store.DirIn("local", name, n)), "kustomization.yaml")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, []byte("resources: []\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// The count changes with the folders, as `gitops-api reshard` commits them.
-		if err := os.WriteFile(filepath.Join(work, store.ShardsFile), store.FormatShards(n), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		git("add", "--all")
-		git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "--quiet", "-m", msg)
-		git("push", "--quiet", "origin", "HEAD:main")
+		pushLayout(t, work, names, n, msg, git)
 		if err := repo.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -136,4 +118,29 @@ func TestMoveWaitsForTheShardsThatTakeStoresIn(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pushLayout commits, in the clone at work, a folder for each of names at a fleet of
+// n shards (and n in the shards file, as `gitops-api reshard` commits them), in place
+// of every store folder there was, and pushes it.
+func pushLayout(t *testing.T, work string, names []string, n int, msg string, git func(...string)) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(work, "stores")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		p := filepath.Join(work, filepath.FromSlash(store.DirIn("local", name, n)), "kustomization.yaml")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("resources: []\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, store.ShardsFile), store.FormatShards(n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git("add", "--all")
+	git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "--quiet", "-m", msg)
+	git("push", "--quiet", "origin", "HEAD:main")
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/storefleet/storefleet/internal/gitrepo"
@@ -53,24 +51,7 @@ func TestMoveCarriedOnByANewPublisher(t *testing.T) {
 			}
 			layout := func(n int) {
 				t.Helper()
-				if err := os.RemoveAll(filepath.Join(work, "stores")); err != nil {
-					t.Fatal(err)
-				}
-				for _, name := range names {
-					p := filepath.Join(work, filepath.FromSlash(store.DirIn("local", name, n)), "kustomization.yaml")
-					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(p, []byte("resources: []\n"), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := os.WriteFile(filepath.Join(work, store.ShardsFile), store.FormatShards(n), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				git("add", "--all")
-				git("-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "--quiet", "-m", fmt.Sprint("at ", n))
-				git("push", "--quiet", "origin", "HEAD:main")
+				pushLayout(t, work, names, n, fmt.Sprint("at ", n), git)
 			}
 			layout(4096)
 			log := &orderLog{}
