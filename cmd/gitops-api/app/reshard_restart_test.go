@@ -18,10 +18,8 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/storefleet/storefleet/internal/gitrepo"
 	"github.com/storefleet/storefleet/internal/kube"
 	"github.com/storefleet/storefleet/internal/publish"
-	"github.com/storefleet/storefleet/internal/render"
 	"github.com/storefleet/storefleet/internal/store"
 	"github.com/storefleet/storefleet/internal/testenv"
 )
@@ -54,17 +52,7 @@ func newArtifactServer(tb testing.TB) *artifactServer {
 func publisherFor(tb testing.TB, ctx context.Context, env *testenv.Env, srv *artifactServer,
 	applied func(w *kube.Watcher) func(ctx context.Context, shard, rev string) error) (*publish.Publisher, *kube.Watcher) {
 	tb.Helper()
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: filepath.Join(tb.TempDir(), "clone.git")})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { repo.Close() })
-	w, err := kube.New(kube.Config{Rest: env.Config, FluxNamespace: "flux-system", ShardKustomization: func(shard string) (*kustomizev1.Kustomization, error) {
-		return render.ShardKustomization(render.DefaultShardLayout(), shard)
-	}}, nopSink{})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	repo, w := cloneAndWatcher(tb, ctx, env)
 	pub, err := publish.New(publish.Config{Source: repo, Cluster: w, FleetCluster: testenv.FleetCluster, Dir: tb.TempDir(),
 		URL: srv.URL, Interval: time.Second, Applied: applied(w)})
 	if err != nil {

@@ -336,10 +336,10 @@ func TestReshardRefusesBadCounts(t *testing.T) {
 	}
 }
 
-// startShardPublisher runs gitops-api's shard publisher as serve wires it, until
-// the test ends: the environment's fleet cloned, the real watcher's
-// PublishArtifact and WaitApplied, its tarballs served on loopback.
-func startShardPublisher(tb testing.TB, ctx context.Context, env *testenv.Env, interval time.Duration) (*gitrepo.Repo, *publish.Publisher) {
+// cloneAndWatcher are what a shard publisher reads and writes through, as serve
+// wires them: its own clone of the environment's fleet and a watcher of the cluster
+// with the default shard layout. The clone is closed when the test ends.
+func cloneAndWatcher(tb testing.TB, ctx context.Context, env *testenv.Env) (*gitrepo.Repo, *kube.Watcher) {
 	tb.Helper()
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: env.FleetURL, Dir: filepath.Join(tb.TempDir(), "clone.git")})
 	if err != nil {
@@ -352,6 +352,15 @@ func startShardPublisher(tb testing.TB, ctx context.Context, env *testenv.Env, i
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return repo, w
+}
+
+// startShardPublisher runs gitops-api's shard publisher as serve wires it, until
+// the test ends: the environment's fleet cloned, the real watcher's
+// PublishArtifact and WaitApplied, its tarballs served on loopback.
+func startShardPublisher(tb testing.TB, ctx context.Context, env *testenv.Env, interval time.Duration) (*gitrepo.Repo, *publish.Publisher) {
+	tb.Helper()
+	repo, w := cloneAndWatcher(tb, ctx, env)
 	var handler http.Handler = http.NotFoundHandler()
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { handler.ServeHTTP(rw, r) }))
 	tb.Cleanup(srv.Close)
