@@ -31,18 +31,27 @@ func encodePack(objs *objectSet) ([]byte, error) {
 // encodePackIndexed also records what an index of the pack needs (offsets, CRCs).
 func encodePackIndexed(objs *objectSet) (*parsedPack, error) {
 	pp := &parsedPack{objects: make([]*packObject, 0, len(objs.order))}
-	var buf bytes.Buffer
+	contents := make([][]byte, len(objs.order))
+	// The pack's size is known before it is written: a buffer grown by doubling
+	// copied and cleared it over and over (most of this function's time in a
+	// profile of 100 clients creating stores).
+	size := 12 + sha1.Size
+	for i, oh := range objs.order {
+		content, err := objectContent(objs.byHash[oh])
+		if err != nil {
+			return nil, err
+		}
+		contents[i] = content
+		size += packEntryHeaderMax + storedZlibSize(len(content))
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	var hdr [12]byte
 	copy(hdr[:], "PACK")
 	binary.BigEndian.PutUint32(hdr[4:], 2)
 	binary.BigEndian.PutUint32(hdr[8:], uint32(len(objs.order)))
 	buf.Write(hdr[:])
-	for _, oh := range objs.order {
-		o := objs.byHash[oh]
-		content, err := objectContent(o)
-		if err != nil {
-			return nil, err
-		}
+	for i, oh := range objs.order {
+		o, content := objs.byHash[oh], contents[i]
 		po := &packObject{typ: o.Type(), hash: oh, offset: int64(buf.Len())}
 		pp.objects = append(pp.objects, po)
 		size := len(content)
@@ -54,13 +63,24 @@ func encodePackIndexed(objs *objectSet) (*parsedPack, error) {
 			size >>= 7
 		}
 		buf.WriteByte(b)
-		writeStoredZlib(&buf, content)
+		writeStoredZlib(buf, content)
 		po.crc = crc32.ChecksumIEEE(buf.Bytes()[po.offset:])
 	}
 	sum := sha1.Sum(buf.Bytes())
 	buf.Write(sum[:])
 	pp.raw, pp.sum = buf.Bytes(), plumbing.Hash(sum)
 	return pp, nil
+}
+
+// packEntryHeaderMax is the longest type-and-size header of a pack entry: 4 bits of
+// size in the first byte, 7 in each next, for a size of up to 64 bits.
+const packEntryHeaderMax = 10
+
+// storedZlibSize is how long writeStoredZlib's stream for n bytes is: the zlib
+// header, 5 bytes per stored block of up to 64 KiB (at least one), the Adler-32.
+func storedZlibSize(n int) int {
+	blocks := max(1, (n+0xfffe)/0xffff)
+	return 2 + 5*blocks + n + 4
 }
 
 func objectContent(o plumbing.EncodedObject) ([]byte, error) {
@@ -77,25 +97,41 @@ func objectContent(o plumbing.EncodedObject) ([]byte, error) {
 
 // writeStoredZlib writes content as a zlib stream of stored (uncompressed) blocks.
 func writeStoredZlib(buf *bytes.Buffer, content []byte) {
-	sum := adler32.Checksum(content)
+	writeStoredZlibParts(buf, nil, content)
+}
+
+// writeStoredZlibParts writes head followed by content as one zlib stream of stored
+// blocks, without first copying them into one slice (a loose object is its header
+// and its content).
+func writeStoredZlibParts(buf *bytes.Buffer, head, content []byte) {
+	buf.Grow(storedZlibSize(len(head) + len(content)))
+	a := adler32.New()
+	a.Write(head)
+	a.Write(content)
 	buf.Write([]byte{0x78, 0x01})
-	for first := true; first || len(content) > 0; first = false {
-		n := min(len(content), 0xffff)
+	left := len(head) + len(content)
+	for first := true; first || left > 0; first = false {
+		n := min(left, 0xffff)
 		final := byte(0)
-		if n == len(content) {
+		if n == left {
 			final = 1
 		}
-		buf.WriteByte(final)
-		var l [4]byte
-		binary.LittleEndian.PutUint16(l[0:], uint16(n))
-		binary.LittleEndian.PutUint16(l[2:], ^uint16(n))
+		var l [5]byte
+		l[0] = final
+		binary.LittleEndian.PutUint16(l[1:], uint16(n))
+		binary.LittleEndian.PutUint16(l[3:], ^uint16(n))
 		buf.Write(l[:])
-		buf.Write(content[:n])
-		content = content[n:]
+		left -= n
+		// The block's n bytes come from head first, then content.
+		h := min(n, len(head))
+		buf.Write(head[:h])
+		head = head[h:]
+		buf.Write(content[:n-h])
+		content = content[n-h:]
 	}
-	var a [4]byte
-	binary.BigEndian.PutUint32(a[:], sum)
-	buf.Write(a[:])
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], a.Sum32())
+	buf.Write(sum[:])
 }
 
 // idxV2 renders the pack's version-2 index, so an on-disk clone can use the pack as

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,7 +128,10 @@ func (r *Repo) keepObjects(objs *objectSet, kept map[plumbing.Hash]bool) error {
 	var todo []plumbing.Hash
 	dirs := map[string]bool{filepath.Join(r.opts.Dir, "objects", "pack"): true}
 	for _, h := range objs.order {
-		if kept[h] || r.st.HasEncodedObject(h) == nil {
+		// Not asked of the storage whether it holds h already: that lookup (a
+		// stat through go-billy, then every pack index) cost as much as the
+		// write. writeLoose learns it from the rename instead.
+		if kept[h] {
 			continue
 		}
 		todo = append(todo, h)
@@ -154,11 +158,11 @@ func (r *Repo) keepObjects(objs *objectSet, kept map[plumbing.Hash]bool) error {
 					return
 				}
 				h := todo[i]
-				err := writeLoose(r.opts.Dir, objs.byHash[h])
+				added, err := writeLoose(r.opts.Dir, objs.byHash[h])
 				mu.Lock()
-				if err == nil {
+				if added {
 					kept[h] = true
-				} else if first == nil {
+				} else if err != nil && first == nil {
 					first = err
 				}
 				mu.Unlock()
@@ -183,18 +187,23 @@ const looseWriters = 4
 // go-git's writer: when a write fails it returns without closing its temporary file,
 // and a deleted file still open keeps its space, so a full disk would stay full after
 // every failed write. Not synced, as go-git's are not (see writeRef).
-func writeLoose(dir string, o plumbing.EncodedObject) (err error) {
+//
+// added is false when the clone held o as a loose object already: that one is left
+// in place, and the commit must not remove it if it does not land. An object held
+// only in a pack is written loose all the same, which removing again is harmless.
+func writeLoose(dir string, o plumbing.EncodedObject) (added bool, err error) {
 	hex := o.Hash().String()
 	path := filepath.Join(dir, "objects", hex[:2], hex[2:])
 	content, err := objectContent(o)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// Stored, not deflated, as in the packs this package writes (packwrite.go): a
 	// deflate writer per object cost ~0.75 ms here, mostly its allocation, and a
 	// loose object of a few hundred bytes fills a disk block either way.
+	head := strconv.AppendInt(append([]byte(o.Type().String()), ' '), int64(len(content)), 10)
 	var buf bytes.Buffer
-	writeStoredZlib(&buf, append([]byte(fmt.Sprintf("%s %d\x00", o.Type(), len(content))), content...))
+	writeStoredZlibParts(&buf, append(head, 0), content)
 	// Beside go-git's own temporary objects, where tidyClone looks for leftovers. The
 	// name is the object's, so no random name is drawn; created read-only, as git
 	// keeps objects, with no chmod after. One left by a killed writer is replaced.
@@ -205,7 +214,7 @@ func writeLoose(dir string, o plumbing.EncodedObject) (err error) {
 		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() {
 		if err != nil {
@@ -214,12 +223,15 @@ func writeLoose(dir string, o plumbing.EncodedObject) (err error) {
 		}
 	}()
 	if _, err = f.Write(buf.Bytes()); err != nil {
-		return err
+		return false, err
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return false, err
 	}
-	return os.Rename(tmp, path)
+	if err = renameNoReplace(tmp, path); errors.Is(err, os.ErrExist) {
+		return false, os.Remove(tmp)
+	}
+	return err == nil, err
 }
 
 // dropObjects removes the loose objects keepObjects added that the landed commit (nil
