@@ -4,7 +4,9 @@
 // It keeps one long-lived bare clone of the fleet branch (in memory or on disk, never a
 // worktree), applies store changes to it by writing blobs and only the trees on the path
 // to each changed store folder, and pushes a pack holding just the new objects with a
-// compare-and-swap on the branch. One writer goroutine per branch turns the changes queued
+// compare-and-swap on the branch; an on-disk clone takes the same pack before the push,
+// answering its objects from memory until a background merge folds such packs into one
+// (recent.go). One writer goroutine per branch turns the changes queued
 // while a push is in flight into the next commit (group commit); each change still gets
 // its own Result, and a conflicting or invalid change never fails its neighbours.
 //

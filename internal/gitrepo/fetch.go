@@ -11,9 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
@@ -21,7 +19,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // fetch brings the clone to the remote branch's tip: one upload-pack exchange wanting
@@ -180,7 +177,7 @@ func (r *Repo) storePack(pp *parsedPack) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// go-git loads the pack list once; a new storage sees the new pack.
-	r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
+	r.st = r.diskStorage(r.opts.Dir)
 	return nil
 }
 

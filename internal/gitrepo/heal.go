@@ -8,17 +8,13 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage/filesystem"
-
-	"github.com/go-git/go-billy/v5/osfs"
 )
 
 // An on-disk clone is a cache of the remote: everything in it came from the remote or
-// went to it. One whose tip names objects it does not hold (a machine crash loses loose
-// objects go-git never synced; a disk that filled up under an older version of this
+// went to it. One whose tip names objects it does not hold (a machine crash loses objects
+// written without a sync; a disk that filled up under an older version of this
 // package; a file deleted by hand) would fail every write with "object not found", and
 // every start after. So Open checks the clone before using it, and a clone that fails
 // the check is moved aside and cloned again: the start takes as long as a first start,
@@ -54,7 +50,7 @@ func (r *Repo) openDisk() error {
 		return storageErr("create the clone "+dir, err)
 	}
 	var err error
-	r.st = filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
+	r.st = r.diskStorage(dir)
 	r.repo, err = git.Init(r.st, nil)
 	if err != nil {
 		return fmt.Errorf("gitrepo: clone dir %s: %w", dir, err)
@@ -64,7 +60,7 @@ func (r *Repo) openDisk() error {
 
 func (r *Repo) openExisting() error {
 	var err error
-	r.st = filesystem.NewStorage(osfs.New(r.opts.Dir), cache.NewObjectLRUDefault())
+	r.st = r.diskStorage(r.opts.Dir)
 	r.repo, err = git.Open(r.st, nil)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)

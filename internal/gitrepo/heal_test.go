@@ -7,10 +7,44 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 )
 
-func looseObject(dir, h string) string {
-	return filepath.Join(dir, "objects", h[:2], h[2:])
+// objectPack is the pack (its path without .pack or .idx) of the clone in dir that
+// holds object h: the writer puts each commit's objects into the clone as a pack.
+func objectPack(t *testing.T, dir, h string) string {
+	t.Helper()
+	idxs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "pack-*.idx"))
+	for _, p := range idxs {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx := idxfile.NewMemoryIndex()
+		err = idxfile.NewDecoder(f).Decode(idx)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if ok, _ := idx.Contains(plumbing.NewHash(h)); ok {
+			return strings.TrimSuffix(p, ".idx")
+		}
+	}
+	t.Fatalf("no pack of %s holds %s", dir, h)
+	return ""
+}
+
+// removePack removes the pack of the clone in dir that holds object h.
+func removePack(t *testing.T, dir, h string) {
+	t.Helper()
+	p := objectPack(t, dir, h)
+	for _, ext := range []string{".idx", ".pack"} {
+		if err := os.Remove(p + ext); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // A clone whose tip names objects it lacks used to fail every write ("read tip: object
@@ -23,19 +57,16 @@ func TestOpenHealsADamagedClone(t *testing.T) {
 		damage func(t *testing.T, dir, commit string)
 	}{
 		{"tip commit deleted", func(t *testing.T, dir, commit string) {
-			if err := os.Remove(looseObject(dir, commit)); err != nil {
-				t.Fatal(err)
-			}
+			removePack(t, dir, commit)
 		}},
 		{"root tree deleted", func(t *testing.T, dir, commit string) {
-			if err := os.Remove(looseObject(dir, runGit(t, dir, "rev-parse", commit+"^{tree}"))); err != nil {
-				t.Fatal(err)
-			}
+			removePack(t, dir, runGit(t, dir, "rev-parse", commit+"^{tree}"))
 		}},
 		{"shard tree garbled", func(t *testing.T, dir, commit string) {
-			p := looseObject(dir, runGit(t, dir, "rev-parse", commit+":stores/local"))
+			// Cut short: the pack's objects lie past its end.
+			p := objectPack(t, dir, runGit(t, dir, "rev-parse", commit+":stores/local")) + ".pack"
 			os.Chmod(p, 0o644)
-			if err := os.WriteFile(p, []byte("not zlib"), 0o644); err != nil {
+			if err := os.Truncate(p, 12); err != nil {
 				t.Fatal(err)
 			}
 		}},

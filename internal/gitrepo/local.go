@@ -39,7 +39,7 @@ func localRepoPath(ep string) string {
 // branch where it was.
 func (r *Repo) pushLocal(base, commit plumbing.Hash, objs *objectSet) (bool, error) {
 	repo, ref := r.localPath, r.branchRef
-	pp, err := encodePackIndexed(objs)
+	pp, err := objs.packed()
 	if err != nil {
 		return false, err
 	}

@@ -28,6 +28,18 @@ func encodePack(objs *objectSet) ([]byte, error) {
 	return pp.raw, nil
 }
 
+// packed is the set as a pack, encoded on first use.
+func (s *objectSet) packed() (*parsedPack, error) {
+	if s.pack == nil {
+		pp, err := encodePackIndexed(s)
+		if err != nil {
+			return nil, err
+		}
+		s.pack = pp
+	}
+	return s.pack, nil
+}
+
 // encodePackIndexed also records what an index of the pack needs (offsets, CRCs).
 func encodePackIndexed(objs *objectSet) (*parsedPack, error) {
 	pp := &parsedPack{objects: make([]*packObject, 0, len(objs.order))}
@@ -97,41 +109,23 @@ func objectContent(o plumbing.EncodedObject) ([]byte, error) {
 
 // writeStoredZlib writes content as a zlib stream of stored (uncompressed) blocks.
 func writeStoredZlib(buf *bytes.Buffer, content []byte) {
-	writeStoredZlibParts(buf, nil, content)
-}
-
-// writeStoredZlibParts writes head followed by content as one zlib stream of stored
-// blocks, without first copying them into one slice (a loose object is its header
-// and its content).
-func writeStoredZlibParts(buf *bytes.Buffer, head, content []byte) {
-	buf.Grow(storedZlibSize(len(head) + len(content)))
-	a := adler32.New()
-	a.Write(head)
-	a.Write(content)
+	sum := adler32.Checksum(content)
 	buf.Write([]byte{0x78, 0x01})
-	left := len(head) + len(content)
-	for first := true; first || left > 0; first = false {
-		n := min(left, 0xffff)
-		final := byte(0)
-		if n == left {
-			final = 1
-		}
+	for first := true; first || len(content) > 0; first = false {
+		n := min(len(content), 0xffff)
 		var l [5]byte
-		l[0] = final
+		if n == len(content) {
+			l[0] = 1 // the final block
+		}
 		binary.LittleEndian.PutUint16(l[1:], uint16(n))
 		binary.LittleEndian.PutUint16(l[3:], ^uint16(n))
 		buf.Write(l[:])
-		left -= n
-		// The block's n bytes come from head first, then content.
-		h := min(n, len(head))
-		buf.Write(head[:h])
-		head = head[h:]
-		buf.Write(content[:n-h])
-		content = content[n-h:]
+		buf.Write(content[:n])
+		content = content[n:]
 	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], a.Sum32())
-	buf.Write(sum[:])
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], sum)
+	buf.Write(a[:])
 }
 
 // idxV2 renders the pack's version-2 index, so an on-disk clone can use the pack as

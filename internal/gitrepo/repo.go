@@ -50,6 +50,10 @@ type Repo struct {
 	syncMu sync.Mutex
 	mu     sync.RWMutex
 	tip    plumbing.Hash
+	// recent: the objects of the writer's packs the storage has not read yet
+	// (recent.go). Readers of the storage hold mu for as long as they read, which
+	// is what lets a merge remove the packs it replaced.
+	recent *recentObjects
 
 	idx      *requestIndex
 	hist     *historyIndex // which commits changed each store folder (historyindex.go)
@@ -135,6 +139,7 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		return nil, err
 	}
 	r := &Repo{
+		recent:      newRecentObjects(),
 		opts:        opts,
 		red:         red,
 		log:         opts.Logger,

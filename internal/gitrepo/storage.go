@@ -1,16 +1,12 @@
 package gitrepo
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 )
@@ -97,8 +93,8 @@ func writePack(base string, pack, idx []byte) error {
 // writeRef replaces a loose ref of the on-disk clone with an atomic rename, so a full
 // disk leaves the old value instead of the empty file go-git's in-place rewrite would
 // (it truncates, then writes). The temporary file is git's own <ref>.lock, a name no
-// ref can have. Not synced: the clone's loose objects are not synced either (go-git
-// does not), so a machine crash can lose objects a ref names whatever is done here,
+// ref can have. Not synced: the packs the writer puts into the clone are not synced
+// either (recent.go), nor are go-git's loose objects, so a machine crash can lose objects a ref names whatever is done here,
 // and the check at Open heals exactly that; a process crash loses neither.
 func writeRef(dir string, name plumbing.ReferenceName, content string) error {
 	path := filepath.Join(dir, filepath.FromSlash(name.String()))
@@ -115,141 +111,6 @@ func writeRef(dir string, name plumbing.ReferenceName, content string) error {
 		return err
 	}
 	return nil
-}
-
-// keepObjects writes a commit's new objects into the on-disk clone ahead of its push
-// and records in kept the ones it added, so they can be removed again if the commit
-// does not land. A commit of a group of creates holds a few hundred objects, each its
-// own file: the writes go out on a few goroutines, so one file's syscalls overlap
-// another's (the writer's wall time per commit was ~40% these writes, one at a time).
-func (r *Repo) keepObjects(objs *objectSet, kept map[plumbing.Hash]bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var todo []plumbing.Hash
-	dirs := map[string]bool{filepath.Join(r.opts.Dir, "objects", "pack"): true}
-	for _, h := range objs.order {
-		// Not asked of the storage whether it holds h already: that lookup (a
-		// stat through go-billy, then every pack index) cost as much as the
-		// write. writeLoose learns it from the rename instead.
-		if kept[h] {
-			continue
-		}
-		todo = append(todo, h)
-		dirs[filepath.Join(r.opts.Dir, "objects", h.String()[:2])] = true
-	}
-	for d := range dirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return storageErr("write objects to the clone", err)
-		}
-	}
-	var (
-		mu    sync.Mutex
-		first error
-		next  atomic.Int64
-		wg    sync.WaitGroup
-	)
-	for range min(looseWriters, len(todo)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(todo) {
-					return
-				}
-				h := todo[i]
-				added, err := writeLoose(r.opts.Dir, objs.byHash[h])
-				mu.Lock()
-				if added {
-					kept[h] = true
-				} else if err != nil && first == nil {
-					first = err
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if first != nil {
-		return storageErr("write objects to the clone", first)
-	}
-	return nil
-}
-
-// looseWriters is how many loose objects keepObjects writes at once.
-const looseWriters = 4
-
-// writeLoose writes o as a loose object of the repository in dir, where go-git reads
-// it; its fan-out folder and objects/pack must exist (keepObjects makes them). Not
-// go-git's writer: when a write fails it returns without closing its temporary file,
-// and a deleted file still open keeps its space, so a full disk would stay full after
-// every failed write. Not synced, as go-git's are not (see writeRef).
-//
-// added is false when the clone held o as a loose object already: that one is left
-// in place, and the commit must not remove it if it does not land. An object held
-// only in a pack is written loose all the same, which removing again is harmless.
-func writeLoose(dir string, o plumbing.EncodedObject) (added bool, err error) {
-	hex := o.Hash().String()
-	path := filepath.Join(dir, "objects", hex[:2], hex[2:])
-	content, err := objectContent(o)
-	if err != nil {
-		return false, err
-	}
-	// Stored, not deflated, as in the packs this package writes (packwrite.go): a
-	// deflate writer per object cost ~0.75 ms here, mostly its allocation, and a
-	// loose object of a few hundred bytes fills a disk block either way.
-	head := strconv.AppendInt(append([]byte(o.Type().String()), ' '), int64(len(content)), 10)
-	var buf bytes.Buffer
-	writeStoredZlibParts(&buf, append(head, 0), content)
-	// Beside go-git's own temporary objects, where tidyClone looks for leftovers. The
-	// name is the object's, so no random name is drawn; created read-only, as git
-	// keeps objects, with no chmod after. One left by a killed writer is replaced.
-	tmp := filepath.Join(dir, "objects", "pack", "tmp_obj_"+hex)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if errors.Is(err, os.ErrExist) {
-		os.Remove(tmp)
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	}
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(buf.Bytes()); err != nil {
-		return false, err
-	}
-	if err = f.Close(); err != nil {
-		return false, err
-	}
-	if err = renameNoReplace(tmp, path); errors.Is(err, os.ErrExist) {
-		return false, os.Remove(tmp)
-	}
-	return err == nil, err
-}
-
-// dropObjects removes the loose objects keepObjects added that the landed commit (nil
-// if none landed) does not hold: a lost race or a failed push leaves no garbage in a
-// clone nothing ever repacks.
-func (r *Repo) dropObjects(kept map[plumbing.Hash]bool, landed *objectSet) {
-	if len(kept) == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for h := range kept {
-		if landed != nil && landed.byHash[h] != nil {
-			continue
-		}
-		hex := h.String()
-		os.Remove(filepath.Join(r.opts.Dir, "objects", hex[:2], hex[2:]))
-	}
 }
 
 // tidyClone removes what a process killed while writing the clone leaves behind, before

@@ -18,6 +18,9 @@ import (
 type objectSet struct {
 	byHash map[plumbing.Hash]plumbing.EncodedObject
 	order  []plumbing.Hash
+	// pack is the set encoded as a pack, once asked for: the clone's copy and the
+	// push are the same bytes. The set is not added to after that.
+	pack *parsedPack
 }
 
 func newObjectSet() *objectSet {

@@ -155,6 +155,7 @@ func (r *Repo) Close() error {
 	r.qmu.Unlock()
 	close(r.closing)
 	<-r.done
+	r.recent.merges.Wait()
 	r.limbo.close()
 	r.hist.close()
 	return nil
@@ -215,6 +216,7 @@ func (r *Repo) run() {
 		for _, p := range batch {
 			p.done <- p.res
 		}
+		r.maybeMergeRecent()
 	}
 }
 
@@ -281,7 +283,7 @@ func (r *Repo) process(batch []*pending) {
 	}
 	// An on-disk clone takes each attempt's objects before its push (see keepObjects);
 	// those of attempts that did not land are removed once the batch is settled.
-	kept := map[plumbing.Hash]bool{}
+	kept := map[plumbing.Hash]*objectSet{}
 	var landedObjs *objectSet
 	tried := map[plumbing.Hash]*objectSet{}
 	defer func() {
@@ -821,10 +823,11 @@ func (r *Repo) push(ctx context.Context, base, commit plumbing.Hash, objs *objec
 }
 
 func (r *Repo) pushRemote(ctx context.Context, base, commit plumbing.Hash, objs *objectSet) (bool, error) {
-	pack, err := encodePack(objs)
+	pp, err := objs.packed()
 	if err != nil {
 		return false, err
 	}
+	pack := pp.raw
 	sess, err := r.receivePackSession()
 	if err != nil {
 		return false, fmt.Errorf("gitrepo: push session: %w", err)
