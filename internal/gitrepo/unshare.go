@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -34,8 +35,10 @@ import (
 // Only the change that may leave a file unused pays for the read (Change.Unshared:
 // a delete, an upgrade off a version): the store folders of the cluster, stopping
 // at the first that names every candidate. What a folder or an unchanged shard
-// names is kept by tree hash (namedCache), so only the first such change after a
-// start reads every folder. A create reads nothing.
+// names is kept by tree hash (namedCache), so a change reads only the folders
+// changed since the last read; after a start, Open reads them all once in the
+// background (warmnamed.go), so the first such change does not. A create reads
+// nothing.
 
 // unshare removes the batch's Unshared files that no store folder of their cluster
 // names in the tree the batch leaves. A read that fails keeps the files (an idle
@@ -141,7 +144,7 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 	if err != nil {
 		return nil, err
 	}
-	visited := make(map[plumbing.Hash]folderNames, len(b.r.named.get()))
+	visited := make(map[plumbing.Hash]folderNames, b.r.named.size())
 	complete := true
 	defer func() {
 		b.r.named.keep(visited, complete)
@@ -184,14 +187,10 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 			}
 			fn, ok := b.r.named.lookup(f.hash, names)
 			if !ok {
-				fn = folderNames{checked: lookFor}
-				found := map[string]bool{}
-				if err := b.readNames(f.hash, look, found); err != nil {
+				b.r.named.reads.Add(1)
+				if fn, err = readFolder(b.raw, f.hash, look, lookFor); err != nil {
 					complete = false
 					return nil, err
-				}
-				for n := range found {
-					fn.holds = append(fn.holds, n)
 				}
 			}
 			visited[f.hash] = fn
@@ -255,12 +254,18 @@ type folderNames struct {
 type namedCache struct {
 	mu     sync.Mutex
 	byTree map[plumbing.Hash]folderNames
+
+	// reads and warmReads count the store folders read by changes and by the
+	// warm-up, for the tests.
+	reads, warmReads atomic.Int64
 }
 
-func (c *namedCache) get() map[plumbing.Hash]folderNames {
+// size is how many trees the cache holds: the warm-up adds to the map while a
+// change scans, so its length is read under the lock.
+func (c *namedCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.byTree
+	return len(c.byTree)
 }
 
 // lookup answers for tree if every one of names was checked when it was read.
@@ -292,9 +297,27 @@ func (c *namedCache) keep(visited map[plumbing.Hash]folderNames, complete bool) 
 	}
 }
 
+// readFolder reads what the store folder tree names of look, which are the names
+// in checked.
+func readFolder(read objectReader, tree plumbing.Hash, look []string, checked map[string]bool) (folderNames, error) {
+	found := map[string]bool{}
+	if err := readNames(read, tree, look, found); err != nil {
+		return folderNames{}, err
+	}
+	fn := folderNames{checked: checked}
+	for n := range found {
+		fn.holds = append(fn.holds, n)
+	}
+	return fn, nil
+}
+
+// objectReader returns an object's content: a batch's (batchTree.raw) sees its new
+// objects, the warm-up's (Repo.stored) only the clone's.
+type objectReader func(plumbing.Hash) ([]byte, error)
+
 // readNames marks in found the names a store folder's files (at any depth) hold.
-func (b *batchTree) readNames(tree plumbing.Hash, names []string, found map[string]bool) error {
-	raw, err := b.raw(tree)
+func readNames(read objectReader, tree plumbing.Hash, names []string, found map[string]bool) error {
+	raw, err := read(tree)
 	if err != nil {
 		return err
 	}
@@ -305,12 +328,12 @@ func (b *batchTree) readNames(tree plumbing.Hash, names []string, found map[stri
 		}
 		off = e.end
 		if e.dir {
-			if err := b.readNames(e.hash, names, found); err != nil {
+			if err := readNames(read, e.hash, names, found); err != nil {
 				return err
 			}
 			continue
 		}
-		content, err := b.raw(e.hash)
+		content, err := read(e.hash)
 		if err != nil {
 			return err
 		}
@@ -382,7 +405,12 @@ func (b *batchTree) raw(h plumbing.Hash) ([]byte, error) {
 		}
 		return readAll(o)
 	}
-	o, err := b.r.st.EncodedObject(plumbing.AnyObject, h)
+	return b.r.stored(h)
+}
+
+// stored returns an object's content from the clone. Callers hold mu (read).
+func (r *Repo) stored(h plumbing.Hash) ([]byte, error) {
+	o, err := r.st.EncodedObject(plumbing.AnyObject, h)
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: read %s: %w", h, err)
 	}

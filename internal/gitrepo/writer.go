@@ -155,6 +155,7 @@ func (r *Repo) Close() error {
 	r.qmu.Unlock()
 	close(r.closing)
 	<-r.done
+	<-r.warmed
 	r.limbo.close()
 	r.hist.close()
 	return nil
