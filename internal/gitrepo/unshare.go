@@ -121,6 +121,8 @@ const keepFile = ".gitkeep"
 // kept by its tree hash (namedCache), so a folder is read once for as long as it
 // does not change.
 func (b *batchTree) named(cluster string, names []string) (map[string]bool, error) {
+	b.r.named.scans.Add(1)
+	defer b.r.named.scans.Add(-1)
 	clusterDir := store.StoresRoot + "/" + cluster
 	used := make(map[string]bool, len(names))
 	// A folder read now is searched for every shared file of the cluster, so that
@@ -255,6 +257,9 @@ type namedCache struct {
 	mu     sync.Mutex
 	byTree map[plumbing.Hash]folderNames
 
+	// scans counts the changes' scans under way: the warm-up waits while one
+	// runs, rather than compete with it for the CPUs (warmnamed.go).
+	scans atomic.Int32
 	// reads and warmReads count the store folders read by changes and by the
 	// warm-up, for the tests.
 	reads, warmReads atomic.Int64

@@ -34,13 +34,20 @@ import (
 //
 // A change that arrives before the warm-up ends does not wait for it: it uses what
 // the warm-up kept so far (each chunk is kept as it is read) and reads the rest
-// itself, as before the warm-up existed. Waiting would not be sooner, the warm-up
-// reading the same folders on the same CPUs, and would tie the writer to a
-// background task's pace.
+// itself, as before the warm-up existed. Waiting would tie the writer to a
+// background task's pace, and could not be done in build, which holds mu for
+// reading: a tip move waiting for the write lock holds off the warm-up's next read
+// lock. It is the warm-up that waits, between chunks, while a change's scan runs
+// (namedCache.scans): the two reading at once each went at half speed, so the
+// change took as long as the cold scan (BenchmarkUnsharedDelete), however much the
+// warm-up had read before it came.
 
 // warmChunk is how many store folders the warm-up reads under one read lock: ~6 ms
 // at the 0.36 ms a folder the cold scan took.
 const warmChunk = 16
+
+// warmYield is how often a warm-up waiting for a change's scan looks again.
+const warmYield = 5 * time.Millisecond
 
 var errWarmStopped = errors.New("gitrepo: the repository closed during the warm-up")
 
@@ -233,16 +240,28 @@ func (r *Repo) warmFolders(folders []plumbing.Hash, c warmCluster) (map[plumbing
 	return visited, read, nil
 }
 
-// warmPause comes between two chunks: where the warm-up stops once the Repo closes.
+// warmPause comes between two chunks: where the warm-up stops once the Repo closes,
+// and waits while a change scans.
 func (r *Repo) warmPause() error {
 	if testHookWarmChunk != nil {
 		testHookWarmChunk()
 	}
-	select {
-	case <-r.closing:
-		return errWarmStopped
-	default:
-		return nil
+	for {
+		select {
+		case <-r.closing:
+			return errWarmStopped
+		default:
+		}
+		if r.named.scans.Load() == 0 {
+			return nil
+		}
+		t := time.NewTimer(warmYield)
+		select {
+		case <-r.closing:
+			t.Stop()
+			return errWarmStopped
+		case <-t.C:
+		}
 	}
 }
 
