@@ -252,7 +252,7 @@ type folderNames struct {
 // was found to name. A tree is its content, so an answer never goes stale; a name not
 // checked when the folder was read is looked for by reading it again. A scan that
 // visits every folder replaces the cache with what it visited, so folders gone
-// from the fleet do not stay.
+// from the fleet do not stay; the warm-up after Open only adds (warmnamed.go).
 type namedCache struct {
 	mu     sync.Mutex
 	byTree map[plumbing.Hash]folderNames

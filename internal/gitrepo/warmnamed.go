@@ -38,8 +38,9 @@ import (
 // background task's pace, and could not be done in build, which holds mu for
 // reading: a tip move waiting for the write lock holds off the warm-up's next read
 // lock. It is the warm-up that waits, between chunks, while a change's scan runs
-// (namedCache.scans): the two reading at once each went at half speed, so the
-// change took as long as the cold scan (BenchmarkUnsharedDelete), however much the
+// (namedCache.scans): reading at once, the two went at about half speed each, and a
+// removal sent right after Open took as long as the cold scan or longer
+// (BenchmarkUnsharedDelete). Now it costs at most the cold scan, less what the
 // warm-up had read before it came.
 
 // warmChunk is how many store folders the warm-up reads under one read lock: ~6 ms
