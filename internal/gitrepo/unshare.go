@@ -146,10 +146,10 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 	if err != nil {
 		return nil, err
 	}
-	visited := make(map[plumbing.Hash]folderNames, b.r.named.size())
+	visited := make(map[plumbing.Hash]folderNames, b.r.named.size(cluster))
 	complete := true
 	defer func() {
-		b.r.named.keep(visited, complete)
+		b.r.named.keep(cluster, visited, complete)
 	}()
 	mark := func(fn folderNames) bool {
 		for _, n := range fn.holds {
@@ -169,7 +169,7 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 		node, loaded := b.ov.nodes[shardDir]
 		cacheable := !loaded || !node.dirty
 		if cacheable {
-			if fn, ok := b.r.named.lookup(sh.hash, names); ok {
+			if fn, ok := b.r.named.lookup(cluster, sh.hash, names); ok {
 				visited[sh.hash] = fn
 				if mark(fn) {
 					complete = false
@@ -187,7 +187,7 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 			if !f.dir {
 				continue
 			}
-			fn, ok := b.r.named.lookup(f.hash, names)
+			fn, ok := b.r.named.lookup(cluster, f.hash, names)
 			if !ok {
 				b.r.named.reads.Add(1)
 				if fn, err = readFolder(b.raw, f.hash, look, lookFor); err != nil {
@@ -251,11 +251,13 @@ type folderNames struct {
 // namedCache keeps, by store folder (and shard) tree hash, the shared files each
 // was found to name. A tree is its content, so an answer never goes stale; a name not
 // checked when the folder was read is looked for by reading it again. A scan that
-// visits every folder replaces the cache with what it visited, so folders gone
-// from the fleet do not stay; the warm-up after Open only adds (warmnamed.go).
+// visits every folder of a cluster replaces what the cache holds for the cluster
+// with what it visited, so folders gone from the fleet do not stay; the warm-up
+// after Open only adds (warmnamed.go). It is kept by cluster so that such a scan
+// leaves the other clusters' answers, which the warm-up read too.
 type namedCache struct {
-	mu     sync.Mutex
-	byTree map[plumbing.Hash]folderNames
+	mu        sync.Mutex
+	byCluster map[string]map[plumbing.Hash]folderNames
 
 	// scans counts the changes' scans under way: the warm-up waits while one
 	// runs, rather than compete with it for the CPUs (warmnamed.go).
@@ -265,18 +267,19 @@ type namedCache struct {
 	reads, warmReads atomic.Int64
 }
 
-// size is how many trees the cache holds: the warm-up adds to the map while a
-// change scans, so its length is read under the lock.
-func (c *namedCache) size() int {
+// size is how many trees the cache holds for cluster: the warm-up adds to the map
+// while a change scans, so its length is read under the lock.
+func (c *namedCache) size(cluster string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.byTree)
+	return len(c.byCluster[cluster])
 }
 
-// lookup answers for tree if every one of names was checked when it was read.
-func (c *namedCache) lookup(tree plumbing.Hash, names []string) (folderNames, bool) {
+// lookup answers for tree, a folder or shard of cluster, if every one of names was
+// checked when it was read.
+func (c *namedCache) lookup(cluster string, tree plumbing.Hash, names []string) (folderNames, bool) {
 	c.mu.Lock()
-	fn, ok := c.byTree[tree]
+	fn, ok := c.byCluster[cluster][tree]
 	c.mu.Unlock()
 	if !ok {
 		return folderNames{}, false
@@ -289,16 +292,20 @@ func (c *namedCache) lookup(tree plumbing.Hash, names []string) (folderNames, bo
 	return fn, true
 }
 
-// keep adds the answers of a scan; a complete scan's answers replace the rest.
-func (c *namedCache) keep(visited map[plumbing.Hash]folderNames, complete bool) {
+// keep adds the answers of a scan of cluster; a complete scan's answers replace the
+// cluster's others.
+func (c *namedCache) keep(cluster string, visited map[plumbing.Hash]folderNames, complete bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if complete || c.byTree == nil {
-		c.byTree = visited
+	if c.byCluster == nil {
+		c.byCluster = map[string]map[plumbing.Hash]folderNames{}
+	}
+	if complete || c.byCluster[cluster] == nil {
+		c.byCluster[cluster] = visited
 		return
 	}
 	for h, fn := range visited {
-		c.byTree[h] = fn
+		c.byCluster[cluster][h] = fn
 	}
 }
 

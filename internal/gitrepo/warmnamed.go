@@ -88,6 +88,7 @@ func (r *Repo) warmNamed() {
 // warmCluster is what the warm-up reads of one cluster: its shards, each folder
 // searched for the cluster's shared files (look, and as a set, checked).
 type warmCluster struct {
+	name    string
 	shards  []plumbing.Hash
 	look    []string
 	checked map[string]bool
@@ -150,7 +151,7 @@ func (r *Repo) warmPlan(tip plumbing.Hash) ([]warmCluster, error) {
 // files has nothing a removal could ask about: no folder of it is read. Callers hold
 // mu (read).
 func (r *Repo) warmCluster(root plumbing.Hash, cluster string, tree plumbing.Hash) (warmCluster, error) {
-	c := warmCluster{checked: map[string]bool{}}
+	c := warmCluster{name: cluster, checked: map[string]bool{}}
 	sources, err := lookupTree(r.st, root, store.ChartSourcesDir(cluster))
 	if err != nil || sources.IsZero() {
 		return c, err
@@ -184,7 +185,7 @@ func (r *Repo) warmCluster(root plumbing.Hash, cluster string, tree plumbing.Has
 // warmChunk at a time, keeping each chunk's answers, then the shard's. It returns
 // how many folders it read.
 func (r *Repo) warmShard(shard plumbing.Hash, c warmCluster) (int, error) {
-	if _, ok := r.named.lookup(shard, c.look); ok {
+	if _, ok := r.named.lookup(c.name, shard, c.look); ok {
 		return 0, nil
 	}
 	r.mu.RLock()
@@ -210,12 +211,12 @@ func (r *Repo) warmShard(shard plumbing.Hash, c warmCluster) (int, error) {
 		if err != nil {
 			return read, err
 		}
-		r.named.keep(visited, false)
+		r.named.keep(c.name, visited, false)
 		for _, fn := range visited {
 			answer = answer.with(fn)
 		}
 	}
-	r.named.keep(map[plumbing.Hash]folderNames{shard: answer}, false)
+	r.named.keep(c.name, map[plumbing.Hash]folderNames{shard: answer}, false)
 	return read, nil
 }
 
@@ -227,7 +228,7 @@ func (r *Repo) warmFolders(folders []plumbing.Hash, c warmCluster) (map[plumbing
 	visited := make(map[plumbing.Hash]folderNames, len(folders))
 	read := 0
 	for _, h := range folders {
-		fn, ok := r.named.lookup(h, c.look)
+		fn, ok := r.named.lookup(c.name, h, c.look)
 		if !ok {
 			var err error
 			if fn, err = readFolder(r.stored, h, c.look, c.checked); err != nil {

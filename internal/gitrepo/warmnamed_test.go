@@ -3,12 +3,15 @@ package gitrepo
 import (
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // warmFleet creates n stores on version 1.0 and one, "last", on 2.0, then closes
@@ -165,5 +168,57 @@ func TestUnsharedDuringWarmUp(t *testing.T) {
 	waitWarm(t, r)
 	if !hasSource(t, rm, "main", "1.0") || hasSource(t, rm, "main", "2.0") {
 		t.Fatal("the fleet's sources are not 1.0 alone")
+	}
+}
+
+// inCluster moves c, made by onVersion, to cluster, its shared source with it.
+func inCluster(c Change, cluster string) Change {
+	c.Cluster, c.Dir = cluster, store.Dir(cluster, c.Store)
+	for i, f := range c.Shared {
+		c.Shared[i].Path = store.ChartSourcesDir(cluster) + "/" + path.Base(f.Path)
+	}
+	for i, p := range c.Unshared {
+		c.Unshared[i] = store.ChartSourcesDir(cluster) + "/" + path.Base(p)
+	}
+	return c
+}
+
+// A removal in one cluster, which scans all of its folders and replaces what the
+// cache holds for it, leaves what the warm-up read of the other clusters: the
+// first removal there reads no folder either.
+func TestUnsharedWarmKeepsOtherClusters(t *testing.T) {
+	const n = 60
+	rm := newRemote(t, "path")
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	r := open(t, rm, func(o *Options) { o.Dir = dir })
+	ctx := context.Background()
+	var creates []Change
+	for _, cluster := range []string{"local", "east"} {
+		for i := range n {
+			creates = append(creates, inCluster(onVersion(change("local", fmt.Sprintf("%s-%d", cluster, i), ActionCreate, 1, fmt.Sprintf("%s-c%d", cluster, i)), "1.0"), cluster))
+		}
+		creates = append(creates, inCluster(onVersion(change("local", cluster+"-last", ActionCreate, 1, cluster+"-last-c"), "2.0"), cluster))
+	}
+	for _, res := range r.SubmitAll(ctx, creates) {
+		mustOK(t, res)
+	}
+	r.Close()
+
+	r = open(t, rm, func(o *Options) { o.Dir = dir })
+	waitWarm(t, r)
+	if got := r.named.warmReads.Load(); got != 2*(n+1) {
+		t.Fatalf("the warm-up read %d store folders, want all %d of both clusters", got, 2*(n+1))
+	}
+	for _, cluster := range []string{"local", "east"} {
+		before := r.named.reads.Load()
+		last := change("local", cluster+"-last", ActionDelete, 1, cluster+"-last-d")
+		last.Unshared = []string{sourcePath("2.0")}
+		if res := mustOK(t, r.Submit(ctx, inCluster(last, cluster))); len(res.Unshared) != 1 {
+			t.Fatalf("deleting the last 2.0 store of %s removed %v", cluster, res.Unshared)
+		}
+		// Its own folder, with new content, is the one it reads.
+		if got := r.named.reads.Load() - before; got != 1 {
+			t.Fatalf("the first removal in %s read %d store folders, want only its own", cluster, got)
+		}
 	}
 }
