@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -130,9 +131,16 @@ func TestUnsharedWarmUpStopsOnClose(t *testing.T) {
 	if got := r.named.warmReads.Load(); got >= n {
 		t.Fatalf("the warm-up read %d of %d folders: it was not stopped", got, n+1)
 	}
-	buf := make([]byte, 1<<20)
-	if st := string(buf[:runtime.Stack(buf, true)]); strings.Contains(st, "warmNamed") {
-		t.Fatalf("a warm-up goroutine outlived Close:\n%s", st)
+	// Close returns once the warm-up has closed warmed, from a deferred call: the
+	// goroutine may still be on its way out for a moment, as goleak allows too.
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		g := warmGoroutine()
+		if g == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a warm-up goroutine outlived Close:\n%s", g)
+		}
 	}
 }
 
@@ -143,7 +151,7 @@ func TestUnsharedDuringWarmUp(t *testing.T) {
 	rm := newRemote(t, "path")
 	dir := filepath.Join(t.TempDir(), "clone.git")
 	warmFleet(t, rm, dir, n)
-	started := slowWarmUp(t, 2*time.Millisecond)
+	started := slowWarmUp(t, 10*time.Millisecond)
 
 	r := open(t, rm, func(o *Options) { o.Dir = dir })
 	<-started
@@ -221,4 +229,43 @@ func TestUnsharedWarmKeepsOtherClusters(t *testing.T) {
 			t.Fatalf("the first removal in %s read %d store folders, want only its own", cluster, got)
 		}
 	}
+}
+
+// A start with the remote down and no clone has no tip to warm: the warm-up waits
+// for the first fetch, and warms the tip it brings.
+func TestUnsharedWarmAfterBackgroundSync(t *testing.T) {
+	const n = 40
+	srv, url := serveFleet(t, "", "")
+	warmFleet(t, remote{kind: "http", url: url}, filepath.Join(t.TempDir(), "clone.git"), n)
+	addr := strings.TrimPrefix(srv.URL(), "http://")
+	srv.Close()
+
+	r, err := OpenBackground(context.Background(), Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	back, err := githttp.New(srv.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := back.StartAt(addr); err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	waitWarm(t, r)
+	if got := r.named.warmReads.Load(); got != n+1 {
+		t.Fatalf("the warm-up read %d store folders once synced, want all %d", got, n+1)
+	}
+}
+
+// warmGoroutine is the stack of a goroutine running warmNamed, if any.
+func warmGoroutine() string {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, ").warmNamed(") {
+			return g
+		}
+	}
+	return ""
 }
