@@ -40,8 +40,8 @@ import (
 // lock. It is the warm-up that waits, between chunks, while a change's scan runs
 // (namedCache.scans): reading at once, the two went at about half speed each, and a
 // removal sent right after Open took as long as the cold scan or longer
-// (BenchmarkUnsharedDelete). Now it costs at most the cold scan, less what the
-// warm-up had read before it came.
+// (BenchmarkUnsharedDelete). Now it costs about what the cold scan did, less what
+// the warm-up had read before it came.
 
 // warmChunk is how many store folders the warm-up reads under one read lock: ~6 ms
 // at the 0.36 ms a folder the cold scan took.
