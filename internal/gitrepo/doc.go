@@ -66,7 +66,7 @@
 // of the cluster, as that commit leaves the tree, names <name> (unshare.go). The
 // decision is the writer's, on the tree it pushes, so a concurrent create of the same
 // version can never lose its source. What each store folder names is kept by tree
-// hash, and read for the whole fleet in the background after Open (in small chunks
-// of read lock, stopped by Close), so the first such commit after a start does not
+// hash, and read for the whole fleet in the background after Open (a few folders per
+// short read lock, stopped by Close), so the first such commit after a start does not
 // read every store folder.
 package gitrepo
