@@ -67,5 +67,8 @@
 // commit of a change that may leave one unused (Change.Unshared) when no store folder
 // of the cluster, as that commit leaves the tree, names <name> (unshare.go). The
 // decision is the writer's, on the tree it pushes, so a concurrent create of the same
-// version can never lose its source.
+// version can never lose its source. What each store folder names is kept by tree
+// hash, and read for the whole fleet in the background after Open (a few folders per
+// short read lock, stopped by Close), so the first such commit after a start does not
+// read every store folder.
 package gitrepo

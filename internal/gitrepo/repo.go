@@ -81,6 +81,8 @@ type Repo struct {
 	// shallow boundary (a first start fetches the tip alone; shallow.go).
 	incomplete  atomic.Bool
 	historyDone chan struct{} // closed once the history is complete
+
+	warmed chan struct{} // closed once the namedCache warm-up has ended (warmnamed.go)
 }
 
 // Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
@@ -154,6 +156,7 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		done:        make(chan struct{}),
 		synced:      make(chan struct{}),
 		historyDone: make(chan struct{}),
+		warmed:      make(chan struct{}),
 	}
 	if r.obs == nil {
 		r.obs = noObserver{}
@@ -194,6 +197,7 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		r.awaitHistory(ctx)
 	}
 	go r.run()
+	go r.warmNamed()
 	if err != nil {
 		go r.syncLoop()
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -34,8 +35,10 @@ import (
 // Only the change that may leave a file unused pays for the read (Change.Unshared:
 // a delete, an upgrade off a version): the store folders of the cluster, stopping
 // at the first that names every candidate. What a folder or an unchanged shard
-// names is kept by tree hash (namedCache), so only the first such change after a
-// start reads every folder. A create reads nothing.
+// names is kept by tree hash (namedCache), so a change reads only the folders
+// changed since the last read; after a start, Open reads them all once in the
+// background (warmnamed.go), so the first such change does not. A create reads
+// nothing.
 
 // unshare removes the batch's Unshared files that no store folder of their cluster
 // names in the tree the batch leaves. A read that fails keeps the files (an idle
@@ -118,6 +121,8 @@ const keepFile = ".gitkeep"
 // kept by its tree hash (namedCache), so a folder is read once for as long as it
 // does not change.
 func (b *batchTree) named(cluster string, names []string) (map[string]bool, error) {
+	b.r.named.scans.Add(1)
+	defer b.r.named.scans.Add(-1)
 	clusterDir := store.StoresRoot + "/" + cluster
 	used := make(map[string]bool, len(names))
 	// A folder read now is searched for every shared file of the cluster, so that
@@ -141,10 +146,10 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 	if err != nil {
 		return nil, err
 	}
-	visited := make(map[plumbing.Hash]folderNames, len(b.r.named.get()))
+	visited := make(map[plumbing.Hash]folderNames, b.r.named.size(cluster))
 	complete := true
 	defer func() {
-		b.r.named.keep(visited, complete)
+		b.r.named.keep(cluster, visited, complete)
 	}()
 	mark := func(fn folderNames) bool {
 		for _, n := range fn.holds {
@@ -164,7 +169,7 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 		node, loaded := b.ov.nodes[shardDir]
 		cacheable := !loaded || !node.dirty
 		if cacheable {
-			if fn, ok := b.r.named.lookup(sh.hash, names); ok {
+			if fn, ok := b.r.named.lookup(cluster, sh.hash, names); ok {
 				visited[sh.hash] = fn
 				if mark(fn) {
 					complete = false
@@ -182,16 +187,12 @@ func (b *batchTree) named(cluster string, names []string) (map[string]bool, erro
 			if !f.dir {
 				continue
 			}
-			fn, ok := b.r.named.lookup(f.hash, names)
+			fn, ok := b.r.named.lookup(cluster, f.hash, names)
 			if !ok {
-				fn = folderNames{checked: lookFor}
-				found := map[string]bool{}
-				if err := b.readNames(f.hash, look, found); err != nil {
+				b.r.named.reads.Add(1)
+				if fn, err = readFolder(b.raw, f.hash, look, lookFor); err != nil {
 					complete = false
 					return nil, err
-				}
-				for n := range found {
-					fn.holds = append(fn.holds, n)
 				}
 			}
 			visited[f.hash] = fn
@@ -250,23 +251,35 @@ type folderNames struct {
 // namedCache keeps, by store folder (and shard) tree hash, the shared files each
 // was found to name. A tree is its content, so an answer never goes stale; a name not
 // checked when the folder was read is looked for by reading it again. A scan that
-// visits every folder replaces the cache with what it visited, so folders gone
-// from the fleet do not stay.
+// visits every folder of a cluster replaces what the cache holds for the cluster
+// with what it visited, so folders gone from the fleet do not stay; the warm-up
+// after Open only adds (warmnamed.go). It is kept by cluster so that such a scan
+// leaves the other clusters' answers, which the warm-up read too.
 type namedCache struct {
-	mu     sync.Mutex
-	byTree map[plumbing.Hash]folderNames
+	mu        sync.Mutex
+	byCluster map[string]map[plumbing.Hash]folderNames
+
+	// scans counts the changes' scans under way: the warm-up waits while one
+	// runs, rather than compete with it for the CPUs (warmnamed.go).
+	scans atomic.Int32
+	// reads and warmReads count the store folders read by changes and by the
+	// warm-up, for the tests.
+	reads, warmReads atomic.Int64
 }
 
-func (c *namedCache) get() map[plumbing.Hash]folderNames {
+// size is how many trees the cache holds for cluster: the warm-up adds to the map
+// while a change scans, so its length is read under the lock.
+func (c *namedCache) size(cluster string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.byTree
+	return len(c.byCluster[cluster])
 }
 
-// lookup answers for tree if every one of names was checked when it was read.
-func (c *namedCache) lookup(tree plumbing.Hash, names []string) (folderNames, bool) {
+// lookup answers for tree, a folder or shard of cluster, if every one of names was
+// checked when it was read.
+func (c *namedCache) lookup(cluster string, tree plumbing.Hash, names []string) (folderNames, bool) {
 	c.mu.Lock()
-	fn, ok := c.byTree[tree]
+	fn, ok := c.byCluster[cluster][tree]
 	c.mu.Unlock()
 	if !ok {
 		return folderNames{}, false
@@ -279,22 +292,44 @@ func (c *namedCache) lookup(tree plumbing.Hash, names []string) (folderNames, bo
 	return fn, true
 }
 
-// keep adds the answers of a scan; a complete scan's answers replace the rest.
-func (c *namedCache) keep(visited map[plumbing.Hash]folderNames, complete bool) {
+// keep adds the answers of a scan of cluster; a complete scan's answers replace the
+// cluster's others.
+func (c *namedCache) keep(cluster string, visited map[plumbing.Hash]folderNames, complete bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if complete || c.byTree == nil {
-		c.byTree = visited
+	if c.byCluster == nil {
+		c.byCluster = map[string]map[plumbing.Hash]folderNames{}
+	}
+	if complete || c.byCluster[cluster] == nil {
+		c.byCluster[cluster] = visited
 		return
 	}
 	for h, fn := range visited {
-		c.byTree[h] = fn
+		c.byCluster[cluster][h] = fn
 	}
 }
 
+// readFolder reads what the store folder tree names of look, which are the names
+// in checked.
+func readFolder(read objectReader, tree plumbing.Hash, look []string, checked map[string]bool) (folderNames, error) {
+	found := map[string]bool{}
+	if err := readNames(read, tree, look, found); err != nil {
+		return folderNames{}, err
+	}
+	fn := folderNames{checked: checked}
+	for n := range found {
+		fn.holds = append(fn.holds, n)
+	}
+	return fn, nil
+}
+
+// objectReader returns an object's content: a batch's (batchTree.raw) sees its new
+// objects, the warm-up's (Repo.stored) only the clone's.
+type objectReader func(plumbing.Hash) ([]byte, error)
+
 // readNames marks in found the names a store folder's files (at any depth) hold.
-func (b *batchTree) readNames(tree plumbing.Hash, names []string, found map[string]bool) error {
-	raw, err := b.raw(tree)
+func readNames(read objectReader, tree plumbing.Hash, names []string, found map[string]bool) error {
+	raw, err := read(tree)
 	if err != nil {
 		return err
 	}
@@ -305,12 +340,12 @@ func (b *batchTree) readNames(tree plumbing.Hash, names []string, found map[stri
 		}
 		off = e.end
 		if e.dir {
-			if err := b.readNames(e.hash, names, found); err != nil {
+			if err := readNames(read, e.hash, names, found); err != nil {
 				return err
 			}
 			continue
 		}
-		content, err := b.raw(e.hash)
+		content, err := read(e.hash)
 		if err != nil {
 			return err
 		}
@@ -382,7 +417,12 @@ func (b *batchTree) raw(h plumbing.Hash) ([]byte, error) {
 		}
 		return readAll(o)
 	}
-	o, err := b.r.st.EncodedObject(plumbing.AnyObject, h)
+	return b.r.stored(h)
+}
+
+// stored returns an object's content from the clone. Callers hold mu (read).
+func (r *Repo) stored(h plumbing.Hash) ([]byte, error) {
+	o, err := r.st.EncodedObject(plumbing.AnyObject, h)
 	if err != nil {
 		return nil, fmt.Errorf("gitrepo: read %s: %w", h, err)
 	}

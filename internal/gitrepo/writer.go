@@ -156,6 +156,7 @@ func (r *Repo) Close() error {
 	close(r.closing)
 	<-r.done
 	r.recent.merges.Wait()
+	<-r.warmed
 	r.limbo.close()
 	r.hist.close()
 	return nil
