@@ -113,15 +113,20 @@ func readLocalRef(repo string, ref plumbing.ReferenceName) (plumbing.Hash, error
 // housekeeping after a push. gc --auto only repacks past gc.autoPackLimit (50) packs.
 const gcEvery = 50
 
-// maybeGC starts `git gc --auto` on the local remote in the background, one at a time.
+// maybeGC starts `git gc --auto` on the local remote in the background, one at a time;
+// Close waits for it, so nothing writes the remote once Close returned.
 // Without the git binary the packs simply accumulate.
 func (r *Repo) maybeGC() {
 	if r.localCommits.Add(1)%gcEvery != 0 || !r.gcRunning.CompareAndSwap(false, true) {
 		return
 	}
+	r.gcs.Add(1)
 	go func() {
+		defer r.gcs.Done()
 		defer r.gcRunning.Store(false)
-		cmd := exec.Command("git", "gc", "--auto", "--quiet")
+		// Not detached (git's default for --auto): Close waits for the gc itself,
+		// not for a git that handed it to a process of its own.
+		cmd := exec.Command("git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet")
 		cmd.Dir = r.localPath
 		_ = cmd.Run()
 	}()

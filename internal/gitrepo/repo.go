@@ -44,6 +44,7 @@ type Repo struct {
 
 	localCommits atomic.Int64
 	gcRunning    atomic.Bool
+	gcs          sync.WaitGroup // Close waits for a git gc it started on the local remote
 
 	// syncMu serializes fetches and tip moves; mu guards the object storage (go-git's
 	// memory storage is plain maps) and tip.
@@ -62,6 +63,7 @@ type Repo struct {
 	limbo    *limbo        // changes whose push the write deadline cut off (resolve.go)
 	removals removalCache  // the mass-deletion guard's window (removals.go)
 	named    namedCache    // which shared files each store folder names (unshare.go)
+	big      bigTrees      // the cluster trees the writer wrote last (tree.go)
 
 	obs Observer
 

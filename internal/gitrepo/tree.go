@@ -2,10 +2,13 @@ package gitrepo
 
 import (
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -41,23 +44,43 @@ func blobObject(content []byte) *memObject {
 	return &memObject{typ: plumbing.BlobObject, hash: objectHash(plumbing.BlobObject, content), content: content}
 }
 
-// gitLess orders tree entries the way git does: a tree's name compares as if it ended
-// in "/".
-func gitLess(a, b object.TreeEntry) bool {
+// gitCompare orders tree entries the way git does: a tree's name compares as if it
+// ended in "/". It does so without building that name: a commit sorts its 4,096-entry
+// cluster tree, and the concatenations were most of the sort's cost.
+func gitCompare(a, b object.TreeEntry) int {
 	an, bn := a.Name, b.Name
-	if a.Mode == filemode.Dir {
-		an += "/"
+	n := min(len(an), len(bn))
+	if c := strings.Compare(an[:n], bn[:n]); c != 0 {
+		return c
 	}
-	if b.Mode == filemode.Dir {
-		bn += "/"
+	// One name is a prefix of the other (or they are equal): what follows it
+	// decides, a tree's name going on with '/'.
+	ac, bc := nextByte(an, n, a.Mode), nextByte(bn, n, b.Mode)
+	switch {
+	case ac < bc:
+		return -1
+	case ac > bc:
+		return 1
 	}
-	return an < bn
+	return 0
+}
+
+// nextByte is the byte at i of name as git compares it: '/' just past a tree's name,
+// -1 past the end of anything else.
+func nextByte(name string, i int, mode filemode.FileMode) int {
+	switch {
+	case i < len(name):
+		return int(name[i])
+	case i == len(name) && mode == filemode.Dir:
+		return '/'
+	}
+	return -1
 }
 
 // treeObject encodes a tree in git's canonical form (entries sorted git's way, modes
 // without leading zeros).
 func treeObject(entries []object.TreeEntry) (*memObject, error) {
-	sort.Slice(entries, func(i, j int) bool { return gitLess(entries[i], entries[j]) })
+	slices.SortFunc(entries, gitCompare)
 	n := 0
 	for _, e := range entries {
 		n += len(e.Name) + 28
@@ -128,6 +151,7 @@ type overlay struct {
 	root  plumbing.Hash // zero for an empty branch
 	nodes map[string]*node
 	objs  *objectSet
+	big   *bigTrees // nil: every tree is decoded from the storage
 }
 
 type node struct {
@@ -144,6 +168,9 @@ func (o *overlay) load(h plumbing.Hash) (*node, error) {
 	n := &node{entries: map[string]object.TreeEntry{}, orig: map[string]bool{}}
 	if h.IsZero() {
 		return n, nil
+	}
+	if b := o.big.get(h); b != nil {
+		return b, nil
 	}
 	t, err := object.GetTree(o.s, h)
 	if err != nil {
@@ -315,6 +342,7 @@ func (o *overlay) write() (plumbing.Hash, error) {
 				return plumbing.ZeroHash, err
 			}
 			h = o.objs.add(t)
+			o.big.put(h, n.entries)
 		}
 		if d == "" {
 			root = h
@@ -397,4 +425,61 @@ func lookupTree(s storer.EncodedObjectStorer, root plumbing.Hash, dir string) (p
 		}
 	}
 	return h, nil
+}
+
+// bigTrees keeps the entries of the few largest trees the writer wrote last, by hash:
+// the next commit starts from them (its base is usually the last commit) instead of
+// decoding them again. At 4,096 shards every commit rewrites the cluster tree of up to
+// 4,096 entries, and decoding it into entries was ~4 ms of each commit.
+type bigTrees struct {
+	mu    sync.Mutex
+	trees map[plumbing.Hash]map[string]object.TreeEntry
+	order []plumbing.Hash // oldest first
+}
+
+const (
+	bigTreeEntries = 256 // smaller trees decode faster than they copy
+	bigTreesKept   = 8
+)
+
+// get returns a node of tree h to change, or nil if h is not kept. A nil cache keeps
+// nothing.
+func (c *bigTrees) get(h plumbing.Hash) *node {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	entries := c.trees[h]
+	c.mu.Unlock()
+	if entries == nil {
+		return nil
+	}
+	n := &node{entries: maps.Clone(entries), orig: make(map[string]bool, len(entries))}
+	for name, e := range entries {
+		if e.Mode == filemode.Dir {
+			n.orig[name] = true
+		}
+	}
+	return n
+}
+
+// put keeps a copy of tree h's entries if the tree is big.
+func (c *bigTrees) put(h plumbing.Hash, entries map[string]object.TreeEntry) {
+	if c == nil || len(entries) < bigTreeEntries {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.trees == nil {
+		c.trees = map[plumbing.Hash]map[string]object.TreeEntry{}
+	}
+	if _, ok := c.trees[h]; ok {
+		return
+	}
+	c.trees[h] = maps.Clone(entries)
+	c.order = append(c.order, h)
+	if len(c.order) > bigTreesKept {
+		delete(c.trees, c.order[0])
+		c.order = c.order[1:]
+	}
 }

@@ -157,6 +157,7 @@ func (r *Repo) Close() error {
 	<-r.done
 	r.recent.merges.Wait()
 	<-r.warmed
+	r.gcs.Wait()
 	r.limbo.close()
 	r.hist.close()
 	return nil
@@ -561,10 +562,12 @@ func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objec
 	if err != nil {
 		return nil, err
 	}
+	ov := newOverlay(r.st, baseRoot, objs)
+	ov.big = &r.big
 	b := &batchTree{
 		shards:  n,
 		r:       r,
-		ov:      newOverlay(r.st, baseRoot, objs),
+		ov:      ov,
 		objs:    objs,
 		inBatch: map[string]*pending{},
 		purged:  map[string]bool{},
