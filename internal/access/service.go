@@ -361,29 +361,42 @@ func (s *service) List(ctx context.Context, f store.Filter, limit int, cont stri
 }
 
 func (s *service) History(ctx context.Context, name string) ([]store.Entry, error) {
+	h, err := s.HistoryPage(ctx, name, store.HistoryPage{})
+	return h.Entries, err
+}
+
+// HistoryPage holds every page to the tenant rules of the first: whether the principal
+// sees the store is decided before the page is read, so a cursor (Before, At) tells
+// nothing about a store hidden from it; its errors (an unknown cursor) are the fleet's
+// only once the store is known to be visible.
+func (s *service) HistoryPage(ctx context.Context, name string, page store.HistoryPage) (store.HistoryResult, error) {
 	p := store.PrincipalFrom(ctx)
 	if p == nil {
-		return s.next.History(ctx, name)
+		return s.next.HistoryPage(ctx, name, page)
 	}
 	v, err := s.next.Get(ctx, name)
 	switch {
 	case err == nil:
 		if !p.Sees(s.tenantOf(v.Store)) {
-			return nil, noHistory(name)
+			return store.HistoryResult{}, noHistory(name)
 		}
-		return s.next.History(ctx, name)
+		return s.next.HistoryPage(ctx, name, page)
 	case store.ErrorCode(err) != store.ENOTFOUND:
-		return nil, err
+		return store.HistoryResult{}, err
 	}
-	// Gone from the head (purged): its history still names its tenant.
-	h, err := s.next.History(ctx, name)
+	// Gone from the head (purged): its history still names its tenant, as its
+	// newest page has it.
+	first, err := s.next.HistoryPage(ctx, name, store.HistoryPage{})
 	if err != nil {
-		return nil, err
+		return store.HistoryResult{}, err
 	}
-	if !p.Sees(s.entriesTenant(h)) {
-		return nil, noHistory(name)
+	if !p.Sees(s.entriesTenant(first.Entries)) {
+		return store.HistoryResult{}, noHistory(name)
 	}
-	return h, nil
+	if page == (store.HistoryPage{}) {
+		return first, nil
+	}
+	return s.next.HistoryPage(ctx, name, page)
 }
 
 // entriesTenant is the tenant the newest entry naming one gives, the default tenant

@@ -290,6 +290,28 @@ func TestHiddenIsAbsent(t *testing.T) {
 	if h, err := w.svc.History(as(viewerA), "a2"); err != nil || len(h) == 0 {
 		t.Errorf("own purged store's history: %v %v", h, err)
 	}
+	// Paging tells another tenant nothing of it either: a cursor of its history, one of
+	// no history, a change looked up by commit are all the store's absence, never a
+	// 400 on the cursor.
+	own, err := w.svc.HistoryPage(as(viewerA), "a2", store.HistoryPage{Limit: 1})
+	if err != nil || len(own.Entries) != 1 || own.Next == "" {
+		t.Fatalf("own purged store's first page: %+v %v", own, err)
+	}
+	if next, err := w.svc.HistoryPage(as(viewerA), "a2", store.HistoryPage{Limit: 1, Before: own.Next}); err != nil || len(next.Entries) != 1 || next.Entries[0].Commit.SHA == own.Next {
+		t.Errorf("own purged store's second page: %+v %v", next, err)
+	}
+	noneA2 := `store "a2" has no history` // what a store that never was answers
+	for _, page := range []store.HistoryPage{{Limit: 1}, {Before: own.Next}, {Before: strings.Repeat("0", 40)}, {At: own.Next, Limit: 1}} {
+		if _, err := w.svc.HistoryPage(ctx, "a2", page); store.ErrorCode(err) != store.ENOTFOUND || store.ErrorMessage(err) != noneA2 {
+			t.Errorf("another tenant's purged store, page %+v: %v, want %q", page, err, noneA2)
+		}
+	}
+	// So is a live store's.
+	for _, page := range []store.HistoryPage{{Before: strings.Repeat("0", 40)}, {At: strings.Repeat("0", 40)}} {
+		if _, err := w.svc.HistoryPage(ctx, "a1", page); store.ErrorCode(err) != store.ENOTFOUND || store.ErrorMessage(err) != `store "a1" has no history` {
+			t.Errorf("another tenant's store, page %+v: %v", page, err)
+		}
+	}
 }
 
 func TestList(t *testing.T) {

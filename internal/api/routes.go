@@ -552,20 +552,73 @@ func (a *api) deleteStore(w http.ResponseWriter, r *http.Request) {
 	a.accepted(w, out, false)
 }
 
-// HistoryJSON is a store's audit log, newest first.
+// HistoryJSON is one page of a store's audit log, newest first. Next is the cursor of
+// the following page (the before to ask it with); absent on the last page.
 type HistoryJSON struct {
 	Store string        `json:"store"`
 	Items []store.Entry `json:"items"`
+	Next  string        `json:"next,omitempty"`
 }
 
+const (
+	defaultHistoryLimit = 50
+	maxHistoryLimit     = 500
+)
+
+// storeHistory answers one page of the store's history: ?limit= commits (1 to 500, 50
+// by default) starting after ?before=, the next of the page before. The next page is
+// also linked (RFC 8288, rel="next") with the same limit.
+//
+// A before that is well formed but not one of this store's commits is a 400 naming
+// it, as an unknown continue token of the store list is: the history itself exists,
+// the cursor is the caller's mistake. (storeChange answers 404 for such a commit: there
+// the commit names the resource asked for.) A store the caller may not see answers 404
+// whatever the cursor, as before paging: the tenant rules run before it is looked at.
 func (a *api) storeHistory(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
-	h, err := a.svc.History(r.Context(), name)
+	page := store.HistoryPage{Limit: defaultHistoryLimit}
+	for k, vs := range r.URL.Query() {
+		if len(vs) != 1 {
+			WriteProblem(w, r, badQuery(k, "single", "give the parameter once"))
+			return
+		}
+		v := vs[0]
+		switch k {
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxHistoryLimit {
+				WriteProblem(w, r, badQuery(k, "range", "an integer from 1 to "+strconv.Itoa(maxHistoryLimit)))
+				return
+			}
+			page.Limit = n
+		case "before":
+			if !validSHA(v) {
+				WriteProblem(w, r, badQuery(k, "pattern", "a full commit id, 40 lower-case hexadecimal digits"))
+				return
+			}
+			page.Before = v
+		default:
+			WriteProblem(w, r, badQuery(k, "unknown", "unknown query parameter"))
+			return
+		}
+	}
+	h, err := a.svc.HistoryPage(r.Context(), name, page)
+	if fe := store.FieldErrors(err); len(fe) == 1 && fe[0].Field == "before" {
+		WriteProblem(w, r, badQuery("before", fe[0].Rule, fe[0].Message))
+		return
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	Write(w, http.StatusOK, HistoryJSON{Store: name, Items: h})
+	if h.Entries == nil {
+		h.Entries = []store.Entry{}
+	}
+	if h.Next != "" {
+		next := url.Values{"limit": {strconv.Itoa(page.Limit)}, "before": {h.Next}}
+		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
+	}
+	Write(w, http.StatusOK, HistoryJSON{Store: name, Items: h.Entries, Next: h.Next})
 }
 
 // ChangeJSON is one change of a store's history with its file diff.
@@ -575,8 +628,9 @@ type ChangeJSON struct {
 }
 
 // storeChange shows one history entry with its diff. The entry is looked up in the
-// store's history as GET .../history gives it, so the same tenant rules hold and a
-// commit that is not one of this store's changes is not found, whatever it holds.
+// store's history as GET .../history gives it (the page that starts at the commit,
+// however old), so the same tenant rules hold and a commit that is not one of this
+// store's changes is not found, whatever it holds.
 func (a *api) storeChange(w http.ResponseWriter, r *http.Request) {
 	name, sha := chi.URLParam(r, "name"), chi.URLParam(r, "sha")
 	if !validSHA(sha) {
@@ -584,11 +638,12 @@ func (a *api) storeChange(w http.ResponseWriter, r *http.Request) {
 			"sha: a full commit id, 40 lower-case hexadecimal digits", FieldError{Field: "sha", Rule: "pattern", Detail: "40 lower-case hexadecimal digits"}))
 		return
 	}
-	h, err := a.svc.History(r.Context(), name)
+	res, err := a.svc.HistoryPage(r.Context(), name, store.HistoryPage{At: sha, Limit: 1})
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	h := res.Entries
 	i := slices.IndexFunc(h, func(e store.Entry) bool { return e.Commit.SHA == sha })
 	if i < 0 || a.diffs == nil {
 		a.writeError(w, r, store.Errorf(store.ENOTFOUND, "store %q has no change in commit %s", name, sha))

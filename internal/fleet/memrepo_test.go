@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -110,10 +111,33 @@ func (r *memRepo) ReadDir(ctx context.Context, dir string) (string, []store.File
 	return treeOf(files), files, nil
 }
 
-func (r *memRepo) History(ctx context.Context, dir string) ([]store.Entry, error) {
+// History pages through the folder's entries, newest first, one commit each.
+func (r *memRepo) History(ctx context.Context, dir string, page store.HistoryPage) (store.HistoryResult, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]store.Entry(nil), r.history[dir]...), nil
+	h := r.history[dir]
+	i := 0
+	if from := page.Before + page.At; from != "" {
+		i = slices.IndexFunc(h, func(e store.Entry) bool { return e.Commit.SHA == from })
+		switch {
+		case i < 0 && page.Before != "":
+			return store.HistoryResult{}, &store.Error{Code: store.EINVALID, Fields: []store.FieldError{{Field: "before", Rule: "cursor"}}}
+		case i < 0:
+			return store.HistoryResult{}, fmt.Errorf("%w: commit %s", store.ErrNotFound, from)
+		case page.Before != "":
+			i++
+		}
+	}
+	limit := page.Limit
+	if limit <= 0 {
+		limit = store.DefaultHistoryLimit
+	}
+	end := min(len(h), i+limit)
+	out := store.HistoryResult{Entries: append([]store.Entry(nil), h[i:end]...)}
+	if end < len(h) {
+		out.Next = h[end-1].Commit.SHA
+	}
+	return out, nil
 }
 
 func (r *memRepo) Ready(context.Context) error { return nil }

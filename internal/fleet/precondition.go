@@ -19,7 +19,8 @@ func (s *Service) lastCommit(ctx context.Context, name string, cur indexed) (sto
 	if err != nil {
 		return store.Commit{}, err
 	}
-	h, err := s.repo.History(ctx, dir)
+	res, err := s.repo.History(ctx, dir, store.HistoryPage{})
+	h := res.Entries
 	if err != nil || len(h) == 0 {
 		return store.Commit{}, err
 	}
@@ -55,8 +56,8 @@ func (s *Service) checkIfMatch(ctx context.Context, m store.Meta, name string, c
 	if m.ClientKey && !m.DryRun {
 		if dir, err := s.dirOf(ctx, cur.store); err != nil {
 			return store.Outcome{}, true, err
-		} else if h, err := s.repo.History(ctx, dir); err == nil && len(h) > 0 && h[0].RequestID == m.RequestID {
-			c := h[0].Commit
+		} else if res, err := s.repo.History(ctx, dir, store.HistoryPage{}); err == nil && len(res.Entries) > 0 && res.Entries[0].RequestID == m.RequestID {
+			c := res.Entries[0].Commit
 			return store.Outcome{RequestID: m.RequestID, Store: name, Action: action, State: store.RequestCommitted,
 				Commit: &c, Phase: cur.state.Phase()}, true, nil
 		}

@@ -102,37 +102,51 @@ func (s *Service) List(ctx context.Context, f store.Filter, limit int, cont stri
 	return all, next, nil
 }
 
-// History returns the store's audit log from Git, newest first. A purged store's
-// history is still there (the folder's history outlives the folder) when the caller
-// knows its cluster; for simplicity only stores in the index or in the default
-// cluster are looked up.
+// History returns the store's audit log from Git, newest first: the first page,
+// DefaultHistoryLimit commits.
 func (s *Service) History(ctx context.Context, name string) ([]store.Entry, error) {
+	h, err := s.HistoryPage(ctx, name, store.HistoryPage{})
+	return h.Entries, err
+}
+
+// HistoryPage returns one page of the store's audit log from Git, newest first, and
+// the cursor of the next. A purged store's history is still there (the folder's
+// history outlives the folder) when the caller knows its cluster; for simplicity
+// only stores in the index or in the default cluster are looked up.
+func (s *Service) HistoryPage(ctx context.Context, name string, page store.HistoryPage) (store.HistoryResult, error) {
 	st := store.Store{Name: name, Cluster: s.cluster}
 	if cur, err := s.load(ctx, name); err == nil {
 		st = cur.store
 	}
 	dir, err := s.dirOf(ctx, st)
 	if err != nil {
-		return nil, err
+		return store.HistoryResult{}, err
 	}
-	h, err := s.repo.History(ctx, dir)
+	res, err := s.repo.History(ctx, dir, page)
+	if errors.Is(err, store.ErrNotFound) && page.At != "" {
+		return store.HistoryResult{}, store.Errorf(store.ENOTFOUND, "store %q has no change in commit %s", name, page.At)
+	}
 	if err != nil {
-		return nil, err
+		return store.HistoryResult{}, err
 	}
-	if len(h) == 0 {
-		return nil, store.Errorf(store.ENOTFOUND, "store %q has no history", name)
+	h := res.Entries
+	if len(h) == 0 && page.Before == "" && page.At == "" {
+		return store.HistoryResult{}, store.Errorf(store.ENOTFOUND, "store %q has no history", name)
 	}
 	// Commits from before tenants name none. A store's tenant never changes, so
 	// its tenant now is the one of every change it had; a store no longer in the
 	// index is the tenant its newest entry names, or the default tenant's.
 	tenant := st.Tenant
 	if tenant == "" {
-		tenant = s.tenant
-		for _, e := range h {
-			if e.Tenant != "" {
-				tenant = e.Tenant
-				break
+		tenant = entriesTenant(h)
+		if tenant == "" && (page.Before != "" || page.At != "") {
+			// An older page of a store that is gone: its newest entries say.
+			if first, err := s.repo.History(ctx, dir, store.HistoryPage{}); err == nil {
+				tenant = entriesTenant(first.Entries)
 			}
+		}
+		if tenant == "" {
+			tenant = s.tenant
 		}
 	}
 	for i := range h {
@@ -140,7 +154,17 @@ func (s *Service) History(ctx context.Context, name string) ([]store.Entry, erro
 			h[i].Tenant = tenant
 		}
 	}
-	return h, nil
+	return res, nil
+}
+
+// entriesTenant is the tenant the newest entry naming one gives; "" when none does.
+func entriesTenant(h []store.Entry) string {
+	for _, e := range h {
+		if e.Tenant != "" {
+			return e.Tenant
+		}
+	}
+	return ""
 }
 
 // textMatches reports whether the lower-cased text is part of the store's name,

@@ -463,9 +463,56 @@ func (r *Repo) currentTip() plumbing.Hash {
 	return r.tip
 }
 
-// indexedHistory answers History from the index: the newest limit changes of dir.
-// errIndexBuilding while the index cannot answer (it is being built or rebuilt).
-func (r *Repo) indexedHistory(ctx context.Context, dir string, limit int) ([]Commit, error) {
+// HistoryQuery selects one page of a folder's history (HistoryPage).
+type HistoryQuery struct {
+	// Limit is how many commits the page holds at most (0 = 100).
+	Limit int
+	// Before starts the page at the change after this commit (the last commit of the
+	// page before); At starts it at this commit itself. Either must be one of the
+	// folder's changes, else ErrNotFound. Both empty: the page starts at the newest.
+	Before, At string
+}
+
+// HistoryPage lists one page of the commits that changed folder dir, newest first, as
+// History does, and whether older changes follow the page: it reads one commit more
+// than the limit to know. From the index, else (while it is built) by walking the log.
+func (r *Repo) HistoryPage(ctx context.Context, dir string, q HistoryQuery) ([]Commit, bool, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	from, inclusive := q.Before, false
+	if q.At != "" {
+		if q.Before != "" {
+			return nil, false, errors.New("gitrepo: a history page starts either before or at a commit, not both")
+		}
+		from, inclusive = q.At, true
+	}
+	var start plumbing.Hash
+	if from != "" {
+		start = plumbing.NewHash(from)
+		if !plumbing.IsHash(from) || start.IsZero() { // the zero id is no commit (and zero start means none)
+			return nil, false, fmt.Errorf("%w: commit %q", ErrNotFound, from)
+		}
+	}
+	out, err := r.indexedHistory(ctx, dir, start, inclusive, limit+1)
+	if errors.Is(err, errIndexBuilding) {
+		out, err = r.walkHistory(ctx, dir, start, inclusive, limit+1)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// indexedHistory answers History from the index: at most limit changes of dir, from
+// the newest, or from the change from (inclusive, else the one after it; ErrNotFound
+// when from is not one of dir's changes). errIndexBuilding while the index cannot
+// answer (it is being built or rebuilt).
+func (r *Repo) indexedHistory(ctx context.Context, dir string, from plumbing.Hash, inclusive bool, limit int) ([]Commit, error) {
 	x := r.hist
 	if !x.ready.Load() {
 		return nil, errIndexBuilding
@@ -483,8 +530,23 @@ func (r *Repo) indexedHistory(ctx context.Context, dir string, limit int) ([]Com
 		return nil, err
 	}
 	all := x.changesOf(dir)
-	page := make([]folderChange, 0, min(limit, len(all)))
-	for i := len(all) - 1; i >= 0 && len(page) < limit; i-- {
+	i := len(all) - 1
+	if !from.IsZero() {
+		// The cursor is looked for from the newest: pages are mostly read from the
+		// first on, so it is near the end of the slice.
+		for i >= 0 && all[i].commit != from {
+			i--
+		}
+		if i < 0 {
+			x.mu.Unlock()
+			return nil, fmt.Errorf("%w: commit %s is not a change of %s", ErrNotFound, from, dir)
+		}
+		if !inclusive {
+			i--
+		}
+	}
+	page := make([]folderChange, 0, max(0, min(limit, i+1)))
+	for ; i >= 0 && len(page) < limit; i-- {
 		page = append(page, all[i])
 	}
 	x.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -29,11 +31,11 @@ func historyOf(t *testing.T, cs []Commit) string {
 func sameHistory(t *testing.T, r *Repo, dir string) []Commit {
 	t.Helper()
 	ctx := context.Background()
-	got, err := r.indexedHistory(ctx, dir, 100)
+	got, err := r.indexedHistory(ctx, dir, plumbing.ZeroHash, false, 100)
 	if err != nil {
 		t.Fatalf("indexed history of %s: %v", dir, err)
 	}
-	want, err := r.walkHistory(ctx, dir, 100)
+	want, err := r.walkHistory(ctx, dir, plumbing.ZeroHash, false, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

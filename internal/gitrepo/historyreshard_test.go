@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -59,7 +61,7 @@ func TestHistoryFollowsAReshard(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		for _, dir := range []string{store.DirIn("local", "shop-a", 256), store.DirIn("local", "shop-a", 4096)} {
-			h, err := r.indexedHistory(ctx, dir, 100)
+			h, err := r.indexedHistory(ctx, dir, plumbing.ZeroHash, false, 100)
 			if err != nil {
 				t.Fatalf("%s: history of %s: %v", when, dir, err)
 			}
@@ -82,14 +84,15 @@ func TestHistoryFollowsAReshard(t *testing.T) {
 			}
 		}
 		// A limit keeps the newest.
-		if h, err := r.indexedHistory(ctx, store.DirIn("local", "shop-a", 256), 2); err != nil || len(h) != 2 || h[0].Hash != want[3] || h[1].Hash != move {
+		if h, err := r.indexedHistory(ctx, store.DirIn("local", "shop-a", 256), plumbing.ZeroHash, false, 2); err != nil || len(h) != 2 || h[0].Hash != want[3] || h[1].Hash != move {
 			t.Errorf("%s: shop-a's newest 2: %s %v", when, historyOf(t, h), err)
 		}
-		if h, err := r.indexedHistory(ctx, store.DirIn("local", "shop-b", 256), 100); err != nil || len(h) != 2 || h[0].Hash != move || h[1].Hash != b1 {
+		if h, err := r.indexedHistory(ctx, store.DirIn("local", "shop-b", 256), plumbing.ZeroHash, false, 100); err != nil || len(h) != 2 || h[0].Hash != move || h[1].Hash != b1 {
 			t.Errorf("%s: history of shop-b: %s %v", when, historyOf(t, h), err)
 		}
 		// The API's entries (Fleet.History): shop-a's three requests; the move names no store.
-		es, err := Fleet{R: r}.History(ctx, store.DirIn("local", "shop-a", 256))
+		res, err := Fleet{R: r}.History(ctx, store.DirIn("local", "shop-a", 256), store.HistoryPage{})
+		es := res.Entries
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -474,23 +474,22 @@ type Commit struct {
 
 // History lists the commits that changed folder dir, newest first, at most limit
 // (0 = 100). Merges are followed on every parent; a commit is listed when the folder
-// differs from all of its parents.
+// differs from all of its parents. HistoryPage reads the pages behind these.
 func (r *Repo) History(ctx context.Context, dir string, limit int) ([]Commit, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	out, err := r.indexedHistory(ctx, dir, limit)
-	if !errors.Is(err, errIndexBuilding) {
-		return out, err
-	}
-	return r.walkHistory(ctx, dir, limit)
+	out, _, err := r.HistoryPage(ctx, dir, HistoryQuery{Limit: limit})
+	return out, err
 }
 
-// walkHistory is History by walking the log, while the index is being built.
-func (r *Repo) walkHistory(ctx context.Context, dir string, limit int) ([]Commit, error) {
+// walkHistory is History by walking the log, while the index is being built: at most
+// limit changes of dir from the newest, or from the change from (inclusive, else the
+// one after it). ErrNotFound when from is not one of dir's changes.
+func (r *Repo) walkHistory(ctx context.Context, dir string, from plumbing.Hash, inclusive bool, limit int) ([]Commit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.tip.IsZero() {
+		if !from.IsZero() {
+			return nil, fmt.Errorf("%w: commit %s is not a change of %s", ErrNotFound, from, dir)
+		}
 		return nil, nil
 	}
 	type item struct {
@@ -515,6 +514,7 @@ func (r *Repo) walkHistory(ctx context.Context, dir string, limit int) ([]Commit
 		return nil, err
 	}
 	queue := []*object.Commit{start} // kept ordered by committer time, newest first
+	skipping := !from.IsZero()       // the changes up to from are not listed
 	var out []Commit
 	for len(queue) > 0 && len(out) < limit {
 		if err := ctx.Err(); err != nil {
@@ -554,8 +554,19 @@ func (r *Repo) walkHistory(ctx context.Context, dir string, limit int) ([]Commit
 			}
 		}
 		if changed && !(len(c.ParentHashes) == 0 && mine.IsZero()) {
-			out = append(out, toCommit(c, mine))
+			switch {
+			case !skipping:
+				out = append(out, toCommit(c, mine))
+			case c.Hash == from:
+				skipping = false
+				if inclusive {
+					out = append(out, toCommit(c, mine))
+				}
+			}
 		}
+	}
+	if skipping {
+		return nil, fmt.Errorf("%w: commit %s is not a change of %s", ErrNotFound, from, dir)
 	}
 	return out, nil
 }

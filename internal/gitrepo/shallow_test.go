@@ -62,7 +62,7 @@ func TestShallowFirstStart(t *testing.T) {
 			if _, err := r.History(ctx, store.Dir("local", "old"), 0); !errors.Is(err, ErrHistoryLoading) {
 				t.Fatalf("History behind the boundary: %v, want ErrHistoryLoading", err)
 			}
-			_, err = Fleet{R: r}.History(ctx, store.Dir("local", "old"))
+			_, err = Fleet{R: r}.History(ctx, store.Dir("local", "old"), store.HistoryPage{})
 			if code := store.ErrorCode(err); code != store.EUNAVAILABLE {
 				t.Fatalf("Fleet.History while loading: code %q (%v), want %q", code, err, store.EUNAVAILABLE)
 			}

@@ -14,7 +14,8 @@ import (
 // and sentinel errors, so the lifecycle never links go-git.
 type Fleet struct {
 	R *Repo
-	// HistoryLimit is how many commits History returns at most (default 100).
+	// HistoryLimit is how many commits a History page that names no limit holds
+	// (default 100).
 	HistoryLimit int
 }
 
@@ -134,33 +135,51 @@ func (g Fleet) ReadDir(ctx context.Context, dir string) (string, []store.File, e
 	return tree, out, nil
 }
 
-// History lists the changes to the store in dir, newest first, from the commits'
-// trailers.
-func (g Fleet) History(ctx context.Context, dir string) ([]store.Entry, error) {
-	commits, err := g.R.History(ctx, dir, g.HistoryLimit)
+// History lists one page of the changes to the store in dir, newest first, from the
+// commits' trailers, and the cursor of the next page: the page's last commit when
+// older ones follow (a page is counted in commits; a commit is one entry, or none when
+// it names no change of this store). A cursor that is not one of the store's commits
+// is the caller's mistake (EINVALID on "before"), a change looked up At one is not
+// found (ENOTFOUND).
+func (g Fleet) History(ctx context.Context, dir string, page store.HistoryPage) (store.HistoryResult, error) {
+	limit := page.Limit
+	if limit <= 0 {
+		limit = g.HistoryLimit
+	}
+	commits, more, err := g.R.HistoryPage(ctx, dir, HistoryQuery{Limit: limit, Before: page.Before, At: page.At})
 	if errors.Is(err, ErrHistoryLoading) {
-		return nil, fmt.Errorf("%w: %v", historyLoading(), err)
+		return store.HistoryResult{}, fmt.Errorf("%w: %v", historyLoading(), err)
+	}
+	if errors.Is(err, ErrNotFound) && page.Before != "" {
+		return store.HistoryResult{}, &store.Error{Code: store.EINVALID, Message: "invalid history cursor",
+			Fields: []store.FieldError{{Field: "before", Rule: "cursor", Message: "a commit of this store's history, as a page's next gives it"}}}
+	}
+	if errors.Is(err, ErrNotFound) {
+		return store.HistoryResult{}, fmt.Errorf("%w: %v", store.ErrNotFound, err)
 	}
 	if err != nil {
-		return nil, err
+		return store.HistoryResult{}, err
 	}
 	ref, ok := store.ParseDir(dir)
 	if !ok {
-		return nil, fmt.Errorf("%s is not a store folder", dir)
+		return store.HistoryResult{}, fmt.Errorf("%s is not a store folder", dir)
 	}
 	name, cluster := ref.Name, ref.Cluster
-	var out []store.Entry
+	var out store.HistoryResult
 	for _, c := range commits {
 		for _, ch := range c.Changes {
 			if ch.Store != name || cluster != "" && ch.Cluster != cluster {
 				continue
 			}
-			out = append(out, store.Entry{
+			out.Entries = append(out.Entries, store.Entry{
 				Commit: store.Commit{SHA: c.Hash, Time: c.Time.UTC()},
 				Store:  ch.Store, Cluster: ch.Cluster, Action: store.Action(ch.Action),
 				Actor: ch.Actor, OnBehalfOf: ch.OnBehalfOf, Tenant: ch.Tenant, RequestID: ch.RequestID, Subject: c.Subject,
 			})
 		}
+	}
+	if more && len(commits) > 0 {
+		out.Next = commits[len(commits)-1].Hash
 	}
 	return out, nil
 }

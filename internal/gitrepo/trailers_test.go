@@ -51,7 +51,8 @@ func TestTrailersCarryAuthenticatedSubjects(t *testing.T) {
 		if !strings.Contains(parsed, want) {
 			t.Errorf("interpret-trailers --parse lacks\n%s\nin\n%s", want, parsed)
 		}
-		hist, err := g.History(ctx, c.Dir)
+		res, err := g.History(ctx, c.Dir, store.HistoryPage{})
+		hist := res.Entries
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -145,6 +145,13 @@ func (g *gate) History(ctx context.Context, name string) ([]store.Entry, error) 
 	return g.Service.History(ctx, name)
 }
 
+func (g *gate) HistoryPage(ctx context.Context, name string, page store.HistoryPage) (store.HistoryResult, error) {
+	if err := g.readable(); err != nil {
+		return store.HistoryResult{}, err
+	}
+	return g.Service.HistoryPage(ctx, name, page)
+}
+
 func (g *gate) Request(ctx context.Context, id string) (store.Outcome, error) {
 	if err := g.readable(); err != nil {
 		return store.Outcome{}, err

@@ -191,3 +191,8 @@ func (m missService) History(ctx context.Context, name string) ([]store.Entry, e
 	m.look(ctx, name)
 	return m.Service.History(ctx, name)
 }
+
+func (m missService) HistoryPage(ctx context.Context, name string, page store.HistoryPage) (store.HistoryResult, error) {
+	m.look(ctx, name)
+	return m.Service.HistoryPage(ctx, name, page)
+}

@@ -19,7 +19,12 @@ type Service interface {
 	// List returns up to limit stores after the continue token, sorted by name, and
 	// the token of the next page ("" on the last).
 	List(ctx context.Context, f Filter, limit int, cont string) ([]View, string, error)
+	// History is HistoryPage's first page at the default size (DefaultHistoryLimit):
+	// the newest changes, for callers that need no more.
 	History(ctx context.Context, name string) ([]Entry, error)
+	// HistoryPage returns one page of the store's audit log, newest first, and the
+	// cursor of the next page (HistoryResult.Next, "" on the last).
+	HistoryPage(ctx context.Context, name string, page HistoryPage) (HistoryResult, error)
 	Request(ctx context.Context, id string) (Outcome, error)
 	// Ready reports whether writes can be taken now.
 	Ready(ctx context.Context) error
@@ -130,6 +135,29 @@ type Entry struct {
 	Subject    string `json:"subject"`
 }
 
+// DefaultHistoryLimit is the size of a history page that names none.
+const DefaultHistoryLimit = 100
+
+// HistoryPage selects one page of a store's history, which is read newest first.
+type HistoryPage struct {
+	// Limit is how many commits of the store the page covers at most (usually one
+	// entry each); zero or less is DefaultHistoryLimit.
+	Limit int
+	// Before is a cursor: the page starts after this commit, the Next of the page
+	// before. It must be one of the store's commits (EINVALID on field "before").
+	Before string
+	// At starts the page at this commit, inclusive: how one change, however old, is
+	// found (ENOTFOUND when it is not one of the store's). Not together with Before.
+	At string
+}
+
+// HistoryResult is one page of a store's history.
+type HistoryResult struct {
+	Entries []Entry
+	// Next is the Before of the following page; empty on the last page.
+	Next string
+}
+
 // File is one file of a store folder, Path relative to the fleet repository root.
 type File struct {
 	Path    string
@@ -214,8 +242,10 @@ type Repository interface {
 	// ReadDir returns the tree hash and files of one store folder at the head
 	// (ErrNotFound if none). Paths are relative to the repository root.
 	ReadDir(ctx context.Context, dir string) (string, []File, error)
-	// History returns the changes to the store in dir, newest first.
-	History(ctx context.Context, dir string) ([]Entry, error)
+	// History returns one page of the changes to the store in dir, newest first, and
+	// the cursor of the next page. A page.Before that is not one of the store's
+	// commits is EINVALID on field "before"; a page.At that is not is ENOTFOUND.
+	History(ctx context.Context, dir string, page HistoryPage) (HistoryResult, error)
 	// Ready reports whether the remote is reachable and the writer running.
 	Ready(ctx context.Context) error
 	// RemovalsSince returns the delete and purge changes committed to the fleet at
