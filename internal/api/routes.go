@@ -387,24 +387,43 @@ const (
 	maxQueryText = 256
 )
 
-func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var f store.Filter
-	limit, cont := defaultLimit, ""
-	for k, vs := range q {
+// queryValues gives each query parameter's value, or writes the problem for one given
+// more than once: no list parameter takes several.
+func queryValues(w http.ResponseWriter, r *http.Request) (map[string]string, bool) {
+	out := map[string]string{}
+	for k, vs := range r.URL.Query() {
 		if len(vs) != 1 {
 			WriteProblem(w, r, badQuery(k, "single", "give the parameter once"))
-			return
+			return nil, false
 		}
-		v := vs[0]
+		out[k] = vs[0]
+	}
+	return out, true
+}
+
+// limitParam reads ?limit=, an integer from 1 to most, or writes the problem.
+func limitParam(w http.ResponseWriter, r *http.Request, v string, most int) (int, bool) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		WriteProblem(w, r, badQuery("limit", "range", "an integer from 1 to "+strconv.Itoa(most)))
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *api) listStores(w http.ResponseWriter, r *http.Request) {
+	q, ok := queryValues(w, r)
+	if !ok {
+		return
+	}
+	var f store.Filter
+	limit, cont := defaultLimit, ""
+	for k, v := range q {
 		switch k {
 		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > maxLimit {
-				WriteProblem(w, r, badQuery(k, "range", "an integer from 1 to 1000"))
+			if limit, ok = limitParam(w, r, v, maxLimit); !ok {
 				return
 			}
-			limit = n
 		case "continue":
 			cont = v
 		case "engine":
@@ -576,21 +595,17 @@ const (
 // whatever the cursor, as before paging: the tenant rules run before it is looked at.
 func (a *api) storeHistory(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
+	q, ok := queryValues(w, r)
+	if !ok {
+		return
+	}
 	page := store.HistoryPage{Limit: defaultHistoryLimit}
-	for k, vs := range r.URL.Query() {
-		if len(vs) != 1 {
-			WriteProblem(w, r, badQuery(k, "single", "give the parameter once"))
-			return
-		}
-		v := vs[0]
+	for k, v := range q {
 		switch k {
 		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > maxHistoryLimit {
-				WriteProblem(w, r, badQuery(k, "range", "an integer from 1 to "+strconv.Itoa(maxHistoryLimit)))
+			if page.Limit, ok = limitParam(w, r, v, maxHistoryLimit); !ok {
 				return
 			}
-			page.Limit = n
 		case "before":
 			if !validSHA(v) {
 				WriteProblem(w, r, badQuery(k, "pattern", "a full commit id, 40 lower-case hexadecimal digits"))

@@ -397,16 +397,7 @@ func (b *batchTree) entries(dir string) ([]rawTreeEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []rawTreeEntry
-	for off := 0; off < len(raw); {
-		e, err := nextRawEntry(raw, off)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-		off = e.end
-	}
-	return out, nil
+	return splitRawTree(raw)
 }
 
 // raw returns an object's content, from the batch's new objects or the clone.

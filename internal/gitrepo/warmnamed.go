@@ -273,6 +273,11 @@ func rawEntries(st storer.EncodedObjectStorer, h plumbing.Hash) ([]rawTreeEntry,
 	if err != nil {
 		return nil, err
 	}
+	return splitRawTree(raw)
+}
+
+// splitRawTree lists the entries of an encoded tree.
+func splitRawTree(raw []byte) ([]rawTreeEntry, error) {
 	var out []rawTreeEntry
 	for off := 0; off < len(raw); {
 		e, err := nextRawEntry(raw, off)
