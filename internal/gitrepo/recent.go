@@ -10,6 +10,7 @@ import (
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
@@ -128,6 +129,18 @@ func (s recentStorer) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 	}
 	return s.Storer.EncodedObjectSize(h)
 }
+
+// Init makes the clone's folders: go-git asks a storage that can for it when it
+// initialises a repository, and a clone without its objects folder takes no writes.
+func (s recentStorer) Init() error {
+	if i, ok := s.Storer.(storer.Initializer); ok {
+		return i.Init()
+	}
+	return nil
+}
+
+// The optional interface go-git looks for on the paths this package takes (git.Init).
+var _ storer.Initializer = recentStorer{}
 
 // diskStorage opens the on-disk clone in dir, with the recent objects in front.
 func (r *Repo) diskStorage(dir string) storage.Storer {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/storefleet/storefleet/internal/githttp"
 	"github.com/storefleet/storefleet/internal/store"
 )
 
@@ -103,4 +104,26 @@ func (r *Repo) mergeRecentNow() error {
 		return nil
 	}
 	return r.mergeRecent(all, packs)
+}
+
+// A disk clone of a fleet with no commit yet has nothing fetched into it, so its
+// folders are go-git's Init's, which go-git asks of the storage: through the recent
+// objects' storage too, or the clone has no objects folder and is never writable.
+func TestDiskCloneOfEmptyRemoteIsWritable(t *testing.T) {
+	srv, err := githttp.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.InitBare("fleet.git"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	r := open(t, remote{url: srv.URL() + "/fleet.git"}, func(o *Options) { o.Dir = dir })
+	if err := r.Writable(context.Background()); err != nil {
+		t.Errorf("Writable on a clone of an empty fleet: %v", err)
+	}
 }
