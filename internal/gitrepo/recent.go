@@ -189,6 +189,7 @@ func (r *Repo) dropObjects(kept map[plumbing.Hash]*objectSet, landed *objectSet)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	removed := false
 	for sum := range kept {
 		if sum == keep {
 			continue
@@ -199,6 +200,13 @@ func (r *Repo) dropObjects(kept map[plumbing.Hash]*objectSet, landed *objectSet)
 		os.Remove(base + ".idx")
 		os.Remove(base + ".pack")
 		r.recent.remove(sum)
+		removed = true
+	}
+	if removed {
+		// A fetch between the attempt and now opened a storage that lists the
+		// removed packs: it would look an object up in one of them (one another
+		// replica's commit holds too, say) and fail "packfile not found".
+		r.st = r.diskStorage(r.opts.Dir)
 	}
 }
 

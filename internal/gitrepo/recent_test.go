@@ -127,3 +127,46 @@ func TestDiskCloneOfEmptyRemoteIsWritable(t *testing.T) {
 		t.Errorf("Writable on a clone of an empty fleet: %v", err)
 	}
 }
+
+// The pack of an attempt that lost a race is taken away after a fetch opened a
+// storage that lists it. When the other writer's commit holds one of its objects too
+// (the chart source both first stores of a version bring, and its folder), that
+// storage could look the object up in the removed pack: "packfile not found", the
+// create failed. Rounds of two disk clones racing their first stores of a version,
+// then each writing once more, which reads that folder.
+func TestDroppedPackLeavesNoStaleStorage(t *testing.T) {
+	for round := range 8 {
+		rm := newRemote(t, "http")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var ws []*Repo
+		for _, n := range []string{"a", "b"} {
+			d := filepath.Join(t.TempDir(), n+".git")
+			ws = append(ws, open(t, rm, func(o *Options) { o.Dir = d }))
+		}
+		create := func(w *Repo, name string) Result {
+			c := change("local", name, ActionCreate, 1, "req-"+name)
+			c.Shared = []File{{Path: sourcePath("1.0.0"), Content: []byte("kind: HelmChart\nmetadata:\n  name: woocommerce-1.0.0\n")}}
+			return w.Submit(ctx, c)
+		}
+		var wg sync.WaitGroup
+		for wi, w := range ws {
+			for i := range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if res := create(w, fmt.Sprintf("r%d-w%d-%d", round, wi, i)); res.Err != nil {
+						t.Errorf("round %d: create: %v", round, res.Err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		for wi, w := range ws {
+			if res := create(w, fmt.Sprintf("r%d-w%d-last", round, wi)); res.Err != nil {
+				t.Errorf("round %d: create after the race: %v", round, res.Err)
+			}
+			w.Close()
+		}
+		cancel()
+	}
+}
