@@ -36,10 +36,13 @@ new one (and its shared chart source is written). A second run finds nothing to 
 nothing.
 
 Only the HelmReleases' controller shard label and chart reference, and the shared chart sources,
-may change: no store folder is removed or moved, no Namespace or other file is rewritten. Every
-other render option is the local cluster's default (as gitops-api render has them); a fleet whose
-stores were rendered with others (--helm-wait on, images, ingress settings) is refused whole, with
-nothing committed. Restart gitops-api serve with the same --flux-shards and chart source first
+may change: no store folder is removed or moved, no Namespace or other file is rewritten. A file
+of a store folder that render no longer makes is removed, as the API's next write of the store
+would remove it, when the store's kustomization.yaml does not name it (Flux never applied it, so
+nothing is pruned); one it names is refused, with nothing committed. Every other render option
+is the local cluster's default (as gitops-api render has them); a fleet whose stores were rendered
+with others (--helm-wait on, images, ingress settings) is refused whole, with nothing committed.
+Restart gitops-api serve with the same --flux-shards and chart source first
 (clusters/README.md, "Flux controller sharding"); with --kubeconfig, a K its shard publisher does
 not label the shard Kustomizations with is refused before anything is committed. Needs the git CLI.
 
@@ -47,7 +50,11 @@ With --serve-env instead of --flux-shards and the chart flags, every render opti
 STOREFLEET_* environment gitops-api serve reads (its --flux-shards, chart source, --helm-wait,
 images and ingress settings): run in the gitops-api pod (kubectl exec), it renders every store as
 serve renders its next change, so any file may change, and a cluster with other settings than the
-local defaults is rendered, not refused.`,
+local defaults is rendered, not refused. A file render no longer makes is removed even when the
+store's kustomization.yaml names it (Flux then prunes its objects), unless one of them could hold
+data (a PersistentVolumeClaim, a Namespace, a HelmRelease, any kind rerender does not know to hold
+none) and is not marked ` + render.AnnotationPrune + `: ` + render.PruneDisabled + `, or the
+kustomization.yaml would stop naming something outside the folder: then nothing is committed.`,
 	}
 }
 
@@ -179,9 +186,13 @@ func rerenderWith(ctx context.Context, t fleetTarget, opts render.Options, exact
 	fmt.Fprintf(stdout, "re-rendered %d of %d stores in commit %s\n", r.changed(), r.stores(), r.commit)
 	for _, c := range r.names() {
 		cr := r.clusters[c]
-		fmt.Fprintf(stdout, "cluster %s: %d of %d stores changed, %d shared chart sources written\n", c, len(cr.changed), cr.stores, cr.sources)
+		fmt.Fprintf(stdout, "cluster %s: %d of %d stores changed, %d shared chart sources written, %d files removed that render no longer makes\n",
+			c, len(cr.changed), cr.stores, cr.sources, len(cr.removed))
 		if len(cr.changed) > 0 {
 			fmt.Fprintf(stdout, "  %s\n", listSome(cr.changed, 10))
+		}
+		if len(cr.removed) > 0 {
+			fmt.Fprintf(stdout, "  removed: %s\n", listSome(cr.removed, 10))
 		}
 	}
 	return nil
@@ -242,8 +253,10 @@ type rerendered struct {
 // clusterRerender is what changed in one cluster's folders.
 type clusterRerender struct {
 	stores int
-	// changed are the stores with a file rewritten, by name.
+	// changed are the stores with a file rewritten or removed, by name.
 	changed []string
+	// removed are the files of its store folders render no longer makes, removed.
+	removed []string
 	// sources is how many shared chart sources were written.
 	sources int
 }
@@ -355,15 +368,16 @@ func rerenderCluster(dir, cluster string, rd render.Renderer, shards int, exact 
 				continue
 			}
 			folder := path.Join(store.ShardDir(cluster, sd.Name()), n.Name())
-			changed, shared, err := rerenderStore(dir, folder, rd, exact)
+			sr, err := rerenderStore(dir, folder, rd, exact)
 			if err != nil {
 				return cr, err
 			}
 			cr.stores++
-			if changed {
+			if sr.changed {
 				cr.changed = append(cr.changed, n.Name())
 			}
-			for _, f := range shared {
+			cr.removed = append(cr.removed, sr.removed...)
+			for _, f := range sr.shared {
 				if sources[f.Path] {
 					continue
 				}
@@ -379,16 +393,29 @@ func rerenderCluster(dir, cluster string, rd render.Renderer, shards int, exact 
 		}
 	}
 	sort.Strings(cr.changed)
+	sort.Strings(cr.removed)
 	return cr, nil
 }
 
+// storeRerender is what rerenderStore did to one store folder.
+type storeRerender struct {
+	// changed: a file was written or removed.
+	changed bool
+	// removed are the files render no longer makes, removed (paths from the root).
+	removed []string
+	// shared is the chart source a live store references.
+	shared []render.File
+}
+
 // rerenderStore reads the store of folder back (render.Parse, as the API's writer
-// does), renders it again in its state and writes the files whose bytes differ. It
-// returns whether any did, and the shared chart source a live store references.
-func rerenderStore(dir, folder string, rd render.Renderer, exact bool) (bool, []render.File, error) {
+// does), renders it again in its state, writes the files whose bytes differ and
+// removes those render no longer makes, so that the folder holds what the API's next
+// write of the store would leave.
+func rerenderStore(dir, folder string, rd render.Renderer, exact bool) (storeRerender, error) {
+	var r storeRerender
 	entries, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(folder)))
 	if err != nil {
-		return false, nil, err
+		return r, err
 	}
 	var files []render.File
 	for _, e := range entries {
@@ -398,46 +425,68 @@ func rerenderStore(dir, folder string, rd render.Renderer, exact bool) (bool, []
 		p := path.Join(folder, e.Name())
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
 		if err != nil {
-			return false, nil, err
+			return r, err
 		}
 		files = append(files, render.File{Path: p, Content: b})
 	}
 	s, st, err := rd.Parse(files)
 	if err != nil {
-		return false, nil, fmt.Errorf("%s: %w", folder, err)
+		return r, fmt.Errorf("%s: %w", folder, err)
 	}
 	out, err := rd.Render(s, st)
 	if err != nil {
-		return false, nil, fmt.Errorf("%s: %s", folder, store.ErrorMessage(err))
+		return r, fmt.Errorf("%s: %s", folder, store.ErrorMessage(err))
+	}
+	for _, f := range out {
+		if path.Dir(f.Path) != folder {
+			return r, fmt.Errorf("%s: store %s renders to %s, not its folder", folder, s.Name, path.Dir(f.Path))
+		}
+	}
+	present, subdirs, err := storeFolderFiles(dir, folder)
+	if err != nil {
+		return r, err
+	}
+	// Decided before anything is written, so that a refused removal is reported as
+	// what it is, not as the kustomization.yaml that no longer names the file.
+	gone := notRendered(present, out)
+	if len(gone) > 0 {
+		if err := checkRemovals(dir, folder, files, gone, exact); err != nil {
+			return r, err
+		}
+	}
+	if exact {
+		if err := checkDroppedRefs(folder, files, out, gone); err != nil {
+			return r, err
+		}
 	}
 	old := map[string][]byte{}
 	for _, f := range files {
 		old[f.Path] = f.Content
 	}
-	changed := false
 	for _, f := range out {
-		if path.Dir(f.Path) != folder {
-			return false, nil, fmt.Errorf("%s: store %s renders to %s, not its folder", folder, s.Name, path.Dir(f.Path))
-		}
 		if !exact {
 			if err := onlyWhatRerenderChanges(old[f.Path], f); err != nil {
-				return false, nil, fmt.Errorf("%s: %w", folder, err)
+				return r, fmt.Errorf("%s: %w", folder, err)
 			}
 		}
 		wrote, err := writeIfDifferent(dir, f)
 		if err != nil {
-			return false, nil, err
+			return r, err
 		}
-		changed = changed || wrote
+		r.changed = r.changed || wrote
 	}
+	if err := removeFiles(dir, folder, gone, subdirs); err != nil {
+		return r, err
+	}
+	r.removed = gone
+	r.changed = r.changed || len(gone) > 0
 	if st != store.StateActive {
-		return changed, nil, nil
+		return r, nil
 	}
-	shared, err := rd.Shared(s)
-	if err != nil {
-		return false, nil, fmt.Errorf("%s: %s", folder, store.ErrorMessage(err))
+	if r.shared, err = rd.Shared(s); err != nil {
+		return r, fmt.Errorf("%s: %s", folder, store.ErrorMessage(err))
 	}
-	return changed, shared, nil
+	return r, nil
 }
 
 // errOtherOptions: a store's new files differ from its committed ones in more than
