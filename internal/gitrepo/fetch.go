@@ -174,6 +174,9 @@ func (r *Repo) storePack(pp *parsedPack) error {
 	if err := writePack(filepath.Join(dir, "pack-"+pp.sum.String()), pp.raw, pp.idxV2()); err != nil {
 		return storageErr("write fetched pack to the clone", err)
 	}
+	// Every fetch adds a pack: compacted beside the fetch (compact.go).
+	r.recent.compactDue.Store(true)
+	defer r.maybeCompact()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// go-git loads the pack list once; a new storage sees the new pack.

@@ -44,8 +44,13 @@ type recentObjects struct {
 	packs map[plumbing.Hash]*objectSet // the unmerged packs, by checksum
 	bytes int
 
-	merging atomic.Bool    // one merge at a time
+	merging atomic.Bool    // one merge or compaction (compact.go) at a time
 	merges  sync.WaitGroup // Close waits for the merge under way
+
+	// compactDue is set when a pack other than a recent one may have arrived (a
+	// fetch, a merge; at start, whatever the clone holds) and cleared by the
+	// compaction that looks at them.
+	compactDue atomic.Bool
 }
 
 type recentObject struct {
@@ -54,7 +59,9 @@ type recentObject struct {
 }
 
 func newRecentObjects() *recentObjects {
-	return &recentObjects{objs: map[plumbing.Hash]*recentObject{}, packs: map[plumbing.Hash]*objectSet{}}
+	s := &recentObjects{objs: map[plumbing.Hash]*recentObject{}, packs: map[plumbing.Hash]*objectSet{}}
+	s.compactDue.Store(true)
+	return s
 }
 
 func (s *recentObjects) get(h plumbing.Hash) plumbing.EncodedObject {
@@ -223,6 +230,7 @@ func (r *Repo) maybeMergeRecent() {
 	n, size := len(r.recent.packs), r.recent.bytes
 	if n < mergeRecentPacks && size < mergeRecentBytes {
 		r.recent.mu.RUnlock()
+		r.maybeCompact()
 		return
 	}
 	all := newObjectSet()
@@ -234,16 +242,8 @@ func (r *Repo) maybeMergeRecent() {
 		}
 	}
 	r.recent.mu.RUnlock()
-	r.recent.merging.Store(true)
-	r.recent.merges.Add(1)
-	go func() {
-		defer r.recent.merges.Done()
-		defer r.recent.merging.Store(false)
-		if err := r.mergeRecent(all, packs); err != nil {
-			// The small packs stay and keep answering; a later batch tries again.
-			r.log.Warn("gitrepo: merge the clone's recent packs", "packs", n, "err", err)
-		}
-	}()
+	// A compaction that a fetch started meanwhile wins; the next batch merges.
+	r.startBackground(all, packs)
 }
 
 // mergeRecent writes the objects of the given recent packs into one pack, synced, then
