@@ -260,3 +260,19 @@ func TestPlatformHelmWait(t *testing.T) {
 		})
 	}
 }
+
+// The chart hands stores.releaseInterval to serve, which renders it as every
+// HelmRelease's spec.interval; the schema refuses what is not a duration.
+func TestPlatformReleaseInterval(t *testing.T) {
+	o := TemplateOptions{Release: "storefleet", Namespace: "storefleet"}
+	if got := deploymentEnv(t, template(t, "storefleet", o))["STOREFLEET_RELEASE_INTERVAL"]; got != "10m" {
+		t.Errorf("default STOREFLEET_RELEASE_INTERVAL = %q, want 10m", got)
+	}
+	o.ValuesFiles = []string{writeValues(t, map[string]any{"stores": map[string]any{"releaseInterval": "1h"}})}
+	if got := deploymentEnv(t, template(t, "storefleet", o))["STOREFLEET_RELEASE_INTERVAL"]; got != "1h" {
+		t.Errorf("STOREFLEET_RELEASE_INTERVAL = %q, want 1h", got)
+	}
+	if err := templateErr(t, "storefleet", map[string]any{"stores": map[string]any{"releaseInterval": "hourly"}}); err == nil {
+		t.Error("releaseInterval: hourly was accepted")
+	}
+}

@@ -68,6 +68,8 @@ type config struct {
 	// helmWait ("on"/"off") and serviceImages: render options of clusters
 	// that run Pods (the test environment's node, real clusters).
 	helmWait, serviceImages string
+	// releaseInterval is the HelmReleases' spec.interval (render.Options.Interval).
+	releaseInterval string
 	// internalListen serves /metrics (metrics.go); internalListenSet: given by
 	// flag or variable rather than defaulted.
 	internalListen    string
@@ -359,6 +361,7 @@ func defineFlags(fs *flag.FlagSet, c *config, grace *string, env func(string) st
 	str(&c.chartVersions, "chart-versions", "STOREFLEET_CHART_VERSIONS", defaultChartVersions, "where the chart versions the HelmRepository offers are listed, so a store asking for another is refused (422): its index.yaml (https://… or a path), or a folder of charts (<folder>/<chart>/Chart.yaml, such as this repository's charts/, which the local environment serves); \"none\" = not checked. Not used with --chart-source oci (a registry lists no versions: any version is accepted)")
 	str(&c.medusaImage, "medusa-image", "STOREFLEET_MEDUSA_IMAGE", "", "medusa image repository:tag for this cluster")
 	str(&c.helmWait, "helm-wait", "STOREFLEET_HELM_WAIT", "off", "on: Helm waits until a store's workloads are ready (timeouts per engine and plan), so ready means serving; off: only for a cluster where no kubelet runs (the test environment without its node)")
+	str(&c.releaseInterval, "release-interval", "STOREFLEET_RELEASE_INTERVAL", render.LocalOptions().Interval.String(), "how often helm-controller reconciles each store's HelmRelease when nothing changed, correcting drift (a change committed to the fleet is applied at once, whatever this is); each reconcile costs the API server a dry-run apply of every object of the store, so at thousands of stores a cluster raise it (docs/scale.md, \"helm-controller's periodic pass\"), from 1m to 24h")
 	str(&c.serviceImages, "service-images", "STOREFLEET_SERVICE_IMAGES", "", "the engines' service images this cluster uses instead of the charts' official ones: ENGINE.KEY=repository:tag,... (e.g. woocommerce.wordpress=localhost/storefleet/wordpress:6.1.9-deb12)")
 	str(&c.logLevel, "log-level", "STOREFLEET_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	str(&c.ingressClass, "store-ingress-class", "STOREFLEET_STORE_INGRESS_CLASS", "", "IngressClass of store Ingresses; empty = the cluster default")
@@ -541,6 +544,14 @@ func readAuth(env func(string) string) (gitrepo.Auth, error) {
 // renderOptions are the cluster's render options. render checks options only when it
 // renders a store, so options it would refuse would otherwise let serve start and
 // then fail every create; they are checked here, by the flag that sets them.
+// The bounds of --release-interval: below a minute helm-controller would spend its
+// workers re-checking releases nothing changed, and a day is the longest a drifted
+// store should stay uncorrected.
+const (
+	minReleaseInterval = time.Minute
+	maxReleaseInterval = 24 * time.Hour
+)
+
 func (c config) renderOptions() (render.Options, []error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -585,6 +596,11 @@ func (c config) renderOptions() (render.Options, []error) {
 			bad("--medusa-image %q: %w", c.medusaImage, err)
 		}
 		opts.MedusaImage = img
+	}
+	if d, err := time.ParseDuration(c.releaseInterval); err != nil || d < minReleaseInterval || d > maxReleaseInterval {
+		bad("--release-interval %q must be a duration from %v to %v", c.releaseInterval, minReleaseInterval, maxReleaseInterval)
+	} else {
+		opts.Interval = d
 	}
 	switch c.helmWait {
 	case "on":
