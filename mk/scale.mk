@@ -3,7 +3,7 @@
 # a linear fit (R², residuals) and its values at 50,000 and 100,000 stores. They add
 # nothing to `make test` (benchmarks only) and need what `make deps` and
 # testenv-tools already install. Run them under `nice` on a shared machine.
-.PHONY: bench-scale bench-scale-writer bench-scale-apiserver bench-scale-memory bench-scale-burst
+.PHONY: bench-scale bench-scale-writer bench-scale-apiserver bench-scale-memory bench-scale-burst bench-helm-pass
 
 SCALE_BENCH = $(GO) test -run '^$$' -benchtime 1x -count 1 -v
 
@@ -29,3 +29,10 @@ bench-scale-apiserver: testenv-tools
 STOREFLEET_BENCH_BURST ?= 1000
 bench-scale-burst: testenv-tools
 	STOREFLEET_BENCH_BURST=$(STOREFLEET_BENCH_BURST) $(SCALE_BENCH) -bench BenchmarkScaleBurst -timeout 150m ./internal/status/e2e/
+
+## bench-helm-pass: one periodic reconcile of every installed store by helm-controller, the
+## HelmReleases' drift detection on (as rendered) against off: pass length, helm-controller and
+## kube-apiserver CPU and API requests per store (BenchmarkHelmReleasePass; STOREFLEET_BENCH_STORES, default 100).
+STOREFLEET_BENCH_STORES ?= 100
+bench-helm-pass: testenv-tools
+	STOREFLEET_BENCH_STORES=$(STOREFLEET_BENCH_STORES) $(SCALE_BENCH) -bench BenchmarkHelmReleasePass -timeout 150m ./internal/status/e2e/
