@@ -49,7 +49,7 @@ func TestGuardOnTheFleet(t *testing.T) {
 
 // TestQuotaOnTheFleet: the quota with the fleet counting a tenant's stores.
 func TestQuotaOnTheFleet(t *testing.T) {
-	f := newFleet(t)
+	f := newCheckedFleet(t)
 	svc := access.NewService(f, f, access.Options{Limits: access.Limits{StoresPerTenant: 2}})
 	for i, want := range []string{"", "", store.EINVALID} {
 		_, err := svc.Create(as(editorA), shop(fmt.Sprintf("a%d", i), ""), meta())
@@ -73,7 +73,7 @@ func TestQuotaOnTheFleet(t *testing.T) {
 // (the fleet does not count creates still in flight; the decorator serialises
 // check and create per tenant).
 func TestQuotaConcurrent(t *testing.T) {
-	f := newFleet(t)
+	f := newCheckedFleet(t)
 	svc := access.NewService(f, f, access.Options{Limits: access.Limits{StoresPerTenant: 3}})
 	errs := make(chan error, 8)
 	for i := range 8 {

@@ -118,6 +118,10 @@ func (s *service) Create(ctx context.Context, st store.Store, m store.Meta) (sto
 	if err != nil {
 		return store.Outcome{}, err
 	}
+	// The check above counts only this replica's creates in flight; the writer
+	// checks the limit again on the tree the commit lands on, which holds every
+	// replica's, and that is what makes the quota exact.
+	m.StoresPerTenant = s.o.Limits.StoresPerTenant
 	out, err := s.next.Create(ctx, st, m)
 	release()
 	if !m.DryRun && m.RequestID != "" {
@@ -165,8 +169,10 @@ func (s *service) createTenant(p *store.Principal, named string) (string, error)
 // places until the create has answered: the fleet counts a store only once it is
 // committed, so creates in flight are counted here. Only the count is serialised,
 // never the create itself, so concurrent creates in a tenant still share one
-// commit (a lock around the create made them 12-15x slower). Within one replica
-// the quota cannot be overshot; across replicas it can by the creates in flight.
+// commit (a lock around the create made them 12-15x slower). It is the early
+// answer, exact within one replica; across replicas the creates in flight on the
+// others are not counted here but by the writer (Meta.StoresPerTenant), which
+// checks the limit on the tree each commit lands on.
 func (s *service) reserve(ctx context.Context, tenant string, dryRun bool) (release func(), err error) {
 	limit := s.o.Limits.StoresPerTenant
 	if limit <= 0 {
@@ -179,9 +185,7 @@ func (s *service) reserve(ctx context.Context, tenant string, dryRun bool) (rele
 		return nil, err
 	}
 	if n+s.inflight[tenant] >= limit {
-		return nil, &store.Error{Code: store.EINVALID, Message: "the tenant's store quota is used up",
-			Fields: []store.FieldError{{Field: "tenant", Rule: "quota",
-				Message: fmt.Sprintf("tenant %q holds %d stores and its limit (limits.storesPerTenant) is %d; deleted stores count until purged", tenant, n+s.inflight[tenant], limit)}}}
+		return nil, store.QuotaError(tenant, n+s.inflight[tenant], limit)
 	}
 	if dryRun {
 		return func() {}, nil

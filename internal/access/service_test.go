@@ -23,7 +23,14 @@ import (
 
 // newFleet is the fleet service over a real Git repository served by git
 // http-backend on loopback, seeded with one commit as a real fleet repository is.
-func newFleet(t testing.TB) *fleet.Service {
+// Its writer checks no quota: the decorator's tests set the count it sees.
+func newFleet(t testing.TB) *fleet.Service { return openFleet(t, false) }
+
+// newCheckedFleet is newFleet with the writer checking the quota at commit time
+// as serve wires it, on the fleet's own count.
+func newCheckedFleet(t testing.TB) *fleet.Service { return openFleet(t, true) }
+
+func openFleet(t testing.TB, quotaAtCommit bool) *fleet.Service {
 	t.Helper()
 	git, err := githttp.New(t.TempDir())
 	if err != nil {
@@ -51,12 +58,19 @@ func newFleet(t testing.TB) *fleet.Service {
 		}
 	}
 	ctx := context.Background()
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: remote})
+	rd := render.Renderer{Options: render.LocalOptions()}
+	opts := gitrepo.Options{URL: remote}
+	if quotaAtCommit {
+		opts.TenantOf = func(files []store.File) (string, error) {
+			return store.FolderTenant(rd, store.DefaultTenant, files)
+		}
+	}
+	repo, err := gitrepo.Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { repo.Close() })
-	svc, err := fleet.New(ctx, fleet.Config{Repo: gitrepo.Fleet{R: repo}, Renderer: render.Renderer{Options: render.LocalOptions()}})
+	svc, err := fleet.New(ctx, fleet.Config{Repo: gitrepo.Fleet{R: repo}, Renderer: rd})
 	if err != nil {
 		t.Fatal(err)
 	}

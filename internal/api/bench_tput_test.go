@@ -70,12 +70,15 @@ func newTputFleet(b *testing.B, remote string, size int) *tputFleet {
 		b.Cleanup(func() { git.Close() })
 		url = git.URL() + "/fleet.git"
 	}
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url, Dir: filepath.Join(b.TempDir(), "clone.git")})
+	r := render.Renderer{Options: render.LocalOptions()}
+	// As serve wires it: the writer counts the tenant's stores where the commit
+	// lands, since the benchmark's auth.yaml sets a store quota.
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url, Dir: filepath.Join(b.TempDir(), "clone.git"),
+		TenantOf: func(files []store.File) (string, error) { return store.FolderTenant(r, store.DefaultTenant, files) }})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { repo.Close() })
-	r := render.Renderer{Options: render.LocalOptions()}
 	svc, err := fleet.New(ctx, fleet.Config{Repo: gitrepo.Fleet{R: repo}, Renderer: r,
 		RequestLog: filepath.Join(b.TempDir(), "requests.jsonl")})
 	if err != nil {

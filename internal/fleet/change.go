@@ -231,6 +231,9 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	c := store.Change{Store: st.Name, Cluster: st.Cluster, Action: action, Actor: m.Actor, OnBehalfOf: m.OnBehalfOf,
 		Tenant: st.Tenant, RequestID: m.RequestID, Continues: m.Continues, Dir: dir, Files: files,
 		Remove: state == store.StatePurged, Base: base, Plan: string(st.Plan), Engine: string(st.Engine), Unshared: unshared}
+	if action == store.ActionCreate {
+		c.StoresPerTenant = m.StoresPerTenant
+	}
 	if state == store.StateActive {
 		// A live store references its engine × version's chart source: committed
 		// with it, so the source exists in Git whenever a store uses it.
@@ -270,6 +273,10 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 		return store.Outcome{}, store.Errorf(store.ENOTFOUND, "store %q not found", st.Name)
 	case errors.Is(err, store.ErrTooManyPurges):
 		return store.Outcome{}, store.Errorf(store.ECONFLICT, "too many purges at once; retry shortly")
+	case store.ErrorCode(err) == store.EINVALID:
+		// The repository's own refusal in the domain's terms (the tenant's quota,
+		// counted where the commit lands): the caller's answer as it is.
+		return store.Outcome{}, err
 	case err != nil:
 		return store.Outcome{}, fmt.Errorf("committing %s of %s: %w", action, st.Name, err)
 	}

@@ -198,8 +198,6 @@ func (s *Service) refresh(ctx context.Context, name, cluster, seen string) {
 // owned gives a store read from its files its tenant: the one its files name, or
 // the default tenant for files from before tenants (or pushed by hand without one).
 func (s *Service) owned(st store.Store) store.Store {
-	if st.Tenant == "" {
-		st.Tenant = s.tenant
-	}
+	st.Tenant = store.Owner(st.Tenant, s.tenant)
 	return st
 }

@@ -223,6 +223,7 @@ func toChange(c store.Change) (Change, error) {
 	gc := Change{
 		Store: c.Store, Cluster: c.Cluster, Dir: c.Dir, Action: Action(c.Action),
 		Tenant: c.Tenant, Actor: c.Actor, OnBehalfOf: c.OnBehalfOf, RequestID: c.RequestID, Continues: c.Continues,
+		StoresPerTenant: c.StoresPerTenant,
 	}
 	switch {
 	case c.Remove:

@@ -60,7 +60,10 @@
 //
 // The package knows the fleet layout (stores/<cluster>/<shard>/<name>/, see
 // docs/design.md) only as far as it must to list stores and to guard deletions; it knows
-// nothing about what the files in a store folder mean.
+// nothing about what the files in a store folder mean. A create that carries its
+// tenant's quota (Change.StoresPerTenant) is checked against the tenant's store folders
+// in the tree its commit is built on, so replicas writing one branch cannot overshoot
+// it; which tenant a folder belongs to it asks Options.TenantOf (tenants.go).
 //
 // It also owns the shared files beside them (chart-sources/<cluster>/<name>.yaml):
 // written by the commit of a change that needs one (Change.Shared), and removed by the

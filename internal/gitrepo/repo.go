@@ -64,6 +64,7 @@ type Repo struct {
 	removals removalCache  // the mass-deletion guard's window (removals.go)
 	named    namedCache    // which shared files each store folder names (unshare.go)
 	big      bigTrees      // the cluster trees the writer wrote last (tree.go)
+	tenants  tenantCount   // the stores per tenant the quota check counted (tenants.go)
 
 	obs Observer
 

@@ -33,7 +33,10 @@ func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error)
 	}
 	res := g.R.Submit(ctx, gc)
 	if res.Err != nil {
+		var qe *QuotaError
 		switch {
+		case errors.As(res.Err, &qe):
+			return store.Commit{}, store.QuotaError(qe.Tenant, qe.Stores, qe.Limit)
 		case errors.Is(res.Err, ErrExists):
 			return store.Commit{}, fmt.Errorf("%w: %v", store.ErrExists, res.Err)
 		case errors.Is(res.Err, ErrConflict):

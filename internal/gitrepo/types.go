@@ -144,6 +144,11 @@ type Change struct {
 	// commits under the first one's id): it is applied even though the id was seen
 	// for the store, rather than answered as a retry.
 	Continues bool
+	// StoresPerTenant, for a create, is its tenant's quota; zero is none. The
+	// create fails with a *QuotaError (ErrQuota) when the tenant (Options.TenantOf
+	// of Files) holds that many store folders in the tree the commit is built on,
+	// with the creates applied before it in the same commit (tenants.go).
+	StoresPerTenant int
 }
 
 // removes reports whether the change removes its folder: a purge's last step.
@@ -225,6 +230,13 @@ type Options struct {
 	// Observer is told of every commit that lands and every push that does not
 	// (internal/metrics); nil counts nothing.
 	Observer Observer
+	// TenantOf tells the tenant that owns a store from its folder's files (paths
+	// from the repository root), an error for a folder that does not parse. It must
+	// be the fleet's own rule (store.FolderTenant with the fleet's renderer and
+	// default tenant), so that the quota check counts what store.Counter counts.
+	// Nil: no quota is checked here, only by the callers (the access layer's
+	// count, which N replicas can overshoot); serve always sets it.
+	TenantOf func(files []store.File) (string, error)
 
 	// fullFirstFetch makes a first start fetch the whole history before Open
 	// returns, as before shallow starts: the baseline of BenchmarkFreshReplica.
@@ -337,6 +349,9 @@ func (c *Change) validate() error {
 	}
 	if c.Tenant != "" && !validName(c.Tenant) {
 		return invalid("tenant %q is not a valid name", c.Tenant)
+	}
+	if c.StoresPerTenant < 0 {
+		return invalid("stores per tenant %d is negative", c.StoresPerTenant)
 	}
 	if c.Keep && c.Action != ActionPurge {
 		return invalid("keep applies to a purge only, not to %s", c.Action)

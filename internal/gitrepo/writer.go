@@ -39,6 +39,12 @@ type pending struct {
 	// tip cannot overwrite someone else's change.
 	seen    plumbing.Hash
 	seenSet bool
+	// tenant of a create that carries a quota, read by its submitter
+	// (readTenant) so that the writer, which builds every commit alone, does not
+	// parse each create's files.
+	tenant     string
+	tenantErr  error
+	tenantRead bool
 }
 
 const (
@@ -87,7 +93,9 @@ func (r *Repo) SubmitAll(ctx context.Context, changes []Change) []Result {
 			out[i] = Result{Err: err}
 			continue
 		}
-		group = append(group, &pending{ch: c, deadline: deadline, done: make(chan Result, 1)})
+		p := &pending{ch: c, deadline: deadline, done: make(chan Result, 1)}
+		r.readTenant(p)
+		group = append(group, p)
 		idx = append(idx, i)
 	}
 	if len(group) == 0 {
@@ -553,6 +561,13 @@ type batchTree struct {
 	purged  map[string]bool     // folders purged explicitly, for the deletion guard
 	applied []*pending
 	shards  int // the fleet's shard count at the base (checkLayout)
+
+	// quota: a create of the batch carries its tenant's limit, so the batch's
+	// creates are counted per tenant (tenants.go): counts is the base's count
+	// (read at the first create) plus the creates applied so far.
+	quota    bool
+	baseRoot plumbing.Hash
+	counts   map[string]int
 }
 
 // newBatchTree counts the batch's purges before any change is applied: the MaxPurges
@@ -576,7 +591,11 @@ func (r *Repo) newBatchTree(live []*pending, baseRoot plumbing.Hash, objs *objec
 		if !p.final && p.ch.removes() {
 			b.purges++
 		}
+		if !p.final && p.ch.Action == ActionCreate && p.ch.StoresPerTenant > 0 {
+			b.quota = true
+		}
 	}
+	b.baseRoot = baseRoot
 	return b, nil
 }
 
@@ -611,6 +630,11 @@ func (b *batchTree) apply(p *pending) {
 		p.res = Result{Tree: hashString(cur)}
 		return
 	}
+	tenant, err := b.checkQuota(p)
+	if err != nil {
+		p.fail(err)
+		return
+	}
 	if err := b.ov.set(c.Dir, next); err != nil {
 		p.fail(err)
 		return
@@ -623,6 +647,10 @@ func (b *batchTree) apply(p *pending) {
 	}
 	if c.removes() {
 		b.purged[c.Dir] = true
+	}
+	if tenant != "" {
+		b.counts[tenant]++
+		b.r.tenants.seed(next, tenant)
 	}
 	p.res = Result{Tree: hashString(next)}
 	b.applied = append(b.applied, p)

@@ -71,26 +71,44 @@ type object struct {
 	} `json:"spec"`
 }
 
+// Tenant reads the tenant a store folder's files name, "" for files from before
+// tenants: what Parse reads into Store.Tenant, from the Namespace alone, so the
+// writer's quota check at commit time need not parse the HelmRelease of every
+// create. A folder Parse refuses for its Namespace, Tenant refuses too.
+func (r Renderer) Tenant(files []File) (string, error) {
+	s, _, _, _, err := readObjects(files, false)
+	return s.Tenant, err
+}
+
 // Parse recovers a store from its folder. A live store's spec comes whole from its
 // HelmRelease values; a deleted store keeps only what its Namespace labels say
 // (name, engine, plan, tenant), since its settings went with the HelmRelease. The
 // tenant is read from the Namespace in every state, so it survives a delete.
 func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
-	var (
-		s        store.Store
-		ns       *object
-		hr       *object
-		ociTag   string
-		haveFile = map[string]bool{}
-	)
+	s, ns, hr, ociTag, err := readObjects(files, true)
+	if err != nil {
+		return s, "", err
+	}
+	if hr == nil {
+		if ns.Metadata.Annotations[AnnotationPrune] == PruneEnabled {
+			return s, store.StatePurging, nil
+		}
+		return s, store.StateRetained, nil
+	}
+	return parseRelease(s, hr, ociTag)
+}
+
+// readObjects parses a store folder's Namespace and, with release set, its
+// HelmRelease (and OCIRepository's tag), and reads the labels the Namespace keeps
+// in every state: name, engine, plan, tenant.
+func readObjects(files []File, release bool) (s store.Store, ns, hr *object, ociTag string, err error) {
 	for _, f := range files {
-		haveFile[path.Base(f.Path)] = true
 		if ref, rel, ok := store.ParseFile(f.Path); ok && s.Cluster == "" && !strings.Contains(rel, "/") {
 			s.Cluster = ref.Cluster
 		}
 		// Only the Namespace and the HelmRelease (with its OCIRepository) carry the
 		// spec; the policy and RBAC files, the largest, are not parsed at all.
-		if b := path.Base(f.Path); b != NamespaceFile && b != HelmReleaseFile {
+		if b := path.Base(f.Path); b != NamespaceFile && (!release || b != HelmReleaseFile) {
 			continue
 		}
 		for _, doc := range bytes.Split(f.Content, []byte("\n---\n")) {
@@ -99,7 +117,7 @@ func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 			}
 			var o object
 			if err := yaml.Unmarshal(doc, &o); err != nil {
-				return s, "", fmt.Errorf("%s: %w", f.Path, err)
+				return s, nil, nil, "", fmt.Errorf("%s: %w", f.Path, err)
 			}
 			switch o.Kind {
 			case "Namespace":
@@ -116,7 +134,7 @@ func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 		}
 	}
 	if ns == nil {
-		return s, "", fmt.Errorf("no namespace.yaml")
+		return s, nil, nil, "", fmt.Errorf("no namespace.yaml")
 	}
 	s.Name = ns.Metadata.Labels["app.kubernetes.io/instance"]
 	s.Engine = store.Engine(ns.Metadata.Labels["app.kubernetes.io/name"])
@@ -125,14 +143,15 @@ func (r Renderer) Parse(files []File) (store.Store, store.State, error) {
 	// as its configured default tenant.
 	s.Tenant = ns.Metadata.Labels[LabelStoreTenant]
 	if s.Name == "" || s.Cluster == "" {
-		return s, "", fmt.Errorf("namespace %s lacks the store labels", ns.Metadata.Name)
+		return s, nil, nil, "", fmt.Errorf("namespace %s lacks the store labels", ns.Metadata.Name)
 	}
-	if hr == nil {
-		if ns.Metadata.Annotations[AnnotationPrune] == PruneEnabled {
-			return s, store.StatePurging, nil
-		}
-		return s, store.StateRetained, nil
-	}
+	return s, ns, hr, ociTag, nil
+}
+
+// parseRelease completes s, read from its Namespace, with a live store's spec from
+// its HelmRelease (ociTag: the tag of the OCIRepository of folders from before
+// shared chart sources).
+func parseRelease(s store.Store, hr *object, ociTag string) (store.Store, store.State, error) {
 	if hr.Spec.Values == nil {
 		return s, "", fmt.Errorf("helmrelease %s has no values", hr.Metadata.Name)
 	}

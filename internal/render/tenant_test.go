@@ -197,3 +197,30 @@ func TestParseBeforeTenants(t *testing.T) {
 		})
 	}
 }
+
+// TestTenantIsParses: Tenant, which the writer's quota check reads, answers what
+// Parse reads into Store.Tenant in every state, and refuses what Parse refuses for
+// its Namespace.
+func TestTenantIsParses(t *testing.T) {
+	r := Renderer{Options: LocalOptions()}
+	for _, tenant := range []string{"acme", ""} {
+		for _, st := range []store.State{store.StateActive, store.StateRetained, store.StatePurging} {
+			s := shop(store.WooCommerce, store.Basic)
+			s.Tenant = tenant
+			files, err := r.Render(s, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, _, err := r.Parse(files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.Tenant(files); err != nil || got != parsed.Tenant || got != tenant {
+				t.Errorf("tenant %q, %s: Tenant %q (%v), Parse %q", tenant, st, got, err, parsed.Tenant)
+			}
+		}
+	}
+	if _, err := r.Tenant([]File{{Path: "stores/local/0/x/kustomization.yaml", Content: []byte("kind: Kustomization\n")}}); err == nil {
+		t.Error("Tenant of a folder without a Namespace: no error")
+	}
+}

@@ -251,6 +251,12 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger, obs gitrepo.Obs
 		URL: cfg.url, Auth: cfg.auth, Branch: cfg.branch, Logger: log,
 		Dir:    filepath.Join(cfg.dataDir, "clone.git"),
 		Author: sig, WriteTimeout: cfg.writeTimeout, Observer: obs,
+		// The quota check at commit time counts a store's tenant as the store
+		// service's count does: its renderer, and its default tenant (buildService
+		// leaves fleet.Config.DefaultTenant at store.DefaultTenant).
+		TenantOf: func(files []store.File) (string, error) {
+			return store.FolderTenant(render.Renderer{Options: cfg.opts}, store.DefaultTenant, files)
+		},
 	})
 }
 

@@ -37,6 +37,29 @@ const AllTenants = "*"
 // tenants existed, or pushed by hand) unless the operator configures another.
 const DefaultTenant = "default"
 
+// Owner is the tenant that owns a store whose files name tenant: that one, or def
+// (the configured default tenant) when they name none. It is the one rule by
+// which both the fleet's count (Counter) and the repository's quota check at
+// commit time (FolderTenant) attribute a store, so that they never disagree.
+func Owner(tenant, def string) string {
+	if tenant == "" {
+		return def
+	}
+	return tenant
+}
+
+// FolderTenant reads the tenant that owns the store in files (a store folder,
+// paths from the repository root) as the fleet's count does: the tenant Parse
+// finds (Renderer.Tenant), else def. An error means the folder does not parse;
+// the count leaves such a folder out.
+func FolderTenant(r Renderer, def string, files []File) (string, error) {
+	t, err := r.Tenant(files)
+	if err != nil {
+		return "", err
+	}
+	return Owner(t, def), nil
+}
+
 // AuthMethod names how a principal proved who it is.
 type AuthMethod string
 

@@ -110,6 +110,16 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// QuotaError is the problem of a create in a tenant that already holds limit
+// stores (limits.storesPerTenant; held is what the check counted): the same
+// answer whether the access layer's early check or the repository's check at
+// commit time refused it.
+func QuotaError(tenant string, held, limit int) *Error {
+	return &Error{Code: EINVALID, Message: "the tenant's store quota is used up",
+		Fields: []FieldError{{Field: "tenant", Rule: "quota",
+			Message: fmt.Sprintf("tenant %q holds %d stores and its limit (limits.storesPerTenant) is %d; deleted stores count until purged", tenant, held, limit)}}}
+}
+
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other error and "" for nil.
 func ErrorCode(err error) string {
 	var e *Error

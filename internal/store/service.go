@@ -60,6 +60,12 @@ type Meta struct {
 	// writer answers it with the earlier outcome, and the commit's trailers still
 	// name the request and actor that asked for it.
 	Continues bool
+	// StoresPerTenant is the quota (limits.storesPerTenant) of a create's tenant,
+	// set by the access layer; zero is none. The create carries it down to the
+	// repository, which refuses the create (QuotaError) when the tenant's stores
+	// in the tree the commit lands on already reach it: the one count every
+	// replica's creates are decided on, so the quota holds across replicas.
+	StoresPerTenant int
 }
 
 // Commit identifies the commit a change landed in.
@@ -176,6 +182,10 @@ type Renderer interface {
 	Shared(s Store) ([]File, error)
 	// Parse recovers the store and its state from the files Render wrote.
 	Parse(files []File) (Store, State, error)
+	// Tenant reads what Parse reads into Store.Tenant, from as little of the
+	// files as that takes ("" when they name none); an error for files whose
+	// tenant Parse could not read either.
+	Tenant(files []File) (string, error)
 	// InFleet is the renderer for a fleet of shards shards (ValidShards): a store's
 	// folder, and the Flux controller shard its shard maps to, depend on the count,
 	// which is the fleet repository's (ShardsFile) and can change while the
@@ -220,6 +230,11 @@ type Change struct {
 	// outside push is never overwritten. Empty for a create, which instead fails
 	// with ErrExists if the folder appeared meanwhile.
 	Base string
+	// StoresPerTenant, for a create, is its tenant's quota (Meta.StoresPerTenant);
+	// zero is none. A repository that counts the tenant's stores where it commits
+	// fails the create with QuotaError when they reach it; one that proposes the
+	// change for review ignores it.
+	StoresPerTenant int
 }
 
 // Repository is the fleet repository: the writer and its read side. Submit returns
