@@ -201,11 +201,7 @@ func (r *Repo) dropObjects(kept map[plumbing.Hash]*objectSet, landed *objectSet)
 		if sum == keep {
 			continue
 		}
-		base := filepath.Join(r.opts.Dir, "objects", "pack", "pack-"+sum.String())
-		// The index first: a pack without one is ignored by git, and removed by
-		// tidyClone at the next start should the pack's removal fail.
-		os.Remove(base + ".idx")
-		os.Remove(base + ".pack")
+		dropPackFiles(filepath.Join(r.opts.Dir, "objects", "pack", "pack-"+sum.String()))
 		r.recent.remove(sum)
 		removed = true
 	}
@@ -266,9 +262,7 @@ func (r *Repo) mergeRecent(all *objectSet, packs []plumbing.Hash) error {
 	defer r.mu.Unlock()
 	for _, sum := range packs {
 		if sum != pp.sum {
-			base := filepath.Join(dir, "pack-"+sum.String())
-			os.Remove(base + ".idx")
-			os.Remove(base + ".pack")
+			dropPackFiles(filepath.Join(dir, "pack-"+sum.String()))
 		}
 		r.recent.remove(sum)
 	}
@@ -277,24 +271,24 @@ func (r *Repo) mergeRecent(all *objectSet, packs []plumbing.Hash) error {
 }
 
 // writePackNoSync is writePack without the syncs: for the clone's own copy of what
-// the push also sends, which the remote keeps.
+// the push also sends, which the remote keeps. The index first, as writePack.
 func writePackNoSync(base string, pack, idx []byte) error {
-	for _, f := range []struct {
+	for i, f := range []struct {
 		path string
 		b    []byte
-	}{{base + ".pack", pack}, {base + ".idx", idx}} {
-		tmp := f.path + fmt.Sprintf(".tmp-%d", os.Getpid())
-		if err := os.WriteFile(tmp, f.b, 0o444); err != nil {
-			os.Remove(tmp)
-			if f.path == base+".idx" {
-				os.Remove(base + ".pack")
-			}
-			return err
+	}{{base + ".idx", idx}, {base + ".pack", pack}} {
+		if i == 1 && betweenPackFiles != nil {
+			betweenPackFiles()
 		}
-		if err := os.Rename(tmp, f.path); err != nil {
+		tmp := f.path + fmt.Sprintf(".tmp-%d", os.Getpid())
+		err := os.WriteFile(tmp, f.b, 0o444)
+		if err == nil {
+			err = os.Rename(tmp, f.path)
+		}
+		if err != nil {
 			os.Remove(tmp)
-			if f.path == base+".idx" {
-				os.Remove(base + ".pack")
+			if i == 1 {
+				os.Remove(base + ".idx")
 			}
 			return err
 		}

@@ -72,23 +72,34 @@ func syncDir(dir string) error {
 	return err
 }
 
-// writePack puts a pack and its index under base (…/objects/pack/pack-<sum>), index
-// last: git ignores a pack without one. If the index cannot be written the pack is
-// removed again: go-git refuses to read any object while a pack lacks its index. It is
-// left if an index appeared meanwhile, which only an identical pack written by someone
+// writePack puts a pack and its index under base (…/objects/pack/pack-<sum>), the
+// index first. go-git lists a clone's packs by their .pack files and, the first time
+// a storage looks an object up, loads the index of each; one it cannot load ends
+// that loading half done, and the storage then misses every object of the packs
+// after it for as long as it lives ("object not found" for a tip it holds). A pack
+// that is listed must therefore already have its index (git itself ignores an index
+// without its pack). If the pack cannot be written the index is removed again,
+// unless a pack appeared meanwhile, which only an identical pack written by someone
 // else can have brought.
 func writePack(base string, pack, idx []byte) error {
-	if err := writeFileAtomic(base+".pack", pack); err != nil {
+	if err := writeFileAtomic(base+".idx", idx); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(base+".idx", idx); err != nil {
-		if _, serr := os.Stat(base + ".idx"); errors.Is(serr, os.ErrNotExist) {
-			os.Remove(base + ".pack")
+	if betweenPackFiles != nil {
+		betweenPackFiles()
+	}
+	if err := writeFileAtomic(base+".pack", pack); err != nil {
+		if _, serr := os.Stat(base + ".pack"); errors.Is(serr, os.ErrNotExist) {
+			os.Remove(base + ".idx")
 		}
 		return err
 	}
 	return nil
 }
+
+// betweenPackFiles, when set (tests), runs once a pack's first file is in place and
+// before its second is.
+var betweenPackFiles func()
 
 // writeRef replaces a loose ref of the on-disk clone with an atomic rename, so a full
 // disk leaves the old value instead of the empty file go-git's in-place rewrite would
@@ -131,6 +142,10 @@ func (r *Repo) tidyClone() {
 	for n := range names {
 		drop := strings.HasPrefix(n, "tmp_") || strings.Contains(n, ".tmp-")
 		if base, ok := strings.CutSuffix(n, ".pack"); ok && strings.HasPrefix(n, "pack-") && !names[base+".idx"] {
+			drop = true
+		}
+		// An index whose pack never arrived (writePack writes the index first).
+		if base, ok := strings.CutSuffix(n, ".idx"); ok && strings.HasPrefix(n, "pack-") && !names[base+".pack"] {
 			drop = true
 		}
 		if drop {
