@@ -569,3 +569,26 @@ func TestReadyPassesThrough(t *testing.T) {
 		t.Errorf("Ready: %v", err)
 	}
 }
+
+// TestQuotaNearLimitOnly: a create asks the writer to count the tenant's stores again
+// where its commit lands only when the tenant is within quotaCheckRoom of its limit as
+// this replica counts it; far from it the writer's count, which every commit it runs
+// for pays, is not asked for.
+func TestQuotaNearLimitOnly(t *testing.T) {
+	room := access.QuotaCheckRoom()
+	w := newWorld(t, access.Limits{StoresPerTenant: room + 10})
+	w.counter.stores["shop-a"] = 0
+	if _, err := w.svc.Create(as(editorA), shop("far1", ""), meta()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.spy.last().StoresPerTenant; got != 0 {
+		t.Errorf("far from the limit the writer was asked to count (limit %d passed down)", got)
+	}
+	w.counter.stores["shop-a"] = 10
+	if _, err := w.svc.Create(as(editorA), shop("near1", ""), meta()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.spy.last().StoresPerTenant, room+10; got != want {
+		t.Errorf("%d places left: limit passed down %d, want %d", room, got, want)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -108,5 +110,50 @@ func TestTidyCloneRemovesIndexWithoutPack(t *testing.T) {
 	r.tidyClone()
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Errorf("the index without its pack is still there: %v", err)
+	}
+}
+
+// Readers share r.mu, so a storage just opened by a merge, a drop or a fetch is read
+// by several goroutines at once; none may miss an object because another is still
+// loading the pack indexes (go-git fills its index map with no lock of its own).
+func TestFreshStorageConcurrentReaders(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	packDir := filepath.Join(dir, "objects", "pack")
+	if err := os.MkdirAll(packDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var hashes []plumbing.Hash
+	for i := range 200 {
+		objs := newObjectSet()
+		hashes = append(hashes, objs.add(blobObject([]byte(fmt.Sprintf("store %d\n", i)))))
+		pp, err := objs.packed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writePackNoSync(filepath.Join(packDir, "pack-"+pp.sum.String()), pp.raw, pp.idxV2()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Repo{opts: Options{Dir: dir}, recent: newRecentObjects(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var missed atomic.Int64
+	for range 20 {
+		st := r.diskStorage(dir)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Each reader starts at another pack, the last ones included.
+				for i := range hashes {
+					if err := st.HasEncodedObject(hashes[(i+g*25)%len(hashes)]); err != nil {
+						missed.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := missed.Load(); n > 0 {
+		t.Errorf("%d lookups of objects the clone holds failed while the storage was new", n)
 	}
 }

@@ -1,6 +1,7 @@
 package gitrepo
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -150,8 +151,21 @@ func (s recentStorer) Init() error {
 var _ storer.Initializer = recentStorer{}
 
 // diskStorage opens the on-disk clone in dir, with the recent objects in front.
+//
+// go-git's storage loads its pack indexes the first time it looks an object up, with
+// no lock of its own: two readers at once (readers share r.mu) let the second look
+// objects up in an index the first is still filling, and miss them ("gitrepo: read
+// tip: object not found", a batch of creates answered 500 right after a merge of
+// recent packs opened a new storage). So the indexes are loaded here, by the one
+// caller: every caller holds r.mu for writing, or runs before anyone reads.
 func (r *Repo) diskStorage(dir string) storage.Storer {
-	return recentStorer{Storer: filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault()), recent: r.recent}
+	fs := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
+	if err := fs.HasEncodedObject(plumbing.ZeroHash); err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) && r.log != nil {
+		// A pack without a readable index: reads fail as they would have, and
+		// Open's check of the clone heals it.
+		r.log.Warn("gitrepo: load the clone's pack indexes", "err", err)
+	}
+	return recentStorer{Storer: fs, recent: r.recent}
 }
 
 // keepObjects writes a commit's new objects into the on-disk clone ahead of its push,
