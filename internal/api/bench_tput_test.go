@@ -124,9 +124,12 @@ func newTputFleet(b *testing.B, remote string, size int) *tputFleet {
 
 // commits counts the fleet branch's commits on the bare repository.
 func (f *tputFleet) commits(b *testing.B) int {
-	out, err := exec.Command("git", "-C", f.bare, "rev-list", "--count", "HEAD").Output()
+	cmd := exec.Command("git", "-C", f.bare, "rev-list", "--count", "HEAD")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		b.Fatal(err)
+		b.Fatalf("git rev-list --count HEAD: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil {
