@@ -114,7 +114,13 @@ func (r *Repo) Writable(ctx context.Context) error {
 	if r.opts.Dir != "" {
 		r.mu.RLock()
 		tip := r.tip
-		missing := !tip.IsZero() && r.st.HasEncodedObject(tip) != nil
+		// Read, not only looked up: the storage's pack index is loaded when the
+		// storage is opened (diskStorage), so it still names a pack removed since.
+		missing := false
+		if !tip.IsZero() {
+			_, err := r.st.EncodedObject(plumbing.AnyObject, tip)
+			missing = err != nil
+		}
 		r.mu.RUnlock()
 		if missing {
 			return r.notWritable(CauseStorage, fmt.Errorf("%w: the clone %s lacks its tip %s (a restart clones it again)", ErrStorage, r.opts.Dir, tip))
