@@ -57,6 +57,22 @@ func fsckFull(t testing.TB, dir string) {
 }
 
 // readsBack opens the clone in dir again and reads every store of names from it.
+// cloneWithStores is a disk clone of a new remote over HTTP into which n stores were
+// created one commit each.
+func cloneWithStores(t *testing.T, n int) (remote, string, *Repo, []string) {
+	t.Helper()
+	rm := newRemote(t, "http")
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	r := open(t, rm, func(o *Options) { o.Dir = dir })
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("shop-%d", i)
+		mustOK(t, r.Submit(context.Background(), change("local", name, ActionCreate, 1, "")))
+		names = append(names, name)
+	}
+	return rm, dir, r, names
+}
+
 func readsBack(t *testing.T, rm remote, dir string, names []string) {
 	t.Helper()
 	r := open(t, rm, func(o *Options) { o.Dir = dir })
@@ -139,16 +155,7 @@ func TestCompactionOfFetchedPacks(t *testing.T) {
 // it behind.
 func TestCloseWaitsForCompaction(t *testing.T) {
 	lowerCompaction(t, 1, 1<<20)
-	rm := newRemote(t, "http")
-	dir := filepath.Join(t.TempDir(), "clone.git")
-	r := open(t, rm, func(o *Options) { o.Dir = dir })
-	ctx := context.Background()
-	var names []string
-	for i := range 8 {
-		name := fmt.Sprintf("shop-%d", i)
-		mustOK(t, r.Submit(ctx, change("local", name, ActionCreate, 1, "")))
-		names = append(names, name)
-	}
+	rm, dir, r, names := cloneWithStores(t, 8)
 	r.Close()
 	// Opened again with the hook set, so that no merge the writer started after its
 	// last answer runs while the test changes what compactions read.
@@ -197,16 +204,7 @@ func TestCloseWaitsForCompaction(t *testing.T) {
 // writes each object once.
 func TestCompactionCrashLeavesReadableClone(t *testing.T) {
 	lowerCompaction(t, 1, 1<<20)
-	rm := newRemote(t, "http")
-	dir := filepath.Join(t.TempDir(), "clone.git")
-	r := open(t, rm, func(o *Options) { o.Dir = dir })
-	ctx := context.Background()
-	var names []string
-	for i := range 6 {
-		name := fmt.Sprintf("shop-%d", i)
-		mustOK(t, r.Submit(ctx, change("local", name, ActionCreate, 1, "")))
-		names = append(names, name)
-	}
+	rm, dir, r, names := cloneWithStores(t, 6)
 	r.Close()
 	packDir := filepath.Join(dir, "objects", "pack")
 	packs, err := r.settledPacks(packDir)

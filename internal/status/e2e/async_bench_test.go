@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,10 +28,7 @@ const burstClients = 100
 // queue was empty. STOREFLEET_BENCH_BURST sets the creates per row (default 500,
 // in 5 rounds).
 func BenchmarkCreateBurst(b *testing.B) {
-	n := 500
-	if v, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_BURST")); err == nil && v > 0 {
-		n = v
-	}
+	n := envCount("STOREFLEET_BENCH_BURST", 500)
 	n *= b.N
 	const rounds = 5
 	burstRun++

@@ -30,10 +30,7 @@ import (
 // (one per store before the shared chart sources, one per version after) and the
 // busiest processes while the burst settled.
 func BenchmarkBurstToReady(b *testing.B) {
-	n := 200
-	if v, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_BURST")); err == nil && v > 0 {
-		n = v
-	}
+	n := envCount("STOREFLEET_BENCH_BURST", 200)
 	a := startAPI(b)
 	dyn, err := dynamic.NewForConfig(env.Config)
 	if err != nil {
@@ -53,22 +50,7 @@ func BenchmarkBurstToReady(b *testing.B) {
 		}
 		procs := procTimes()
 		start := time.Now()
-		var wg sync.WaitGroup
-		next := make(chan string)
-		for range 20 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for name := range next {
-					create(b, a, name)
-				}
-			}()
-		}
-		for _, name := range names {
-			next <- name
-		}
-		close(next)
-		wg.Wait()
+		createAll(b, a, names)
 		answered := time.Since(start)
 		readyAt := waitAllReady(b, dyn, names, 60*time.Minute)
 		total := time.Since(start)
@@ -85,6 +67,42 @@ func BenchmarkBurstToReady(b *testing.B) {
 		b.Logf("%d stores: answered in %v, all Ready in %v; busiest processes: %s", n, answered, total,
 			busiest(procs, procTimes(), total))
 	}
+}
+
+// envCount is the positive number the environment variable name holds, else def: how
+// many stores a benchmark creates.
+func envCount(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// createAll creates names through the API from 20 concurrent clients, as an
+// onboarding burst does, and returns when each create was sent.
+func createAll(b *testing.B, a *gitopsAPI, names []string) map[string]time.Time {
+	var mu sync.Mutex
+	sent := make(map[string]time.Time, len(names))
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range next {
+				mu.Lock()
+				sent[name] = time.Now()
+				mu.Unlock()
+				create(b, a, name)
+			}
+		}()
+	}
+	for _, name := range names {
+		next <- name
+	}
+	close(next)
+	wg.Wait()
+	return sent
 }
 
 func create(b *testing.B, a *gitopsAPI, name string) {

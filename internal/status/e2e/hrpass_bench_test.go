@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,10 +31,7 @@ import (
 // Per pass: its length, helm-controller's and kube-apiserver's CPU seconds and the
 // API server's requests, each per store. `make bench-helm-pass`.
 func BenchmarkHelmReleasePass(b *testing.B) {
-	n := 100
-	if v, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_STORES")); err == nil && v > 0 {
-		n = v
-	}
+	n := envCount("STOREFLEET_BENCH_STORES", 100)
 	ctx := context.Background()
 	a := startAPI(b)
 	dyn, err := dynamic.NewForConfig(env.Config)
@@ -57,22 +52,7 @@ func BenchmarkHelmReleasePass(b *testing.B) {
 		b.Fatal(err)
 	}
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	next := make(chan string)
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range next {
-				create(b, a, name)
-			}
-		}()
-	}
-	for _, name := range names[1:] {
-		next <- name
-	}
-	close(next)
-	wg.Wait()
+	createAll(b, a, names[1:])
 	waitAllReady(b, dyn, names, 140*time.Minute)
 	b.Logf("%d stores installed in %v", n, time.Since(t0))
 
@@ -140,22 +120,20 @@ func BenchmarkHelmReleasePass(b *testing.B) {
 // mode back at their next apply; none is due within a benchmark (their interval
 // is an hour and nothing is committed meanwhile).
 func setDriftMode(b *testing.B, dyn dynamic.Interface, names []string, mode string) {
-	ctx := context.Background()
-	patch := []byte(fmt.Sprintf(`{"spec":{"driftDetection":{"mode":%q}}}`, mode))
-	for _, name := range names {
-		if _, err := dyn.Resource(kube.HelmReleases).Namespace("store-"+name).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			b.Fatalf("drift mode of %s: %v", name, err)
-		}
-	}
+	patchReleases(b, dyn, names, fmt.Sprintf(`{"spec":{"driftDetection":{"mode":%q}}}`, mode))
 	waitAllReady(b, dyn, names, 60*time.Minute)
 }
 
 func requestReconcile(b *testing.B, dyn dynamic.Interface, names []string, token string) {
-	ctx := context.Background()
-	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, token))
+	patchReleases(b, dyn, names, fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, token))
+}
+
+// patchReleases merge-patches the HelmRelease of every store of names.
+func patchReleases(b *testing.B, dyn dynamic.Interface, names []string, patch string) {
 	for _, name := range names {
-		if _, err := dyn.Resource(kube.HelmReleases).Namespace("store-"+name).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			b.Fatalf("reconcile request of %s: %v", name, err)
+		if _, err := dyn.Resource(kube.HelmReleases).Namespace("store-"+name).Patch(context.Background(), name,
+			types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			b.Fatalf("patch HelmRelease %s with %s: %v", name, patch, err)
 		}
 	}
 }

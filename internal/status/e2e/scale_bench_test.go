@@ -337,10 +337,7 @@ func rssOf(pid int) uint64 {
 // per store, request → Ready (from when its own create was sent) at p50 and p95,
 // also as ratios to the baseline. `make bench-scale-burst`.
 func BenchmarkScaleBurst(b *testing.B) {
-	n := 200
-	if v, err := strconv.Atoi(os.Getenv("STOREFLEET_BENCH_BURST")); err == nil && v > 0 {
-		n = v
-	}
+	n := envCount("STOREFLEET_BENCH_BURST", 200)
 	ctx := context.Background()
 	a := startAPI(b)
 	dyn, err := dynamic.NewForConfig(env.Config)
@@ -359,29 +356,9 @@ func BenchmarkScaleBurst(b *testing.B) {
 	for j := range names {
 		names[j] = fmt.Sprintf("scaleburst-%05d", j)
 	}
-	var mu sync.Mutex
-	sent := map[string]time.Time{}
 	procs := procTimes()
 	start := time.Now()
-	var wg sync.WaitGroup
-	next := make(chan string)
-	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range next {
-				mu.Lock()
-				sent[name] = time.Now()
-				mu.Unlock()
-				create(b, a, name)
-			}
-		}()
-	}
-	for _, name := range names {
-		next <- name
-	}
-	close(next)
-	wg.Wait()
+	sent := createAll(b, a, names)
 	answered := time.Since(start)
 	readyAt := waitAllReady(b, dyn, names, 140*time.Minute)
 	total := time.Since(start)
