@@ -349,8 +349,13 @@ func TestNodeRunsPods(t *testing.T) {
 	// A plan change grows the claim: the API accepts it (the StorageClass allows
 	// expansion), nothing resizes the folder, the data stays (docs/node.md,
 	// "Volumes and plan changes").
+	// A merge patch, as a plan change's apply is, not an update of the copy read
+	// above: kube-controller-manager and the provisioner write the claim too, and an
+	// update carrying the old resourceVersion failed on their write ("the object has
+	// been modified").
+	grown := client.MergeFrom(pvc.DeepCopy())
 	pvc.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
-	if err := c.Update(ctx, pvc); err != nil {
+	if err := c.Patch(ctx, pvc, grown); err != nil {
 		t.Fatalf("growing the claim: %v", err)
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
