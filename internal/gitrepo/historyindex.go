@@ -31,8 +31,10 @@ import (
 // A store's history follows the store, not one path: a reshard (`gitops-api reshard`,
 // one commit) moves every store folder to another shard, and a history read from the
 // new folder alone would start at that commit. So the index also knows every folder
-// each store (cluster and name) had, and a history merges theirs in commit order; the
-// reshard commit itself is listed once, with the folder's tree after it.
+// each store (storeKey: cluster and name) had, and a history merges theirs in commit
+// order; the reshard commit itself is listed once, with the folder's tree after it
+// (leftIn). The log walk (walkHistory) answers by the same rules, from the same diff
+// (changedFolders), so that a history does not change when the index takes over.
 
 var (
 	// errIndexBuilding: the index is being built and cannot answer yet; the caller
@@ -63,9 +65,9 @@ type historyIndex struct {
 	tip   plumbing.Hash
 	seen  map[plumbing.Hash]struct{}
 	byDir map[string][]folderChange
-	// byStore lists, for each store ("<cluster>/<name>"), the folders it has had, one
-	// per shard count it lived at.
-	byStore map[string][]string
+	// byStore lists, for each store, the folders it has had, one per shard count it
+	// lived at.
+	byStore map[storeKey][]string
 	n       int          // commits indexed: the next one's seq
 	f       *os.File     // append-only, nil when the index lives in memory only
 	trees   rawTreeCache // the index's own, so reads at the tip do not evict its trees
@@ -107,45 +109,93 @@ func (x *historyIndex) reset() {
 	x.tip = plumbing.ZeroHash
 	x.seen = map[plumbing.Hash]struct{}{}
 	x.byDir = map[string][]folderChange{}
-	x.byStore = map[string][]string{}
+	x.byStore = map[storeKey][]string{}
 	x.n = 0
 }
 
 // add records that the commit at seq changed folder dir to tree.
 func (x *historyIndex) add(dir string, c, tree plumbing.Hash, seq int) {
 	if _, ok := x.byDir[dir]; !ok {
-		if ref, ok := store.ParseDir(dir); ok {
-			k := ref.Cluster + "/" + ref.Name
+		if k, ok := storeKeyOf(dir); ok {
 			x.byStore[k] = append(x.byStore[k], dir)
 		}
 	}
 	x.byDir[dir] = append(x.byDir[dir], folderChange{commit: c, tree: tree, seq: seq})
 }
 
+// storeKey is a store's identity across shard counts: every folder
+// stores/<cluster>/<shard>/<name> with its cluster and name is the store's, whichever
+// shard a reshard (or a hand) put it in.
+type storeKey struct{ cluster, name string }
+
+func storeKeyOf(dir string) (storeKey, bool) {
+	ref, ok := store.ParseDir(dir)
+	return storeKey{cluster: ref.Cluster, name: ref.Name}, ok
+}
+
+// leftIn reports whether folder a's change (to tree ta; zero: removed) is the store's
+// change at a commit that changed both a and b, two folders of one store, rather than
+// b's: a reshard empties one and fills the other, and the history shows the folder it
+// left the store in. Two filled at once (only by hand) go to the first by path, not to
+// whichever was met first, so that the index and the log walk pick the same.
+func leftIn(a string, ta plumbing.Hash, b string, tb plumbing.Hash) bool {
+	if ta.IsZero() != tb.IsZero() {
+		return !ta.IsZero()
+	}
+	return a < b
+}
+
+// storeChange is the change a commit made to a store, from the changes it made to the
+// store's folders (changedFolders): one folder's, by leftIn; false when it changed none.
+func storeChange(folders map[string]plumbing.Hash) (plumbing.Hash, bool) {
+	var dir string
+	var tree plumbing.Hash
+	found := false
+	for d, t := range folders {
+		if !found || leftIn(d, t, dir, tree) {
+			dir, tree, found = d, t, true
+		}
+	}
+	return tree, found
+}
+
 // changesOf is every change of the store whose folder is dir (at any shard count), in
 // index order: a commit that changed several of its folders (a reshard moving it) is
-// one change, with the tree of the folder it left the store in. A dir that is not a
-// store folder is that folder's changes alone.
+// one change, by leftIn. A dir that is not a store folder is that folder's changes
+// alone.
 func (x *historyIndex) changesOf(dir string) []folderChange {
-	ref, ok := store.ParseDir(dir)
-	dirs := x.byStore[ref.Cluster+"/"+ref.Name]
-	if !ok || len(dirs) <= 1 {
+	k, ok := storeKeyOf(dir)
+	if !ok {
 		return x.byDir[dir]
 	}
-	var all []folderChange
+	dirs := x.byStore[k]
+	if len(dirs) == 1 {
+		// Also when dir is the store's folder at another count than the one it had
+		// (removed before a reshard): the history is the store's, as the walk finds it.
+		return x.byDir[dirs[0]]
+	}
+	type change struct {
+		folderChange
+		dir string
+	}
+	var all []change
 	for _, d := range dirs {
-		all = append(all, x.byDir[d]...)
+		for _, fc := range x.byDir[d] {
+			all = append(all, change{fc, d})
+		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].seq < all[j].seq })
-	out := all[:0]
-	for _, fc := range all {
-		if n := len(out); n > 0 && out[n-1].seq == fc.seq {
-			if out[n-1].tree.IsZero() {
-				out[n-1] = fc
+	out := make([]folderChange, 0, len(all))
+	var from string // the folder out's last change is of
+	for _, c := range all {
+		if n := len(out); n > 0 && out[n-1].seq == c.seq {
+			if leftIn(c.dir, c.tree, from, out[n-1].tree) {
+				out[n-1], from = c.folderChange, c.dir
 			}
 			continue
 		}
-		out = append(out, fc)
+		out = append(out, c.folderChange)
+		from = c.dir
 	}
 	return out
 }
@@ -351,12 +401,24 @@ func (r *Repo) commit(h plumbing.Hash) (*object.Commit, error) {
 	return object.GetCommit(r.st, h)
 }
 
-// folderChanges tells which store folders commit c changed: those whose tree differs
-// from every parent's (a merge lists only what it brought in against each side), all
-// of them for a commit without parents in the clone.
+// folderChanges tells which store folders commit c changed (changedFolders).
 func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *rawTreeCache) (indexedCommit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	changes, _, err := r.changedFolders(ctx, c, cache, nil)
+	if err != nil {
+		return indexedCommit{}, err
+	}
+	return indexedCommit{commit: c.Hash, changes: changes}, nil
+}
+
+// changedFolders tells which store folders commit c changed, only's alone when set
+// (walkStoreFolders): those whose tree differs from every parent's (a merge lists only
+// what it brought in against each side), all of them for a commit without parents in
+// the clone. It also returns the parents the clone holds, fewer than c names at a
+// shallow boundary. The index and the log walk both take a commit's changes from here.
+// Callers hold r.mu (at least for reading).
+func (r *Repo) changedFolders(ctx context.Context, c *object.Commit, cache *rawTreeCache, only *storeKey) (map[string]plumbing.Hash, []*object.Commit, error) {
 	raw := func(h plumbing.Hash) ([]byte, error) { return cache.raw(r.st, h) }
 	storesOf := func(root plumbing.Hash) (plumbing.Hash, error) {
 		b, err := raw(root)
@@ -367,27 +429,27 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *rawTr
 	}
 	mine, err := storesOf(c.TreeHash)
 	if err != nil {
-		return indexedCommit{}, err
+		return nil, nil, err
 	}
 	var out map[string]plumbing.Hash
-	parents := 0
+	var parents []*object.Commit
 	for _, ph := range c.ParentHashes {
 		p, err := object.GetCommit(r.st, ph)
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			continue
 		}
 		if err != nil {
-			return indexedCommit{}, err
+			return nil, nil, err
 		}
 		theirs, err := storesOf(p.TreeHash)
 		if err != nil {
-			return indexedCommit{}, err
+			return nil, nil, err
 		}
 		changed := map[string]plumbing.Hash{}
-		if err := walkChangedFolders(ctx, raw, theirs, mine, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
-			return indexedCommit{}, err
+		if err := walkStoreFolders(ctx, raw, theirs, mine, only, func(dir string, tree plumbing.Hash) { changed[dir] = tree }); err != nil {
+			return nil, nil, err
 		}
-		if parents == 0 {
+		if len(parents) == 0 {
 			out = changed
 		} else {
 			for dir := range out {
@@ -396,15 +458,15 @@ func (r *Repo) folderChanges(ctx context.Context, c *object.Commit, cache *rawTr
 				}
 			}
 		}
-		parents++
+		parents = append(parents, p)
 	}
-	if parents == 0 {
+	if len(parents) == 0 {
 		out = map[string]plumbing.Hash{}
-		if err := walkChangedFolders(ctx, raw, plumbing.ZeroHash, mine, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
-			return indexedCommit{}, err
+		if err := walkStoreFolders(ctx, raw, plumbing.ZeroHash, mine, only, func(dir string, tree plumbing.Hash) { out[dir] = tree }); err != nil {
+			return nil, nil, err
 		}
 	}
-	return indexedCommit{commit: c.Hash, changes: out}, nil
+	return out, parents, nil
 }
 
 // build brings the index to the clone's tip in the background, starting over when the

@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/storefleet/storefleet/internal/store"
 )
 
 // BenchmarkHistoryIndexBuild: the history index built from nothing over a disk clone of
@@ -66,4 +70,45 @@ func BenchmarkHistoryIndexBuild(b *testing.B) {
 	b.ReportMetric(build.Seconds()/float64(n), "s/index-build")
 	b.ReportMetric(graph.Seconds()/float64(n), "s/git-commit-graph")
 	b.ReportMetric(build.Seconds()/graph.Seconds(), "x/index-vs-commit-graph")
+}
+
+// BenchmarkWalkHistory: one store's whole history by walking the log (what History
+// answers while the index is built), over a disk clone of 10,000 stores in 4,096 shards
+// created 100 a commit, then one-store updates (HISTORY_BENCH_UPDATES, default 5,000):
+// the store changes seldom, so the walk passes every commit, and ns/commit is what the
+// fallback costs per commit of the log.
+func BenchmarkWalkHistory(b *testing.B) {
+	updates := 5000
+	if v, err := strconv.Atoi(os.Getenv("HISTORY_BENCH_UPDATES")); err == nil && v > 0 {
+		updates = v
+	}
+	const stores = 10000
+	src := historyFixture(b, stores, updates)
+	dir := filepath.Join(b.TempDir(), "clone.git")
+	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
+		b.Fatalf("copy: %v %s", err, out)
+	}
+	runGit(b, dir, "update-ref", "refs/remotes/origin/main", "refs/heads/main")
+	ctx := context.Background()
+	r, err := Open(ctx, Options{URL: src, Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	for !r.HistoryIndexed() { // Open's own build, out of the way of the measured walks
+		time.Sleep(50 * time.Millisecond)
+	}
+	name := store.Dir("local", "fixture-00000")
+	want := 1 + (updates+stores-1)/stores
+	for b.Loop() {
+		h, err := r.walkHistory(ctx, name, plumbing.ZeroHash, false, 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(h) != want {
+			b.Fatalf("%d changes, want %d", len(h), want)
+		}
+	}
+	commits := stores/100 + 1 + updates
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(commits), "ns/commit")
 }

@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,27 +30,7 @@ func TestHistoryFollowsAReshard(t *testing.T) {
 	b1 := mustOK(t, r.Submit(ctx, change("local", "shop-b", ActionCreate, 1, "req-b1"))).Commit
 	want = append(want, mustOK(t, r.Submit(ctx, change("local", "shop-a", ActionUpdate, 2, "req-a2"))).Commit)
 
-	// `gitops-api reshard --shards 256`'s commit, pushed from elsewhere: every store
-	// folder moved, the count written, the trailers Action and Shards.
-	work := filepath.Join(t.TempDir(), "w")
-	runGit(t, filepath.Dir(work), "clone", "-q", rm.url, work)
-	for _, name := range []string{"shop-a", "shop-b"} {
-		from, to := store.DirIn("local", name, 4096), store.DirIn("local", name, 256)
-		if from == to {
-			t.Fatalf("%s does not move at 256 shards", name)
-		}
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(work, to)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		runGit(t, work, "mv", from, to)
-	}
-	if err := os.WriteFile(filepath.Join(work, store.ShardsFile), store.FormatShards(256), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	runGit(t, work, "add", "-A")
-	runGit(t, work, "commit", "-q", "-m", "reshard the fleet from 4096 to 256 shards\n\nAction: reshard\nActor: operator@example.com\nShards: 256")
-	runGit(t, work, "push", "-q", "origin", "HEAD:main")
-	move := runGit(t, work, "rev-parse", "HEAD")
+	move := pushReshard(t, rm, 256)
 	want = append(want, move)
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -118,4 +99,42 @@ func TestHistoryFollowsAReshard(t *testing.T) {
 	r = open(t, rm, withDir)
 	waitIndexReady(t, r)
 	check("built again from nothing")
+}
+
+// pushReshard pushes what `gitops-api reshard --shards n` commits (cmd/gitops-api/app,
+// moveClone), from a clone of the remote with the git CLI: every store folder of every
+// cluster moved to its shard at n in one commit, the count written, the trailers Action
+// and Shards. It returns the commit.
+func pushReshard(t *testing.T, rm remote, n int) string {
+	t.Helper()
+	work := filepath.Join(t.TempDir(), "w")
+	runGit(t, filepath.Dir(work), "clone", "-q", rm.url, work)
+	dirs, err := filepath.Glob(filepath.Join(work, store.StoresRoot, "*", "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, d := range dirs {
+		rel, _ := filepath.Rel(work, d)
+		ref, ok := store.ParseDir(filepath.ToSlash(rel))
+		if !ok {
+			t.Fatalf("%s is not a store folder", rel)
+		}
+		to := store.DirIn(ref.Cluster, ref.Name, n)
+		if to == ref.Dir() {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(work, to)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		runGit(t, work, "mv", ref.Dir(), to)
+		moved++
+	}
+	if err := os.WriteFile(filepath.Join(work, store.ShardsFile), store.FormatShards(n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, work, "add", "-A")
+	runGit(t, work, "commit", "-q", "-m", fmt.Sprintf("reshard the fleet to %d shards (%d stores moved)\n\nAction: reshard\nActor: operator@example.com\nShards: %d", n, moved, n))
+	runGit(t, work, "push", "-q", "origin", "HEAD:main")
+	return runGit(t, work, "rev-parse", "HEAD")
 }

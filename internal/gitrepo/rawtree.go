@@ -105,6 +105,14 @@ func rawSubtree(b []byte, name string) (plumbing.Hash, error) {
 // (zero: removed there), in tree order. Only subtrees that differ are read, through
 // raw (readRawTree or a cache of it).
 func walkChangedFolders(ctx context.Context, raw func(plumbing.Hash) ([]byte, error), a, b plumbing.Hash, fn func(dir string, tree plumbing.Hash)) error {
+	return walkStoreFolders(ctx, raw, a, b, nil, fn)
+}
+
+// walkStoreFolders is walkChangedFolders kept to the folders of one store (nil: every
+// store's), whatever their shard: the log walk asks it of every commit it passes, and
+// reads then only its cluster's trees and the shards that differ, not the other
+// clusters' stores.
+func walkStoreFolders(ctx context.Context, raw func(plumbing.Hash) ([]byte, error), a, b plumbing.Hash, only *storeKey, fn func(dir string, tree plumbing.Hash)) error {
 	// Three levels below stores/: cluster, shard, name.
 	var walk func(dir string, a, b plumbing.Hash, depth int) error
 	walk = func(dir string, a, b plumbing.Hash, depth int) error {
@@ -164,6 +172,9 @@ func walkChangedFolders(ctx context.Context, raw func(plumbing.Hash) ([]byte, er
 				if eb.dir {
 					hb = eb.hash
 				}
+			}
+			if only != nil && (depth == 0 && string(name) != only.cluster || depth == 2 && string(name) != only.name) {
+				continue
 			}
 			if ha != hb {
 				if err := walk(dir+"/"+string(name), ha, hb, depth+1); err != nil {

@@ -475,7 +475,8 @@ type Commit struct {
 
 // History lists the commits that changed folder dir, newest first, at most limit
 // (0 = 100). Merges are followed on every parent; a commit is listed when the folder
-// differs from all of its parents. HistoryPage reads the pages behind these.
+// differs from all of its parents. A store folder's are its store's, whatever shard it
+// was in then (a reshard moves it; changesOf). HistoryPage reads the pages behind these.
 func (r *Repo) History(ctx context.Context, dir string, limit int) ([]Commit, error) {
 	out, _, err := r.HistoryPage(ctx, dir, HistoryQuery{Limit: limit})
 	return out, err
@@ -483,7 +484,11 @@ func (r *Repo) History(ctx context.Context, dir string, limit int) ([]Commit, er
 
 // walkHistory is History by walking the log, while the index is being built: at most
 // limit changes of dir from the newest, or from the change from (inclusive, else the
-// one after it). ErrNotFound when from is not one of dir's changes.
+// one after it). ErrNotFound when from is not one of dir's changes. It lists what the
+// index would: each commit's changes to the store's folders at any shard (so a store
+// is followed across a reshard), from the index's own diff kept to that store
+// (changedFolders), folded into one by the same rule (storeChange). A dir that is not a
+// store folder has no changes, as in the index.
 func (r *Repo) walkHistory(ctx context.Context, dir string, from plumbing.Hash, inclusive bool, limit int) ([]Commit, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -493,22 +498,8 @@ func (r *Repo) walkHistory(ctx context.Context, dir string, from plumbing.Hash, 
 		}
 		return nil, nil
 	}
-	type item struct {
-		c   *object.Commit
-		dir plumbing.Hash
-	}
-	folder := map[plumbing.Hash]plumbing.Hash{} // commit -> folder tree
-	folderAt := func(c *object.Commit) (plumbing.Hash, error) {
-		if h, ok := folder[c.Hash]; ok {
-			return h, nil
-		}
-		h, err := lookupTree(r.st, c.TreeHash, dir)
-		if err != nil {
-			return h, err
-		}
-		folder[c.Hash] = h
-		return h, nil
-	}
+	key, _ := storeKeyOf(dir)
+	var trees rawTreeCache // each commit's trees are read as its child's parent, and again when it is walked
 	seen := map[plumbing.Hash]bool{r.tip: true}
 	start, err := object.GetCommit(r.st, r.tip)
 	if err != nil {
@@ -523,46 +514,32 @@ func (r *Repo) walkHistory(ctx context.Context, dir string, from plumbing.Hash, 
 		}
 		c := queue[0]
 		queue = queue[1:]
-		mine, err := folderAt(c)
+		folders, parents, err := r.changedFolders(ctx, c, &trees, &key)
 		if err != nil {
 			return nil, err
 		}
-		changed := true
-		for _, ph := range c.ParentHashes {
-			p, err := object.GetCommit(r.st, ph)
-			if err != nil {
-				if errors.Is(err, plumbing.ErrObjectNotFound) {
-					if r.incomplete.Load() {
-						// Whether c changed the folder, and all that came
-						// before, is behind the boundary: no answer yet
-						// rather than one cut short.
-						return nil, ErrHistoryLoading
-					}
-					continue
-				}
-				return nil, err
-			}
-			ptree, err := folderAt(p)
-			if err != nil {
-				return nil, err
-			}
-			if ptree == mine {
-				changed = false
-			}
-			if !seen[ph] {
-				seen[ph] = true
+		if len(parents) < len(c.ParentHashes) && r.incomplete.Load() {
+			// Whether c changed the folder, and all that came before, is behind
+			// the boundary: no answer yet rather than one cut short.
+			return nil, ErrHistoryLoading
+		}
+		for _, p := range parents {
+			if !seen[p.Hash] {
+				seen[p.Hash] = true
 				queue = insertByTime(queue, p)
 			}
 		}
-		if changed && !(len(c.ParentHashes) == 0 && mine.IsZero()) {
-			switch {
-			case !skipping:
-				out = append(out, toCommit(c, mine))
-			case c.Hash == from:
-				skipping = false
-				if inclusive {
-					out = append(out, toCommit(c, mine))
-				}
+		tree, changed := storeChange(folders)
+		if !changed {
+			continue
+		}
+		switch {
+		case !skipping:
+			out = append(out, toCommit(c, tree))
+		case c.Hash == from:
+			skipping = false
+			if inclusive {
+				out = append(out, toCommit(c, tree))
 			}
 		}
 	}
