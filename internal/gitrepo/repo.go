@@ -85,7 +85,7 @@ type Repo struct {
 	incomplete  atomic.Bool
 	historyDone chan struct{} // closed once the history is complete
 
-	warmed chan struct{} // closed once the namedCache warm-up has ended (warmnamed.go)
+	warmed chan struct{} // closed once the warm-ups after Open have ended (warmnamed.go, warmtenants.go)
 }
 
 // Open clones (or, with Options.Dir holding an earlier clone, fetches) the branch and
@@ -200,7 +200,7 @@ func openRepo(ctx context.Context, opts Options, background bool) (*Repo, error)
 		r.awaitHistory(ctx)
 	}
 	go r.run()
-	go r.warmNamed()
+	go r.warmUp()
 	if err != nil {
 		go r.syncLoop()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -27,9 +28,11 @@ import (
 // (taking the old count off the total), and reads only the folders that are new.
 // The writer's own creates leave their tenant behind (seed), so the folder it
 // pushed is not read back, and a create's own tenant is read by its submitter
-// (readTenant), not by the writer. The first count after Open reads every folder
-// once, as the fleet's own count does at start; a fleet whose creates carry no
-// limit never counts.
+// (readTenant), not by the writer. The first count after Open would read every
+// folder once, on the writer: a warm-up counts them in the background instead
+// (warmtenants.go), and the writer's first count moves on from that tree. A folder a
+// batch removes (a purge) is taken off its tenant's count for the creates applied
+// after it in the same commit (uncount).
 
 // ErrQuota: a create's tenant already holds Change.StoresPerTenant stores in the
 // tree the commit would land on. Nothing was written. The error is a *QuotaError.
@@ -60,8 +63,12 @@ type tenantCount struct {
 	clusters map[string]*clusterTenants
 	// seeded: the folders this writer built for creates, with their tenant.
 	seeded map[plumbing.Hash]string
-	// reads counts the store folders read, for the tests and the benchmark.
-	reads int
+	// warm: the folders the warm-up after Open has read so far, with their tenant,
+	// while it runs (warmtenants.go).
+	warm map[plumbing.Hash]string
+	// reads counts the store folders the writer read, warmReads those the warm-up
+	// read, for the tests and the benchmark.
+	reads, warmReads int
 }
 
 type clusterTenants struct {
@@ -259,6 +266,9 @@ func (r *Repo) countShard(ctx context.Context, dir string, tree plumbing.Hash, p
 			}
 		}
 		if !ok {
+			ft.tenant, ok = c.warm[e.hash]
+		}
+		if !ok {
 			c.reads++
 			if ft.tenant, err = r.tenantOf(ctx, dir+"/"+string(e.name), e.hash); err != nil {
 				return nil, err
@@ -304,23 +314,17 @@ func (r *Repo) readTenant(p *pending) {
 }
 
 // checkQuota refuses a create whose tenant holds its limit in the tree the batch
-// builds on, counting the creates the batch applied before it. It counts only when
-// the batch holds a create with a limit; then every create of the batch is
-// attributed, so creates in one commit count each other. It returns the tenant to
-// count once the create is applied ("" for none). A purge in the same batch is
-// not subtracted: the count errs towards refusing, and a create refused so is
-// accepted on a later commit.
+// builds on, counting the changes the batch applied before it: its creates, and its
+// purges (uncount). It counts only when the batch holds a create with a limit; then
+// every create of the batch is attributed, so creates in one commit count each
+// other. It returns the tenant to count once the create is applied ("" for none).
 func (b *batchTree) checkQuota(p *pending) (string, error) {
 	c := &p.ch
 	if c.Action != ActionCreate || !b.quota || b.r.opts.TenantOf == nil {
 		return "", nil
 	}
-	if b.counts == nil {
-		counts, err := b.r.tenantsAt(context.Background(), b.baseRoot)
-		if err != nil {
-			return "", err
-		}
-		b.counts = counts
+	if err := b.loadCounts(); err != nil {
+		return "", err
 	}
 	if !p.tenantRead {
 		p.tenant, p.tenantErr = b.r.opts.TenantOf(folderStoreFiles(c.Dir, c.Files))
@@ -337,4 +341,110 @@ func (b *batchTree) checkQuota(p *pending) (string, error) {
 		return "", &QuotaError{Tenant: tenant, Stores: b.counts[tenant], Limit: c.StoresPerTenant}
 	}
 	return tenant, nil
+}
+
+// loadCounts reads the base's count per tenant, once per batch.
+func (b *batchTree) loadCounts() error {
+	if b.counts != nil {
+		return nil
+	}
+	counts, err := b.r.tenantsAt(context.Background(), b.baseRoot)
+	if err != nil {
+		return err
+	}
+	b.counts = counts
+	return nil
+}
+
+// counted records what a batch that counts put at a folder: the tenant a create was
+// counted for, or else the files of the change, for uncount to tell the tenant of a
+// folder that is not in the storage yet.
+func (b *batchTree) counted(p *pending, tree plumbing.Hash, tenant string) {
+	if !b.quota || b.r.opts.TenantOf == nil || tree.IsZero() {
+		return
+	}
+	if b.made == nil {
+		b.made = map[plumbing.Hash]madeFolder{}
+	}
+	b.made[tree] = madeFolder{tenant: tenant, counted: tenant != "", files: p.ch.Files}
+}
+
+// madeFolder is a folder tree a change of the batch wrote.
+type madeFolder struct {
+	tenant  string
+	counted bool // tenant is what the create was counted for
+	files   []File
+}
+
+// uncount takes a folder the batch removed (tree, at dir) off its tenant's count, so
+// that a create applied after it in the same commit has the place back. Creates
+// applied before it were checked with the folder still there: the order of the
+// batch is the order the changes apply in. A folder whose tenant cannot be told
+// stays counted: the count errs towards refusing, as it did before, and a create
+// refused so is accepted on a later commit.
+func (b *batchTree) uncount(dir string, tree plumbing.Hash) {
+	if !b.quota || b.r.opts.TenantOf == nil || tree.IsZero() {
+		return
+	}
+	if err := b.loadCounts(); err != nil {
+		return // the next create of the batch meets the error itself
+	}
+	tenant, err := b.folderTenant(dir, tree)
+	if err != nil {
+		b.r.log.Debug("gitrepo: the tenant of a purged store folder cannot be read; it stays counted in this commit",
+			"dir", dir, "tree", tree, "err", err)
+		return
+	}
+	if tenant != "" && b.counts[tenant] > 0 {
+		if b.counts[tenant]--; b.counts[tenant] == 0 {
+			delete(b.counts, tenant)
+		}
+	}
+}
+
+// folderTenant tells the tenant of the folder tree at dir: from what the batch wrote,
+// from the count of the base (which holds every folder of it), or by reading it.
+// Callers hold mu (read).
+func (b *batchTree) folderTenant(dir string, tree plumbing.Hash) (string, error) {
+	if m, ok := b.made[tree]; ok {
+		if m.counted {
+			return m.tenant, nil
+		}
+		t, err := b.r.opts.TenantOf(folderStoreFiles(dir, m.files))
+		if err != nil {
+			return "", nil // counted for no one, as tenantOf has it
+		}
+		return t, nil
+	}
+	c := &b.r.tenants
+	c.mu.Lock()
+	t, ok := c.known(dir, tree)
+	if !ok {
+		c.reads++
+	}
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	return b.r.tenantOf(context.Background(), dir, tree)
+}
+
+// known answers the tenant of the folder tree at dir from what was counted, without
+// reading it. Callers hold c.mu.
+func (c *tenantCount) known(dir string, tree plumbing.Hash) (string, bool) {
+	// dir is stores/<cluster>/<shard>/<name>.
+	if parts := strings.Split(dir, "/"); len(parts) == 4 {
+		if cl := c.clusters[parts[1]]; cl != nil {
+			if st := cl.shards[parts[2]]; st != nil {
+				if ft, ok := st.folders[tree]; ok {
+					return ft.tenant, true
+				}
+			}
+		}
+	}
+	if t, ok := c.seeded[tree]; ok {
+		return t, true
+	}
+	t, ok := c.warm[tree]
+	return t, ok
 }

@@ -16,7 +16,8 @@ import (
 // 1,000 stores, 3.6 s at 10,000 (docs/benchmarks.md). So Open has warmNamed read
 // them in the background, at the tip the clone has then (or the first one fetched,
 // for a clone that had none), for every cluster with shared files: the answers that
-// first change would have kept.
+// first change would have kept. It follows the tenant count's warm-up
+// (warmtenants.go), in the same goroutine (warmUp).
 //
 // It must stall neither the writer nor the readers: it holds mu for reading only, a
 // few folders at a time (warmChunk), so a commit waiting to move the tip takes the
@@ -55,8 +56,12 @@ var errWarmStopped = errors.New("gitrepo: the repository closed during the warm-
 // testHookWarmChunk, when set by a test, runs before each chunk the warm-up reads.
 var testHookWarmChunk func()
 
-// warmNamed fills namedCache in the background; Close waits for it.
-func (r *Repo) warmNamed() {
+// warmUp runs the warm-ups after Open at one tip, one after the other: the tenant
+// count (warmtenants.go), the shorter, and the one the commonest change (a create
+// near its tenant's limit) waits for, then the shared-file names. Two readers of
+// every folder at once would only slow each other on a small machine. Close waits
+// for it.
+func (r *Repo) warmUp() {
 	defer close(r.warmed)
 	tip := r.currentTip()
 	if tip.IsZero() {
@@ -71,6 +76,17 @@ func (r *Repo) warmNamed() {
 			return // an empty fleet: nothing to read
 		}
 	}
+	r.warmTenants(tip)
+	select {
+	case <-r.closing:
+		return
+	default:
+	}
+	r.warmNamed(tip)
+}
+
+// warmNamed fills namedCache in the background, at tip.
+func (r *Repo) warmNamed(tip plumbing.Hash) {
 	start := time.Now()
 	n, err := r.warmAt(tip)
 	switch {
@@ -245,6 +261,12 @@ func (r *Repo) warmFolders(folders []plumbing.Hash, c warmCluster) (map[plumbing
 // warmPause comes between two chunks: where the warm-up stops once the Repo closes,
 // and waits while a change scans.
 func (r *Repo) warmPause() error {
+	return r.warmWait(func() bool { return r.named.scans.Load() != 0 })
+}
+
+// warmWait is where a warm-up stops once the Repo closes, and waits while busy
+// (nil: never).
+func (r *Repo) warmWait(busy func() bool) error {
 	if testHookWarmChunk != nil {
 		testHookWarmChunk()
 	}
@@ -254,7 +276,7 @@ func (r *Repo) warmPause() error {
 			return errWarmStopped
 		default:
 		}
-		if r.named.scans.Load() == 0 {
+		if busy == nil || !busy() {
 			return nil
 		}
 		t := time.NewTimer(warmYield)

@@ -259,11 +259,11 @@ func TestUnsharedWarmAfterBackgroundSync(t *testing.T) {
 	}
 }
 
-// warmGoroutine is the stack of a goroutine running warmNamed, if any.
+// warmGoroutine is the stack of a goroutine running the warm-ups, if any.
 func warmGoroutine() string {
 	buf := make([]byte, 1<<20)
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, ").warmNamed(") {
+		if strings.Contains(g, ").warmUp(") {
 			return g
 		}
 	}

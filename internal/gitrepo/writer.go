@@ -564,10 +564,12 @@ type batchTree struct {
 
 	// quota: a create of the batch carries its tenant's limit, so the batch's
 	// creates are counted per tenant (tenants.go): counts is the base's count
-	// (read at the first create) plus the creates applied so far.
+	// (read at the first create or purge) plus the creates applied so far, less
+	// the folders purged so far; made, the folders the batch wrote (uncount).
 	quota    bool
 	baseRoot plumbing.Hash
 	counts   map[string]int
+	made     map[plumbing.Hash]madeFolder
 }
 
 // newBatchTree counts the batch's purges before any change is applied: the MaxPurges
@@ -647,6 +649,9 @@ func (b *batchTree) apply(p *pending) {
 	}
 	if c.removes() {
 		b.purged[c.Dir] = true
+		b.uncount(c.Dir, cur)
+	} else {
+		b.counted(p, next, tenant)
 	}
 	if tenant != "" {
 		b.counts[tenant]++
