@@ -26,6 +26,7 @@ bench-scale-apiserver: testenv-tools
 
 ## bench-scale-burst: an onboarding burst of STOREFLEET_BENCH_BURST (default 1000) stores through the
 ## API until every HelmRelease is Ready, p50/p95 request → Ready (BenchmarkScaleBurst; CPU-heavy, up to 150 min on 2 cores).
+## STOREFLEET_FLUX_HELM_CONCURRENT / STOREFLEET_FLUX_KUSTOMIZE_CONCURRENT set the controllers' --concurrent (default 4).
 STOREFLEET_BENCH_BURST ?= 1000
 bench-scale-burst: testenv-tools
 	STOREFLEET_BENCH_BURST=$(STOREFLEET_BENCH_BURST) $(SCALE_BENCH) -bench BenchmarkScaleBurst -timeout 150m ./internal/status/e2e/

@@ -27,6 +27,11 @@
 // shards a cluster: kustomize-controller-shard<i> and helm-controller-shard<i> see
 // only objects labelled sharding.fluxcd.io/key=shard<i>, the main ones only
 // unlabelled objects, and the shard Kustomizations are labelled for it (Env.ShardLayout).
+// Each kustomize-controller and helm-controller runs with --concurrent from
+// Options.KustomizeConcurrent / Options.HelmConcurrent, else
+// $STOREFLEET_FLUX_KUSTOMIZE_CONCURRENT / $STOREFLEET_FLUX_HELM_CONCURRENT, else
+// DefaultKustomizeConcurrent / DefaultHelmConcurrent, so one test binary can be
+// measured with different settings (docs/benchmarks.md, "Flux controller concurrency").
 //
 // By default no scheduler or kubelet runs: Pods are created (so ResourceQuota,
 // LimitRange and Pod Security admission judge them) and stay Pending. HelmReleases

@@ -82,6 +82,13 @@ type Options struct {
 	// the shard Kustomizations for K (render.ShardLayout.FluxShards). 0 or 1: one
 	// set, no selector, as before. source-controller is never sharded.
 	FluxShards render.FluxShards
+	// HelmConcurrent and KustomizeConcurrent are helm-controller's and
+	// kustomize-controller's --concurrent (reconciles at a time, per controller
+	// shard). 0 takes $STOREFLEET_FLUX_HELM_CONCURRENT /
+	// $STOREFLEET_FLUX_KUSTOMIZE_CONCURRENT when set, else the environment's
+	// default (DefaultHelmConcurrent, DefaultKustomizeConcurrent), so one test
+	// binary can be measured with different settings.
+	HelmConcurrent, KustomizeConcurrent int
 	// Logf, when set, receives progress lines.
 	Logf func(format string, args ...any)
 }
@@ -468,8 +475,10 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 	// stores close to the cost of the apply itself.
 	// ExternalArtifact: the stores' shard Kustomizations apply the artifacts
 	// gitops-api publishes (docs/design.md, "How Flux applies the stores").
-	kustomizeArgs := []string{"--requeue-dependency=1s", "--feature-gates=ExternalArtifact=true"}
-	helmArgs := []string{"--requeue-dependency=1s"}
+	kustomizeArgs := []string{"--requeue-dependency=1s", "--feature-gates=ExternalArtifact=true",
+		fmt.Sprintf("--concurrent=%d", concurrency(e.opts.KustomizeConcurrent, "STOREFLEET_FLUX_KUSTOMIZE_CONCURRENT", DefaultKustomizeConcurrent))}
+	helmArgs := []string{"--requeue-dependency=1s",
+		fmt.Sprintf("--concurrent=%d", concurrency(e.opts.HelmConcurrent, "STOREFLEET_FLUX_HELM_CONCURRENT", DefaultHelmConcurrent))}
 	// Controller sharding as Flux documents it: the main controllers take what has
 	// no key (the cluster configuration, controller shard 0's stores), each extra
 	// pair exactly its key.
@@ -492,6 +501,25 @@ func (e *Env) startControllers(ctx context.Context, p *pki) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// DefaultHelmConcurrent and DefaultKustomizeConcurrent are the controllers'
+// --concurrent when Options and the environment say nothing (Flux's own default is 4).
+const (
+	DefaultHelmConcurrent      = 4
+	DefaultKustomizeConcurrent = 4
+)
+
+// concurrency is opt when positive, else the positive integer in the environment
+// variable name, else def.
+func concurrency(opt int, name string, def int) int {
+	if opt > 0 {
+		return opt
+	}
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 func (e *Env) startKCM(ctx context.Context, p *pki) error {
