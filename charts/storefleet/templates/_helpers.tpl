@@ -29,6 +29,11 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- include "storefleet.fullname" (dict "root" . "component" "gitops-api") -}}
 {{- end -}}
 
+{{/* The Secret holding a token of the ServiceAccount in a remote install (remote.serviceAccountToken). */}}
+{{- define "storefleet.serviceAccountTokenSecret" -}}
+{{- include "storefleet.fullname" (dict "root" . "component" "gitops-api-token") -}}
+{{- end -}}
+
 {{/* Namespace of Flux: the shards' ExternalArtifacts live there (rbac.yaml's Role). */}}
 {{- define "storefleet.fluxNamespace" -}}
 {{- required "flux.namespace: the namespace of the Flux controllers is required" .Values.flux.namespace -}}
