@@ -222,27 +222,15 @@ func policyDenied(err error, want string) bool {
 }
 
 // rbacDenied reports whether err is RBAC's refusal of verb (not the policy's).
-func rbacDenied(err error, verb string) bool {
-	return err != nil && apierrors.IsForbidden(err) && strings.Contains(err.Error(), "cannot "+verb+" resource") &&
-		!strings.Contains(err.Error(), "ValidatingAdmissionPolicy")
-}
-
-// The platform chart's RBAC and ValidatingAdmissionPolicy on a real API server, impersonating
-// the API's ServiceAccount: it can create a shard's ExternalArtifact exactly as the publisher
-// does and write its status, server-side apply the shard's Kustomization
-// (render.ShardKustomization with the production layout values-prod.yaml sets, and with the
-// default layout) and bring it to another layout, and nothing else. Where RBAC already refuses
-// something, a second pass grants it through an extra Role to show the policy refuses it on
-// its own.
-func TestPlatformPolicyOnCluster(t *testing.T) {
-	e := testenv.StartT(t, testenv.Options{Root: repoRoot})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// installRender does what helm install --namespace storefleet --create-namespace does
+// with the platform chart's render for opts: the namespace, then every object, the
+// namespaced ones in it. It returns the objects created.
+func installRender(ctx context.Context, t *testing.T, e *testenv.Env, opts TemplateOptions) []*unstructured.Unstructured {
+	t.Helper()
 	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "storefleet"}}); err != nil {
 		t.Fatal(err)
 	}
-	manifest, err := needHelm(t).Render(ctx, chartDir("storefleet"), TemplateOptions{Release: "storefleet", Namespace: "storefleet",
-		ValuesFiles: []string{chartDir("storefleet") + "/values-prod.yaml"}})
+	manifest, err := needHelm(t).Render(ctx, chartDir("storefleet"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +247,27 @@ func TestPlatformPolicyOnCluster(t *testing.T) {
 			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
 	}
+	return objs
+}
+
+func rbacDenied(err error, verb string) bool {
+	return err != nil && apierrors.IsForbidden(err) && strings.Contains(err.Error(), "cannot "+verb+" resource") &&
+		!strings.Contains(err.Error(), "ValidatingAdmissionPolicy")
+}
+
+// The platform chart's RBAC and ValidatingAdmissionPolicy on a real API server, impersonating
+// the API's ServiceAccount: it can create a shard's ExternalArtifact exactly as the publisher
+// does and write its status, server-side apply the shard's Kustomization
+// (render.ShardKustomization with the production layout values-prod.yaml sets, and with the
+// default layout) and bring it to another layout, and nothing else. Where RBAC already refuses
+// something, a second pass grants it through an extra Role to show the policy refuses it on
+// its own.
+func TestPlatformPolicyOnCluster(t *testing.T) {
+	e := testenv.StartT(t, testenv.Options{Root: repoRoot})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	objs := installRender(ctx, t, e, TemplateOptions{Release: "storefleet", Namespace: "storefleet",
+		ValuesFiles: []string{chartDir("storefleet") + "/values-prod.yaml"}})
 	// A Kustomization to try to patch (suspended: kustomize-controller leaves it alone).
 	ks := object(kustomizationGVK, "flux-system", "policy-probe")
 	ks.Object["spec"] = map[string]any{"interval": "10m", "path": "./", "prune": false, "suspend": true,

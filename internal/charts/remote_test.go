@@ -130,26 +130,7 @@ func TestPlatformRemoteOnCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// helm install --create-namespace: the release namespace is the Lease's.
-	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "storefleet"}}); err != nil {
-		t.Fatal(err)
-	}
-	manifest, err := needHelm(t).Render(ctx, chartDir("storefleet"), remoteOptions(chartDir("storefleet")+"/values-prod.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := DecodeObjects(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs {
-		if o.GetNamespace() == "" && o.GetKind() != "ClusterRole" && o.GetKind() != "ClusterRoleBinding" &&
-			!strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") {
-			o.SetNamespace("storefleet")
-		}
-		if err := e.Client.Create(ctx, o); err != nil {
-			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
-		}
-	}
+	installRender(ctx, t, e, remoteOptions(chartDir("storefleet")+"/values-prod.yaml"))
 
 	// The token controller fills the Secret in; the README's kubeconfig reads it from there.
 	secret := &corev1.Secret{}

@@ -21,25 +21,8 @@ import (
 // the same run. internal/fleet's benchmark of the same name does it at 100,000 commits
 // on the reads fixture; this one builds its fixture in seconds.
 func BenchmarkHistoryIndexBuild(b *testing.B) {
-	updates := 5000
-	if v, err := strconv.Atoi(os.Getenv("HISTORY_BENCH_UPDATES")); err == nil && v > 0 {
-		updates = v
-	}
-	src := historyFixture(b, 10000, updates)
-	dir := filepath.Join(b.TempDir(), "clone.git")
-	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
-		b.Fatalf("copy: %v %s", err, out)
-	}
-	runGit(b, dir, "update-ref", "refs/remotes/origin/main", "refs/heads/main")
+	r, src, updates := indexedFixtureClone(b, 10000)
 	ctx := context.Background()
-	r, err := Open(ctx, Options{URL: src, Dir: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
-	for !r.HistoryIndexed() { // Open's own build, out of the way of the measured ones
-		time.Sleep(50 * time.Millisecond)
-	}
 	tip := r.currentTip()
 	var build, graph time.Duration
 	n := 0
@@ -78,26 +61,9 @@ func BenchmarkHistoryIndexBuild(b *testing.B) {
 // the store changes seldom, so the walk passes every commit, and ns/commit is what the
 // fallback costs per commit of the log.
 func BenchmarkWalkHistory(b *testing.B) {
-	updates := 5000
-	if v, err := strconv.Atoi(os.Getenv("HISTORY_BENCH_UPDATES")); err == nil && v > 0 {
-		updates = v
-	}
 	const stores = 10000
-	src := historyFixture(b, stores, updates)
-	dir := filepath.Join(b.TempDir(), "clone.git")
-	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
-		b.Fatalf("copy: %v %s", err, out)
-	}
-	runGit(b, dir, "update-ref", "refs/remotes/origin/main", "refs/heads/main")
+	r, _, updates := indexedFixtureClone(b, stores)
 	ctx := context.Background()
-	r, err := Open(ctx, Options{URL: src, Dir: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
-	for !r.HistoryIndexed() { // Open's own build, out of the way of the measured walks
-		time.Sleep(50 * time.Millisecond)
-	}
 	name := store.Dir("local", "fixture-00000")
 	want := 1 + (updates+stores-1)/stores
 	for b.Loop() {
@@ -111,4 +77,30 @@ func BenchmarkWalkHistory(b *testing.B) {
 	}
 	commits := stores/100 + 1 + updates
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(commits), "ns/commit")
+}
+
+// indexedFixtureClone opens a disk clone of historyFixture's fleet (stores stores,
+// HISTORY_BENCH_UPDATES updates, default 5,000) once Open's own index build is done,
+// so that it is out of the way of what is measured; Close is the benchmark's cleanup.
+func indexedFixtureClone(b *testing.B, stores int) (r *Repo, src string, updates int) {
+	b.Helper()
+	updates = 5000
+	if v, err := strconv.Atoi(os.Getenv("HISTORY_BENCH_UPDATES")); err == nil && v > 0 {
+		updates = v
+	}
+	src = historyFixture(b, stores, updates)
+	dir := filepath.Join(b.TempDir(), "clone.git")
+	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
+		b.Fatalf("copy: %v %s", err, out)
+	}
+	runGit(b, dir, "update-ref", "refs/remotes/origin/main", "refs/heads/main")
+	r, err := Open(context.Background(), Options{URL: src, Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	for !r.HistoryIndexed() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return r, src, updates
 }
