@@ -29,10 +29,10 @@ import (
 // The writer's own creates leave their tenant behind (seed), so the folder it
 // pushed is not read back, and a create's own tenant is read by its submitter
 // (readTenant), not by the writer. The first count after Open would read every
-// folder once, on the writer: a warm-up counts them in the background instead
-// (warmtenants.go), and the writer's first count moves on from that tree. A folder a
-// batch removes (a purge) is taken off its tenant's count for the creates applied
-// after it in the same commit (uncount).
+// folder once, on the writer: a warm-up counts them in the background instead,
+// with the same walk in chunks (warmtenants.go), and the writer's first count moves
+// on from that tree. A folder a batch removes (a purge) is taken off its tenant's
+// count for the creates applied after it in the same commit (uncount).
 
 // ErrQuota: a create's tenant already holds Change.StoresPerTenant stores in the
 // tree the commit would land on. Nothing was written. The error is a *QuotaError.
@@ -199,7 +199,7 @@ func (r *Repo) recount(ctx context.Context, storesTree plumbing.Hash) error {
 				continue
 			}
 			dir := store.StoresRoot + "/" + name + "/" + string(se.name)
-			st, err := r.countShard(ctx, dir, se.hash, prev)
+			st, _, err := r.countShard(ctx, dir, se.hash, prev, shardWalk{})
 			if err != nil {
 				return err
 			}
@@ -238,41 +238,131 @@ func (r *Repo) recount(ctx context.Context, storesTree plumbing.Hash) error {
 	return nil
 }
 
-// countShard counts one shard's folders, answering those it held before (prev) or
-// that this writer built from memory. It updates prev's folders in place rather
-// than copy them: at 10,000 stores in a shard, a new map per commit cost more
-// than the count. Callers hold mu (read) and tenants.mu.
-func (r *Repo) countShard(ctx context.Context, dir string, tree plumbing.Hash, prev *shardTenants) (*shardTenants, error) {
+// shardWalk is how countShard walks a shard's folders. The zero value is the
+// writer's: in one go, its caller holding mu (read) and tenants.mu throughout, as a
+// commit's count must be of the one tree it builds on. The warm-up's (chunk > 0)
+// holds neither: it reads chunk folders at a time, each chunk under its own read
+// lock, so that a commit moving the tip waits one chunk at most, and keeps each
+// chunk's answers in tenants.warm, so that a count the writer makes before the
+// warm-up ends does not read them again; pause comes before each chunk, where the
+// warm-up stops.
+// One walk for both, so that what the warm-up hands the writer (a shard's folders
+// and counts, kept as that tree's) is made exactly as the writer would make it.
+type shardWalk struct {
+	chunk int
+	pause func() error
+}
+
+// countShard counts one shard's folders, answering those it held before (prev) or,
+// for the writer, that it built or the warm-up read, from memory. It updates prev's
+// folders in place rather than copy them: at 10,000 stores in a shard, a new map per
+// commit cost more than the count. It returns how many folders it read. Callers of
+// the writer's walk hold mu (read) and tenants.mu, those of the warm-up's neither.
+func (r *Repo) countShard(ctx context.Context, dir string, tree plumbing.Hash, prev *shardTenants, w shardWalk) (*shardTenants, int, error) {
 	c := &r.tenants
+	chunked := w.chunk > 0
+	if chunked {
+		r.mu.RLock()
+	}
 	entries, err := rawEntries(r.st, tree)
+	if chunked {
+		r.mu.RUnlock()
+	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	folders := entries // the writer's walk skips the rest itself: no copy per commit
+	if chunked {
+		folders = nil // a chunk is so many folders
+		for _, e := range entries {
+			if e.dir {
+				folders = append(folders, e)
+			}
+		}
 	}
 	st := &shardTenants{tree: tree, counts: map[string]int{}}
 	if prev != nil {
 		st.folders, st.gen = prev.folders, prev.gen+1
 	} else {
-		st.folders, st.gen = make(map[plumbing.Hash]folderTenant, len(entries)), 1
+		st.folders, st.gen = make(map[plumbing.Hash]folderTenant, len(folders)), 1
 	}
+	chunk := w.chunk
+	if !chunked {
+		chunk = max(len(folders), 1)
+	}
+	seen, read := 0, 0
+	for start := 0; start < len(folders); start += chunk {
+		part := folders[start:min(start+chunk, len(folders))]
+		if chunked {
+			if err := w.pause(); err != nil {
+				return nil, read, err
+			}
+			r.mu.RLock()
+		}
+		n, got, err := r.countFolders(ctx, dir, part, st, !chunked)
+		if chunked {
+			r.mu.RUnlock()
+		}
+		seen += n
+		read += len(got)
+		if !chunked {
+			c.reads += len(got)
+		} else if len(got) > 0 {
+			c.mu.Lock()
+			if c.warm == nil {
+				c.warm = make(map[plumbing.Hash]string, len(got))
+			}
+			for h, t := range got {
+				c.warm[h] = t
+			}
+			c.warmReads += len(got)
+			c.mu.Unlock()
+		}
+		if err != nil {
+			return nil, read, err
+		}
+	}
+	if len(st.folders) > seen {
+		for h, ft := range st.folders {
+			if ft.gen != st.gen {
+				delete(st.folders, h)
+			}
+		}
+	}
+	return st, read, nil
+}
+
+// countFolders adds the folders of part (other entries are skipped) to st, reading
+// the tenant of those it cannot answer from memory: from st, and for the writer's
+// walk (held: the caller holds tenants.mu) from the folders the writer built and
+// those the warm-up read.
+// It returns how many folders it saw for the first time in this count, and the
+// tenants it read, by folder tree (nil for none). Callers hold mu (read).
+func (r *Repo) countFolders(ctx context.Context, dir string, part []rawTreeEntry, st *shardTenants, held bool) (int, map[plumbing.Hash]string, error) {
+	c := &r.tenants
 	seen := 0
-	for _, e := range entries {
+	var got map[plumbing.Hash]string
+	for _, e := range part {
 		if !e.dir {
 			continue
 		}
 		ft, ok := st.folders[e.hash]
-		if !ok {
+		if !ok && held {
 			if ft.tenant, ok = c.seeded[e.hash]; ok {
 				delete(c.seeded, e.hash)
+			} else {
+				ft.tenant, ok = c.warm[e.hash]
 			}
 		}
 		if !ok {
-			ft.tenant, ok = c.warm[e.hash]
-		}
-		if !ok {
-			c.reads++
+			var err error
 			if ft.tenant, err = r.tenantOf(ctx, dir+"/"+string(e.name), e.hash); err != nil {
-				return nil, err
+				return seen, got, err
 			}
+			if got == nil {
+				got = map[plumbing.Hash]string{}
+			}
+			got[e.hash] = ft.tenant
 		}
 		if !ok || ft.gen != st.gen {
 			seen++ // once per folder, however many entries share its tree
@@ -283,14 +373,7 @@ func (r *Repo) countShard(ctx context.Context, dir string, tree plumbing.Hash, p
 			st.counts[ft.tenant]++
 		}
 	}
-	if len(st.folders) > seen {
-		for h, ft := range st.folders {
-			if ft.gen != st.gen {
-				delete(st.folders, h)
-			}
-		}
-	}
-	return st, nil
+	return seen, got, nil
 }
 
 func cloneCounts(m map[string]int) map[string]int {

@@ -15,8 +15,10 @@ import (
 // the first create near its tenant's limit waits that long, and so does every change
 // queued behind it. So when the writer counts tenants at all (Options.TenantOf), the
 // warm-up after Open (warmUp) counts them first, in the background, at the tip it
-// warms, and yields as the names' warm-up does: a few folders per short read lock
-// (warmChunk), stopped by Close.
+// warms. It counts with the writer's own walk (countShard),
+// so that what it hands over is what the writer's count would have made; only the
+// walk's pace differs (shardWalk): it yields as the names' warm-up does, a few
+// folders per short read lock (warmChunk), and is stopped by Close.
 //
 // It never answers a quota check: what it counts is of the tree it started on, and a
 // commit is checked on the tree it lands on. Once the whole count is done it is kept
@@ -80,12 +82,15 @@ func (r *Repo) warmTenantsAt(tip plumbing.Hash) (int, error) {
 	}
 	total := map[string]int{}
 	clusters := make(map[string]*clusterTenants, len(plan))
+	// The writer's walk, in chunks: each shard kept here is what the writer's count
+	// would have kept, so the writer's first count can move on from it (recount).
+	walk := shardWalk{chunk: warmChunk, pause: r.warmTenantsPause}
 	read := 0
 	for _, pc := range plan {
 		cl := &clusterTenants{tree: pc.tree, shards: make(map[string]*shardTenants, len(pc.shards))}
 		for _, se := range pc.shards {
 			dir := store.StoresRoot + "/" + pc.name + "/" + string(se.name)
-			st, n, err := r.warmTenantShard(dir, se.hash)
+			st, n, err := r.countShard(context.Background(), dir, se.hash, nil, walk)
 			read += n
 			if err != nil {
 				return read, err
@@ -144,72 +149,6 @@ func (r *Repo) tenantsPlan(tip plumbing.Hash) (plumbing.Hash, []tenantsPlanClust
 		plan = append(plan, pc)
 	}
 	return storesTree, plan, nil
-}
-
-// warmTenantShard counts one shard's folders, warmChunk at a time, keeping each
-// chunk's answers for a count that comes meanwhile. It returns the shard's count as
-// countShard would have made it, and how many folders it read.
-func (r *Repo) warmTenantShard(dir string, tree plumbing.Hash) (*shardTenants, int, error) {
-	r.mu.RLock()
-	entries, err := rawEntries(r.st, tree)
-	r.mu.RUnlock()
-	if err != nil {
-		return nil, 0, err
-	}
-	var folders []rawTreeEntry
-	for _, e := range entries {
-		if e.dir {
-			folders = append(folders, e)
-		}
-	}
-	st := &shardTenants{tree: tree, counts: map[string]int{}, folders: make(map[plumbing.Hash]folderTenant, len(folders)), gen: 1}
-	read := 0
-	for start := 0; start < len(folders); start += warmChunk {
-		if err := r.warmTenantsPause(); err != nil {
-			return nil, read, err
-		}
-		got, err := r.warmTenantFolders(dir, folders[start:min(start+warmChunk, len(folders))], st.folders)
-		read += len(got)
-		if err != nil {
-			return nil, read, err
-		}
-		c := &r.tenants
-		c.mu.Lock()
-		if c.warm == nil {
-			c.warm = make(map[plumbing.Hash]string, len(got))
-		}
-		for h, t := range got {
-			c.warm[h] = t
-		}
-		c.warmReads += len(got)
-		c.mu.Unlock()
-	}
-	for _, e := range folders {
-		if t := st.folders[e.hash].tenant; t != "" {
-			st.counts[t]++ // per entry, as countShard counts
-		}
-	}
-	return st, read, nil
-}
-
-// warmTenantFolders reads the tenant of each of folders not in known yet, under one
-// read lock, adding it to known. It returns what it read.
-func (r *Repo) warmTenantFolders(dir string, folders []rawTreeEntry, known map[plumbing.Hash]folderTenant) (map[plumbing.Hash]string, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	got := make(map[plumbing.Hash]string, len(folders))
-	for _, e := range folders {
-		if _, ok := known[e.hash]; ok {
-			continue
-		}
-		t, err := r.tenantOf(context.Background(), dir+"/"+string(e.name), e.hash)
-		if err != nil {
-			return got, err
-		}
-		known[e.hash] = folderTenant{tenant: t, gen: 1}
-		got[e.hash] = t
-	}
-	return got, nil
 }
 
 // warmTenantsPause comes between two chunks: where the warm-up stops once the Repo
