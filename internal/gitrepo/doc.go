@@ -65,9 +65,10 @@
 // in the tree its commit is built on, so replicas writing one branch cannot overshoot
 // it; which tenant a folder belongs to it asks Options.TenantOf (tenants.go). A purge
 // applied earlier in the same commit gives its place back. The count is kept by tree
-// hash and made in the background after Open (warmtenants.go, before the shared-file
-// warm-up below, in the same goroutine), so the first check after a start reads only
-// the folders new since, not every store folder on the writer.
+// hash. Where a quota is configured (Options.TenantQuota) it is made in the
+// background after Open (warmtenants.go, before the shared-file warm-up below, in the
+// same goroutine), so the first check after a start reads only the folders new since,
+// not every store folder on the writer; without one no tenant is counted at start.
 //
 // It also owns the shared files beside them (chart-sources/<cluster>/<name>.yaml):
 // written by the commit of a change that needs one (Change.Shared), and removed by the

@@ -29,10 +29,11 @@ import (
 // The writer's own creates leave their tenant behind (seed), so the folder it
 // pushed is not read back, and a create's own tenant is read by its submitter
 // (readTenant), not by the writer. The first count after Open would read every
-// folder once, on the writer: a warm-up counts them in the background instead,
-// with the same walk in chunks (warmtenants.go), and the writer's first count moves
-// on from that tree. A folder a batch removes (a purge) is taken off its tenant's
-// count for the creates applied after it in the same commit (uncount).
+// folder once, on the writer: where a quota is configured (Options.TenantQuota) a
+// warm-up counts them in the background instead, with the same walk in chunks
+// (warmtenants.go), and the writer's first count moves on from that tree. A folder
+// a batch removes (a purge) is taken off its tenant's count for the creates
+// applied after it in the same commit (uncount).
 
 // ErrQuota: a create's tenant already holds Change.StoresPerTenant stores in the
 // tree the commit would land on. Nothing was written. The error is a *QuotaError.

@@ -22,7 +22,9 @@ func fleetTenantOf(files []store.File) (string, error) {
 	return store.FolderTenant(quotaRenderer, store.DefaultTenant, files)
 }
 
-func withTenants(o *Options) { o.TenantOf = fleetTenantOf }
+// withTenants wires the writer as serve does with an access configuration, which
+// always holds a quota: the tenants are counted in the background after Open.
+func withTenants(o *Options) { o.TenantOf, o.TenantQuota = fleetTenantOf, true }
 
 // tenantChange is a create (or, in state retained, the delete) of a rendered store
 // of tenant ("" renders a store whose files name none), carrying limit.
@@ -235,7 +237,7 @@ func BenchmarkQuotaThroughput(b *testing.B) {
 	ctx := context.Background()
 	repos := map[string]*Repo{}
 	for _, mode := range []string{"off", "on"} {
-		r, err := Open(ctx, Options{URL: pathFleet(b, 10000), TenantOf: fleetTenantOf})
+		r, err := Open(ctx, Options{URL: pathFleet(b, 10000), TenantOf: fleetTenantOf, TenantQuota: true})
 		if err != nil {
 			b.Fatal(err)
 		}

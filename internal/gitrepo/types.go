@@ -237,6 +237,16 @@ type Options struct {
 	// Nil: no quota is checked here, only by the callers (the access layer's
 	// count, which N replicas can overshoot); serve always sets it.
 	TenantOf func(files []store.File) (string, error)
+	// TenantQuota says a quota is configured, so creates near it will carry
+	// Change.StoresPerTenant (serve: an access configuration is loaded, which
+	// always holds limits.storesPerTenant). Only then does Open count the stores per
+	// tenant in the background (warmtenants.go), which spares the first create near
+	// a limit a count of every store folder on the writer. An install without a
+	// quota would spend that count (every folder read once) for nothing, and its
+	// shared-file warm-up would wait behind it; so without TenantQuota nothing is
+	// counted at start. A create that carries a limit all the same is still checked:
+	// its first count reads the folders itself. Needs TenantOf.
+	TenantQuota bool
 
 	// fullFirstFetch makes a first start fetch the whole history before Open
 	// returns, as before shallow starts: the baseline of BenchmarkFreshReplica.

@@ -17,7 +17,7 @@ import (
 // them in the background, at the tip the clone has then (or the first one fetched,
 // for a clone that had none), for every cluster with shared files: the answers that
 // first change would have kept. It follows the tenant count's warm-up
-// (warmtenants.go), in the same goroutine (warmUp).
+// (warmtenants.go, only where a quota is configured), in the same goroutine (warmUp).
 //
 // It must stall neither the writer nor the readers: it holds mu for reading only, a
 // few folders at a time (warmChunk), so a commit waiting to move the tip takes the
@@ -59,8 +59,9 @@ var testHookWarmChunk func()
 // warmUp runs the warm-ups after Open at one tip, one after the other: the tenant
 // count (warmtenants.go), the shorter, and the one the commonest change (a create
 // near its tenant's limit) waits for, then the shared-file names. Two readers of
-// every folder at once would only slow each other on a small machine. Close waits
-// for it.
+// every folder at once would only slow each other on a small machine. Without a
+// quota (Options.TenantQuota) the tenant count is skipped, so the names come at
+// once. Close waits for it.
 func (r *Repo) warmUp() {
 	defer close(r.warmed)
 	tip := r.currentTip()

@@ -13,12 +13,16 @@ import (
 // The first quota count after a start reads every store folder of the fleet
 // (0.5-1.3 s at 10,000 stores) on the writer, which commits nothing else meanwhile:
 // the first create near its tenant's limit waits that long, and so does every change
-// queued behind it. So when the writer counts tenants at all (Options.TenantOf), the
-// warm-up after Open (warmUp) counts them first, in the background, at the tip it
-// warms. It counts with the writer's own walk (countShard),
+// queued behind it. So when a quota is configured (Options.TenantQuota, with
+// Options.TenantOf), the warm-up after Open (warmUp) counts them first, in the
+// background, at the tip it warms. It counts with the writer's own walk (countShard),
 // so that what it hands over is what the writer's count would have made; only the
 // walk's pace differs (shardWalk): it yields as the names' warm-up does, a few
 // folders per short read lock (warmChunk), and is stopped by Close.
+//
+// Without a quota it does not run: no check would ever ask for the count, so
+// reading every store folder at each start would be work for nothing, and would
+// hold back the names' warm-up that follows it, which removals do wait for.
 //
 // It never answers a quota check: what it counts is of the tree it started on, and a
 // commit is checked on the tree it lands on. Once the whole count is done it is kept
@@ -45,8 +49,8 @@ var errWarmCounted = errors.New("gitrepo: the writer counted the tenants before 
 // warmTenants counts the store folders per tenant at tip in the background and keeps
 // the count as that tree's, unless the writer counted first.
 func (r *Repo) warmTenants(tip plumbing.Hash) {
-	if r.opts.TenantOf == nil {
-		return // no quota is checked here: nothing would use the count
+	if r.opts.TenantOf == nil || !r.opts.TenantQuota {
+		return // no quota is configured: nothing would use the count
 	}
 	start := time.Now()
 	n, err := r.warmTenantsAt(tip)

@@ -85,6 +85,41 @@ func TestQuotaWarmAfterOpen(t *testing.T) {
 	}
 }
 
+// Without a quota configured (Options.TenantQuota unset, as serve without an access
+// configuration) Open counts no tenant: the warm-up reads no folder for it and goes
+// straight to the shared-file names, which it reads as before. A create that carries
+// a limit all the same is still checked, counting the folders on the writer.
+func TestQuotaNoWarmUpWithoutQuota(t *testing.T) {
+	const n = 40
+	rm := newRemote(t, "path")
+	dir := filepath.Join(t.TempDir(), "clone.git")
+	warmFleet(t, rm, dir, n)
+
+	r := open(t, rm, func(o *Options) { o.Dir = dir; o.TenantOf = fleetTenantOf })
+	waitWarm(t, r)
+	if w, warm := tenantReads(r); w != 0 || warm != 0 {
+		t.Fatalf("after the warm-up without a quota: the writer read %d folders for tenants, the warm-up %d; want 0 and 0", w, warm)
+	}
+	r.tenants.mu.Lock()
+	kept := r.tenants.total != nil
+	r.tenants.mu.Unlock()
+	if kept {
+		t.Fatal("a tenant count was kept without a quota")
+	}
+	if got := r.named.warmReads.Load(); got != n+1 {
+		t.Fatalf("the shared-file warm-up read %d store folders, want all %d", got, n+1)
+	}
+
+	ctx := context.Background()
+	mustOK(t, r.Submit(ctx, tenantChange(t, "q-1", "t", store.StateActive, 1)))
+	if res := r.Submit(ctx, tenantChange(t, "q-2", "t", store.StateActive, 1)); quotaStores(res) != 1 {
+		t.Fatalf("a create over a limit of 1 without a configured quota: %v, want a refusal counting 1", res.Err)
+	}
+	if w, _ := tenantReads(r); w != n+1 {
+		t.Fatalf("the first check without a warm-up read %d folders, want every one of the %d", w, n+1)
+	}
+}
+
 // stepWarmUp holds each chunk of the warm-up until the test lets it go (one value on
 // step each, or all by closing it), and reports each chunk on entered before it.
 func stepWarmUp(t *testing.T) (entered <-chan struct{}, step chan<- struct{}) {
@@ -350,7 +385,7 @@ func BenchmarkQuotaFirstCount(b *testing.B) {
 	bare := pathFleet(b, n)
 	rm := remote{kind: "path", url: bare, bare: bare}
 	dir := filepath.Join(b.TempDir(), "clone.git")
-	opts := func(o *Options) { o.Dir = dir; o.TenantOf = fleetTenantOf }
+	opts := func(o *Options) { o.Dir = dir; withTenants(o) }
 	open(b, rm, opts).Close()
 	ctx := context.Background()
 	times := map[string][]time.Duration{}

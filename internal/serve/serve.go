@@ -257,6 +257,7 @@ func openRepo(ctx context.Context, cfg config, log *slog.Logger, obs gitrepo.Obs
 		TenantOf: func(files []store.File) (string, error) {
 			return store.FolderTenant(render.Renderer{Options: cfg.opts}, store.DefaultTenant, files)
 		},
+		TenantQuota: cfg.access.conf != nil, // an access configuration always holds limits.storesPerTenant
 	})
 }
 
