@@ -445,3 +445,52 @@ func BenchmarkQuotaFirstCount(b *testing.B) {
 		n, b.N, cold, reads["cold"]/b.N, warm, reads["warm"]/b.N, plain, float64(warm)/float64(cold), float64(warm)/float64(plain), med(warmUps),
 		times["cold"], times["warm"], times["plain"], warmUps)
 }
+
+// BenchmarkWarmUpWithoutQuota: how long after Open the shared-file names are warm
+// (the warm-ups have ended), at 10,000 stores with one shared file (path remote,
+// on-disk clone as serve keeps it). Each iteration restarts the writer on its clone
+// twice, in turns, with TenantOf set as serve sets it:
+//   - quota: Options.TenantQuota set, the tenants counted first, as every start did
+//     before TenantQuota existed, quota or not;
+//   - none: no quota configured: the names' warm-up starts at once.
+//
+// It reports the medians and none/quota. Run with
+// `go test -run '^$' -bench WarmUpWithoutQuota -benchtime 3x ./internal/gitrepo/`.
+func BenchmarkWarmUpWithoutQuota(b *testing.B) {
+	const n = 10000
+	bare := pathFleet(b, n)
+	rm := remote{kind: "path", url: bare, bare: bare}
+	dir := filepath.Join(b.TempDir(), "clone.git")
+	r := open(b, rm, func(o *Options) { o.Dir = dir })
+	mustOK(b, r.Submit(context.Background(), onVersion(change("local", "shared", ActionCreate, 1, "shared-c"), "1.0")))
+	r.Close()
+	times := map[string][]time.Duration{}
+	reads := map[string]int{}
+	modes := []string{"quota", "none"}
+	b.ResetTimer()
+	for range b.N {
+		for _, mode := range modes {
+			r := open(b, rm, func(o *Options) {
+				o.Dir, o.TenantOf, o.TenantQuota = dir, fleetTenantOf, mode == "quota"
+			})
+			t0 := time.Now()
+			<-r.warmed
+			times[mode] = append(times[mode], time.Since(t0))
+			_, warm := tenantReads(r)
+			reads[mode] += warm + int(r.named.warmReads.Load())
+			r.Close()
+		}
+	}
+	b.StopTimer()
+	med := func(s []time.Duration) time.Duration {
+		s = append([]time.Duration(nil), s...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	quota, none := med(times["quota"]), med(times["none"])
+	b.ReportMetric(float64(quota.Microseconds())/1000, "quota-ms")
+	b.ReportMetric(float64(none.Microseconds())/1000, "none-ms")
+	b.ReportMetric(float64(none)/float64(quota), "none/quota")
+	b.Logf("names warm after Open, %d stores, median of %d: with the tenants counted first %v (%d folders read), without a quota %v (%d read); none/quota %.3f (runs quota %v, none %v)",
+		n, b.N, quota, reads["quota"]/b.N, none, reads["none"]/b.N, float64(none)/float64(quota), times["quota"], times["none"])
+}
