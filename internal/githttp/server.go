@@ -115,6 +115,20 @@ func New(root string) (*Server, error) {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+		} else if r.ContentLength < 0 {
+			// git's client sends a push larger than its http.postBuffer (1 MiB) chunked,
+			// and CGI has no way to pass a body of unknown length (net/http/cgi answers
+			// 400). Read it whole and hand git a body of known length instead.
+			body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+			if err != nil {
+				http.Error(w, fmt.Sprintf("reading a chunked request body: %v", err), http.StatusBadRequest)
+				return
+			}
+			if len(body) > MaxBody {
+				http.Error(w, fmt.Sprintf("chunked request body over the %d-byte limit", MaxBody), http.StatusRequestEntityTooLarge)
+				return
+			}
+			r.Body, r.ContentLength, r.TransferEncoding = io.NopCloser(bytes.NewReader(body)), int64(len(body)), nil
 		}
 		cgiHandler.ServeHTTP(w, r)
 	})

@@ -63,6 +63,34 @@ func TestPushAndCloneOverHTTP(t *testing.T) {
 	}
 }
 
+// TestChunkedPush pushes more than git's post buffer, which git then sends with
+// chunked transfer encoding (a bulk import of thousands of stores by hand does).
+func TestChunkedPush(t *testing.T) {
+	srv := startFleet(t)
+	url := srv.URL() + "/fleet.git"
+
+	work := t.TempDir()
+	git(t, work, "init", "-q", "-b", "main")
+	for i := range 50 {
+		// Incompressible enough that the pack is well over the 4 KiB buffer below.
+		data := []byte(fmt.Sprintf("store %d %x\n", i, time.Now().UnixNano()*int64(i+7)))
+		data = append(data, []byte(strings.Repeat(fmt.Sprintf("%d-%x ", i, i*7919), 40))...)
+		if err := os.WriteFile(filepath.Join(work, fmt.Sprintf("s%d.txt", i)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, work, "add", ".")
+	git(t, work, "commit", "-q", "-m", "many")
+	git(t, work, "-c", "http.postBuffer=4096", "push", "-q", url, "main")
+	want := git(t, work, "rev-parse", "HEAD")
+
+	clone := filepath.Join(t.TempDir(), "c")
+	git(t, t.TempDir(), "clone", "-q", url, clone)
+	if got := git(t, clone, "rev-parse", "HEAD"); got != want {
+		t.Fatalf("cloned HEAD %s, pushed %s", got, want)
+	}
+}
+
 func TestBasicAuthRequired(t *testing.T) {
 	srv, err := New(t.TempDir())
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -84,12 +85,28 @@ func BenchmarkShardStudy(b *testing.B) {
 		b.Fatal(err)
 	}
 	stores, imports, probes := studyInt(b, "STUDY_STORES", 200), studyInt(b, "STUDY_IMPORT", 100), studyInt(b, "STUDY_PROBES", 10)
+	var installAll bool
+	switch v := os.Getenv("STUDY_INSTALL"); v {
+	case "", "probes":
+	case "all":
+		installAll = true
+	default:
+		b.Fatalf("STUDY_INSTALL=%q: want probes (the default) or all", v)
+	}
 	for range b.N {
-		studyRow(b, shards, stores, imports, probes)
+		studyRow(b, shards, stores, imports, probes, installAll)
 	}
 }
 
-func studyRow(b *testing.B, shards, stores, imports, probes int) {
+// studyRow runs one row. Unless installAll, the seeded and bulk-imported stores'
+// HelmReleases are suspended: kustomize-controller applies them exactly as it
+// would installed ones (the shard Kustomizations do not wait for health), but
+// helm-controller leaves them alone. Installing 10,000 releases takes hours on a
+// small machine and costs the same at any shard count (one HelmRelease per store),
+// while what the count changes — how many Kustomizations there are and how much
+// each applies — is all kustomize-controller's. The probes are always installed,
+// so request → ready still includes Helm.
+func studyRow(b *testing.B, shards, stores, imports, probes int, installAll bool) {
 	env := testenv.StartT(b, testenv.Options{ChartsDir: filepath.Join("..", "..", "..", "internal", "testenv", "testdata", "charts")})
 	ctx, cancel := context.WithTimeout(context.Background(), 140*time.Minute)
 	defer cancel()
@@ -106,9 +123,12 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 		return out
 	}
 	git("clone", "--quiet", env.FleetURL, ".")
-	commit := func(msg string, names []string) {
+	commit := func(msg string, names []string, suspend bool) {
 		for _, n := range names {
 			for f, c := range reshardStoreFiles(n) {
+				if suspend && f == "helmrelease.yaml" {
+					c = strings.Replace(c, "\nspec:\n", "\nspec:\n  suspend: true\n", 1)
+				}
 				p := filepath.Join(work, filepath.FromSlash(store.DirIn(testenv.FleetCluster, n, shards)), f)
 				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 					b.Fatal(err)
@@ -135,6 +155,28 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 
 	repo, pub := startShardPublisher(b, ctx, env, 2*time.Second)
 
+	// applied waits until n HelmReleases whose names begin with prefix exist: a
+	// shard's objects are applied in one server-side apply, so the HelmRelease
+	// stands for its store's objects. Metadata only, since the list can be
+	// 10,000 long.
+	applied := func(prefix string, n int) {
+		if err := testenv.Poll(ctx, 2*time.Second, func() (bool, string, error) {
+			var list metav1.PartialObjectMetadataList
+			list.SetGroupVersionKind(helmv2.GroupVersion.WithKind("HelmReleaseList"))
+			if err := env.Client.List(ctx, &list); err != nil {
+				return false, "", err
+			}
+			have := 0
+			for _, hr := range list.Items {
+				if strings.HasPrefix(hr.Name, prefix+"-") {
+					have++
+				}
+			}
+			return have >= n, fmt.Sprintf("%d of %d %s stores applied", have, n, prefix), nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	// allReady waits until n HelmReleases whose names begin with prefix are Ready.
 	allReady := func(prefix string, n int) {
 		if err := testenv.Poll(ctx, time.Second, func() (bool, string, error) {
@@ -158,11 +200,18 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 			b.Fatal(err)
 		}
 	}
+	settle := func(prefix string, n int) {
+		if installAll {
+			allReady(prefix, n)
+		} else {
+			applied(prefix, n)
+		}
+	}
 	// requestToReady pushes one store, publishes its shard as the API's queue does
 	// right after the push, and times until its HelmRelease is Ready.
 	requestToReady := func(name string) time.Duration {
 		t0 := time.Now()
-		commit("one store", []string{name})
+		commit("one store", []string{name}, false)
 		if err := repo.Refresh(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -177,8 +226,8 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 	}
 
 	cpu0, t0 := cpuSeconds(b, kc), time.Now()
-	commit("seed", batch("seed", stores))
-	allReady("seed", stores)
+	commit("seed", batch("seed", stores), !installAll)
+	settle("seed", stores)
 	seed, seedCPU := time.Since(t0), cpuSeconds(b, kc)-cpu0
 
 	var settled []time.Duration
@@ -232,8 +281,8 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 	passCPU := cpuSeconds(b, kc) - cpu1
 
 	cpu2, i0 := cpuSeconds(b, kc), time.Now()
-	commit("bulk import", batch("import", imports))
-	allReady("import", imports)
+	commit("bulk import", batch("import", imports), !installAll)
+	settle("import", imports)
 	imp, impCPU := time.Since(i0), cpuSeconds(b, kc)-cpu2
 
 	b.ReportMetric(seed.Seconds(), "seed-s")
@@ -246,10 +295,14 @@ func studyRow(b *testing.B, shards, stores, imports, probes int) {
 	b.ReportMetric(pass.Seconds(), "drift-pass-s")
 	b.ReportMetric(imp.Seconds(), "import-s")
 	b.ReportMetric(rssMiB(b, kc), "kc-peak-MiB")
-	// | shards | stores | shard Kustomizations | seed import s (kc CPU-s) | settled p50 / p95 s |
+	// | seed and import | shards | stores | shard Kustomizations | seed import s (kc CPU-s) | settled p50 / p95 s |
 	// during drift p50 / p95 s | drift pass s (kc CPU-s) | bulk import s (kc CPU-s) | kc peak MiB |
-	fmt.Printf("STUDY-ROW | %d | %d | %d | %.1f (%.0f) | %.2f / %.2f | %s | %.1f (%.0f) | %.1f (%.0f) | %.0f |\n",
-		shards, stores, len(ks.Items), seed.Seconds(), seedCPU, quantile(settled, 0.5).Seconds(), quantile(settled, 0.95).Seconds(),
+	mode := "installed"
+	if !installAll {
+		mode = "applied"
+	}
+	fmt.Printf("STUDY-ROW | %s | %d | %d | %d | %.1f (%.0f) | %.2f / %.2f | %s | %.1f (%.0f) | %.1f (%.0f) | %.0f |\n",
+		mode, shards, stores, len(ks.Items), seed.Seconds(), seedCPU, quantile(settled, 0.5).Seconds(), quantile(settled, 0.95).Seconds(),
 		driftCell(during), pass.Seconds(), passCPU, imp.Seconds(), impCPU, rssMiB(b, kc))
 }
 
