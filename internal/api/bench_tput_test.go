@@ -74,7 +74,7 @@ func newTputFleet(b *testing.B, remote string, size int) *tputFleet {
 	// As serve wires it: the writer counts the tenant's stores where the commit
 	// lands, since the benchmark's auth.yaml sets a store quota.
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url, Dir: filepath.Join(b.TempDir(), "clone.git"),
-		TenantOf: func(files []store.File) (string, error) { return store.FolderTenant(r, store.DefaultTenant, files) }})
+		TenantOf: func(files []store.File) (string, error) { return store.FolderTenant(r, store.DefaultTenant, files) }, TenantQuota: true})
 	if err != nil {
 		b.Fatal(err)
 	}
