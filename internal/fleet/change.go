@@ -280,11 +280,14 @@ func (s *Service) commit(ctx context.Context, m store.Meta, st store.Store, stat
 	case err != nil:
 		return store.Outcome{}, fmt.Errorf("committing %s of %s: %w", action, st.Name, err)
 	}
+	// The folder's tree is the index's to keep, not part of the answer.
+	tree := commit.Tree
+	commit.Tree = ""
 	s.mu.Lock()
 	if state == store.StatePurged {
 		s.dropLocked(st.Name)
 	} else {
-		s.putLocked(st.Name, &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir})
+		s.putLocked(st.Name, &indexed{store: st, state: state, commit: commit, loaded: true, dir: dir, tree: tree})
 	}
 	s.mu.Unlock()
 	out.State = store.RequestCommitted

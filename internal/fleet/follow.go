@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"slices"
 
 	"github.com/storefleet/storefleet/internal/store"
 )
@@ -22,6 +23,45 @@ func (s *Service) Refreshed(ctx context.Context, dirs []string) []string {
 		names = append(names, ref.Name)
 	}
 	return names
+}
+
+// Followed is Refreshed for the follower, which knows each changed folder's tree at
+// the head (trees: folder → tree hash, "" where the folder is gone). A folder whose
+// entry was committed or last read at that very tree is not read again: the head
+// moved past this process's own commits, whose folders hold exactly what the index
+// was given when they were committed. Every other folder is read as Refreshed reads
+// it. It returns the names of the stores in trees, in the order of their folders.
+func (s *Service) Followed(ctx context.Context, trees map[string]string) []string {
+	dirs := make([]string, 0, len(trees))
+	for d := range trees {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	var names []string
+	for _, d := range dirs {
+		ref, ok := store.ParseDir(d)
+		if !ok {
+			continue
+		}
+		names = append(names, ref.Name)
+		if s.holds(ref.Name, d, trees[d]) {
+			continue
+		}
+		s.refresh(ctx, ref.Name, ref.Cluster, d)
+	}
+	return names
+}
+
+// holds reports whether name's index entry was committed or read from folder dir
+// at tree.
+func (s *Service) holds(name, dir, tree string) bool {
+	if tree == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.index[name]
+	return ok && e.loaded && !e.unreadable && e.dir == dir && e.tree == tree
 }
 
 // Known reports whether the index holds the store name (without reading its folder).

@@ -176,10 +176,10 @@ func (s *Service) refresh(ctx context.Context, name, cluster, seen string) {
 	if err != nil {
 		return
 	}
-	_, files, err := s.repo.ReadDir(ctx, dir)
+	tree, files, err := s.repo.ReadDir(ctx, dir)
 	if errors.Is(err, store.ErrNotFound) && seen != "" && seen != dir {
 		dir = seen
-		_, files, err = s.repo.ReadDir(ctx, dir)
+		tree, files, err = s.repo.ReadDir(ctx, dir)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,7 +191,7 @@ func (s *Service) refresh(ctx context.Context, name, cluster, seen string) {
 		return
 	}
 	if st, state, err := s.render.Parse(files); err == nil && st.Name == name {
-		s.putLocked(name, &indexed{store: s.owned(st), state: state, loaded: true, dir: dir})
+		s.putLocked(name, &indexed{store: s.owned(st), state: state, loaded: true, dir: dir, tree: tree})
 	}
 }
 

@@ -93,6 +93,10 @@ type indexed struct {
 	store  store.Store
 	state  store.State
 	commit store.Commit // zero until known (filled from history on first Get)
+	// tree is the hash of the folder's tree the entry was committed or re-read
+	// from ("": not known); a folder the head still holds at this tree need not be
+	// read again when the follower passes it (Followed).
+	tree string
 	// loaded is false while only the folder's name is known (from the tree walk at
 	// start); the spec is read on first use or by the background warm-up.
 	loaded bool

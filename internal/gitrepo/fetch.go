@@ -283,6 +283,22 @@ const fetchTimeout = 30 * time.Second
 // trees at any fleet size. An empty from (or one the clone does not hold) compares to
 // nothing: every folder at to is listed.
 func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, error) {
+	trees, err := r.ChangedStoreTrees(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(trees))
+	for d := range trees {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ChangedStoreTrees is ChangedStores with each folder's tree hash at to ("" where
+// the folder is gone there): the same tree as Result.Tree of the change that wrote
+// it, so a follower can tell a folder still as its own commit left it.
+func (r *Repo) ChangedStoreTrees(ctx context.Context, from, to string) (map[string]string, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	root := func(c string) (plumbing.Hash, error) {
@@ -306,13 +322,12 @@ func (r *Repo) ChangedStores(ctx context.Context, from, to string) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	out := map[string]string{}
 	raw := func(h plumbing.Hash) ([]byte, error) { return readRawTree(r.st, h) }
-	err = walkChangedFolders(ctx, raw, a, b, func(dir string, _ plumbing.Hash) { out = append(out, dir) })
+	err = walkChangedFolders(ctx, raw, a, b, func(dir string, tree plumbing.Hash) { out[dir] = hashString(tree) })
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(out)
 	return out, nil
 }
 

@@ -60,6 +60,18 @@ func TestFollowAnotherWriter(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ChangedStores = %v, want %v", got, want)
 	}
+	// Each folder's tree at the later head is the one the writer reported for the
+	// last change to it.
+	trees, err := b.ChangedStoreTrees(ctx, before, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := trees[store.Dir("local", "one")]; got == "" || got != c4.Tree {
+		t.Fatalf("ChangedStoreTrees gives local/one the tree %q, the writer reported %q", got, c4.Tree)
+	}
+	if len(trees) != len(want) {
+		t.Fatalf("ChangedStoreTrees = %v, want the folders %v", trees, want)
+	}
 	if got, _ := b.ChangedStores(ctx, c1.Commit, c1.Commit); len(got) != 0 {
 		t.Fatalf("no change between a commit and itself, got %v", got)
 	}

@@ -56,7 +56,7 @@ func (g Fleet) Submit(ctx context.Context, c store.Change) (store.Commit, error)
 		return store.Commit{}, res.Err
 	}
 	// The writer reports the commit, not its time; it was made moments ago.
-	return store.Commit{SHA: res.Commit, Time: time.Now().UTC().Truncate(time.Second)}, nil
+	return store.Commit{SHA: res.Commit, Time: time.Now().UTC().Truncate(time.Second), Tree: res.Tree}, nil
 }
 
 // unavailable is the domain's error for a change that certainly did not land, with

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -131,8 +132,10 @@ func (f *follower) miss(ctx context.Context) {
 }
 
 // catchUp re-reads the store folders that changed between the head last followed
-// and the current one. Commits this process made are among them (re-reading them is
-// cheap and harmless); the index entries of others' are replaced.
+// and the current one, and replaces their index entries. Commits this process made
+// are among them: a folder still at the tree this process committed is not read
+// again (fleet.Service.Followed), since under a burst of creates re-reading and
+// parsing every store just committed cost about as much CPU as rendering them.
 func (f *follower) catchUp(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -140,12 +143,17 @@ func (f *follower) catchUp(ctx context.Context) {
 	if err != nil || head == f.seen {
 		return
 	}
-	dirs, err := f.repo.ChangedStores(ctx, f.seen, head)
+	trees, err := f.repo.ChangedStoreTrees(ctx, f.seen, head)
 	if err != nil {
 		f.log.Warn("could not compare the fleet's heads; retrying at the next fetch", "from", f.seen, "to", head, "err", err)
 		return
 	}
-	names := f.svc.Refreshed(ctx, dirs)
+	dirs := make([]string, 0, len(trees))
+	for d := range trees {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	names := f.svc.Followed(ctx, trees)
 	f.seen = head
 	if len(names) == 0 {
 		return

@@ -72,6 +72,11 @@ type Meta struct {
 type Commit struct {
 	SHA  string    `json:"sha"`
 	Time time.Time `json:"time"`
+	// Tree is the store folder's tree hash after the change, when the repository
+	// reports it (Repository.Submit; empty after a purge): the store index keeps it
+	// to know, when the fleet's head moves, whether a folder still holds what it
+	// committed. Never part of an answer.
+	Tree string `json:"-"`
 }
 
 // Outcome is what happened to one request.
