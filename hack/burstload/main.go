@@ -32,7 +32,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -124,7 +123,6 @@ func main() {
 	clients := flag.Int("c", 100, "clients")
 	keep := flag.String("dir", "", "work folder (default: a temporary one)")
 	prof := flag.String("cpuprofile", "", "CPU profile of this process over the measured rounds (with an inproc serve)")
-	trace := flag.String("gittrace", "", "write git's GIT_TRACE2_PERF log here")
 	extra := flag.String("flags", "", "extra serve flags, space-separated, for every binary")
 	flag.Parse()
 	if flag.NArg() == 0 {
@@ -163,18 +161,6 @@ func main() {
 		}
 		var glmu sync.Mutex
 		gh := git.Handler()
-		if *trace != "" {
-			// git http-backend as githttp runs it, with git's trace2 performance log.
-			backend, err := githttp.BackendPath()
-			if err != nil {
-				log.Fatal(err)
-			}
-			gh = &cgi.Handler{Path: backend, Root: "/", Env: []string{
-				"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_COUNT=2",
-				"GIT_CONFIG_KEY_0=http.receivepack", "GIT_CONFIG_VALUE_0=true",
-				"GIT_CONFIG_KEY_1=gc.autoDetach", "GIT_CONFIG_VALUE_1=false",
-				"GIT_TRACE2_PERF=" + *trace}}
-		}
 		gsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			t0 := time.Now()
 			gh.ServeHTTP(w, r)
