@@ -34,18 +34,7 @@ func (c *readCounter) ReadDir(ctx context.Context, dir string) (string, []store.
 // or created, is read, and the index shows what that writer left.
 func TestFollowerSkipsOwnCommits(t *testing.T) {
 	ctx := context.Background()
-	git, err := githttp.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := git.InitBare("fleet.git"); err != nil {
-		t.Fatal(err)
-	}
-	if err := git.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { git.Close() })
-	url := git.URL() + "/fleet.git"
+	url, _ := githttp.ServeFleet(t)
 	r := render.Renderer{Options: render.LocalOptions()}
 	replica := func() (*gitrepo.Repo, *readCounter, *fleet.Service) {
 		repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url})

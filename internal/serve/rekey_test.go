@@ -27,18 +27,7 @@ func TestReshardRekeysStatus(t *testing.T) {
 		t.Skip("needs the git CLI to push the reshard")
 	}
 	ctx := context.Background()
-	git, err := githttp.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := git.InitBare("fleet.git"); err != nil {
-		t.Fatal(err)
-	}
-	if err := git.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { git.Close() })
-	url := git.URL() + "/fleet.git"
+	url, _ := githttp.ServeFleet(t)
 	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url})
 	if err != nil {
 		t.Fatal(err)

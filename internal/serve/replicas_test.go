@@ -18,19 +18,7 @@ import (
 func replicaPair(t *testing.T, argsA, argsB []string) (a, b *proc, bare string) {
 	t.Helper()
 	bin := buildBinary(t)
-	git, err := githttp.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bare, err = git.InitBare("fleet.git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := git.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { git.Close() })
-	remote := git.URL() + "/fleet.git"
+	remote, bare := githttp.ServeFleet(t)
 	a = start(t, bin, append([]string{"--fleet-url", remote, "--data-dir", t.TempDir()}, argsA...)...)
 	b = start(t, bin, append([]string{"--fleet-url", remote, "--data-dir", t.TempDir()}, argsB...)...)
 	t.Cleanup(func() {

@@ -155,19 +155,7 @@ func TestSIGKILLDuringLoadLosesNoAcknowledgedCreate(t *testing.T) {
 		t.Fatalf("this test needs Linux (SIGKILL semantics); running on %s", runtime.GOOS)
 	}
 	bin := buildBinary(t)
-	git, err := githttp.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bare, err := git.InitBare("fleet.git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := git.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer git.Close()
-	remote := git.URL() + "/fleet.git"
+	remote, bare := githttp.ServeFleet(t)
 	data := t.TempDir()
 
 	p := start(t, bin, "--fleet-url", remote, "--data-dir", data)

@@ -47,18 +47,8 @@ func (w *writes) count() int {
 // head; the store then waits for exactly that revision.
 func TestQueueOnStandby(t *testing.T) {
 	ctx := context.Background()
-	git, err := githttp.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := git.InitBare("fleet.git"); err != nil {
-		t.Fatal(err)
-	}
-	if err := git.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { git.Close() })
-	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: git.URL() + "/fleet.git"})
+	url, _ := githttp.ServeFleet(t)
+	repo, err := gitrepo.Open(ctx, gitrepo.Options{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
